@@ -1,0 +1,212 @@
+"""The contract's vocabulary: parameter and model specs, and checking a payload against them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+ParamType = Literal["integer", "number", "boolean", "string", "image"]
+
+# JSON Schema counts 7.0 as an integer, and schemathesis sends such values in its positive
+# phase; the fake accepts integral floats for integer parameters and stores them as ints.
+INTEGRAL_FLOATS_ARE_INTEGERS = True
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+class ParamError(ValueError):
+    """One parameter broke one documented rule."""
+
+    def __init__(self, param: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.rule = rule
+        self.message = message
+
+
+class PayloadError(ValueError):
+    """A payload broke one or more documented rules; the message names every one."""
+
+    def __init__(self, errors: list[ParamError]) -> None:
+        super().__init__("; ".join(error.message for error in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Param:
+    """One documented request parameter: its type, default, range or allowed values."""
+
+    name: str
+    type: ParamType
+    description: str
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[Any, ...] | None = None
+    # The docs' own sample sends this integer as a string ("14"), so the string form is accepted.
+    numeric_string: bool = False
+
+    def allowed(self) -> str:
+        """Say in words which values are allowed, for error messages and docs."""
+        if self.enum is not None:
+            kind = "an integer" if self.type == "integer" else "a string"
+            return f"{kind}, one of {', '.join(_show(value) for value in self.enum)}"
+        if self.type == "image":
+            return "an http(s) URL, a data: URI or base64-encoded image data"
+        kind = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
+        text = kind.get(self.type, "a string")
+        if self.minimum is not None and self.maximum is not None:
+            text += f" from {_show(self.minimum)} to {_show(self.maximum)}"
+        return text
+
+    def check(self, value: Any) -> Any:
+        """Return the value in its canonical type, or raise ParamError naming the rule it breaks."""
+        checked = _CHECKERS[self.type](self, value)
+        if self.enum is not None and checked not in self.enum:
+            raise self._error("enum", value)
+        if self.minimum is not None and checked < self.minimum:
+            raise self._error("minimum", value)
+        if self.maximum is not None and checked > self.maximum:
+            raise self._error("maximum", value)
+        return checked
+
+    def _error(self, rule: str, value: Any) -> ParamError:
+        return ParamError(self.name, rule, f"{self.name} must be {self.allowed()} (got {_show(value)})")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One documented model: its slug, latency and parameters."""
+
+    slug: str
+    title: str
+    summary: str
+    latency_seconds: float
+    params: tuple[Param, ...]
+    # The request body of the docs' own sample, verbatim.
+    example: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Param:
+        """Return the parameter called `name`."""
+        return next(param for param in self.params if param.name == name)
+
+    @property
+    def image_param(self) -> Param:
+        """The parameter that carries the input image."""
+        return next(param for param in self.params if param.type == "image")
+
+    def validate(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the payload checked, in canonical types and with defaults filled in.
+
+        Parameters the docs do not name are ignored, as most JSON APIs do. Raises PayloadError
+        naming every broken rule.
+        """
+        params: dict[str, Any] = {}
+        errors: list[ParamError] = []
+        for param in self.params:
+            if param.name not in payload:
+                if param.required:
+                    message = f"{param.name} is required: {param.allowed()}"
+                    errors.append(ParamError(param.name, "required", message))
+                params[param.name] = param.default
+                continue
+            try:
+                params[param.name] = param.check(payload[param.name])
+            except ParamError as error:
+                errors.append(error)
+        if errors:
+            raise PayloadError(errors)
+        return params
+
+    def ignored(self, payload: Mapping[str, Any]) -> list[str]:
+        """Name the payload's keys that are not documented parameters."""
+        known = {param.name for param in self.params}
+        return [key for key in payload if key not in known]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"' if len(value) <= 60 else f'"{value[:57]}..."'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _check_integer(param: Param, value: Any) -> int:
+    if isinstance(value, bool):
+        raise param._error("type", value)
+    if isinstance(value, int):
+        return value
+    if INTEGRAL_FLOATS_ARE_INTEGERS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if param.numeric_string and isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        return int(value)
+    raise param._error("type", value)
+
+
+def _check_number(param: Param, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise param._error("type", value)
+    return value
+
+
+def _check_boolean(param: Param, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise param._error("type", value)
+    return value
+
+
+def _check_string(param: Param, value: Any) -> str:
+    if not isinstance(value, str):
+        raise param._error("type", value)
+    return value
+
+
+def _check_image(param: Param, value: Any) -> str:
+    if not isinstance(value, str) or not is_image_reference(value):
+        raise param._error("type", value)
+    return value
+
+
+def is_image_reference(value: str) -> bool:
+    """Tell whether `value` is an http(s) URL, a base64 data: URI, or raw base64 data."""
+    if value.startswith(("http://", "https://")):
+        return bool(urlsplit(value).hostname)
+    if value.startswith("data:"):
+        header, comma, data = value.partition(",")
+        return bool(comma) and header.endswith(";base64") and _is_base64(data)
+    return _is_base64(value)
+
+
+def _is_base64(text: str) -> bool:
+    if not text:
+        return False
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+_CHECKERS = {
+    "integer": _check_integer,
+    "number": _check_number,
+    "boolean": _check_boolean,
+    "string": _check_string,
+    "image": _check_image,
+}
