@@ -1,0 +1,116 @@
+"""The admin API under `/_mock/`: the fake's controls over HTTP, for clients in any language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mock_server import wire
+from mock_server.mock import SegmindMock
+from mock_server.payload import read_json_object
+
+
+def _mock(request: Request) -> SegmindMock:
+    return request.app.state.mock
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    return await read_json_object(request, _mock(request).settings.max_body_bytes)
+
+
+def _seconds(body: dict[str, Any], name: str) -> float:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise wire.ApiError(400, f"{name} must be a number, 0 or more (got {value!r})")
+    return float(value)
+
+
+def _clock_view(mock: SegmindMock) -> dict[str, Any]:
+    return {"now": mock.clock.now(), "speed": mock.clock.speed, "virtual": mock.clock.virtual}
+
+
+async def health(request: Request) -> Response:
+    """`GET /_mock/health`: liveness, the clock and how many jobs are retained."""
+    mock = _mock(request)
+    return JSONResponse({"status": "ok", "jobs": len(mock.store.jobs(mock.clock.now())), **_clock_view(mock)})
+
+
+async def reset(request: Request) -> Response:
+    """`POST /_mock/reset`: forget jobs, journal and scenarios; the clock returns to the time of day."""
+    _mock(request).reset()
+    return JSONResponse({"status": "reset"})
+
+
+async def clock(request: Request) -> Response:
+    """`GET /_mock/clock` shows the clock; `POST` with `{"speed": S}` changes its speed."""
+    mock = _mock(request)
+    if request.method == "POST":
+        mock.clock.set_speed(_seconds(await _body(request), "speed"))
+    return JSONResponse(_clock_view(mock))
+
+
+async def advance(request: Request) -> Response:
+    """`POST /_mock/clock/advance` with `{"seconds": N}`: move simulated time forward."""
+    mock = _mock(request)
+    mock.advance(_seconds(await _body(request), "seconds"))
+    return JSONResponse(_clock_view(mock))
+
+
+async def requests(request: Request) -> Response:
+    """`GET /_mock/requests`: the journal, oldest first; `DELETE` empties it."""
+    mock = _mock(request)
+    if request.method == "DELETE":
+        mock.journal.clear()
+    return JSONResponse(mock.requests)
+
+
+async def jobs(request: Request) -> Response:
+    """`GET /_mock/jobs`: every retained job with its derived state."""
+    return JSONResponse(_mock(request).jobs)
+
+
+async def job(request: Request) -> Response:
+    """`GET /_mock/jobs/{id}`: one retained job."""
+    request_id = request.path_params["request_id"]
+    view = _mock(request).job(request_id)
+    if view is None:
+        raise wire.not_found(request_id)
+    return JSONResponse(view)
+
+
+async def scenarios(request: Request) -> Response:
+    """`GET /_mock/scenarios` lists rules, `POST` adds one, `DELETE` removes them all."""
+    book = _mock(request).scenarios
+    if request.method == "POST":
+        try:
+            rule = book.add(await _body(request))
+        except ValueError as error:
+            raise wire.ApiError(400, f"Invalid scenario: {error}") from None
+        return JSONResponse(rule.to_dict(), 201)
+    if request.method == "DELETE":
+        book.clear()
+    return JSONResponse([rule.to_dict() for rule in book.rules()])
+
+
+async def scenario(request: Request) -> Response:
+    """`DELETE /_mock/scenarios/{id}`: remove one rule."""
+    rule_id = request.path_params["rule_id"]
+    if not _mock(request).scenarios.remove(rule_id):
+        raise wire.ApiError(404, f"Scenario {rule_id} not found")
+    return Response(status_code=204)
+
+
+ROUTES = [
+    Route("/_mock/health", health, methods=["GET"]),
+    Route("/_mock/reset", reset, methods=["POST"]),
+    Route("/_mock/clock", clock, methods=["GET", "POST"]),
+    Route("/_mock/clock/advance", advance, methods=["POST"]),
+    Route("/_mock/requests", requests, methods=["GET", "DELETE"]),
+    Route("/_mock/jobs", jobs, methods=["GET"]),
+    Route("/_mock/jobs/{request_id}", job, methods=["GET"]),
+    Route("/_mock/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),
+    Route("/_mock/scenarios/{rule_id}", scenario, methods=["DELETE"]),
+]

@@ -1,0 +1,68 @@
+"""The fake's clock: simulated seconds that run at a chosen speed and jump when told."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+
+# How often a blocked v1 call re-reads the clock; a re-read is what lets it notice an advance
+# made by another thread (or, with a shared store, another process) without a per-job timer.
+WAIT_STEP_SECONDS = 0.02
+
+
+class Clock:
+    """Simulated time in Unix seconds: `speed` simulated seconds pass per real second.
+
+    Speed 1 is real time, 100 runs a hundred times faster, 0 freezes time so that only
+    `advance` moves it. In `virtual` mode, a wait jumps straight to its deadline, which is
+    what makes a 60-second job take no wall time at all under test.
+    """
+
+    def __init__(self, speed: float = 1.0, *, virtual: bool = False) -> None:
+        if speed < 0:
+            raise ValueError("speed must be 0 or more")
+        self._lock = threading.Lock()
+        self.speed = speed
+        self.virtual = virtual
+        self._reset_origin()
+
+    def _reset_origin(self) -> None:
+        self._real_origin = time.monotonic()
+        self._sim_origin = time.time()
+
+    def now(self) -> float:
+        """Return the current simulated time, in Unix seconds."""
+        return self._sim_origin + (time.monotonic() - self._real_origin) * self.speed
+
+    def advance(self, seconds: float) -> float:
+        """Move simulated time forward by `seconds` and return the new time."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._sim_origin += seconds
+            return self.now()
+
+    def set_speed(self, speed: float) -> None:
+        """Change the speed from now on, without a jump in simulated time."""
+        if speed < 0:
+            raise ValueError("speed must be 0 or more")
+        with self._lock:
+            self._sim_origin = self.now()
+            self._real_origin = time.monotonic()
+            self.speed = speed
+
+    def reset(self) -> None:
+        """Bring simulated time back to the real time of day."""
+        with self._lock:
+            self._reset_origin()
+
+    async def wait_until(self, deadline: float) -> None:
+        """Return once simulated time reaches `deadline` (at once in virtual mode)."""
+        while (remaining := deadline - self.now()) > 0:
+            if self.virtual:
+                self.advance(remaining)
+                return
+            step = remaining / self.speed if self.speed else WAIT_STEP_SECONDS
+            await anyio.sleep(min(step, WAIT_STEP_SECONDS))

@@ -1,0 +1,69 @@
+"""Jobs as state: what was asked, when, and how it ends; the status is derived from the clock."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from contracts import ModelSpec
+
+
+class State(StrEnum):
+    """The documented states of a v2 request."""
+
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(slots=True)
+class Job:
+    """One accepted request; its timeline and ending are fixed when it is accepted."""
+
+    request_id: str
+    model: str
+    params: dict[str, Any]
+    api_key: str
+    submitted_at: float
+    queue_seconds: float
+    processing_seconds: float
+    seed: int
+    # None: the job completes; text: the job ends FAILED with this error.
+    error: str | None = None
+    sync: bool = False
+
+    @property
+    def started_at(self) -> float:
+        """When a worker picks the job up."""
+        return self.submitted_at + self.queue_seconds
+
+    @property
+    def finished_at(self) -> float:
+        """When the job reaches COMPLETED or FAILED."""
+        return self.started_at + self.processing_seconds
+
+    def state_at(self, now: float) -> State:
+        """Derive the job's state at simulated time `now`."""
+        if now < self.started_at:
+            return State.QUEUED
+        if now < self.finished_at:
+            return State.PROCESSING
+        return State.COMPLETED if self.error is None else State.FAILED
+
+
+def new_request_id() -> str:
+    """Return a fresh request id, a uuid4 as the real service uses."""
+    return str(uuid.uuid4())
+
+
+def resolve_seed(spec: ModelSpec, seed: int) -> int:
+    """Return the seed a job runs with: -1 asks for a random one within the documented range."""
+    if seed != -1:
+        return seed
+    param = spec.param("seed")
+    upper = int(param.maximum) if param.maximum is not None else 2**32 - 1
+    return random.randint(0, upper)

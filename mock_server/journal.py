@@ -1,0 +1,172 @@
+"""The journal: what clients sent to the Segmind routes and what they got back."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mock_server.clock import Clock
+
+# Bodies are kept up to this size; base64 images would otherwise fill memory.
+BODY_CAPTURE_BYTES = 4096
+JOURNAL_SIZE = 1000
+
+
+def mask_key(key: str | None) -> str | None:
+    """Hide all of an API key but its first three and last four characters."""
+    if not key:
+        return key
+    return key[:3] + "…" + key[-4:] if len(key) > 10 else "…"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One exchange, kept raw; decoding waits until someone reads the journal."""
+
+    at: float
+    method: str
+    path: str
+    query: str
+    api_key: str | None
+    request_body: bytes
+    request_size: int
+    status: int
+    response_type: str
+    response_body: bytes
+    response_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Describe the exchange as `GET /_mock/requests` shows it, the API key masked."""
+        response = _decode(self.response_body, self.response_size) if "json" in self.response_type else None
+        request_id = response.get("request_id") if isinstance(response, dict) else None
+        return {
+            "at": self.at,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "api_key": mask_key(self.api_key),
+            "request": _decode(self.request_body, self.request_size),
+            "request_size": self.request_size,
+            "status": self.status,
+            "request_id": request_id,
+            "response_type": self.response_type,
+            "response": response,
+            "response_size": self.response_size,
+        }
+
+
+class Journal:
+    """A bounded record of the latest exchanges, oldest first."""
+
+    def __init__(self, size: int = JOURNAL_SIZE) -> None:
+        self._entries: deque[Entry] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def record(self, entry: Entry) -> None:
+        """Add an exchange, dropping the oldest past the journal's size."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Return every kept exchange, described."""
+        with self._lock:
+            entries = list(self._entries)
+        return [entry.to_dict() for entry in entries]
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+        with self._lock:
+            self._entries.clear()
+
+
+class JournalMiddleware:
+    """Records every HTTP exchange outside the admin API, including 404s and 413s."""
+
+    def __init__(self, app: ASGIApp, journal: Journal, clock: Clock, skip_prefix: str = "/_mock/") -> None:
+        self.app = app
+        self.journal = journal
+        self.clock = clock
+        self.skip_prefix = skip_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.skip_prefix):
+            await self.app(scope, receive, send)
+            return
+        request = _Capture()
+        response = _Capture()
+        status = 500
+        content_type = ""
+
+        async def receive_captured() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                request.add(message.get("body", b""))
+            return message
+
+        async def send_captured(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                content_type = _header(message.get("headers", []), b"content-type")
+            elif message["type"] == "http.response.body":
+                response.add(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive_captured, send_captured)
+        finally:
+            self.journal.record(
+                Entry(
+                    at=self.clock.now(),
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    api_key=_header(scope["headers"], b"x-api-key") or None,
+                    request_body=bytes(request.head),
+                    request_size=request.size,
+                    status=status,
+                    response_type=content_type,
+                    response_body=bytes(response.head),
+                    response_size=response.size,
+                )
+            )
+
+
+class _Capture:
+    """The first BODY_CAPTURE_BYTES of a body, and its whole size."""
+
+    __slots__ = ("head", "size")
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        room = BODY_CAPTURE_BYTES - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _decode(body: bytes, size: int) -> Any:
+    if not body:
+        return None
+    text = body.decode("utf-8", "replace")
+    if size > len(body):
+        return text + f"… ({size} bytes in all)"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,176 @@
+"""SegmindMock: the fake's state and controls, usable from Python with or without pytest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+
+from contracts import MODELS, ModelSpec, PayloadError
+from mock_server import outputs, wire
+from mock_server.clock import Clock
+from mock_server.jobs import Job, State, new_request_id, resolve_seed
+from mock_server.journal import JOURNAL_SIZE, Journal, mask_key
+from mock_server.scenarios import Rule, Scenarios
+from mock_server.store import JobStore, MemoryJobStore
+
+# Parameter strings longer than this (base64 images) are shortened in the admin views.
+VIEW_STRING_LIMIT = 120
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the fake runs; every field has a CLI flag."""
+
+    speed: float = 1.0
+    virtual: bool = False
+    queue_seconds: float = wire.QUEUE_SECONDS
+    max_body_bytes: int = wire.MAX_BODY_BYTES
+    journal_size: int = JOURNAL_SIZE
+
+
+class SegmindMock:
+    """The fake Segmind service: its clock, jobs, scenarios and journal, and the ASGI app serving them."""
+
+    def __init__(self, settings: Settings | None = None, *, store: JobStore | None = None) -> None:
+        from mock_server.app import create_app  # the app reads its state from this object
+
+        self.settings = settings or Settings()
+        self.clock = Clock(self.settings.speed, virtual=self.settings.virtual)
+        self.store: JobStore = store or MemoryJobStore()
+        self.scenarios = Scenarios()
+        self.journal = Journal(self.settings.journal_size)
+        self.app: Starlette = create_app(self)
+
+    # Controls, as the admin API offers them.
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's clock forward and return the new simulated time."""
+        return self.clock.advance(seconds)
+
+    def add_scenario(
+        self,
+        match: Mapping[str, Any] | None = None,
+        outcome: str = "completed",
+        times: int = -1,
+        **details: Any,
+    ) -> Rule:
+        """Add a scenario rule, with the same meaning as `POST /_mock/scenarios`."""
+        return self.scenarios.add({"match": match or {}, "outcome": outcome, "times": times, **details})
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The journal of exchanges with the Segmind routes, oldest first."""
+        return self.journal.entries()
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every retained job, as `GET /_mock/jobs` shows it."""
+        now = self.clock.now()
+        return [self.describe(job, now) for job in self.store.jobs(now)]
+
+    def job(self, request_id: str) -> dict[str, Any] | None:
+        """One retained job, or None once it is unknown or expired."""
+        now = self.clock.now()
+        job = self.store.get(request_id, now)
+        return self.describe(job, now) if job else None
+
+    def reset(self) -> None:
+        """Forget jobs, journal and scenarios, and bring the clock back to the time of day."""
+        self.store.clear()
+        self.journal.clear()
+        self.scenarios.clear()
+        self.clock.reset()
+
+    # The service itself.
+
+    def submit(self, model: str, payload: Mapping[str, Any], api_key: str, *, sync: bool = False) -> Job:
+        """Accept a submission as the real service would, or raise the ApiError it would answer."""
+        spec = model_spec(model)
+        try:
+            params: Mapping[str, Any] = spec.validate(payload)
+        except PayloadError as error:
+            invalid = error
+            params = payload
+        else:
+            invalid = None
+        rule = self.scenarios.take(model, api_key, params)
+        now = self.clock.now()
+        if rule is not None and rule.outcome == "http_error":
+            raise self._http_error(rule, now)
+        if invalid is not None:
+            raise wire.ApiError(400, str(invalid))
+        job = self._new_job(spec, dict(params), api_key, rule, now, sync)
+        self.store.add(job, now)
+        return job
+
+    def lookup(self, request_id: str) -> tuple[Job, State]:
+        """Return a retained job and its current state, or raise the 404 the service answers."""
+        now = self.clock.now()
+        job = self.store.get(request_id, now)
+        if job is None:
+            raise wire.not_found(request_id)
+        return job, job.state_at(now)
+
+    async def video(self, job: Job) -> bytes:
+        """Return the MP4 bytes of a completed job."""
+        return await outputs.video_for(job)
+
+    def describe(self, job: Job, now: float) -> dict[str, Any]:
+        """Describe a job for the admin API, its key masked and long strings shortened."""
+        view = asdict(job)
+        view.update(
+            state=job.state_at(now).value,
+            api_key=mask_key(job.api_key),
+            params={key: _shorten(value) for key, value in job.params.items()},
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            expires_at=job.submitted_at + wire.RESULT_RETENTION_SECONDS,
+        )
+        return view
+
+    def _new_job(
+        self, spec: ModelSpec, params: dict[str, Any], api_key: str, rule: Rule | None, now: float, sync: bool
+    ) -> Job:
+        queue = self.settings.queue_seconds
+        processing = spec.latency_seconds
+        error = None
+        if rule is not None:
+            queue = rule.queue_seconds if rule.queue_seconds is not None else queue
+            processing = rule.processing_seconds if rule.processing_seconds is not None else processing
+            error = wire.RAI_BLOCKED if rule.outcome == "rai_blocked" else rule.error
+        params["seed"] = resolve_seed(spec, params["seed"])
+        return Job(
+            request_id=new_request_id(),
+            model=spec.slug,
+            params=params,
+            api_key=api_key,
+            submitted_at=now,
+            queue_seconds=queue,
+            processing_seconds=processing,
+            seed=params["seed"],
+            error=error,
+            sync=sync,
+        )
+
+    @staticmethod
+    def _http_error(rule: Rule, now: float) -> wire.ApiError:
+        assert rule.status is not None  # parse_rule sets it for every http_error rule
+        headers = wire.rate_limit_headers(now) if rule.status == 429 else {}
+        return wire.ApiError(rule.status, rule.error or wire.STATUS_MESSAGES[rule.status], {**headers, **rule.headers})
+
+
+def model_spec(model: str) -> ModelSpec:
+    """Return the spec of a served model, or raise the 404 for an unknown one."""
+    spec = MODELS.get(model)
+    if spec is None:
+        raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
+    return spec
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > VIEW_STRING_LIMIT:
+        return f"{value[:VIEW_STRING_LIMIT]}… ({len(value)} characters)"
+    return value

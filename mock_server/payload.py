@@ -1,0 +1,56 @@
+"""Reading a request's JSON body safely: bounded in size, strict JSON, an object at the top."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from mock_server.wire import ApiError
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Return the raw body, answering 413 as soon as it is known to pass `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """Return the body parsed as a JSON object, or raise a 400/413 that says what to fix."""
+    return parse_json_object(await read_body(request, limit))
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse `body` as one strict JSON object, or raise a 400 that says what to fix."""
+    if not body.strip():
+        raise ApiError(400, "Request body is empty: send the parameters as a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"Request body is not valid UTF-8 (byte {error.start}): send UTF-8 JSON") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "Request body is nested too deeply: send a flat JSON object of parameters") from None
+    except ValueError as error:
+        raise ApiError(400, f"Request body is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        raise ApiError(400, f"Request body must be a JSON object of parameters, got {kind}")
+    return value
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than the fake's limit of {limit} bytes")

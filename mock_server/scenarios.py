@@ -1,0 +1,180 @@
+"""Scenarios: rules that decide how the next matching submissions end."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts import MODELS, ParamError
+from mock_server.wire import STATUS_MESSAGES
+
+# The fields each outcome takes beside the ones every rule takes.
+OUTCOME_FIELDS: dict[str, frozenset[str]] = {
+    "completed": frozenset(),
+    "failed": frozenset({"error"}),
+    "rai_blocked": frozenset(),
+    "http_error": frozenset({"status", "error", "headers"}),
+}
+COMMON_FIELDS = frozenset({"match", "outcome", "times", "queue_seconds", "processing_seconds"})
+FAILED_DEFAULT_ERROR = "Inference failed"  # GUESS: the real text varies by cause
+
+_MATCH_SPECIAL = ("model", "api_key")
+
+
+@dataclass
+class Rule:
+    """One scenario: which submissions it matches, how they end, and how many more it applies to."""
+
+    id: str
+    outcome: str
+    match: dict[str, Any] = field(default_factory=dict)
+    times: int = -1
+    error: str | None = None
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    queue_seconds: float | None = None
+    processing_seconds: float | None = None
+    hits: int = 0
+
+    def matches(self, model: str, api_key: str, params: Mapping[str, Any]) -> bool:
+        """Tell whether a submission of `model` with `params` under `api_key` is one of this rule's."""
+        for key, wanted in self.match.items():
+            actual = {"model": model, "api_key": api_key}[key] if key in _MATCH_SPECIAL else params.get(key)
+            if actual != wanted or isinstance(actual, bool) != isinstance(wanted, bool):
+                return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Describe the rule as the admin API shows it."""
+        shown = {name: getattr(self, name) for name in OUTCOME_FIELDS[self.outcome] | COMMON_FIELDS}
+        return {"id": self.id, "hits": self.hits, **{k: v for k, v in shown.items() if v is not None}}
+
+
+class Scenarios:
+    """The ordered rule book: the first matching rule decides a submission's fate."""
+
+    def __init__(self) -> None:
+        self._rules: list[Rule] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, data: Mapping[str, Any]) -> Rule:
+        """Add a rule from its JSON form; raise ValueError saying what to fix."""
+        rule = parse_rule(data, rule_id=str(next(self._ids)))
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def rules(self) -> list[Rule]:
+        """Return the active rules, in the order they are tried."""
+        with self._lock:
+            return list(self._rules)
+
+    def remove(self, rule_id: str) -> bool:
+        """Remove one rule; tell whether it existed."""
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [rule for rule in self._rules if rule.id != rule_id]
+            return len(self._rules) < before
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, model: str, api_key: str, params: Mapping[str, Any]) -> Rule | None:
+        """Return the first rule matching this submission and use up one of its times."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(model, api_key, params):
+                    rule.hits += 1
+                    if rule.times > 0:
+                        rule.times -= 1
+                        if rule.times == 0:
+                            self._rules.remove(rule)
+                    return rule
+        return None
+
+
+def parse_rule(data: Any, rule_id: str) -> Rule:
+    """Build a rule from the admin API's JSON, or raise ValueError naming the field to fix."""
+    if not isinstance(data, Mapping):
+        raise ValueError('a scenario must be a JSON object such as {"outcome": "failed", "times": 1}')
+    outcome = data.get("outcome", "completed")
+    if outcome not in OUTCOME_FIELDS:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOME_FIELDS)} (got {outcome!r})")
+    unknown = set(data) - COMMON_FIELDS - OUTCOME_FIELDS[outcome]
+    if unknown:
+        allowed = ", ".join(sorted(COMMON_FIELDS | OUTCOME_FIELDS[outcome]))
+        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))} for outcome {outcome!r}; allowed: {allowed}")
+    return Rule(
+        id=rule_id,
+        outcome=outcome,
+        match=_parse_match(data.get("match", {})),
+        times=_parse_times(data.get("times", -1)),
+        error=_parse_error(outcome, data.get("error")),
+        status=_parse_status(outcome, data.get("status")),
+        headers=_parse_headers(data.get("headers", {})),
+        queue_seconds=_parse_seconds("queue_seconds", data.get("queue_seconds")),
+        processing_seconds=_parse_seconds("processing_seconds", data.get("processing_seconds")),
+    )
+
+
+def _parse_match(match: Any) -> dict[str, Any]:
+    if not isinstance(match, Mapping):
+        raise ValueError("match must be an object of model, api_key and parameter values")
+    if "model" in match and match["model"] not in MODELS:
+        raise ValueError(f"match.model must be one of {', '.join(MODELS)} (got {match['model']!r})")
+    return {key: value if key in _MATCH_SPECIAL else _canonical(key, value) for key, value in match.items()}
+
+
+def _canonical(name: str, value: Any) -> Any:
+    # Compare in the types validation produces, so {"frames": "14"} matches a request's 14.
+    for spec in MODELS.values():
+        for param in spec.params:
+            if param.name == name:
+                try:
+                    return param.check(value)
+                except ParamError:
+                    continue
+    return value
+
+
+def _parse_times(times: Any) -> int:
+    if isinstance(times, bool) or not isinstance(times, int) or (times < 1 and times != -1):
+        raise ValueError(f"times must be a positive integer, or -1 for until removed (got {times!r})")
+    return times
+
+
+def _parse_error(outcome: str, error: Any) -> str | None:
+    if error is not None and not isinstance(error, str):
+        raise ValueError("error must be a string")
+    return error or (FAILED_DEFAULT_ERROR if outcome == "failed" else None)
+
+
+def _parse_status(outcome: str, status: Any) -> int | None:
+    if outcome != "http_error":
+        return None
+    if status not in STATUS_MESSAGES or isinstance(status, bool):
+        codes = ", ".join(str(code) for code in STATUS_MESSAGES)
+        raise ValueError(f"status must be one of the documented error codes {codes} (got {status!r})")
+    return status
+
+
+def _parse_headers(headers: Any) -> dict[str, str]:
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
+    ):
+        raise ValueError("headers must be an object of string names to string values")
+    return dict(headers)
+
+
+def _parse_seconds(name: str, seconds: Any) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e9:
+        raise ValueError(f"{name} must be a number of seconds, 0 or more (got {seconds!r})")
+    return float(seconds)

@@ -1,0 +1,77 @@
+"""Running the fake on a real uvicorn server: in the foreground for the CLI, or in a thread for tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind a listening TCP socket, so the real port is known before the server starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL a client uses to reach a bound socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def config(app: ASGIApp, **options: object) -> uvicorn.Config:
+    """uvicorn settings shared by the CLI and the test server: the fastest stack, quiet access log."""
+    settings: dict[str, object] = {
+        "loop": "auto",
+        "http": "auto",
+        "access_log": False,
+        "log_level": "warning",
+    }
+    return uvicorn.Config(app, **{**settings, **options})
+
+
+class ServerThread:
+    """A real uvicorn server on a free loopback port, in a daemon thread: `with ServerThread(app) as url:`."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._socket = bind(host, port)
+        self.url = url_of(self._socket)
+        self._server = uvicorn.Server(config(app, lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def start(self) -> str:
+        """Start serving and return the base URL once the server accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not self._server.started:
+            # A failure inside the thread kills it silently: check it is still alive.
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start; see its log above")
+            time.sleep(0.005)
+        return self.url
+
+    def stop(self) -> None:
+        """Ask the server to finish and wait for its thread."""
+        self._server.should_exit = True
+        self._thread.join(STARTUP_TIMEOUT_SECONDS)
+        self._socket.close()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()

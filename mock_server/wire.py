@@ -1,0 +1,168 @@
+"""The real service's wire format: bodies, messages and timings, with every guess kept here.
+
+Each choice names its evidence as `shared/wire-format.md` does: DOCS (Segmind's pages), SDK
+(segmind 1.3.0), 2ND (a third-party copy of the docs) or GUESS (the fake's own choice; change
+it here when the truth is known).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from mock_server.jobs import Job, State
+
+# Results and statuses are kept this long after submission, then every poll endpoint is 404 (DOCS).
+RESULT_RETENTION_SECONDS = 3600.0
+# Output files outlive results (2ND).
+OUTPUT_RETENTION_SECONDS = 7 * 24 * 3600.0
+# Time a job waits for a worker before PROCESSING (GUESS; the docs give only the model latency).
+QUEUE_SECONDS = 2.0
+# Largest request body the fake reads; base64 input images make bodies large (GUESS).
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# A rate-limited client may retry after this long (GUESS; the real window is one minute, DOCS).
+RATE_LIMIT_RESET_SECONDS = 60.0
+# The v1 reply with "base64": true is JSON with the video under this key (GUESS).
+BASE64_VIDEO_KEY = "video"
+# A v1 call whose job fails answers this status with the error envelope (GUESS, like v2's FAILED).
+SYNC_FAILED_STATUS = 422
+# Output videos are MP4 (GUESS for the exact content type).
+VIDEO_CONTENT_TYPE = "video/mp4"
+
+MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
+RAI_BLOCKED = "Content blocked: the input image or generated video violates the content policy (RAI)."  # GUESS
+
+# One message per documented error status (DOCS meanings; the exact wording is a GUESS
+# except 401's, which is 2ND).
+STATUS_MESSAGES: dict[int, str] = {
+    400: "Bad Request: invalid parameters or request format",
+    401: "Unauthorized. API key is invalid or may have expired",
+    403: "Forbidden: this API key is not allowed to use this model",
+    404: "Not Found: model or endpoint not found",
+    406: "Insufficient credits to process this request",
+    429: "Rate limit exceeded: too many requests",
+    500: "Internal server error",
+    502: "Bad Gateway: service temporarily unavailable",
+    504: "Gateway Timeout: the request timed out",
+}
+
+
+class ApiError(Exception):
+    """An error answered to the client in the documented `{"error": ...}` envelope."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(message: str) -> dict[str, str]:
+    """Return the documented error envelope (SDK reads only `error`)."""
+    return {"error": message}
+
+
+def not_found(request_id: str) -> ApiError:
+    """The 404 for an unknown or expired request id (DOCS, message 2ND)."""
+    return ApiError(404, f"Request {request_id} not found")
+
+
+def rate_limit_headers(now: float) -> dict[str, str]:
+    """Headers of a 429: when the client may try again, in UTC (2ND; format GUESS)."""
+    reset = datetime.fromtimestamp(now + RATE_LIMIT_RESET_SECONDS, UTC)
+    return {"x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def urls(base: str, request_id: str) -> dict[str, str]:
+    """The absolute poll URLs of a request, on the host the client called (SDK tests)."""
+    return {
+        "poll_url": f"{base}/v1/requests/{request_id}",
+        "status_url": f"{base}/v2/requests/{request_id}/status",
+        "response_url": f"{base}/v2/requests/{request_id}",
+    }
+
+
+def output_url(base: str, request_id: str) -> str:
+    """Where the fake serves a completed job's video (real outputs live on a CDN)."""
+    return f"{base}/_mock/outputs/{request_id}.mp4"
+
+
+def submit_body(job: Job, base: str) -> dict[str, Any]:
+    """The 200 answer to `POST /v2/{model}` (DOCS, SDK tests)."""
+    return {"request_id": job.request_id, "status": State.QUEUED.value, **urls(base, job.request_id)}
+
+
+def metrics(job: Job) -> dict[str, float]:
+    """The metrics of a finished job; `inference_time` is the model's latency (DOCS)."""
+    return {
+        "inference_time": round(job.processing_seconds, 2),
+        "queue_time": round(job.queue_seconds, 2),
+        "total_time": round(job.queue_seconds + job.processing_seconds, 2),
+    }
+
+
+def status_body(job: Job, state: State, base: str) -> dict[str, Any]:
+    """The body of `GET /v2/requests/{id}/status` in each state (DOCS; PROCESSING GUESS)."""
+    if state in (State.QUEUED, State.PROCESSING):
+        return {"status": state.value, **_waiting(job, base)}
+    if state is State.FAILED:
+        return failed_body(job)
+    return {"status": state.value, "request_id": job.request_id, "metrics": metrics(job)}
+
+
+def failed_body(job: Job) -> dict[str, Any]:
+    """The FAILED body, served with HTTP 422 on status and result alike (SDK)."""
+    return {
+        "status": State.FAILED.value,
+        "error": job.error,
+        "metrics": metrics(job),
+        "request_id": job.request_id,
+    }
+
+
+def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
+    """The body of `GET /v2/requests/{id}` while the job waits: its status (GUESS: undocumented)."""
+    return {"status": state.value, "error": None, "output": None, **_waiting(job, base)}
+
+
+def completed_body(job: Job, base: str, video: bytes) -> dict[str, Any]:
+    """The body of `GET /v2/requests/{id}` once COMPLETED.
+
+    `output` is the video's URL (DOCS), or the base64 video when the request set
+    `"base64": true` (GUESS).
+    """
+    url = output_url(base, job.request_id)
+    return {
+        "status": State.COMPLETED.value,
+        "error": None,
+        "output": base64.b64encode(video).decode() if job.params.get("base64") else url,
+        "metrics": metrics(job),
+        "request_id": job.request_id,
+        # 2ND: a `video` object may accompany the output.
+        "video": {
+            "url": url,
+            "content_type": VIDEO_CONTENT_TYPE,
+            "file_name": f"{job.request_id}.mp4",
+            "file_size": len(video),
+        },
+    }
+
+
+def sync_headers(job: Job) -> dict[str, str]:
+    """Headers of a v1 reply (2ND)."""
+    return {
+        "x-request-id": job.request_id,
+        "x-generation-time": f"{job.processing_seconds:.2f}",
+        "x-seed-value": str(job.seed),
+    }
+
+
+def _waiting(job: Job, base: str) -> dict[str, Any]:
+    links = urls(base, job.request_id)
+    return {
+        "request_id": job.request_id,
+        "status_url": links["status_url"],
+        "response_url": links["response_url"],
+        "metrics": {},
+    }
