@@ -10,6 +10,10 @@ from typing import Any
 
 from contracts import ModelSpec
 
+# Sums of decimal seconds round at Unix-time magnitudes (an ulp is ~2e-7 s); this slack makes
+# advancing the clock by exactly a job's remaining duration reach the next state.
+TIME_SLACK_SECONDS = 1e-6
+
 
 class State(StrEnum):
     """The documented states of a v2 request."""
@@ -48,6 +52,7 @@ class Job:
 
     def state_at(self, now: float) -> State:
         """Derive the job's state at simulated time `now`."""
+        now += TIME_SLACK_SECONDS
         if now < self.started_at:
             return State.QUEUED
         if now < self.finished_at:

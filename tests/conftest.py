@@ -1,0 +1,81 @@
+"""Shared fixtures: the fake in-process (frozen clock) and on a real uvicorn server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from segmind import SegmindClient
+
+from mock_server import SegmindMock, Settings
+from mock_server.server import ServerThread
+from mock_server.transport import PortalTransport
+
+API_KEY = "SG_0123456789abcdef"
+SEGMIND = "https://api.segmind.com"
+
+
+@pytest.fixture
+def mock() -> SegmindMock:
+    """A fresh fake whose clock is frozen: time moves only when the test advances it."""
+    return SegmindMock(Settings(speed=0))
+
+
+@pytest.fixture
+def transport(mock: SegmindMock) -> Iterator[PortalTransport]:
+    """The in-process transport serving `mock`."""
+    with PortalTransport(mock.app) as portal:
+        yield portal
+
+
+@pytest.fixture
+def http(transport: PortalTransport) -> Iterator[httpx.Client]:
+    """An httpx client that reaches the in-process fake as if it were api.segmind.com."""
+    with httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": API_KEY}) as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(transport: PortalTransport) -> Iterator[SegmindClient]:
+    """The official SDK, its own httpx client served by the in-process fake."""
+    client = SegmindClient(api_key=API_KEY, base_url=f"{SEGMIND}/v1")
+    client._client._transport = transport
+    yield client
+    client._client.close()
+
+
+@pytest.fixture(scope="session")
+def live_mock() -> SegmindMock:
+    """The fake behind the session's real uvicorn server."""
+    return SegmindMock(Settings(speed=0))
+
+
+@pytest.fixture(scope="session")
+def live_url(live_mock: SegmindMock) -> Iterator[str]:
+    """Base URL of a real uvicorn server running `live_mock` on a free loopback port."""
+    with ServerThread(live_mock.app) as url:
+        yield url
+
+
+@pytest.fixture
+def server(live_mock: SegmindMock, live_url: str) -> Iterator[tuple[SegmindMock, str]]:
+    """The real server and its fake, reset for this test."""
+    live_mock.reset()
+    yield live_mock, live_url
+    live_mock.reset()
+
+
+@pytest.fixture
+def make_sdk() -> Iterator[Callable[[str], SegmindClient]]:
+    """Build official SDK clients for a base URL, closing them after the test."""
+    clients: list[SegmindClient] = []
+
+    def build(base_url: str, api_key: str = API_KEY) -> SegmindClient:
+        client = SegmindClient(api_key=api_key, base_url=f"{base_url}/v1")
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client._client.close()

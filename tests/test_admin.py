@@ -1,0 +1,112 @@
+"""The admin API under /_mock/: health, clock, reset, journal and job views."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from contracts import MODELS
+from mock_server import SegmindMock, wire
+from tests.conftest import API_KEY
+
+SVD = MODELS["svd"].example
+
+
+def test_health_reports_the_clock_and_jobs(http: httpx.Client) -> None:
+    http.post("/v2/svd", json=SVD)
+    health = http.get("/_mock/health").json()
+    assert health["status"] == "ok"
+    assert health["jobs"] == 1
+    assert health["speed"] == 0
+
+
+def test_clock_advance_moves_simulated_time(http: httpx.Client) -> None:
+    before = http.get("/_mock/clock").json()["now"]
+    after = http.post("/_mock/clock/advance", json={"seconds": 90.5}).json()["now"]
+    assert after - before == 90.5
+    assert http.get("/_mock/clock").json()["now"] == after  # frozen: nothing moves on its own
+
+
+def test_clock_speed_can_change_without_a_jump(http: httpx.Client) -> None:
+    before = http.get("/_mock/clock").json()["now"]
+    changed = http.post("/_mock/clock", json={"speed": 0}).json()
+    assert changed["speed"] == 0 and changed["now"] == before
+
+
+def test_clock_advance_refuses_what_it_cannot_do(http: httpx.Client) -> None:
+    for body in ({"seconds": -5}, {"seconds": "ten"}, {}, {"seconds": True}):
+        response = http.post("/_mock/clock/advance", json=body)
+        assert response.status_code == 400
+        assert "seconds must be a number" in response.json()["error"]
+
+
+def test_reset_forgets_jobs_journal_rules_and_brings_the_clock_back(http: httpx.Client, mock: SegmindMock) -> None:
+    job = http.post("/v2/svd", json=SVD).json()
+    http.post("/_mock/scenarios", json={"outcome": "failed"})
+    advanced = http.post("/_mock/clock/advance", json={"seconds": 86400}).json()["now"]
+    assert http.post("/_mock/reset").json() == {"status": "reset"}
+    assert http.get("/_mock/jobs").json() == []
+    assert http.get("/_mock/scenarios").json() == []
+    assert http.get("/_mock/requests").json() == []
+    assert http.get("/_mock/clock").json()["now"] < advanced - 80000
+    assert http.get(job["status_url"]).status_code == 404
+
+
+def test_journal_records_what_clients_sent_and_got_with_the_key_masked(http: httpx.Client) -> None:
+    job = http.post("/v2/svd", json=SVD).json()
+    http.get(job["status_url"])
+    http.post("/v2/svd", json={"fps": 0})
+    first, second, third = http.get("/_mock/requests").json()
+    assert (first["method"], first["path"], first["status"]) == ("POST", "/v2/svd", 200)
+    assert first["request"] == SVD
+    assert first["response"] == job
+    assert first["request_id"] == job["request_id"]
+    assert first["api_key"] == "SG_…cdef" and API_KEY not in str(first)
+    assert (second["method"], second["request_id"]) == ("GET", job["request_id"])
+    assert third["status"] == 400 and "fps must be" in third["response"]["error"]
+
+
+def test_journal_records_unknown_routes(http: httpx.Client) -> None:
+    http.post("/v3/whatever", json={})
+    entry = http.get("/_mock/requests").json()[-1]
+    assert (entry["path"], entry["status"]) == ("/v3/whatever", 404)
+    assert "No route" in entry["response"]["error"]
+
+
+def test_journal_keeps_large_bodies_short(http: httpx.Client) -> None:
+    response = http.post("/v2/svd", json={**SVD, "image": "QUJD" * 25_000})
+    entry = http.get("/_mock/requests").json()[-1]
+    assert entry["request_size"] == len(response.request.content) > 100_000
+    assert len(entry["request"]) < 5000
+    assert entry["request"].endswith(f"({entry['request_size']} bytes in all)")
+
+
+def test_journal_can_be_emptied(http: httpx.Client) -> None:
+    http.post("/v2/svd", json=SVD)
+    assert http.delete("/_mock/requests").json() == []
+
+
+def test_jobs_show_state_timeline_and_masked_key(http: httpx.Client, mock: SegmindMock) -> None:
+    job = http.post("/v2/motionctrl-svd", json=MODELS["motionctrl-svd"].example).json()
+    view = http.get(f"/_mock/jobs/{job['request_id']}").json()
+    assert view["state"] == "QUEUED"
+    assert view["model"] == "motionctrl-svd"
+    assert view["api_key"] == "SG_…cdef"
+    duration = wire.QUEUE_SECONDS + MODELS["motionctrl-svd"].latency_seconds
+    assert view["finished_at"] - view["submitted_at"] == pytest.approx(duration)
+    assert view["expires_at"] - view["submitted_at"] == pytest.approx(wire.RESULT_RETENTION_SECONDS)
+    mock.advance(100)
+    assert [listed["state"] for listed in http.get("/_mock/jobs").json()] == ["COMPLETED"]
+
+
+def test_job_view_shortens_base64_images(http: httpx.Client) -> None:
+    image = "QUJD" * 1000
+    job = http.post("/v2/svd", json={**SVD, "image": image}).json()
+    shown = http.get(f"/_mock/jobs/{job['request_id']}").json()["params"]["image"]
+    assert shown.startswith("QUJD") and shown.endswith("(4000 characters)")
+
+
+def test_unknown_job_is_404(http: httpx.Client) -> None:
+    response = http.get("/_mock/jobs/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Request nope not found"}

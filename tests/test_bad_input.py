@@ -1,0 +1,74 @@
+"""Malformed requests get a 4xx in the JSON envelope, with a message that says what to fix."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from contracts import MODELS
+from mock_server import SegmindMock, Settings
+from mock_server.transport import PortalTransport
+from tests.conftest import SEGMIND
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        (b"", "Request body is empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object of parameters, got an array"),
+        (b'"svd"', "got a string"),
+        (b"null", "got null"),
+        (b"42", "got a number"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b'{"fps": NaN}', "NaN is not valid JSON"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+    ],
+)
+def test_malformed_body_is_400_in_the_envelope(http: httpx.Client, body: bytes, hint: str) -> None:
+    for path in ("/v2/svd", "/v1/motionctrl-svd", "/_mock/scenarios"):
+        response = http.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400
+        assert list(response.json()) == ["error"]
+        assert hint in response.json()["error"]
+
+
+def test_body_past_the_limit_is_413_naming_the_limit() -> None:
+    mock = SegmindMock(Settings(speed=0, max_body_bytes=1000))
+    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
+        huge = {**MODELS["svd"].example, "image": "QUJD" * 1000}
+        response = http.post("/v2/svd", json=huge)
+        assert response.status_code == 413
+        assert response.json() == {"error": "Request body is larger than the fake's limit of 1000 bytes"}
+        chunked = http.post("/v2/svd", content=iter([b"{", b" " * 2000, b"}"]))
+        assert chunked.status_code == 413
+        assert http.post("/v2/svd", json=MODELS["svd"].example).status_code == 200
+
+
+def test_missing_api_key_is_401_with_the_real_message(http: httpx.Client) -> None:
+    response = http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-api-key": ""})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Missing Authorization or x-api-key in header"}
+
+
+@pytest.mark.parametrize("path", ["/v2/sdxl", "/v1/sdxl", "/v2/requests"])
+def test_unknown_model_is_404(http: httpx.Client, path: str) -> None:
+    response = http.post(path, json={})
+    assert response.status_code == 404
+    assert "not found" in response.json()["error"]
+
+
+def test_unknown_route_is_404_json(http: httpx.Client) -> None:
+    response = http.get("/v3/anything")
+    assert response.status_code == 404
+    assert response.json() == {"error": "No route for GET /v3/anything: see the README for the fake's routes"}
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("GET", "/v2/svd", "POST"), ("PUT", "/_mock/reset", "POST")])
+def test_wrong_method_is_405_json_naming_the_allowed_one(
+    http: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    response = http.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json() == {"error": f"Method {method} is not allowed on {path}; use {allow}"}

@@ -1,0 +1,84 @@
+"""`segmind-mock serve` as a user runs it: a real process, its start-up line, its flags."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from segmind import SegmindClient
+
+from contracts import MODELS
+from mock_server.server import bind, url_of
+
+COMMAND = [sys.executable, "-m", "mock_server", "serve"]
+STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
+    """Start `segmind-mock serve` with extra flags; return the process, its base URL and start-up text."""
+    processes: list[subprocess.Popen] = []
+
+    def start(*flags: str) -> tuple[subprocess.Popen, str, str]:
+        process = subprocess.Popen([*COMMAND, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
+        processes.append(process)
+        assert process.stdout is not None
+        banner = process.stdout.readline() + process.stdout.readline()
+        match = STARTUP.search(banner)
+        assert match, banner
+        return process, match.group(1), banner
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_serve_prints_where_it_listens_and_how_to_point_the_sdk(serve) -> None:
+    _, url, banner = serve("--speed", "0")
+    assert f"on {url}" in banner
+    assert "svd, motionctrl-svd" in banner
+    assert httpx.get(f"{url}/_mock/health").json()["speed"] == 0
+
+
+def test_sdk_pointed_at_the_served_fake_completes_a_job_on_the_advanced_clock(serve) -> None:
+    _, url, _ = serve("--speed", "0", "--queue-seconds", "0")
+    client = SegmindClient(api_key="SG_0123456789abcdef", base_url=f"{url}/v1")
+    job = client.submit_async("svd", **MODELS["svd"].example)
+    assert job.status()["status"] == "PROCESSING"  # no queue wait, as the flag asked
+    httpx.post(f"{url}/_mock/clock/advance", json={"seconds": MODELS["svd"].latency_seconds})
+    assert job.wait(timeout=5, interval=0.001)["status"] == "COMPLETED"
+    client._client.close()
+
+
+def test_help_explains_every_flag() -> None:
+    shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, check=True).stdout
+    for flag, words in [
+        ("--host", "address to listen on"),
+        ("--port", "0 picks a free one"),
+        ("--speed", "simulated seconds per real second"),
+        ("--queue-seconds", "QUEUED"),
+        ("--max-body-bytes", "413"),
+        ("--journal-size", "/_mock/requests"),
+    ]:
+        assert flag in shown and words in shown
+
+
+def test_a_busy_port_is_reported_plainly() -> None:
+    taken = bind("127.0.0.1", 0)
+    taken.listen()
+    port = url_of(taken).rsplit(":", 1)[1]
+    run = subprocess.run([*COMMAND, "--port", port], capture_output=True, text=True, timeout=30)
+    taken.close()
+    assert run.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
+
+
+def test_bad_speed_is_refused_by_the_parser() -> None:
+    run = subprocess.run([*COMMAND, "--speed", "-1"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "must be a number, 0 or more" in run.stderr
