@@ -5,7 +5,8 @@ to render. Every choice below is a fake's choice, not Segmind's:
 
 - Size: `crop_to_16_9` (svd) or `maintain_aspect_ratio: false` (motionctrl-svd) give 512x288,
   SVD's native 1024x576 halved: the same 16:9 shape, multiples of 16, and four times fewer pixels
-  to warp and encode. Keeping the input's aspect spends the same pixel budget on its shape.
+  to warp and encode. Keeping the input's aspect spends the same pixel budget on its shape (each
+  side even and within `SIZE_LIMITS`); the test card, having no input, is always 16:9.
 - Frames: svd renders exactly `frames`; motionctrl-svd renders 14, SVD's default clip length.
 - Motion: names are camera moves, so the picture moves the other way: "Pan Left" slides the
   content right, "Zoom In" grows it, "CW" rolls the camera clockwise and turns the content
@@ -23,7 +24,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -109,7 +110,7 @@ def _even(length: float) -> int:
     return min(max(2 * round(length / 2), low), high)
 
 
-def encode_mp4(frames: Any, size: tuple[int, int], fps: int) -> bytes:
+def encode_mp4(frames: Iterable[np.ndarray], size: tuple[int, int], fps: int) -> bytes:
     """Encode an iterable of RGB frames of `size` as H.264 (yuv420p) in MP4, deterministically."""
     pyav = require_av()
     output = io.BytesIO()
@@ -131,6 +132,7 @@ def _motions(model: str, params: Mapping[str, Any], seed: int) -> list[Motion]:
     rng = np.random.default_rng(seed % 2**64)
     if model == "svd":
         count = params["frames"]
+        # A gentle drift in a seeded direction: at most 6% of the frame, 8% zoom and 3 degrees of roll.
         amount = params["motion"] / MODELS["svd"].param("motion").maximum
         angle = rng.uniform(0, 2 * math.pi)
         zoom = 1 + 0.08 * amount * rng.choice((-1, 1))
@@ -338,14 +340,22 @@ class Fallback:
         return render_video(self.model, params, spec.example["seed"], None)
 
 
-FALLBACKS = (
-    Fallback("placeholder.mp4", "svd", {"frames": 14, "resize_method": "crop_to_16_9"}),
-    Fallback("svd-25.mp4", "svd", {"frames": 25, "resize_method": "crop_to_16_9"}),
-    *(
+def _fallbacks() -> tuple[Fallback, ...]:
+    """One prepared file per svd length and per camera move, all from the models' example requests."""
+    frames, motions = MODELS["svd"].param("frames"), MODELS["motionctrl-svd"].param("motion")
+    # The server served placeholder.mp4 before there was a renderer: keep that name for the default.
+    svd = [
+        Fallback("placeholder.mp4" if count == frames.default else f"svd-{count}.mp4", "svd", {"frames": count})
+        for count in frames.enum or ()
+    ]
+    motionctrl = [
         Fallback(f"motionctrl-svd-{motion.lower().replace(' ', '-')}.mp4", "motionctrl-svd", {"motion": motion})
-        for motion in _CAMERA_MOVES
-    ),
-)
+        for motion in motions.enum or ()
+    ]
+    return (*svd, *motionctrl)
+
+
+FALLBACKS = _fallbacks()
 
 _PACKAGE = Path(__file__).resolve().parent
 
