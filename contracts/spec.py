@@ -160,7 +160,7 @@ def _check_integer(param: Param, value: Any) -> int:
         return value
     if INTEGRAL_FLOATS_ARE_INTEGERS and isinstance(value, float) and value.is_integer():
         return int(value)
-    if param.numeric_string and isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+    if param.numeric_string and isinstance(value, str) and is_integer_text(value):
         return int(value)
     raise param._error("type", value)
 
@@ -187,6 +187,11 @@ def _check_image(param: Param, value: Any) -> str:
     if not isinstance(value, str) or not is_image_reference(value):
         raise param._error("type", value)
     return value
+
+
+def is_integer_text(value: str) -> bool:
+    """Tell whether `value` is an integer written as text, such as "14" or "-1"."""
+    return _INTEGER_TEXT.fullmatch(value) is not None
 
 
 def is_image_reference(value: str) -> bool:
