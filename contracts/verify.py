@@ -184,7 +184,9 @@ def _judge(scenario: Scenario, result: dict[str, Any], hung: bool, timeout: floa
         error = result["error"]
         return Outcome(scenario, f"raised {type(error).__name__}: {_short(str(error))}", scenario.expect != "result")
     value = result.get("value")
-    completed = not isinstance(value, dict) or value.get("status", "COMPLETED") == "COMPLETED"
+    # Any value is a result, except a body saying the call did not complete.
+    failure = isinstance(value, dict) and (value.get("error") or value.get("status", "COMPLETED") != "COMPLETED")
+    completed = not failure
     return Outcome(scenario, f"returned {_short(repr(value))}", completed and scenario.expect != "error")
 
 
