@@ -86,6 +86,7 @@ def test_the_fake_serves_every_documented_error_code() -> None:
 def test_refusals_use_the_envelope(http: httpx.Client) -> None:
     for answer in (
         http.post("/v2/svd", json={"fps": 7}),
+        http.post("/v2/svd", json={"image": "http://["}),  # once a 500: urlsplit raised
         http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-api-key": ""}),
         http.get("/v2/requests/5b0c3a52-7a53-4f5e-9a0e-1f2d3c4b5a69/status"),
     ):
