@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from contracts import MODELS
+from contracts import cli as contract_cli
 from mock_server import server
 from mock_server.mock import SegmindMock, Settings
 
@@ -21,7 +22,7 @@ def _non_negative(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: `segmind-mock serve ...`."""
+    """The command line: `segmind-mock serve ...` and `segmind-mock contract ...`."""
     defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="segmind-mock",
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.journal_size,
         help="how many exchanges GET /_mock/requests keeps (default: %(default)s)",
     )
+    contract_cli.add_parser(commands)
     return parser
 
 
@@ -92,4 +94,4 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
-    return serve(args)
+    return contract_cli.run(args) if args.command == "contract" else serve(args)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contracts.openapi import openapi_document
 from mock_server import wire
 from mock_server.jobs import Job, State
 from mock_server.mock import SegmindMock, model_spec
@@ -89,7 +90,13 @@ async def output(request: Request) -> Response:
     return Response(await mock.video(job), media_type=wire.VIDEO_CONTENT_TYPE)
 
 
+async def openapi(request: Request) -> Response:
+    """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
+    return JSONResponse(openapi_document(_base(request)))
+
+
 ROUTES = [
+    Route("/openapi.json", openapi, methods=["GET"]),
     Route("/v2/requests/{request_id}/status", status, methods=["GET"]),
     Route("/v2/requests/{request_id}", result, methods=["GET"]),
     Route("/v1/requests/{request_id}", result, methods=["GET"]),

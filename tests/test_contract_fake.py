@@ -1,0 +1,116 @@
+"""The contract suite against the fake (it conforms) and against broken variants of it (each is caught)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from contracts.suite import RULES, Options, assert_conforms, run_suite
+from mock_server import SegmindMock, Settings
+from mock_server.cli import main
+from mock_server.server import ServerThread
+from mock_server.transport import PortalTransport
+from tests.support_contracts import API_KEY, broken_variants
+
+FAKE_URL = "http://fake.test"
+# More jobs than the live default, since the fake's are free: examples plus generated payloads.
+FAKE_OPTIONS = Options(max_jobs=6, invalid_examples=20)
+BROKEN = broken_variants()
+
+
+def test_the_fake_conforms_in_process() -> None:
+    mock = SegmindMock(Settings(speed=0))
+    lines: list[str] = []
+    with PortalTransport(mock.app) as transport:
+        report = run_suite(FAKE_URL, API_KEY, FAKE_OPTIONS, progress=lines.append, transport=transport)
+    assert report.ok, report.render()
+    assert report.fake and report.jobs == FAKE_OPTIONS.max_jobs
+    # Every job was polled to its end, the forced FAILED one included, by moving the fake's clock.
+    finished = [line for line in lines if " job " in line]
+    assert len(finished) == FAKE_OPTIONS.max_jobs + 1
+    assert sum(line.endswith("-> FAILED") for line in finished) == 1
+    assert mock.clock.now() > min(job["submitted_at"] for job in mock.jobs) + 60
+
+
+def test_the_fake_conforms_on_a_real_server() -> None:
+    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
+        report = assert_conforms(url, API_KEY, Options(max_jobs=2, invalid_examples=5))
+    assert report.checks > 50 and report.jobs == 2
+
+
+def test_no_jobs_runs_only_the_free_checks() -> None:
+    mock = SegmindMock(Settings(speed=0))
+    with PortalTransport(mock.app) as transport:
+        report = run_suite(FAKE_URL, API_KEY, Options(jobs=False, invalid_examples=3), transport=transport)
+    assert report.ok, report.render()
+    assert report.jobs == 0 and mock.jobs == []
+
+
+@pytest.mark.parametrize("variant", list(BROKEN))
+def test_each_broken_variant_fails_naming_the_broken_rule(variant: str) -> None:
+    build, rule = BROKEN[variant]
+    with PortalTransport(build()) as transport:
+        report = run_suite(FAKE_URL, API_KEY, Options(max_jobs=2, invalid_examples=3), transport=transport)
+    assert rule in report.rules, report.render()
+    text = report.render()
+    assert f"FAIL {rule} " in text and RULES[rule] in text
+    violation = next(violation for violation in report.violations if violation.rule == rule)
+    assert violation.request.startswith(("GET ", "POST ")) and violation.response
+
+
+def test_cli_exits_0_on_the_fake_and_shows_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
+        code = main(["contract", "--base-url", url, "--api-key", API_KEY, "--max-jobs", "2", "--invalid-examples", "3"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert "no violations: the target conforms" in out
+    assert "segmind-mock fake" in err and "[4/4] polling 3 jobs" in err
+
+
+def test_cli_exits_1_with_a_readable_report_on_drift(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGMIND_API_KEY", API_KEY)  # the key may come from the environment
+    build, _ = BROKEN["returns a relative status_url"]
+    with ServerThread(build()) as url:
+        code = main(["contract", "--base-url", url, "--no-jobs", "--invalid-examples", "0"])
+        assert code == 0  # the free checks never see a status_url
+        code = main(["contract", "--base-url", url, "--max-jobs", "1", "--invalid-examples", "0"])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    # The one paid job and the fake's forced FAILED job both came back with a relative URL.
+    assert "FAIL submit-shape (2x)" in out
+    assert "status_url: " in out and "is not an absolute URL" in out
+    assert "sent: POST " in out and "got:  200 " in out
+
+
+def test_cli_needs_a_key_and_a_reachable_target(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
+    assert main(["contract", "--base-url", "http://127.0.0.1:9"]) == 2
+    assert "SEGMIND_API_KEY" in capsys.readouterr().err
+    assert main(["contract", "--base-url", "http://127.0.0.1:9", "--api-key", API_KEY]) == 2
+    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("variant", "outcome"), [(None, "1 passed"), ("uses a non-envelope error body", "1 failed")])
+def test_the_pytest_entry_point(variant: str | None, outcome: str) -> None:
+    app = SegmindMock(Settings(speed=0)).app if variant is None else BROKEN[variant][0]()
+    with ServerThread(app) as url:
+        env = {
+            **os.environ,
+            "SEGMIND_CONTRACT_BASE_URL": url,
+            "SEGMIND_API_KEY": API_KEY,
+            "SEGMIND_CONTRACT_MAX_JOBS": "1",
+            "SEGMIND_CONTRACT_INVALID_EXAMPLES": "2",
+            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+        }
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "contracts.pytest_suite"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert outcome in done.stdout, done.stdout + done.stderr
+    if variant is not None:
+        assert "FAIL error-envelope" in done.stdout

@@ -1,0 +1,54 @@
+"""Client verification: the official SDK handles every scenario of the fake; a careless client is caught."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.responses import ERROR_CODES
+from contracts.verify import scenarios, verify_client
+from mock_server import SegmindMock, Settings
+from mock_server.server import ServerThread
+from tests.support_contracts import sdk_client
+
+
+@pytest.fixture
+def fake_url() -> Any:
+    mock = SegmindMock(Settings(speed=0))
+    with ServerThread(mock.app) as url:
+        yield url, mock
+
+
+def careless_client(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
+    """Treats any answer as a result: never raises on FAILED, expired or error answers."""
+    with httpx.Client(headers={"x-api-key": api_key}) as http:
+        submitted = http.post(f"{base_url}/v2/{model}", json=payload).json()
+        if "status_url" not in submitted:
+            return submitted
+        while http.get(submitted["status_url"]).json().get("status") in ("QUEUED", "PROCESSING"):
+            time.sleep(0.005)  # the client's own poll interval
+        return http.get(submitted["response_url"]).json()
+
+
+def test_scenarios_cover_completed_failed_rai_expired_and_each_error_code() -> None:
+    names = [scenario.name for scenario in scenarios()]
+    assert names == ["completed", "failed", "rai_blocked", "expired", *(f"http_{code}" for code in ERROR_CODES)]
+
+
+def test_the_sdk_handles_every_scenario(fake_url: tuple[str, SegmindMock]) -> None:
+    url, mock = fake_url
+    report = verify_client(sdk_client, url)
+    assert report.ok, report.render()
+    assert report.render().startswith(f"Client verification: {len(scenarios())}/{len(scenarios())} scenarios")
+    assert mock.scenarios.rules() == []  # every scenario the harness added is gone
+
+
+def test_a_careless_client_is_reported(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(careless_client, url, model="motionctrl-svd")
+    assert report.failed == ["failed", "rai_blocked", "expired", *(f"http_{code}" for code in ERROR_CODES)]
+    text = report.render()
+    assert "ok   completed" in text and "FAIL expired" in text and "returned {'error': 'Request" in text
