@@ -1,4 +1,4 @@
-"""The pytest plugin: fixtures `segmind_mock` (in-process) and `segmind_server` (real server), markers, `--segmind-live`.
+"""The pytest plugin: fixtures `segmind_mock` and `segmind_server`, markers, and `--segmind-live`.
 
 A thin layer over `mock_server.offline`, `mock_server.virtual_time` and `ServerThread`; installing
 the package registers it through the `pytest11` entry point.

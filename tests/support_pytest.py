@@ -17,7 +17,7 @@ PLUGIN_ARGS = ("-p", "mock_server.pytest_plugin")
 
 # Inside a pytester run: fail any connection off the loopback, and any real sleep while a test
 # runs (set-up may sleep, e.g. for the server to start), unless the test turned virtual time off.
-GUARD_CONFTEST = '''
+GUARD_CONFTEST = """
 import socket
 import time
 
@@ -45,7 +45,7 @@ def pytest_runtest_call(item):
         if not real_time:
             patch.setattr(time, "sleep", _no_sleep)
         return (yield)
-'''
+"""
 
 
 def examples() -> dict[str, str]:
