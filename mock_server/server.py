@@ -11,10 +11,11 @@ import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+LISTEN_BACKLOG = 2048  # uvicorn's own default
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """Bind a listening TCP socket, so the real port is known before the server starts."""
+    """Bind and listen on a TCP socket, so the real port is known (and reachable) before the server starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -23,6 +24,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    # Listen now: a client told the URL may connect before uvicorn takes the socket over.
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 

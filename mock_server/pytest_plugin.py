@@ -1,0 +1,205 @@
+"""The pytest plugin: fixtures `segmind_mock` and `segmind_server`, markers, and `--segmind-live`.
+
+A thin layer over `mock_server.offline`, `mock_server.virtual_time` and `ServerThread`; installing
+the package registers it through the `pytest11` entry point.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
+from dataclasses import fields, replace
+from typing import Any
+
+import pytest
+
+from mock_server.journal import JOURNAL_SIZE
+from mock_server.mock import SegmindMock, Settings
+from mock_server.offline import SEGMIND_URL, default_settings, segmind_offline
+from mock_server.scenarios import Rule
+from mock_server.server import ServerThread
+from mock_server.virtual_time import SDK_MODULES, virtual_time
+
+# The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
+FAKE_API_KEY = "SG_0123456789abcdef"
+# Where the official SDK, and the live mode, read the real key from.
+API_KEY_VARIABLE = "SEGMIND_API_KEY"
+
+MARKERS = (
+    "segmind_scenario(match=None, outcome='completed', times=-1, **details): a scenario rule for the whole "
+    "test, as segmind_mock.add_scenario(...); the mark nearest the test is tried first. Fake-only.",
+    "segmind_settings(virtual_time=True, speed=..., queue_seconds=..., max_body_bytes=..., journal_size=...): "
+    "how the fake runs in this test; virtual_time=False keeps real sleeps and a real-time clock.",
+    "segmind_fake_only: the test controls the fake, so it is skipped with --segmind-live.",
+)
+_SETTING_NAMES = frozenset(field.name for field in fields(Settings)) - {"virtual"}
+
+
+class SegmindFixture:
+    """What a test gets from `segmind_mock` or `segmind_server`: where to send requests, a key, the controls.
+
+    With `--segmind-live`, `url` and `api_key` are the real API's and the fake-only controls
+    skip the test.
+    """
+
+    def __init__(self, url: str, api_key: str, mock: SegmindMock | None) -> None:
+        self.url = url
+        self.api_key = api_key
+        self._mock = mock
+
+    @property
+    def live(self) -> bool:
+        """True when the test runs against the real API (`--segmind-live`)."""
+        return self._mock is None
+
+    @property
+    def mock(self) -> SegmindMock:
+        """The fake itself (clock, store, app); skips the test when it runs live."""
+        if self._mock is None:
+            pytest.skip("this test controls the fake, which --segmind-live replaces by the real API")
+        return self._mock
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's clock forward and return the new simulated time."""
+        return self.mock.advance(seconds)
+
+    def add_scenario(
+        self, match: Mapping[str, Any] | None = None, outcome: str = "completed", times: int = -1, **details: Any
+    ) -> Rule:
+        """Add a scenario rule, with the same meaning as `POST /_mock/scenarios`."""
+        return self.mock.add_scenario(match, outcome, times, **details)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The journal of exchanges with the Segmind routes, oldest first."""
+        return self.mock.requests
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every retained job, as `GET /_mock/jobs` shows it."""
+        return self.mock.jobs
+
+    def reset(self) -> None:
+        """Forget jobs, journal and scenarios, and bring the clock back to the time of day."""
+        self.mock.reset()
+
+    def now(self) -> float:
+        """The fake's simulated time, in Unix seconds."""
+        return self.mock.clock.now()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("segmind", "segmind-mock")
+    group.addoption(
+        "--segmind-live",
+        action="store_true",
+        help=f"point segmind_mock and segmind_server at the real API (key from {API_KEY_VARIABLE}); "
+        "fake-only tests are skipped",
+    )
+    parser.addini(
+        "segmind_virtual_time_modules",
+        type="linelist",
+        help=f"modules whose sleeps advance the fake's clock, beside the official SDK's {', '.join(SDK_MODULES)}",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _live(config):
+        return
+    skip = pytest.mark.skip(reason="fake-only test (segmind_fake_only or segmind_scenario): --segmind-live skips it")
+    for item in items:
+        if item.get_closest_marker("segmind_fake_only") or item.get_closest_marker("segmind_scenario"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SegmindFixture]:
+    """The fake in-process: every httpx request to https://api.segmind.com is served by it, on virtual time."""
+    if _live(request.config):
+        yield _live_fixture()
+        return
+    settings, virtual = _settings(request.node)
+    with segmind_offline(settings, virtual=virtual, virtual_time_modules=_time_modules(request.config)) as mock:
+        _add_marked_scenarios(request.node, mock)
+        monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
+        yield SegmindFixture(SEGMIND_URL, FAKE_API_KEY, mock)
+
+
+@pytest.fixture(scope="session")
+def segmind_server_session() -> Iterator[tuple[SegmindMock, str]]:
+    """The session's fake behind a real uvicorn server on a free loopback port; use `segmind_server`."""
+    mock = SegmindMock(default_settings())
+    with ServerThread(mock.app) as url:
+        yield mock, url
+
+
+@pytest.fixture
+def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SegmindFixture]:
+    """The fake on a real server (`url`), shared by the session and reset for each test."""
+    if _live(request.config):
+        yield _live_fixture()
+        return
+    settings, virtual = _settings(request.node)
+    if settings.journal_size != JOURNAL_SIZE:
+        pytest.fail("segmind_server is shared by the session: its journal_size cannot change per test", False)
+    mock, url = request.getfixturevalue("segmind_server_session")
+    _configure(mock, settings)
+    _add_marked_scenarios(request.node, mock)
+    monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
+    sleeps = virtual_time(mock.clock, _time_modules(request.config)) if virtual else nullcontext()
+    try:
+        with sleeps:
+            yield SegmindFixture(url, FAKE_API_KEY, mock)
+    finally:
+        mock.reset()
+
+
+def _live(config: pytest.Config) -> bool:
+    # default: the plugin may be registered after the command line was parsed (pytest_plugins).
+    return bool(config.getoption("segmind_live", default=False))
+
+
+def _live_fixture() -> SegmindFixture:
+    api_key = os.environ.get(API_KEY_VARIABLE)
+    if not api_key:
+        pytest.skip(f"--segmind-live needs a real API key in the {API_KEY_VARIABLE} environment variable")
+    return SegmindFixture(SEGMIND_URL, api_key, None)
+
+
+def _settings(node: pytest.Item) -> tuple[Settings, bool]:
+    marker = node.get_closest_marker("segmind_settings")
+    options = dict(marker.kwargs) if marker else {}
+    if marker and marker.args:
+        pytest.fail("segmind_settings takes keyword arguments only, e.g. segmind_settings(speed=100)", False)
+    virtual = bool(options.pop("virtual_time", True))
+    unknown = set(options) - _SETTING_NAMES
+    if unknown:
+        allowed = ", ".join(sorted({"virtual_time", *_SETTING_NAMES}))
+        pytest.fail(f"segmind_settings got unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}", False)
+    return replace(default_settings(virtual), **options), virtual
+
+
+def _configure(mock: SegmindMock, settings: Settings) -> None:
+    # The session's fake starts each test afresh: nothing of the last test, this test's settings.
+    mock.reset()
+    mock.settings = settings
+    mock.clock.set_speed(settings.speed)
+    mock.clock.virtual = settings.virtual
+
+
+def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:
+    for marker in node.iter_markers("segmind_scenario"):
+        try:
+            mock.add_scenario(*marker.args, **marker.kwargs)
+        except (TypeError, ValueError) as error:
+            pytest.fail(f"segmind_scenario: {error}", False)
+
+
+def _time_modules(config: pytest.Config) -> list[str]:
+    return [*SDK_MODULES, *config.getini("segmind_virtual_time_modules")]
