@@ -92,15 +92,9 @@ class SegmindMock:
     # The service itself.
 
     def submit(self, model: str, payload: Mapping[str, Any], api_key: str, *, sync: bool = False) -> Job:
-        """Accept a submission as the real service would, or raise the ApiError it would answer."""
-        return self.accept(model, payload, api_key, sync=sync)[0]
+        """Accept a submission as the real service would, or raise the ApiError it would answer.
 
-    def accept(
-        self, model: str, payload: Mapping[str, Any], api_key: str, *, sync: bool = False, override: Rule | None = None
-    ) -> tuple[Job, Rule | None]:
-        """Like `submit`, also returning the scenario rule that decided it (`override` instead of the book's).
-
-        Checks, in order: 401 (key), 404 (model), 403 (model not allowed), 429 (rate limit), the
+        Checks, in order: 401 (key), 403 (model not allowed), 429 (rate limit), the scenario
         rule's `http_error`, 400 (parameters), 406 (credits).
         """
         spec = model_spec(model)
@@ -113,7 +107,7 @@ class SegmindMock:
             params = payload
         else:
             invalid = None
-        rule = override or self.scenarios.take(model, api_key, params)
+        rule = self.scenarios.take(model, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule, now)
         if invalid is not None:
@@ -121,7 +115,7 @@ class SegmindMock:
         job = self._new_job(spec, dict(params), api_key, rule, now, sync)
         self.accounts.charge(job, now)
         self.store.add(job, now)
-        return job, rule
+        return job
 
     def lookup(self, request_id: str) -> tuple[Job, State]:
         """Return a retained job and its current state, or raise the 404 the service answers."""

@@ -12,7 +12,7 @@ from mock_server import faults, wire
 from mock_server.jobs import Job, State
 from mock_server.mock import SegmindMock, model_spec
 from mock_server.payload import read_json_object
-from mock_server.scenarios import Rule, rule_from_headers
+from mock_server.scenarios import DECISION, Decision, Rule, rule_from_headers
 
 
 def _mock(request: Request) -> SegmindMock:
@@ -44,9 +44,14 @@ async def _accept(request: Request, *, sync: bool) -> tuple[Job, Rule | None]:
     api_key = _api_key(request)
     model = request.path_params["model"]
     model_spec(model)  # an unknown model is 404 before its body is read
-    override = _override(request)
+    decision = Decision(override=_override(request))
     payload = await read_json_object(request, mock.settings.max_body_bytes)
-    return mock.accept(model, payload, api_key, sync=sync, override=override)
+    token = DECISION.set(decision)
+    try:
+        job = mock.submit(model, payload, api_key, sync=sync)
+    finally:
+        DECISION.reset(token)
+    return job, decision.rule  # the rule that shapes the answer (delay, network fault)
 
 
 async def submit(request: Request) -> Response:

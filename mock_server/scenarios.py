@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,19 @@ class Rule:
         return {"id": self.id, "hits": self.hits, "seen": self.seen, **shown}
 
 
+@dataclass
+class Decision:
+    """One HTTP request's dealings with the rule book: a header override in, the rule that applied out."""
+
+    override: Rule | None = None
+    rule: Rule | None = None
+
+
+# Set by a route around `SegmindMock.submit()`, so the rule that shapes the answer reaches the
+# route without changing `submit`'s signature; each request runs in its own context.
+DECISION: ContextVar[Decision | None] = ContextVar("segmind_mock_decision", default=None)
+
+
 class Scenarios:
     """The ordered rule book: the first matching rule decides a submission's fate."""
 
@@ -117,8 +131,13 @@ class Scenarios:
         """Return the first rule that applies to this request and use up one of its times.
 
         Every matching rule counts the request, so `nth` means the nth matching request since the
-        rule was added, whichever rule decided the earlier ones.
+        rule was added, whichever rule decided the earlier ones. A header override (see `DECISION`)
+        decides a submission instead, using no rule up.
         """
+        decision = DECISION.get()
+        if decision is not None and decision.override is not None and target == "submit":
+            decision.rule = decision.override
+            return decision.override
         chosen = None
         with self._lock:
             for rule in self._rules:
@@ -132,6 +151,8 @@ class Scenarios:
                     chosen.times -= 1
                     if chosen.times == 0:
                         self._rules.remove(chosen)
+        if decision is not None:
+            decision.rule = chosen
         return chosen
 
 
