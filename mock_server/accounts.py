@@ -24,7 +24,7 @@ from typing import Any
 
 from contracts import MODELS
 from mock_server import wire
-from mock_server.jobs import Job
+from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
 
 KEY_FIELDS = ("credits", "models", "plan", "rpm")
@@ -266,13 +266,14 @@ class Accounts:
 
     def billing(self, job: Job, now: float) -> dict[str, float]:
         """`cost` and `remaining_credits` of a completed job (the balance right after its charge)."""
-        if job.error is not None or now < job.finished_at:
+        if job.state_at(now) is not State.COMPLETED:
             return {}
         billing = {"cost": self.price(job.model)}
         with self._lock:
             account = self._accounts.get(job.api_key)
             if account is not None:
-                account.settle(now)
+                # The job's state may allow for rounding at its end; its charge is due then all the same.
+                account.settle(max(now, job.finished_at))
                 if job.request_id in account.after:
                     billing["remaining_credits"] = account.after[job.request_id][1]
         return billing
