@@ -103,6 +103,21 @@ async def scenario(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def accounts(request: Request) -> Response:
+    """`GET /_mock/accounts`: every known key with its credits, balance, allowed models and rate use."""
+    mock = _mock(request)
+    return JSONResponse(mock.accounts.view(mock.clock.now()))
+
+
+async def credits(request: Request) -> Response:
+    """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
+    mock = _mock(request)
+    add = (await _body(request)).get("add")
+    if isinstance(add, bool) or not isinstance(add, (int, float)) or not abs(add) < 1e12:
+        raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
+    return JSONResponse(mock.accounts.top_up(request.path_params["key"], float(add), mock.clock.now()))
+
+
 ROUTES = [
     Route("/_mock/health", health, methods=["GET"]),
     Route("/_mock/reset", reset, methods=["POST"]),
@@ -113,4 +128,6 @@ ROUTES = [
     Route("/_mock/jobs/{request_id}", job, methods=["GET"]),
     Route("/_mock/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),
     Route("/_mock/scenarios/{rule_id}", scenario, methods=["DELETE"]),
+    Route("/_mock/accounts", accounts, methods=["GET"]),
+    Route("/_mock/accounts/{key}/credits", credits, methods=["POST"]),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mock_server import admin, routes, wire
+from mock_server.faults import DropMiddleware
 from mock_server.journal import JournalMiddleware
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, wire.ApiError)
+    if exc.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
+        await anyio.sleep(exc.delay_seconds)
     return JSONResponse(wire.error_body(exc.message), exc.status, exc.headers)
 
 
@@ -45,7 +49,8 @@ def create_app(mock: SegmindMock) -> Starlette:
     """Build the ASGI app that serves `mock`."""
     app = Starlette(
         routes=[*routes.ROUTES, *admin.ROUTES],
-        middleware=[Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock)],
+        # DropMiddleware first: it needs the server's own `receive` to close a connection.
+        middleware=[Middleware(DropMiddleware), Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock)],
         exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.state.mock = mock

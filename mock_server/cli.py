@@ -11,6 +11,7 @@ import uvicorn
 from contracts import MODELS
 from contracts import cli as contract_cli
 from mock_server import server
+from mock_server.accounts import AccountsConfig, ConfigError, load_config
 from mock_server.mock import SegmindMock, Settings
 
 
@@ -63,17 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.journal_size,
         help="how many exchanges GET /_mock/requests keeps (default: %(default)s)",
     )
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
+        "rate limits, and model prices; see docs/accounts.md (default: any key, unlimited)",
+    )
     contract_cli.add_parser(commands)
     return parser
 
 
 def serve(args: argparse.Namespace) -> int:
     """Run the fake until interrupted."""
+    try:
+        accounts = load_config(args.config) if args.config else AccountsConfig()
+    except ConfigError as error:
+        print(f"segmind-mock: {error}", file=sys.stderr)
+        return 2
     settings = Settings(
         speed=args.speed,
         queue_seconds=args.queue_seconds,
         max_body_bytes=args.max_body_bytes,
         journal_size=args.journal_size,
+        accounts=accounts,
     )
     try:
         sock = server.bind(args.host, args.port)
@@ -87,6 +100,8 @@ def serve(args: argparse.Namespace) -> int:
         f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,
     )
+    if accounts.keys:
+        print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     uvicorn.Server(server.config(mock.app, lifespan="off", log_level="info")).run(sockets=[sock])
     return 0
 

@@ -35,7 +35,7 @@ class Entry:
     api_key: str | None
     request_body: bytes
     request_size: int
-    status: int
+    status: int | None  # None: no response was sent (a dropped connection)
     response_type: str
     response_body: bytes
     response_size: int
@@ -99,7 +99,7 @@ class JournalMiddleware:
             return
         request = _Capture()
         response = _Capture()
-        status = 500
+        status: int | None = None
         content_type = ""
 
         async def receive_captured() -> Message:
@@ -119,6 +119,9 @@ class JournalMiddleware:
 
         try:
             await self.app(scope, receive_captured, send_captured)
+        except Exception:
+            status = status or 500  # the server error middleware answers it with a 500
+            raise
         finally:
             self.journal.record(
                 Entry(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 
 from contracts import MODELS, ModelSpec, PayloadError
 from mock_server import outputs, wire
+from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, Journal, mask_key
@@ -29,6 +30,8 @@ class Settings:
     queue_seconds: float = wire.QUEUE_SECONDS
     max_body_bytes: int = wire.MAX_BODY_BYTES
     journal_size: int = JOURNAL_SIZE
+    # No keys declared: any non-empty key, unlimited credits, no rate limit (`--config` declares keys).
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
 
 class SegmindMock:
@@ -42,6 +45,7 @@ class SegmindMock:
         self.store: JobStore = store or MemoryJobStore()
         self.scenarios = Scenarios()
         self.journal = Journal(self.settings.journal_size)
+        self.accounts = Accounts(self.settings.accounts)
         self.app: Starlette = create_app(self)
 
     # Controls, as the admin API offers them.
@@ -78,17 +82,42 @@ class SegmindMock:
         return self.describe(job, now) if job else None
 
     def reset(self) -> None:
-        """Forget jobs, journal and scenarios, and bring the clock back to the time of day."""
+        """Forget jobs, journal, scenarios and account usage, and bring the clock back to the time of day."""
         self.store.clear()
         self.journal.clear()
         self.scenarios.clear()
+        self.accounts.reset()
         self.clock.reset()
+
+    def configure(self, settings: Settings) -> None:
+        """Start afresh under new settings, keeping the app (and any server running it); the journal keeps its size."""
+        self.reset()
+        self.settings = settings
+        self.clock.set_speed(settings.speed)
+        self.clock.virtual = settings.virtual
+        self.accounts = Accounts(settings.accounts)
 
     # The service itself.
 
-    def submit(self, model: str, payload: Mapping[str, Any], api_key: str, *, sync: bool = False) -> Job:
-        """Accept a submission as the real service would, or raise the ApiError it would answer."""
+    def submit(
+        self,
+        model: str,
+        payload: Mapping[str, Any],
+        api_key: str,
+        *,
+        sync: bool = False,
+        override: Rule | None = None,
+    ) -> tuple[Job, Rule | None]:
+        """Accept a submission as the real service would, or raise the ApiError it would answer.
+
+        Returns the job and the scenario rule that decided it, which may also shape the answer
+        (a delay, a network fault). An `override` (from `x-mock-*` headers) decides instead of the
+        rule book and uses no rule up. Checks, in order: 401 (key), 403 (model not allowed),
+        429 (rate limit), the rule's `http_error`, 400 (parameters), 406 (credits).
+        """
         spec = model_spec(model)
+        now = self.clock.now()
+        self.accounts.admit(api_key, model, now)
         try:
             params: Mapping[str, Any] = spec.validate(payload)
         except PayloadError as error:
@@ -96,15 +125,15 @@ class SegmindMock:
             params = payload
         else:
             invalid = None
-        rule = self.scenarios.take(model, api_key, params)
-        now = self.clock.now()
+        rule = override if override is not None else self.scenarios.take(model, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule, now)
         if invalid is not None:
             raise wire.ApiError(400, str(invalid))
         job = self._new_job(spec, dict(params), api_key, rule, now, sync)
+        self.accounts.charge(job, now)
         self.store.add(job, now)
-        return job
+        return job, rule
 
     def lookup(self, request_id: str) -> tuple[Job, State]:
         """Return a retained job and its current state, or raise the 404 the service answers."""
@@ -113,6 +142,21 @@ class SegmindMock:
         if job is None:
             raise wire.not_found(request_id)
         return job, job.state_at(now)
+
+    def poll(self, request_id: str, target: str) -> tuple[Job, State, Rule | None]:
+        """Look a job up for a `status` or `result` request, with the scenario rule for this answer.
+
+        Rules match on the polled job's model, key and parameters; an `http_error` one is raised.
+        """
+        job, state = self.lookup(request_id)
+        rule = self.scenarios.take(job.model, job.api_key, job.params, target=target)
+        if rule is not None and rule.outcome == "http_error":
+            raise self._http_error(rule, self.clock.now())
+        return job, state, rule
+
+    def billing(self, job: Job) -> dict[str, float]:
+        """`cost` and `remaining_credits` of a completed job, for its metrics and v1 headers."""
+        return self.accounts.billing(job, self.clock.now())
 
     async def video(self, job: Job) -> bytes:
         """Return the MP4 bytes of a completed job."""
@@ -158,8 +202,9 @@ class SegmindMock:
     @staticmethod
     def _http_error(rule: Rule, now: float) -> wire.ApiError:
         assert rule.status is not None  # parse_rule sets it for every http_error rule
-        headers = wire.rate_limit_headers(now) if rule.status == 429 else {}
-        return wire.ApiError(rule.status, rule.error or wire.STATUS_MESSAGES[rule.status], {**headers, **rule.headers})
+        headers = wire.rate_limit_headers(now + wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
+        message = rule.error or wire.STATUS_MESSAGES[rule.status]
+        return wire.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
 
 
 def model_spec(model: str) -> ModelSpec:

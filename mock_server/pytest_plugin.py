@@ -149,7 +149,7 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if settings.journal_size != JOURNAL_SIZE:
         pytest.fail("segmind_server is shared by the session: its journal_size cannot change per test", False)
     mock, url = request.getfixturevalue("segmind_server_session")
-    _configure(mock, settings)
+    mock.configure(settings)  # this test's settings, nothing of the last test
     _add_marked_scenarios(request.node, mock)
     monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
     sleeps = virtual_time(mock.clock, _time_modules(request.config)) if virtual else nullcontext()
@@ -183,14 +183,6 @@ def _settings(node: pytest.Item) -> tuple[Settings, bool]:
         allowed = ", ".join(sorted({"virtual_time", *_SETTING_NAMES}))
         pytest.fail(f"segmind_settings got unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}", False)
     return replace(default_settings(virtual), **options), virtual
-
-
-def _configure(mock: SegmindMock, settings: Settings) -> None:
-    # The session's fake starts each test afresh: nothing of the last test, this test's settings.
-    mock.reset()
-    mock.settings = settings
-    mock.clock.set_speed(settings.speed)
-    mock.clock.virtual = settings.virtual
 
 
 def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:

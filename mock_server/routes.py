@@ -9,10 +9,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts.openapi import openapi_document
-from mock_server import wire
+from mock_server import faults, wire
 from mock_server.jobs import Job, State
 from mock_server.mock import SegmindMock, model_spec
 from mock_server.payload import read_json_object
+from mock_server.scenarios import Rule, rule_from_headers
 
 
 def _mock(request: Request) -> SegmindMock:
@@ -28,56 +29,71 @@ def _api_key(request: Request) -> str:
     key = request.headers.get("x-api-key", "")
     if not key:
         raise wire.ApiError(401, wire.MISSING_KEY)
+    _mock(request).accounts.authenticate(key)  # 401 for a key the config does not declare
     return key
 
 
-async def _accept(request: Request, *, sync: bool) -> Job:
+def _override(request: Request) -> Rule | None:
+    try:
+        return rule_from_headers(request.headers)
+    except ValueError as error:
+        raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
+
+
+async def _accept(request: Request, *, sync: bool) -> tuple[Job, Rule | None]:
     mock = _mock(request)
     api_key = _api_key(request)
     model = request.path_params["model"]
     model_spec(model)  # an unknown model is 404 before its body is read
+    override = _override(request)
     payload = await read_json_object(request, mock.settings.max_body_bytes)
-    return mock.submit(model, payload, api_key, sync=sync)
+    return mock.submit(model, payload, api_key, sync=sync, override=override)
 
 
 async def submit(request: Request) -> Response:
     """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
-    job = await _accept(request, sync=False)
-    return JSONResponse(wire.submit_body(job, _base(request)))
+    job, rule = await _accept(request, sync=False)
+    return faults.respond(JSONResponse(wire.submit_body(job, _base(request))), rule)
 
 
 async def run_sync(request: Request) -> Response:
     """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
     mock = _mock(request)
-    job = await _accept(request, sync=True)
+    job, rule = await _accept(request, sync=True)
     await mock.clock.wait_until(job.finished_at)
-    headers = wire.sync_headers(job)
+    headers = wire.sync_headers(job, mock.billing(job))
     if job.error is not None:
-        return JSONResponse(wire.error_body(job.error), wire.SYNC_FAILED_STATUS, headers)
+        return faults.respond(JSONResponse(wire.error_body(job.error), wire.SYNC_FAILED_STATUS, headers), rule)
     video = await mock.video(job)
     if job.params["base64"]:
-        return JSONResponse({wire.BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers)
-    return Response(video, media_type=wire.VIDEO_CONTENT_TYPE, headers=headers)
+        response = JSONResponse({wire.BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers)
+    else:
+        response = Response(video, media_type=wire.VIDEO_CONTENT_TYPE, headers=headers)
+    return faults.respond(response, rule)
 
 
 async def status(request: Request) -> Response:
     """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
     _api_key(request)
-    job, state = _mock(request).lookup(request.path_params["request_id"])
-    body = wire.status_body(job, state, _base(request))
-    return JSONResponse(body, 422 if state is State.FAILED else 200)
+    mock = _mock(request)
+    job, state, rule = mock.poll(request.path_params["request_id"], "status")
+    body = wire.status_body(job, state, _base(request), mock.billing(job))
+    return faults.respond(JSONResponse(body, 422 if state is State.FAILED else 200), rule)
 
 
 async def result(request: Request) -> Response:
     """`GET /v2/requests/{id}` (and the poll URL): the final body, FAILED served as 422."""
     _api_key(request)
     mock = _mock(request)
-    job, state = mock.lookup(request.path_params["request_id"])
+    job, state, rule = mock.poll(request.path_params["request_id"], "result")
     if state is State.FAILED:
-        return JSONResponse(wire.failed_body(job), 422)
-    if state is State.COMPLETED:
-        return JSONResponse(wire.completed_body(job, _base(request), await mock.video(job)))
-    return JSONResponse(wire.pending_result_body(job, state, _base(request)))
+        response = JSONResponse(wire.failed_body(job), 422)
+    elif state is State.COMPLETED:
+        video = await mock.video(job)
+        response = JSONResponse(wire.completed_body(job, _base(request), video, mock.billing(job)))
+    else:
+        response = JSONResponse(wire.pending_result_body(job, state, _base(request)))
+    return faults.respond(response, rule)
 
 
 async def output(request: Request) -> Response:

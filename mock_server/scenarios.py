@@ -1,4 +1,4 @@
-"""Scenarios: rules that decide how the next matching submissions end."""
+"""Scenarios: rules that decide how the next matching submissions end, or how answers reach the client."""
 
 from __future__ import annotations
 
@@ -13,13 +13,36 @@ from mock_server.wire import STATUS_MESSAGES
 
 # The fields each outcome takes beside the ones every rule takes.
 OUTCOME_FIELDS: dict[str, frozenset[str]] = {
+    # How the job ends (target submit only).
     "completed": frozenset(),
     "failed": frozenset({"error"}),
     "rai_blocked": frozenset(),
+    # The request is refused with an error status (a 502/504 with delay_seconds is a slow gateway).
     "http_error": frozenset({"status", "error", "headers"}),
+    # Network faults on the answer's way back; the request itself is served as usual.
+    "latency": frozenset(),  # the answer arrives after delay_seconds
+    "disconnect": frozenset(),  # the connection closes with no answer at all
+    "truncated": frozenset(),  # headers promise the whole body, half of it arrives, the connection closes
+    "malformed": frozenset(),  # a 200 whose JSON body is cut in half
 }
-COMMON_FIELDS = frozenset({"match", "outcome", "times", "queue_seconds", "processing_seconds"})
+JOB_OUTCOMES = frozenset({"completed", "failed", "rai_blocked"})
+COMMON_FIELDS = frozenset(
+    {"match", "outcome", "times", "target", "nth", "delay_seconds", "queue_seconds", "processing_seconds"}
+)
+# Which requests a rule applies to: submissions (v2 and v1), status polls, or result fetches.
+TARGETS = ("submit", "status", "result")
+# Fields that shape a new job, so only rules for submissions take them.
+SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds"})
 FAILED_DEFAULT_ERROR = "Inference failed"  # GUESS: the real text varies by cause
+# Request headers that force an outcome for one submission, and the rule field each sets.
+HEADER_FIELDS: dict[str, str] = {
+    "x-mock-outcome": "outcome",
+    "x-mock-status": "status",
+    "x-mock-error": "error",
+    "x-mock-delay-seconds": "delay_seconds",
+    "x-mock-queue-seconds": "queue_seconds",
+    "x-mock-processing-seconds": "processing_seconds",
+}
 
 _MATCH_SPECIAL = ("model", "api_key")
 
@@ -32,12 +55,16 @@ class Rule:
     outcome: str
     match: dict[str, Any] = field(default_factory=dict)
     times: int = -1
+    target: str = "submit"
+    nth: int = 1
     error: str | None = None
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float | None = None
     queue_seconds: float | None = None
     processing_seconds: float | None = None
     hits: int = 0
+    seen: int = 0
 
     def matches(self, model: str, api_key: str, params: Mapping[str, Any]) -> bool:
         """Tell whether a submission of `model` with `params` under `api_key` is one of this rule's."""
@@ -50,7 +77,8 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         """Describe the rule as the admin API shows it."""
         shown = {name: getattr(self, name) for name in OUTCOME_FIELDS[self.outcome] | COMMON_FIELDS}
-        return {"id": self.id, "hits": self.hits, **{k: v for k, v in shown.items() if v is not None}}
+        shown = {key: value for key, value in shown.items() if value is not None}
+        return {"id": self.id, "hits": self.hits, "seen": self.seen, **shown}
 
 
 class Scenarios:
@@ -85,18 +113,26 @@ class Scenarios:
         with self._lock:
             self._rules.clear()
 
-    def take(self, model: str, api_key: str, params: Mapping[str, Any]) -> Rule | None:
-        """Return the first rule matching this submission and use up one of its times."""
+    def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
+        """Return the first rule that applies to this request and use up one of its times.
+
+        Every matching rule counts the request, so `nth` means the nth matching request since the
+        rule was added, whichever rule decided the earlier ones.
+        """
+        chosen = None
         with self._lock:
             for rule in self._rules:
-                if rule.matches(model, api_key, params):
-                    rule.hits += 1
-                    if rule.times > 0:
-                        rule.times -= 1
-                        if rule.times == 0:
-                            self._rules.remove(rule)
-                    return rule
-        return None
+                if rule.target == target and rule.matches(model, api_key, params):
+                    rule.seen += 1
+                    if chosen is None and rule.seen >= rule.nth:
+                        chosen = rule
+            if chosen is not None:
+                chosen.hits += 1
+                if chosen.times > 0:
+                    chosen.times -= 1
+                    if chosen.times == 0:
+                        self._rules.remove(chosen)
+        return chosen
 
 
 def parse_rule(data: Any, rule_id: str) -> Rule:
@@ -106,21 +142,61 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
     outcome = data.get("outcome", "completed")
     if outcome not in OUTCOME_FIELDS:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOME_FIELDS)} (got {outcome!r})")
-    unknown = set(data) - COMMON_FIELDS - OUTCOME_FIELDS[outcome]
+    target = _parse_target(outcome, data.get("target", "submit"))
+    fields = COMMON_FIELDS | OUTCOME_FIELDS[outcome]
+    unknown = set(data) - (fields if target == "submit" else fields - SUBMIT_FIELDS)
     if unknown:
-        allowed = ", ".join(sorted(COMMON_FIELDS | OUTCOME_FIELDS[outcome]))
-        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))} for outcome {outcome!r}; allowed: {allowed}")
+        allowed = ", ".join(sorted(fields if target == "submit" else fields - SUBMIT_FIELDS))
+        raise ValueError(
+            f"unknown field(s) {', '.join(sorted(unknown))} for outcome {outcome!r} on target {target!r}; "
+            f"allowed: {allowed}"
+        )
+    delay = _parse_seconds("delay_seconds", data.get("delay_seconds"))
+    if outcome == "latency" and not delay:
+        raise ValueError("outcome 'latency' needs delay_seconds, the real seconds to hold the answer back")
     return Rule(
         id=rule_id,
         outcome=outcome,
         match=_parse_match(data.get("match", {})),
         times=_parse_times(data.get("times", -1)),
+        target=target,
+        nth=_parse_nth(data.get("nth", 1)),
         error=_parse_error(outcome, data.get("error")),
         status=_parse_status(outcome, data.get("status")),
         headers=_parse_headers(data.get("headers", {})),
+        delay_seconds=delay,
         queue_seconds=_parse_seconds("queue_seconds", data.get("queue_seconds")),
         processing_seconds=_parse_seconds("processing_seconds", data.get("processing_seconds")),
     )
+
+
+def rule_from_headers(headers: Mapping[str, str]) -> Rule | None:
+    """Build the one-submission rule that `x-mock-*` request headers ask for, or None without any.
+
+    Raise ValueError naming the header to fix.
+    """
+    data: dict[str, Any] = {}
+    for name, value in headers.items():
+        name = name.lower()
+        if not name.startswith("x-mock-"):
+            continue
+        if name not in HEADER_FIELDS:
+            raise ValueError(f"unknown header {name}; use {', '.join(HEADER_FIELDS)}")
+        field_name = HEADER_FIELDS[name]
+        data[field_name] = value if field_name in ("outcome", "error") else _header_number(name, value)
+    if not data:
+        return None
+    if "status" in data:
+        data.setdefault("outcome", "http_error")
+    return parse_rule(data, rule_id="x-mock")
+
+
+def _header_number(name: str, value: str) -> int | float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (got {value!r})") from None
+    return int(number) if number.is_integer() and name == "x-mock-status" else number
 
 
 def _parse_match(match: Any) -> dict[str, Any]:
@@ -141,6 +217,20 @@ def _canonical(name: str, value: Any) -> Any:
                 except ParamError:
                     continue
     return value
+
+
+def _parse_target(outcome: str, target: Any) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)} (got {target!r})")
+    if target != "submit" and outcome in JOB_OUTCOMES:
+        raise ValueError(f"outcome {outcome!r} decides how a job ends, so its target must be 'submit'")
+    return target
+
+
+def _parse_nth(nth: Any) -> int:
+    if isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
+        raise ValueError(f"nth must be a positive integer, the matching request the rule starts at (got {nth!r})")
+    return nth
 
 
 def _parse_times(times: Any) -> int:

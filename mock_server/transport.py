@@ -8,6 +8,8 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from starlette.types import ASGIApp
 
+from mock_server.faults import ConnectionDropped
+
 
 class PortalTransport(httpx.BaseTransport):
     """A sync httpx transport that runs the ASGI app on one background event loop.
@@ -35,7 +37,13 @@ class PortalTransport(httpx.BaseTransport):
     async def _serve(
         self, method: str, url: str, headers: httpx.Headers, body: bytes
     ) -> tuple[int, httpx.Headers, bytes]:
-        response = await self._asgi.handle_async_request(httpx.Request(method, url, headers=headers, content=body))
+        request = httpx.Request(method, url, headers=headers, content=body)
+        try:
+            response = await self._asgi.handle_async_request(request)
+        except ConnectionDropped as dropped:
+            # A network fault: what a client on a real socket would see (caught here, on the loop,
+            # since a BaseException escaping into the portal would stop it).
+            raise httpx.RemoteProtocolError(str(dropped), request=request) from None
         return response.status_code, response.headers, await response.aread()
 
     def close(self) -> None:

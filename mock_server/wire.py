@@ -8,6 +8,8 @@ it here when the truth is known).
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +23,14 @@ OUTPUT_RETENTION_SECONDS = 7 * 24 * 3600.0
 QUEUE_SECONDS = 2.0
 # Largest request body the fake reads; base64 input images make bodies large (GUESS).
 MAX_BODY_BYTES = 16 * 1024 * 1024
-# A rate-limited client may retry after this long (GUESS; the real window is one minute, DOCS).
+# Rate limits count requests in a sliding window of one minute (DOCS); a scenario's 429 tells the
+# client to retry one window later (GUESS).
 RATE_LIMIT_RESET_SECONDS = 60.0
+# The documented plans, in requests a minute (DOCS).
+RATE_LIMIT_PLANS: dict[str, int] = {"free": 5, "pro": 50}
+# Price of one run in credits: the "~$" figure on each model page (DOCS), one credit taken to be
+# one US dollar (GUESS). The real price varies a little with the parameters ("Affects Pricing").
+PRICES: dict[str, float] = {"svd": 0.167, "motionctrl-svd": 0.089}
 # The v1 reply with "base64": true is JSON with the video under this key (GUESS).
 BASE64_VIDEO_KEY = "video"
 # A v1 call whose job fails answers this status with the error envelope (GUESS, like v2's FAILED).
@@ -49,13 +57,16 @@ STATUS_MESSAGES: dict[int, str] = {
 
 
 class ApiError(Exception):
-    """An error answered to the client in the documented `{"error": ...}` envelope."""
+    """An error answered to the client in the documented `{"error": ...}` envelope, after `delay_seconds`."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, delay_seconds: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.delay_seconds = delay_seconds
 
 
 def error_body(message: str) -> dict[str, str]:
@@ -68,10 +79,35 @@ def not_found(request_id: str) -> ApiError:
     return ApiError(404, f"Request {request_id} not found")
 
 
-def rate_limit_headers(now: float) -> dict[str, str]:
+def rate_limit_headers(reset_at: float) -> dict[str, str]:
     """Headers of a 429: when the client may try again, in UTC (2ND; format GUESS)."""
-    reset = datetime.fromtimestamp(now + RATE_LIMIT_RESET_SECONDS, UTC)
-    return {"x-rate-limit-reset-at-utc": reset.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {"x-rate-limit-reset-at-utc": utc(reset_at)}
+
+
+def utc(at: float) -> str:
+    """A simulated time as ISO 8601 UTC, rounded up to the second so that waiting until then is enough."""
+    return datetime.fromtimestamp(math.ceil(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rate_limited(rpm: int) -> str:
+    """The 429 message of a key past its rate limit (wording GUESS)."""
+    return f"Rate limit exceeded: this API key allows {rpm} requests a minute"
+
+
+def forbidden_model(model: str, allowed: list[str]) -> str:
+    """The 403 message of a key that may not call `model` (wording GUESS)."""
+    return f"Forbidden: this API key is not allowed to use {model}; it may use {', '.join(allowed)}"
+
+
+def insufficient_credits(price: float, balance: float, held: float) -> str:
+    """The 406 message, naming the balance and the price (wording GUESS)."""
+    message = f"{STATUS_MESSAGES[406]}: it costs {amount(price)} credits and the balance is {amount(balance)}"
+    return message + (f", of which {amount(held)} is held for requests in progress" if held else "")
+
+
+def amount(credits: float) -> str:
+    """Credits as text, without float noise or exponents: 0.833, 12, -4.5."""
+    return f"{credits:.6f}".rstrip("0").rstrip(".")
 
 
 def urls(base: str, request_id: str) -> dict[str, str]:
@@ -93,22 +129,27 @@ def submit_body(job: Job, base: str) -> dict[str, Any]:
     return {"request_id": job.request_id, "status": State.QUEUED.value, **urls(base, job.request_id)}
 
 
-def metrics(job: Job) -> dict[str, float]:
-    """The metrics of a finished job; `inference_time` is the model's latency (DOCS)."""
+def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The metrics of a finished job; `inference_time` is the model's latency (DOCS).
+
+    `billing` (`cost`, `remaining_credits`, 2ND) is given for completed jobs only: billing fields are
+    left out on failure (2ND).
+    """
     return {
         "inference_time": round(job.processing_seconds, 2),
         "queue_time": round(job.queue_seconds, 2),
         "total_time": round(job.queue_seconds + job.processing_seconds, 2),
+        **(billing or {}),
     }
 
 
-def status_body(job: Job, state: State, base: str) -> dict[str, Any]:
+def status_body(job: Job, state: State, base: str, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}/status` in each state (DOCS; PROCESSING GUESS)."""
     if state in (State.QUEUED, State.PROCESSING):
         return {"status": state.value, **_waiting(job, base)}
     if state is State.FAILED:
         return failed_body(job)
-    return {"status": state.value, "request_id": job.request_id, "metrics": metrics(job)}
+    return {"status": state.value, "request_id": job.request_id, "metrics": metrics(job, billing)}
 
 
 def failed_body(job: Job) -> dict[str, Any]:
@@ -126,7 +167,7 @@ def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
     return {"status": state.value, "error": None, "output": None, **_waiting(job, base)}
 
 
-def completed_body(job: Job, base: str, video: bytes) -> dict[str, Any]:
+def completed_body(job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}` once COMPLETED.
 
     `output` is the video's URL (DOCS), or the base64 video when the request set
@@ -137,7 +178,7 @@ def completed_body(job: Job, base: str, video: bytes) -> dict[str, Any]:
         "status": State.COMPLETED.value,
         "error": None,
         "output": base64.b64encode(video).decode() if job.params.get("base64") else url,
-        "metrics": metrics(job),
+        "metrics": metrics(job, billing),
         "request_id": job.request_id,
         # 2ND: a `video` object may accompany the output.
         "video": {
@@ -149,12 +190,13 @@ def completed_body(job: Job, base: str, video: bytes) -> dict[str, Any]:
     }
 
 
-def sync_headers(job: Job) -> dict[str, str]:
-    """Headers of a v1 reply (2ND)."""
+def sync_headers(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, str]:
+    """Headers of a v1 reply (2ND): `billing` adds `x-cost` and `x-remaining-credits` (DOCS)."""
     return {
         "x-request-id": job.request_id,
         "x-generation-time": f"{job.processing_seconds:.2f}",
         "x-seed-value": str(job.seed),
+        **{"x-" + name.replace("_", "-"): amount(value) for name, value in (billing or {}).items()},
     }
 
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.jobs import Job, State
+from mock_server.scenarios import Rule
 
 API_KEY = "SG_0123456789abcdef"
 Change = Callable[[str, str, int, Any], tuple[int, Any]]
@@ -73,11 +74,11 @@ def keyless_allowed(app: ASGIApp) -> ASGIApp:
 class AcceptsOutOfRange(SegmindMock):
     """Drift: fps above the documented maximum is clamped and accepted instead of refused."""
 
-    def submit(self, model: str, payload: Mapping[str, Any], api_key: str, *, sync: bool = False) -> Job:
+    def submit(self, model: str, payload: Mapping[str, Any], api_key: str, **options: Any) -> tuple[Job, Rule | None]:
         maximum = MODELS[model].param("fps").maximum
         if isinstance(payload.get("fps"), int) and maximum is not None and payload["fps"] > maximum:
             payload = {**payload, "fps": maximum}
-        return super().submit(model, payload, api_key, sync=sync)
+        return super().submit(model, payload, api_key, **options)
 
 
 class NonUuidIds(SegmindMock):
