@@ -53,5 +53,7 @@ def create_app(mock: SegmindMock) -> Starlette:
         middleware=[Middleware(DropMiddleware), Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock)],
         exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
+    # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
+    app.router.redirect_slashes = False
     app.state.mock = mock
     return app

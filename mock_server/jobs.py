@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import random
-import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -60,9 +60,17 @@ class Job:
         return State.COMPLETED if self.error is None else State.FAILED
 
 
+# The version (4) and variant (RFC 4122) bits of a uuid4.
+_UUID4_CLEAR = 0xF000 << 64 | 0xC000 << 48
+_UUID4_SET = 0x4000 << 64 | 0x8000 << 48
+
+
 def new_request_id() -> str:
     """Return a fresh request id, a uuid4 as the real service uses."""
-    return str(uuid.uuid4())
+    # What str(uuid.uuid4()) returns, without building a UUID object: half the cost on every submit.
+    value = int.from_bytes(os.urandom(16)) & ~_UUID4_CLEAR | _UUID4_SET
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def resolve_seed(spec: ModelSpec, seed: int) -> int:

@@ -26,35 +26,36 @@ def mask_key(key: str | None) -> str | None:
 
 @dataclass(slots=True)
 class Entry:
-    """One exchange, kept raw; decoding waits until someone reads the journal."""
+    """One exchange, kept raw as the server saw it; decoding waits until someone reads the journal."""
 
     at: float
     method: str
     path: str
-    query: str
-    api_key: str | None
+    query: bytes
+    request_headers: list[tuple[bytes, bytes]]
     request_body: bytes
     request_size: int
     status: int | None  # None: no response was sent (a dropped connection)
-    response_type: str
+    response_headers: list[tuple[bytes, bytes]]
     response_body: bytes
     response_size: int
 
     def to_dict(self) -> dict[str, Any]:
         """Describe the exchange as `GET /_mock/requests` shows it, the API key masked."""
-        response = _decode(self.response_body, self.response_size) if "json" in self.response_type else None
+        response_type = _header(self.response_headers, b"content-type")
+        response = _decode(self.response_body, self.response_size) if "json" in response_type else None
         request_id = response.get("request_id") if isinstance(response, dict) else None
         return {
             "at": self.at,
             "method": self.method,
             "path": self.path,
-            "query": self.query,
-            "api_key": mask_key(self.api_key),
+            "query": self.query.decode("latin-1"),
+            "api_key": mask_key(_header(self.request_headers, b"x-api-key") or None),
             "request": _decode(self.request_body, self.request_size),
             "request_size": self.request_size,
             "status": self.status,
             "request_id": request_id,
-            "response_type": self.response_type,
+            "response_type": response_type,
             "response": response,
             "response_size": self.response_size,
         }
@@ -97,10 +98,11 @@ class JournalMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(self.skip_prefix):
             await self.app(scope, receive, send)
             return
+        # This runs on every request: capture references only, and decode in Entry.to_dict.
         request = _Capture()
         response = _Capture()
-        status: int | None = None
-        content_type = ""
+        no_response: Message = {"status": None, "headers": []}
+        start = no_response
 
         async def receive_captured() -> Message:
             message = await receive()
@@ -109,33 +111,33 @@ class JournalMiddleware:
             return message
 
         async def send_captured(message: Message) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                content_type = _header(message.get("headers", []), b"content-type")
-            elif message["type"] == "http.response.body":
+            nonlocal start
+            if message["type"] == "http.response.body":
                 response.add(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                start = message
             await send(message)
 
         try:
             await self.app(scope, receive_captured, send_captured)
         except Exception:
-            status = status or 500  # the server error middleware answers it with a 500
+            if start is no_response:  # the server error middleware answers it with a 500
+                start = {"status": 500, "headers": []}
             raise
         finally:
             self.journal.record(
                 Entry(
-                    at=self.clock.now(),
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    api_key=_header(scope["headers"], b"x-api-key") or None,
-                    request_body=bytes(request.head),
-                    request_size=request.size,
-                    status=status,
-                    response_type=content_type,
-                    response_body=bytes(response.head),
-                    response_size=response.size,
+                    self.clock.now(),
+                    scope["method"],
+                    scope["path"],
+                    scope.get("query_string", b""),
+                    scope["headers"],
+                    request.body(),
+                    request.size,
+                    start["status"],
+                    start.get("headers", []),
+                    response.body(),
+                    response.size,
                 )
             )
 
@@ -143,17 +145,24 @@ class JournalMiddleware:
 class _Capture:
     """The first BODY_CAPTURE_BYTES of a body, and its whole size."""
 
-    __slots__ = ("head", "size")
+    __slots__ = ("chunks", "room", "size")
 
     def __init__(self) -> None:
-        self.head = bytearray()
+        self.chunks: list[bytes] = []
+        self.room = BODY_CAPTURE_BYTES
         self.size = 0
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        room = BODY_CAPTURE_BYTES - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
+        if self.room > 0 and chunk:
+            # Slicing a bytes object no longer than the room returns it without a copy.
+            kept = chunk[: self.room]
+            self.chunks.append(kept)
+            self.room -= len(kept)
+
+    def body(self) -> bytes:
+        """The captured head of the body."""
+        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:

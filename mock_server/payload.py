@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,14 @@ from mock_server.wire import ApiError
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON but overflows to infinity, which no JSON answer can carry back.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large for a 64-bit float")
+    return value
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -41,15 +50,27 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise ApiError(400, f"Request body is not valid UTF-8 (byte {error.start}): send UTF-8 JSON") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ApiError(400, "Request body is nested too deeply: send a flat JSON object of parameters") from None
     except ValueError as error:
         raise ApiError(400, f"Request body is not valid JSON: {error}") from None
+    if (b"\\ud" in body or b"\\uD" in body) and not _encodable(value):
+        raise ApiError(400, "Request body has an unpaired surrogate escape such as \\ud800: send valid Unicode text")
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
         raise ApiError(400, f"Request body must be a JSON object of parameters, got {kind}")
     return value
+
+
+def _encodable(value: Any) -> bool:
+    # JSON may spell a lone UTF-16 surrogate ("\ud800"); Python decodes it to a str no response
+    # can encode. Checked only when the raw body holds such an escape, so valid bodies pay nothing.
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def _too_large(limit: int) -> ApiError:

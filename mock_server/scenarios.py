@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ HEADER_FIELDS: dict[str, str] = {
 }
 
 _MATCH_SPECIAL = ("model", "api_key")
+# What HTTP/1.1 allows in a header's name (a token) and value (RFC 9110, section 5).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 @dataclass
@@ -140,7 +144,7 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
     if not isinstance(data, Mapping):
         raise ValueError('a scenario must be a JSON object such as {"outcome": "failed", "times": 1}')
     outcome = data.get("outcome", "completed")
-    if outcome not in OUTCOME_FIELDS:
+    if not isinstance(outcome, str) or outcome not in OUTCOME_FIELDS:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOME_FIELDS)} (got {outcome!r})")
     target = _parse_target(outcome, data.get("target", "submit"))
     fields = COMMON_FIELDS | OUTCOME_FIELDS[outcome]
@@ -202,7 +206,7 @@ def _header_number(name: str, value: str) -> int | float:
 def _parse_match(match: Any) -> dict[str, Any]:
     if not isinstance(match, Mapping):
         raise ValueError("match must be an object of model, api_key and parameter values")
-    if "model" in match and match["model"] not in MODELS:
+    if "model" in match and (not isinstance(match["model"], str) or match["model"] not in MODELS):
         raise ValueError(f"match.model must be one of {', '.join(MODELS)} (got {match['model']!r})")
     return {key: value if key in _MATCH_SPECIAL else _canonical(key, value) for key, value in match.items()}
 
@@ -248,7 +252,7 @@ def _parse_error(outcome: str, error: Any) -> str | None:
 def _parse_status(outcome: str, status: Any) -> int | None:
     if outcome != "http_error":
         return None
-    if status not in STATUS_MESSAGES or isinstance(status, bool):
+    if isinstance(status, bool) or not isinstance(status, int) or status not in STATUS_MESSAGES:
         codes = ", ".join(str(code) for code in STATUS_MESSAGES)
         raise ValueError(f"status must be one of the documented error codes {codes} (got {status!r})")
     return status
@@ -259,6 +263,12 @@ def _parse_headers(headers: Any) -> dict[str, str]:
         isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
     ):
         raise ValueError("headers must be an object of string names to string values")
+    # Checked now, since a header HTTP cannot carry would fail only later, as a 500 on a submission.
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"header name {name!r} must be letters, digits and -, as HTTP allows")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"header {name} must be printable Latin-1 text without line breaks (got {value!r})")
     return dict(headers)
 
 

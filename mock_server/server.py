@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -9,6 +10,9 @@ from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+from mock_server import wire
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 LISTEN_BACKLOG = 2048  # uvicorn's own default
@@ -36,11 +40,27 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class EnvelopeHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's fastest HTTP/1.1 protocol (httptools, else h11), answering unparsable requests in the JSON envelope.
+
+    uvicorn answers a request it cannot parse (a made-up method, a bad header, a NUL in the path)
+    itself, in plain text, before the app sees it; clients of the fake get the documented
+    `{"error": ...}` body there too.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer 400 in the JSON envelope and close the connection, as uvicorn does."""
+        body = json.dumps(wire.error_body(f"{msg.rstrip('.')}: {wire.UNPARSABLE_REQUEST}")).encode()
+        head = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+        self.transport.write(head + b"connection: close\r\n\r\n" + body)
+        self.transport.close()
+
+
 def config(app: ASGIApp, **options: object) -> uvicorn.Config:
     """uvicorn settings shared by the CLI and the test server: the fastest stack, quiet access log."""
     settings: dict[str, object] = {
         "loop": "auto",
-        "http": "auto",
+        "http": EnvelopeHTTPProtocol,
         "access_log": False,
         "log_level": "warning",
     }

@@ -38,6 +38,8 @@ SYNC_FAILED_STATUS = 422
 # Output videos are MP4 (GUESS for the exact content type).
 VIDEO_CONTENT_TYPE = "video/mp4"
 
+# Said when a request is not HTTP/1.1 the server can parse (GUESS: the real front end's text is unknown).
+UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or control characters) and the headers"
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 RAI_BLOCKED = "Content blocked: the input image or generated video violates the content policy (RAI)."  # GUESS
 

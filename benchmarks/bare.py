@@ -1,0 +1,64 @@
+"""The baseline: a bare Starlette app answering the fake's submit and status routes with constant JSON.
+
+It runs on the same uvicorn stack as `segmind-mock serve` (`mock_server.server.config`), so the
+ratio between the two measures only what the fake does per request.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mock_server import server
+
+REQUEST_ID = "00000000-0000-4000-8000-000000000000"
+BASE = "http://127.0.0.1"
+# Bodies shaped and sized like the fake's own answers, so both servers encode and send alike.
+SUBMIT_BODY = {
+    "request_id": REQUEST_ID,
+    "status": "QUEUED",
+    "poll_url": f"{BASE}/v1/requests/{REQUEST_ID}",
+    "status_url": f"{BASE}/v2/requests/{REQUEST_ID}/status",
+    "response_url": f"{BASE}/v2/requests/{REQUEST_ID}",
+}
+STATUS_BODY = {
+    "status": "QUEUED",
+    "request_id": REQUEST_ID,
+    "status_url": SUBMIT_BODY["status_url"],
+    "response_url": SUBMIT_BODY["response_url"],
+    "metrics": {},
+}
+
+
+async def submit(request: Request) -> Response:
+    """Answer a submission with a constant body."""
+    return JSONResponse(SUBMIT_BODY)
+
+
+async def status(request: Request) -> Response:
+    """Answer a status poll with a constant body."""
+    return JSONResponse(STATUS_BODY)
+
+
+app = Starlette(
+    routes=[
+        Route("/v2/requests/{request_id}/status", status, methods=["GET"]),
+        Route("/v2/{model}", submit, methods=["POST"]),
+    ]
+)
+
+
+def main() -> None:
+    """Serve the bare app on a free loopback port and print its URL."""
+    sock = server.bind("127.0.0.1", 0)
+    print(f"bare-starlette: serving on {server.url_of(sock)}", flush=True)
+    uvicorn.Server(server.config(app, lifespan="off")).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

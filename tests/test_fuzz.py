@@ -1,0 +1,298 @@
+"""Hostile input: odd bodies, paths, methods and content types never get a 5xx, a hang or a non-JSON error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contracts import MODELS, Param
+from mock_server import SegmindMock, Settings
+from mock_server.server import ServerThread
+from mock_server.transport import PortalTransport
+from tests.support_load import STORES, RawResponse, raw_exchange, request_bytes
+
+LIMIT = 4096
+KEY = {"x-api-key": "SG_0123456789abcdef"}
+JSON = {"Content-Type": "application/json", **KEY}
+BODY_ROUTES = ["/v2/svd", "/v1/motionctrl-svd", "/_mock/scenarios", "/_mock/clock/advance", "/_mock/clock"]
+
+HOSTILE_BODIES: dict[str, bytes] = {
+    "deep arrays": b"[" * 100_000 + b"]" * 100_000,
+    "deep objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "deep inside a parameter": b'{"image": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "invalid utf-8": b'{"image": "\xff\xfe\xc3\x28"}',
+    "lone surrogate escape": b'{"image": "\\ud800", "fps": 7}',
+    "NaN": b'{"fps": NaN}',
+    "Infinity": b'{"cond_aug": Infinity, "fps": -Infinity}',
+    "1e400": b'{"cond_aug": 1e400, "fps": 1e400, "seconds": 1e400, "speed": 1e400}',
+    "-1e400": b'{"seconds": -1e400, "speed": -1e400, "fps": -1e400}',
+    "10**10000": b'{"fps": ' + b"1" + b"0" * 10_000 + b', "seconds": ' + b"9" * 10_000 + b"}",
+    "4300 digits": b'{"fps": ' + b"9" * 4300 + b', "seconds": ' + b"9" * 4300 + b', "speed": ' + b"9" * 4300 + b"}",
+    "duplicate keys": b'{"fps": 7, "fps": "x", "outcome": "failed", "outcome": "nope", "seconds": 1, "seconds": -1}',
+    "empty": b"",
+    "whitespace": b" \r\n\t ",
+    "null byte": b'{"image": "\x00", "fps": 7}',
+    "escaped null": b'{"image": "\\u0000", "match": {"model": "\\u0000"}}',
+    "truncated": b'{"image": "http://x',
+    "trailing garbage": b'{"fps": 7} {"fps": 8}',
+    "bom": b'\xef\xbb\xbf{"fps": 7}',
+    "array": b"[1, 2, 3]",
+    "string": b'"svd"',
+    "huge non-image string": b'{"image": "' + "é".encode() * 1500 + b'"}',
+    "1e400 in a match": b'{"match": {"fps": 1e400, "cond_aug": -1e400}, "outcome": "failed"}',
+    "unhashable match": b'{"match": {"model": [], "api_key": {}}, "outcome": "failed"}',
+    "odd match values": b'{"match": {"frames": {"a": 1}, "fps": [7], "motion": 1e308}, "outcome": "completed"}',
+    "non-latin-1 header": b'{"outcome": "http_error", "status": 429, "headers": {"x-note": "\\u20ac"}}',
+    "newline in header": b'{"outcome": "http_error", "status": 429, "headers": {"x-note": "a\\r\\nset-cookie: b"}}',
+    "odd header name": b'{"outcome": "http_error", "status": 429, "headers": {"bad name:": "x"}}',
+    "unhashable outcome and status": b'{"outcome": ["failed"], "status": [429]}',
+    "odd types": b'{"times": 1e400, "queue_seconds": "1", "processing_seconds": null, "status": true}',
+    "oversized": b'{"image": "' + b"A" * (LIMIT * 2) + b'"}',
+}
+
+
+def assert_envelope(status: int, content_type: str, body: bytes) -> None:
+    """A 4xx in the documented `{"error": "..."}` envelope, with a message to act on."""
+    assert 400 <= status < 500, (status, body[:300])
+    assert content_type.startswith("application/json"), (content_type, body[:300])
+    document = json.loads(body)
+    assert list(document) == ["error"]
+    assert isinstance(document["error"], str) and len(document["error"]) > 10
+
+
+@pytest.fixture(params=sorted(STORES))
+def fuzzed(request: pytest.FixtureRequest) -> Iterator[tuple[SegmindMock, str]]:
+    """A frozen-clock fake with a small body limit on a real uvicorn server, with one job already kept."""
+    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT), store=STORES[request.param]())
+    job, _ = mock.submit("svd", MODELS["svd"].example, "SG_0123456789abcdef")
+    with ServerThread(mock.app) as url:
+        yield mock, url
+        # Whatever was thrown at it, the server is healthy and kept the job.
+        health = httpx.get(f"{url}/_mock/health", timeout=5)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert mock.job(job.request_id) is not None
+
+
+@pytest.fixture(scope="module")
+def in_process() -> Iterator[httpx.Client]:
+    """An httpx client on the in-process fake (small body limit)."""
+    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT))
+    with httpx.Client(transport=PortalTransport(mock.app), base_url="http://fake", headers=KEY) as client:
+        yield client
+
+
+def _raw(url: str, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> RawResponse:
+    return raw_exchange(url, request_bytes(method, target, body, headers))
+
+
+def test_hostile_bodies_get_a_4xx_envelope_over_a_real_server(fuzzed: tuple[SegmindMock, str]) -> None:
+    _, url = fuzzed
+    for name, body in HOSTILE_BODIES.items():
+        for path in BODY_ROUTES:
+            response = _raw(url, "POST", path, body, JSON)
+            if response.status in (200, 201):  # an accepted odd body must still have been a sensible one
+                assert path.startswith("/_mock/"), (name, path)
+                continue
+            assert_envelope(response.status, response.headers.get("content-type", ""), response.body)
+
+
+def test_oversized_bodies_are_413_whether_declared_or_chunked(fuzzed: tuple[SegmindMock, str]) -> None:
+    _, url = fuzzed
+    big = b'{"image": "' + b"A" * (LIMIT * 4) + b'"}'
+    declared = _raw(url, "POST", "/v2/svd", big, JSON)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (big[:1000], big[1000:])) + b"0\r\n\r\n"
+    chunked = _raw(url, "POST", "/v2/svd", chunks, {**JSON, "Transfer-Encoding": "chunked"})
+    for response in (declared, chunked):
+        assert response.status == 413
+        assert response.json() == {"error": f"Request body is larger than the fake's limit of {LIMIT} bytes"}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v2/../_mock/reset",
+        "/v2/%2e%2e/_mock/reset",
+        "/v2/%2E%2E%2F_mock%2Freset",
+        "//_mock/reset",
+        "/_mock/reset/",
+        "/_mock//reset",
+        "/_mock/reset%00",
+        "/_mock/reset;x=1",
+    ],
+)
+def test_path_tricks_never_reach_the_admin_api(fuzzed: tuple[SegmindMock, str], target: str) -> None:
+    mock, url = fuzzed
+    kept = len(mock.jobs)
+    response = _raw(url, "POST", target, b"{}", JSON)
+    assert_envelope(response.status, response.headers["content-type"], response.body)
+    assert len(mock.jobs) == kept
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//v2/svd",
+        "/v2/svd/",
+        "/v2/%73vd",
+        "/v2/sv%64/../svd",
+        "/v2/" + "a" * 60_000,
+        "/v2/requests/" + "x" * 60_000 + "/status",
+        "/v2/%C3%A9t%C3%A9",
+        "/v2/\u00e9t\u00e9",
+        "/v2/%00",
+        "/v2/%ff%fe",
+        "/v2/requests/%2F%2F/status",
+        "*",
+        "http://127.0.0.1/v2/svd",
+    ],
+)
+def test_odd_paths_get_an_answer_in_the_envelope(fuzzed: tuple[SegmindMock, str], target: str) -> None:
+    _, url = fuzzed
+    response = _raw(url, "POST", target, json.dumps(MODELS["svd"].example).encode(), JSON)
+    if response.status == 200:  # some spellings are the submit route itself, percent-decoded
+        assert "request_id" in response.json()
+        return
+    assert_envelope(response.status, response.headers["content-type"], response.body)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "FOO", "get"])
+@pytest.mark.parametrize("path", ["/v2/svd", "/v2/requests/abc/status", "/_mock/reset", "/nowhere"])
+def test_odd_methods_get_an_answer_in_the_envelope(fuzzed: tuple[SegmindMock, str], method: str, path: str) -> None:
+    _, url = fuzzed
+    response = _raw(url, method, path, b"{}", JSON)
+    assert_envelope(response.status, response.headers["content-type"], response.body)
+
+
+def test_head_answers_like_get_without_a_body(fuzzed: tuple[SegmindMock, str]) -> None:
+    mock, url = fuzzed
+    request_id = mock.jobs[0]["request_id"]
+    for path, status in [
+        (f"/v2/requests/{request_id}/status", 200),
+        ("/_mock/health", 200),
+        ("/v2/requests/unknown/status", 404),
+        ("/v2/svd", 405),
+    ]:
+        response = _raw(url, "HEAD", path, headers=KEY)
+        assert response.status == status
+        assert response.headers["content-type"] == "application/json"
+        assert response.body == b""
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xyz",
+        "application/json; charset=latin-1",
+        "application/xml",
+        "garbage;;;=",
+    ],
+)
+def test_odd_content_types(fuzzed: tuple[SegmindMock, str], content_type: str | None) -> None:
+    # The body is what counts: a JSON object is accepted whatever the label, anything else is a 400.
+    _, url = fuzzed
+    headers = {**KEY, **({"Content-Type": content_type} if content_type else {})}
+    valid = _raw(url, "POST", "/v2/svd", json.dumps(MODELS["svd"].example).encode(), headers)
+    assert valid.status == 200
+    for body in (
+        b"image=http%3A%2F%2Fx&fps=7",
+        b"--xyz\r\nContent-Disposition: form-data; name=fps\r\n\r\n7\r\n--xyz--",
+    ):
+        response = _raw(url, "POST", "/v2/svd", body, headers)
+        assert_envelope(response.status, response.headers["content-type"], response.body)
+
+
+def test_malformed_http_gets_a_json_400(fuzzed: tuple[SegmindMock, str]) -> None:
+    _, url = fuzzed
+    for data in [
+        b"GARBAGE\r\n\r\n",
+        b"GET /_mock/health HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /_mock/health HTTP/1.1\r\nBad Header\r\n\r\n",
+    ]:
+        response = raw_exchange(url, data)
+        assert_envelope(response.status, response.headers.get("content-type", ""), response.body)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+_PARAMS: dict[str, Param] = {param.name: param for spec in MODELS.values() for param in spec.params}
+_ADMIN_FIELDS = ("match", "outcome", "times", "error", "status", "headers", "queue_seconds", "seconds", "speed")
+
+
+def _edges(param: Param) -> list[object]:
+    """A parameter's documented edges (default, bounds, allowed values) and their neighbours in type."""
+    values = [param.default, param.minimum, param.maximum, *(param.enum or ())]
+    return [value for value in values if value is not None] + ["14", 7.0, -1, 1e308]
+
+
+# Objects near the documented ones: every known field, each an edge value or any JSON at all.
+_payload = st.fixed_dictionaries(
+    {},
+    optional={
+        **{name: st.sampled_from(_edges(param)) | _json for name, param in _PARAMS.items()},
+        **{name: _json | st.sampled_from(["failed", "http_error", 429, 1, -1]) for name in _ADMIN_FIELDS},
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_json | _payload, path=st.sampled_from(BODY_ROUTES))
+def test_arbitrary_json_never_gets_a_5xx(in_process: httpx.Client, body: object, path: str) -> None:
+    response = in_process.post(path, json=body)
+    if response.status_code not in (200, 201):
+        assert_envelope(response.status_code, response.headers["content-type"], response.content)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=300), path=st.sampled_from(BODY_ROUTES))
+def test_arbitrary_bytes_never_get_a_5xx(in_process: httpx.Client, body: bytes, path: str) -> None:
+    response = in_process.post(path, content=body, headers={"Content-Type": "application/json"})
+    if response.status_code not in (200, 201):
+        assert_envelope(response.status_code, response.headers["content-type"], response.content)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/v2/svd", b'{"image": "\\ud800"}', "unpaired surrogate escape"),
+        ("/v2/svd", b'{"cond_aug": 1e400}', "the number 1e400 is too large for a 64-bit float"),
+        ("/_mock/scenarios", b'{"match": {"model": []}}', "match.model must be one of svd, motionctrl-svd"),
+        ("/_mock/scenarios", b'{"outcome": ["failed"]}', "outcome must be one of"),
+        ("/_mock/scenarios", b'{"outcome": "http_error", "status": [429]}', "status must be one of"),
+        ("/_mock/scenarios", b'{"outcome": "http_error", "status": 429, "headers": {"x": "\\u20ac"}}', "Latin-1"),
+        ("/_mock/scenarios", b'{"outcome": "http_error", "status": 429, "headers": {"x": "a\\r\\nb: c"}}', "Latin-1"),
+        ("/_mock/scenarios", b'{"outcome": "http_error", "status": 429, "headers": {"a b": "c"}}', "header name"),
+        ("/v2/svd/", b"{}", "No route for POST /v2/svd/"),
+    ],
+)
+def test_inputs_that_once_made_the_fake_fail_are_400s(
+    in_process: httpx.Client, path: str, body: bytes, message: str
+) -> None:
+    # Each of these answered 500 (or a bare 307 redirect) before the fix named in docs/robustness.md.
+    response = in_process.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert_envelope(response.status_code, response.headers["content-type"], response.content)
+    assert message in response.json()["error"]
+
+
+def test_unparsable_http_is_answered_in_the_envelope(fuzzed: tuple[SegmindMock, str]) -> None:
+    _, url = fuzzed
+    response = raw_exchange(url, b"FOO /v2/svd HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert response.status == 400
+    assert response.json() == {
+        "error": "Invalid HTTP request received: check the method (upper case), the path (no spaces or control "
+        "characters) and the headers"
+    }
