@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from mock_server.wire import ApiError
 
@@ -28,12 +28,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    # Straight from `receive`: Starlette's `request.stream()` async generator costs a tenth of a submit.
+    body = b""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        body += message.get("body", b"")
         if len(body) > limit:
             raise _too_large(limit)
-    return bytes(body)
+        if not message.get("more_body", False):
+            return body
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:

@@ -123,6 +123,8 @@ class Scenarios:
         Every matching rule counts the request, so `nth` means the nth matching request since the
         rule was added, whichever rule decided the earlier ones.
         """
+        if not self._rules:  # the common case, on every request: no lock needed to see an empty book
+            return None
         chosen = None
         with self._lock:
             for rule in self._rules:
