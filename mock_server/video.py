@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import math
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
@@ -45,6 +44,8 @@ MOTIONCTRL_FRAMES = 14
 SIZE_LIMITS = (32, 1024)
 # veryfast at CRF 28 encodes 25 frames of 512x288 in about 50 ms here and keeps files small.
 X264_OPTIONS = {"preset": "veryfast", "crf": "28", "threads": "1"}
+# A 25-frame video is about 100 kB, so the default cache holds some hundreds of them.
+VIDEO_CACHE_BYTES = 64 * 1024 * 1024
 
 Motion = tuple[float, float, float, float]  # content shift x, y (fractions of the frame), zoom, roll (radians)
 
@@ -75,14 +76,6 @@ def require_av() -> ModuleType:
     if av is None:
         raise VideoUnavailable("rendering videos needs PyAV: pip install 'segmind-mock[video]'")
     return av
-
-
-def resolve_seed(seed: int) -> int:
-    """Return `seed`, or for -1 a random seed within svd's documented seed range."""
-    if seed != -1:
-        return seed
-    param = MODELS["svd"].param("seed")
-    return secrets.randbelow(int(param.maximum) + 1)
 
 
 def render_video(model: str, params: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
@@ -293,7 +286,7 @@ def cache_key(model: str, params: Mapping[str, Any], seed: int, image_digest: st
 class VideoCache:
     """Rendered videos, least recently used dropped first once their total size passes `max_bytes`."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = VIDEO_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._videos: OrderedDict[Hashable, bytes] = OrderedDict()
         self._total = 0

@@ -29,6 +29,11 @@ BASE64_VIDEO_KEY = "video"
 SYNC_FAILED_STATUS = 422
 # Output videos are MP4 (GUESS for the exact content type).
 VIDEO_CONTENT_TYPE = "video/mp4"
+# Fake-only: an accepted job's input image (a local file, or a remote one the fake was allowed to
+# fetch) is read again to render its video; if it is gone or changed by then, the video's URL answers
+# this instead of a video of other pixels (GUESS: the real service reads its input only once).
+INPUT_CHANGED_STATUS = 422
+INPUT_CHANGED = "The input image changed or became unreadable after the job was accepted"
 
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 RAI_BLOCKED = "Content blocked: the input image or generated video violates the content policy (RAI)."  # GUESS

@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import base64
 import http.server
-import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from mock_server import images
 from mock_server.images import ImageError, ImageSource, LoadedImage, load_image
+from tests.support_video import jpeg, png
+
+pytest.importorskip("av")
 
 PIXELS = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
 
 
-def encode(pixels: np.ndarray, codec: str = "png") -> bytes:
-    """Encode pixels as one PNG or JPEG image with PyAV."""
-    output = io.BytesIO()
-    with av.open(output, "w", format="image2pipe") as container:
-        stream = container.add_stream(codec)
-        stream.height, stream.width = pixels.shape[:2]
-        stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
-        container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
-    return output.getvalue()
-
-
-PNG = encode(PIXELS)
+PNG = png(PIXELS)
 
 
 class ImageServer(http.server.ThreadingHTTPServer):
@@ -93,8 +82,8 @@ def test_raw_base64_is_decoded() -> None:
 
 
 def test_a_base64_data_uri_is_decoded_and_jpeg_works_too() -> None:
-    jpeg = encode(PIXELS, "mjpeg")
-    loaded = load_image("data:image/jpeg;base64," + base64.b64encode(jpeg).decode(), ImageSource())
+    jpeg_bytes = jpeg(PIXELS)
+    loaded = load_image("data:image/jpeg;base64," + base64.b64encode(jpeg_bytes).decode(), ImageSource())
     assert loaded is not None
     assert loaded.pixels.shape == PIXELS.shape
     assert np.abs(loaded.pixels.astype(int) - PIXELS).mean() < 12
@@ -103,7 +92,7 @@ def test_a_base64_data_uri_is_decoded_and_jpeg_works_too() -> None:
 def test_the_same_image_bytes_give_the_same_digest() -> None:
     first = load_image(base64.b64encode(PNG).decode(), ImageSource())
     second = load_image("data:image/png;base64," + base64.b64encode(PNG).decode(), ImageSource())
-    other = load_image(base64.b64encode(encode(PIXELS[::-1].copy())).decode(), ImageSource())
+    other = load_image(base64.b64encode(png(PIXELS[::-1])).decode(), ImageSource())
     assert first is not None and second is not None and other is not None
     assert first.digest == second.digest != other.digest
 
