@@ -50,7 +50,9 @@ def byte_range(header: str, size: int) -> range | None:
             return None
         return range(max(size - int(last_text), 0), size)  # the last n bytes; "-0" asks for none
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
+    if not last_text:
+        return range(first, max(first, size))  # empty when `first` is past the end
+    last = int(last_text)
     if last < first:
         return None  # not a valid range-spec, so the header is ignored
-    return range(first, min(last, size - 1) + 1)  # empty when `first` is past the end
+    return range(first, max(first, min(last + 1, size)))

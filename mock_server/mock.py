@@ -18,7 +18,7 @@ from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, Journal, mask_key
 from mock_server.scenarios import Rule, Scenarios
 from mock_server.store import JobStore, MemoryJobStore
-from mock_server.video import VIDEO_CACHE_BYTES, VideoCache
+from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
 VIEW_STRING_LIMIT = 120
@@ -152,11 +152,8 @@ class SegmindMock:
         reference = payload.get(name)
         if not self.settings.images.allowed_dirs or not isinstance(reference, str) or is_image_reference(reference):
             return spec.validate(payload)
-        # The contract knows URLs and inline data only: check the rest of the payload with the docs'
-        # own image, then _inspect_image reads the file under the allowed-directory rules.
-        params = spec.validate({**payload, name: spec.example[name]})
-        params[name] = reference
-        return params
+        # The contract knows URLs and inline data only: _inspect_image checks the file.
+        return checked_params(spec.slug, payload)
 
     def _inspect_image(self, spec: ModelSpec, params: Mapping[str, Any]) -> str | None:
         """Read and decode the input image now, so a job is never accepted and then fails on it."""

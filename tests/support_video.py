@@ -6,9 +6,13 @@ PyAV is imported only by the helpers that need it, so modules that run without i
 from __future__ import annotations
 
 import base64
+import http.server
 import io
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -68,3 +72,53 @@ def blob(frame: np.ndarray) -> tuple[float, float, int]:
     """Return the bright disk's centroid (x, y) and area in pixels."""
     rows, cols = np.nonzero(frame.mean(axis=2) > 128)
     return float(cols.mean()), float(rows.mean()), len(rows)
+
+
+class ImageServer(http.server.ThreadingHTTPServer):
+    """A local HTTP server that records every request and serves `body` (or stalls, if told)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(("127.0.0.1", 0), _ImageHandler)
+        self.paths: list[str] = []
+        self.body, self.status, self.declare_length = body, 200, True
+        self.stall = False
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/input.png"
+
+
+class _ImageHandler(http.server.BaseHTTPRequestHandler):
+    server: ImageServer
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)
+        self.send_response(self.server.status)
+        if self.server.declare_length:
+            self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        if self.server.stall:
+            self.wfile.flush()
+            self.server.release.wait(10)
+            return
+        self.wfile.write(self.server.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve_image(body: bytes) -> Iterator[ImageServer]:
+    """Run an ImageServer serving `body` in a thread; stop it (releasing any stalled reply) afterwards."""
+    server = ImageServer(body)
+    # A short poll interval keeps shutdown() quick; it returns once the loop notices.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,62 +11,20 @@ import pytest
 
 from mock_server import images
 from mock_server.images import ImageError, ImageSource, LoadedImage, load_image
-from tests.support_video import jpeg, png
+from tests.support_video import ImageServer, jpeg, png, serve_image
 
 pytest.importorskip("av")
 
 PIXELS = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
 
-
 PNG = png(PIXELS)
-
-
-class ImageServer(http.server.ThreadingHTTPServer):
-    """A local HTTP server that records every request and serves `body` (or stalls, if told)."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ImageHandler)
-        self.paths: list[str] = []
-        self.body, self.status, self.declare_length = PNG, 200, True
-        self.stall = False
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/input.png"
-
-
-class ImageHandler(http.server.BaseHTTPRequestHandler):
-    server: ImageServer
-
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)
-        self.send_response(self.server.status)
-        if self.server.declare_length:
-            self.send_header("Content-Length", str(len(self.server.body)))
-        self.end_headers()
-        if self.server.stall:
-            self.wfile.flush()
-            self.server.release.wait(10)
-            return
-        self.wfile.write(self.server.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def server() -> Iterator[ImageServer]:
-    """A running ImageServer on 127.0.0.1, stopped (and any stalled reply released) afterwards."""
-    image_server = ImageServer()
-    # A short poll interval keeps shutdown() quick; it returns once the loop notices.
-    thread = threading.Thread(target=image_server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield image_server
-    image_server.release.set()
-    image_server.shutdown()
-    image_server.server_close()
-    thread.join()
+    """A running ImageServer on 127.0.0.1 serving PNG."""
+    with serve_image(PNG) as image_server:
+        yield image_server
 
 
 def fetching(**overrides: object) -> ImageSource:
