@@ -144,10 +144,10 @@ def serve(args: argparse.Namespace) -> int:
     mock = SegmindMock(settings)
     print(
         f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, admin API at {url}/_mock/)\n"
-        f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")\n'
-        f"{rendering_line()}",
+        f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,
     )
+    print(rendering_line(), flush=True)
     uvicorn.Server(server.config(mock.app, lifespan="off", log_level="info")).run(sockets=[sock])
     return 0
 
