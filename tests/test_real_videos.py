@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def output_of(http: httpx.Client, mock: SegmindMock, model: str, params: dict[st
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[SegmindMock, httpx.Client]]:
+def fake() -> Iterator[Callable[..., tuple[SegmindMock, httpx.Client]]]:
     """Build fakes with chosen settings, each with an httpx client reaching it in-process."""
     made: list[tuple[PortalTransport, httpx.Client]] = []
 
