@@ -3,6 +3,8 @@
 Run as `python benchmarks/bench_render.py`. The ratio to the baseline (the same number of blank
 frames through PyAV's libx264 at the same size and settings) says how much the fake's warping,
 test card and real picture content cost over the bare encoder, whatever the machine's speed.
+Then the same through the fake: fetching a completed job's result when its video must be rendered,
+against fetching it again from the video cache.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, not an installed copy
 
 from contracts import MODELS
+from mock_server import SegmindMock, Settings
+from mock_server.transport import PortalTransport
 from mock_server.video import FULL_SIZE, X264_OPTIONS, render_video
 
 RUNS = 9
@@ -71,6 +76,26 @@ def main() -> None:
     for name, work in cases.items():
         seconds = median_seconds(work)
         print(f"{name}: median {seconds * 1000:.1f} ms over {RUNS} runs, {seconds / baseline:.1f}x the baseline")
+    compare_result_fetches(params)
+
+
+def compare_result_fetches(params: dict) -> None:
+    """Time `GET /v2/requests/{id}` in-process when the video is rendered, and when it is cached."""
+    mock = SegmindMock(Settings(speed=0))
+    with (
+        PortalTransport(mock.app) as transport,
+        httpx.Client(
+            transport=transport, base_url="https://api.segmind.com", headers={"x-api-key": "SG_bench"}
+        ) as client,
+    ):
+        # One job per uncached fetch (each seed renders a new video), all finished before timing.
+        jobs = [client.post("/v2/svd", json={**params, "seed": seed}).json() for seed in range(RUNS + 1)]
+        mock.advance(1000)
+        fresh = iter(jobs)
+        uncached = median_seconds(lambda: client.get(next(fresh)["response_url"]).raise_for_status())
+        cached = median_seconds(lambda: client.get(jobs[0]["response_url"]).raise_for_status())
+    print(f"result fetch, video rendered: median {uncached * 1000:.1f} ms over {RUNS} runs")
+    print(f"result fetch, video cached: median {cached * 1000:.2f} ms, {uncached / cached:.0f}x faster than rendering")
 
 
 if __name__ == "__main__":

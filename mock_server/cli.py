@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -12,7 +13,9 @@ from contracts import MODELS
 from contracts import cli as contract_cli
 from mock_server import server
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
+from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock, Settings
+from mock_server.video import video_available
 
 
 def _non_negative(text: str) -> float:
@@ -70,8 +73,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
         "rate limits, and model prices; see docs/accounts.md (default: any key, unlimited)",
     )
+    _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
     return parser
+
+
+def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None:
+    images = serve.add_argument_group("videos and input images (see docs/videos.md)")
+    images.add_argument(
+        "--allow-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="let input images name files (absolute paths or file:// URLs) under DIR; repeatable",
+    )
+    images.add_argument(
+        "--fetch-remote",
+        action="store_true",
+        help="fetch http(s) input images; by default they are never fetched and a test card stands in",
+    )
+    images.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="with --fetch-remote, also fetch from loopback and private addresses",
+    )
+    images.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=defaults.images.max_bytes,
+        help="largest input image read or fetched (default: %(default)s)",
+    )
+    images.add_argument(
+        "--fetch-timeout",
+        type=_non_negative,
+        default=defaults.images.timeout_seconds,
+        help="seconds a fetch of an input image may take (default: %(default)s)",
+    )
+    images.add_argument(
+        "--video-cache-bytes",
+        type=int,
+        default=defaults.video_cache_bytes,
+        help="memory for rendered videos, least recently used dropped first (default: %(default)s)",
+    )
+
+
+def rendering_line() -> str:
+    """The start-up line saying how videos are made."""
+    if video_available():
+        return "  rendering videos with PyAV"
+    return "  PyAV not installed: serving prepared videos from fixtures/ (pip install 'segmind-mock[video]')"
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -87,12 +138,23 @@ def serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         journal_size=args.journal_size,
         accounts=accounts,
+        images=ImageSource(
+            allowed_dirs=tuple(args.allow_dir),
+            fetch_remote=args.fetch_remote,
+            allow_private=args.allow_private,
+            max_bytes=args.max_image_bytes,
+            timeout_seconds=args.fetch_timeout,
+        ),
+        video_cache_bytes=args.video_cache_bytes,
     )
     try:
         sock = server.bind(args.host, args.port)
     except OSError as error:
         print(f"segmind-mock: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
+    # Listen before printing where: a client that reads the line and connects at once is queued,
+    # not refused, while uvicorn starts.
+    sock.listen()
     url = server.url_of(sock)
     mock = SegmindMock(settings)
     print(
@@ -102,6 +164,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     if accounts.keys:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
+    print(rendering_line(), flush=True)
     uvicorn.Server(server.config(mock.app, lifespan="off", log_level="info")).run(sockets=[sock])
     return 0
 

@@ -21,7 +21,7 @@ from urllib.request import url2pathname
 
 import numpy as np
 
-from mock_server.video import require_av
+from mock_server.video import require_av, video_available
 
 MAX_PIXELS = 4096 * 4096
 # Demuxers picked by magic bytes: letting FFmpeg probe any format would let a playlist format
@@ -59,19 +59,56 @@ class LoadedImage:
 
 def load_image(reference: str, policy: ImageSource) -> LoadedImage | None:
     """Decode the image `reference` names, or return None when the test card should stand in."""
+    data = read_image(reference, policy)
+    return None if data is None else LoadedImage(decode_image(data), image_digest(data))
+
+
+def inspect_image(reference: str, policy: ImageSource) -> str | None:
+    """Check at submission that the image can be used and return its digest (None: the test card stands in).
+
+    With PyAV the image is decoded, so damaged data is refused before a job is accepted; without it
+    (the prepared videos ignore the input) only the file type is checked.
+    """
+    data = read_image(reference, policy)
+    if data is None:
+        return None
+    if video_available():
+        decode_image(data)
+    else:
+        _image_format(data)
+    return image_digest(data)
+
+
+def reads_image(reference: object, policy: ImageSource) -> bool:
+    """Tell whether using `reference` means reading data (inline, a file, or a fetch), not just the test card."""
+    if not isinstance(reference, str):
+        return False
+    return policy.fetch_remote or not reference.startswith(("http://", "https://"))
+
+
+def read_image(reference: str, policy: ImageSource) -> bytes | None:
+    """Return the encoded image `reference` names, or None for a remote URL the fake may not fetch."""
     if reference.startswith(("http://", "https://")):
-        return _decode(_fetch(reference, policy), policy) if policy.fetch_remote else None
-    if reference.startswith("data:"):
-        return _decode(_data_uri(reference), policy)
-    if reference.startswith("file:"):
-        return _decode(_read_file(_file_url_path(reference), policy), policy)
-    try:
-        data = base64.b64decode(reference, validate=True)
-    except (binascii.Error, ValueError):
-        if not policy.allowed_dirs:
-            raise ImageError("the image is neither a URL, a data: URI nor valid base64 data") from None
-        return _decode(_read_file(Path(reference), policy), policy)
-    return _decode(data, policy)
+        data = _fetch(reference, policy) if policy.fetch_remote else None
+    elif reference.startswith("data:"):
+        data = _data_uri(reference)
+    elif reference.startswith("file:"):
+        data = _read_file(_file_url_path(reference), policy)
+    else:
+        try:
+            data = base64.b64decode(reference, validate=True)
+        except (binascii.Error, ValueError):
+            if not policy.allowed_dirs:
+                raise ImageError("the image is neither a URL, a data: URI nor valid base64 data") from None
+            data = _read_file(Path(reference), policy)
+    if data is not None:
+        _check_size(len(data), policy)
+    return data
+
+
+def image_digest(data: bytes) -> str:
+    """The SHA-256 of an encoded image: what identifies the input in the video cache."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -95,11 +132,6 @@ def _image_format(data: bytes) -> str:
         if data.startswith(magic):
             return name
     raise ImageError("the image is not a PNG, JPEG, WebP, GIF or BMP file")
-
-
-def _decode(data: bytes, policy: ImageSource) -> LoadedImage:
-    _check_size(len(data), policy)
-    return LoadedImage(decode_image(data), hashlib.sha256(data).hexdigest())
 
 
 def _check_size(size: int, policy: ImageSource) -> None:

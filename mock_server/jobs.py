@@ -39,6 +39,8 @@ class Job:
     # None: the job completes; text: the job ends FAILED with this error.
     error: str | None = None
     sync: bool = False
+    # SHA-256 of the input image read at submission; None when the test card stands in for it.
+    image_digest: str | None = None
 
     @property
     def started_at(self) -> float:

@@ -6,16 +6,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 
 from contracts import MODELS, ModelSpec, PayloadError
+from contracts.spec import is_image_reference
 from mock_server import outputs, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock
+from mock_server.images import ImageError, ImageSource, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, Journal, mask_key
 from mock_server.scenarios import Rule, Scenarios
 from mock_server.store import JobStore, MemoryJobStore
+from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
 VIEW_STRING_LIMIT = 120
@@ -32,6 +36,9 @@ class Settings:
     journal_size: int = JOURNAL_SIZE
     # No keys declared: any non-empty key, unlimited credits, no rate limit (`--config` declares keys).
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    # Where input images may come from: inline data only, unless directories or fetching are allowed.
+    images: ImageSource = field(default_factory=ImageSource)
+    video_cache_bytes: int = VIDEO_CACHE_BYTES
 
 
 class SegmindMock:
@@ -46,6 +53,7 @@ class SegmindMock:
         self.scenarios = Scenarios()
         self.journal = Journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts)
+        self.videos = VideoCache(self.settings.video_cache_bytes)
         self.app: Starlette = create_app(self)
 
     # Controls, as the admin API offers them.
@@ -96,6 +104,7 @@ class SegmindMock:
         self.clock.set_speed(settings.speed)
         self.clock.virtual = settings.virtual
         self.accounts = Accounts(settings.accounts)
+        self.videos = VideoCache(settings.video_cache_bytes)
 
     # The service itself.
 
@@ -118,9 +127,11 @@ class SegmindMock:
         spec = model_spec(model)
         now = self.clock.now()
         self.accounts.admit(api_key, model, now)
+        image_digest = None
         try:
-            params: Mapping[str, Any] = spec.validate(payload)
-        except PayloadError as error:
+            params: Mapping[str, Any] = self._validate(spec, payload)
+            image_digest = self._inspect_image(spec, params)
+        except (PayloadError, ImageError) as error:
             invalid = error
             params = payload
         else:
@@ -130,7 +141,7 @@ class SegmindMock:
             raise self._http_error(rule, now)
         if invalid is not None:
             raise wire.ApiError(400, str(invalid))
-        job = self._new_job(spec, dict(params), api_key, rule, now, sync)
+        job = self._new_job(spec, dict(params), api_key, rule, now, sync, image_digest)
         self.accounts.charge(job, now)
         self.store.add(job, now)
         return job, rule
@@ -158,9 +169,14 @@ class SegmindMock:
         """`cost` and `remaining_credits` of a completed job, for its metrics and v1 headers."""
         return self.accounts.billing(job, self.clock.now())
 
+    def reads_image(self, model: str, payload: Mapping[str, Any]) -> bool:
+        """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
+        spec = MODELS.get(model)
+        return spec is not None and reads_image(payload.get(spec.image_param.name), self.settings.images)
+
     async def video(self, job: Job) -> bytes:
-        """Return the MP4 bytes of a completed job."""
-        return await outputs.video_for(job)
+        """Return the MP4 bytes of a completed job, the same for the same request and seed."""
+        return await anyio.to_thread.run_sync(outputs.video_for, job, self.settings.images, self.videos)
 
     def describe(self, job: Job, now: float) -> dict[str, Any]:
         """Describe a job for the admin API, its key masked and long strings shortened."""
@@ -175,8 +191,32 @@ class SegmindMock:
         )
         return view
 
+    def _validate(self, spec: ModelSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Check `payload` by the contract; with directories allowed, the image may also name a local file."""
+        name = spec.image_param.name
+        reference = payload.get(name)
+        if not self.settings.images.allowed_dirs or not isinstance(reference, str) or is_image_reference(reference):
+            return spec.validate(payload)
+        # The contract knows URLs and inline data only: _inspect_image checks the file.
+        return checked_params(spec.slug, payload)
+
+    def _inspect_image(self, spec: ModelSpec, params: Mapping[str, Any]) -> str | None:
+        """Read and decode the input image now, so a job is never accepted and then fails on it."""
+        name = spec.image_param.name
+        try:
+            return inspect_image(params[name], self.settings.images)
+        except ImageError as error:
+            raise ImageError(f"{name} cannot be used: {error}") from None
+
     def _new_job(
-        self, spec: ModelSpec, params: dict[str, Any], api_key: str, rule: Rule | None, now: float, sync: bool
+        self,
+        spec: ModelSpec,
+        params: dict[str, Any],
+        api_key: str,
+        rule: Rule | None,
+        now: float,
+        sync: bool,
+        image_digest: str | None,
     ) -> Job:
         queue = self.settings.queue_seconds
         processing = spec.latency_seconds
@@ -197,6 +237,7 @@ class SegmindMock:
             seed=params["seed"],
             error=error,
             sync=sync,
+            image_digest=image_digest,
         )
 
     @staticmethod

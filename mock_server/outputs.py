@@ -1,29 +1,37 @@
-"""The output videos the fake hands back for completed jobs."""
+"""The output videos of completed jobs: rendered once, cached, or without PyAV the closest prepared file."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
+import numpy as np
 
+from contracts import MODELS
+from mock_server import wire
+from mock_server.images import ImageError, ImageSource, load_image
 from mock_server.jobs import Job
-
-_PACKAGE = Path(__file__).resolve().parent
-
-
-def fixture_path(name: str) -> Path:
-    """Find a data file of `fixtures/`: in the source tree, or packed into the wheel."""
-    for folder in (_PACKAGE.parent / "fixtures", _PACKAGE / "_fixtures"):
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"fixture {name!r} is missing from the installation")
+from mock_server.video import VideoCache, cache_key, fallback_video, render_video, video_available
 
 
-@functools.cache
-def placeholder_video() -> bytes:
-    """Return the prepared MP4 served for every completed job."""
-    return fixture_path("placeholder.mp4").read_bytes()
+def video_for(job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
+    """Return a completed job's MP4; blocking (decoding and encoding), so call it on a worker thread."""
+    if not video_available():
+        return fallback_video(job.model, job.params)
+    key = cache_key(job.model, job.params, job.seed, job.image_digest)
+    video = cache.get(key)
+    if video is None:
+        video = render_video(job.model, job.params, job.seed, _input_pixels(job, policy))
+        cache.put(key, video)
+    return video
 
 
-async def video_for(job: Job) -> bytes:
-    """Return the MP4 bytes of a completed job's output."""
-    return placeholder_video()
+def _input_pixels(job: Job, policy: ImageSource) -> np.ndarray | None:
+    """Read the job's input image again; it was checked at submission, so only a change can fail here."""
+    reference = job.params[MODELS[job.model].image_param.name]
+    try:
+        image = load_image(reference, policy)
+    except ImageError as error:
+        raise wire.ApiError(wire.INPUT_CHANGED_STATUS, f"{wire.INPUT_CHANGED}: {error}") from None
+    digest = None if image is None else image.digest
+    if digest != job.image_digest:
+        # Rendering other pixels would cache a video under a key that does not describe it.
+        raise wire.ApiError(wire.INPUT_CHANGED_STATUS, f"{wire.INPUT_CHANGED}: its content is not the same")
+    return None if image is None else image.pixels

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import functools
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts.openapi import openapi_document
-from mock_server import faults, wire
+from mock_server import faults, media, wire
 from mock_server.jobs import Job, State
 from mock_server.mock import SegmindMock, model_spec
 from mock_server.payload import read_json_object
@@ -61,7 +63,10 @@ async def _accept(request: Request, *, sync: bool) -> tuple[Job, Rule | None]:
     model_spec(model)  # an unknown model is 404 before its body is read
     override = _override(request)
     payload = await read_json_object(request, mock.settings.max_body_bytes)
-    return mock.submit(model, payload, api_key, sync=sync, override=override)
+    submit = functools.partial(mock.submit, model, payload, api_key, sync=sync, override=override)
+    if mock.reads_image(model, payload):
+        return await anyio.to_thread.run_sync(submit)
+    return submit()
 
 
 async def submit(request: Request) -> Response:
@@ -111,13 +116,13 @@ async def result(request: Request) -> Response:
 
 
 async def output(request: Request) -> Response:
-    """`GET /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link."""
+    """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
     mock = _mock(request)
     request_id = request.path_params["request_id"]
     job = mock.store.output(request_id, mock.clock.now())
     if job is None:
         raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
-    return Response(await mock.video(job), media_type=wire.VIDEO_CONTENT_TYPE)
+    return media.ranged_response(request, await mock.video(job), wire.VIDEO_CONTENT_TYPE)
 
 
 async def openapi(request: Request) -> Response:

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import math
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
@@ -45,6 +44,8 @@ MOTIONCTRL_FRAMES = 14
 SIZE_LIMITS = (32, 1024)
 # veryfast at CRF 28 encodes 25 frames of 512x288 in about 50 ms here and keeps files small.
 X264_OPTIONS = {"preset": "veryfast", "crf": "28", "threads": "1"}
+# A 25-frame video is about 100 kB, so the default cache holds some hundreds of them.
+VIDEO_CACHE_BYTES = 64 * 1024 * 1024
 
 Motion = tuple[float, float, float, float]  # content shift x, y (fractions of the frame), zoom, roll (radians)
 
@@ -77,23 +78,28 @@ def require_av() -> ModuleType:
     return av
 
 
-def resolve_seed(seed: int) -> int:
-    """Return `seed`, or for -1 a random seed within svd's documented seed range."""
-    if seed != -1:
-        return seed
-    param = MODELS["svd"].param("seed")
-    return secrets.randbelow(int(param.maximum) + 1)
-
-
 def render_video(model: str, params: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
     """Render the H.264 MP4 a job of `model` outputs; `image` is RGB pixels, None for the test card."""
-    checked = MODELS[model].validate(params)
+    checked = checked_params(model, params)
     size = output_size(model, checked, image)
     source = image if image is not None else draw_test_card(size, _card_lines(model, checked, seed))
     source = np.ascontiguousarray(source)  # so that _warp can view it as a flat list of pixels
     motions = _motions(model, checked, seed)
     frames = (_warp(source, size, motion) for motion in motions)
     return encode_mp4(frames, size, checked["fps"])
+
+
+def checked_params(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `params` by the contract, keeping the image reference as given.
+
+    The image is checked where it is read (`images.py`), which also accepts files the contract does
+    not know of, under the directories the user allowed.
+    """
+    spec = MODELS[model]
+    name = spec.image_param.name
+    checked = spec.validate({**params, name: spec.example[name]})
+    checked[name] = params.get(name, checked[name])
+    return checked
 
 
 def output_size(model: str, params: Mapping[str, Any], image: np.ndarray | None) -> tuple[int, int]:
@@ -281,7 +287,7 @@ def draw_test_card(size: tuple[int, int], lines: list[str]) -> np.ndarray:
 
 def cache_key(model: str, params: Mapping[str, Any], seed: int, image_digest: str | None) -> Hashable:
     """Key a rendering: model, canonical parameters, seed and input image digest (None: test card)."""
-    checked = MODELS[model].validate(params)
+    checked = checked_params(model, params)
     image_name = MODELS[model].image_param.name
     if image_digest is None:
         # The test card prints the image reference, so the reference itself is the input.
@@ -293,7 +299,7 @@ def cache_key(model: str, params: Mapping[str, Any], seed: int, image_digest: st
 class VideoCache:
     """Rendered videos, least recently used dropped first once their total size passes `max_bytes`."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = VIDEO_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._videos: OrderedDict[Hashable, bytes] = OrderedDict()
         self._total = 0

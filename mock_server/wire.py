@@ -37,6 +37,11 @@ BASE64_VIDEO_KEY = "video"
 SYNC_FAILED_STATUS = 422
 # Output videos are MP4 (GUESS for the exact content type).
 VIDEO_CONTENT_TYPE = "video/mp4"
+# Fake-only: an accepted job's input image (a local file, or a remote one the fake was allowed to
+# fetch) is read again to render its video; if it is gone or changed by then, the video's URL answers
+# this instead of a video of other pixels (GUESS: the real service reads its input only once).
+INPUT_CHANGED_STATUS = 422
+INPUT_CHANGED = "The input image changed or became unreadable after the job was accepted"
 
 # Said when a request is not HTTP/1.1 the server can parse (GUESS: the real front end's text is unknown).
 UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or control characters) and the headers"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
+import numpy as np
 import pytest
 
 from contracts import MODELS
 from mock_server import SegmindMock, wire
 from tests.conftest import API_KEY
+from tests.support_video import png
 
 SVD = MODELS["svd"].example
 
@@ -100,10 +104,11 @@ def test_jobs_show_state_timeline_and_masked_key(http: httpx.Client, mock: Segmi
 
 
 def test_job_view_shortens_base64_images(http: httpx.Client) -> None:
-    image = "QUJD" * 1000
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    image = base64.b64encode(png(noise)).decode()
     job = http.post("/v2/svd", json={**SVD, "image": image}).json()
     shown = http.get(f"/_mock/jobs/{job['request_id']}").json()["params"]["image"]
-    assert shown.startswith("QUJD") and shown.endswith("(4000 characters)")
+    assert shown.startswith(image[:100]) and shown.endswith(f"({len(image)} characters)")
 
 
 def test_unknown_job_is_404(http: httpx.Client) -> None:

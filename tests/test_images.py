@@ -3,83 +3,28 @@
 from __future__ import annotations
 
 import base64
-import http.server
-import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from mock_server import images
 from mock_server.images import ImageError, ImageSource, LoadedImage, load_image
+from tests.support_video import ImageServer, jpeg, png, serve_image
+
+pytest.importorskip("av")
 
 PIXELS = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
 
-
-def encode(pixels: np.ndarray, codec: str = "png") -> bytes:
-    """Encode pixels as one PNG or JPEG image with PyAV."""
-    output = io.BytesIO()
-    with av.open(output, "w", format="image2pipe") as container:
-        stream = container.add_stream(codec)
-        stream.height, stream.width = pixels.shape[:2]
-        stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
-        container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
-    return output.getvalue()
-
-
-PNG = encode(PIXELS)
-
-
-class ImageServer(http.server.ThreadingHTTPServer):
-    """A local HTTP server that records every request and serves `body` (or stalls, if told)."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ImageHandler)
-        self.paths: list[str] = []
-        self.body, self.status, self.declare_length = PNG, 200, True
-        self.stall = False
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/input.png"
-
-
-class ImageHandler(http.server.BaseHTTPRequestHandler):
-    server: ImageServer
-
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)
-        self.send_response(self.server.status)
-        if self.server.declare_length:
-            self.send_header("Content-Length", str(len(self.server.body)))
-        self.end_headers()
-        if self.server.stall:
-            self.wfile.flush()
-            self.server.release.wait(10)
-            return
-        self.wfile.write(self.server.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+PNG = png(PIXELS)
 
 
 @pytest.fixture
 def server() -> Iterator[ImageServer]:
-    """A running ImageServer on 127.0.0.1, stopped (and any stalled reply released) afterwards."""
-    image_server = ImageServer()
-    # A short poll interval keeps shutdown() quick; it returns once the loop notices.
-    thread = threading.Thread(target=image_server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield image_server
-    image_server.release.set()
-    image_server.shutdown()
-    image_server.server_close()
-    thread.join()
+    """A running ImageServer on 127.0.0.1 serving PNG."""
+    with serve_image(PNG) as image_server:
+        yield image_server
 
 
 def fetching(**overrides: object) -> ImageSource:
@@ -93,8 +38,8 @@ def test_raw_base64_is_decoded() -> None:
 
 
 def test_a_base64_data_uri_is_decoded_and_jpeg_works_too() -> None:
-    jpeg = encode(PIXELS, "mjpeg")
-    loaded = load_image("data:image/jpeg;base64," + base64.b64encode(jpeg).decode(), ImageSource())
+    jpeg_bytes = jpeg(PIXELS)
+    loaded = load_image("data:image/jpeg;base64," + base64.b64encode(jpeg_bytes).decode(), ImageSource())
     assert loaded is not None
     assert loaded.pixels.shape == PIXELS.shape
     assert np.abs(loaded.pixels.astype(int) - PIXELS).mean() < 12
@@ -103,7 +48,7 @@ def test_a_base64_data_uri_is_decoded_and_jpeg_works_too() -> None:
 def test_the_same_image_bytes_give_the_same_digest() -> None:
     first = load_image(base64.b64encode(PNG).decode(), ImageSource())
     second = load_image("data:image/png;base64," + base64.b64encode(PNG).decode(), ImageSource())
-    other = load_image(base64.b64encode(encode(PIXELS[::-1].copy())).decode(), ImageSource())
+    other = load_image(base64.b64encode(png(PIXELS[::-1])).decode(), ImageSource())
     assert first is not None and second is not None and other is not None
     assert first.digest == second.digest != other.digest
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import math
 import subprocess
 import sys
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import MODELS
+from mock_server.jobs import resolve_seed
 from mock_server.video import (
     FALLBACKS,
     VideoCache,
@@ -23,8 +22,10 @@ from mock_server.video import (
     fallback_video,
     fixture_path,
     render_video,
-    resolve_seed,
 )
+from tests.support_video import blob, blob_image, decode
+
+pytest.importorskip("av")
 
 SVD = MODELS["svd"]
 MOTIONCTRL = MODELS["motionctrl-svd"]
@@ -37,30 +38,6 @@ def svd(**overrides: Any) -> dict[str, Any]:
 
 def motionctrl(**overrides: Any) -> dict[str, Any]:
     return {**MOTIONCTRL.example, "maintain_aspect_ratio": False, **overrides}
-
-
-def decode(video: bytes) -> tuple[list[np.ndarray], float]:
-    """Return every frame as RGB pixels, and the stream's frame rate."""
-    with av.open(io.BytesIO(video)) as container:
-        stream = container.streams.video[0]
-        assert stream.codec_context.name == "h264"
-        assert stream.codec_context.pix_fmt == "yuv420p"
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-        return frames, float(stream.average_rate)
-
-
-def blob_image(width: int = 512, height: int = 288, x: float = 256, y: float = 144, radius: float = 20) -> np.ndarray:
-    """A dark picture with one bright disk: its centroid and area show how the camera moved."""
-    rows, cols = np.mgrid[0:height, 0:width]
-    image = np.full((height, width, 3), 20, dtype=np.uint8)
-    image[np.hypot(cols - x, rows - y) < radius] = 240
-    return image
-
-
-def blob(frame: np.ndarray) -> tuple[float, float, int]:
-    """Return the bright disk's centroid (x, y) and area in pixels."""
-    rows, cols = np.nonzero(frame.mean(axis=2) > 128)
-    return float(cols.mean()), float(rows.mean()), len(rows)
 
 
 def test_svd_renders_exactly_the_frames_asked_at_the_fps_asked() -> None:
@@ -193,8 +170,8 @@ def test_the_test_card_shows_the_request_parameters() -> None:
 
 
 def test_resolve_seed_keeps_a_seed_and_draws_one_for_minus_one() -> None:
-    assert resolve_seed(452361789) == 452361789
-    drawn = {resolve_seed(-1) for _ in range(5)}
+    assert resolve_seed(SVD, 452361789) == 452361789
+    drawn = {resolve_seed(SVD, -1) for _ in range(5)}
     assert len(drawn) > 1
     assert all(0 <= seed <= SVD.param("seed").maximum for seed in drawn)
 
