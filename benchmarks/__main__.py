@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--write]`: print every benchmark as a table; `--write` also updates docs/benchmarks.md."""
+"""`python -m benchmarks [--write]`: print every benchmark as a table; `--write` also updates the README's results."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import uvicorn
 from benchmarks import footprint, inprocess, throughput
 from contracts import MODELS
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+README = Path(__file__).resolve().parent.parent / "README.md"
 TARGET_RATIO = 0.85
 JOB_BYTES_TARGET = 2048
 
@@ -121,18 +121,18 @@ def report() -> str:
 
 
 def write(results: str) -> None:
-    """Replace the results section of docs/benchmarks.md, keeping the text around it."""
+    """Replace the results section of the README, keeping the text around it."""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
-    text = DOCS.read_text()
+    text = README.read_text()
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
-    DOCS.write_text(f"{head}{start}\n{results}{end}{tail}")
+    README.write_text(f"{head}{start}\n{results}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, and optionally write it into the docs."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--write", action="store_true", help=f"also update {DOCS.relative_to(DOCS.parent.parent)}")
+    parser.add_argument("--write", action="store_true", help=f"also update {README.name}")
     args = parser.parse_args(argv)
     results = report()
     print(results)

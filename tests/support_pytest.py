@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "pytest.md"
+DOCS = Path(__file__).resolve().parent.parent / "README.md"
 # A complete example file in the docs: a fenced block opened with ```python title="<name>.py".
 EXAMPLE = re.compile(r'^```python title="(?P<name>[\w/]+\.py)"\n(?P<code>.*?)^```$', re.MULTILINE | re.DOTALL)
 TEST_FUNCTION = re.compile(r"^(?:async )?def test_", re.MULTILINE)
