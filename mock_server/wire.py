@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from contracts.responses import ERROR_CODES
 from mock_server.jobs import Job, State
 
 # Results and statuses are kept this long after submission, then every poll endpoint is 404 (DOCS).
@@ -48,19 +49,9 @@ UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or cont
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 RAI_BLOCKED = "Content blocked: the input image or generated video violates the content policy (RAI)."  # GUESS
 
-# One message per documented error status (DOCS meanings; the exact wording is a GUESS
-# except 401's, which is 2ND).
-STATUS_MESSAGES: dict[int, str] = {
-    400: "Bad Request: invalid parameters or request format",
-    401: "Unauthorized. API key is invalid or may have expired",
-    403: "Forbidden: this API key is not allowed to use this model",
-    404: "Not Found: model or endpoint not found",
-    406: "Insufficient credits to process this request",
-    429: "Rate limit exceeded: too many requests",
-    500: "Internal server error",
-    502: "Bad Gateway: service temporarily unavailable",
-    504: "Gateway Timeout: the request timed out",
-}
+# The message of each documented error status is its documented meaning (DOCS), except 401's,
+# whose real text is known (2ND). The codes themselves are the contract's.
+STATUS_MESSAGES: dict[int, str] = {**ERROR_CODES, 401: "Unauthorized. API key is invalid or may have expired"}
 
 
 class ApiError(Exception):
@@ -108,7 +99,8 @@ def forbidden_model(model: str, allowed: list[str]) -> str:
 
 def insufficient_credits(price: float, balance: float, held: float) -> str:
     """The 406 message, naming the balance and the price (wording GUESS)."""
-    message = f"{STATUS_MESSAGES[406]}: it costs {amount(price)} credits and the balance is {amount(balance)}"
+    message = "Insufficient credits to process this request: "
+    message += f"it costs {amount(price)} credits and the balance is {amount(balance)}"
     return message + (f", of which {amount(held)} is held for requests in progress" if held else "")
 
 
