@@ -50,7 +50,11 @@ def create_app(mock: SegmindMock) -> Starlette:
     app = Starlette(
         routes=[*routes.ROUTES, *admin.ROUTES],
         # DropMiddleware first: it needs the server's own `receive` to close a connection.
-        middleware=[Middleware(DropMiddleware), Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock)],
+        middleware=[
+            Middleware(DropMiddleware),
+            *mock.backend.middleware(mock.clock),
+            Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock),
+        ],
         exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.state.mock = mock
