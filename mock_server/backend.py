@@ -114,6 +114,4 @@ def check_url(url: str) -> None:
     try:
         import redis  # noqa: F401
     except ImportError:
-        raise StoreError(
-            "the Redis store needs the redis package: pip install 'segmind-mock[redis]'"
-        ) from None
+        raise StoreError("the Redis store needs the redis package: pip install 'segmind-mock[redis]'") from None
