@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 
@@ -19,6 +21,13 @@ def test_health_reports_the_clock_and_jobs(http: httpx.Client) -> None:
     assert health["status"] == "ok"
     assert health["jobs"] == 1
     assert health["speed"] == 0
+
+
+def test_health_names_the_serving_process_of_a_fake_on_the_tests_store(server, store: str) -> None:
+    mock, url = server
+    health = httpx.get(f"{url}/_mock/health").json()
+    assert health["worker"] == os.getpid()  # the test's server runs in a thread of this process
+    assert mock.backend.shared is (store != "memory")
 
 
 def test_clock_advance_moves_simulated_time(http: httpx.Client) -> None:
