@@ -17,10 +17,10 @@ import math
 import threading
 import tomllib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from contracts import MODELS
 from mock_server import wire
@@ -28,6 +28,7 @@ from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
 
 KEY_FIELDS = ("credits", "models", "plan", "rpm")
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -41,6 +42,10 @@ class KeyConfig:
     credits: float | None = None
     models: frozenset[str] | None = None
     rpm: int | None = None
+
+
+# What an undeclared key gets when no key is declared.
+OPEN_KEY = KeyConfig()
 
 
 @dataclass(frozen=True)
@@ -201,14 +206,67 @@ class Account:
         return view
 
 
+class Ledger(Protocol):
+    """Where accounts' usage is kept: each change applied atomically, whichever process makes it."""
+
+    def touch(self, key: str, new: Callable[[str], Account]) -> None:
+        """Make sure the key has an account, creating it with `new` (which may raise a 401)."""
+
+    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
+        """Run `change` on the key's account (created with `new` if missing) as one atomic step.
+
+        With `write` False the change only reads (settling is recomputed on every read), so
+        a shared ledger need not store it back.
+        """
+
+    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
+        """Read every account, in the order they were created (`read` may settle, nothing is stored)."""
+
+    def clear(self) -> None:
+        """Forget every account."""
+
+
+class MemoryLedger:
+    """Accounts in a dict, changed under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accounts: dict[str, Account] = {}
+
+    def touch(self, key: str, new: Callable[[str], Account]) -> None:
+        """Make sure the key has an account."""
+        if key not in self._accounts:
+            with self._lock:
+                if key not in self._accounts:
+                    self._accounts[key] = new(key)
+
+    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
+        """Run `change` on the key's account under the lock."""
+        with self._lock:
+            account = self._accounts.get(key)
+            if account is None:
+                account = self._accounts[key] = new(key)
+            return change(account)
+
+    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
+        """Read every account under the lock, in the order they were created."""
+        with self._lock:
+            return [read(account) for account in self._accounts.values()]
+
+    def clear(self) -> None:
+        """Forget every account."""
+        with self._lock:
+            self._accounts.clear()
+
+
 class Accounts:
     """Every account the fake knows, checked and charged as the real service would."""
 
-    def __init__(self, config: AccountsConfig) -> None:
+    def __init__(self, config: AccountsConfig, ledger: Ledger | None = None) -> None:
         self.config = config
-        self._lock = threading.Lock()
-        self._accounts: dict[str, Account] = {}
-        self.reset()
+        self._ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        # Not a reset: a shared ledger may already hold the usage other workers recorded.
+        self._declare()
 
     @property
     def open(self) -> bool:
@@ -217,33 +275,29 @@ class Accounts:
 
     def reset(self) -> None:
         """Forget all usage: declared accounts start again from their configured credits."""
-        with self._lock:
-            self._accounts = {key: Account(key, conf, declared=True) for key, conf in self.config.keys.items()}
+        self._ledger.clear()
+        self._declare()
 
     def price(self, model: str) -> float:
         """The price of one run of `model`, in credits."""
         return self.config.prices[model]
 
-    def authenticate(self, api_key: str) -> Account:
-        """Return the key's account, or raise the 401 of a key the service does not know."""
-        with self._lock:
-            account = self._accounts.get(api_key)
-            if account is None:
-                if not self.open:
-                    raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
-                account = self._accounts[api_key] = Account(api_key, KeyConfig(), declared=False)
-            return account
+    def authenticate(self, api_key: str) -> None:
+        """Accept a key the fake knows (any key when open), or raise the 401 of one the service does not know."""
+        self._ledger.touch(api_key, self._new)
 
     def admit(self, api_key: str, model: str, now: float) -> None:
         """Let a submission through, or raise its 401, 403 (model not allowed) or 429 (rate limit)."""
-        account = self.authenticate(api_key)
-        allowed = account.config.models
+        self.authenticate(api_key)
+        config = self.config.keys.get(api_key, OPEN_KEY)
+        allowed = config.models
         if allowed is not None and model not in allowed:
             raise wire.ApiError(403, wire.forbidden_model(model, sorted(allowed)))
-        rpm = account.config.rpm
+        rpm = config.rpm
         if rpm is None:
             return
-        with self._lock:
+
+        def count(account: Account) -> None:
             recent = account.recent(now)
             if len(recent) >= rpm:
                 # Refused requests are not counted: the window frees up one minute after the oldest.
@@ -251,11 +305,13 @@ class Accounts:
                 raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at))
             recent.append(now)
 
+        self._ledger.apply(api_key, self._new, count)
+
     def charge(self, job: Job, now: float) -> None:
         """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it."""
-        account = self.authenticate(job.api_key)
         price = self.price(job.model)
-        with self._lock:
+
+        def hold(account: Account) -> None:
             account.settle(now)
             balance = account.balance()
             if balance is not None:
@@ -264,35 +320,53 @@ class Accounts:
                     raise wire.ApiError(406, wire.insufficient_credits(price, balance, held))
             heapq.heappush(account.pending, Charge(job.finished_at, job.request_id, price, job.error is None))
 
+        self._ledger.apply(job.api_key, self._new, hold)
+
     def billing(self, job: Job, now: float) -> dict[str, float]:
         """`cost` and `remaining_credits` of a completed job (the balance right after its charge)."""
         if job.state_at(now) is not State.COMPLETED:
             return {}
         billing = {"cost": self.price(job.model)}
-        with self._lock:
-            account = self._accounts.get(job.api_key)
-            if account is not None:
-                # The job's state may allow for rounding at its end; its charge is due then all the same.
-                account.settle(max(now, job.finished_at))
-                if job.request_id in account.after:
-                    billing["remaining_credits"] = account.after[job.request_id][1]
+
+        def remaining(account: Account) -> tuple[float, float] | None:
+            # The job's state may allow for rounding at its end; its charge is due then all the same.
+            account.settle(max(now, job.finished_at))
+            return account.after.get(job.request_id)
+
+        after = self._ledger.apply(job.api_key, self._new, remaining, write=False)
+        if after is not None:
+            billing["remaining_credits"] = after[1]
         return billing
 
     def top_up(self, api_key: str, credits: float, now: float) -> dict[str, Any]:
         """Add credits (or take them away, if negative) to a declared key; return its view."""
-        with self._lock:
-            account = self._accounts.get(api_key)
-            if account is None or not account.declared:
-                declared = ", ".join(self.config.keys) or "none: start the fake with a config to declare some"
-                raise wire.ApiError(404, f"No declared API key {mask_key(api_key)}; declared keys: {declared}")
-            if account.config.credits is None:
-                raise wire.ApiError(400, f"API key {api_key} has unlimited credits: give it `credits` in the config")
+        config = self.config.keys.get(api_key)
+        if config is None:
+            declared = ", ".join(self.config.keys) or "none: start the fake with a config to declare some"
+            raise wire.ApiError(404, f"No declared API key {mask_key(api_key)}; declared keys: {declared}")
+        if config.credits is None:
+            raise wire.ApiError(400, f"API key {api_key} has unlimited credits: give it `credits` in the config")
+
+        def add(account: Account) -> dict[str, Any]:
             account.settle(now)
             account.topped_up = _round(account.topped_up + credits)
             return account.view(now)
 
+        return self._ledger.apply(api_key, self._new, add)
+
     def view(self, now: float) -> dict[str, Any]:
         """Every account, as `GET /_mock/accounts` shows it."""
-        with self._lock:
-            accounts = [account.view(now) for account in self._accounts.values()]
+        accounts = self._ledger.each(self._new, lambda account: account.view(now))
         return {"open": self.open, "prices": dict(self.config.prices), "accounts": accounts}
+
+    def _declare(self) -> None:
+        for key in self.config.keys:
+            self._ledger.touch(key, self._new)
+
+    def _new(self, api_key: str) -> Account:
+        config = self.config.keys.get(api_key)
+        if config is not None:
+            return Account(api_key, config, declared=True)
+        if not self.open:
+            raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
+        return Account(api_key, OPEN_KEY, declared=False)

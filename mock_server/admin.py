@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from starlette.requests import Request
@@ -33,9 +34,11 @@ def _clock_view(mock: SegmindMock) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    """`GET /_mock/health`: liveness, the clock and how many jobs are retained."""
+    """`GET /_mock/health`: liveness, the clock, how many jobs are retained, and the serving process."""
     mock = _mock(request)
-    return JSONResponse({"status": "ok", "jobs": len(mock.store.jobs(mock.clock.now())), **_clock_view(mock)})
+    jobs = len(mock.store.jobs(mock.clock.now()))
+    # `worker` tells the processes of `serve --workers N` apart (a client's keep-alive connection stays on one).
+    return JSONResponse({"status": "ok", "jobs": jobs, **_clock_view(mock), "worker": os.getpid()})
 
 
 async def reset(request: Request) -> Response:

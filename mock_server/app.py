@@ -50,7 +50,11 @@ def create_app(mock: SegmindMock) -> Starlette:
     app = Starlette(
         routes=[*routes.ROUTES, *admin.ROUTES],
         # DropMiddleware first: it needs the server's own `receive` to close a connection.
-        middleware=[Middleware(DropMiddleware), Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock)],
+        middleware=[
+            Middleware(DropMiddleware),
+            *mock.backend.middleware(mock.clock),
+            Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock),
+        ],
         exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
     # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS
 from contracts import cli as contract_cli
 from mock_server import server
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
+from mock_server.backend import MEMORY, STORE_VARIABLE, StoreError, shared_url
 from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock, Settings
 from mock_server.video import video_available
@@ -22,6 +26,13 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number, 0 or more (got {text})")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more (got {text})")
     return value
 
 
@@ -72,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
         "rate limits, and model prices; see docs/accounts.md (default: any key, unlimited)",
+    )
+    serve.add_argument(
+        "--store",
+        default=defaults.store,
+        metavar="URL",
+        help=f"where jobs, clock, scenarios, journal and accounts live: {MEMORY!r} (this process only), or "
+        "redis://HOST:PORT/DB[?prefix=NAME] to share them between workers and machines; see docs/scaling.md "
+        f"(default: ${STORE_VARIABLE}, else %(default)s)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the port; more than 1 needs a Redis --store (default: %(default)s)",
     )
     _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
@@ -132,41 +157,66 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"segmind-mock: {error}", file=sys.stderr)
         return 2
-    settings = Settings(
-        speed=args.speed,
-        queue_seconds=args.queue_seconds,
-        max_body_bytes=args.max_body_bytes,
-        journal_size=args.journal_size,
-        accounts=accounts,
-        images=ImageSource(
-            allowed_dirs=tuple(args.allow_dir),
-            fetch_remote=args.fetch_remote,
-            allow_private=args.allow_private,
-            max_bytes=args.max_image_bytes,
-            timeout_seconds=args.fetch_timeout,
-        ),
-        video_cache_bytes=args.video_cache_bytes,
-    )
+    if args.workers > 1 and args.store == MEMORY:
+        print(
+            f"segmind-mock: --workers {args.workers} needs a shared store: in-memory state cannot be shared "
+            "between processes; add --store redis://HOST:PORT/DB (see docs/scaling.md)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = Settings(
+            speed=args.speed,
+            queue_seconds=args.queue_seconds,
+            max_body_bytes=args.max_body_bytes,
+            journal_size=args.journal_size,
+            accounts=accounts,
+            images=ImageSource(
+                allowed_dirs=tuple(args.allow_dir),
+                fetch_remote=args.fetch_remote,
+                allow_private=args.allow_private,
+                max_bytes=args.max_image_bytes,
+                timeout_seconds=args.fetch_timeout,
+            ),
+            video_cache_bytes=args.video_cache_bytes,
+            # Every worker opens the same namespace.
+            store=shared_url(args.store),
+        )
+        # Built here even with workers: it checks the store and sets the shared clock up at --speed.
+        mock = SegmindMock(settings)
+    except StoreError as error:
+        print(f"segmind-mock: --store: {error}", file=sys.stderr)
+        return 2
     try:
         sock = server.bind(args.host, args.port)
     except OSError as error:
         print(f"segmind-mock: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
-    # Listen before printing where: a client that reads the line and connects at once is queued,
-    # not refused, while uvicorn starts.
-    sock.listen()
     url = server.url_of(sock)
-    mock = SegmindMock(settings)
+    workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     print(
-        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, admin API at {url}/_mock/)\n"
+        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {mock.backend.name}, "
+        f"{workers}, admin API at {url}/_mock/)\n"
         f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,
     )
     if accounts.keys:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
-    uvicorn.Server(server.config(mock.app, lifespan="off", log_level="info")).run(sockets=[sock])
+    if args.workers == 1:
+        uvicorn.Server(server.config(mock.app, lifespan="off", log_level="info")).run(sockets=[sock])
+        return 0
+    # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
+    # socket bound above, and restarts any that dies.
+    app = functools.partial(worker_app, settings)
+    options = {"factory": True, "workers": args.workers, "lifespan": "off", "log_level": "info"}
+    Multiprocess(server.config(app, **options), sockets=[sock]).run()
     return 0
+
+
+def worker_app(settings: Settings) -> Starlette:
+    """The app one worker process serves: its own fake on the shared store."""
+    return SegmindMock(settings).app
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Protocol
 
 import anyio
 
 # How often a blocked v1 call re-reads the clock; a re-read is what lets it notice an advance
 # made by another thread (or, with a shared store, another process) without a per-job timer.
 WAIT_STEP_SECONDS = 0.02
+
+
+class SimClock(Protocol):
+    """What the fake needs of a clock; `Clock` keeps it in the process, the Redis store shares it."""
+
+    virtual: bool
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+
+    def now(self) -> float:
+        """Return the current simulated time, in Unix seconds."""
+
+    def advance(self, seconds: float) -> float:
+        """Move simulated time forward by `seconds` and return the new time."""
+
+    def set_speed(self, speed: float) -> None:
+        """Change the speed from now on, without a jump in simulated time."""
+
+    def reset(self) -> None:
+        """Bring simulated time back to the real time of day."""
+
+    async def wait_until(self, deadline: float) -> None:
+        """Return once simulated time reaches `deadline` (at once in virtual mode)."""
 
 
 class Clock:

@@ -6,11 +6,11 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mock_server.clock import Clock
+from mock_server.clock import SimClock
 
 # Bodies are kept up to this size; base64 images would otherwise fill memory.
 BODY_CAPTURE_BYTES = 4096
@@ -61,6 +61,19 @@ class Entry:
         }
 
 
+class JournalStore(Protocol):
+    """Where the journal is kept: in the process (`Journal`) or shared (the Redis store)."""
+
+    def record(self, entry: Entry) -> None:
+        """Add an exchange, dropping the oldest past the journal's size."""
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Return every kept exchange, described."""
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+
+
 class Journal:
     """A bounded record of the latest exchanges, oldest first."""
 
@@ -88,7 +101,7 @@ class Journal:
 class JournalMiddleware:
     """Records every HTTP exchange outside the admin API, including 404s and 413s."""
 
-    def __init__(self, app: ASGIApp, journal: Journal, clock: Clock, skip_prefix: str = "/_mock/") -> None:
+    def __init__(self, app: ASGIApp, journal: JournalStore, clock: SimClock, skip_prefix: str = "/_mock/") -> None:
         self.app = app
         self.journal = journal
         self.clock = clock

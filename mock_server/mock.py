@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -13,12 +13,12 @@ from contracts import MODELS, ModelSpec, PayloadError
 from contracts.spec import is_image_reference
 from mock_server import outputs, wire
 from mock_server.accounts import Accounts, AccountsConfig
-from mock_server.clock import Clock
+from mock_server.backend import Backend, default_store, open_backend
 from mock_server.images import ImageError, ImageSource, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import JOURNAL_SIZE, Journal, mask_key
-from mock_server.scenarios import Rule, Scenarios
-from mock_server.store import JobStore, MemoryJobStore
+from mock_server.journal import JOURNAL_SIZE, mask_key
+from mock_server.scenarios import Rule
+from mock_server.store import JobStore
 from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
@@ -39,6 +39,8 @@ class Settings:
     # Where input images may come from: inline data only, unless directories or fetching are allowed.
     images: ImageSource = field(default_factory=ImageSource)
     video_cache_bytes: int = VIDEO_CACHE_BYTES
+    # Where state lives: "memory", or redis://HOST:PORT/DB[?prefix=NAME] to share it (docs/scaling.md).
+    store: str = field(default_factory=default_store)
 
 
 class SegmindMock:
@@ -48,11 +50,12 @@ class SegmindMock:
         from mock_server.app import create_app  # the app reads its state from this object
 
         self.settings = settings or Settings()
-        self.clock = Clock(self.settings.speed, virtual=self.settings.virtual)
-        self.store: JobStore = store or MemoryJobStore()
-        self.scenarios = Scenarios()
-        self.journal = Journal(self.settings.journal_size)
-        self.accounts = Accounts(self.settings.accounts)
+        self.backend: Backend = open_backend(self.settings.store)
+        self.clock = self.backend.clock(self.settings.speed, self.settings.virtual)
+        self.store: JobStore = store or self.backend.jobs(self.clock)
+        self.scenarios = self.backend.rules()
+        self.journal = self.backend.journal(self.settings.journal_size)
+        self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.app: Starlette = create_app(self)
 
@@ -98,12 +101,15 @@ class SegmindMock:
         self.clock.reset()
 
     def configure(self, settings: Settings) -> None:
-        """Start afresh under new settings, keeping the app (and any server running it); the journal keeps its size."""
+        """Start afresh under new settings, keeping the app (and any server running it).
+
+        The journal keeps its size, and the store stays where it is.
+        """
         self.reset()
-        self.settings = settings
+        self.settings = replace(settings, store=self.settings.store)
         self.clock.set_speed(settings.speed)
         self.clock.virtual = settings.virtual
-        self.accounts = Accounts(settings.accounts)
+        self.accounts = Accounts(settings.accounts, self.backend.ledger())
         self.videos = VideoCache(settings.video_cache_bytes)
 
     # The service itself.

@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from contracts import MODELS, ParamError
 from mock_server.wire import STATUS_MESSAGES
@@ -70,6 +70,10 @@ class Rule:
     hits: int = 0
     seen: int = 0
 
+    def applies(self, target: str, model: str, api_key: str, params: Mapping[str, Any]) -> bool:
+        """Tell whether a request for `target` (a submission, or a poll of such a job) is one of this rule's."""
+        return self.target == target and self.matches(model, api_key, params)
+
     def matches(self, model: str, api_key: str, params: Mapping[str, Any]) -> bool:
         """Tell whether a submission of `model` with `params` under `api_key` is one of this rule's."""
         for key, wanted in self.match.items():
@@ -83,6 +87,25 @@ class Rule:
         shown = {name: getattr(self, name) for name in OUTCOME_FIELDS[self.outcome] | COMMON_FIELDS}
         shown = {key: value for key, value in shown.items() if value is not None}
         return {"id": self.id, "hits": self.hits, "seen": self.seen, **shown}
+
+
+class RuleBook(Protocol):
+    """Where the rules live: in the process (`Scenarios`) or shared (the Redis store)."""
+
+    def add(self, data: Mapping[str, Any]) -> Rule:
+        """Add a rule from its JSON form; raise ValueError saying what to fix."""
+
+    def rules(self) -> list[Rule]:
+        """Return the active rules, in the order they are tried."""
+
+    def remove(self, rule_id: str) -> bool:
+        """Remove one rule; tell whether it existed."""
+
+    def clear(self) -> None:
+        """Remove every rule."""
+
+    def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
+        """Return the first rule that applies to this request and use up one of its times."""
 
 
 class Scenarios:
@@ -128,7 +151,7 @@ class Scenarios:
         chosen = None
         with self._lock:
             for rule in self._rules:
-                if rule.target == target and rule.matches(model, api_key, params):
+                if rule.applies(target, model, api_key, params):
                     rule.seen += 1
                     if chosen is None and rule.seen >= rule.nth:
                         chosen = rule

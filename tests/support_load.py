@@ -5,15 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-from mock_server.store import JobStore, MemoryJobStore
-
-# Every store the fake can run on; a shared store (Redis) joins here with a factory of its own.
-STORES: dict[str, Callable[[], JobStore]] = {"memory": MemoryJobStore}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from segmind import SegmindClient, SegmindError
 
 from contracts import MODELS
 from mock_server import wire
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]

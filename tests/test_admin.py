@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import httpx
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, wire
 from tests.conftest import API_KEY
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 from tests.support_video import png
 
 SVD = MODELS["svd"].example
@@ -22,6 +24,13 @@ def test_health_reports_the_clock_and_jobs(http: httpx.Client) -> None:
     assert health["status"] == "ok"
     assert health["jobs"] == 1
     assert health["speed"] == 0
+
+
+def test_health_names_the_serving_process_of_a_fake_on_the_tests_store(server, store: str) -> None:
+    mock, url = server
+    health = httpx.get(f"{url}/_mock/health").json()
+    assert health["worker"] == os.getpid()  # the test's server runs in a thread of this process
+    assert mock.backend.shared is (store != "memory")
 
 
 def test_clock_advance_moves_simulated_time(http: httpx.Client) -> None:

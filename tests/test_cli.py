@@ -13,6 +13,7 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from mock_server.server import bind, url_of
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve"]
 STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')

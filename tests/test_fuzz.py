@@ -14,7 +14,8 @@ from contracts import MODELS, Param
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
-from tests.support_load import STORES, RawResponse, raw_exchange, request_bytes
+from tests.support_load import RawResponse, raw_exchange, request_bytes
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 LIMIT = 4096
 KEY = {"x-api-key": "SG_0123456789abcdef"}
@@ -65,10 +66,12 @@ def assert_envelope(status: int, content_type: str, body: bytes) -> None:
     assert isinstance(document["error"], str) and len(document["error"]) > 10
 
 
-@pytest.fixture(params=sorted(STORES))
-def fuzzed(request: pytest.FixtureRequest) -> Iterator[tuple[SegmindMock, str]]:
-    """A frozen-clock fake with a small body limit on a real uvicorn server, with one job already kept."""
-    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT), store=STORES[request.param]())
+@pytest.fixture
+def fuzzed() -> Iterator[tuple[SegmindMock, str]]:
+    """A frozen-clock fake with a small body limit on a real uvicorn server, with one job already kept.
+
+    It runs on each store in turn (the `store` fixture)."""
+    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT))
     job, _ = mock.submit("svd", MODELS["svd"].example, "SG_0123456789abcdef")
     with ServerThread(mock.app) as url:
         yield mock, url

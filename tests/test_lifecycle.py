@@ -9,6 +9,7 @@ import pytest
 
 from contracts import MODELS
 from mock_server import SegmindMock, wire
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 SPECS = list(MODELS.values())
 

@@ -11,17 +11,17 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
-from tests.support_load import STORES
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 CLIENTS = 200
 JOBS_PER_CLIENT = 2
 DEADLINE_SECONDS = 60
 
 
-@pytest.fixture(params=sorted(STORES))
-def loaded_server(request: pytest.FixtureRequest) -> Iterator[tuple[SegmindMock, str]]:
-    """A frozen-clock fake on a real uvicorn server, on each job store in turn."""
-    mock = SegmindMock(Settings(speed=0, journal_size=10_000), store=STORES[request.param]())
+@pytest.fixture
+def loaded_server() -> Iterator[tuple[SegmindMock, str]]:
+    """A frozen-clock fake on a real uvicorn server, on each store in turn (the `store` fixture)."""
+    mock = SegmindMock(Settings(speed=0, journal_size=10_000))
     with ServerThread(mock.app) as url:
         yield mock, url
 

@@ -10,6 +10,7 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, wire
 from tests.conftest import API_KEY
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 SVD = MODELS["svd"].example
 MOTION = MODELS["motionctrl-svd"].example

@@ -12,6 +12,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.transport import PortalTransport
 from tests.conftest import API_KEY, SEGMIND
+from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 SPECS = list(MODELS.values())
 

@@ -1,0 +1,592 @@
+"""The Redis store: the fake's whole state in Redis, so several workers (and machines) serve one fake.
+
+Every key lives under a namespace (`?prefix=NAME` in the store URL; a fresh one per `SegmindMock`
+otherwise), so fakes can share one Redis. Changes that must not race between workers are one
+Lua script (clock, rules, journal, jobs) or a WATCH/MULTI transaction (account ledgers, whose
+logic stays the Python of `accounts.py`). See docs/scaling.md for the key layout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+import redis
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mock_server.accounts import Account, Charge
+from mock_server.backend import StoreError
+from mock_server.clock import WAIT_STEP_SECONDS, SimClock
+from mock_server.jobs import Job
+from mock_server.journal import Entry
+from mock_server.scenarios import Rule, parse_rule
+from mock_server.wire import OUTPUT_RETENTION_SECONDS, RESULT_RETENTION_SECONDS
+
+T = TypeVar("T")
+PREFIX_PARAM = "prefix"
+PREFIX_ROOT = "segmind-mock"
+SCAN_COUNT = 1000
+# (speed, simulated origin, real origin): simulated time is sim + (time.time() - real) * speed.
+ClockState = tuple[float, float, float]
+
+# Every clock script returns the state; the first process to read a namespace's clock sets it up.
+_CLOCK_READ = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2])
+end
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+"""
+_CLOCK_ADVANCE = """
+local sim = tonumber(redis.call('HGET', KEYS[1], 'sim')) + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'sim', string.format('%.17g', sim))
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+"""
+_CLOCK_SET_SPEED = """
+local s = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+local now = tonumber(s[2]) + (tonumber(ARGV[2]) - tonumber(s[3])) * tonumber(s[1])
+redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', string.format('%.17g', now), 'real', ARGV[2])
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+"""
+_CLOCK_RESET = """
+redis.call('HSETNX', KEYS[1], 'speed', ARGV[2])
+redis.call('HSET', KEYS[1], 'sim', ARGV[1], 'real', ARGV[1])
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+"""
+# KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), submitted_at, id, prune score.
+# Index members start with a sequence number, so jobs submitted at the same instant keep their order.
+_ADD_JOB = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[3], ARGV[4], string.format('%020d', seq) .. ':' .. ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+"""
+_JOURNAL_RECORD = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+"""
+# KEYS: the rule index, then each rule's hash; ARGV: the rule ids.
+_RULES_ALL = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local state = redis.call('HMGET', KEYS[2] .. id, 'data', 'times', 'seen', 'hits')
+  if state[1] then
+    table.insert(out, id)
+    for _, value in ipairs(state) do table.insert(out, value) end
+  end
+end
+return out
+"""
+# The counting of `Scenarios.take`, atomic across workers: KEYS are the index and the matching
+# rules in order; every matching rule counts the request, the first past its nth decides.
+_RULES_TAKE = """
+local chosen = nil
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local seen = redis.call('HINCRBY', KEYS[i], 'seen', 1)
+    if not chosen and seen >= tonumber(redis.call('HGET', KEYS[i], 'nth')) then chosen = i end
+  end
+end
+if not chosen then return false end
+local key = KEYS[chosen]
+redis.call('HINCRBY', key, 'hits', 1)
+local times = tonumber(redis.call('HGET', key, 'times'))
+if times > 0 then redis.call('HSET', key, 'times', times - 1) end
+local state = redis.call('HMGET', key, 'data', 'times', 'seen', 'hits')
+if times == 1 then
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], ARGV[chosen - 1])
+end
+return {ARGV[chosen - 1], state[1], state[2], state[3], state[4]}
+"""
+_RULES_REMOVE = """
+redis.call('DEL', KEYS[2])
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+_ACCOUNT_TOUCH = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then redis.call('RPUSH', KEYS[2], ARGV[2]) end
+"""
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """Split a store URL into redis-py's URL and the namespace (`?prefix=`), if any."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((value for name, value in query if name == PREFIX_PARAM), None)
+    rest = urlencode([(name, value) for name, value in query if name != PREFIX_PARAM])
+    return urlunsplit(parts._replace(query=rest)), prefix or None
+
+
+def with_prefix(url: str) -> str:
+    """The store URL with a namespace: its own `?prefix=`, else a fresh one."""
+    _, prefix = split_url(url)
+    if prefix:
+        return url
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), (PREFIX_PARAM, _fresh_prefix())])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _fresh_prefix() -> str:
+    return f"{PREFIX_ROOT}:{uuid.uuid4().hex[:12]}"
+
+
+class RedisBackend:
+    """The fake's state in one Redis namespace."""
+
+    shared = True
+
+    def __init__(self, client: redis.Redis, prefix: str, where: str) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.name = f"{where} (prefix {prefix})"
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBackend:
+        """Connect to the Redis a store URL names, or raise StoreError saying why it cannot be used."""
+        redis_url, prefix = split_url(url)
+        try:
+            client = redis.Redis.from_url(redis_url, decode_responses=True)
+            client.ping()
+        except (ValueError, redis.RedisError) as error:
+            raise StoreError(f"cannot use the Redis store {_safe(redis_url)}: {error}") from None
+        return cls(client, prefix or _fresh_prefix(), _safe(redis_url))
+
+    def key(self, *parts: str) -> str:
+        """A key of this namespace."""
+        return ":".join((self.prefix, *parts))
+
+    def delete_matching(self, *patterns: str) -> None:
+        """Delete every key of this namespace matching the glob patterns (given after the prefix)."""
+        escaped = "".join("\\" + char if char in "*?[]\\" else char for char in self.prefix)
+        for pattern in patterns:
+            batch: list[str] = []
+            for key in self.redis.scan_iter(match=f"{escaped}:{pattern}", count=SCAN_COUNT):
+                batch.append(key)
+                if len(batch) >= SCAN_COUNT:
+                    self.redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                self.redis.unlink(*batch)
+
+    def clock(self, speed: float, virtual: bool) -> SimClock:
+        """The namespace's clock, set up at `speed` unless another process did first."""
+        return RedisClock(self, speed, virtual)
+
+    def jobs(self, clock: SimClock) -> RedisJobStore:
+        """Jobs with Redis TTLs."""
+        return RedisJobStore(self, clock)
+
+    def rules(self) -> RedisRuleBook:
+        """Rules with atomic counters."""
+        return RedisRuleBook(self)
+
+    def journal(self, size: int) -> RedisJournal:
+        """A capped list."""
+        return RedisJournal(self, size)
+
+    def ledger(self) -> RedisLedger:
+        """Account ledgers changed in transactions."""
+        return RedisLedger(self)
+
+    def middleware(self, clock: SimClock) -> list[Middleware]:
+        """Read the shared clock once per request."""
+        return [Middleware(PinClock, clock=clock)]
+
+
+def _safe(url: str) -> str:
+    # Never print a password.
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=host))
+
+
+class RedisClock:
+    """The clock shared by every process of a namespace.
+
+    Real time is each machine's `time.time()` (keep machines' clocks in sync). Inside a request,
+    the state read at its start is used (see `PinClock`), so `now()` costs no round trip there.
+    """
+
+    def __init__(self, backend: RedisBackend, speed: float, virtual: bool) -> None:
+        if speed < 0:
+            raise ValueError("speed must be 0 or more")
+        self.virtual = virtual
+        self._initial_speed = speed
+        self._key = backend.key("clock")
+        self._read_script = backend.redis.register_script(_CLOCK_READ)
+        self._advance_script = backend.redis.register_script(_CLOCK_ADVANCE)
+        self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
+        self._reset_script = backend.redis.register_script(_CLOCK_RESET)
+        self._pinned: ContextVar[ClockState | None] = ContextVar(f"segmind-mock-clock-{id(self)}", default=None)
+        self._load()
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._state()[0]
+
+    def now(self) -> float:
+        """Return the current simulated time, in Unix seconds."""
+        return _at(self._state())
+
+    def advance(self, seconds: float) -> float:
+        """Move simulated time forward by `seconds`, for every process, and return the new time."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        return _at(self._keep(self._advance_script(keys=[self._key], args=[repr(float(seconds))])))
+
+    def set_speed(self, speed: float) -> None:
+        """Change the speed from now on, without a jump in simulated time."""
+        if speed < 0:
+            raise ValueError("speed must be 0 or more")
+        self._keep(self._speed_script(keys=[self._key], args=[repr(float(speed)), repr(time.time())]))
+
+    def reset(self) -> None:
+        """Bring simulated time back to the real time of day."""
+        self._keep(self._reset_script(keys=[self._key], args=[repr(time.time()), repr(self._initial_speed)]))
+
+    async def wait_until(self, deadline: float) -> None:
+        """Return once simulated time reaches `deadline`, re-reading the shared clock as it waits."""
+        while (remaining := deadline - _at(state := self._keep(self._read()))) > 0:
+            if self.virtual:
+                self.advance(remaining)
+                return
+            speed = state[0]
+            step = remaining / speed if speed else WAIT_STEP_SECONDS
+            await anyio.sleep(min(step, WAIT_STEP_SECONDS))
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within the block (one request), read the shared clock once."""
+        token = self._pinned.set(self._load())
+        try:
+            yield
+        finally:
+            self._pinned.reset(token)
+
+    def _state(self) -> ClockState:
+        return self._pinned.get() or self._load()
+
+    def _load(self) -> ClockState:
+        return self._parse(self._read())
+
+    def _read(self) -> list[str]:
+        return self._read_script(keys=[self._key], args=[repr(self._initial_speed), repr(time.time())])
+
+    def _keep(self, raw: list[str]) -> ClockState:
+        # A change made inside a request is what the rest of the request sees.
+        state = self._parse(raw)
+        if self._pinned.get() is not None:
+            self._pinned.set(state)
+        return state
+
+    @staticmethod
+    def _parse(raw: list[str]) -> ClockState:
+        speed, sim, real = (float(value) for value in raw)
+        return speed, sim, real
+
+
+def _at(state: ClockState) -> float:
+    speed, sim, real = state
+    return sim + (time.time() - real) * speed
+
+
+class PinClock:
+    """ASGI middleware: one read of the shared clock per HTTP request."""
+
+    def __init__(self, app: ASGIApp, clock: RedisClock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.clock.pinned():
+            await self.app(scope, receive, send)
+
+
+def ttl_ms(simulated_seconds: float, speed: float) -> int:
+    """How long Redis keeps a key that the fake needs for `simulated_seconds` more, in real milliseconds.
+
+    Reads check the fake's own clock, so a key kept too long is never served; this only frees the
+    memory. Faster than real time, simulated seconds pass sooner than real ones, so they bound it;
+    slower, the key is kept for as long as those seconds take. Frozen (speed 0), it is kept for
+    the retention in real seconds, which bounds memory however long a frozen fake runs.
+    """
+    real = simulated_seconds / speed if 0 < speed < 1 else simulated_seconds
+    return max(1, math.ceil(real * 1000))
+
+
+class RedisJobStore:
+    """Jobs as JSON under two keys, each expiring through its Redis TTL: the result and the output."""
+
+    def __init__(
+        self,
+        backend: RedisBackend,
+        clock: SimClock,
+        result_retention: float = RESULT_RETENTION_SECONDS,
+        output_retention: float = OUTPUT_RETENTION_SECONDS,
+    ) -> None:
+        self.result_retention = result_retention
+        self.output_retention = output_retention
+        self._backend = backend
+        self._redis = backend.redis
+        self._clock = clock
+        self._index = backend.key("jobs")
+        self._add = self._redis.register_script(_ADD_JOB)
+
+    def job_key(self, request_id: str) -> str:
+        """The key of a job's result, expiring `result_retention` after its submission."""
+        return self._backend.key("job", request_id)
+
+    def output_key(self, request_id: str) -> str:
+        """The key of a completed job's output, expiring `output_retention` after it completes."""
+        return self._backend.key("out", request_id)
+
+    def add(self, job: Job, now: float) -> None:
+        """Keep an accepted job (and its future output, when it will complete)."""
+        speed = self._clock.speed
+        result_ms = ttl_ms(job.submitted_at + self.result_retention - now, speed)
+        output_ms = ttl_ms(job.finished_at + self.output_retention - now, speed) if job.error is None else ""
+        self._add(
+            keys=[self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"],
+            args=[
+                json.dumps(asdict(job)),
+                result_ms,
+                output_ms,
+                repr(job.submitted_at),
+                job.request_id,
+                repr(now - self.result_retention),
+            ],
+        )
+
+    def get(self, request_id: str, now: float) -> Job | None:
+        """Return the job while its result is retained, else None."""
+        job = _job(self._redis.get(self.job_key(request_id)))
+        if job is None or now >= job.submitted_at + self.result_retention:
+            return None
+        return job
+
+    def output(self, request_id: str, now: float) -> Job | None:
+        """Return the completed job whose output file is still served, else None."""
+        job = _job(self._redis.get(self.output_key(request_id)))
+        if job is None or not job.finished_at <= now < job.finished_at + self.output_retention:
+            return None
+        return job
+
+    def jobs(self, now: float) -> list[Job]:
+        """Return every retained job, oldest first."""
+        members = self._redis.zrangebyscore(self._index, f"({now - self.result_retention!r}", "+inf")
+        if not members:
+            return []
+        found = self._redis.mget([self.job_key(member.split(":", 1)[1]) for member in members])
+        jobs = (_job(raw) for raw in found)
+        return [job for job in jobs if job is not None and now < job.submitted_at + self.result_retention]
+
+    def clear(self) -> None:
+        """Forget every job and output."""
+        self._backend.delete_matching("job:*", "out:*")
+        self._redis.delete(self._index)
+
+    def __len__(self) -> int:
+        # Jobs in the index: expired ones leave it at the next submission, as in memory.
+        return self._redis.zcard(self._index)
+
+
+def _job(raw: str | None) -> Job | None:
+    return Job(**json.loads(raw)) if raw is not None else None
+
+
+class RedisJournal:
+    """The journal as a capped Redis list of JSON entries."""
+
+    def __init__(self, backend: RedisBackend, size: int) -> None:
+        self.size = size
+        self._redis = backend.redis
+        self._key = backend.key("journal")
+        self._record = self._redis.register_script(_JOURNAL_RECORD)
+
+    def record(self, entry: Entry) -> None:
+        """Add an exchange, dropping the oldest past the journal's size."""
+        fields = asdict(entry)
+        # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
+        for name in _ENTRY_BYTES:
+            fields[name] = getattr(entry, name).decode("latin-1")
+        for name in _ENTRY_HEADERS:
+            fields[name] = [[key.decode("latin-1"), value.decode("latin-1")] for key, value in getattr(entry, name)]
+        self._record(keys=[self._key], args=[json.dumps(fields), self.size])
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Return every kept exchange, described."""
+        return [_entry(raw).to_dict() for raw in self._redis.lrange(self._key, 0, -1)]
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+        self._redis.delete(self._key)
+
+
+_ENTRY_BYTES = ("query", "request_body", "response_body")
+_ENTRY_HEADERS = ("request_headers", "response_headers")
+
+
+def _entry(raw: str) -> Entry:
+    fields = json.loads(raw)
+    for name in _ENTRY_BYTES:
+        fields[name] = fields[name].encode("latin-1")
+    for name in _ENTRY_HEADERS:
+        fields[name] = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in fields[name]]
+    return Entry(**fields)
+
+
+_COUNTERS = ("times", "seen", "hits")
+
+
+class RedisRuleBook:
+    """Rules as Redis hashes, ordered by id; `take` counts and uses them up in one Lua script."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._redis = backend.redis
+        self._index = backend.key("rules")
+        self._rule_prefix = backend.key("rule", "")
+        self._ids = backend.key("rule-ids")
+        self._backend = backend
+        self._all = self._redis.register_script(_RULES_ALL)
+        self._take = self._redis.register_script(_RULES_TAKE)
+        self._remove = self._redis.register_script(_RULES_REMOVE)
+
+    def add(self, data: Mapping[str, Any]) -> Rule:
+        """Add a rule from its JSON form; raise ValueError saying what to fix."""
+        rule = parse_rule(data, rule_id=str(self._redis.incr(self._ids)))
+        static = {name: value for name, value in asdict(rule).items() if name not in _COUNTERS}
+        with self._redis.pipeline() as pipe:
+            pipe.hset(
+                self._rule_prefix + rule.id,
+                mapping={"data": json.dumps(static), "nth": rule.nth, "times": rule.times, "seen": 0, "hits": 0},
+            )
+            pipe.zadd(self._index, {rule.id: int(rule.id)})
+            pipe.execute()
+        return rule
+
+    def rules(self) -> list[Rule]:
+        """Return the active rules, in the order they are tried."""
+        flat = self._all(keys=[self._index, self._rule_prefix])
+        return [_rule(flat[at : at + 5]) for at in range(0, len(flat), 5)]
+
+    def remove(self, rule_id: str) -> bool:
+        """Remove one rule; tell whether it existed."""
+        return bool(self._remove(keys=[self._index, self._rule_prefix + rule_id], args=[rule_id]))
+
+    def clear(self) -> None:
+        """Remove every rule (ids keep counting, as in memory)."""
+        self._backend.delete_matching("rule:*")
+        self._redis.delete(self._index)
+
+    def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
+        """Return the first rule that applies to this request and use up one of its times, atomically."""
+        matching = [rule.id for rule in self.rules() if rule.applies(target, model, api_key, params)]
+        if not matching:
+            return None
+        taken = self._take(keys=[self._index, *(self._rule_prefix + rule_id for rule_id in matching)], args=matching)
+        return _rule(taken) if taken else None
+
+
+def _rule(state: list[str]) -> Rule:
+    rule_id, data, times, seen, hits = state
+    fields = json.loads(data)
+    fields.update(id=rule_id, times=int(times), seen=int(seen), hits=int(hits))
+    return Rule(**fields)
+
+
+class RedisLedger:
+    """Each account as JSON under its key, changed in WATCH/MULTI transactions (retried on a race)."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._redis = backend.redis
+        self._index = backend.key("accounts")
+        self._touch = self._redis.register_script(_ACCOUNT_TOUCH)
+        # Keys this process knows have an account, so a poll costs no round trip for its key.
+        self._known: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return self._backend.key("account", key)
+
+    def touch(self, key: str, new: Callable[[str], Account]) -> None:
+        """Make sure the key has an account."""
+        if key in self._known:
+            return
+        account = new(key)
+        self._touch(keys=[self._key(key), self._index], args=[_dump(account), key])
+        self._known.add(key)
+
+    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
+        """Run `change` on the key's account in a transaction, retried if another worker changed it meanwhile."""
+        name = self._key(key)
+        if not write:
+            return change(_load(new(key), self._redis.get(name)))
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(name)
+                    raw = pipe.get(name)
+                    result = change(account := _load(new(key), raw))
+                    pipe.multi()
+                    pipe.set(name, _dump(account))
+                    if raw is None:
+                        pipe.rpush(self._index, key)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue
+
+    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
+        """Read every account, in the order they were created."""
+        keys = self._redis.lrange(self._index, 0, -1)
+        if not keys:
+            return []
+        found = self._redis.mget([self._key(key) for key in keys])
+        return [read(_load(new(key), raw)) for key, raw in zip(keys, found, strict=True) if raw is not None]
+
+    def clear(self) -> None:
+        """Forget every account."""
+        self._backend.delete_matching("account:*")
+        self._redis.delete(self._index)
+        self._known.clear()
+
+
+def _dump(account: Account) -> str:
+    return json.dumps(
+        {
+            "topped_up": account.topped_up,
+            "spent": account.spent,
+            "pending": [[charge.due, charge.request_id, charge.price, charge.billed] for charge in account.pending],
+            "after": [[request_id, due, balance] for request_id, (due, balance) in account.after.items()],
+            "window": list(account.window),
+        }
+    )
+
+
+def _load(account: Account, raw: str | None) -> Account:
+    # The key's config comes from this process's settings; only the usage is stored.
+    if raw is None:
+        return account
+    state = json.loads(raw)
+    account.topped_up = state["topped_up"]
+    account.spent = state["spent"]
+    account.pending = [Charge(*charge) for charge in state["pending"]]  # stored in heap order
+    account.after = {request_id: (due, balance) for request_id, due, balance in state["after"]}
+    account.window = deque(state["window"])
+    return account
