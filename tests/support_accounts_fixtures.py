@@ -12,7 +12,6 @@ import pytest
 from segmind import SegmindClient
 
 from mock_server import SegmindMock, Settings
-from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
 from tests.support_accounts import CONFIG, RICH, SEGMIND
 
@@ -53,23 +52,9 @@ def sdk_for(portal: PortalTransport) -> Iterator[Callable[[str], SegmindClient]]
         sdk._client.close()
 
 
-@pytest.fixture(scope="session")
-def live_fake() -> SegmindMock:
-    """The fake (default settings: any key) behind this module's real uvicorn server."""
-    return SegmindMock(Settings(speed=0))
-
-
-@pytest.fixture(scope="session")
-def live_base(live_fake: SegmindMock) -> Iterator[str]:
-    """Base URL of a real uvicorn server running `live_fake`."""
-    with ServerThread(live_fake.app) as url:
-        yield url
-
-
 @pytest.fixture
-def live(live_fake: SegmindMock, live_base: str) -> Iterator[tuple[SegmindMock, httpx.Client]]:
-    """The live fake, reset, and an httpx client on a real socket to it."""
-    live_fake.reset()
-    with httpx.Client(base_url=live_base, headers={"x-api-key": RICH}) as http:
-        yield live_fake, http
-    live_fake.reset()
+def live(server: tuple[SegmindMock, str]) -> Iterator[tuple[SegmindMock, httpx.Client]]:
+    """The conftest's real server (one per store), reset, and an httpx client on a real socket to it."""
+    mock, url = server
+    with httpx.Client(base_url=url, headers={"x-api-key": RICH}) as http:
+        yield mock, http

@@ -13,7 +13,7 @@ from mock_server.scenarios import OUTCOME_FIELDS
 from tests.support_accounts import RICH, SVD, submit
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
-pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, client, sdk_for, live, live_base
+pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, client, sdk_for, live, live_url
 
 # Real seconds: these stand for the network. Kept tiny; tests assert what happens, not how long it takes.
 DELAY = 0.05
@@ -63,24 +63,24 @@ def test_a_malformed_result_is_a_200_whose_json_is_cut_short(live: Live) -> None
     assert http.get(job["response_url"]).json()["status"] == "COMPLETED"
 
 
-def test_latency_holds_the_answer_back_in_real_time(live: Live, live_base: str) -> None:
+def test_latency_holds_the_answer_back_in_real_time(live: Live, live_url: str) -> None:
     fake, http = live
     add(http, {"outcome": "latency", "delay_seconds": 0.5, "times": 1})
-    with httpx.Client(base_url=live_base, headers={"x-api-key": RICH}, timeout=0.02) as impatient:
+    with httpx.Client(base_url=live_url, headers={"x-api-key": RICH}, timeout=0.02) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             submit(impatient, RICH)
         assert submit(impatient, RICH).status_code == 200  # the rule was used up: on time again
     assert len(fake.jobs) == 2  # the late answer's job was accepted all the same
 
 
-def test_a_gateway_timeout_after_a_delay_on_status_polls(live: Live, live_base: str) -> None:
+def test_a_gateway_timeout_after_a_delay_on_status_polls(live: Live, live_url: str) -> None:
     _, http = live
     job = submit(http, RICH).json()
     add(http, {"target": "status", "outcome": "http_error", "status": 504, "delay_seconds": DELAY, "times": 1})
     late = http.get(job["status_url"])
     assert late.status_code == 504
     assert late.json() == {"error": wire.STATUS_MESSAGES[504]}
-    sdk = SegmindClient(api_key=RICH, base_url=f"{live_base}/v1")
+    sdk = SegmindClient(api_key=RICH, base_url=f"{live_url}/v1")
     add(http, {"target": "status", "outcome": "http_error", "status": 502, "delay_seconds": DELAY})
     with pytest.raises(SegmindError) as raised:
         sdk.submit_async("svd", **SVD).wait(timeout=5, interval=0.001)
@@ -109,9 +109,9 @@ def test_poll_rules_match_the_polled_jobs_model(live: Live) -> None:
     assert http.get(motion["response_url"]).status_code == 200  # status rules leave results alone
 
 
-def test_the_sdk_meets_a_dropped_connection_on_submit(live: Live, live_base: str) -> None:
+def test_the_sdk_meets_a_dropped_connection_on_submit(live: Live, live_url: str) -> None:
     _, http = live
-    sdk = SegmindClient(api_key=RICH, base_url=f"{live_base}/v1")
+    sdk = SegmindClient(api_key=RICH, base_url=f"{live_url}/v1")
     add(http, {"outcome": "disconnect", "times": 1})
     with pytest.raises(httpx.RemoteProtocolError):
         sdk.submit_async("svd", **SVD)
