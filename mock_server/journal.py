@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_server.clock import SimClock
+from mock_server.payload import parse_json
+from mock_server.wire import ApiError
 
 # Bodies are kept up to this size; base64 images would otherwise fill memory.
 BODY_CAPTURE_BYTES = 4096
@@ -192,6 +193,8 @@ def _decode(body: bytes, size: int) -> Any:
     if size > len(body):
         return text + f"… ({size} bytes in all)"
     try:
-        return json.loads(text)
-    except ValueError:
+        # As strict as the request path: a body it refused (NaN, 1e400, "\ud800") is shown as text,
+        # since the journal's own JSON answer could not carry it back.
+        return parse_json(body)
+    except ApiError:
         return text

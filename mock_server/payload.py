@@ -48,6 +48,18 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse `body` as one strict JSON object, or raise a 400 that says what to fix."""
+    value = parse_json(body)
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        raise ApiError(400, f"Request body must be a JSON object of parameters, got {kind}")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse `body` as one strict JSON value that a JSON answer can carry back, or raise a 400 saying why not.
+
+    Strict: no NaN or Infinity, no number overflowing a float, no unpaired surrogate escape.
+    """
     if not body.strip():
         raise ApiError(400, "Request body is empty: send the parameters as a JSON object")
     try:
@@ -62,9 +74,6 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise ApiError(400, f"Request body is not valid JSON: {error}") from None
     if (b"\\ud" in body or b"\\uD" in body) and not _encodable(value):
         raise ApiError(400, "Request body has an unpaired surrogate escape such as \\ud800: send valid Unicode text")
-    if not isinstance(value, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-        raise ApiError(400, f"Request body must be a JSON object of parameters, got {kind}")
     return value
 
 

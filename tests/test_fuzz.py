@@ -78,6 +78,8 @@ def fuzzed() -> Iterator[tuple[SegmindMock, str]]:
         # Whatever was thrown at it, the server is healthy and kept the job.
         health = httpx.get(f"{url}/_mock/health", timeout=5)
         assert health.status_code == 200 and health.json()["status"] == "ok"
+        # ... and its journal of all that can still be read (it once answered 500 after NaN or 1e400).
+        assert httpx.get(f"{url}/_mock/requests", timeout=5).status_code == 200
         assert mock.job(job.request_id) is not None
 
 
