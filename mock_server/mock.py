@@ -142,15 +142,27 @@ class SegmindMock:
             params = payload
         else:
             invalid = None
+        if invalid is not None:
+            # Refused for its parameters, the submission uses no rule up, unless an `http_error`
+            # rule answers it first (a gateway refuses before anyone reads the parameters).
+            first = override if override is not None else self._first_rule(model, api_key, params)
+            if first is not None and first.outcome == "http_error":
+                if override is None:
+                    self.scenarios.take(model, api_key, params)  # it answers, so it is used up
+                raise self._http_error(first, now)
+            raise wire.ApiError(400, str(invalid))
         rule = override if override is not None else self.scenarios.take(model, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule, now)
-        if invalid is not None:
-            raise wire.ApiError(400, str(invalid))
         job = self._new_job(spec, dict(params), api_key, rule, now, sync, image_digest)
         self.accounts.charge(job, now)
         self.store.add(job, now)
         return job, rule
+
+    def _first_rule(self, model: str, api_key: str, params: Mapping[str, Any]) -> Rule | None:
+        """The rule that would decide this submission, left as it is."""
+        applying = (rule for rule in self.scenarios.rules() if rule.applies("submit", model, api_key, params))
+        return next((rule for rule in applying if rule.seen + 1 >= rule.nth), None)
 
     def lookup(self, request_id: str) -> tuple[Job, State]:
         """Return a retained job and its current state, or raise the 404 the service answers."""

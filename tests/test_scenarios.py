@@ -130,3 +130,10 @@ def test_python_api_adds_the_same_rules(http: httpx.Client, mock: SegmindMock) -
     mock.add_scenario(match={"model": "svd"}, outcome="http_error", status=502, times=1)
     assert http.post("/v2/svd", json=SVD).status_code == 502
     assert http.get("/_mock/scenarios").json() == []
+
+
+def test_a_submission_refused_for_its_parameters_uses_no_rule_up(http: httpx.Client, mock: SegmindMock) -> None:
+    add(http, {"outcome": "failed", "error": "planned failure", "times": 1})
+    assert http.post("/v2/svd", json={**SVD, "fps": 0}).status_code == 400
+    assert final_status(http, mock, "svd", SVD)["error"] == "planned failure"
+    assert http.get("/_mock/scenarios").json() == []
