@@ -176,7 +176,10 @@ def _fetch(url: str, policy: ImageSource) -> bytes:
     deadline = time.monotonic() + policy.timeout_seconds
     parts = urlsplit(url)
     host, secure = parts.hostname or "", parts.scheme == "https"
-    port = parts.port or (443 if secure else 80)
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError:  # urlsplit checks the port only when asked for it
+        raise ImageError(f"the URL's port must be a number from 1 to 65535: {url[:100]}") from None
     address = _permitted_address(host, port, policy)
     kind = http.client.HTTPSConnection if secure else http.client.HTTPConnection
     connection = kind(host, port, timeout=policy.timeout_seconds)

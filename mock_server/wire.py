@@ -82,9 +82,13 @@ def rate_limit_headers(reset_at: float) -> dict[str, str]:
     return {"x-rate-limit-reset-at-utc": utc(reset_at)}
 
 
+LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+
 def utc(at: float) -> str:
     """A simulated time as ISO 8601 UTC, rounded up to the second so that waiting until then is enough."""
-    return datetime.fromtimestamp(math.ceil(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # A clock advanced past the year 9999 still gets a date (the last one datetime can write).
+    return datetime.fromtimestamp(min(math.ceil(at), LATEST_TIMESTAMP), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rate_limited(rpm: int) -> str:

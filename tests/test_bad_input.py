@@ -7,6 +7,7 @@ import pytest
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
+from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
 from tests.conftest import SEGMIND
 
@@ -72,3 +73,18 @@ def test_wrong_method_is_405_json_naming_the_allowed_one(
     assert response.status_code == 405
     assert response.headers["allow"] == allow
     assert response.json() == {"error": f"Method {method} is not allowed on {path}; use {allow}"}
+
+
+def test_an_image_url_with_an_impossible_port_is_400_when_fetching() -> None:
+    mock = SegmindMock(Settings(speed=0, images=ImageSource(fetch_remote=True)))
+    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
+        response = http.post("/v2/svd", json={**MODELS["svd"].example, "image": "http://a.example:99999/x.png"})
+    assert response.status_code == 400
+    assert "port must be a number from 1 to 65535" in response.json()["error"]
+
+
+def test_a_429_far_in_the_simulated_future_still_names_a_date(http: httpx.Client) -> None:
+    http.post("/_mock/clock/advance", json={"seconds": 9e11})  # past the year 9999
+    response = http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-mock-status": "429"})
+    assert response.status_code == 429
+    assert response.headers["x-rate-limit-reset-at-utc"] == "9999-12-31T23:59:59Z"
