@@ -47,42 +47,42 @@ class Clock:
     """
 
     def __init__(self, speed: float = 1.0, *, virtual: bool = False) -> None:
-        if speed < 0:
-            raise ValueError("speed must be 0 or more")
+        _check_speed(speed)
         self._lock = threading.Lock()
-        self.speed = speed
         self.virtual = virtual
-        self._reset_origin()
+        # (real origin, simulated origin, speed), replaced whole: a reader on another thread never
+        # sees one field changed and not the others, so time never appears to jump or run back.
+        self._state = (time.monotonic(), time.time(), speed)
 
-    def _reset_origin(self) -> None:
-        self._real_origin = time.monotonic()
-        self._sim_origin = time.time()
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._state[2]
 
     def now(self) -> float:
         """Return the current simulated time, in Unix seconds."""
-        return self._sim_origin + (time.monotonic() - self._real_origin) * self.speed
+        real_origin, sim_origin, speed = self._state
+        return sim_origin + (time.monotonic() - real_origin) * speed
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""
         if seconds < 0:
             raise ValueError("the clock only moves forward")
         with self._lock:
-            self._sim_origin += seconds
-            return self.now()
+            real_origin, sim_origin, speed = self._state
+            self._state = (real_origin, sim_origin + seconds, speed)
+        return self.now()
 
     def set_speed(self, speed: float) -> None:
         """Change the speed from now on, without a jump in simulated time."""
-        if speed < 0:
-            raise ValueError("speed must be 0 or more")
+        _check_speed(speed)
         with self._lock:
-            self._sim_origin = self.now()
-            self._real_origin = time.monotonic()
-            self.speed = speed
+            self._state = (time.monotonic(), self.now(), speed)
 
     def reset(self) -> None:
         """Bring simulated time back to the real time of day."""
         with self._lock:
-            self._reset_origin()
+            self._state = (time.monotonic(), time.time(), self.speed)
 
     async def wait_until(self, deadline: float) -> None:
         """Return once simulated time reaches `deadline` (at once in virtual mode)."""
@@ -92,3 +92,8 @@ class Clock:
                 return
             step = remaining / self.speed if self.speed else WAIT_STEP_SECONDS
             await anyio.sleep(min(step, WAIT_STEP_SECONDS))
+
+
+def _check_speed(speed: float) -> None:
+    if not 0 <= speed < float("inf"):
+        raise ValueError("speed must be a finite number, 0 or more")

@@ -41,9 +41,14 @@ def test_clock_advance_moves_simulated_time(http: httpx.Client) -> None:
 
 
 def test_clock_speed_can_change_without_a_jump(http: httpx.Client) -> None:
-    before = http.get("/_mock/clock").json()["now"]
-    changed = http.post("/_mock/clock", json={"speed": 0}).json()
-    assert changed["speed"] == 0 and changed["now"] == before
+    before = http.post("/_mock/clock/advance", json={"seconds": 5000}).json()["now"]
+    # A speed so slow that no real time spent here moves the clock by a microsecond: any jump is
+    # the speed change's doing (reset, say, would bring it 5000 s back).
+    slow = http.post("/_mock/clock", json={"speed": 1e-9}).json()
+    assert slow["speed"] == 1e-9 and slow["now"] == pytest.approx(before, abs=1e-6)
+    frozen = http.post("/_mock/clock", json={"speed": 0}).json()
+    assert frozen["now"] == pytest.approx(before, abs=1e-6)
+    assert http.post("/_mock/clock", json={"speed": 1e13}).status_code == 400
 
 
 def test_clock_advance_refuses_what_it_cannot_do(http: httpx.Client) -> None:
