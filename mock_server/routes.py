@@ -78,11 +78,34 @@ async def submit(request: Request) -> Response:
     return faults.respond(JSONResponse(wire.submit_body(job, _base(request))), rule)
 
 
+async def _wait_for_end(request: Request, job: Job) -> bool:
+    """Wait for the job's end on the fake's clock; False if the client hung up first.
+
+    A frozen clock may never get there: without this, an abandoned call would wait forever and
+    hold up the server's shutdown.
+    """
+    ended = False
+    async with anyio.create_task_group() as waiting:
+
+        async def watch_for_hang_up() -> None:
+            # The body is read: the next message is the disconnect, whenever it comes.
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            waiting.cancel_scope.cancel()
+
+        waiting.start_soon(watch_for_hang_up)
+        await _mock(request).clock.wait_until(job.finished_at)
+        ended = True
+        waiting.cancel_scope.cancel()
+    return ended
+
+
 async def run_sync(request: Request) -> Response:
     """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
     mock = _mock(request)
     job, rule = await _accept(request, sync=True)
-    await mock.clock.wait_until(job.finished_at)
+    if not await _wait_for_end(request, job):
+        return Response(status_code=wire.CLIENT_GONE_STATUS)  # recorded in the journal only
     headers = wire.sync_headers(job, mock.billing(job))
     if job.error is not None:
         return faults.respond(JSONResponse(wire.error_body(job.error), wire.SYNC_FAILED_STATUS, headers), rule)

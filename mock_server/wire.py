@@ -36,6 +36,9 @@ PRICES: dict[str, float] = {"svd": 0.167, "motionctrl-svd": 0.089}
 BASE64_VIDEO_KEY = "video"
 # A v1 call whose job fails answers this status with the error envelope (GUESS, like v2's FAILED).
 SYNC_FAILED_STATUS = 422
+# Recorded in the journal for a v1 call whose client hung up before its job ended (nginx's code
+# for it); nobody receives it.
+CLIENT_GONE_STATUS = 499
 # Output videos are MP4 (GUESS for the exact content type).
 VIDEO_CONTENT_TYPE = "video/mp4"
 # Fake-only: an accepted job's input image (a local file, or a remote one the fake was allowed to

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 from collections.abc import Callable
 
@@ -161,3 +163,24 @@ def test_real_server_answers_missing_key_with_401(server, make_sdk: Callable[...
     with pytest.raises(SegmindError) as raised:
         client.submit_async("svd", **MODELS["svd"].example)
     assert (raised.value.status, raised.value.detail) == (401, wire.MISSING_KEY)
+
+
+def test_a_v1_call_whose_client_hangs_up_stops_waiting(server) -> None:
+    mock, url = server
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps(MODELS["svd"].example).encode()
+    head = f"POST /v1/svd HTTP/1.1\r\nhost: {host}\r\nx-api-key: {API_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(head.encode() + body)
+        arrived = threading.Event()
+        for _ in range(5000):  # wait for the call to arrive; the fake's clock stays frozen
+            if mock.jobs:
+                break
+            arrived.wait(0.001)
+    # Hung up: the wait ends and the exchange is journaled, though the clock never reached the job's end.
+    for _ in range(5000):
+        if mock.requests:
+            break
+        arrived.wait(0.001)
+    assert [entry["status"] for entry in mock.requests] == [wire.CLIENT_GONE_STATUS]
+    assert mock.jobs[0]["state"] == "QUEUED"  # accepted, and kept
