@@ -83,6 +83,7 @@ class ServerThread:
         while not self._server.started:
             # A failure inside the thread kills it silently: check it is still alive.
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()  # `with` never reaches __exit__ when __enter__ fails: free the socket here
                 raise RuntimeError("uvicorn did not start; see its log above")
             time.sleep(0.005)
         return self.url

@@ -42,8 +42,9 @@ CLIENT_GONE_STATUS = 499
 # Output videos are MP4 (GUESS for the exact content type).
 VIDEO_CONTENT_TYPE = "video/mp4"
 # Fake-only: an accepted job's input image (a local file, or a remote one the fake was allowed to
-# fetch) is read again to render its video; if it is gone or changed by then, the video's URL answers
-# this instead of a video of other pixels (GUESS: the real service reads its input only once).
+# fetch) is read again to render its video; if it is gone or changed by then, whatever needs the
+# video (result, output URL, v1) answers this instead of a video of other pixels (GUESS: the real
+# service reads its input only once).
 INPUT_CHANGED_STATUS = 422
 INPUT_CHANGED = "The input image changed or became unreadable after the job was accepted"
 
