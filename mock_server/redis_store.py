@@ -2,8 +2,7 @@
 
 Every key lives under a namespace (`?prefix=NAME` in the store URL; a fresh one per `SegmindMock`
 otherwise), so fakes can share one Redis. Changes that must not race between workers are one
-Lua script (clock, rules, journal, jobs) or a WATCH/MULTI transaction (account ledgers, whose
-logic stays the Python of `accounts.py`). See docs/scaling.md for the key layout.
+Lua script (clock, rules, journal, jobs, account ledgers). See docs/scaling.md for the key layout.
 """
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ import json
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
@@ -25,15 +23,14 @@ import redis
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_server.accounts import Account, Charge
+from mock_server.accounts import Charge, Usage, round_credits
 from mock_server.backend import StoreError
 from mock_server.clock import WAIT_STEP_SECONDS, SimClock
 from mock_server.jobs import Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule, parse_rule
-from mock_server.wire import OUTPUT_RETENTION_SECONDS, RESULT_RETENTION_SECONDS
+from mock_server.wire import OUTPUT_RETENTION_SECONDS, RATE_LIMIT_RESET_SECONDS, RESULT_RETENTION_SECONDS
 
-T = TypeVar("T")
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
@@ -113,9 +110,6 @@ return {ARGV[chosen - 1], state[1], state[2], state[3], state[4]}
 _RULES_REMOVE = """
 redis.call('DEL', KEYS[2])
 return redis.call('ZREM', KEYS[1], ARGV[1])
-"""
-_ACCOUNT_TOUCH = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 """
 
 
@@ -197,7 +191,7 @@ class RedisBackend:
         return RedisJournal(self, size)
 
     def ledger(self) -> RedisLedger:
-        """Account ledgers changed in transactions."""
+        """Account ledgers changed by Lua scripts."""
         return RedisLedger(self)
 
     def middleware(self, clock: SimClock) -> list[Middleware]:
@@ -510,83 +504,191 @@ def _rule(state: list[str]) -> Rule:
     return Rule(**fields)
 
 
+# The account ledger: one script per operation, each settling the key's due charges first. KEYS:
+# the account hash (topped_up, spent, held, seq), pending (charge ids by due time), charges (id ->
+# billed flag and price), after (id -> balance right after its charge), after-due (those ids by
+# due time), window (submission times), the index of keys. ARGV: key, now, starting credits ('':
+# unlimited), then the operation's own. Floats travel as strings ('%.17g' keeps them exact) and
+# are kept to a millionth of a credit, as accounts.py rounds them.
+_LEDGER = """
+local acct, pending, charges, after, after_due, window = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, credits = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function round6(x) return math.floor(x * 1e6 + 0.5) / 1e6 end
+local function num(x) return string.format('%.17g', x) end
+if redis.call('HSETNX', acct, 'seq', '0') == 1 then redis.call('RPUSH', KEYS[7], ARGV[1]) end
+local function settle()
+  local state = redis.call('HMGET', acct, 'topped_up', 'spent', 'held')
+  local topped_up, spent, held = tonumber(state[1]) or 0, tonumber(state[2]) or 0, tonumber(state[3]) or 0
+  local due = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[2], 'WITHSCORES')
+  if #due > 0 then
+    for i = 1, #due, 2 do
+      local id = due[i]
+      local charge = redis.call('HGET', charges, id)
+      local price = tonumber(string.sub(charge, 2))
+      held = round6(held - price)
+      if string.sub(charge, 1, 1) == '1' then
+        spent = round6(spent + price)
+        if credits then
+          redis.call('HSET', after, id, num(round6(credits + topped_up - spent)))
+          redis.call('ZADD', after_due, due[i + 1], id)
+        end
+      end
+      redis.call('HDEL', charges, id)
+    end
+    redis.call('ZREMRANGEBYSCORE', pending, '-inf', ARGV[2])
+    redis.call('HSET', acct, 'spent', num(spent), 'held', num(held))
+  end
+  while true do
+    local oldest = redis.call('ZRANGE', after_due, 0, 0, 'WITHSCORES')
+    if #oldest == 0 or tonumber(oldest[2]) + RETENTION > now then break end
+    redis.call('ZREM', after_due, oldest[1])
+    redis.call('HDEL', after, oldest[1])
+  end
+  return topped_up, spent, held
+end
+local function recent()
+  while true do
+    local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
+    if #oldest == 0 or tonumber(oldest[2]) + WINDOW > now then return oldest[2] end
+    redis.call('ZREM', window, oldest[1])
+  end
+end
+local function usage(topped_up, spent, held)
+  local oldest = recent()
+  return {num(topped_up), num(spent), num(held), redis.call('ZCARD', window), oldest or false}
+end
+""".replace("RETENTION", repr(float(RESULT_RETENTION_SECONDS))).replace("WINDOW", repr(float(RATE_LIMIT_RESET_SECONDS)))
+_LEDGER_TOUCH = _LEDGER
+# ARGV[4]: the rate limit. Returns the oldest counted time when the window is full, else counts now.
+_LEDGER_COUNT = (
+    _LEDGER
+    + """
+local oldest = recent()
+if redis.call('ZCARD', window) >= tonumber(ARGV[4]) then return oldest end
+redis.call('ZADD', window, ARGV[2], redis.call('HINCRBY', acct, 'seq', 1))
+return false
+"""
+)
+# ARGV[4..7]: due, request id, price, billed ('1' or '0'). Returns {balance, held} when refused.
+_LEDGER_HOLD = (
+    _LEDGER
+    + """
+local topped_up, spent, held = settle()
+local price = tonumber(ARGV[6])
+if credits then
+  local balance = round6(credits + topped_up - spent)
+  if round6(balance - held) < price then return {num(balance), num(held)} end
+end
+redis.call('ZADD', pending, ARGV[4], ARGV[5])
+redis.call('HSET', charges, ARGV[5], ARGV[7] .. ARGV[6])
+redis.call('HSET', acct, 'held', num(round6(held + price)))
+return false
+"""
+)
+# ARGV[4]: the request id.
+_LEDGER_REMAINING = (
+    _LEDGER
+    + """
+settle()
+return redis.call('HGET', after, ARGV[4])
+"""
+)
+# ARGV[4]: credits to add.
+_LEDGER_TOP_UP = (
+    _LEDGER
+    + """
+local topped_up, spent, held = settle()
+topped_up = round6(topped_up + tonumber(ARGV[4]))
+redis.call('HSET', acct, 'topped_up', num(topped_up))
+return usage(topped_up, spent, held)
+"""
+)
+_LEDGER_USAGE = (
+    _LEDGER
+    + """
+return usage(settle())
+"""
+)
+_ACCOUNT_KEYS = (
+    "account",
+    "account-pending",
+    "account-charges",
+    "account-after",
+    "account-after-due",
+    "account-window",
+)
+
+
 class RedisLedger:
-    """Each account as JSON under its key, changed in WATCH/MULTI transactions (retried on a race)."""
+    """Each account as a few Redis structures, each operation one Lua script: O(log n) and atomic across workers."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self._backend = backend
         self._redis = backend.redis
         self._index = backend.key("accounts")
-        self._touch = self._redis.register_script(_ACCOUNT_TOUCH)
+        self._touch = self._redis.register_script(_LEDGER_TOUCH)
+        self._count = self._redis.register_script(_LEDGER_COUNT)
+        self._hold = self._redis.register_script(_LEDGER_HOLD)
+        self._remaining = self._redis.register_script(_LEDGER_REMAINING)
+        self._top_up = self._redis.register_script(_LEDGER_TOP_UP)
+        self._usage = self._redis.register_script(_LEDGER_USAGE)
         # Keys this process knows have an account, so a poll costs no round trip for its key.
         self._known: set[str] = set()
 
-    def _key(self, key: str) -> str:
-        return self._backend.key("account", key)
+    def _keys(self, key: str) -> list[str]:
+        return [*(self._backend.key(name, key) for name in _ACCOUNT_KEYS), self._index]
 
-    def touch(self, key: str, new: Callable[[str], Account]) -> None:
+    def _args(self, key: str, now: float, credits: float | None, *more: str) -> list[str]:
+        return [key, repr(now), "" if credits is None else repr(credits), *more]
+
+    def touch(self, key: str) -> None:
         """Make sure the key has an account."""
         if key in self._known:
             return
-        account = new(key)
-        self._touch(keys=[self._key(key), self._index], args=[_dump(account), key])
+        self._touch(keys=self._keys(key), args=self._args(key, 0.0, None))
         self._known.add(key)
 
-    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
-        """Run `change` on the key's account in a transaction, retried if another worker changed it meanwhile."""
-        name = self._key(key)
-        if not write:
-            return change(_load(new(key), self._redis.get(name)))
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(name)
-                    raw = pipe.get(name)
-                    result = change(account := _load(new(key), raw))
-                    pipe.multi()
-                    pipe.set(name, _dump(account))
-                    if raw is None:
-                        pipe.rpush(self._index, key)
-                    pipe.execute()
-                    return result
-                except redis.WatchError:
-                    continue
+    def count(self, key: str, rpm: int, now: float) -> float | None:
+        """Count a submission in the window, or return when the window frees up."""
+        oldest = self._count(keys=self._keys(key), args=self._args(key, now, None, str(rpm)))
+        return float(oldest) + RATE_LIMIT_RESET_SECONDS if oldest is not None else None
 
-    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
-        """Read every account, in the order they were created."""
+    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+        """Hold the charge unless the key cannot pay it."""
+        billed = "1" if charge.billed else "0"
+        more = (repr(charge.due), charge.request_id, repr(charge.price), billed)
+        refused = self._hold(keys=self._keys(key), args=self._args(key, now, credits, *more))
+        if refused is None:
+            return None
+        balance, held = refused
+        return round_credits(float(balance)), round_credits(float(held))
+
+    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
+        """The balance right after the job's charge."""
+        after = self._remaining(keys=self._keys(key), args=self._args(key, now, credits, request_id))
+        return round_credits(float(after)) if after is not None else None
+
+    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+        """Add credits after settling."""
+        return _usage(key, self._top_up(keys=self._keys(key), args=self._args(key, now, credits, repr(add))))
+
+    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+        """Every account, in the order they were created, settled in one pipeline."""
         keys = self._redis.lrange(self._index, 0, -1)
-        if not keys:
-            return []
-        found = self._redis.mget([self._key(key) for key in keys])
-        return [read(_load(new(key), raw)) for key, raw in zip(keys, found, strict=True) if raw is not None]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                self._usage(keys=self._keys(key), args=self._args(key, now, credits(key)), client=pipe)
+            found = pipe.execute()
+        return [_usage(key, raw) for key, raw in zip(keys, found, strict=True)]
 
     def clear(self) -> None:
         """Forget every account."""
-        self._backend.delete_matching("account:*")
+        self._backend.delete_matching("account:*", "account-*")
         self._redis.delete(self._index)
         self._known.clear()
 
 
-def _dump(account: Account) -> str:
-    return json.dumps(
-        {
-            "topped_up": account.topped_up,
-            "spent": account.spent,
-            "pending": [[charge.due, charge.request_id, charge.price, charge.billed] for charge in account.pending],
-            "after": [[request_id, due, balance] for request_id, (due, balance) in account.after.items()],
-            "window": list(account.window),
-        }
-    )
-
-
-def _load(account: Account, raw: str | None) -> Account:
-    # The key's config comes from this process's settings; only the usage is stored.
-    if raw is None:
-        return account
-    state = json.loads(raw)
-    account.topped_up = state["topped_up"]
-    account.spent = state["spent"]
-    account.pending = [Charge(*charge) for charge in state["pending"]]  # stored in heap order
-    account.after = {request_id: (due, balance) for request_id, due, balance in state["after"]}
-    account.window = deque(state["window"])
-    return account
+def _usage(key: str, raw: list[Any]) -> Usage:
+    topped_up, spent, held, count, oldest = raw
+    floats = (round_credits(float(topped_up)), round_credits(float(spent)), round_credits(float(held)))
+    return Usage(key, *floats, int(count), float(oldest) if oldest is not None else None)
