@@ -38,11 +38,14 @@ SCAN_COUNT = 1000
 ClockState = tuple[float, float, float]
 
 # Every clock script returns the state; the first process to read a namespace's clock sets it up.
+# A read also returns the rule book's version (KEYS[2]), so a request learns both in one round trip.
 _CLOCK_READ = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2])
 end
-return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+state[4] = redis.call('GET', KEYS[2]) or '0'
+return state
 """
 _CLOCK_ADVANCE = """
 local sim = tonumber(redis.call('HGET', KEYS[1], 'sim')) + tonumber(ARGV[1])
@@ -85,11 +88,11 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
-# The counting of `Scenarios.take`, atomic across workers: KEYS are the index and the matching
-# rules in order; every matching rule counts the request, the first past its nth decides.
+# The counting of `Scenarios.take`, atomic across workers: KEYS are the index, the version and the
+# matching rules in order; every matching rule counts the request, the first past its nth decides.
 _RULES_TAKE = """
 local chosen = nil
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     local seen = redis.call('HINCRBY', KEYS[i], 'seen', 1)
     if not chosen and seen >= tonumber(redis.call('HGET', KEYS[i], 'nth')) then chosen = i end
@@ -103,12 +106,14 @@ if times > 0 then redis.call('HSET', key, 'times', times - 1) end
 local state = redis.call('HMGET', key, 'data', 'times', 'seen', 'hits')
 if times == 1 then
   redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], ARGV[chosen - 1])
+  redis.call('ZREM', KEYS[1], ARGV[chosen - 2])
+  redis.call('INCR', KEYS[2])
 end
-return {ARGV[chosen - 1], state[1], state[2], state[3], state[4]}
+return {ARGV[chosen - 2], state[1], state[2], state[3], state[4]}
 """
 _RULES_REMOVE = """
 redis.call('DEL', KEYS[2])
+redis.call('INCR', KEYS[3])
 return redis.call('ZREM', KEYS[1], ARGV[1])
 """
 
@@ -145,6 +150,8 @@ class RedisBackend:
         self.redis = client
         self.prefix = prefix
         self.name = f"{where} (prefix {prefix})"
+        # The rule book's version as the clock read at the start of this request saw it (None outside one).
+        self.rules_version: ContextVar[str | None] = ContextVar(f"segmind-mock-rules-{id(self)}", default=None)
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -219,6 +226,8 @@ class RedisClock:
         self.virtual = virtual
         self._initial_speed = speed
         self._key = backend.key("clock")
+        self._rules_version_key = backend.key("rules-version")
+        self._rules_version = backend.rules_version
         self._read_script = backend.redis.register_script(_CLOCK_READ)
         self._advance_script = backend.redis.register_script(_CLOCK_ADVANCE)
         self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
@@ -264,10 +273,13 @@ class RedisClock:
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """Within the block (one request), read the shared clock once."""
-        token = self._pinned.set(self._load())
+        raw = self._read()
+        token = self._pinned.set(self._parse(raw))
+        version = self._rules_version.set(raw[3])
         try:
             yield
         finally:
+            self._rules_version.reset(version)
             self._pinned.reset(token)
 
     def _state(self) -> ClockState:
@@ -277,7 +289,9 @@ class RedisClock:
         return self._parse(self._read())
 
     def _read(self) -> list[str]:
-        return self._read_script(keys=[self._key], args=[repr(self._initial_speed), repr(time.time())])
+        return self._read_script(
+            keys=[self._key, self._rules_version_key], args=[repr(self._initial_speed), repr(time.time())]
+        )
 
     def _keep(self, raw: list[str]) -> ClockState:
         # A change made inside a request is what the rest of the request sees.
@@ -288,8 +302,7 @@ class RedisClock:
 
     @staticmethod
     def _parse(raw: list[str]) -> ClockState:
-        speed, sim, real = (float(value) for value in raw)
-        return speed, sim, real
+        return float(raw[0]), float(raw[1]), float(raw[2])
 
 
 def _at(state: ClockState) -> float:
@@ -456,6 +469,10 @@ class RedisRuleBook:
         self._index = backend.key("rules")
         self._rule_prefix = backend.key("rule", "")
         self._ids = backend.key("rule-ids")
+        # Bumped when a rule is added or removed (counting does not bump it): rules read at a
+        # version can be matched again while requests still see that version.
+        self._version = backend.key("rules-version")
+        self._cached: tuple[str, list[Rule]] | None = None
         self._backend = backend
         self._all = self._redis.register_script(_RULES_ALL)
         self._take = self._redis.register_script(_RULES_TAKE)
@@ -471,6 +488,7 @@ class RedisRuleBook:
                 mapping={"data": json.dumps(static), "nth": rule.nth, "times": rule.times, "seen": 0, "hits": 0},
             )
             pipe.zadd(self._index, {rule.id: int(rule.id)})
+            pipe.incr(self._version)
             pipe.execute()
         return rule
 
@@ -481,20 +499,35 @@ class RedisRuleBook:
 
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
-        return bool(self._remove(keys=[self._index, self._rule_prefix + rule_id], args=[rule_id]))
+        return bool(self._remove(keys=[self._index, self._rule_prefix + rule_id, self._version], args=[rule_id]))
 
     def clear(self) -> None:
         """Remove every rule (ids keep counting, as in memory)."""
         self._backend.delete_matching("rule:*")
         self._redis.delete(self._index)
+        self._redis.incr(self._version)
 
     def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
         """Return the first rule that applies to this request and use up one of its times, atomically."""
-        matching = [rule.id for rule in self.rules() if rule.applies(target, model, api_key, params)]
+        matching = [rule.id for rule in self._current() if rule.applies(target, model, api_key, params)]
         if not matching:
             return None
-        taken = self._take(keys=[self._index, *(self._rule_prefix + rule_id for rule_id in matching)], args=matching)
+        keys = [self._index, self._version, *(self._rule_prefix + rule_id for rule_id in matching)]
+        taken = self._take(keys=keys, args=matching)
         return _rule(taken) if taken else None
+
+    def _current(self) -> list[Rule]:
+        # Inside a request, the rules read at the version its clock read saw: no round trip while
+        # no rule is added or removed (without rules, none at all). Their counters may be stale;
+        # matching does not use them, and `take` counts in Redis.
+        version = self._backend.rules_version.get()
+        cached = self._cached
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        rules = self.rules()
+        if version is not None:
+            self._cached = (version, rules)
+        return rules
 
 
 def _rule(state: list[str]) -> Rule:
