@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from contracts import MODELS
 from mock_server import wire
@@ -28,7 +28,6 @@ from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
 
 KEY_FIELDS = ("credits", "models", "plan", "rpm")
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -125,8 +124,8 @@ def _credits(value: Any, where: str) -> float:
     return float(value)
 
 
-def _round(credits: float) -> float:
-    # Sums of decimal prices drift (0.1 + 0.2); credits are kept to a millionth.
+def round_credits(credits: float) -> float:
+    """Credits kept to a millionth: sums of decimal prices drift (0.1 + 0.2)."""
     return round(credits, 6)
 
 
@@ -140,13 +139,27 @@ class Charge:
     billed: bool = field(compare=False)
 
 
-@dataclass
-class Account:
-    """One key's usage: its ledger and the times of its recent submissions."""
+@dataclass(frozen=True)
+class Usage:
+    """One key's usage, settled at the time it was read: what `GET /_mock/accounts` shows of it."""
 
     key: str
-    config: KeyConfig
-    declared: bool
+    topped_up: float
+    spent: float
+    held: float
+    requests_last_minute: int
+    oldest_request: float | None  # the oldest submission in the window, if any
+
+
+def balance_of(credits: float | None, topped_up: float, spent: float) -> float | None:
+    """Credits left after settled charges; None when unlimited."""
+    return None if credits is None else round_credits(credits + topped_up - spent)
+
+
+@dataclass
+class Account:
+    """One key's usage in memory: its ledger and the times of its recent submissions."""
+
     topped_up: float = 0.0
     spent: float = 0.0
     pending: list[Charge] = field(default_factory=list)  # a heap, soonest due first
@@ -154,13 +167,13 @@ class Account:
     after: dict[str, tuple[float, float]] = field(default_factory=dict)
     window: deque[float] = field(default_factory=deque)
 
-    def settle(self, now: float) -> None:
+    def settle(self, now: float, credits: float | None) -> None:
         """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
         while self.pending and self.pending[0].due <= now:
             charge = heapq.heappop(self.pending)
             if charge.billed:
-                self.spent = _round(self.spent + charge.price)
-                balance = self.balance()
+                self.spent = round_credits(self.spent + charge.price)
+                balance = balance_of(credits, self.topped_up, self.spent)
                 if balance is not None:
                     self.after[charge.request_id] = (charge.due, balance)
         while self.after:
@@ -169,15 +182,9 @@ class Account:
                 break
             del self.after[request_id]
 
-    def balance(self) -> float | None:
-        """Credits left after settled charges; None when unlimited."""
-        if self.config.credits is None:
-            return None
-        return _round(self.config.credits + self.topped_up - self.spent)
-
     def held(self) -> float:
         """Credits held for jobs still in progress."""
-        return _round(sum((charge.price for charge in self.pending), 0.0))
+        return round_credits(sum((charge.price for charge in self.pending), 0.0))
 
     def recent(self, now: float) -> deque[float]:
         """The submissions inside the sliding one-minute window ending at `now`."""
@@ -185,42 +192,37 @@ class Account:
             self.window.popleft()
         return self.window
 
-    def view(self, now: float) -> dict[str, Any]:
-        """The account as `GET /_mock/accounts` shows it."""
-        self.settle(now)
-        view: dict[str, Any] = {
-            # Declared keys come from the operator's own config; keys seen in open mode may be real.
-            "key": self.key if self.declared else mask_key(self.key),
-            "declared": self.declared,
-            "credits": self.config.credits,
-            "topped_up": self.topped_up,
-            "spent": self.spent,
-            "held": self.held(),
-            "balance": self.balance(),
-            "models": sorted(self.config.models) if self.config.models is not None else None,
-            "rpm": self.config.rpm,
-            "requests_last_minute": len(self.recent(now)),
-        }
-        if self.config.rpm is not None and len(self.window) >= self.config.rpm:
-            view["rate_limit_reset_at_utc"] = wire.utc(self.window[0] + wire.RATE_LIMIT_RESET_SECONDS)
-        return view
+    def usage(self, key: str, now: float, credits: float | None) -> Usage:
+        """The account settled at `now`."""
+        self.settle(now, credits)
+        window = self.recent(now)
+        return Usage(key, self.topped_up, self.spent, self.held(), len(window), window[0] if window else None)
 
 
 class Ledger(Protocol):
-    """Where accounts' usage is kept: each change applied atomically, whichever process makes it."""
+    """Where accounts' usage is kept: each operation atomic, whichever process makes it.
 
-    def touch(self, key: str, new: Callable[[str], Account]) -> None:
-        """Make sure the key has an account, creating it with `new` (which may raise a 401)."""
+    Operations that settle take the key's starting credits (None: unlimited), which live in the
+    config, not in the ledger.
+    """
 
-    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
-        """Run `change` on the key's account (created with `new` if missing) as one atomic step.
+    def touch(self, key: str) -> None:
+        """Make sure the key has an account."""
 
-        With `write` False the change only reads (settling is recomputed on every read), so
-        a shared ledger need not store it back.
-        """
+    def count(self, key: str, rpm: int, now: float) -> float | None:
+        """Count a submission in the key's window; with `rpm` already in it, return when the oldest leaves."""
 
-    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
-        """Read every account, in the order they were created (`read` may settle, nothing is stored)."""
+    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+        """Settle by `now` and hold `charge`, or, when the balance minus what is held cannot pay it, return both."""
+
+    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
+        """Settle by `now`; return the balance right after the job's charge, if it was charged and is retained."""
+
+    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+        """Settle by `now`, add credits (negative: take them away) and return the usage."""
+
+    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+        """Every account settled at `now`, in the order they were created."""
 
     def clear(self) -> None:
         """Forget every account."""
@@ -233,30 +235,65 @@ class MemoryLedger:
         self._lock = threading.Lock()
         self._accounts: dict[str, Account] = {}
 
-    def touch(self, key: str, new: Callable[[str], Account]) -> None:
+    def touch(self, key: str) -> None:
         """Make sure the key has an account."""
         if key not in self._accounts:
             with self._lock:
-                if key not in self._accounts:
-                    self._accounts[key] = new(key)
+                self._accounts.setdefault(key, Account())
 
-    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
-        """Run `change` on the key's account under the lock."""
+    def count(self, key: str, rpm: int, now: float) -> float | None:
+        """Count a submission in the window, or return when the window frees up."""
         with self._lock:
-            account = self._accounts.get(key)
-            if account is None:
-                account = self._accounts[key] = new(key)
-            return change(account)
+            recent = self._account(key).recent(now)
+            if len(recent) >= rpm:
+                return recent[0] + wire.RATE_LIMIT_RESET_SECONDS
+            recent.append(now)
+            return None
 
-    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
-        """Read every account under the lock, in the order they were created."""
+    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+        """Hold the charge unless the key cannot pay it."""
         with self._lock:
-            return [read(account) for account in self._accounts.values()]
+            account = self._account(key)
+            account.settle(now, credits)
+            balance = balance_of(credits, account.topped_up, account.spent)
+            if balance is not None:
+                held = account.held()
+                if round_credits(balance - held) < charge.price:
+                    return balance, held
+            heapq.heappush(account.pending, charge)
+            return None
+
+    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
+        """The balance right after the job's charge."""
+        with self._lock:
+            account = self._account(key)
+            account.settle(now, credits)
+            after = account.after.get(request_id)
+            return after[1] if after is not None else None
+
+    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+        """Add credits after settling."""
+        with self._lock:
+            account = self._account(key)
+            account.settle(now, credits)
+            account.topped_up = round_credits(account.topped_up + add)
+            return account.usage(key, now, credits)
+
+    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+        """Every account under the lock, in the order they were created."""
+        with self._lock:
+            return [account.usage(key, now, credits(key)) for key, account in self._accounts.items()]
 
     def clear(self) -> None:
         """Forget every account."""
         with self._lock:
             self._accounts.clear()
+
+    def _account(self, key: str) -> Account:
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = Account()
+        return account
 
 
 class Accounts:
@@ -284,58 +321,45 @@ class Accounts:
 
     def authenticate(self, api_key: str) -> None:
         """Accept a key the fake knows (any key when open), or raise the 401 of one the service does not know."""
-        self._ledger.touch(api_key, self._new)
+        if not self.open and api_key not in self.config.keys:
+            raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
+        self._ledger.touch(api_key)
 
     def admit(self, api_key: str, model: str, now: float) -> None:
         """Let a submission through, or raise its 401, 403 (model not allowed) or 429 (rate limit)."""
         self.authenticate(api_key)
-        config = self.config.keys.get(api_key, OPEN_KEY)
+        config = self._config(api_key)
         allowed = config.models
         if allowed is not None and model not in allowed:
             raise wire.ApiError(403, wire.forbidden_model(model, sorted(allowed)))
         rpm = config.rpm
         if rpm is None:
             return
-
-        def count(account: Account) -> None:
-            recent = account.recent(now)
-            if len(recent) >= rpm:
-                # Refused requests are not counted: the window frees up one minute after the oldest.
-                reset_at = recent[0] + wire.RATE_LIMIT_RESET_SECONDS
-                raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at))
-            recent.append(now)
-
-        self._ledger.apply(api_key, self._new, count)
+        # Refused requests are not counted: the window frees up one minute after the oldest.
+        reset_at = self._ledger.count(api_key, rpm, now)
+        if reset_at is not None:
+            raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at))
 
     def charge(self, job: Job, now: float) -> None:
         """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it."""
         price = self.price(job.model)
-
-        def hold(account: Account) -> None:
-            account.settle(now)
-            balance = account.balance()
-            if balance is not None:
-                held = account.held()
-                if _round(balance - held) < price:
-                    raise wire.ApiError(406, wire.insufficient_credits(price, balance, held))
-            heapq.heappush(account.pending, Charge(job.finished_at, job.request_id, price, job.error is None))
-
-        self._ledger.apply(job.api_key, self._new, hold)
+        charge = Charge(job.finished_at, job.request_id, price, job.error is None)
+        refused = self._ledger.hold(job.api_key, charge, self._config(job.api_key).credits, now)
+        if refused is not None:
+            raise wire.ApiError(406, wire.insufficient_credits(price, *refused))
 
     def billing(self, job: Job, now: float) -> dict[str, float]:
         """`cost` and `remaining_credits` of a completed job (the balance right after its charge)."""
         if job.state_at(now) is not State.COMPLETED:
             return {}
         billing = {"cost": self.price(job.model)}
-
-        def remaining(account: Account) -> tuple[float, float] | None:
-            # The job's state may allow for rounding at its end; its charge is due then all the same.
-            account.settle(max(now, job.finished_at))
-            return account.after.get(job.request_id)
-
-        after = self._ledger.apply(job.api_key, self._new, remaining, write=False)
-        if after is not None:
-            billing["remaining_credits"] = after[1]
+        credits = self._config(job.api_key).credits
+        if credits is None:
+            return billing  # an unlimited key has no balance to report
+        # The job's state may allow for rounding at its end; its charge is due then all the same.
+        remaining = self._ledger.remaining(job.api_key, job.request_id, credits, max(now, job.finished_at))
+        if remaining is not None:
+            billing["remaining_credits"] = remaining
         return billing
 
     def top_up(self, api_key: str, credits: float, now: float) -> dict[str, Any]:
@@ -346,27 +370,39 @@ class Accounts:
             raise wire.ApiError(404, f"No declared API key {mask_key(api_key)}; declared keys: {declared}")
         if config.credits is None:
             raise wire.ApiError(400, f"API key {api_key} has unlimited credits: give it `credits` in the config")
-
-        def add(account: Account) -> dict[str, Any]:
-            account.settle(now)
-            account.topped_up = _round(account.topped_up + credits)
-            return account.view(now)
-
-        return self._ledger.apply(api_key, self._new, add)
+        return self._view(self._ledger.top_up(api_key, credits, config.credits, now))
 
     def view(self, now: float) -> dict[str, Any]:
         """Every account, as `GET /_mock/accounts` shows it."""
-        accounts = self._ledger.each(self._new, lambda account: account.view(now))
+        accounts = [self._view(usage) for usage in self._ledger.usage(self._credits, now)]
         return {"open": self.open, "prices": dict(self.config.prices), "accounts": accounts}
+
+    def _view(self, usage: Usage) -> dict[str, Any]:
+        config = self._config(usage.key)
+        declared = usage.key in self.config.keys
+        view: dict[str, Any] = {
+            # Declared keys come from the operator's own config; keys seen in open mode may be real.
+            "key": usage.key if declared else mask_key(usage.key),
+            "declared": declared,
+            "credits": config.credits,
+            "topped_up": usage.topped_up,
+            "spent": usage.spent,
+            "held": usage.held,
+            "balance": balance_of(config.credits, usage.topped_up, usage.spent),
+            "models": sorted(config.models) if config.models is not None else None,
+            "rpm": config.rpm,
+            "requests_last_minute": usage.requests_last_minute,
+        }
+        if config.rpm is not None and usage.oldest_request is not None and usage.requests_last_minute >= config.rpm:
+            view["rate_limit_reset_at_utc"] = wire.utc(usage.oldest_request + wire.RATE_LIMIT_RESET_SECONDS)
+        return view
 
     def _declare(self) -> None:
         for key in self.config.keys:
-            self._ledger.touch(key, self._new)
+            self._ledger.touch(key)
 
-    def _new(self, api_key: str) -> Account:
-        config = self.config.keys.get(api_key)
-        if config is not None:
-            return Account(api_key, config, declared=True)
-        if not self.open:
-            raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
-        return Account(api_key, OPEN_KEY, declared=False)
+    def _config(self, api_key: str) -> KeyConfig:
+        return self.config.keys.get(api_key, OPEN_KEY)
+
+    def _credits(self, api_key: str) -> float | None:
+        return self._config(api_key).credits

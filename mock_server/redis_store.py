@@ -2,8 +2,7 @@
 
 Every key lives under a namespace (`?prefix=NAME` in the store URL; a fresh one per `SegmindMock`
 otherwise), so fakes can share one Redis. Changes that must not race between workers are one
-Lua script (clock, rules, journal, jobs) or a WATCH/MULTI transaction (account ledgers, whose
-logic stays the Python of `accounts.py`). See docs/scaling.md for the key layout.
+Lua script (clock, rules, journal, jobs, account ledgers). See docs/scaling.md for the key layout.
 """
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ import json
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
@@ -25,15 +23,14 @@ import redis
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_server.accounts import Account, Charge
+from mock_server.accounts import Charge, Usage, round_credits
 from mock_server.backend import StoreError
 from mock_server.clock import WAIT_STEP_SECONDS, SimClock
 from mock_server.jobs import Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule, parse_rule
-from mock_server.wire import OUTPUT_RETENTION_SECONDS, RESULT_RETENTION_SECONDS
+from mock_server.wire import OUTPUT_RETENTION_SECONDS, RATE_LIMIT_RESET_SECONDS, RESULT_RETENTION_SECONDS
 
-T = TypeVar("T")
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
@@ -41,11 +38,14 @@ SCAN_COUNT = 1000
 ClockState = tuple[float, float, float]
 
 # Every clock script returns the state; the first process to read a namespace's clock sets it up.
+# A read also returns the rule book's version (KEYS[2]), so a request learns both in one round trip.
 _CLOCK_READ = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2])
 end
-return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+state[4] = redis.call('GET', KEYS[2]) or '0'
+return state
 """
 _CLOCK_ADVANCE = """
 local sim = tonumber(redis.call('HGET', KEYS[1], 'sim')) + tonumber(ARGV[1])
@@ -88,11 +88,11 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
-# The counting of `Scenarios.take`, atomic across workers: KEYS are the index and the matching
-# rules in order; every matching rule counts the request, the first past its nth decides.
+# The counting of `Scenarios.take`, atomic across workers: KEYS are the index, the version and the
+# matching rules in order; every matching rule counts the request, the first past its nth decides.
 _RULES_TAKE = """
 local chosen = nil
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     local seen = redis.call('HINCRBY', KEYS[i], 'seen', 1)
     if not chosen and seen >= tonumber(redis.call('HGET', KEYS[i], 'nth')) then chosen = i end
@@ -106,16 +106,15 @@ if times > 0 then redis.call('HSET', key, 'times', times - 1) end
 local state = redis.call('HMGET', key, 'data', 'times', 'seen', 'hits')
 if times == 1 then
   redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], ARGV[chosen - 1])
+  redis.call('ZREM', KEYS[1], ARGV[chosen - 2])
+  redis.call('INCR', KEYS[2])
 end
-return {ARGV[chosen - 1], state[1], state[2], state[3], state[4]}
+return {ARGV[chosen - 2], state[1], state[2], state[3], state[4]}
 """
 _RULES_REMOVE = """
 redis.call('DEL', KEYS[2])
+redis.call('INCR', KEYS[3])
 return redis.call('ZREM', KEYS[1], ARGV[1])
-"""
-_ACCOUNT_TOUCH = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 """
 
 
@@ -151,6 +150,8 @@ class RedisBackend:
         self.redis = client
         self.prefix = prefix
         self.name = f"{where} (prefix {prefix})"
+        # The rule book's version as the clock read at the start of this request saw it (None outside one).
+        self.rules_version: ContextVar[str | None] = ContextVar(f"segmind-mock-rules-{id(self)}", default=None)
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -197,7 +198,7 @@ class RedisBackend:
         return RedisJournal(self, size)
 
     def ledger(self) -> RedisLedger:
-        """Account ledgers changed in transactions."""
+        """Account ledgers changed by Lua scripts."""
         return RedisLedger(self)
 
     def middleware(self, clock: SimClock) -> list[Middleware]:
@@ -225,6 +226,8 @@ class RedisClock:
         self.virtual = virtual
         self._initial_speed = speed
         self._key = backend.key("clock")
+        self._rules_version_key = backend.key("rules-version")
+        self._rules_version = backend.rules_version
         self._read_script = backend.redis.register_script(_CLOCK_READ)
         self._advance_script = backend.redis.register_script(_CLOCK_ADVANCE)
         self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
@@ -270,10 +273,13 @@ class RedisClock:
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """Within the block (one request), read the shared clock once."""
-        token = self._pinned.set(self._load())
+        raw = self._read()
+        token = self._pinned.set(self._parse(raw))
+        version = self._rules_version.set(raw[3])
         try:
             yield
         finally:
+            self._rules_version.reset(version)
             self._pinned.reset(token)
 
     def _state(self) -> ClockState:
@@ -283,7 +289,9 @@ class RedisClock:
         return self._parse(self._read())
 
     def _read(self) -> list[str]:
-        return self._read_script(keys=[self._key], args=[repr(self._initial_speed), repr(time.time())])
+        return self._read_script(
+            keys=[self._key, self._rules_version_key], args=[repr(self._initial_speed), repr(time.time())]
+        )
 
     def _keep(self, raw: list[str]) -> ClockState:
         # A change made inside a request is what the rest of the request sees.
@@ -294,8 +302,7 @@ class RedisClock:
 
     @staticmethod
     def _parse(raw: list[str]) -> ClockState:
-        speed, sim, real = (float(value) for value in raw)
-        return speed, sim, real
+        return float(raw[0]), float(raw[1]), float(raw[2])
 
 
 def _at(state: ClockState) -> float:
@@ -462,6 +469,10 @@ class RedisRuleBook:
         self._index = backend.key("rules")
         self._rule_prefix = backend.key("rule", "")
         self._ids = backend.key("rule-ids")
+        # Bumped when a rule is added or removed (counting does not bump it): rules read at a
+        # version can be matched again while requests still see that version.
+        self._version = backend.key("rules-version")
+        self._cached: tuple[str, list[Rule]] | None = None
         self._backend = backend
         self._all = self._redis.register_script(_RULES_ALL)
         self._take = self._redis.register_script(_RULES_TAKE)
@@ -477,6 +488,7 @@ class RedisRuleBook:
                 mapping={"data": json.dumps(static), "nth": rule.nth, "times": rule.times, "seen": 0, "hits": 0},
             )
             pipe.zadd(self._index, {rule.id: int(rule.id)})
+            pipe.incr(self._version)
             pipe.execute()
         return rule
 
@@ -487,20 +499,35 @@ class RedisRuleBook:
 
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
-        return bool(self._remove(keys=[self._index, self._rule_prefix + rule_id], args=[rule_id]))
+        return bool(self._remove(keys=[self._index, self._rule_prefix + rule_id, self._version], args=[rule_id]))
 
     def clear(self) -> None:
         """Remove every rule (ids keep counting, as in memory)."""
         self._backend.delete_matching("rule:*")
         self._redis.delete(self._index)
+        self._redis.incr(self._version)
 
     def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
         """Return the first rule that applies to this request and use up one of its times, atomically."""
-        matching = [rule.id for rule in self.rules() if rule.applies(target, model, api_key, params)]
+        matching = [rule.id for rule in self._current() if rule.applies(target, model, api_key, params)]
         if not matching:
             return None
-        taken = self._take(keys=[self._index, *(self._rule_prefix + rule_id for rule_id in matching)], args=matching)
+        keys = [self._index, self._version, *(self._rule_prefix + rule_id for rule_id in matching)]
+        taken = self._take(keys=keys, args=matching)
         return _rule(taken) if taken else None
+
+    def _current(self) -> list[Rule]:
+        # Inside a request, the rules read at the version its clock read saw: no round trip while
+        # no rule is added or removed (without rules, none at all). Their counters may be stale;
+        # matching does not use them, and `take` counts in Redis.
+        version = self._backend.rules_version.get()
+        cached = self._cached
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        rules = self.rules()
+        if version is not None:
+            self._cached = (version, rules)
+        return rules
 
 
 def _rule(state: list[str]) -> Rule:
@@ -510,83 +537,191 @@ def _rule(state: list[str]) -> Rule:
     return Rule(**fields)
 
 
+# The account ledger: one script per operation, each settling the key's due charges first. KEYS:
+# the account hash (topped_up, spent, held, seq), pending (charge ids by due time), charges (id ->
+# billed flag and price), after (id -> balance right after its charge), after-due (those ids by
+# due time), window (submission times), the index of keys. ARGV: key, now, starting credits ('':
+# unlimited), then the operation's own. Floats travel as strings ('%.17g' keeps them exact) and
+# are kept to a millionth of a credit, as accounts.py rounds them.
+_LEDGER = """
+local acct, pending, charges, after, after_due, window = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, credits = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function round6(x) return math.floor(x * 1e6 + 0.5) / 1e6 end
+local function num(x) return string.format('%.17g', x) end
+if redis.call('HSETNX', acct, 'seq', '0') == 1 then redis.call('RPUSH', KEYS[7], ARGV[1]) end
+local function settle()
+  local state = redis.call('HMGET', acct, 'topped_up', 'spent', 'held')
+  local topped_up, spent, held = tonumber(state[1]) or 0, tonumber(state[2]) or 0, tonumber(state[3]) or 0
+  local due = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[2], 'WITHSCORES')
+  if #due > 0 then
+    for i = 1, #due, 2 do
+      local id = due[i]
+      local charge = redis.call('HGET', charges, id)
+      local price = tonumber(string.sub(charge, 2))
+      held = round6(held - price)
+      if string.sub(charge, 1, 1) == '1' then
+        spent = round6(spent + price)
+        if credits then
+          redis.call('HSET', after, id, num(round6(credits + topped_up - spent)))
+          redis.call('ZADD', after_due, due[i + 1], id)
+        end
+      end
+      redis.call('HDEL', charges, id)
+    end
+    redis.call('ZREMRANGEBYSCORE', pending, '-inf', ARGV[2])
+    redis.call('HSET', acct, 'spent', num(spent), 'held', num(held))
+  end
+  while true do
+    local oldest = redis.call('ZRANGE', after_due, 0, 0, 'WITHSCORES')
+    if #oldest == 0 or tonumber(oldest[2]) + RETENTION > now then break end
+    redis.call('ZREM', after_due, oldest[1])
+    redis.call('HDEL', after, oldest[1])
+  end
+  return topped_up, spent, held
+end
+local function recent()
+  while true do
+    local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
+    if #oldest == 0 or tonumber(oldest[2]) + WINDOW > now then return oldest[2] end
+    redis.call('ZREM', window, oldest[1])
+  end
+end
+local function usage(topped_up, spent, held)
+  local oldest = recent()
+  return {num(topped_up), num(spent), num(held), redis.call('ZCARD', window), oldest or false}
+end
+""".replace("RETENTION", repr(float(RESULT_RETENTION_SECONDS))).replace("WINDOW", repr(float(RATE_LIMIT_RESET_SECONDS)))
+_LEDGER_TOUCH = _LEDGER
+# ARGV[4]: the rate limit. Returns the oldest counted time when the window is full, else counts now.
+_LEDGER_COUNT = (
+    _LEDGER
+    + """
+local oldest = recent()
+if redis.call('ZCARD', window) >= tonumber(ARGV[4]) then return oldest end
+redis.call('ZADD', window, ARGV[2], redis.call('HINCRBY', acct, 'seq', 1))
+return false
+"""
+)
+# ARGV[4..7]: due, request id, price, billed ('1' or '0'). Returns {balance, held} when refused.
+_LEDGER_HOLD = (
+    _LEDGER
+    + """
+local topped_up, spent, held = settle()
+local price = tonumber(ARGV[6])
+if credits then
+  local balance = round6(credits + topped_up - spent)
+  if round6(balance - held) < price then return {num(balance), num(held)} end
+end
+redis.call('ZADD', pending, ARGV[4], ARGV[5])
+redis.call('HSET', charges, ARGV[5], ARGV[7] .. ARGV[6])
+redis.call('HSET', acct, 'held', num(round6(held + price)))
+return false
+"""
+)
+# ARGV[4]: the request id.
+_LEDGER_REMAINING = (
+    _LEDGER
+    + """
+settle()
+return redis.call('HGET', after, ARGV[4])
+"""
+)
+# ARGV[4]: credits to add.
+_LEDGER_TOP_UP = (
+    _LEDGER
+    + """
+local topped_up, spent, held = settle()
+topped_up = round6(topped_up + tonumber(ARGV[4]))
+redis.call('HSET', acct, 'topped_up', num(topped_up))
+return usage(topped_up, spent, held)
+"""
+)
+_LEDGER_USAGE = (
+    _LEDGER
+    + """
+return usage(settle())
+"""
+)
+_ACCOUNT_KEYS = (
+    "account",
+    "account-pending",
+    "account-charges",
+    "account-after",
+    "account-after-due",
+    "account-window",
+)
+
+
 class RedisLedger:
-    """Each account as JSON under its key, changed in WATCH/MULTI transactions (retried on a race)."""
+    """Each account as a few Redis structures, each operation one Lua script: O(log n) and atomic across workers."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self._backend = backend
         self._redis = backend.redis
         self._index = backend.key("accounts")
-        self._touch = self._redis.register_script(_ACCOUNT_TOUCH)
+        self._touch = self._redis.register_script(_LEDGER_TOUCH)
+        self._count = self._redis.register_script(_LEDGER_COUNT)
+        self._hold = self._redis.register_script(_LEDGER_HOLD)
+        self._remaining = self._redis.register_script(_LEDGER_REMAINING)
+        self._top_up = self._redis.register_script(_LEDGER_TOP_UP)
+        self._usage = self._redis.register_script(_LEDGER_USAGE)
         # Keys this process knows have an account, so a poll costs no round trip for its key.
         self._known: set[str] = set()
 
-    def _key(self, key: str) -> str:
-        return self._backend.key("account", key)
+    def _keys(self, key: str) -> list[str]:
+        return [*(self._backend.key(name, key) for name in _ACCOUNT_KEYS), self._index]
 
-    def touch(self, key: str, new: Callable[[str], Account]) -> None:
+    def _args(self, key: str, now: float, credits: float | None, *more: str) -> list[str]:
+        return [key, repr(now), "" if credits is None else repr(credits), *more]
+
+    def touch(self, key: str) -> None:
         """Make sure the key has an account."""
         if key in self._known:
             return
-        account = new(key)
-        self._touch(keys=[self._key(key), self._index], args=[_dump(account), key])
+        self._touch(keys=self._keys(key), args=self._args(key, 0.0, None))
         self._known.add(key)
 
-    def apply(self, key: str, new: Callable[[str], Account], change: Callable[[Account], T], write: bool = True) -> T:
-        """Run `change` on the key's account in a transaction, retried if another worker changed it meanwhile."""
-        name = self._key(key)
-        if not write:
-            return change(_load(new(key), self._redis.get(name)))
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(name)
-                    raw = pipe.get(name)
-                    result = change(account := _load(new(key), raw))
-                    pipe.multi()
-                    pipe.set(name, _dump(account))
-                    if raw is None:
-                        pipe.rpush(self._index, key)
-                    pipe.execute()
-                    return result
-                except redis.WatchError:
-                    continue
+    def count(self, key: str, rpm: int, now: float) -> float | None:
+        """Count a submission in the window, or return when the window frees up."""
+        oldest = self._count(keys=self._keys(key), args=self._args(key, now, None, str(rpm)))
+        return float(oldest) + RATE_LIMIT_RESET_SECONDS if oldest is not None else None
 
-    def each(self, new: Callable[[str], Account], read: Callable[[Account], T]) -> list[T]:
-        """Read every account, in the order they were created."""
+    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+        """Hold the charge unless the key cannot pay it."""
+        billed = "1" if charge.billed else "0"
+        more = (repr(charge.due), charge.request_id, repr(charge.price), billed)
+        refused = self._hold(keys=self._keys(key), args=self._args(key, now, credits, *more))
+        if refused is None:
+            return None
+        balance, held = refused
+        return round_credits(float(balance)), round_credits(float(held))
+
+    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
+        """The balance right after the job's charge."""
+        after = self._remaining(keys=self._keys(key), args=self._args(key, now, credits, request_id))
+        return round_credits(float(after)) if after is not None else None
+
+    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+        """Add credits after settling."""
+        return _usage(key, self._top_up(keys=self._keys(key), args=self._args(key, now, credits, repr(add))))
+
+    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+        """Every account, in the order they were created, settled in one pipeline."""
         keys = self._redis.lrange(self._index, 0, -1)
-        if not keys:
-            return []
-        found = self._redis.mget([self._key(key) for key in keys])
-        return [read(_load(new(key), raw)) for key, raw in zip(keys, found, strict=True) if raw is not None]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                self._usage(keys=self._keys(key), args=self._args(key, now, credits(key)), client=pipe)
+            found = pipe.execute()
+        return [_usage(key, raw) for key, raw in zip(keys, found, strict=True)]
 
     def clear(self) -> None:
         """Forget every account."""
-        self._backend.delete_matching("account:*")
+        self._backend.delete_matching("account:*", "account-*")
         self._redis.delete(self._index)
         self._known.clear()
 
 
-def _dump(account: Account) -> str:
-    return json.dumps(
-        {
-            "topped_up": account.topped_up,
-            "spent": account.spent,
-            "pending": [[charge.due, charge.request_id, charge.price, charge.billed] for charge in account.pending],
-            "after": [[request_id, due, balance] for request_id, (due, balance) in account.after.items()],
-            "window": list(account.window),
-        }
-    )
-
-
-def _load(account: Account, raw: str | None) -> Account:
-    # The key's config comes from this process's settings; only the usage is stored.
-    if raw is None:
-        return account
-    state = json.loads(raw)
-    account.topped_up = state["topped_up"]
-    account.spent = state["spent"]
-    account.pending = [Charge(*charge) for charge in state["pending"]]  # stored in heap order
-    account.after = {request_id: (due, balance) for request_id, due, balance in state["after"]}
-    account.window = deque(state["window"])
-    return account
+def _usage(key: str, raw: list[Any]) -> Usage:
+    topped_up, spent, held, count, oldest = raw
+    floats = (round_credits(float(topped_up)), round_credits(float(spent)), round_credits(float(held)))
+    return Usage(key, *floats, int(count), float(oldest) if oldest is not None else None)

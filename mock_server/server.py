@@ -56,6 +56,10 @@ class EnvelopeHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
         self.transport.close()
 
 
+# Seconds an idle keep-alive connection stays open (GUESS: the service's own is unknown).
+KEEP_ALIVE_SECONDS = 75
+
+
 def config(app: ASGIApp, **options: object) -> uvicorn.Config:
     """uvicorn settings shared by the CLI and the test server: the fastest stack, quiet access log."""
     settings: dict[str, object] = {
@@ -63,6 +67,9 @@ def config(app: ASGIApp, **options: object) -> uvicorn.Config:
         "http": EnvelopeHTTPProtocol,
         "access_log": False,
         "log_level": "warning",
+        # uvicorn's 5 s default closes idle keep-alive connections so soon that a pooled client
+        # reusing one at that moment loses its request ("Server disconnected"); keep them longer.
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
     return uvicorn.Config(app, **{**settings, **options})
 
