@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import time
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from unittest import mock as patching
 
-import segmind.v2
 from segmind import SegmindClient
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
+from mock_server.virtual_time import virtual_time
 
 API_KEY = "SG_0123456789abcdef"
 
@@ -34,17 +30,9 @@ class RunCost:
         return self.ms_per_run * 1000 / self.requests_per_run
 
 
-@contextmanager
-def virtual_polling(mock: SegmindMock) -> Iterator[None]:
-    """Make the SDK's 1-second poll sleeps move the fake's clock instead of waiting."""
-    clock = types.SimpleNamespace(monotonic=time.monotonic, sleep=mock.advance)
-    with patching.patch.object(segmind.v2, "time", clock):
-        yield
-
-
 def _cost(where: str, mock: SegmindMock, client: SegmindClient, runs: int) -> RunCost:
     params = MODELS["svd"].example
-    with virtual_polling(mock):
+    with virtual_time(mock.clock):  # what the pytest fixtures use: the SDK's poll sleeps move the clock
         client.run("svd", **params)  # warm-up
         mock.journal.clear()
         started = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +25,8 @@ from mock_server.video import video_available
 
 def _non_negative(text: str) -> float:
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number, 0 or more (got {text})")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more (got {text})")
     return value
 
 
@@ -68,13 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=_positive,
         default=defaults.max_body_bytes,
         help="largest request body accepted; larger ones get 413 (default: %(default)s)",
     )
     serve.add_argument(
         "--journal-size",
-        type=int,
+        type=_positive,
         default=defaults.journal_size,
         help="how many exchanges GET /_mock/requests keeps (default: %(default)s)",
     )
@@ -125,7 +126,7 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
     )
     images.add_argument(
         "--max-image-bytes",
-        type=int,
+        type=_positive,
         default=defaults.images.max_bytes,
         help="largest input image read or fetched (default: %(default)s)",
     )
@@ -137,7 +138,7 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
     )
     images.add_argument(
         "--video-cache-bytes",
-        type=int,
+        type=_positive,
         default=defaults.video_cache_bytes,
         help="memory for rendered videos, least recently used dropped first (default: %(default)s)",
     )

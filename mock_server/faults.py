@@ -35,6 +35,7 @@ class FaultyResponse(Response):
         self.rule = rule
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the answer as the rule says: late, cut short, garbled or not at all."""
         if self.rule.delay_seconds:
             await anyio.sleep(self.rule.delay_seconds)
         body = bytes(self.response.body)
@@ -76,6 +77,7 @@ class DropMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request; close the connection when the app asks to drop it."""
         try:
             await self.app(scope, receive, send)
         except ConnectionDropped:

@@ -109,6 +109,7 @@ class JournalMiddleware:
         self.skip_prefix = skip_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request, recording the exchange unless it is for the admin API."""
         if scope["type"] != "http" or scope["path"].startswith(self.skip_prefix):
             await self.app(scope, receive, send)
             return

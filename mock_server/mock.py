@@ -27,7 +27,7 @@ VIEW_STRING_LIMIT = 120
 
 @dataclass(frozen=True)
 class Settings:
-    """How the fake runs; every field has a CLI flag."""
+    """How the fake runs; every field but `virtual` (a pytest fixture setting) has a CLI flag."""
 
     speed: float = 1.0
     virtual: bool = False

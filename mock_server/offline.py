@@ -10,11 +10,13 @@ import respx
 from respx.models import AllMockedAssertionError
 from starlette.types import ASGIApp
 
+from contracts.openapi import LIVE_URL
 from mock_server.mock import SegmindMock, Settings
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import SDK_MODULES, virtual_time
 
-SEGMIND_URL = "https://api.segmind.com"
+# The real service's address, which the fake stands in for.
+SEGMIND_URL = LIVE_URL
 
 
 class FakeHostRouter(respx.MockRouter):

@@ -90,6 +90,7 @@ class SegmindFixture:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add `--segmind-live` and the virtual-time modules ini option."""
     group = parser.getgroup("segmind", "segmind-mock")
     group.addoption(
         "--segmind-live",
@@ -105,11 +106,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the plugin's markers."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--segmind-live`, skip the tests that only make sense against the fake."""
     if not _live(config):
         return
     skip = pytest.mark.skip(reason="fake-only test (segmind_fake_only or segmind_scenario): --segmind-live skips it")

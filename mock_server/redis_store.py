@@ -318,6 +318,7 @@ class PinClock:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with the clock read once for all of it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -123,7 +123,7 @@ async def status(request: Request) -> Response:
     mock = _mock(request)
     job, state, rule = mock.poll(request.path_params["request_id"], "status")
     body = wire.status_body(job, state, _base(request), mock.billing(job))
-    return faults.respond(JSONResponse(body, 422 if state is State.FAILED else 200), rule)
+    return faults.respond(JSONResponse(body, wire.FAILED_STATUS if state is State.FAILED else 200), rule)
 
 
 async def result(request: Request) -> Response:
@@ -132,7 +132,7 @@ async def result(request: Request) -> Response:
     mock = _mock(request)
     job, state, rule = mock.poll(request.path_params["request_id"], "result")
     if state is State.FAILED:
-        response = JSONResponse(wire.failed_body(job), 422)
+        response = JSONResponse(wire.failed_body(job), wire.FAILED_STATUS)
     elif state is State.COMPLETED:
         video = await mock.video(job)
         response = JSONResponse(wire.completed_body(job, _base(request), video, mock.billing(job)))

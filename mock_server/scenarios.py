@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from contracts import MODELS, ParamError
+from mock_server import wire
 from mock_server.wire import STATUS_MESSAGES
 
 # The fields each outcome takes beside the ones every rule takes.
@@ -34,7 +35,6 @@ COMMON_FIELDS = frozenset(
 TARGETS = ("submit", "status", "result")
 # Fields that shape a new job, so only rules for submissions take them.
 SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds"})
-FAILED_DEFAULT_ERROR = "Inference failed"  # GUESS: the real text varies by cause
 # Request headers that force an outcome for one submission, and the rule field each sets.
 HEADER_FIELDS: dict[str, str] = {
     "x-mock-outcome": "outcome",
@@ -271,7 +271,7 @@ def _parse_times(times: Any) -> int:
 def _parse_error(outcome: str, error: Any) -> str | None:
     if error is not None and not isinstance(error, str):
         raise ValueError("error must be a string")
-    return error or (FAILED_DEFAULT_ERROR if outcome == "failed" else None)
+    return error or (wire.FAILED_DEFAULT_ERROR if outcome == "failed" else None)
 
 
 def _parse_status(outcome: str, status: Any) -> int | None:

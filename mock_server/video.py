@@ -40,7 +40,8 @@ except ImportError:  # the optional `video` extra is missing: video_available() 
     av = None
 
 FULL_SIZE = (512, 288)
-MOTIONCTRL_FRAMES = 14
+# motionctrl-svd takes no frame count: it renders SVD's default clip length.
+MOTIONCTRL_FRAMES = MODELS["svd"].param("frames").default
 SIZE_LIMITS = (32, 1024)
 # veryfast at CRF 28 encodes 25 frames of 512x288 in about 50 ms here and keeps files small.
 X264_OPTIONS = {"preset": "veryfast", "crf": "28", "threads": "1"}

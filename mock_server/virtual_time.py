@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from types import ModuleType
 from typing import Any
-from unittest import mock
+from unittest import mock as patching  # `mock` names the fake in this package
 
 import anyio
 
@@ -96,7 +96,7 @@ def virtual_time(clock: SimClock, modules: Iterable[str] = SDK_MODULES) -> Itera
             for name, value in list(vars(module).items()):
                 for real, stand_in in stand_ins:
                     if value is real:
-                        patches.enter_context(mock.patch.object(module, name, stand_in))
+                        patches.enter_context(patching.patch.object(module, name, stand_in))
         yield clock_view
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.responses import ERROR_CODES
+from contracts.responses import ERROR_CODES, FAILED_STATUS
 from mock_server.jobs import Job, State
 
 # Results and statuses are kept this long after submission, then every poll endpoint is 404 (DOCS).
@@ -35,7 +35,7 @@ PRICES: dict[str, float] = {"svd": 0.167, "motionctrl-svd": 0.089}
 # The v1 reply with "base64": true is JSON with the video under this key (GUESS).
 BASE64_VIDEO_KEY = "video"
 # A v1 call whose job fails answers this status with the error envelope (GUESS, like v2's FAILED).
-SYNC_FAILED_STATUS = 422
+SYNC_FAILED_STATUS = FAILED_STATUS
 # Recorded in the journal for a v1 call whose client hung up before its job ended (nginx's code
 # for it); nobody receives it.
 CLIENT_GONE_STATUS = 499
@@ -51,6 +51,8 @@ INPUT_CHANGED = "The input image changed or became unreadable after the job was 
 # Said when a request is not HTTP/1.1 the server can parse (GUESS: the real front end's text is unknown).
 UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or control characters) and the headers"
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
+# The error of a `failed` scenario that names none (GUESS: the real text varies by cause).
+FAILED_DEFAULT_ERROR = "Inference failed"
 RAI_BLOCKED = "Content blocked: the input image or generated video violates the content policy (RAI)."  # GUESS
 
 # The message of each documented error status is its documented meaning (DOCS), except 401's,

@@ -60,10 +60,10 @@ def live_url(live_mock: SegmindMock) -> Iterator[str]:
 
 @pytest.fixture
 def server(live_mock: SegmindMock, live_url: str) -> Iterator[tuple[SegmindMock, str]]:
-    """The real server and its fake, reset for this test."""
-    live_mock.reset()
+    """The real server and its fake, reset for this test (its settings too)."""
+    live_mock.configure(Settings(speed=0))
     yield live_mock, live_url
-    live_mock.reset()
+    live_mock.configure(Settings(speed=0))
 
 
 @pytest.fixture

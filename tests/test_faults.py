@@ -65,11 +65,13 @@ def test_a_malformed_result_is_a_200_whose_json_is_cut_short(live: Live) -> None
 
 def test_latency_holds_the_answer_back_in_real_time(live: Live, live_url: str) -> None:
     fake, http = live
-    add(http, {"outcome": "latency", "delay_seconds": 0.5, "times": 1})
-    with httpx.Client(base_url=live_url, headers={"x-api-key": RICH}, timeout=0.02) as impatient:
-        with pytest.raises(httpx.ReadTimeout):
-            submit(impatient, RICH)
-        assert submit(impatient, RICH).status_code == 200  # the rule was used up: on time again
+    add(http, {"outcome": "latency", "delay_seconds": 1.0, "times": 1})
+    # Time to connect, but not to wait a whole second for the answer.
+    impatience = httpx.Timeout(10.0, read=0.1)
+    impatient = httpx.Client(base_url=live_url, headers={"x-api-key": RICH}, timeout=impatience)
+    with impatient, pytest.raises(httpx.ReadTimeout):
+        submit(impatient, RICH)
+    assert submit(http, RICH).status_code == 200  # the rule was used up: on time again
     assert len(fake.jobs) == 2  # the late answer's job was accepted all the same
 
 
@@ -82,9 +84,11 @@ def test_a_gateway_timeout_after_a_delay_on_status_polls(live: Live, live_url: s
     assert late.json() == {"error": wire.STATUS_MESSAGES[504]}
     sdk = SegmindClient(api_key=RICH, base_url=f"{live_url}/v1")
     add(http, {"target": "status", "outcome": "http_error", "status": 502, "delay_seconds": DELAY})
-    with pytest.raises(SegmindError) as raised:
-        sdk.submit_async("svd", **SVD).wait(timeout=5, interval=0.001)
-    sdk._client.close()
+    try:
+        with pytest.raises(SegmindError) as raised:
+            sdk.submit_async("svd", **SVD).wait(timeout=5, interval=0.001)
+    finally:
+        sdk._client.close()
     assert (raised.value.status, raised.value.detail) == (502, wire.STATUS_MESSAGES[502])
 
 
