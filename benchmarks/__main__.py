@@ -11,7 +11,7 @@ from pathlib import Path
 import starlette
 import uvicorn
 
-from benchmarks import footprint, inprocess, throughput
+from benchmarks import footprint, inprocess, throughput, workers
 from contracts import MODELS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -115,6 +115,18 @@ def report() -> str:
                 f"{row.ms_per_run / loopback.ms_per_run:.2f}",
             ]
             for row in costs
+        ],
+    )
+
+    print("workers and stores (starts a throwaway redis-server) ...", file=sys.stderr, flush=True)
+    runs = workers.measure_all()
+    memory, redis_one = runs["memory, 1 worker"], runs["redis, 1 worker"]
+    lines += ["", "### Workers and stores (`segmind-mock serve`, submit + status cycles per second)", ""]
+    lines += _table(
+        ["served by", "cycles/s", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
+        [
+            [name, f"{rate:,.0f}", f"{rate / memory:.2f}", f"{rate / redis_one:.2f}" if "redis" in name else ""]
+            for name, rate in runs.items()
         ],
     )
     return "\n".join(lines) + "\n"

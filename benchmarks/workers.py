@@ -81,6 +81,26 @@ def measure(store: str, workers: int, seconds: float, connections: int) -> float
         process.wait(15)
 
 
+def measure_all(seconds: float = 3.0, connections: int = 32, redis: str | None = None) -> dict[str, float]:
+    """Cycles per second on memory with 1 worker, and on Redis with 1 and 2 (a throwaway redis-server unless given)."""
+    with tempfile.TemporaryDirectory() as folder:
+        server = None
+        if redis is None:
+            if REDIS_SERVER is None:
+                raise RuntimeError("redis-server is not installed: apt-get install redis-server, or pass --redis URL")
+            server, redis = start_redis(Path(folder))
+        try:
+            return {
+                "memory, 1 worker": measure("memory", 1, seconds, connections),
+                "redis, 1 worker": measure(redis, 1, seconds, connections),
+                "redis, 2 workers": measure(redis, 2, seconds, connections),
+            }
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(10)
+
+
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -88,22 +108,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default: %(default)s)")
     parser.add_argument("--redis", help="an existing Redis URL (default: start a throwaway redis-server)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        server = None
-        if args.redis is None:
-            if REDIS_SERVER is None:
-                sys.exit("redis-server is not installed: apt-get install redis-server, or pass --redis URL")
-            server, args.redis = start_redis(Path(folder))
-        try:
-            runs = {
-                "memory, 1 worker": measure("memory", 1, args.seconds, args.connections),
-                "redis, 1 worker": measure(args.redis, 1, args.seconds, args.connections),
-                "redis, 2 workers": measure(args.redis, 2, args.seconds, args.connections),
-            }
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(10)
+    try:
+        runs = measure_all(args.seconds, args.connections, args.redis)
+    except RuntimeError as error:
+        sys.exit(str(error))
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
     print(f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {args.connections} connections")
