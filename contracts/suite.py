@@ -249,11 +249,20 @@ class _Run:
         self.progress(f"[3/4] submitting {len(planned)} paid jobs (--max-jobs {self.options.max_jobs})")
         jobs = [job for rule, model, payload in planned if (job := self._submit(rule, model, payload))]
         if self.report.fake:
-            self._fake_scenario({"outcome": "failed", "times": 1, "match": {"model": self.options.models[0]}})
-            model = self.options.models[0]
-            job = self._submit("example-accepted", model, dict(MODELS[model].example), expect_failed=True)
-            jobs += [job] if job else []
+            jobs += self._forced_failed_job()
         return jobs
+
+    def _forced_failed_job(self) -> list[_Job]:
+        # Scoped to the suite's own key and model, and removed by id after the one submission
+        # (gone once used, 404 then), so a shared fake's other clients never meet it.
+        model = self.options.models[0]
+        rule = {"outcome": "failed", "times": 1, "match": {"api_key": self.api_key, "model": model}}
+        added = self.client.post(f"{self.base}/_mock/scenarios", json=rule).raise_for_status()
+        try:
+            job = self._submit("example-accepted", model, dict(MODELS[model].example), expect_failed=True)
+        finally:
+            self.client.delete(f"{self.base}/_mock/scenarios/{added.json()['id']}")
+        return [job] if job else []
 
     def _planned_jobs(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         budget = self.options.max_jobs
@@ -386,9 +395,6 @@ class _Run:
             return False
         body = _json(response)
         return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and "now" in body
-
-    def _fake_scenario(self, rule: dict[str, Any]) -> None:
-        self.client.post(f"{self.base}/_mock/scenarios", json=rule).raise_for_status()
 
     def _wait(self, seconds: float) -> None:
         if self.report.fake:
