@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from typing import Any
 
@@ -44,6 +46,30 @@ def test_the_sdk_handles_every_scenario(fake_url: tuple[str, SegmindMock]) -> No
     assert report.ok, report.render()
     assert report.render().startswith(f"Client verification: {len(scenarios())}/{len(scenarios())} scenarios")
     assert mock.scenarios.rules() == []  # every scenario the harness added is gone
+
+
+def test_the_run_stops_after_a_client_hangs(fake_url: tuple[str, SegmindMock]) -> None:
+    url, mock = fake_url
+    release = threading.Event()
+    calls = itertools.count()
+
+    def hangs_in_its_second_call(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
+        if next(calls) == 1:
+            release.wait(10)  # bounded: the test releases it once the harness has given up on it
+        return sdk_client(base_url, api_key, model, payload)
+
+    try:
+        report = verify_client(hangs_in_its_second_call, url, timeout=0.2)
+    finally:
+        release.set()
+    names = [scenario.name for scenario in scenarios()]
+    assert [outcome.scenario.name for outcome in report.outcomes] == names[:2]
+    assert [scenario.name for scenario in report.not_run] == names[2:]
+    assert not report.ok and report.failed == ["failed"]
+    text = report.render()
+    assert "FAIL failed: " in text and "no answer within 0.2s" in text
+    assert "not run, since the client hung and may still be calling the fake: rai_blocked, expired, http_400" in text
+    assert mock.scenarios.rules() == []  # the hung scenario's rule is removed too
 
 
 def test_a_careless_client_is_reported(fake_url: tuple[str, SegmindMock]) -> None:
