@@ -63,13 +63,13 @@ class Param:
         """Say in words which values are allowed, for error messages and docs."""
         if self.enum is not None:
             kind = "an integer" if self.type == "integer" else "a string"
-            return f"{kind}, one of {', '.join(_show(value) for value in self.enum)}"
+            return f"{kind}, one of {', '.join(show_value(value) for value in self.enum)}"
         if self.type == "image":
             return "an http(s) URL, a data: URI or base64-encoded image data"
         kind = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
         text = kind.get(self.type, "a string")
         if self.minimum is not None and self.maximum is not None:
-            text += f" from {_show(self.minimum)} to {_show(self.maximum)}"
+            text += f" from {show_value(self.minimum)} to {show_value(self.maximum)}"
         return text
 
     def check(self, value: Any) -> Any:
@@ -84,7 +84,7 @@ class Param:
         return checked
 
     def _error(self, rule: str, value: Any) -> ParamError:
-        return ParamError(self.name, rule, f"{self.name} must be {self.allowed()} (got {_show(value)})")
+        return ParamError(self.name, rule, f"{self.name} must be {self.allowed()} (got {show_value(value)})")
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ class ModelSpec:
         return [key for key in payload if key not in known]
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A JSON value as a message quotes it: strings quoted and shortened, containers by kind."""
     if isinstance(value, str):
         return f'"{value}"' if len(value) <= 60 else f'"{value[:57]}..."'
     if isinstance(value, bool):
