@@ -11,7 +11,8 @@ from typing import Any, Literal
 ParamType = Literal["integer", "number", "boolean", "string", "image"]
 
 # JSON Schema counts 7.0 as an integer, and schemathesis sends such values in its positive
-# phase; the fake accepts integral floats for integer parameters and stores them as ints.
+# phase; the fake accepts integral floats for integer parameters and stores them as ints. The
+# strategies rely on it: their wrong types for an integer are non-integral floats only.
 INTEGRAL_FLOATS_ARE_INTEGERS = True
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
@@ -130,11 +131,6 @@ class ModelSpec:
         if errors:
             raise PayloadError(errors)
         return params
-
-    def ignored(self, payload: Mapping[str, Any]) -> list[str]:
-        """Name the payload's keys that are not documented parameters."""
-        known = {param.name for param in self.params}
-        return [key for key in payload if key not in known]
 
 
 def show_value(value: Any) -> str:
