@@ -12,6 +12,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from contracts.spec import show_value
+
 Schema = dict[str, Any]
 
 # The documented states of a v2 request, in the order a job may move through them (DOCS).
@@ -165,9 +167,10 @@ def problems(schema: Schema, value: Any, path: str = "") -> list[str]:
         return _one_of(schema["oneOf"], value, path)
     wanted = schema.get("type")
     if wanted is not None and not _is_type(value, wanted):
-        return [f"{where}expected {wanted}, got {_show(value)}"]
+        return [f"{where}expected {wanted}, got {show_value(value)}"]
     if "enum" in schema and value not in schema["enum"]:
-        return [f"{where}{_show(value)} is not one of {', '.join(_show(option) for option in schema['enum'])}"]
+        options = ", ".join(show_value(option) for option in schema["enum"])
+        return [f"{where}{show_value(value)} is not one of {options}"]
     if isinstance(value, str):
         return [f"{where}{line}" for line in _string_problems(schema, value)]
     if isinstance(value, dict):
@@ -201,9 +204,9 @@ def _string_problems(schema: Schema, value: str) -> list[str]:
         return ["must not be empty"]
     form = schema.get("format")
     if form == "uuid" and not _UUID_TEXT.fullmatch(value):
-        return [f"{_show(value)} is not a uuid"]
+        return [f"{show_value(value)} is not a uuid"]
     if form == "uri" and not is_absolute_url(value):
-        return [f"{_show(value)} is not an absolute URL"]
+        return [f"{show_value(value)} is not an absolute URL"]
     return []
 
 
@@ -214,8 +217,3 @@ def _is_type(value: Any, wanted: str | list[str]) -> bool:
     if isinstance(value, float) and value.is_integer() and "integer" in names:
         return True
     return any(isinstance(value, _TYPES[name]) for name in names)
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
-    return text if len(text) <= 80 else f"{text[:77]}..."

@@ -11,7 +11,8 @@ from typing import Any, Literal
 ParamType = Literal["integer", "number", "boolean", "string", "image"]
 
 # JSON Schema counts 7.0 as an integer, and schemathesis sends such values in its positive
-# phase; the fake accepts integral floats for integer parameters and stores them as ints.
+# phase; the fake accepts integral floats for integer parameters and stores them as ints. The
+# strategies rely on it: their wrong types for an integer are non-integral floats only.
 INTEGRAL_FLOATS_ARE_INTEGERS = True
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
@@ -63,13 +64,13 @@ class Param:
         """Say in words which values are allowed, for error messages and docs."""
         if self.enum is not None:
             kind = "an integer" if self.type == "integer" else "a string"
-            return f"{kind}, one of {', '.join(_show(value) for value in self.enum)}"
+            return f"{kind}, one of {', '.join(show_value(value) for value in self.enum)}"
         if self.type == "image":
             return "an http(s) URL, a data: URI or base64-encoded image data"
         kind = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
         text = kind.get(self.type, "a string")
         if self.minimum is not None and self.maximum is not None:
-            text += f" from {_show(self.minimum)} to {_show(self.maximum)}"
+            text += f" from {show_value(self.minimum)} to {show_value(self.maximum)}"
         return text
 
     def check(self, value: Any) -> Any:
@@ -84,7 +85,7 @@ class Param:
         return checked
 
     def _error(self, rule: str, value: Any) -> ParamError:
-        return ParamError(self.name, rule, f"{self.name} must be {self.allowed()} (got {_show(value)})")
+        return ParamError(self.name, rule, f"{self.name} must be {self.allowed()} (got {show_value(value)})")
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,9 @@ class ModelSpec:
             raise PayloadError(errors)
         return params
 
-    def ignored(self, payload: Mapping[str, Any]) -> list[str]:
-        """Name the payload's keys that are not documented parameters."""
-        known = {param.name for param in self.params}
-        return [key for key in payload if key not in known]
 
-
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A JSON value as a message quotes it: strings quoted and shortened, containers by kind."""
     if isinstance(value, str):
         return f'"{value}"' if len(value) <= 60 else f'"{value[:57]}..."'
     if isinstance(value, bool):

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 
 from contracts.models import MODELS
-from contracts.spec import INTEGRAL_FLOATS_ARE_INTEGERS, ModelSpec, Param, is_image_reference, is_integer_text
+from contracts.spec import ModelSpec, Param, is_image_reference, is_integer_text
 
 # How far outside a range the first invalid value of each rule lies: "just outside".
 _INTEGER_STEP = 1
@@ -155,9 +155,8 @@ def _wrong_types(param: Param) -> tuple[Any, st.SearchStrategy[Any]]:
         st.none(), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=1)
     )
     if param.type == "integer":
+        # Integral floats count as integers (spec.INTEGRAL_FLOATS_ARE_INTEGERS): only fractions are wrong.
         fractions = st.floats(allow_nan=False, allow_infinity=False).filter(lambda value: not value.is_integer())
-        if not INTEGRAL_FLOATS_ARE_INTEGERS:
-            fractions = st.floats(allow_nan=False, allow_infinity=False)
         texts = st.text().filter(lambda text: not (param.numeric_string and is_integer_text(text)))
         return "seven", st.one_of(st.booleans(), fractions, texts, others)
     if param.type == "number":

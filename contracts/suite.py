@@ -48,9 +48,12 @@ RULES: dict[str, str] = {
 }
 # How many violations of one rule the report prints in full.
 SHOWN_PER_RULE = 3
-# Waiting for a rate limit to lift: at most this many waits per call, each at most this long.
+# Waiting for a rate limit to lift: at most this many waits per call, each at most this long (in
+# real time; against the fake the suite moves its clock instead, as far as the reset needs).
 RATE_LIMIT_RETRIES = 3
 RATE_LIMIT_WAIT_CAP_SECONDS = 90.0
+# The documented rate-limit window: the wait when a 429 says nothing readable about its reset.
+RATE_LIMIT_WINDOW_SECONDS = 60.0
 _TEXT_LIMIT = 300
 
 
@@ -246,11 +249,20 @@ class _Run:
         self.progress(f"[3/4] submitting {len(planned)} paid jobs (--max-jobs {self.options.max_jobs})")
         jobs = [job for rule, model, payload in planned if (job := self._submit(rule, model, payload))]
         if self.report.fake:
-            self._fake_scenario({"outcome": "failed", "times": 1, "match": {"model": self.options.models[0]}})
-            model = self.options.models[0]
-            job = self._submit("example-accepted", model, dict(MODELS[model].example), expect_failed=True)
-            jobs += [job] if job else []
+            jobs += self._forced_failed_job()
         return jobs
+
+    def _forced_failed_job(self) -> list[_Job]:
+        # Scoped to the suite's own key and model, and removed by id after the one submission
+        # (gone once used, 404 then), so a shared fake's other clients never meet it.
+        model = self.options.models[0]
+        rule = {"outcome": "failed", "times": 1, "match": {"api_key": self.api_key, "model": model}}
+        added = self.client.post(f"{self.base}/_mock/scenarios", json=rule).raise_for_status()
+        try:
+            job = self._submit("example-accepted", model, dict(MODELS[model].example), expect_failed=True)
+        finally:
+            self.client.delete(f"{self.base}/_mock/scenarios/{added.json()['id']}")
+        return [job] if job else []
 
     def _planned_jobs(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         budget = self.options.max_jobs
@@ -384,9 +396,6 @@ class _Run:
         body = _json(response)
         return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and "now" in body
 
-    def _fake_scenario(self, rule: dict[str, Any]) -> None:
-        self.client.post(f"{self.base}/_mock/scenarios", json=rule).raise_for_status()
-
     def _wait(self, seconds: float) -> None:
         if self.report.fake:
             self.client.post(f"{self.base}/_mock/clock/advance", json={"seconds": seconds}).raise_for_status()
@@ -400,14 +409,24 @@ class _Run:
     def _call(self, method: str, url: str, body: Any = None, *, key: bool = True) -> tuple[httpx.Response, str]:
         headers = {"x-api-key": self.api_key} if key else {}
         sent = f"{method} {url}" + ("" if key else " (no x-api-key)") + (f" {_short(body)}" if body is not None else "")
+        response = self.client.request(method, url, json=body, headers=headers)
         for _ in range(RATE_LIMIT_RETRIES):
-            response = self.client.request(method, url, json=body, headers=headers)
             if response.status_code != 429:
                 break
-            wait = _rate_limit_wait(response)
-            self.progress(f"      rate limited: waiting {wait:.0f}s before retrying")
-            time.sleep(wait)
+            self._wait_for_reset(response)
+            response = self.client.request(method, url, json=body, headers=headers)
         return response, sent
+
+    def _wait_for_reset(self, response: httpx.Response) -> None:
+        # The reset is in the target's time: the fake's simulated clock, or the real one.
+        if self.report.fake:
+            now = self.client.get(f"{self.base}/_mock/clock").raise_for_status().json()["now"]
+            wait = _until_reset(response, datetime.fromtimestamp(now, UTC))
+            self.progress(f"      rate limited: moving the fake's clock {wait:.0f}s before retrying")
+        else:
+            wait = min(_until_reset(response, datetime.now(UTC)), RATE_LIMIT_WAIT_CAP_SECONDS)
+            self.progress(f"      rate limited: waiting {wait:.0f}s before retrying")
+        self._wait(wait)
 
     def _expect(self, ok: bool, rule: str, message: str, sent: str, response: httpx.Response | str) -> None:
         self.report.checks += 1
@@ -451,10 +470,10 @@ def _runs(states: list[str]) -> list[str]:
     return shown
 
 
-def _rate_limit_wait(response: httpx.Response) -> float:
+def _until_reset(response: httpx.Response, now: datetime) -> float:
     reset = response.headers.get("x-rate-limit-reset-at-utc", "")
     try:
         at = datetime.strptime(reset, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
-        return 60.0  # the documented rate-limit window
-    return min(max((at - datetime.now(UTC)).total_seconds(), 1.0), RATE_LIMIT_WAIT_CAP_SECONDS)
+        return RATE_LIMIT_WINDOW_SECONDS
+    return max((at - now).total_seconds(), 1.0)

@@ -17,6 +17,7 @@ from mock_server.jobs import Job, State
 from mock_server.scenarios import Rule
 
 API_KEY = "SG_0123456789abcdef"
+OTHER_KEY = "SG_fedcba9876543210"  # another client of a shared fake
 Change = Callable[[str, str, int, Any], tuple[int, Any]]
 
 
@@ -58,6 +59,31 @@ def rewrite(app: ASGIApp, change: Change) -> ASGIApp:
         await app(scope, receive, capture)
 
     return wrapped
+
+
+def shared_fake(mock: SegmindMock, *, other_client: bool, refuse_next_submit: bool) -> tuple[ASGIApp, list[Job]]:
+    """The fake as others share it: right after a scenario is added, another client (its own key) submits a
+    job if `other_client`, and the next submission is refused with 502 if `refuse_next_submit`.
+    """
+    others: list[Job] = []
+    refusing = False
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal refusing
+        path, method = scope.get("path", ""), scope.get("method")
+        if refusing and method == "POST" and path.startswith("/v2/"):
+            refusing = False
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 502, "headers": headers})
+            await send({"type": "http.response.body", "body": json.dumps({"error": "Bad gateway"}).encode()})
+            return
+        await mock.app(scope, receive, send)
+        if method == "POST" and path == "/_mock/scenarios":
+            if other_client:
+                others.append(mock.submit("svd", MODELS["svd"].example, OTHER_KEY)[0])
+            refusing = refuse_next_submit
+
+    return wrapped, others
 
 
 def keyless_allowed(app: ASGIApp) -> ASGIApp:

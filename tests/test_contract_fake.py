@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
-from contracts.suite import RULES, Options, assert_conforms, run_suite
+from contracts import MODELS
+from contracts.suite import RATE_LIMIT_RETRIES, RULES, Options, assert_conforms, run_suite
 from mock_server import SegmindMock, Settings
 from mock_server.cli import main
+from mock_server.jobs import State
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
-from tests.support_contracts import API_KEY, broken_variants
+from tests.support_contracts import API_KEY, broken_variants, shared_fake
 
 FAKE_URL = "http://fake.test"
 # More jobs than the live default, since the fake's are free: examples plus generated payloads.
@@ -39,6 +42,55 @@ def test_the_fake_conforms_on_a_real_server() -> None:
     with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
         report = assert_conforms(url, API_KEY, Options(max_jobs=2, invalid_examples=5))
     assert report.checks > 50 and report.jobs == 2
+
+
+@pytest.mark.parametrize("times", [1, RATE_LIMIT_RETRIES + 1])
+def test_a_429_moves_the_fakes_clock_past_the_reset_and_never_sleeps(
+    times: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_sleeping(seconds: float) -> None:
+        raise AssertionError(f"the suite slept {seconds}s in real time against the fake")
+
+    monkeypatch.setattr(time, "sleep", no_sleeping)
+    mock = SegmindMock(Settings(speed=0))
+    mock.scenarios.add({"outcome": "http_error", "status": 429, "times": times, "match": {"api_key": API_KEY}})
+    start = mock.clock.now()
+    lines: list[str] = []
+    with PortalTransport(mock.app) as transport:
+        report = run_suite(
+            FAKE_URL, API_KEY, Options(jobs=False, invalid_examples=0), progress=lines.append, transport=transport
+        )
+    # The first keyed call (an invalid payload) met the 429s; each retry came after the reset (60 s on).
+    waits = [line for line in lines if "rate limited: moving the fake's clock" in line]
+    assert len(waits) == min(times, RATE_LIMIT_RETRIES)
+    assert 60 * len(waits) <= mock.clock.now() - start < 61 * len(waits)
+    if times <= RATE_LIMIT_RETRIES:
+        assert report.ok, report.render()
+    else:  # still limited after the last retry: reported at once, with no wait after it
+        assert report.rules == {"invalid-refused"} and "not 400" in report.render()
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["another-client-submits-meanwhile", "the-submit-is-refused"])
+def test_the_suites_failed_scenario_meets_only_its_own_job_and_is_removed(refused: bool) -> None:
+    mock = SegmindMock(Settings(speed=0))
+    app, others = shared_fake(mock, other_client=not refused, refuse_next_submit=refused)
+    lines: list[str] = []
+    with PortalTransport(app) as transport:
+        report = run_suite(
+            FAKE_URL, API_KEY, Options(max_jobs=1, invalid_examples=0), progress=lines.append, transport=transport
+        )
+    assert mock.scenarios.rules() == []  # used or not, the suite's scenario is gone
+    # Another client's job, submitted while the scenario was in place, or the suite key's next one, completes.
+    mock.advance(1000)
+    assert [mock.lookup(job.request_id)[1] for job in others] == ([] if refused else [State.COMPLETED])
+    later, _ = mock.submit("svd", MODELS["svd"].example, API_KEY)
+    mock.advance(1000)
+    assert mock.lookup(later.request_id)[1] is State.COMPLETED
+    if refused:
+        assert report.rules == {"example-accepted"} and "answered 502" in report.render()
+    else:
+        assert report.ok, report.render()
+        assert sum(line.endswith("-> FAILED") for line in lines) == 1  # the suite's own forced job
 
 
 def test_no_jobs_runs_only_the_free_checks() -> None:

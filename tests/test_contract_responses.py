@@ -96,7 +96,7 @@ def test_refusals_use_the_envelope(http: httpx.Client) -> None:
         ({"status_url": "/v2/requests/x/status"}, 'status_url: "/v2/requests/x/status" is not an absolute URL'),
         ({"request_id": "job-1"}, 'request_id: "job-1" is not a uuid'),
         ({"status": "ACCEPTED"}, 'status: "ACCEPTED" is not one of "QUEUED"'),
-        ({"response_url": None}, "response_url: expected string, got None"),
+        ({"response_url": None}, "response_url: expected string, got null"),
     ],
 )
 def test_problems_say_what_breaks_the_shape(http: httpx.Client, change: dict[str, Any], problem: str) -> None:
