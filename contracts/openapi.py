@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts import responses
 from contracts.models import MODELS
-from contracts.responses import ERROR_CODES, Schema
+from contracts.responses import ERROR_CODES, RESULT_RETENTION_SECONDS, Schema
 from contracts.spec import IMAGE_PATTERN, ModelSpec, Param
 
 LIVE_URL = "https://api.segmind.com"
@@ -154,7 +154,8 @@ def _poll(operation_id: str, summary: str, schema: str) -> dict[str, Any]:
         "name": "request_id",
         "in": "path",
         "required": True,
-        "description": "The request_id of the submit response; unknown or expired (after 1 hour) ids are 404.",
+        "description": "The request_id of the submit response; unknown or expired "
+        f"(after {RESULT_RETENTION_SECONDS:g} s) ids are 404.",
         "schema": {"type": "string"},
     }
     return {

@@ -22,6 +22,8 @@ WAITING_STATES = ("QUEUED", "PROCESSING")
 FINAL_STATES = ("COMPLETED", "FAILED")
 # A FAILED request is served with this status, on the status and result endpoints alike (DOCS, SDK).
 FAILED_STATUS = 422
+# Results and statuses are kept this long after submission, then every poll endpoint is 404 (DOCS).
+RESULT_RETENTION_SECONDS = 3600.0
 
 # The documented error codes and their meanings, common to both models (DOCS).
 ERROR_CODES: dict[int, str] = {

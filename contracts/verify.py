@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from contracts.models import MODELS
-from contracts.responses import ERROR_CODES
+from contracts.responses import ERROR_CODES, RESULT_RETENTION_SECONDS
 
 Client = Callable[[str, str, str, dict[str, Any]], Any]
 
@@ -103,7 +103,7 @@ def scenarios() -> list[Scenario]:
         Scenario("rai_blocked", "a content (RAI) block is FAILED (422): raise", {"outcome": "rai_blocked"}, "error"),
         Scenario(
             "expired",
-            "the result expired after 1 hour (404): raise",
+            f"the result expired after {RESULT_RETENTION_SECONDS:g} s (404): raise",
             {"outcome": "completed", "processing_seconds": NEVER_ENDS_SECONDS},
             "error",
             PAST_RETENTION_SECONDS,
