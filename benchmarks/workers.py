@@ -15,15 +15,17 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.loadgen import build_request  # noqa: E402
+from benchmarks.throughput import serving  # noqa: E402
 from tests.support_stores import REDIS_SERVER, start_redis  # noqa: E402  (the tests' own redis launcher)
 
 KEY = "SG_0123456789abcdef"
@@ -42,43 +44,32 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return body
 
 
-async def _client(host: str, port: int, until: float, counts: list[int], start: float) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    submit = (
-        f"POST /v2/svd HTTP/1.1\r\nhost: {host}\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(BODY)}\r\n\r\n"
-    ).encode() + BODY
+async def _client(url: str, until: float, counts: list[int], start: float) -> None:
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    headers = {"x-api-key": KEY}
+    submit = build_request("POST", f"{url}/v2/svd", {**headers, "content-type": "application/json"}, BODY)
     while (now := time.monotonic()) < until:
         request_id = json.loads(await _exchange(reader, writer, submit))["request_id"]
-        status = f"GET /v2/requests/{request_id}/status HTTP/1.1\r\nhost: {host}\r\nx-api-key: {KEY}\r\n\r\n"
-        await _exchange(reader, writer, status.encode())
+        await _exchange(reader, writer, build_request("GET", f"{url}/v2/requests/{request_id}/status", headers))
         if now >= start:
             counts[0] += 1
     writer.close()
 
 
 async def _drive(url: str, seconds: float, connections: int) -> float:
-    host, port = url.removeprefix("http://").split(":")
     counts = [0]
     start = time.monotonic() + WARM_UP_SECONDS
     until = start + seconds
-    await asyncio.gather(*(_client(host, int(port), until, counts, start) for _ in range(connections)))
+    await asyncio.gather(*(_client(url, until, counts, start) for _ in range(connections)))
     return counts[0] / seconds
 
 
 def measure(store: str, workers: int, seconds: float, connections: int) -> float:
     """Serve with `workers` on `store`, drive it, and return submit+status cycles per second."""
     command = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "0", "--store", store]
-    process = subprocess.Popen(
-        [*command, "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
-        return asyncio.run(_drive(url, seconds, connections))
-    finally:
-        process.terminate()
-        process.wait(15)
+    with serving([*command, "--workers", str(workers)]) as server:
+        return asyncio.run(_drive(server.url, seconds, connections))
 
 
 def measure_all(seconds: float = 3.0, connections: int = 32, redis: str | None = None) -> dict[str, float]:

@@ -9,9 +9,9 @@ import sys
 import httpx
 
 from contracts.models import MODELS
+from contracts.openapi import API_KEY_VARIABLE
 from contracts.suite import Options, run_suite
 
-API_KEY_VARIABLE = "SEGMIND_API_KEY"
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 

@@ -11,6 +11,8 @@ from contracts.spec import IMAGE_PATTERN, ModelSpec, Param
 
 LIVE_URL = "https://api.segmind.com"
 API_KEY_HEADER = "x-api-key"
+# Where the official SDK, and the tools here, read the API key from (SDK).
+API_KEY_VARIABLE = "SEGMIND_API_KEY"
 # Operation ids of the poll endpoints, the targets of the submit response's links.
 STATUS_OPERATION = "getStatus"
 RESULT_OPERATION = "getResult"

@@ -162,8 +162,13 @@ def _check_integer(param: Param, value: Any) -> int:
     raise param._error("type", value)
 
 
+def is_number(value: Any) -> bool:
+    """Tell whether a decoded JSON value is a finite number (JSON `true` is not one)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _check_number(param: Param, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value):
         raise param._error("type", value)
     return value
 

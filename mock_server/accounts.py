@@ -13,7 +13,6 @@ cannot start more work than it can pay for. Nothing is charged twice, nothing wa
 from __future__ import annotations
 
 import heapq
-import math
 import threading
 import tomllib
 from collections import deque
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contracts import MODELS
+from contracts.spec import is_number
 from mock_server import wire
 from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
@@ -119,7 +119,7 @@ def _no_unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
 
 
 def _credits(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+    if not is_number(value) or value < 0:
         raise ConfigError(f"{where} must be a number of credits, 0 or more (got {value!r})")
     return float(value)
 

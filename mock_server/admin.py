@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contracts.spec import is_number
 from mock_server import wire
 from mock_server.mock import SegmindMock
 from mock_server.payload import read_json_object
@@ -24,7 +25,7 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _seconds(body: dict[str, Any], name: str) -> float:
     value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+    if not is_number(value) or not 0 <= value < 1e12:
         raise wire.ApiError(400, f"{name} must be a number, 0 or more (got {value!r})")
     return float(value)
 
@@ -116,7 +117,7 @@ async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
     mock = _mock(request)
     add = (await _body(request)).get("add")
-    if isinstance(add, bool) or not isinstance(add, (int, float)) or not abs(add) < 1e12:
+    if not is_number(add) or not abs(add) < 1e12:
         raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
     return JSONResponse(mock.accounts.top_up(request.path_params["key"], float(add), mock.clock.now()))
 

@@ -9,19 +9,16 @@ from enum import StrEnum
 from typing import Any
 
 from contracts import ModelSpec
+from contracts.responses import STATES
 
 # Sums of decimal seconds round at Unix-time magnitudes (an ulp is ~2e-7 s); this slack makes
 # advancing the clock by exactly a job's remaining duration reach the next state.
 TIME_SLACK_SECONDS = 1e-6
 
 
-class State(StrEnum):
-    """The documented states of a v2 request."""
-
-    QUEUED = "QUEUED"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
+# The documented states of a v2 request, as the contract lists them: QUEUED, PROCESSING,
+# COMPLETED and FAILED, each named as it is sent.
+State = StrEnum("State", [(name, name) for name in STATES])
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from contracts.openapi import API_KEY_VARIABLE
 from mock_server.journal import JOURNAL_SIZE
 from mock_server.mock import SegmindMock, Settings
 from mock_server.offline import SEGMIND_URL, default_settings, segmind_offline
@@ -24,7 +25,6 @@ from mock_server.virtual_time import SDK_MODULES, virtual_time
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
 FAKE_API_KEY = "SG_0123456789abcdef"
 # Where the official SDK, and the live mode, read the real key from.
-API_KEY_VARIABLE = "SEGMIND_API_KEY"
 
 MARKERS = (
     "segmind_scenario(match=None, outcome='completed', times=-1, **details): a scenario rule for the whole "

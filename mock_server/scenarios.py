@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from contracts import MODELS, ParamError
+from contracts.spec import is_number
 from mock_server import wire
 from mock_server.wire import STATUS_MESSAGES
 
@@ -300,6 +301,6 @@ def _parse_headers(headers: Any) -> dict[str, str]:
 def _parse_seconds(name: str, seconds: Any) -> float | None:
     if seconds is None:
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e9:
+    if not is_number(seconds) or not 0 <= seconds < 1e9:
         raise ValueError(f"{name} must be a number of seconds, 0 or more (got {seconds!r})")
     return float(seconds)
