@@ -1,4 +1,4 @@
-"""The admin API under `/_mock/`: the fake's controls over HTTP, for clients in any language."""
+"""The fake's own routes under `/_mock/`: its controls over HTTP for clients in any language, and the output files."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import os
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts.spec import is_number
-from mock_server import wire
+from mock_server import media, wire
 from mock_server.mock import SegmindMock
 from mock_server.payload import read_json_object
+from mock_server.responses import JSONResponse
 
 
 def _mock(request: Request) -> SegmindMock:
@@ -122,7 +123,18 @@ async def credits(request: Request) -> Response:
     return JSONResponse(mock.accounts.top_up(request.path_params["key"], float(add), mock.clock.now()))
 
 
+async def output(request: Request) -> Response:
+    """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
+    mock = _mock(request)
+    request_id = request.path_params["request_id"]
+    job = mock.store.output(request_id, mock.clock.now())
+    if job is None:
+        raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
+    return media.ranged_response(request, await mock.video(job), wire.VIDEO_CONTENT_TYPE)
+
+
 ROUTES = [
+    Route("/_mock/outputs/{request_id}.mp4", output, methods=["GET"]),
     Route("/_mock/health", health, methods=["GET"]),
     Route("/_mock/reset", reset, methods=["POST"]),
     Route("/_mock/clock", clock, methods=["GET", "POST"]),

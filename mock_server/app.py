@@ -1,63 +1,135 @@
-"""The app factory: Segmind's routes and the admin API, with every error in the JSON envelope."""
+"""The app factory: Segmind's routes on a short, journaled path; the fake's own routes through Starlette."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
-from mock_server import admin, routes, wire
-from mock_server.faults import DropMiddleware
-from mock_server.journal import JournalMiddleware
+from mock_server import admin, faults, wire
+from mock_server.journal import Recording
+from mock_server.responses import JSONResponse
+from mock_server.routes import SegmindRoutes
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+# The fake's own routes (admin API, output files) live here; they are not journaled.
+OWN_PREFIX = "/_mock/"
+
+
+class App:
+    """The fake's ASGI app.
+
+    Segmind's routes are what clients poll in loops and load-test, so they skip Starlette's
+    middleware stack: one method matches the route (with Starlette's `Route` objects), serves it,
+    turns errors into the JSON envelope, applies a scenario's network fault and journals the
+    exchange. The routes under `/_mock/` are an ordinary Starlette app.
+    """
+
+    def __init__(self, mock: SegmindMock) -> None:
+        self.mock = mock
+        self.routes: list[Route] = SegmindRoutes(mock).routes
+        self.own = Starlette(
+            routes=admin.ROUTES,
+            exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        )
+        # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
+        self.own.router.redirect_slashes = False
+        self.own.state.mock = mock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection: Segmind's routes here, the fake's own (and lifespan) in Starlette."""
+        if scope["type"] != "http":
+            await self.own(scope, receive, send)
+            return
+        with self.mock.clock.pinned():
+            if scope["path"].startswith(OWN_PREFIX):
+                await self.own(scope, receive, send)
+            else:
+                await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        recording = Recording(scope, receive, send)
+        try:
+            response = await self._respond(scope, recording.receive)
+            await response(scope, recording.receive, recording.send)
+        except faults.ConnectionDropped as dropped:
+            await faults.drop_connection(receive, dropped)
+        except ClientDisconnect:
+            pass  # the client left while sending its body: nobody is left to answer
+        except Exception as error:
+            # Never expected: a 500 without a scenario asking for it is a bug in the fake. Answer it
+            # in the envelope if nothing was sent yet, then let the server log it.
+            if recording.status is None:
+                await _server_error_response(error)(scope, recording.receive, recording.send)
+            raise
+        finally:
+            self.mock.journal.record(recording.entry(self.mock.clock.now()))
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+        try:
+            endpoint = self._match(scope)
+            return await endpoint(Request(scope, receive))
+        except wire.ApiError as error:
+            return await _error_response(error)
+
+    def _match(self, scope: Scope) -> Endpoint:
+        """Find the endpoint for the request, with its path parameters set, or raise its 404 or 405."""
+        allowed: set[str] = set()
+        for route in self.routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                return route.endpoint
+            if match is Match.PARTIAL:
+                allowed |= route.methods or set()
+        if allowed:
+            raise wire.method_not_allowed(scope["method"], scope["path"], sorted(allowed))
+        raise wire.no_route(scope["method"], scope["path"])
+
+
+def create_app(mock: SegmindMock) -> App:
+    """Build the ASGI app that serves `mock`."""
+    return App(mock)
+
+
+async def _error_response(error: wire.ApiError) -> Response:
+    if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
+        await anyio.sleep(error.delay_seconds)
+    return JSONResponse(wire.error_body(error.message), error.status, error.headers)
+
+
+def _server_error_response(error: Exception) -> Response:
+    return JSONResponse(wire.error_body(f"The fake failed unexpectedly: {type(error).__name__}: {error}"), 500)
+
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, wire.ApiError)
-    if exc.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
-        await anyio.sleep(exc.delay_seconds)
-    return JSONResponse(wire.error_body(exc.message), exc.status, exc.headers)
+    return await _error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     # Starlette's own 404 and 405, in Segmind's envelope instead of plain text.
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        message = f"No route for {request.method} {request.url.path}: see the README for the fake's routes"
+        error = wire.no_route(request.method, request.url.path)
     elif exc.status_code == 405:
-        message = f"Method {request.method} is not allowed on {request.url.path}"
-        allow = (exc.headers or {}).get("Allow")
-        message += f"; use {allow}" if allow else ""
+        allow = (exc.headers or {}).get("Allow", "")
+        error = wire.method_not_allowed(request.method, request.url.path, allow.split(", ") if allow else [])
     else:
-        message = str(exc.detail)
-    return JSONResponse(wire.error_body(message), exc.status_code, exc.headers)
+        error = wire.ApiError(exc.status_code, str(exc.detail), exc.headers)
+    return await _error_response(error)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    # Never expected: a 500 without a scenario asking for it is a bug in the fake.
-    return JSONResponse(wire.error_body(f"The fake failed unexpectedly: {type(exc).__name__}: {exc}"), 500)
-
-
-def create_app(mock: SegmindMock) -> Starlette:
-    """Build the ASGI app that serves `mock`."""
-    app = Starlette(
-        routes=[*routes.ROUTES, *admin.ROUTES],
-        # DropMiddleware first: it needs the server's own `receive` to close a connection.
-        middleware=[
-            Middleware(DropMiddleware),
-            *mock.backend.middleware(mock.clock),
-            Middleware(JournalMiddleware, journal=mock.journal, clock=mock.clock),
-        ],
-        exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
-    )
-    # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
-    app.router.redirect_slashes = False
-    app.state.mock = mock
-    return app
+    return _server_error_response(exc)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
-from starlette.middleware import Middleware
-
 from mock_server.accounts import Ledger, MemoryLedger
 from mock_server.clock import Clock, SimClock
 from mock_server.journal import Journal, JournalStore
@@ -45,9 +43,6 @@ class Backend(Protocol):
     def ledger(self) -> Ledger:
         """The accounts' ledger."""
 
-    def middleware(self, clock: SimClock) -> list[Middleware]:
-        """ASGI middleware the store needs around each request."""
-
 
 class MemoryBackend:
     """Every piece of state in this process: the fastest, and the only one needing nothing installed."""
@@ -74,10 +69,6 @@ class MemoryBackend:
     def ledger(self) -> Ledger:
         """Accounts in a dict."""
         return MemoryLedger()
-
-    def middleware(self, clock: SimClock) -> list[Middleware]:
-        """None needed."""
-        return []
 
 
 def default_store() -> str:

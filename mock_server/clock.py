@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 import anyio
@@ -36,6 +37,13 @@ class SimClock(Protocol):
 
     async def wait_until(self, deadline: float) -> None:
         """Return once simulated time reaches `deadline` (at once in virtual mode)."""
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Within the block (one request), read the clock once if reading it is costly."""
+
+
+# Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
+_UNPINNED = nullcontext()
 
 
 class Clock:
@@ -92,6 +100,10 @@ class Clock:
                 return
             step = remaining / self.speed if self.speed else WAIT_STEP_SECONDS
             await anyio.sleep(min(step, WAIT_STEP_SECONDS))
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Nothing to pin: this clock is read in the process."""
+        return _UNPINNED
 
 
 def _check_speed(speed: float) -> None:

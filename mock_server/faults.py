@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import anyio
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from mock_server.scenarios import Rule
 
@@ -65,26 +65,17 @@ def respond(response: Response, rule: Rule | None) -> Response:
     return FaultyResponse(response, rule)
 
 
-class DropMiddleware:
-    """Turns `ConnectionDropped` into a closed connection when served by uvicorn.
+async def drop_connection(receive: Receive, dropped: ConnectionDropped) -> None:
+    """Close the client's connection when served by uvicorn; elsewhere (in-process) raise `dropped` on.
 
-    Placed outermost among the app's middleware, it receives the server's own `receive`; under
-    uvicorn that is a method of the request's cycle, which holds the connection's transport.
-    Elsewhere (in-process) the signal carries on, for `PortalTransport` to turn into httpx's error.
+    Under uvicorn the server's own `receive` is a method of the request's cycle, which holds the
+    connection's transport. In-process, the signal carries on for `PortalTransport` to turn into
+    httpx's error.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve the request; close the connection when the app asks to drop it."""
-        try:
-            await self.app(scope, receive, send)
-        except ConnectionDropped:
-            transport = getattr(getattr(receive, "__self__", None), "transport", None)
-            if not callable(getattr(transport, "close", None)):  # uvloop's transports are not asyncio's classes
-                raise
-            transport.close()  # flushes what was sent (a truncated body), then closes
-            # Return once uvicorn has seen the connection go, so it neither logs nor answers a 500.
-            while (await receive())["type"] != "http.disconnect":
-                pass
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if not callable(getattr(transport, "close", None)):  # uvloop's transports are not asyncio's classes
+        raise dropped
+    transport.close()  # flushes what was sent (a truncated body), then closes
+    # Return once uvicorn has seen the connection go, so it neither logs nor answers a 500.
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -7,9 +7,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from mock_server.clock import SimClock
 from mock_server.payload import parse_json
 from mock_server.wire import ApiError
 
@@ -99,62 +98,55 @@ class Journal:
             self._entries.clear()
 
 
-class JournalMiddleware:
-    """Records every HTTP exchange outside the admin API, including 404s and 413s."""
+class Recording:
+    """One exchange as it happens: the server's `receive` and `send`, wrapped to keep what passes.
 
-    def __init__(self, app: ASGIApp, journal: JournalStore, clock: SimClock, skip_prefix: str = "/_mock/") -> None:
-        self.app = app
-        self.journal = journal
-        self.clock = clock
-        self.skip_prefix = skip_prefix
+    This runs on every request: it keeps references only, and decoding waits for Entry.to_dict.
+    """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve the request, recording the exchange unless it is for the admin API."""
-        if scope["type"] != "http" or scope["path"].startswith(self.skip_prefix):
-            await self.app(scope, receive, send)
-            return
-        # This runs on every request: capture references only, and decode in Entry.to_dict.
-        request = _Capture()
-        response = _Capture()
-        no_response: Message = {"status": None, "headers": []}
-        start = no_response
+    __slots__ = ("_receive", "_request", "_response", "_send", "headers", "scope", "status")
 
-        async def receive_captured() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                request.add(message.get("body", b""))
-            return message
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._request = _Capture()
+        self._response = _Capture()
+        self.status: int | None = None  # None until a response starts; stays None for a dropped connection
+        self.headers: list[tuple[bytes, bytes]] = []
 
-        async def send_captured(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.body":
-                response.add(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                start = message
-            await send(message)
+    async def receive(self) -> Message:
+        """Receive from the server, keeping the request body's head."""
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._request.add(message.get("body", b""))
+        return message
 
-        try:
-            await self.app(scope, receive_captured, send_captured)
-        except Exception:
-            if start is no_response:  # the server error middleware answers it with a 500
-                start = {"status": 500, "headers": []}
-            raise
-        finally:
-            self.journal.record(
-                Entry(
-                    self.clock.now(),
-                    scope["method"],
-                    scope["path"],
-                    scope.get("query_string", b""),
-                    scope["headers"],
-                    request.body(),
-                    request.size,
-                    start["status"],
-                    start.get("headers", []),
-                    response.body(),
-                    response.size,
-                )
-            )
+    async def send(self, message: Message) -> None:
+        """Send to the server, keeping the response's status, headers and body head."""
+        if message["type"] == "http.response.body":
+            self._response.add(message.get("body", b""))
+        elif message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = message.get("headers", [])
+        await self._send(message)
+
+    def entry(self, at: float) -> Entry:
+        """The exchange so far, as the journal keeps it."""
+        scope = self.scope
+        return Entry(
+            at,
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b""),
+            scope["headers"],
+            self._request.body(),
+            self._request.size,
+            self.status,
+            self.headers,
+            self._response.body(),
+            self._response.size,
+        )
 
 
 class _Capture:

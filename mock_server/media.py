@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from mock_server import wire
+from mock_server.responses import JSONResponse
 
 # One range of the `bytes` unit: "a-b", "a-" or "-n" (RFC 9110, section 14.1.2).
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")

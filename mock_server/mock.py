@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from starlette.applications import Starlette
 
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.spec import is_image_reference
@@ -20,6 +19,9 @@ from mock_server.journal import JOURNAL_SIZE, mask_key
 from mock_server.scenarios import Rule
 from mock_server.store import JobStore
 from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
+
+if TYPE_CHECKING:
+    from mock_server.app import App
 
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
 VIEW_STRING_LIMIT = 120
@@ -47,7 +49,7 @@ class SegmindMock:
     """The fake Segmind service: its clock, jobs, scenarios and journal, and the ASGI app serving them."""
 
     def __init__(self, settings: Settings | None = None, *, store: JobStore | None = None) -> None:
-        from mock_server.app import create_app  # the app reads its state from this object
+        from mock_server.app import create_app  # the app's routes import this module
 
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
@@ -57,7 +59,7 @@ class SegmindMock:
         self.journal = self.backend.journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
-        self.app: Starlette = create_app(self)
+        self.app: App = create_app(self)
 
     # Controls, as the admin API offers them.
 

@@ -20,8 +20,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import redis
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock_server.accounts import Charge, Usage, round_credits
 from mock_server.backend import StoreError
@@ -201,10 +199,6 @@ class RedisBackend:
         """Account ledgers changed by Lua scripts."""
         return RedisLedger(self)
 
-    def middleware(self, clock: SimClock) -> list[Middleware]:
-        """Read the shared clock once per request."""
-        return [Middleware(PinClock, clock=clock)]
-
 
 def _safe(url: str) -> str:
     # Never print a password.
@@ -217,7 +211,7 @@ class RedisClock:
     """The clock shared by every process of a namespace.
 
     Real time is each machine's `time.time()` (keep machines' clocks in sync). Inside a request,
-    the state read at its start is used (see `PinClock`), so `now()` costs no round trip there.
+    the state read at its start is used (see `pinned`), so `now()` costs no round trip there.
     """
 
     def __init__(self, backend: RedisBackend, speed: float, virtual: bool) -> None:
@@ -308,22 +302,6 @@ class RedisClock:
 def _at(state: ClockState) -> float:
     speed, sim, real = state
     return sim + (time.time() - real) * speed
-
-
-class PinClock:
-    """ASGI middleware: one read of the shared clock per HTTP request."""
-
-    def __init__(self, app: ASGIApp, clock: RedisClock) -> None:
-        self.app = app
-        self.clock = clock
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve the request with the clock read once for all of it."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        with self.clock.pinned():
-            await self.app(scope, receive, send)
 
 
 def ttl_ms(simulated_seconds: float, speed: float) -> int:

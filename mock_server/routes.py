@@ -1,4 +1,4 @@
-"""Segmind's own routes: v2 submit and poll, v1 sync, and the output files."""
+"""Segmind's own routes: v2 submit and poll, v1 sync, and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,26 +7,23 @@ import functools
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts.openapi import openapi_document
-from mock_server import faults, media, wire
+from mock_server import faults, wire
 from mock_server.jobs import Job, State
 from mock_server.mock import SegmindMock, model_spec
 from mock_server.payload import read_json_object
+from mock_server.responses import JSONResponse
 from mock_server.scenarios import Rule, rule_from_headers
 
 BASE_CACHE_SIZE = 256
 _BASES: dict[tuple[object, ...], str] = {}
 
 
-def _mock(request: Request) -> SegmindMock:
-    return request.app.state.mock
-
-
-def _base(request: Request) -> str:
-    # The URLs handed back are absolute, on the host the client called (the SDK follows them).
+def base_url(request: Request) -> str:
+    """The base of the absolute URLs handed back: the host the client called (the SDK follows them)."""
     # Building `request.base_url` costs a tenth of a submit, and clients call few hosts: cache it
     # by what it is built from (bounded, since the Host header is the client's to choose).
     scope = request.scope
@@ -41,14 +38,6 @@ def _base(request: Request) -> str:
     return base
 
 
-def _api_key(request: Request) -> str:
-    key = request.headers.get("x-api-key", "")
-    if not key:
-        raise wire.ApiError(401, wire.MISSING_KEY)
-    _mock(request).accounts.authenticate(key)  # 401 for a key the config does not declare
-    return key
-
-
 def _override(request: Request) -> Rule | None:
     # Nearly every request has no x-mock-* header: check the raw (lower-case) names before parsing.
     if not any(name.startswith(b"x-mock-") for name, _ in request.scope["headers"]):
@@ -59,110 +48,105 @@ def _override(request: Request) -> Rule | None:
         raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
 
 
-async def _accept(request: Request, *, sync: bool) -> tuple[Job, Rule | None]:
-    mock = _mock(request)
-    api_key = _api_key(request)
-    model = request.path_params["model"]
-    model_spec(model)  # an unknown model is 404 before its body is read
-    override = _override(request)
-    payload = await read_json_object(request, mock.settings.max_body_bytes)
-    submit = functools.partial(mock.submit, model, payload, api_key, sync=sync, override=override)
-    if mock.reads_image(model, payload):
-        return await anyio.to_thread.run_sync(submit)
-    return submit()
+class SegmindRoutes:
+    """Segmind's routes, served for one fake."""
 
+    def __init__(self, mock: SegmindMock) -> None:
+        self.mock = mock
+        # The hottest routes first: they are tried in order.
+        self.routes = [
+            Route("/v2/requests/{request_id}/status", self.status, methods=["GET"]),
+            Route("/v2/{model}", self.submit, methods=["POST"]),
+            Route("/v2/requests/{request_id}", self.result, methods=["GET"]),
+            Route("/v1/requests/{request_id}", self.result, methods=["GET"]),
+            Route("/v1/{model}", self.run_sync, methods=["POST"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+        ]
 
-async def submit(request: Request) -> Response:
-    """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
-    job, rule = await _accept(request, sync=False)
-    return faults.respond(JSONResponse(wire.submit_body(job, _base(request))), rule)
+    async def submit(self, request: Request) -> Response:
+        """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
+        job, rule = await self._accept(request, sync=False)
+        return faults.respond(JSONResponse(wire.submit_body(job, base_url(request))), rule)
 
-
-async def _wait_for_end(request: Request, job: Job) -> bool:
-    """Wait for the job's end on the fake's clock; False if the client hung up first.
-
-    A frozen clock may never get there: without this, an abandoned call would wait forever and
-    hold up the server's shutdown.
-    """
-    ended = False
-    async with anyio.create_task_group() as waiting:
-
-        async def watch_for_hang_up() -> None:
-            # The body is read: the next message is the disconnect, whenever it comes.
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            waiting.cancel_scope.cancel()
-
-        waiting.start_soon(watch_for_hang_up)
-        await _mock(request).clock.wait_until(job.finished_at)
-        ended = True
-        waiting.cancel_scope.cancel()
-    return ended
-
-
-async def run_sync(request: Request) -> Response:
-    """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
-    mock = _mock(request)
-    job, rule = await _accept(request, sync=True)
-    if not await _wait_for_end(request, job):
-        return Response(status_code=wire.CLIENT_GONE_STATUS)  # recorded in the journal only
-    headers = wire.sync_headers(job, mock.billing(job))
-    if job.error is not None:
-        return faults.respond(JSONResponse(wire.error_body(job.error), wire.SYNC_FAILED_STATUS, headers), rule)
-    video = await mock.video(job)
-    if job.params["base64"]:
-        response = JSONResponse({wire.BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers)
-    else:
-        response = Response(video, media_type=wire.VIDEO_CONTENT_TYPE, headers=headers)
-    return faults.respond(response, rule)
-
-
-async def status(request: Request) -> Response:
-    """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
-    _api_key(request)
-    mock = _mock(request)
-    job, state, rule = mock.poll(request.path_params["request_id"], "status")
-    body = wire.status_body(job, state, _base(request), mock.billing(job))
-    return faults.respond(JSONResponse(body, wire.FAILED_STATUS if state is State.FAILED else 200), rule)
-
-
-async def result(request: Request) -> Response:
-    """`GET /v2/requests/{id}` (and the poll URL): the final body, FAILED served as 422."""
-    _api_key(request)
-    mock = _mock(request)
-    job, state, rule = mock.poll(request.path_params["request_id"], "result")
-    if state is State.FAILED:
-        response = JSONResponse(wire.failed_body(job), wire.FAILED_STATUS)
-    elif state is State.COMPLETED:
+    async def run_sync(self, request: Request) -> Response:
+        """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
+        mock = self.mock
+        job, rule = await self._accept(request, sync=True)
+        if not await self._wait_for_end(request, job):
+            return Response(status_code=wire.CLIENT_GONE_STATUS)  # recorded in the journal only
+        headers = wire.sync_headers(job, mock.billing(job))
+        if job.error is not None:
+            return faults.respond(JSONResponse(wire.error_body(job.error), wire.SYNC_FAILED_STATUS, headers), rule)
         video = await mock.video(job)
-        response = JSONResponse(wire.completed_body(job, _base(request), video, mock.billing(job)))
-    else:
-        response = JSONResponse(wire.pending_result_body(job, state, _base(request)))
-    return faults.respond(response, rule)
+        if job.params["base64"]:
+            encoded = base64.b64encode(video).decode()
+            response: Response = JSONResponse({wire.BASE64_VIDEO_KEY: encoded}, headers=headers)
+        else:
+            response = Response(video, media_type=wire.VIDEO_CONTENT_TYPE, headers=headers)
+        return faults.respond(response, rule)
 
+    async def status(self, request: Request) -> Response:
+        """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
+        self._api_key(request)
+        mock = self.mock
+        job, state, rule = mock.poll(request.path_params["request_id"], "status")
+        body = wire.status_body(job, state, base_url(request), mock.billing(job))
+        return faults.respond(JSONResponse(body, wire.FAILED_STATUS if state is State.FAILED else 200), rule)
 
-async def output(request: Request) -> Response:
-    """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
-    mock = _mock(request)
-    request_id = request.path_params["request_id"]
-    job = mock.store.output(request_id, mock.clock.now())
-    if job is None:
-        raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
-    return media.ranged_response(request, await mock.video(job), wire.VIDEO_CONTENT_TYPE)
+    async def result(self, request: Request) -> Response:
+        """`GET /v2/requests/{id}` (and the poll URL): the final body, FAILED served as 422."""
+        self._api_key(request)
+        mock = self.mock
+        job, state, rule = mock.poll(request.path_params["request_id"], "result")
+        if state is State.FAILED:
+            response = JSONResponse(wire.failed_body(job), wire.FAILED_STATUS)
+        elif state is State.COMPLETED:
+            video = await mock.video(job)
+            response = JSONResponse(wire.completed_body(job, base_url(request), video, mock.billing(job)))
+        else:
+            response = JSONResponse(wire.pending_result_body(job, state, base_url(request)))
+        return faults.respond(response, rule)
 
+    async def openapi(self, request: Request) -> Response:
+        """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
+        return JSONResponse(openapi_document(base_url(request)))
 
-async def openapi(request: Request) -> Response:
-    """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
-    return JSONResponse(openapi_document(_base(request)))
+    def _api_key(self, request: Request) -> str:
+        key = request.headers.get("x-api-key", "")
+        if not key:
+            raise wire.ApiError(401, wire.MISSING_KEY)
+        self.mock.accounts.authenticate(key)  # 401 for a key the config does not declare
+        return key
 
+    async def _accept(self, request: Request, *, sync: bool) -> tuple[Job, Rule | None]:
+        mock = self.mock
+        api_key = self._api_key(request)
+        model = request.path_params["model"]
+        model_spec(model)  # an unknown model is 404 before its body is read
+        override = _override(request)
+        payload = await read_json_object(request, mock.settings.max_body_bytes)
+        submit = functools.partial(mock.submit, model, payload, api_key, sync=sync, override=override)
+        if mock.reads_image(model, payload):
+            return await anyio.to_thread.run_sync(submit)
+        return submit()
 
-# The hottest routes first: Starlette tries them in order.
-ROUTES = [
-    Route("/v2/requests/{request_id}/status", status, methods=["GET"]),
-    Route("/v2/{model}", submit, methods=["POST"]),
-    Route("/v2/requests/{request_id}", result, methods=["GET"]),
-    Route("/v1/requests/{request_id}", result, methods=["GET"]),
-    Route("/v1/{model}", run_sync, methods=["POST"]),
-    Route("/_mock/outputs/{request_id}.mp4", output, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-]
+    async def _wait_for_end(self, request: Request, job: Job) -> bool:
+        """Wait for the job's end on the fake's clock; False if the client hung up first.
+
+        A frozen clock may never get there: without this, an abandoned call would wait forever and
+        hold up the server's shutdown.
+        """
+        ended = False
+        async with anyio.create_task_group() as waiting:
+
+            async def watch_for_hang_up() -> None:
+                # The body is read: the next message is the disconnect, whenever it comes.
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                waiting.cancel_scope.cancel()
+
+            waiting.start_soon(watch_for_hang_up)
+            await self.mock.clock.wait_until(job.finished_at)
+            ended = True
+            waiting.cancel_scope.cancel()
+        return ended

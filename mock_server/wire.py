@@ -84,6 +84,18 @@ def not_found(request_id: str) -> ApiError:
     return ApiError(404, f"Request {request_id} not found")
 
 
+def no_route(method: str, path: str) -> ApiError:
+    """The 404 for a path the fake does not serve (GUESS: the service's own answer is unknown)."""
+    return ApiError(404, f"No route for {method} {path}: see the README for the fake's routes")
+
+
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> ApiError:
+    """The 405 for a served path called with another method, naming the ones it takes (GUESS)."""
+    allow = ", ".join(allowed)
+    message = f"Method {method} is not allowed on {path}" + (f"; use {allow}" if allow else "")
+    return ApiError(405, message, {"Allow": allow})
+
+
 def rate_limit_headers(reset_at: float) -> dict[str, str]:
     """Headers of a 429: when the client may try again, in UTC (2ND; format GUESS)."""
     return {"x-rate-limit-reset-at-utc": utc(reset_at)}
