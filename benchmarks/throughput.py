@@ -31,23 +31,17 @@ WARMUP_SECONDS = 0.3
 
 @dataclass(frozen=True)
 class Throughput:
-    """Requests per second and server CPU per request of one route on both servers."""
+    """One route on each server: medians over paired rounds, and the spread of the CPU ratio."""
 
     route: str
-    fake: float
+    fake: float  # requests per second
     bare: float
-    fake_cpu_us: float
+    fake_cpu_us: float  # server CPU time per request
     bare_cpu_us: float
-
-    @property
-    def ratio(self) -> float:
-        """The fake's throughput as a share of bare Starlette's."""
-        return self.fake / self.bare
-
-    @property
-    def cpu_ratio(self) -> float:
-        """Bare Starlette's CPU per request as a share of the fake's: the throughput ratio without noise."""
-        return self.bare_cpu_us / self.fake_cpu_us
+    ratio: float  # median over rounds of fake / bare requests per second
+    cpu_ratio: float  # median over rounds of bare / fake CPU per request: the ratio with less noise
+    cpu_ratio_range: tuple[float, float]
+    floor: float | None  # bare reading and parsing the body, CPU ratio to bare (submit only)
 
 
 @dataclass
@@ -88,48 +82,66 @@ def _requests(url: str, ids: list[str]) -> dict[str, list[bytes]]:
     return {"submit": [submit], "status": status}
 
 
-def measure(seconds: float = 2.0, rounds: int = 3, connections: int = 16) -> list[Throughput]:
-    """Measure both routes on both servers, alternating, and keep each one's median.
+def _run(server: Server, requests: list[bytes], seconds: float, connections: int) -> tuple[float, float]:
+    """Requests per second and server CPU microseconds per request, after a short warm-up."""
+    load(server.url, requests, connections, WARMUP_SECONDS, warmup=0)
+    before = server.cpu_seconds()
+    result = load(server.url, requests, connections, seconds, warmup=0)
+    used = server.cpu_seconds() - before
+    if result.errors:
+        raise RuntimeError(f"{server.url} answered {result.errors} errors")
+    return result.per_second, used / result.requests * 1e6
 
-    Besides requests per second, the server process's own CPU time per request is recorded: on a
-    shared machine other processes steal time from the server and the generator alike, which moves
-    throughput from run to run but leaves CPU per request nearly unchanged.
+
+def measure(seconds: float = 1.0, rounds: int = 7, connections: int = 16) -> list[Throughput]:
+    """Measure both routes on each server in paired rounds and keep the medians.
+
+    Each round runs the servers back to back, in alternating order, and takes their ratio then:
+    other processes on a shared machine slow everything for seconds at a time, which moves the
+    absolute figures by a factor of two but a paired ratio much less. Besides requests per second,
+    each server process's own CPU time per request is recorded, which noise moves least of all.
     """
     fake_command = [*FAKE_COMMAND, "--port", "0", "--speed", "0"]
-    with serving(fake_command) as fake, serving(BARE_COMMAND) as bare:
+    with serving(fake_command) as fake, serving(BARE_COMMAND) as bare, serving([*BARE_COMMAND, "--read-body"]) as floor:
         with httpx.Client(base_url=fake.url, headers={"x-api-key": API_KEY}) as client:
             ids = [client.post("/v2/svd", json=MODELS["svd"].example).json()["request_id"] for _ in range(STATUS_IDS)]
-        servers = {"fake": fake, "bare": bare}
-        plans = {name: _requests(server.url, ids) for name, server in servers.items()}
-        rates: dict[tuple[str, str], list[float]] = {}
-        cpu: dict[tuple[str, str], list[float]] = {}
-        for _ in range(rounds):
-            for route in ("submit", "status"):
-                for name, server in servers.items():
-                    load(server.url, plans[name][route], connections, WARMUP_SECONDS, warmup=0)
-                    before = server.cpu_seconds()
-                    result = load(server.url, plans[name][route], connections, seconds, warmup=0)
-                    used = server.cpu_seconds() - before
-                    if result.errors:
-                        raise RuntimeError(f"{name} answered {result.errors} errors on {route}")
-                    rates.setdefault((route, name), []).append(result.per_second)
-                    cpu.setdefault((route, name), []).append(used / result.requests * 1e6)
+        servers = {"fake": fake, "bare": bare, "floor": floor}
+        rows = []
+        for route in ("submit", "status"):
+            names = ["fake", "bare", "floor"] if route == "submit" else ["fake", "bare"]
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+            for round_number in range(rounds):
+                for name in names if round_number % 2 == 0 else names[::-1]:
+                    plan = _requests(servers[name].url, ids)[route]
+                    runs[name].append(_run(servers[name], plan, seconds, connections))
+            rows.append(_row(route, runs))
+    return rows
+
+
+def _row(route: str, runs: dict[str, list[tuple[float, float]]]) -> Throughput:
     median = statistics.median
-    return [
-        Throughput(
-            route,
-            median(rates[route, "fake"]),
-            median(rates[route, "bare"]),
-            median(cpu[route, "fake"]),
-            median(cpu[route, "bare"]),
-        )
-        for route in ("submit", "status")
-    ]
+    fake, bare = runs["fake"], runs["bare"]
+    cpu_ratios = [bare_cpu / fake_cpu for (_, fake_cpu), (_, bare_cpu) in zip(fake, bare, strict=True)]
+    floor = runs.get("floor")
+    return Throughput(
+        route,
+        fake=median(rate for rate, _ in fake),
+        bare=median(rate for rate, _ in bare),
+        fake_cpu_us=median(cpu for _, cpu in fake),
+        bare_cpu_us=median(cpu for _, cpu in bare),
+        ratio=median(fake_rate / bare_rate for (fake_rate, _), (bare_rate, _) in zip(fake, bare, strict=True)),
+        cpu_ratio=median(cpu_ratios),
+        cpu_ratio_range=(min(cpu_ratios), max(cpu_ratios)),
+        floor=median(b / f for (_, f), (_, b) in zip(floor, bare, strict=True)) if floor else None,
+    )
 
 
 if __name__ == "__main__":
     for row in measure():
+        low, high = row.cpu_ratio_range
+        floor = f"; bare reading the body: {row.floor:.2f}" if row.floor is not None else ""
         print(
             f"{row.route}: fake {row.fake:.0f}/s, bare {row.bare:.0f}/s, ratio {row.ratio:.2f}; "
-            f"CPU/request fake {row.fake_cpu_us:.1f} us, bare {row.bare_cpu_us:.1f} us, ratio {row.cpu_ratio:.2f}"
+            f"CPU/request fake {row.fake_cpu_us:.1f} us, bare {row.bare_cpu_us:.1f} us, "
+            f"ratio {row.cpu_ratio:.2f} ({low:.2f}-{high:.2f}){floor}"
         )

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 ParamType = Literal["integer", "number", "boolean", "string", "image"]
@@ -104,7 +105,7 @@ class ModelSpec:
         """Return the parameter called `name`."""
         return next(param for param in self.params if param.name == name)
 
-    @property
+    @cached_property  # read on every submission
     def image_param(self) -> Param:
         """The parameter that carries the input image."""
         return next(param for param in self.params if param.type == "image")

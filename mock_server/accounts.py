@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from contracts import MODELS
 from contracts.spec import is_number
@@ -129,14 +129,17 @@ def round_credits(credits: float) -> float:
     return round(credits, 6)
 
 
-@dataclass(order=True)
-class Charge:
-    """A job's price, due when the job ends; `billed` is False for a job that will fail."""
+class Charge(NamedTuple):
+    """A job's price, due when the job ends; `billed` is False for a job that will fail.
+
+    A tuple, so the ledger's heap orders charges by `due` (then the unique request id) in C: one
+    is pushed on every submission.
+    """
 
     due: float
     request_id: str
-    price: float = field(compare=False)
-    billed: bool = field(compare=False)
+    price: float
+    billed: bool
 
 
 @dataclass(frozen=True)

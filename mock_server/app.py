@@ -59,11 +59,12 @@ class App:
                 await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        recording = Recording(scope, receive, send)
+        recording = Recording(scope, receive, send, self.mock.journal, self.mock.clock)
         try:
             response = await self._respond(scope, recording.receive)
             await response(scope, recording.receive, recording.send)
         except faults.ConnectionDropped as dropped:
+            recording.finish()  # before the client can see its connection close
             await faults.drop_connection(receive, dropped)
         except ClientDisconnect:
             pass  # the client left while sending its body: nobody is left to answer
@@ -74,7 +75,7 @@ class App:
                 await _server_error_response(error)(scope, recording.receive, recording.send)
             raise
         finally:
-            self.mock.journal.record(recording.entry(self.mock.clock.now()))
+            recording.finish()
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         try:

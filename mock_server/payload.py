@@ -23,6 +23,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: `json.loads` with options builds a decoder on every call, a third of a submit's parsing.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Return the raw body, answering 413 as soon as it is known to pass `limit` bytes."""
     declared = request.headers.get("content-length", "")
@@ -67,7 +71,7 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as error:
         raise ApiError(400, f"Request body is not valid UTF-8 (byte {error.start}): send UTF-8 JSON") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise ApiError(400, "Request body is nested too deeply: send a flat JSON object of parameters") from None
     except ValueError as error:

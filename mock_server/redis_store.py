@@ -411,8 +411,6 @@ class RedisJournal:
         # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
         for name in _ENTRY_BYTES:
             fields[name] = getattr(entry, name).decode("latin-1")
-        for name in _ENTRY_HEADERS:
-            fields[name] = [[key.decode("latin-1"), value.decode("latin-1")] for key, value in getattr(entry, name)]
         self._record(keys=[self._key], args=[json.dumps(fields), self.size])
 
     def entries(self) -> list[dict[str, Any]]:
@@ -424,16 +422,13 @@ class RedisJournal:
         self._redis.delete(self._key)
 
 
-_ENTRY_BYTES = ("query", "request_body", "response_body")
-_ENTRY_HEADERS = ("request_headers", "response_headers")
+_ENTRY_BYTES = ("query", "api_key", "request_body", "response_type", "response_body")
 
 
 def _entry(raw: str) -> Entry:
     fields = json.loads(raw)
     for name in _ENTRY_BYTES:
         fields[name] = fields[name].encode("latin-1")
-    for name in _ENTRY_HEADERS:
-        fields[name] = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in fields[name]]
     return Entry(**fields)
 
 
