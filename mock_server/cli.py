@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
-from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS
 from contracts import cli as contract_cli
 from mock_server import server
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
+from mock_server.app import App
 from mock_server.backend import MEMORY, STORE_VARIABLE, StoreError, shared_url
 from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock, Settings
@@ -215,7 +215,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_app(settings: Settings) -> Starlette:
+def worker_app(settings: Settings) -> App:
     """The app one worker process serves: its own fake on the shared store."""
     return SegmindMock(settings).app
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import httpx
 import pytest
 
@@ -88,3 +90,20 @@ def test_a_429_far_in_the_simulated_future_still_names_a_date(http: httpx.Client
     response = http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-mock-status": "429"})
     assert response.status_code == 429
     assert response.headers["x-rate-limit-reset-at-utc"] == "9999-12-31T23:59:59Z"
+
+
+class BrokenFake(SegmindMock):
+    """A fake with a bug: every submission raises."""
+
+    def submit(self, *args: object, **kwargs: object) -> NoReturn:
+        raise RuntimeError("a bug in the fake")
+
+
+def test_a_bug_in_the_fake_is_a_500_in_the_envelope_and_journaled() -> None:
+    mock = BrokenFake(Settings(speed=0))
+    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
+        response = http.post("/v2/svd", json=MODELS["svd"].example)
+        assert response.status_code == 500
+        assert response.json() == {"error": "The fake failed unexpectedly: RuntimeError: a bug in the fake"}
+        assert http.get("/_mock/health").status_code == 200  # the fake carries on
+    assert [(entry["path"], entry["status"]) for entry in mock.requests] == [("/v2/svd", 500)]
