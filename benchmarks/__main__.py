@@ -56,6 +56,7 @@ def report() -> str:
                 f"{row.fake_cpu_us:.1f}",
                 f"{row.bare_cpu_us:.1f}",
                 f"**{row.cpu_ratio:.2f}** ({low:.2f} to {high:.2f})",
+                f"{row.journal_off:.2f}",
                 f"{row.floor:.2f}" if row.floor is not None else "",
             ]
         )
@@ -69,6 +70,7 @@ def report() -> str:
             "fake CPU µs/req",
             "bare CPU µs/req",
             "CPU ratio, bare/fake (spread over rounds)",
+            "fake with --journal-size 0",
             "floor: bare reading the body",
         ],
         rows,

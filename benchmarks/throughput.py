@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ class Throughput:
     ratio: float  # median over rounds of fake / bare requests per second
     cpu_ratio: float  # median over rounds of bare / fake CPU per request: the ratio with less noise
     cpu_ratio_range: tuple[float, float]
+    journal_off: float  # the fake served with `--journal-size 0`, CPU ratio to bare
     floor: float | None  # bare reading and parsing the body, CPU ratio to bare (submit only)
 
 
@@ -102,27 +103,42 @@ def measure(seconds: float = 1.0, rounds: int = 7, connections: int = 16) -> lis
     each server process's own CPU time per request is recorded, which noise moves least of all.
     """
     fake_command = [*FAKE_COMMAND, "--port", "0", "--speed", "0"]
-    with serving(fake_command) as fake, serving(BARE_COMMAND) as bare, serving([*BARE_COMMAND, "--read-body"]) as floor:
-        with httpx.Client(base_url=fake.url, headers={"x-api-key": API_KEY}) as client:
-            ids = [client.post("/v2/svd", json=MODELS["svd"].example).json()["request_id"] for _ in range(STATUS_IDS)]
-        servers = {"fake": fake, "bare": bare, "floor": floor}
+    commands = {
+        "fake": fake_command,
+        "bare": BARE_COMMAND,
+        "journal off": [*fake_command, "--journal-size", "0"],
+        "floor": [*BARE_COMMAND, "--read-body"],
+    }
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(serving(command)) for name, command in commands.items()}
+        ids = {name: _submit_jobs(servers[name].url) for name in ("fake", "journal off")}
+        ids["bare"] = ids["floor"] = ids["fake"]  # they answer any id alike
         rows = []
         for route in ("submit", "status"):
-            names = ["fake", "bare", "floor"] if route == "submit" else ["fake", "bare"]
+            names = [name for name in commands if route == "submit" or name != "floor"]
             runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
             for round_number in range(rounds):
                 for name in names if round_number % 2 == 0 else names[::-1]:
-                    plan = _requests(servers[name].url, ids)[route]
+                    plan = _requests(servers[name].url, ids[name])[route]
                     runs[name].append(_run(servers[name], plan, seconds, connections))
             rows.append(_row(route, runs))
     return rows
+
+
+def _submit_jobs(url: str) -> list[str]:
+    """Submit the jobs the status route polls; return their ids."""
+    with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as client:
+        return [client.post("/v2/svd", json=MODELS["svd"].example).json()["request_id"] for _ in range(STATUS_IDS)]
 
 
 def _row(route: str, runs: dict[str, list[tuple[float, float]]]) -> Throughput:
     median = statistics.median
     fake, bare = runs["fake"], runs["bare"]
     cpu_ratios = [bare_cpu / fake_cpu for (_, fake_cpu), (_, bare_cpu) in zip(fake, bare, strict=True)]
-    floor = runs.get("floor")
+
+    def cpu_ratio(name: str) -> float:
+        return median(bare_cpu / cpu for (_, cpu), (_, bare_cpu) in zip(runs[name], bare, strict=True))
+
     return Throughput(
         route,
         fake=median(rate for rate, _ in fake),
@@ -132,7 +148,8 @@ def _row(route: str, runs: dict[str, list[tuple[float, float]]]) -> Throughput:
         ratio=median(fake_rate / bare_rate for (fake_rate, _), (bare_rate, _) in zip(fake, bare, strict=True)),
         cpu_ratio=median(cpu_ratios),
         cpu_ratio_range=(min(cpu_ratios), max(cpu_ratios)),
-        floor=median(b / f for (_, f), (_, b) in zip(floor, bare, strict=True)) if floor else None,
+        journal_off=cpu_ratio("journal off"),
+        floor=cpu_ratio("floor") if "floor" in runs else None,
     )
 
 
@@ -143,5 +160,5 @@ if __name__ == "__main__":
         print(
             f"{row.route}: fake {row.fake:.0f}/s, bare {row.bare:.0f}/s, ratio {row.ratio:.2f}; "
             f"CPU/request fake {row.fake_cpu_us:.1f} us, bare {row.bare_cpu_us:.1f} us, "
-            f"ratio {row.cpu_ratio:.2f} ({low:.2f}-{high:.2f}){floor}"
+            f"ratio {row.cpu_ratio:.2f} ({low:.2f}-{high:.2f}); journal off: {row.journal_off:.2f}{floor}"
         )

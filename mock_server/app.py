@@ -14,7 +14,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
-from mock_server.journal import Recording
+from mock_server.journal import Recording, Unrecorded
 from mock_server.responses import JSONResponse
 from mock_server.routes import SegmindRoutes
 
@@ -59,23 +59,28 @@ class App:
                 await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        recording = Recording(scope, receive, send, self.mock.journal, self.mock.clock)
+        journal = self.mock.journal
+        # A journal of size 0 (`--journal-size 0`) keeps nothing, so nothing is recorded.
+        exchange = (
+            Recording(scope, receive, send, journal, self.mock.clock) if journal.size else Unrecorded(receive, send)
+        )
         try:
-            response = await self._respond(scope, recording.receive)
-            await response(scope, recording.receive, recording.send)
-        except faults.ConnectionDropped as dropped:
-            recording.finish()  # before the client can see its connection close
-            await faults.drop_connection(receive, dropped)
-        except ClientDisconnect:
-            pass  # the client left while sending its body: nobody is left to answer
-        except Exception as error:
-            # Never expected: a 500 without a scenario asking for it is a bug in the fake. Answer it
-            # in the envelope if nothing was sent yet, then let the server log it.
-            if recording.status is None:
-                await _server_error_response(error)(scope, recording.receive, recording.send)
-            raise
+            try:
+                response = await self._respond(scope, exchange.receive)
+            except ClientDisconnect:
+                return  # the client left while sending its body: nobody is left to answer
+            except Exception as error:
+                # Never expected: a 500 without a scenario asking for it is a bug in the fake.
+                # Answer it in the envelope, then let the server log it.
+                await _server_error_response(error)(scope, exchange.receive, exchange.send)
+                raise
+            try:
+                await response(scope, exchange.receive, exchange.send)
+            except faults.ConnectionDropped as dropped:
+                exchange.finish()  # before the client can see its connection close
+                await faults.drop_connection(receive, dropped)
         finally:
-            recording.finish()
+            exchange.finish()
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         try:

@@ -30,6 +30,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _whole(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more (got {text})")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -75,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--journal-size",
-        type=_positive,
+        type=_whole,
         default=defaults.journal_size,
-        help="how many exchanges GET /_mock/requests keeps (default: %(default)s)",
+        help="how many exchanges GET /_mock/requests keeps; 0 records none, the fastest for load tests "
+        "(default: %(default)s)",
     )
     serve.add_argument(
         "--config",

@@ -70,6 +70,8 @@ class Entry:
 class JournalStore(Protocol):
     """Where the journal is kept: in the process (`Journal`) or shared (the Redis store)."""
 
+    size: int  # the exchanges it keeps; 0 keeps none, and the app then records nothing
+
     def record(self, entry: Entry) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
 
@@ -84,6 +86,7 @@ class Journal:
     """A bounded record of the latest exchanges, oldest first."""
 
     def __init__(self, size: int = JOURNAL_SIZE) -> None:
+        self.size = size
         self._entries: deque[Entry] = deque(maxlen=size)
         self._lock = threading.Lock()
 
@@ -164,6 +167,19 @@ class Recording:
             self._response.body(),
             self._response.size,
         )
+
+
+class Unrecorded:
+    """Stands in for a Recording when the journal keeps nothing: the server's own `receive` and `send`."""
+
+    __slots__ = ("receive", "send")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive = receive
+        self.send = send
+
+    def finish(self) -> None:
+        """Nothing to journal."""
 
 
 class _Capture:

@@ -81,6 +81,20 @@ def test_a_busy_port_is_reported_plainly() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
 
 
+def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve) -> None:
+    _, url, _ = serve("--speed", "0", "--journal-size", "0")
+    svd = MODELS["svd"].example
+    with httpx.Client(base_url=url, headers={"x-api-key": "SG_0123456789abcdef"}) as http:
+        job = http.post("/v2/svd", json=svd).json()
+        assert http.get(job["status_url"]).json()["status"] == "QUEUED"
+        assert http.post("/_mock/scenarios", json={"outcome": "disconnect", "times": 1}).status_code == 201
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post("/v2/svd", json=svd)  # network faults still reach the client without a journal
+        assert http.post("/v2/svd", json=svd).status_code == 200
+        assert http.get("/_mock/health").json()["jobs"] == 3  # the dropped submission's job runs too
+        assert http.get("/_mock/requests").json() == []
+
+
 def test_bad_speed_is_refused_by_the_parser() -> None:
     run = subprocess.run([*COMMAND, "--speed", "-1"], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
