@@ -31,7 +31,7 @@ class Entry:
     """One exchange, kept raw as the server saw it; decoding waits until someone reads the journal.
 
     Of the headers, only the two the journal shows are kept: holding whole header lists for a
-    thousand exchanges costs a fifth of each poll's time in a server, in memory that cannot be reused.
+    thousand exchanges measurably slowed every poll in a server (docs/benchmarks.md).
     """
 
     at: float
