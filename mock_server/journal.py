@@ -115,7 +115,17 @@ class Recording:
     only, and decoding waits for Entry.to_dict.
     """
 
-    __slots__ = ("_clock", "_journal", "_receive", "_request", "_response", "_send", "response_type", "scope", "status")
+    __slots__ = (
+        "_clock",
+        "_journal",
+        "_receive",
+        "_request",
+        "_response",
+        "_response_type",
+        "_send",
+        "_status",
+        "scope",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, journal: JournalStore, clock: SimClock) -> None:
         self.scope = scope
@@ -125,8 +135,8 @@ class Recording:
         self._clock = clock
         self._request = _Capture()
         self._response = _Capture()
-        self.status: int | None = None  # None until a response starts; stays None for a dropped connection
-        self.response_type = b""
+        self._status: int | None = None  # None until a response starts; stays None for a dropped connection
+        self._response_type = b""
 
     async def receive(self) -> Message:
         """Receive from the server, keeping the request body's head."""
@@ -142,8 +152,8 @@ class Recording:
             if not message.get("more_body", False):
                 self.finish()
         elif message["type"] == "http.response.start":
-            self.status = message["status"]
-            self.response_type = header(message.get("headers", []), b"content-type")
+            self._status = message["status"]
+            self._response_type = header(message.get("headers", []), b"content-type")
         await self._send(message)
 
     def finish(self) -> None:
@@ -162,8 +172,8 @@ class Recording:
             header(scope["headers"], b"x-api-key"),
             self._request.body(),
             self._request.size,
-            self.status,
-            self.response_type,
+            self._status,
+            self._response_type,
             self._response.body(),
             self._response.size,
         )
