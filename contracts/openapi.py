@@ -7,9 +7,15 @@ from typing import Any
 from contracts import responses
 from contracts.models import MODELS
 from contracts.responses import ERROR_CODES, RESULT_RETENTION_SECONDS, Schema
-from contracts.spec import IMAGE_PATTERN, ModelSpec, Param
+from contracts.spec import IMAGE_PATTERN, INTEGER_TEXT_PATTERN, ModelSpec, Param
 
 LIVE_URL = "https://api.segmind.com"
+# The documented endpoints, as path templates (DOCS): the fake routes them and builds its URLs from them.
+SUBMIT_PATH = "/v2/{model}"
+SYNC_PATH = "/v1/{model}"
+STATUS_PATH = "/v2/requests/{request_id}/status"
+RESULT_PATH = "/v2/requests/{request_id}"
+POLL_PATH = "/v1/requests/{request_id}"
 API_KEY_HEADER = "x-api-key"
 # Where the official SDK, and the tools here, read the API key from (SDK).
 API_KEY_VARIABLE = "SEGMIND_API_KEY"
@@ -56,11 +62,11 @@ def openapi_document(server_url: str = LIVE_URL) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of both models' v2 and v1 endpoints, served at `server_url`."""
     paths: dict[str, Any] = {}
     for spec in MODELS.values():
-        paths[f"/v2/{spec.slug}"] = {"post": _submit(spec)}
-        paths[f"/v1/{spec.slug}"] = {"post": _sync(spec)}
-    paths["/v2/requests/{request_id}/status"] = {"get": _poll(STATUS_OPERATION, "The request's status", "Status")}
-    paths["/v2/requests/{request_id}"] = {"get": _poll(RESULT_OPERATION, "The request's result", "Result")}
-    paths["/v1/requests/{request_id}"] = {
+        paths[SUBMIT_PATH.format(model=spec.slug)] = {"post": _submit(spec)}
+        paths[SYNC_PATH.format(model=spec.slug)] = {"post": _sync(spec)}
+    paths[STATUS_PATH] = {"get": _poll(STATUS_OPERATION, "The request's status", "Status")}
+    paths[RESULT_PATH] = {"get": _poll(RESULT_OPERATION, "The request's result", "Result")}
+    paths[POLL_PATH] = {
         "get": _poll(POLL_OPERATION, "The request's result at the submit response's poll_url", "Result")
     }
     return {
@@ -147,7 +153,7 @@ def _sync(spec: ModelSpec) -> dict[str, Any]:
         "operationId": f"run-{spec.slug}",
         "summary": f"{spec.title}: run and wait for the video (sync, v1)",
         "requestBody": _body(spec),
-        "responses": {"200": video, str(responses.FAILED_STATUS): failed, **_errors(responses.SUBMIT_ERROR_CODES)},
+        "responses": {"200": video, str(responses.SYNC_FAILED_STATUS): failed, **_errors(responses.SUBMIT_ERROR_CODES)},
     }
 
 
@@ -175,6 +181,6 @@ def _poll(operation_id: str, summary: str, schema: str) -> dict[str, Any]:
 def _integer_text_pattern(param: Param) -> str:
     # Integer text as the validator reads it (leading zeros allowed), limited to the enum if any.
     if param.enum is None:
-        return "^-?[0-9]+$"
+        return INTEGER_TEXT_PATTERN
     options = "|".join(f"-0*{-value}" if value < 0 else f"0*{value}" for value in param.enum)
     return f"^(?:{options})$"

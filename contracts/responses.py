@@ -22,8 +22,15 @@ WAITING_STATES = ("QUEUED", "PROCESSING")
 FINAL_STATES = ("COMPLETED", "FAILED")
 # A FAILED request is served with this status, on the status and result endpoints alike (DOCS, SDK).
 FAILED_STATUS = 422
+# A v1 call whose job fails answers this status with the error envelope (GUESS, like v2's FAILED).
+SYNC_FAILED_STATUS = FAILED_STATUS
 # Results and statuses are kept this long after submission, then every poll endpoint is 404 (DOCS).
 RESULT_RETENTION_SECONDS = 3600.0
+# Rate limits count requests in a sliding window of one minute (DOCS); a 429 says when the client
+# may try again in this header, as UTC (2ND), written in this format (GUESS).
+RATE_LIMIT_WINDOW_SECONDS = 60.0
+RATE_LIMIT_RESET_HEADER = "x-rate-limit-reset-at-utc"
+RATE_LIMIT_RESET_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # The documented error codes and their meanings, common to both models (DOCS).
 ERROR_CODES: dict[int, str] = {

@@ -16,7 +16,9 @@ ParamType = Literal["integer", "number", "boolean", "string", "image"]
 # strategies rely on it: their wrong types for an integer are non-integral floats only.
 INTEGRAL_FLOATS_ARE_INTEGERS = True
 
-_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+# An integer written as text, such as "14" or "-1"; the OpenAPI document repeats it verbatim.
+INTEGER_TEXT_PATTERN = r"^-?[0-9]+$"
+_INTEGER_TEXT = re.compile(INTEGER_TEXT_PATTERN)
 
 # What counts as an input image, as one regular expression that the OpenAPI document repeats
 # verbatim, so generated and checked values agree: an http(s) URL with a host, a base64 data:

@@ -27,7 +27,16 @@ from hypothesis import strategies as st
 
 from contracts import responses
 from contracts.models import MODELS
-from contracts.responses import FAILED_STATUS, FINAL_STATES, STATES, problems
+from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH
+from contracts.responses import (
+    FAILED_STATUS,
+    FINAL_STATES,
+    RATE_LIMIT_RESET_FORMAT,
+    RATE_LIMIT_RESET_HEADER,
+    RATE_LIMIT_WINDOW_SECONDS,
+    STATES,
+    problems,
+)
 from contracts.strategies import invalid_cases, invalid_payloads, valid_payloads
 
 # Every rule the suite checks, by the name its violations carry.
@@ -52,8 +61,6 @@ SHOWN_PER_RULE = 3
 # real time; against the fake the suite moves its clock instead, as far as the reset needs).
 RATE_LIMIT_RETRIES = 3
 RATE_LIMIT_WAIT_CAP_SECONDS = 90.0
-# The documented rate-limit window: the wait when a 429 says nothing readable about its reset.
-RATE_LIMIT_WINDOW_SECONDS = 60.0
 _TEXT_LIMIT = 300
 
 
@@ -214,8 +221,8 @@ class _Run:
     def _missing_key(self) -> None:
         model = self.options.models[0]
         for method, url, body in (
-            ("POST", f"{self.base}/v2/{model}", dict(MODELS[model].example)),
-            ("GET", f"{self.base}/v2/requests/{uuid.uuid4()}/status", None),
+            ("POST", self.base + SUBMIT_PATH.format(model=model), dict(MODELS[model].example)),
+            ("GET", self.base + STATUS_PATH.format(request_id=uuid.uuid4()), None),
         ):
             response, sent = self._call(method, url, body, key=False)
             self._expect(response.status_code == 401, "missing-key-401", "answered without 401", sent, response)
@@ -223,7 +230,8 @@ class _Run:
 
     def _unknown_ids(self) -> None:
         request_id = uuid.uuid4()
-        for url in (f"{self.base}/v2/requests/{request_id}/status", f"{self.base}/v2/requests/{request_id}"):
+        for path in (STATUS_PATH, RESULT_PATH):
+            url = self.base + path.format(request_id=request_id)
             response, sent = self._call("GET", url)
             self._expect(response.status_code == 404, "unknown-id-404", "answered without 404", sent, response)
             self._envelope(response, sent)
@@ -235,7 +243,7 @@ class _Run:
             cases += [(model, payload, broken) for payload, broken in [*invalid_cases(model), *generated]]
         self.progress(f"[2/4] {len(cases)} invalid payloads, each breaking one documented rule (free)")
         for index, (model, payload, broken) in enumerate(cases, 1):
-            response, sent = self._call("POST", f"{self.base}/v2/{model}", payload)
+            response, sent = self._call("POST", self.base + SUBMIT_PATH.format(model=model), payload)
             message = f"{model} payload breaking {broken} answered {response.status_code}, not 400"
             self._expect(response.status_code == 400, "invalid-refused", message, sent, response)
             self._envelope(response, sent)
@@ -275,7 +283,7 @@ class _Run:
                 yield "valid-accepted", model, payload
 
     def _submit(self, rule: str, model: str, payload: dict[str, Any], expect_failed: bool = False) -> _Job | None:
-        response, sent = self._call("POST", f"{self.base}/v2/{model}", payload)
+        response, sent = self._call("POST", self.base + SUBMIT_PATH.format(model=model), payload)
         if not expect_failed:
             self.report.jobs += 1
         self._expect(
@@ -293,8 +301,8 @@ class _Run:
         return _Job(
             request_id,
             model,
-            self._url(body.get("status_url"), f"/v2/requests/{request_id}/status"),
-            self._url(body.get("response_url"), f"/v2/requests/{request_id}"),
+            self._url(body.get("status_url"), STATUS_PATH.format(request_id=request_id)),
+            self._url(body.get("response_url"), RESULT_PATH.format(request_id=request_id)),
             sent,
             expect_failed,
         )
@@ -407,8 +415,9 @@ class _Run:
         return given if isinstance(given, str) and responses.is_absolute_url(given) else f"{self.base}{path}"
 
     def _call(self, method: str, url: str, body: Any = None, *, key: bool = True) -> tuple[httpx.Response, str]:
-        headers = {"x-api-key": self.api_key} if key else {}
-        sent = f"{method} {url}" + ("" if key else " (no x-api-key)") + (f" {_short(body)}" if body is not None else "")
+        headers = {API_KEY_HEADER: self.api_key} if key else {}
+        sent = f"{method} {url}" + ("" if key else f" (no {API_KEY_HEADER})")
+        sent += f" {_short(body)}" if body is not None else ""
         response = self.client.request(method, url, json=body, headers=headers)
         for _ in range(RATE_LIMIT_RETRIES):
             if response.status_code != 429:
@@ -471,9 +480,9 @@ def _runs(states: list[str]) -> list[str]:
 
 
 def _until_reset(response: httpx.Response, now: datetime) -> float:
-    reset = response.headers.get("x-rate-limit-reset-at-utc", "")
+    reset = response.headers.get(RATE_LIMIT_RESET_HEADER, "")
     try:
-        at = datetime.strptime(reset, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        at = datetime.strptime(reset, RATE_LIMIT_RESET_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        return RATE_LIMIT_WINDOW_SECONDS
+        return RATE_LIMIT_WINDOW_SECONDS  # nothing readable about the reset: wait one documented window
     return max((at - now).total_seconds(), 1.0)

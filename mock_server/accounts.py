@@ -166,6 +166,7 @@ class Account:
     topped_up: float = 0.0
     spent: float = 0.0
     pending: list[Charge] = field(default_factory=list)  # a heap, soonest due first
+    held: float = 0.0  # the sum of the pending charges, kept as they come and go (as the Redis ledger does)
     # Balance right after each completed job's charge, with when it was charged, oldest first.
     after: dict[str, tuple[float, float]] = field(default_factory=dict)
     window: deque[float] = field(default_factory=deque)
@@ -174,6 +175,7 @@ class Account:
         """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
         while self.pending and self.pending[0].due <= now:
             charge = heapq.heappop(self.pending)
+            self.held = round_credits(self.held - charge.price)
             if charge.billed:
                 self.spent = round_credits(self.spent + charge.price)
                 balance = balance_of(credits, self.topped_up, self.spent)
@@ -185,9 +187,10 @@ class Account:
                 break
             del self.after[request_id]
 
-    def held(self) -> float:
-        """Credits held for jobs still in progress."""
-        return round_credits(sum((charge.price for charge in self.pending), 0.0))
+    def hold(self, charge: Charge) -> None:
+        """Hold a new job's charge until it is due."""
+        heapq.heappush(self.pending, charge)
+        self.held = round_credits(self.held + charge.price)
 
     def recent(self, now: float) -> deque[float]:
         """The submissions inside the sliding one-minute window ending at `now`."""
@@ -199,7 +202,7 @@ class Account:
         """The account settled at `now`."""
         self.settle(now, credits)
         window = self.recent(now)
-        return Usage(key, self.topped_up, self.spent, self.held(), len(window), window[0] if window else None)
+        return Usage(key, self.topped_up, self.spent, self.held, len(window), window[0] if window else None)
 
 
 class Ledger(Protocol):
@@ -259,11 +262,9 @@ class MemoryLedger:
             account = self._account(key)
             account.settle(now, credits)
             balance = balance_of(credits, account.topped_up, account.spent)
-            if balance is not None:
-                held = account.held()
-                if round_credits(balance - held) < charge.price:
-                    return balance, held
-            heapq.heappush(account.pending, charge)
+            if balance is not None and round_credits(balance - account.held) < charge.price:
+                return balance, account.held
+            account.hold(charge)
             return None
 
     def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:

@@ -15,6 +15,10 @@ from mock_server.mock import SegmindMock
 from mock_server.payload import read_json_object
 from mock_server.responses import JSONResponse
 
+# Seconds and credits the admin API takes stay below this: far past any test's need, and short of
+# the magnitudes where floats lose whole units and dates overflow.
+LARGEST_AMOUNT = 1e12
+
 
 def _mock(request: Request) -> SegmindMock:
     return request.app.state.mock
@@ -26,7 +30,7 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _seconds(body: dict[str, Any], name: str) -> float:
     value = body.get(name)
-    if not is_number(value) or not 0 <= value < 1e12:
+    if not is_number(value) or not 0 <= value < LARGEST_AMOUNT:
         raise wire.ApiError(400, f"{name} must be a number, 0 or more (got {value!r})")
     return float(value)
 
@@ -118,7 +122,7 @@ async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
     mock = _mock(request)
     add = (await _body(request)).get("add")
-    if not is_number(add) or not abs(add) < 1e12:
+    if not is_number(add) or not abs(add) < LARGEST_AMOUNT:
         raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
     return JSONResponse(mock.accounts.top_up(request.path_params["key"], float(add), mock.clock.now()))
 

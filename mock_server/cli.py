@@ -213,12 +213,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
     if args.workers == 1:
-        uvicorn.Server(server.config(mock.app, lifespan="off", log_level="info")).run(sockets=[sock])
+        uvicorn.Server(server.config(mock.app, log_level="info")).run(sockets=[sock])
         return 0
     # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
     # socket bound above, and restarts any that dies.
     app = functools.partial(worker_app, settings)
-    options = {"factory": True, "workers": args.workers, "lifespan": "off", "log_level": "info"}
+    options = {"factory": True, "workers": args.workers, "log_level": "info"}
     Multiprocess(server.config(app, **options), sockets=[sock]).run()
     return 0
 

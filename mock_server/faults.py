@@ -12,7 +12,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mock_server.scenarios import Rule
+from mock_server.scenarios import BROKEN_ANSWERS, Rule
 
 # What httpcore says when a server closes the connection early; in-process clients see the same.
 NO_RESPONSE = "Server disconnected without sending a response."
@@ -38,10 +38,13 @@ class FaultyResponse(Response):
         """Send the answer as the rule says: late, cut short, garbled or not at all."""
         if self.rule.delay_seconds:
             await anyio.sleep(self.rule.delay_seconds)
-        body = bytes(self.response.body)
-        half = body[: len(body) // 2]
+        if self.rule.outcome not in BROKEN_ANSWERS:
+            await self.response(scope, receive, send)
+            return
         if self.rule.outcome == "disconnect":
             raise ConnectionDropped(NO_RESPONSE)
+        body = bytes(self.response.body)
+        half = body[: len(body) // 2]
         if self.rule.outcome == "truncated":
             await send(
                 {
@@ -52,15 +55,12 @@ class FaultyResponse(Response):
             )
             await send({"type": "http.response.body", "body": half, "more_body": True})
             raise ConnectionDropped(SHORT_BODY.format(sent=len(half), length=len(body)))
-        if self.rule.outcome == "malformed":
-            await Response(half, 200, media_type=self.response.media_type)(scope, receive, send)
-            return
-        await self.response(scope, receive, send)
+        await Response(half, 200, media_type=self.response.media_type)(scope, receive, send)  # malformed
 
 
 def respond(response: Response, rule: Rule | None) -> Response:
     """Return `response`, or a faulty version of it when `rule` delays or breaks the answer."""
-    if rule is None or (rule.outcome not in ("disconnect", "truncated", "malformed") and not rule.delay_seconds):
+    if rule is None or (rule.outcome not in BROKEN_ANSWERS and not rule.delay_seconds):
         return response
     return FaultyResponse(response, rule)
 

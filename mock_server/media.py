@@ -11,14 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mock_server import wire
-from mock_server.responses import JSONResponse
 
 # One range of the `bytes` unit: "a-b", "a-" or "-n" (RFC 9110, section 14.1.2).
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def ranged_response(request: Request, body: bytes, media_type: str) -> Response:
-    """Answer with `body`, or the part a `Range` header asks for (206), or 416 when none of it is there."""
+    """Answer with `body`, or the part a `Range` header asks for (206); raise the 416 when none of it is there."""
     size = len(body)
     headers = {"accept-ranges": "bytes"}
     wanted = byte_range(request.headers.get("range", ""), size)
@@ -27,7 +26,7 @@ def ranged_response(request: Request, body: bytes, media_type: str) -> Response:
     elif not wanted:
         headers["content-range"] = f"bytes */{size}"
         message = f"Range {request.headers['range']} is outside the video, which is {size} bytes long"
-        return JSONResponse(wire.error_body(message), 416, headers)
+        raise wire.ApiError(416, message, headers)
     else:
         status, part = 206, body[wanted.start : wanted.stop]
         headers["content-range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{size}"

@@ -48,13 +48,13 @@ class Settings:
 class SegmindMock:
     """The fake Segmind service: its clock, jobs, scenarios and journal, and the ASGI app serving them."""
 
-    def __init__(self, settings: Settings | None = None, *, store: JobStore | None = None) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         from mock_server.app import create_app  # the app's routes import this module
 
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
         self.clock = self.backend.clock(self.settings.speed, self.settings.virtual)
-        self.store: JobStore = store or self.backend.jobs(self.clock)
+        self.store: JobStore = self.backend.jobs(self.clock)
         self.scenarios = self.backend.rules()
         self.journal = self.backend.journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())

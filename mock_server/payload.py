@@ -33,16 +33,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     # Straight from `receive`: Starlette's `request.stream()` async generator costs a tenth of a submit.
-    body = b""
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
-        body += message.get("body", b"")
-        if len(body) > limit:
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise _too_large(limit)
         if not message.get("more_body", False):
-            return body
+            return b"".join(chunks)  # one chunk (nearly every body) comes back as it is, not copied
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:

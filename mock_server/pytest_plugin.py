@@ -24,7 +24,6 @@ from mock_server.virtual_time import SDK_MODULES, virtual_time
 
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
 FAKE_API_KEY = "SG_0123456789abcdef"
-# Where the official SDK, and the live mode, read the real key from.
 
 MARKERS = (
     "segmind_scenario(match=None, outcome='completed', times=-1, **details): a scenario rule for the whole "
@@ -127,8 +126,9 @@ def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if _live(request.config):
         yield _live_fixture()
         return
-    settings, virtual = _settings(request.node)
-    with segmind_offline(settings, virtual=virtual, virtual_time_modules=_time_modules(request.config)) as mock:
+    settings = _settings(request.node)
+    modules = _time_modules(request.config)
+    with segmind_offline(settings, virtual=settings.virtual, virtual_time_modules=modules) as mock:
         _add_marked_scenarios(request.node, mock)
         monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
         yield SegmindFixture(SEGMIND_URL, FAKE_API_KEY, mock)
@@ -148,14 +148,14 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if _live(request.config):
         yield _live_fixture()
         return
-    settings, virtual = _settings(request.node)
+    settings = _settings(request.node)
     if settings.journal_size != JOURNAL_SIZE:
         pytest.fail("segmind_server is shared by the session: its journal_size cannot change per test", False)
     mock, url = request.getfixturevalue("segmind_server_session")
     mock.configure(settings)  # this test's settings, nothing of the last test
     _add_marked_scenarios(request.node, mock)
     monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
-    sleeps = virtual_time(mock.clock, _time_modules(request.config)) if virtual else nullcontext()
+    sleeps = virtual_time(mock.clock, _time_modules(request.config)) if settings.virtual else nullcontext()
     try:
         with sleeps:
             yield SegmindFixture(url, FAKE_API_KEY, mock)
@@ -175,7 +175,8 @@ def _live_fixture() -> SegmindFixture:
     return SegmindFixture(SEGMIND_URL, api_key, None)
 
 
-def _settings(node: pytest.Item) -> tuple[Settings, bool]:
+def _settings(node: pytest.Item) -> Settings:
+    # `virtual_time` picks the defaults (`default_settings`), and with them `Settings.virtual`.
     marker = node.get_closest_marker("segmind_settings")
     options = dict(marker.kwargs) if marker else {}
     if marker and marker.args:
@@ -185,7 +186,7 @@ def _settings(node: pytest.Item) -> tuple[Settings, bool]:
     if unknown:
         allowed = ", ".join(sorted({"virtual_time", *_SETTING_NAMES}))
         pytest.fail(f"segmind_settings got unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}", False)
-    return replace(default_settings(virtual), **options), virtual
+    return replace(default_settings(virtual), **options)
 
 
 def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:

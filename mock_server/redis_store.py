@@ -27,6 +27,7 @@ from mock_server.clock import WAIT_STEP_SECONDS, SimClock
 from mock_server.jobs import Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule, parse_rule
+from mock_server.store import output_served, result_kept
 from mock_server.wire import OUTPUT_RETENTION_SECONDS, RATE_LIMIT_RESET_SECONDS, RESULT_RETENTION_SECONDS
 
 PREFIX_PARAM = "prefix"
@@ -323,11 +324,7 @@ class RedisJobStore:
         self,
         backend: RedisBackend,
         clock: SimClock,
-        result_retention: float = RESULT_RETENTION_SECONDS,
-        output_retention: float = OUTPUT_RETENTION_SECONDS,
     ) -> None:
-        self.result_retention = result_retention
-        self.output_retention = output_retention
         self._backend = backend
         self._redis = backend.redis
         self._clock = clock
@@ -335,18 +332,18 @@ class RedisJobStore:
         self._add = self._redis.register_script(_ADD_JOB)
 
     def job_key(self, request_id: str) -> str:
-        """The key of a job's result, expiring `result_retention` after its submission."""
+        """The key of a job's result, expiring the result retention after its submission."""
         return self._backend.key("job", request_id)
 
     def output_key(self, request_id: str) -> str:
-        """The key of a completed job's output, expiring `output_retention` after it completes."""
+        """The key of a completed job's output, expiring the output retention after it completes."""
         return self._backend.key("out", request_id)
 
     def add(self, job: Job, now: float) -> None:
         """Keep an accepted job (and its future output, when it will complete)."""
         speed = self._clock.speed
-        result_ms = ttl_ms(job.submitted_at + self.result_retention - now, speed)
-        output_ms = ttl_ms(job.finished_at + self.output_retention - now, speed) if job.error is None else ""
+        result_ms = ttl_ms(job.submitted_at + RESULT_RETENTION_SECONDS - now, speed)
+        output_ms = ttl_ms(job.finished_at + OUTPUT_RETENTION_SECONDS - now, speed) if job.error is None else ""
         self._add(
             keys=[self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"],
             args=[
@@ -355,32 +352,28 @@ class RedisJobStore:
                 output_ms,
                 repr(job.submitted_at),
                 job.request_id,
-                repr(now - self.result_retention),
+                repr(now - RESULT_RETENTION_SECONDS),
             ],
         )
 
     def get(self, request_id: str, now: float) -> Job | None:
         """Return the job while its result is retained, else None."""
         job = _job(self._redis.get(self.job_key(request_id)))
-        if job is None or now >= job.submitted_at + self.result_retention:
-            return None
-        return job
+        return job if job is not None and result_kept(job, now) else None
 
     def output(self, request_id: str, now: float) -> Job | None:
         """Return the completed job whose output file is still served, else None."""
         job = _job(self._redis.get(self.output_key(request_id)))
-        if job is None or not job.finished_at <= now < job.finished_at + self.output_retention:
-            return None
-        return job
+        return job if job is not None and output_served(job, now) else None
 
     def jobs(self, now: float) -> list[Job]:
         """Return every retained job, oldest first."""
-        members = self._redis.zrangebyscore(self._index, f"({now - self.result_retention!r}", "+inf")
+        members = self._redis.zrangebyscore(self._index, f"({now - RESULT_RETENTION_SECONDS!r}", "+inf")
         if not members:
             return []
         found = self._redis.mget([self.job_key(member.split(":", 1)[1]) for member in members])
         jobs = (_job(raw) for raw in found)
-        return [job for job in jobs if job is not None and now < job.submitted_at + self.result_retention]
+        return [job for job in jobs if job is not None and result_kept(job, now)]
 
     def clear(self) -> None:
         """Forget every job and output."""

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from contracts.openapi import openapi_document
+from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from mock_server import faults, wire
 from mock_server.jobs import Job, State
 from mock_server.journal import header
@@ -56,11 +56,11 @@ class SegmindRoutes:
         self.mock = mock
         # The hottest routes first: they are tried in order.
         self.routes = [
-            Route("/v2/requests/{request_id}/status", self.status, methods=["GET"]),
-            Route("/v2/{model}", self.submit, methods=["POST"]),
-            Route("/v2/requests/{request_id}", self.result, methods=["GET"]),
-            Route("/v1/requests/{request_id}", self.result, methods=["GET"]),
-            Route("/v1/{model}", self.run_sync, methods=["POST"]),
+            Route(STATUS_PATH, self.status, methods=["GET"]),
+            Route(SUBMIT_PATH, self.submit, methods=["POST"]),
+            Route(RESULT_PATH, self.result, methods=["GET"]),
+            Route(POLL_PATH, self.result, methods=["GET"]),
+            Route(SYNC_PATH, self.run_sync, methods=["POST"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 

@@ -29,6 +29,8 @@ OUTCOME_FIELDS: dict[str, frozenset[str]] = {
     "malformed": frozenset(),  # a 200 whose JSON body is cut in half
 }
 JOB_OUTCOMES = frozenset({"completed", "failed", "rai_blocked"})
+# The network faults that break the answer, rather than only delay it (`latency`).
+BROKEN_ANSWERS = frozenset({"disconnect", "truncated", "malformed"})
 COMMON_FIELDS = frozenset(
     {"match", "outcome", "times", "target", "nth", "delay_seconds", "queue_seconds", "processing_seconds"}
 )

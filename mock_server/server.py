@@ -66,6 +66,7 @@ def config(app: ASGIApp, **options: object) -> uvicorn.Config:
         "loop": "auto",
         "http": EnvelopeHTTPProtocol,
         "access_log": False,
+        "lifespan": "off",  # the fake sets itself up when built, not at start-up
         "log_level": "warning",
         # uvicorn's 5 s default closes idle keep-alive connections so soon that a pooled client
         # reusing one at that moment loses its request ("Server disconnected"); keep them longer.
@@ -80,7 +81,7 @@ class ServerThread:
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
         self._socket = bind(host, port)
         self.url = url_of(self._socket)
-        self._server = uvicorn.Server(config(app, lifespan="off"))
+        self._server = uvicorn.Server(config(app))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     def start(self) -> str:

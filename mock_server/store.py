@@ -29,6 +29,16 @@ class JobStore(Protocol):
         """Forget every job."""
 
 
+def result_kept(job: Job, now: float) -> bool:
+    """Tell whether a job's result is still retained at `now`: for the result retention after submission."""
+    return now < job.submitted_at + RESULT_RETENTION_SECONDS
+
+
+def output_served(job: Job, now: float) -> bool:
+    """Tell whether a completed job's output file is served at `now`: from its end, for the output retention."""
+    return job.finished_at <= now < job.finished_at + OUTPUT_RETENTION_SECONDS
+
+
 class MemoryJobStore:
     """Jobs in two insertion-ordered dicts, evicted from the oldest end as they expire.
 
@@ -37,13 +47,7 @@ class MemoryJobStore:
     fake runs.
     """
 
-    def __init__(
-        self,
-        result_retention: float = RESULT_RETENTION_SECONDS,
-        output_retention: float = OUTPUT_RETENTION_SECONDS,
-    ) -> None:
-        self.result_retention = result_retention
-        self.output_retention = output_retention
+    def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._outputs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -59,16 +63,12 @@ class MemoryJobStore:
     def get(self, request_id: str, now: float) -> Job | None:
         """Return the job while its result is retained, else None."""
         job = self._jobs.get(request_id)
-        if job is None or now >= job.submitted_at + self.result_retention:
-            return None
-        return job
+        return job if job is not None and result_kept(job, now) else None
 
     def output(self, request_id: str, now: float) -> Job | None:
         """Return the completed job whose output file is still served, else None."""
         job = self._outputs.get(request_id)
-        if job is None or not job.finished_at <= now < job.finished_at + self.output_retention:
-            return None
-        return job
+        return job if job is not None and output_served(job, now) else None
 
     def jobs(self, now: float) -> list[Job]:
         """Return every retained job, oldest first."""
@@ -86,8 +86,8 @@ class MemoryJobStore:
         return len(self._jobs)
 
     def _evict(self, now: float) -> None:
-        _evict_oldest(self._jobs, lambda job: job.submitted_at + self.result_retention <= now)
-        _evict_oldest(self._outputs, lambda job: job.finished_at + self.output_retention <= now)
+        _evict_oldest(self._jobs, lambda job: not result_kept(job, now))
+        _evict_oldest(self._outputs, lambda job: job.finished_at + OUTPUT_RETENTION_SECONDS <= now)
 
 
 def _evict_oldest(jobs: dict[str, Job], expired: Callable[[Job], bool]) -> None:

@@ -13,10 +13,20 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.responses import ERROR_CODES, FAILED_STATUS
+from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH
+from contracts.responses import (
+    ERROR_CODES,
+    RATE_LIMIT_RESET_FORMAT,
+    RATE_LIMIT_RESET_HEADER,
+    RATE_LIMIT_WINDOW_SECONDS,
+    WAITING_STATES,
+)
 
-# The documented retention of results: the contract's figure, offered here beside the fake's other timings.
+# The contract's statuses of a failed job (v2 documented, v1 guessed) and retention of results,
+# offered here beside the fake's other answers and timings.
+from contracts.responses import FAILED_STATUS as FAILED_STATUS
 from contracts.responses import RESULT_RETENTION_SECONDS as RESULT_RETENTION_SECONDS
+from contracts.responses import SYNC_FAILED_STATUS as SYNC_FAILED_STATUS
 from mock_server.jobs import Job, State
 
 # Output files outlive results (2ND).
@@ -25,9 +35,8 @@ OUTPUT_RETENTION_SECONDS = 7 * 24 * 3600.0
 QUEUE_SECONDS = 2.0
 # Largest request body the fake reads; base64 input images make bodies large (GUESS).
 MAX_BODY_BYTES = 16 * 1024 * 1024
-# Rate limits count requests in a sliding window of one minute (DOCS); a scenario's 429 tells the
-# client to retry one window later (GUESS).
-RATE_LIMIT_RESET_SECONDS = 60.0
+# A scenario's 429 tells the client to retry one documented rate-limit window later (GUESS).
+RATE_LIMIT_RESET_SECONDS = RATE_LIMIT_WINDOW_SECONDS
 # The documented plans, in requests a minute (DOCS).
 RATE_LIMIT_PLANS: dict[str, int] = {"free": 5, "pro": 50}
 # Price of one run in credits: the "~$" figure on each model page (DOCS), one credit taken to be
@@ -35,8 +44,6 @@ RATE_LIMIT_PLANS: dict[str, int] = {"free": 5, "pro": 50}
 PRICES: dict[str, float] = {"svd": 0.167, "motionctrl-svd": 0.089}
 # The v1 reply with "base64": true is JSON with the video under this key (GUESS).
 BASE64_VIDEO_KEY = "video"
-# A v1 call whose job fails answers this status with the error envelope (GUESS, like v2's FAILED).
-SYNC_FAILED_STATUS = FAILED_STATUS
 # Recorded in the journal for a v1 call whose client hung up before its job ended (nginx's code
 # for it); nobody receives it.
 CLIENT_GONE_STATUS = 499
@@ -98,7 +105,7 @@ def method_not_allowed(method: str, path: str, allowed: list[str]) -> ApiError:
 
 def rate_limit_headers(reset_at: float) -> dict[str, str]:
     """Headers of a 429: when the client may try again, in UTC (2ND; format GUESS)."""
-    return {"x-rate-limit-reset-at-utc": utc(reset_at)}
+    return {RATE_LIMIT_RESET_HEADER: utc(reset_at)}
 
 
 LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
@@ -107,7 +114,7 @@ LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 def utc(at: float) -> str:
     """A simulated time as ISO 8601 UTC, rounded up to the second so that waiting until then is enough."""
     # A clock advanced past the year 9999 still gets a date (the last one datetime can write).
-    return datetime.fromtimestamp(min(math.ceil(at), LATEST_TIMESTAMP), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(min(math.ceil(at), LATEST_TIMESTAMP), UTC).strftime(RATE_LIMIT_RESET_FORMAT)
 
 
 def rate_limited(rpm: int) -> str:
@@ -132,12 +139,17 @@ def amount(credits: float) -> str:
     return f"{credits:.6f}".rstrip("0").rstrip(".")
 
 
+# The contract's poll paths, split once around the request id: filling them in on every submit and
+# poll costs a tenth of what `str.format` would.
+_POLL, _STATUS, _RESULT = (path.split("{request_id}") for path in (POLL_PATH, STATUS_PATH, RESULT_PATH))
+
+
 def urls(base: str, request_id: str) -> dict[str, str]:
     """The absolute poll URLs of a request, on the host the client called (SDK tests)."""
     return {
-        "poll_url": f"{base}/v1/requests/{request_id}",
-        "status_url": f"{base}/v2/requests/{request_id}/status",
-        "response_url": f"{base}/v2/requests/{request_id}",
+        "poll_url": f"{base}{_POLL[0]}{request_id}{_POLL[1]}",
+        "status_url": f"{base}{_STATUS[0]}{request_id}{_STATUS[1]}",
+        "response_url": f"{base}{_RESULT[0]}{request_id}{_RESULT[1]}",
     }
 
 
@@ -167,7 +179,7 @@ def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, f
 
 def status_body(job: Job, state: State, base: str, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}/status` in each state (DOCS; PROCESSING GUESS)."""
-    if state in (State.QUEUED, State.PROCESSING):
+    if state in WAITING_STATES:
         return {"status": state.value, **_waiting(job, base)}
     if state is State.FAILED:
         return failed_body(job)
