@@ -12,6 +12,7 @@ import starlette
 import uvicorn
 
 from benchmarks import footprint, inprocess, throughput, workers
+from benchmarks.common import cpu_model
 from contracts import MODELS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -21,15 +22,8 @@ JOB_BYTES_TARGET = 2048
 
 def machine() -> str:
     """Describe the machine the figures come from."""
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return (
-        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} CPUs ({cpu_model('unknown CPU')}), {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, uvicorn {uvicorn.__version__}, starlette {starlette.__version__}"
     )
 

@@ -16,18 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mock_server import server
+from mock_server import server, wire
 
 REQUEST_ID = "00000000-0000-4000-8000-000000000000"
 BASE = "http://127.0.0.1"
 # Bodies shaped and sized like the fake's own answers, so both servers encode and send alike.
-SUBMIT_BODY = {
-    "request_id": REQUEST_ID,
-    "status": "QUEUED",
-    "poll_url": f"{BASE}/v1/requests/{REQUEST_ID}",
-    "status_url": f"{BASE}/v2/requests/{REQUEST_ID}/status",
-    "response_url": f"{BASE}/v2/requests/{REQUEST_ID}",
-}
+SUBMIT_BODY = {"request_id": REQUEST_ID, "status": "QUEUED", **wire.urls(BASE, REQUEST_ID)}
 STATUS_BODY = {
     "status": "QUEUED",
     "request_id": REQUEST_ID,

@@ -10,10 +10,7 @@ against fetching it again from the video cache.
 from __future__ import annotations
 
 import io
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -22,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, not an installed copy
 
+from benchmarks.common import median_seconds
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.transport import PortalTransport
@@ -52,29 +50,18 @@ def photo() -> np.ndarray:
     return np.stack([(127 + 60 * c).astype(np.uint8) for c in channels], axis=-1)
 
 
-def median_seconds(work: Callable[[], object]) -> float:
-    """Run `work` once to warm up, then RUNS times; return the median wall time."""
-    work()
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     """Print the baseline, each case's median and its ratio to the baseline."""
     params = {**MODELS["svd"].example, "frames": FRAMES, "resize_method": "crop_to_16_9"}
     image = photo()
-    baseline = median_seconds(blank_baseline)
+    baseline = median_seconds(blank_baseline, RUNS)
     print(f"baseline: {FRAMES} blank frames {FULL_SIZE[0]}x{FULL_SIZE[1]} through libx264: {baseline * 1000:.1f} ms")
     cases = {
         "svd 25 frames, test card": lambda: render_video("svd", params, 452361789, None),
         "svd 25 frames, 1024x768 input": lambda: render_video("svd", params, 452361789, image),
     }
     for name, work in cases.items():
-        seconds = median_seconds(work)
+        seconds = median_seconds(work, RUNS)
         print(f"{name}: median {seconds * 1000:.1f} ms over {RUNS} runs, {seconds / baseline:.1f}x the baseline")
     compare_result_fetches(params)
 
@@ -92,8 +79,8 @@ def compare_result_fetches(params: dict) -> None:
         jobs = [client.post("/v2/svd", json={**params, "seed": seed}).json() for seed in range(RUNS + 1)]
         mock.advance(1000)
         fresh = iter(jobs)
-        uncached = median_seconds(lambda: client.get(next(fresh)["response_url"]).raise_for_status())
-        cached = median_seconds(lambda: client.get(jobs[0]["response_url"]).raise_for_status())
+        uncached = median_seconds(lambda: client.get(next(fresh)["response_url"]).raise_for_status(), RUNS)
+        cached = median_seconds(lambda: client.get(jobs[0]["response_url"]).raise_for_status(), RUNS)
     print(f"result fetch, video rendered: median {uncached * 1000:.1f} ms over {RUNS} runs")
     print(f"result fetch, video cached: median {cached * 1000:.2f} ms, {uncached / cached:.0f}x faster than rendering")
 

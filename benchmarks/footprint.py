@@ -10,11 +10,11 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from benchmarks.common import API_KEY
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.jobs import new_request_id
 
-API_KEY = "SG_0123456789abcdef"
 SIZES = (10_000, 100_000, 1_000_000)
 
 

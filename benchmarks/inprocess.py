@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 from segmind import SegmindClient
 
+from benchmarks.common import API_KEY
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import virtual_time
-
-API_KEY = "SG_0123456789abcdef"
 
 
 @dataclass(frozen=True)

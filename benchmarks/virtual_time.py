@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 from segmind import SegmindClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, not an installed copy
+
+from benchmarks.common import API_KEY, median_seconds
 from contracts import MODELS
 from mock_server.offline import segmind_offline
 
@@ -28,10 +31,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="runs of each measurement (default 20)")
     rounds = parser.parse_args().rounds
     with segmind_offline() as mock:
-        client = SegmindClient(api_key="SG_0123456789abcdef")
+        client = SegmindClient(api_key=API_KEY)
         try:
             job = client.submit_async("svd", **SVD.example)
-            poll = _median(rounds * 10, job.status)
+            poll = median_seconds(job.status, rounds * 10, warmup=False)
             simulated: list[float] = []
             requests: list[int] = []
 
@@ -43,23 +46,15 @@ def main() -> None:
                 simulated.append(mock.clock.now() - start)
                 requests.append(len(mock.requests))
 
-            run_wall = _median(rounds, run)
+            run_wall = median_seconds(run, rounds, warmup=False)
         finally:
             client._client.close()
+    simulated_median = statistics.median(simulated)
     print(f"one status poll (baseline): {poll * 1e3:.3f} ms wall")
-    print(f"run('svd'):                 {run_wall * 1e3:.1f} ms wall, {statistics.median(simulated):.2f} s simulated")
+    print(f"run('svd'):                 {run_wall * 1e3:.1f} ms wall, {simulated_median:.2f} s simulated")
     made = statistics.median(requests)
     print(f"run / poll:                 {run_wall / poll:.1f} polls' worth ({made:.0f} requests made)")
-    print(f"simulated / wall:           {statistics.median(simulated) / run_wall:.0f}x faster than real time")
-
-
-def _median(rounds: int, call: Callable[[], object]) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    print(f"simulated / wall:           {simulated_median / run_wall:.0f}x faster than real time")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import API_KEY, cpu_model  # noqa: E402
 from benchmarks.loadgen import build_request  # noqa: E402
 from benchmarks.throughput import serving  # noqa: E402
 from tests.support_stores import REDIS_SERVER, start_redis  # noqa: E402  (the tests' own redis launcher)
 
-KEY = "SG_0123456789abcdef"
 BODY = json.dumps({"image": "https://example.com/cat.png"}).encode()
 WARM_UP_SECONDS = 0.5
 
@@ -47,7 +47,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 async def _client(url: str, until: float, counts: list[int], start: float) -> None:
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    headers = {"x-api-key": KEY}
+    headers = {"x-api-key": API_KEY}
     submit = build_request("POST", f"{url}/v2/svd", {**headers, "content-type": "application/json"}, BODY)
     while (now := time.monotonic()) < until:
         request_id = json.loads(await _exchange(reader, writer, submit))["request_id"]
@@ -103,8 +103,7 @@ def main() -> None:
         runs = measure_all(args.seconds, args.connections, args.redis)
     except RuntimeError as error:
         sys.exit(str(error))
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
+    cpu = cpu_model("?")
     print(f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {args.connections} connections")
     for name, rate in runs.items():
         print(f"  {name:<18} {rate:8.0f} submit+status cycles/s")

@@ -1,0 +1,32 @@
+"""What several benchmarks share: the API key they send, a median wall-time timer, the CPU's model name."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+API_KEY = "SG_0123456789abcdef"
+
+
+def median_seconds(work: Callable[[], object], runs: int, *, warmup: bool = True) -> float:
+    """Run `work` once to warm up (unless `warmup` is false), then `runs` times; return the median wall time."""
+    if warmup:
+        work()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cpu_model(default: str) -> str:
+    """The CPU's model name from /proc/cpuinfo, or `default` where there is none."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return default
