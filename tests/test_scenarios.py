@@ -10,16 +10,11 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, wire
 from tests.conftest import API_KEY
+from tests.support_scenarios import add
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 SVD = MODELS["svd"].example
 MOTION = MODELS["motionctrl-svd"].example
-
-
-def add(http: httpx.Client, rule: dict) -> dict:
-    response = http.post("/_mock/scenarios", json=rule)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def final_status(http: httpx.Client, mock: SegmindMock, model: str, payload: dict, **headers: str) -> dict:
