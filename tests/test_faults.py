@@ -187,7 +187,7 @@ def test_x_mock_status_refuses_with_that_code(client: httpx.Client, sdk_for) -> 
     assert (raised.value.status, raised.value.detail) == (502, "upstream gone")
 
 
-def test_header_overrides_leave_the_rule_book_alone(client: httpx.Client, fake: SegmindMock) -> None:
+def test_header_overrides_leave_the_rule_book_alone(client: httpx.Client) -> None:
     rule = add(client, {"outcome": "http_error", "status": 500, "times": 1})
     assert submit(client, RICH, **{"x-mock-outcome": "completed"}).status_code == 200
     assert client.get("/_mock/scenarios").json()[0]["id"] == rule["id"]

@@ -49,7 +49,7 @@ def test_http_error_outcome_answers_the_submission_with_the_documented_code(http
     assert http.post("/v2/svd", json=SVD).status_code == 200
 
 
-def test_http_error_429_carries_the_rate_limit_reset_header(http: httpx.Client, mock: SegmindMock) -> None:
+def test_http_error_429_carries_the_rate_limit_reset_header(http: httpx.Client) -> None:
     add(http, {"outcome": "http_error", "status": 429, "error": "slow down"})
     refused = http.post("/v1/svd", json=SVD)
     assert refused.status_code == 429
