@@ -9,7 +9,6 @@ from mock_server.accounts import parse_config
 
 SEGMIND = "https://api.segmind.com"
 SVD = MODELS["svd"].example
-MOTION = MODELS["motionctrl-svd"].example
 RICH = "SG_00000000000000aa"  # 100 credits, every model, no rate limit
 POOR = "SG_00000000000000bb"  # 1 credit
 FREE = "SG_00000000000000cc"  # the free plan: 5 requests a minute
@@ -28,5 +27,5 @@ CONFIG = parse_config(
 
 def submit(http: httpx.Client, api_key: str, model: str = "svd", **headers: str) -> httpx.Response:
     """Submit the model's documented example under `api_key`."""
-    payload = SVD if model == "svd" else MOTION
+    payload = MODELS[model].example
     return http.post(f"/v2/{model}", json=payload, headers={"x-api-key": api_key, **headers})

@@ -15,8 +15,8 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.jobs import Job, State
 from mock_server.scenarios import Rule
+from tests.conftest import API_KEY
 
-API_KEY = "SG_0123456789abcdef"
 OTHER_KEY = "SG_fedcba9876543210"  # another client of a shared fake
 Change = Callable[[str, str, int, Any], tuple[int, Any]]
 

@@ -62,7 +62,7 @@ def test_without_a_config_any_key_is_accepted_with_unlimited_credits() -> None:
         ]
 
 
-def test_under_a_config_an_undeclared_key_gets_the_real_401(client: httpx.Client, fake: SegmindMock) -> None:
+def test_under_a_config_an_undeclared_key_gets_the_real_401(client: httpx.Client) -> None:
     refused = submit(client, "SG_not_declared")
     assert refused.status_code == 401
     assert refused.json() == {"error": "Unauthorized. API key is invalid or may have expired"}
@@ -152,7 +152,7 @@ def test_a_key_that_cannot_pay_gets_406_naming_balance_and_price_counting_jobs_i
     assert fake.jobs and all(job["api_key"] == "SG_…00bb" for job in fake.jobs)  # the refused ones made no job
 
 
-def test_the_admin_api_tops_a_key_up(client: httpx.Client, fake: SegmindMock) -> None:
+def test_the_admin_api_tops_a_key_up(client: httpx.Client) -> None:
     client.post("/_mock/accounts/" + POOR + "/credits", json={"add": -0.9})
     assert submit(client, POOR).status_code == 406
     topped = client.post(f"/_mock/accounts/{POOR}/credits", json={"add": 2})

@@ -14,13 +14,12 @@ from segmind import SegmindClient, SegmindError
 
 from contracts import MODELS
 from mock_server import wire
+from tests.support_accounts import FREE, POOR, SVD
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]
 STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')
-POOR = "SG_00000000000000bb"
-FREE = "SG_00000000000000cc"
 CONFIG = f"""
 # One key with a single credit, one on the free plan (5 requests a minute) that may call svd only.
 [keys.{POOR}]
@@ -30,7 +29,6 @@ credits = 1
 plan = "free"
 models = ["svd"]
 """
-SVD = MODELS["svd"].example
 
 
 @pytest.fixture

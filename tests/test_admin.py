@@ -58,7 +58,7 @@ def test_clock_advance_refuses_what_it_cannot_do(http: httpx.Client) -> None:
         assert "seconds must be a number" in response.json()["error"]
 
 
-def test_reset_forgets_jobs_journal_rules_and_brings_the_clock_back(http: httpx.Client, mock: SegmindMock) -> None:
+def test_reset_forgets_jobs_journal_rules_and_brings_the_clock_back(http: httpx.Client) -> None:
     job = http.post("/v2/svd", json=SVD).json()
     http.post("/_mock/scenarios", json={"outcome": "failed"})
     advanced = http.post("/_mock/clock/advance", json={"seconds": 86400}).json()["now"]

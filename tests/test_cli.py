@@ -14,6 +14,7 @@ from segmind import SegmindClient
 from contracts import MODELS
 from mock_server.cli import build_parser
 from mock_server.server import bind, url_of
+from tests.conftest import API_KEY
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve"]
@@ -49,7 +50,7 @@ def test_serve_prints_where_it_listens_and_how_to_point_the_sdk(serve) -> None:
 
 def test_sdk_pointed_at_the_served_fake_completes_a_job_on_the_advanced_clock(serve) -> None:
     _, url, _ = serve("--speed", "0", "--queue-seconds", "0")
-    client = SegmindClient(api_key="SG_0123456789abcdef", base_url=f"{url}/v1")
+    client = SegmindClient(api_key=API_KEY, base_url=f"{url}/v1")
     try:
         job = client.submit_async("svd", **MODELS["svd"].example)
         assert job.status()["status"] == "PROCESSING"  # no queue wait, as the flag asked
@@ -84,7 +85,7 @@ def test_a_busy_port_is_reported_plainly() -> None:
 def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve) -> None:
     _, url, _ = serve("--speed", "0", "--journal-size", "0")
     svd = MODELS["svd"].example
-    with httpx.Client(base_url=url, headers={"x-api-key": "SG_0123456789abcdef"}) as http:
+    with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
         job = http.post("/v2/svd", json=svd).json()
         assert http.get(job["status_url"]).json()["status"] == "QUEUED"
         assert http.post("/_mock/scenarios", json={"outcome": "disconnect", "times": 1}).status_code == 201

@@ -16,9 +16,9 @@ from schemathesis.specs.openapi.checks import ignored_auth
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
+from tests.conftest import API_KEY
 from tests.support_video import data_uri, png
 
-API_KEY = "SG_0123456789abcdef"
 HEADERS = {"x-api-key": API_KEY}
 # The fake accepts any non-empty key (it cannot know real ones), so a made-up key is not refused.
 UNCHECKED = [ignored_auth]

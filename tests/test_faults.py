@@ -11,6 +11,7 @@ from segmind import InferenceFailed, SegmindClient, SegmindError
 from mock_server import SegmindMock, wire
 from mock_server.scenarios import OUTCOME_FIELDS
 from tests.support_accounts import RICH, SVD, submit
+from tests.support_scenarios import add
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, client, sdk_for, live, live_url
@@ -19,12 +20,6 @@ pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, cli
 DELAY = 0.05
 
 Live = tuple[SegmindMock, httpx.Client]
-
-
-def add(http: httpx.Client, rule: dict) -> dict:
-    response = http.post("/_mock/scenarios", json=rule)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 # On a real socket (uvicorn)
@@ -192,7 +187,7 @@ def test_x_mock_status_refuses_with_that_code(client: httpx.Client, sdk_for) -> 
     assert (raised.value.status, raised.value.detail) == (502, "upstream gone")
 
 
-def test_header_overrides_leave_the_rule_book_alone(client: httpx.Client, fake: SegmindMock) -> None:
+def test_header_overrides_leave_the_rule_book_alone(client: httpx.Client) -> None:
     rule = add(client, {"outcome": "http_error", "status": 500, "times": 1})
     assert submit(client, RICH, **{"x-mock-outcome": "completed"}).status_code == 200
     assert client.get("/_mock/scenarios").json()[0]["id"] == rule["id"]

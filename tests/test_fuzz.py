@@ -7,20 +7,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from contracts import MODELS, Param
+from contracts import MODELS
 from mock_server import SegmindMock, Settings
-from mock_server.server import ServerThread
-from mock_server.transport import PortalTransport
+from tests.conftest import API_KEY
+from tests.support_fuzz import BODY_ROUTES, KEY, LIMIT, assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
-LIMIT = 4096
-KEY = {"x-api-key": "SG_0123456789abcdef"}
 JSON = {"Content-Type": "application/json", **KEY}
-BODY_ROUTES = ["/v2/svd", "/v1/motionctrl-svd", "/_mock/scenarios", "/_mock/clock/advance", "/_mock/clock"]
 
 HOSTILE_BODIES: dict[str, bytes] = {
     "deep arrays": b"[" * 100_000 + b"]" * 100_000,
@@ -57,38 +52,21 @@ HOSTILE_BODIES: dict[str, bytes] = {
 }
 
 
-def assert_envelope(status: int, content_type: str, body: bytes) -> None:
-    """A 4xx in the documented `{"error": "..."}` envelope, with a message to act on."""
-    assert 400 <= status < 500, (status, body[:300])
-    assert content_type.startswith("application/json"), (content_type, body[:300])
-    document = json.loads(body)
-    assert list(document) == ["error"]
-    assert isinstance(document["error"], str) and len(document["error"]) > 10
-
-
 @pytest.fixture
-def fuzzed() -> Iterator[tuple[SegmindMock, str]]:
-    """A frozen-clock fake with a small body limit on a real uvicorn server, with one job already kept.
+def fuzzed(server: tuple[SegmindMock, str]) -> Iterator[tuple[SegmindMock, str]]:
+    """The frozen-clock fake on a real uvicorn server with a small body limit, with one job already kept.
 
     It runs on each store in turn (the `store` fixture)."""
-    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT))
-    job, _ = mock.submit("svd", MODELS["svd"].example, "SG_0123456789abcdef")
-    with ServerThread(mock.app) as url:
-        yield mock, url
-        # Whatever was thrown at it, the server is healthy and kept the job.
-        health = httpx.get(f"{url}/_mock/health", timeout=5)
-        assert health.status_code == 200 and health.json()["status"] == "ok"
-        # ... and its journal of all that can still be read (it once answered 500 after NaN or 1e400).
-        assert httpx.get(f"{url}/_mock/requests", timeout=5).status_code == 200
-        assert mock.job(job.request_id) is not None
-
-
-@pytest.fixture(scope="module")
-def in_process() -> Iterator[httpx.Client]:
-    """An httpx client on the in-process fake (small body limit)."""
-    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT))
-    with httpx.Client(transport=PortalTransport(mock.app), base_url="http://fake", headers=KEY) as client:
-        yield client
+    mock, url = server
+    mock.configure(Settings(speed=0, max_body_bytes=LIMIT))
+    job, _ = mock.submit("svd", MODELS["svd"].example, API_KEY)
+    yield mock, url
+    # Whatever was thrown at it, the server is healthy and kept the job.
+    health = httpx.get(f"{url}/_mock/health", timeout=5)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    # ... and its journal of all that can still be read (it once answered 500 after NaN or 1e400).
+    assert httpx.get(f"{url}/_mock/requests", timeout=5).status_code == 200
+    assert mock.job(job.request_id) is not None
 
 
 def _raw(url: str, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> RawResponse:
@@ -227,70 +205,6 @@ def test_malformed_http_gets_a_json_400(fuzzed: tuple[SegmindMock, str]) -> None
     ]:
         response = raw_exchange(url, data)
         assert_envelope(response.status, response.headers.get("content-type", ""), response.body)
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20,
-)
-_PARAMS: dict[str, Param] = {param.name: param for spec in MODELS.values() for param in spec.params}
-_ADMIN_FIELDS = ("match", "outcome", "times", "error", "status", "headers", "queue_seconds", "seconds", "speed")
-
-
-def _edges(param: Param) -> list[object]:
-    """A parameter's documented edges (default, bounds, allowed values) and their neighbours in type."""
-    values = [param.default, param.minimum, param.maximum, *(param.enum or ())]
-    return [value for value in values if value is not None] + ["14", 7.0, -1, 1e308]
-
-
-# Objects near the documented ones: every known field, each an edge value or any JSON at all.
-_payload = st.fixed_dictionaries(
-    {},
-    optional={
-        **{name: st.sampled_from(_edges(param)) | _json for name, param in _PARAMS.items()},
-        **{name: _json | st.sampled_from(["failed", "http_error", 429, 1, -1]) for name in _ADMIN_FIELDS},
-    },
-)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_json | _payload, path=st.sampled_from(BODY_ROUTES))
-def test_arbitrary_json_never_gets_a_5xx(in_process: httpx.Client, body: object, path: str) -> None:
-    response = in_process.post(path, json=body)
-    if response.status_code not in (200, 201):
-        assert_envelope(response.status_code, response.headers["content-type"], response.content)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.binary(max_size=300), path=st.sampled_from(BODY_ROUTES))
-def test_arbitrary_bytes_never_get_a_5xx(in_process: httpx.Client, body: bytes, path: str) -> None:
-    response = in_process.post(path, content=body, headers={"Content-Type": "application/json"})
-    if response.status_code not in (200, 201):
-        assert_envelope(response.status_code, response.headers["content-type"], response.content)
-
-
-@pytest.mark.parametrize(
-    ("path", "body", "message"),
-    [
-        ("/v2/svd", b'{"image": "\\ud800"}', "unpaired surrogate escape"),
-        ("/v2/svd", b'{"cond_aug": 1e400}', "the number 1e400 is too large for a 64-bit float"),
-        ("/_mock/scenarios", b'{"match": {"model": []}}', "match.model must be one of svd, motionctrl-svd"),
-        ("/_mock/scenarios", b'{"outcome": ["failed"]}', "outcome must be one of"),
-        ("/_mock/scenarios", b'{"outcome": "http_error", "status": [429]}', "status must be one of"),
-        ("/_mock/scenarios", b'{"outcome": "http_error", "status": 429, "headers": {"x": "\\u20ac"}}', "Latin-1"),
-        ("/_mock/scenarios", b'{"outcome": "http_error", "status": 429, "headers": {"x": "a\\r\\nb: c"}}', "Latin-1"),
-        ("/_mock/scenarios", b'{"outcome": "http_error", "status": 429, "headers": {"a b": "c"}}', "header name"),
-        ("/v2/svd/", b"{}", "No route for POST /v2/svd/"),
-    ],
-)
-def test_inputs_that_once_made_the_fake_fail_are_400s(
-    in_process: httpx.Client, path: str, body: bytes, message: str
-) -> None:
-    # Each of these answered 500 (or a bare 307 redirect) before the fix named in docs/robustness.md.
-    response = in_process.post(path, content=body, headers={"Content-Type": "application/json"})
-    assert_envelope(response.status_code, response.headers["content-type"], response.content)
-    assert message in response.json()["error"]
 
 
 def test_unparsable_http_is_answered_in_the_envelope(fuzzed: tuple[SegmindMock, str]) -> None:

@@ -22,9 +22,9 @@ from mock_server import SegmindMock, Settings
 from mock_server.clock import Clock
 from mock_server.offline import SEGMIND_URL, route_to_app, segmind_offline
 from mock_server.virtual_time import virtual_time
+from tests.conftest import API_KEY
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
-API_KEY = "SG_0123456789abcdef"
 SVD = MODELS["svd"]
 
 

@@ -10,16 +10,11 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, wire
 from tests.conftest import API_KEY
+from tests.support_scenarios import add
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 SVD = MODELS["svd"].example
 MOTION = MODELS["motionctrl-svd"].example
-
-
-def add(http: httpx.Client, rule: dict) -> dict:
-    response = http.post("/_mock/scenarios", json=rule)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def final_status(http: httpx.Client, mock: SegmindMock, model: str, payload: dict, **headers: str) -> dict:
@@ -54,7 +49,7 @@ def test_http_error_outcome_answers_the_submission_with_the_documented_code(http
     assert http.post("/v2/svd", json=SVD).status_code == 200
 
 
-def test_http_error_429_carries_the_rate_limit_reset_header(http: httpx.Client, mock: SegmindMock) -> None:
+def test_http_error_429_carries_the_rate_limit_reset_header(http: httpx.Client) -> None:
     add(http, {"outcome": "http_error", "status": 429, "error": "slow down"})
     refused = http.post("/v1/svd", json=SVD)
     assert refused.status_code == 429

@@ -25,6 +25,16 @@ def wait_done(client: SegmindClient, mock: SegmindMock, model: str, **overrides:
     return job.wait(timeout=5, interval=0.001)
 
 
+def wait_until(condition: Callable[[], object], tries: int = 5000, pause: float = 0.001) -> bool:
+    """Check `condition` up to `tries` times, `pause` real seconds apart; whether it came true."""
+    idle = threading.Event()
+    for _ in range(tries):
+        if condition():
+            return True
+        idle.wait(pause)
+    return False
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.slug)
 def test_submit_and_wait_returns_the_completed_result(sdk: SegmindClient, mock: SegmindMock, spec) -> None:
     result = wait_done(sdk, mock, spec.slug)
@@ -97,13 +107,8 @@ def test_run_sync_blocks_until_the_clock_reaches_the_end(sdk: SegmindClient, moc
     answered: list = []
     call = threading.Thread(target=lambda: answered.append(sdk.run_sync("svd", **MODELS["svd"].example)))
     call.start()
-    arrived = threading.Event()
-    for _ in range(5000):  # wait for the request to arrive (the fake's time stays frozen meanwhile)
-        if mock.jobs:
-            arrived.set()
-            break
-        arrived.wait(0.001)
-    assert arrived.is_set() and call.is_alive() and not answered
+    arrived = wait_until(lambda: mock.jobs)  # wait for the request to arrive (the fake's time stays frozen meanwhile)
+    assert arrived and call.is_alive() and not answered
     mock.advance(1000)
     call.join(5)
     assert answered[0].status_code == 200
@@ -172,15 +177,8 @@ def test_a_v1_call_whose_client_hangs_up_stops_waiting(server) -> None:
     head = f"POST /v1/svd HTTP/1.1\r\nhost: {host}\r\nx-api-key: {API_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
     with socket.create_connection((host, int(port))) as client:
         client.sendall(head.encode() + body)
-        arrived = threading.Event()
-        for _ in range(5000):  # wait for the call to arrive; the fake's clock stays frozen
-            if mock.jobs:
-                break
-            arrived.wait(0.001)
+        wait_until(lambda: mock.jobs)  # wait for the call to arrive; the fake's clock stays frozen
     # Hung up: the wait ends and the exchange is journaled, though the clock never reached the job's end.
-    for _ in range(5000):
-        if mock.requests:
-            break
-        arrived.wait(0.001)
+    wait_until(lambda: mock.requests)
     assert [entry["status"] for entry in mock.requests] == [wire.CLIENT_GONE_STATUS]
     assert mock.jobs[0]["state"] == "QUEUED"  # accepted, and kept
