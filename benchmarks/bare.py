@@ -62,7 +62,7 @@ def main() -> None:
     app = create_app(read_body="--read-body" in sys.argv[1:])
     sock = server.bind("127.0.0.1", 0)
     print(f"bare-starlette: serving on {server.url_of(sock)}", flush=True)
-    uvicorn.Server(server.config(app, lifespan="off")).run(sockets=[sock])
+    uvicorn.Server(server.config(app)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

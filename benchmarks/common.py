@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-API_KEY = "SG_0123456789abcdef"
+from mock_server.pytest_plugin import FAKE_API_KEY
+
+API_KEY = FAKE_API_KEY  # the key the project's tests send: well-formed like a real one
 
 
 def median_seconds(work: Callable[[], object], runs: int, *, warmup: bool = True) -> float:

@@ -8,12 +8,14 @@ import httpx
 import pytest
 from segmind import SegmindClient
 
+from contracts.openapi import LIVE_URL
 from mock_server import SegmindMock, Settings
+from mock_server.pytest_plugin import FAKE_API_KEY
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
 
-API_KEY = "SG_0123456789abcdef"
-SEGMIND = "https://api.segmind.com"
+API_KEY = FAKE_API_KEY
+SEGMIND = LIVE_URL
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import httpx
 from contracts import MODELS
 from mock_server.accounts import parse_config
 
-SEGMIND = "https://api.segmind.com"
 SVD = MODELS["svd"].example
 RICH = "SG_00000000000000aa"  # 100 credits, every model, no rate limit
 POOR = "SG_00000000000000bb"  # 1 credit

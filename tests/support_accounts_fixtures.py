@@ -13,7 +13,8 @@ from segmind import SegmindClient
 
 from mock_server import SegmindMock, Settings
 from mock_server.transport import PortalTransport
-from tests.support_accounts import CONFIG, RICH, SEGMIND
+from tests.conftest import SEGMIND
+from tests.support_accounts import CONFIG, RICH
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import ConfigError, load_config, parse_config
 from mock_server.transport import PortalTransport
-from tests.support_accounts import CONFIG, FREE, POOR, RICH, SEGMIND, SVD, SVD_ONLY, submit
+from tests.conftest import SEGMIND
+from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD, SVD_ONLY, submit
 from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
 pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, portal, client, sdk_for
