@@ -124,20 +124,23 @@ class SegmindMock:
         *,
         sync: bool = False,
         override: Rule | None = None,
+        checked: bool = False,
     ) -> tuple[Job, Rule | None]:
         """Accept a submission as the real service would, or raise the ApiError it would answer.
 
         Returns the job and the scenario rule that decided it, which may also shape the answer
         (a delay, a network fault). An `override` (from `x-mock-*` headers) decides instead of the
-        rule book and uses no rule up. Checks, in order: 401 (key), 403 (model not allowed),
-        429 (rate limit), the rule's `http_error`, 400 (parameters), 406 (credits).
+        rule book and uses no rule up. `checked` says the payload is already what the contract's
+        validation returns (`contracts.decoding.decode_params`). Checks, in order: 401 (key),
+        403 (model not allowed), 429 (rate limit), the rule's `http_error`, 400 (parameters),
+        406 (credits).
         """
         spec = model_spec(model)
         now = self.clock.now()
         self.accounts.admit(api_key, model, now)
         image_digest = None
         try:
-            params: Mapping[str, Any] = self._validate(spec, payload)
+            params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
             image_digest = self._inspect_image(spec, params)
         except (PayloadError, ImageError) as error:
             invalid = error

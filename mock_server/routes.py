@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from mock_server import faults, wire
 from mock_server.jobs import Job, State
 from mock_server.journal import header
 from mock_server.mock import SegmindMock, model_spec
-from mock_server.payload import read_json_object
+from mock_server.payload import parse_json_object, read_body
 from mock_server.responses import JSONResponse
 from mock_server.scenarios import Rule, rule_from_headers
 
@@ -127,8 +128,14 @@ class SegmindRoutes:
         model = request.path_params["model"]
         model_spec(model)  # an unknown model is 404 before its body is read
         override = _override(request)
-        payload = await read_json_object(request, mock.settings.max_body_bytes)
-        submit = functools.partial(mock.submit, model, payload, api_key, sync=sync, override=override)
+        body = await read_body(request, mock.settings.max_body_bytes)
+        # One pass for the bodies clients nearly always send; the reference path for any other,
+        # so every message stays the one that names each broken parameter.
+        checked = decode_params(model, body)
+        payload = parse_json_object(body) if checked is None else checked
+        submit = functools.partial(
+            mock.submit, model, payload, api_key, sync=sync, override=override, checked=checked is not None
+        )
         if mock.reads_image(model, payload):
             return await anyio.to_thread.run_sync(submit)
         return submit()
