@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import API_KEY, cpu_model  # noqa: E402
 from benchmarks.loadgen import build_request  # noqa: E402
-from benchmarks.throughput import serving  # noqa: E402
+from benchmarks.process import serving  # noqa: E402
 from tests.support_stores import REDIS_SERVER, start_redis  # noqa: E402  (the tests' own redis launcher)
 
 BODY = json.dumps({"image": "https://example.com/cat.png"}).encode()
