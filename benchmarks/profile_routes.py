@@ -17,7 +17,6 @@ import json
 import pstats
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,14 +138,12 @@ def main() -> None:
     args = parser.parse_args()
     for name, routes in per_call_us(args.calls).items():
         print(f"{name:<24}", "  ".join(f"{route} {us:6.1f} us" for route, us in routes.items()))
-    show: Callable[[pstats.Stats], Any]
     for route, stats in profile(args.calls).items():
         print(f"\n== the fake's {route}, self time by module (µs per call, under cProfile) ==")
         for module, us in by_module(stats, args.calls)[: args.top]:
             print(f"  {us:6.2f}  {module}")
         print(f"\n== the fake's {route}, top functions by self time ==")
-        show = stats.sort_stats("tottime").print_stats
-        show(args.top)
+        stats.sort_stats("tottime").print_stats(args.top)
 
 
 if __name__ == "__main__":
