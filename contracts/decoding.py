@@ -61,7 +61,7 @@ class ParamsDecoder:
         )
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(struct).decode
         self._images = tuple(param.name for param in spec.params if param.type == "image")
-        self._texts = tuple(param for param in spec.params if param.numeric_string)
+        self._texts = {param.name: _text_reader(param) for param in spec.params if param.numeric_string}
 
     def decode(self, body: bytes) -> dict[str, Any] | None:
         """Return the checked parameters with defaults filled in, or None if the body needs the reference path."""
@@ -72,14 +72,21 @@ class ParamsDecoder:
         for name in self._images:
             if not is_image_reference(params[name]):
                 return None
-        for param in self._texts:
-            value = params[param.name]
+        for name, read in self._texts.items():
+            value = params[name]
             if isinstance(value, str):
                 try:
-                    params[param.name] = param.check(value)
+                    params[name] = read(value)
                 except ParamError:
                     return None
         return params
+
+
+def _text_reader(param: Param) -> Callable[[str], Any]:
+    """How an integer written as text becomes the integer `param.check` returns, or raises ParamError."""
+    if param.enum is not None:
+        return {str(value): value for value in param.enum}.__getitem__  # the struct lets only these texts through
+    return param.check
 
 
 DECODERS: dict[str, ParamsDecoder] = {slug: ParamsDecoder(spec) for slug, spec in MODELS.items()}
