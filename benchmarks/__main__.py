@@ -29,8 +29,9 @@ def machine() -> str:
     )
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    align = "|".join("---" if index < text_columns else "---:" for index in range(len(header)))
+    lines = ["| " + " | ".join(header) + " |", f"|{align}|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
@@ -56,7 +57,7 @@ def _throughput(lines: list[str]) -> None:
             ]
         )
     header = ["route", "server", "req/s", "ratio to raw ASGI (spread over rounds)", "CPU µs/req", "CPU, raw/this"]
-    lines += _table(header, rows)
+    lines += _table(header, rows, text_columns=2)
 
 
 def _decoding(lines: list[str]) -> None:
@@ -89,6 +90,7 @@ def _redis(lines: list[str]) -> None:
             ]
             for row in redis_trips.measure()
         ],
+        text_columns=1,
     )
     runs = workers.measure_all()
     memory, redis_one = runs["memory, 1 worker"], runs["redis, 1 worker"]
