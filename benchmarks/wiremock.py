@@ -31,12 +31,13 @@ START_SECONDS = 60
 
 def jar() -> Path:
     """The standalone jar, installed with npm into the cache if it is not there yet; RuntimeError says why not."""
+    if shutil.which("java") is None:
+        raise RuntimeError("java is not on PATH")
     found = sorted(CACHE.glob("node_modules/wiremock/**/wiremock-standalone-*.jar"))
     if found:
         return found[-1]
-    for tool in ("java", "npm"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not on PATH")
+    if shutil.which("npm") is None:
+        raise RuntimeError("npm is not on PATH")
     CACHE.mkdir(parents=True, exist_ok=True)
     command = ["npm", "install", "--prefix", str(CACHE), PACKAGE, "--no-audit", "--no-fund", "--no-save"]
     try:
