@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -93,13 +94,18 @@ def _redis(lines: list[str]) -> None:
         text_columns=1,
     )
     runs = workers.measure_all()
-    memory, redis_one = runs["memory, 1 worker"], runs["redis, 1 worker"]
+    memory, redis_one = "memory, 1 worker", "redis, 1 worker"
     lines += ["", "### Workers and stores (`segmind-mock serve`, submit + status cycles per second)", ""]
     lines += _table(
-        ["served by", "cycles/s", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
+        ["served by", "cycles/s (median)", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
         [
-            [name, f"{rate:,.0f}", f"{rate / memory:.2f}", f"{rate / redis_one:.2f}" if "redis" in name else ""]
-            for name, rate in runs.items()
+            [
+                name,
+                f"{statistics.median(rates):,.0f}",
+                f"{workers.ratio(runs, name, memory):.2f}",
+                f"{workers.ratio(runs, name, redis_one):.2f}" if "redis" in name else "",
+            ]
+            for name, rates in runs.items()
         ],
     )
 

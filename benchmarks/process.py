@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # the checkout first on the path measures this checkout, installed or not.
 FAKE_COMMAND = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]
 URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+")
+WORKER_START_SECONDS = 60
+IDLE_PROBE_SECONDS = 0.3
+IDLE_CPU_SECONDS = 0.03  # CPU used over one probe by all workers together, once they have started
 
 
 @dataclass
@@ -27,8 +31,30 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time the process has used so far (user + system), from /proc."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.pid)
+
+    def wait_for_workers(self, workers: int) -> None:
+        """Wait until `workers` child processes run and have gone idle, so every one of them accepts.
+
+        A worker that is still importing when the load's connections open gets none of them, and
+        the run would measure fewer workers than it says.
+        """
+        deadline = time.monotonic() + WORKER_START_SECONDS
+        children: list[int] = []
+        used = -1.0
+        while time.monotonic() < deadline:
+            children = [int(pid) for pid in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+            now_used = sum(_cpu_seconds(pid) for pid in children)
+            if len(children) >= workers and now_used - used < IDLE_CPU_SECONDS:
+                return
+            used = now_used
+            time.sleep(IDLE_PROBE_SECONDS)  # nothing to wait on: idleness shows only over time
+        raise RuntimeError(f"{workers} workers were not idle within {WORKER_START_SECONDS} s ({len(children)} ran)")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
