@@ -26,6 +26,8 @@ from playwright.sync_api import Locator, Page, expect  # noqa: E402  (after the 
 
 pytestmark = pytest.mark.browser
 SVD = MODELS["svd"].example
+TIMES = "\u00d7"  # the multiplication sign of the page's speeds
+DASH = "\u2013"  # the en dash of its ranges of rows
 
 
 def job_row(page: Page, request_id: str) -> Locator:
@@ -38,7 +40,9 @@ def clock_text(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
-def test_jobs_move_when_the_clock_is_advanced_from_the_page(dashboard: Page, server, live_http: httpx.Client) -> None:
+def test_jobs_move_when_the_clock_is_advanced_from_the_page(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
     mock: SegmindMock = server[0]
     request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
     row = job_row(dashboard, request_id)
@@ -59,7 +63,7 @@ def test_jobs_move_when_the_clock_is_advanced_from_the_page(dashboard: Page, ser
 
 
 def test_the_page_follows_the_fake_when_the_clock_moves_elsewhere(
-    dashboard: Page, server, live_http: httpx.Client
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
 ) -> None:
     request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
     row = job_row(dashboard, request_id)
@@ -68,10 +72,12 @@ def test_the_page_follows_the_fake_when_the_clock_moves_elsewhere(
     expect(row.locator(".state")).to_have_text("COMPLETED")
     expect(dashboard.locator("#clock-now")).to_have_text(clock_text(now))
     live_http.post("/_mock/clock", json={"speed": 60})
-    expect(dashboard.locator("#clock-speed")).to_have_text("60×")
+    expect(dashboard.locator("#clock-speed")).to_have_text(f"60{TIMES}")
 
 
-def test_the_speed_is_set_from_the_page_and_a_bad_one_refused_with_the_apis_message(dashboard: Page, server) -> None:
+def test_the_speed_is_set_from_the_page_and_a_bad_one_refused_with_the_apis_message(
+    dashboard: Page, server: tuple[SegmindMock, str]
+) -> None:
     mock: SegmindMock = server[0]
     speed = dashboard.locator("#speed-input")
     speed.fill("-2")
@@ -79,13 +85,13 @@ def test_the_speed_is_set_from_the_page_and_a_bad_one_refused_with_the_apis_mess
     expect(dashboard.locator("#clock-error")).to_have_text("speed must be a number, 0 or more (got -2)")
     speed.fill("0.5")
     dashboard.get_by_role("button", name="Set", exact=True).click()
-    expect(dashboard.locator("#clock-speed")).to_have_text("0.5×")
+    expect(dashboard.locator("#clock-speed")).to_have_text(f"0.5{TIMES}")
     assert mock.clock.speed == 0.5
     expect(dashboard.locator("#clock-error")).to_have_text("")
 
 
 def test_a_failing_rule_added_through_the_form_fails_the_next_job(
-    dashboard: Page, server, live_http: httpx.Client
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
 ) -> None:
     form = dashboard.locator("#scenario-form")
     form.get_by_label("Times", exact=True).fill("abc")
@@ -119,7 +125,7 @@ def test_a_failing_rule_added_through_the_form_fails_the_next_job(
 
 
 def test_a_journal_entry_opens_to_its_bodies_and_the_filters_narrow_the_journal(
-    dashboard: Page, server, live_http: httpx.Client
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
 ) -> None:
     request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
     live_http.post("/v2/svd", json={**SVD, "fps": 0})
@@ -149,7 +155,9 @@ def test_a_journal_entry_opens_to_its_bodies_and_the_filters_narrow_the_journal(
     expect(detail).to_have_count(0)
 
 
-def test_a_completed_jobs_video_plays_inline(dashboard: Page, server, live_http: httpx.Client) -> None:
+def test_a_completed_jobs_video_plays_inline(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
     request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
     row = job_row(dashboard, request_id)
     row.click()
@@ -161,29 +169,31 @@ def test_a_completed_jobs_video_plays_inline(dashboard: Page, server, live_http:
     video.evaluate("video => video.play()")
     # Frames decoded and time moving: the browser plays what the fake served.
     dashboard.wait_for_function(
-        f"() => {{ const v = document.querySelector('#jobs-rows .detail-row video');"
-        f" return v.readyState >= 2 && v.duration > 1 && v.currentTime > 0 && v.videoWidth > 0; }}"
+        "() => { const v = document.querySelector('#jobs-rows .detail-row video');"
+        " return v.readyState >= 2 && v.duration > 1 && v.currentTime > 0 && v.videoWidth > 0; }"
     )
     assert video.evaluate("video => video.error") is None
 
 
-def test_thousands_of_jobs_are_paged(dashboard: Page, server, live_http: httpx.Client) -> None:
+def test_thousands_of_jobs_are_paged(dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client) -> None:
     ids = [live_http.post("/v2/svd", json=SVD).json()["request_id"] for _ in range(2000)]
     pager = dashboard.locator('.pager[data-for="jobs"]')
-    expect(pager.locator("span")).to_have_text("1–25 of 2000, newest first")
+    expect(pager.locator("span")).to_have_text(f"1{DASH}25 of 2000, newest first")
     rows = dashboard.locator("#jobs-rows tr.row")
     expect(rows).to_have_count(25)
     expect(rows.first).to_contain_text(ids[-1])
     pager.get_by_role("button", name="Older").click()
-    expect(pager.locator("span")).to_have_text("26–50 of 2000, newest first")
+    expect(pager.locator("span")).to_have_text(f"26{DASH}50 of 2000, newest first")
     expect(rows.first).to_contain_text(ids[-26])
     live_http.post("/_mock/clock/advance", json={"seconds": 10})
     dashboard.locator("#jobs-states").get_by_role("button", name="Processing").click()
-    expect(pager.locator("span")).to_have_text("1–25 of 2000, newest first")
+    expect(pager.locator("span")).to_have_text(f"1{DASH}25 of 2000, newest first")
     expect(dashboard.locator("#jobs-states button.active")).to_have_text("Processing 2000")
 
 
-def test_accounts_show_balances_holds_and_rate_windows(dashboard: Page, server, live_http: httpx.Client) -> None:
+def test_accounts_show_balances_holds_and_rate_windows(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
     mock: SegmindMock = server[0]
     key = "SG_team-key-0001"
     expect(dashboard.locator("#accounts")).to_be_hidden()  # no keys declared: nothing to show
@@ -200,7 +210,9 @@ def test_accounts_show_balances_holds_and_rate_windows(dashboard: Page, server, 
     expect(account.locator(".spent")).to_have_text(str(round(wire.PRICES["svd"] * 3, 4)))
 
 
-def test_a_token_in_the_url_is_kept_in_a_cookie_the_page_sends_but_cannot_read(dashboard: Page, server) -> None:
+def test_a_token_in_the_url_is_kept_in_a_cookie_the_page_sends_but_cannot_read(
+    dashboard: Page, server: tuple[SegmindMock, str]
+) -> None:
     url: str = server[1]
     dashboard.goto(f"{url}/_mock/?token=s3cret")
     assert dashboard.url == f"{url}/_mock/"
