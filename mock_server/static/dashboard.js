@@ -444,7 +444,8 @@
     const cells = row.children;
     cells[0].textContent = String(index + 1);
     cells[0].title = `rule id ${rule.id}`;
-    cells[1].textContent = rule.target + (rule.nth > 1 ? ` from the ${rule.nth}th` : "");
+    cells[1].textContent = rule.target + (rule.nth > 1 ? ` · nth ${rule.nth}` : "");
+    cells[1].title = rule.nth > 1 ? `applies from the matching request number ${rule.nth} on` : "";
     cells[2].textContent = Object.keys(rule.match).length ? JSON.stringify(rule.match) : "any";
     const parts = [rule.outcome];
     if (rule.status) parts.push(String(rule.status));
