@@ -6,6 +6,7 @@ fake's clock is frozen, so time moves only when the page or the test moves it.
 
 from __future__ import annotations
 
+import math
 import shutil
 from datetime import UTC, datetime
 
@@ -25,6 +26,8 @@ if shutil.which("chromium") is None:
 from playwright.sync_api import Locator, Page, expect  # noqa: E402  (after the skip: an optional dependency)
 
 pytestmark = pytest.mark.browser
+# The page polls once a second; a loaded CI machine may take a few polls to show a change.
+expect.set_options(timeout=15_000)
 SVD = MODELS["svd"].example
 TIMES = "\u00d7"  # the multiplication sign of the page's speeds
 DASH = "\u2013"  # the en dash of its ranges of rows
@@ -36,8 +39,9 @@ def job_row(page: Page, request_id: str) -> Locator:
 
 
 def clock_text(at: float) -> str:
-    """The simulated time as the clock panel shows it."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    """The simulated time as the clock panel shows it: in whole milliseconds, cut as JavaScript's Date cuts them."""
+    milliseconds = math.floor(at * 1000)
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def test_jobs_move_when_the_clock_is_advanced_from_the_page(
