@@ -236,13 +236,13 @@
     p.style.width = `${processing}%`;
     r.style.width = `${rest}%`;
     const retention = job.expires_at - job.finished_at;
-    let at;
+    // The phase is the fake's word (its last answer), so the text never runs ahead of the badge;
+    // the times and the mark move with the clock between polls.
+    let at = Math.min(1, (now - job.submitted_at) / active) * (queued + processing);
     let text;
-    if (now < job.started_at) {
-      at = ((now - job.submitted_at) / active) * (queued + processing);
+    if (job.state === "QUEUED") {
       text = `queued · starts in ${duration(job.started_at - now)}`;
-    } else if (now < job.finished_at) {
-      at = ((now - job.submitted_at) / active) * (queued + processing);
+    } else if (job.state === "PROCESSING") {
       text = `processing · ends in ${duration(job.finished_at - now)}`;
     } else {
       const spent = retention > 0 ? (now - job.finished_at) / retention : 1;
