@@ -78,16 +78,19 @@ class Wrk:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._files: dict[bytes, Path] = {}
+
+    def _file(self, content: bytes) -> Path:
+        """A file holding `content`, written once per distinct content."""
+        if content not in self._files:
+            self._files[content] = self.folder / f"{len(self._files)}.txt"
+            self._files[content].write_bytes(content)
+        return self._files[content]
 
     def run(self, url: str, plan: Plan, seconds: int) -> Counted:
         """Drive `url` with `plan` for `seconds` (whole seconds: wrk's unit)."""
-        paths = self.folder / f"{plan.method}-{abs(hash(tuple(plan.paths)))}.txt"
-        paths.write_text("\n".join(plan.paths) + "\n")
-        extra = []
-        if plan.body:
-            body = self.folder / "body.json"
-            body.write_bytes(plan.body)
-            extra = [str(body)]
+        paths = self._file("".join(f"{path}\n" for path in plan.paths).encode())
+        extra = [str(self._file(plan.body))] if plan.body else []
         headers = [flag for name, value in HEADERS.items() for flag in ("-H", f"{name}: {value}")]
         command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", *headers, "-s", str(WRK_SCRIPT), url]
         done = subprocess.run(
