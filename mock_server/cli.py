@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the fake Segmind API on a uvicorn server",
-        description="Run the fake Segmind API. Admin API under /_mock/ (see the README).",
+        description="Run the fake Segmind API (docs/cli.md). Admin API under /_mock/ (docs/admin.md).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument(
