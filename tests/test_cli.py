@@ -23,14 +23,16 @@ from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: 
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve"]
 STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')
+# The `serve` fixture: start `segmind-mock serve` with flags; get the process, its base URL, its start-up text.
+Serve = Callable[..., tuple[subprocess.Popen[str], str, str]]
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
+def serve() -> Iterator[Serve]:
     """Start `segmind-mock serve` with extra flags; return the process, its base URL and start-up text."""
-    processes: list[subprocess.Popen] = []
+    processes: list[subprocess.Popen[str]] = []
 
-    def start(*flags: str) -> tuple[subprocess.Popen, str, str]:
+    def start(*flags: str) -> tuple[subprocess.Popen[str], str, str]:
         process = subprocess.Popen([*COMMAND, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
         processes.append(process)
         assert process.stdout is not None
@@ -45,14 +47,14 @@ def serve() -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
         process.wait(10)
 
 
-def test_serve_prints_where_it_listens_and_how_to_point_the_sdk(serve) -> None:
+def test_serve_prints_where_it_listens_and_how_to_point_the_sdk(serve: Serve) -> None:
     _, url, banner = serve("--speed", "0")
     assert f"on {url}" in banner
     assert "svd, motionctrl-svd" in banner
     assert httpx.get(f"{url}/_mock/health").json()["speed"] == 0
 
 
-def test_sdk_pointed_at_the_served_fake_completes_a_job_on_the_advanced_clock(serve) -> None:
+def test_sdk_pointed_at_the_served_fake_completes_a_job_on_the_advanced_clock(serve: Serve) -> None:
     _, url, _ = serve("--speed", "0", "--queue-seconds", "0")
     client = SegmindClient(api_key=API_KEY, base_url=f"{url}/v1")
     try:
@@ -86,7 +88,7 @@ def test_a_busy_port_is_reported_plainly() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
 
 
-def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve) -> None:
+def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve: Serve) -> None:
     _, url, _ = serve("--speed", "0", "--journal-size", "0")
     svd = MODELS["svd"].example
     with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
@@ -142,7 +144,7 @@ def test_ctrl_c_ends_serve_with_exit_0_and_no_traceback(store: str) -> None:
         start_new_session=True,
     )
     assert process.stdout is not None and process.stderr is not None
-    log = []
+    log: list[str] = []
     while sum("Started server process" in line for line in log) < workers:  # each worker handles signals now
         log.append(process.stderr.readline())
         assert log[-1], "".join(log)
@@ -156,7 +158,7 @@ def test_ctrl_c_ends_serve_with_exit_0_and_no_traceback(store: str) -> None:
     assert "KeyboardInterrupt" not in errors
 
 
-def test_the_access_log_is_off_by_default(serve) -> None:
+def test_the_access_log_is_off_by_default(serve: Serve) -> None:
     process, url, _ = serve("--speed", "0")
     assert httpx.get(f"{url}/_mock/health").status_code == 200
     process.terminate()
@@ -167,7 +169,7 @@ def test_the_access_log_is_off_by_default(serve) -> None:
 ACCESS_LINE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/\S*) (?P<status>\d{3}|-) \d+\.\d ms$")
 
 
-def test_access_log_prints_method_path_status_and_time_of_each_request(serve) -> None:
+def test_access_log_prints_method_path_status_and_time_of_each_request(serve: Serve) -> None:
     process, url, _ = serve("--speed", "0", "--access-log")
     assert process.stdout is not None
     with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
@@ -177,7 +179,7 @@ def test_access_log_prints_method_path_status_and_time_of_each_request(serve) ->
         with pytest.raises(httpx.RemoteProtocolError):
             http.post("/v2/svd", json=MODELS["svd"].example)
         assert http.get("/v3/nothing").status_code == 404
-    logged = []
+    logged: list[tuple[str, str, str]] = []
     while len(logged) < 5:
         line = process.stdout.readline()
         assert line, logged
@@ -192,7 +194,7 @@ def test_access_log_prints_method_path_status_and_time_of_each_request(serve) ->
     ]
 
 
-def test_bound_to_every_interface_the_start_up_line_names_loopback_and_says_so(serve) -> None:
+def test_bound_to_every_interface_the_start_up_line_names_loopback_and_says_so(serve: Serve) -> None:
     process, url, banner = serve("--host", "0.0.0.0")
     assert process.stdout is not None
     banner += process.stdout.readline()
