@@ -16,7 +16,7 @@ from benchmarks import decoding, footprint, inprocess, redis_trips, throughput, 
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+RESULTS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 TARGET_RATIO = 0.7  # of the raw ASGI limit, journal on (issue 16)
 JOB_BYTES_TARGET = 1024
 RUN_MS_TARGET = 10
@@ -172,10 +172,10 @@ def report() -> str:
 def write(results: str) -> None:
     """Replace the results section of docs/benchmarks.md, keeping the text around it."""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
-    text = PAGE.read_text()
+    text = RESULTS_PAGE.read_text()
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
-    PAGE.write_text(f"{head}{start}\n{results}{end}{tail}")
+    RESULTS_PAGE.write_text(f"{head}{start}\n{results}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ def test_a_browser_gets_the_page_and_api_clients_the_404_they_always_got(http: h
     for client_accept in ("application/json", "*/*"):
         answer = http.get("/_mock/", headers={"accept": client_accept})
         assert answer.status_code == 404
-        assert answer.json() == {"error": "No route for GET /_mock/: see the README for the fake's routes"}
+        assert answer.json() == {"error": "No route for GET /_mock/: see docs/wire-format.md for the routes"}
 
 
 def test_the_page_loads_only_the_fakes_own_files(http: httpx.Client) -> None:
