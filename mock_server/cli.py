@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +18,16 @@ from contracts import cli as contract_cli
 from mock_server import server
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
 from mock_server.app import App
-from mock_server.backend import MEMORY, STORE_VARIABLE, StoreError, shared_url
 from mock_server.images import ImageSource
-from mock_server.mock import SegmindMock, Settings
+from mock_server.mock import SegmindMock
+from mock_server.service import Settings
+from mock_server.storage import StoreError
+from mock_server.store_memory import MEMORY
+from mock_server.stores import shared_url
 from mock_server.video import video_available
+
+# The store `serve` uses when no --store is given, before memory: lets a suite of `serve` processes run on Redis.
+STORE_VARIABLE = "SEGMIND_MOCK_STORE"
 
 
 def _non_negative(text: str) -> float:
@@ -95,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--store",
-        default=defaults.store,
+        default=os.environ.get(STORE_VARIABLE) or defaults.store,
         metavar="URL",
         help=f"where jobs, clock, scenarios, journal and accounts live: {MEMORY!r} (this process only), or "
         "redis://HOST:PORT/DB[?prefix=NAME] to share them between workers and machines; see docs/scaling.md "
@@ -203,8 +210,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     url = server.url_of(sock)
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    store = mock.service.backend.name
     print(
-        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {mock.backend.name}, "
+        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {store}, "
         f"{workers}, admin API at {url}/_mock/)\n"
         f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,

@@ -9,16 +9,19 @@ from enum import StrEnum
 from typing import Any
 
 from contracts import ModelSpec
-from contracts.responses import STATES
 
 # Sums of decimal seconds round at Unix-time magnitudes (an ulp is ~2e-7 s); this slack makes
 # advancing the clock by exactly a job's remaining duration reach the next state.
 TIME_SLACK_SECONDS = 1e-6
 
 
-# The documented states of a v2 request, as the contract lists them: QUEUED, PROCESSING,
-# COMPLETED and FAILED, each named as it is sent.
-State = StrEnum("State", [(name, name) for name in STATES])
+class State(StrEnum):
+    """The documented states of a v2 request, each named as it is sent (the contract's STATES; a test checks)."""
+
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
 
 
 @dataclass(slots=True)
@@ -49,14 +52,15 @@ class Job:
         """When the job reaches COMPLETED or FAILED."""
         return self.started_at + self.processing_seconds
 
+    def ended_by(self, now: float) -> bool:
+        """Tell whether the job reached COMPLETED or FAILED by simulated time `now` (within the slack)."""
+        return now + TIME_SLACK_SECONDS >= self.finished_at
+
     def state_at(self, now: float) -> State:
         """Derive the job's state at simulated time `now`."""
-        now += TIME_SLACK_SECONDS
-        if now < self.started_at:
-            return State.QUEUED
-        if now < self.finished_at:
-            return State.PROCESSING
-        return State.COMPLETED if self.error is None else State.FAILED
+        if self.ended_by(now):
+            return State.COMPLETED if self.error is None else State.FAILED
+        return State.QUEUED if now + TIME_SLACK_SECONDS < self.started_at else State.PROCESSING
 
 
 # The version (4) and variant (RFC 4122) bits of a uuid4.

@@ -11,7 +11,8 @@ from respx.models import AllMockedAssertionError
 from starlette.types import ASGIApp
 
 from contracts.openapi import LIVE_URL
-from mock_server.mock import SegmindMock, Settings
+from mock_server.mock import SegmindMock
+from mock_server.service import Settings
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import SDK_MODULES, virtual_time
 

@@ -15,7 +15,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.jobs import Job, State
 from mock_server.scenarios import Rule
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 
 OTHER_KEY = "SG_fedcba9876543210"  # another client of a shared fake
 Change = Callable[[str, str, int, Any], tuple[int, Any]]

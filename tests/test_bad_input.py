@@ -11,7 +11,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
-from tests.conftest import SEGMIND
+from tests.support import SEGMIND
 
 
 @pytest.mark.parametrize(

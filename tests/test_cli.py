@@ -14,20 +14,23 @@ from segmind import SegmindClient
 from contracts import MODELS
 from mock_server.cli import build_parser
 from mock_server.server import bind, url_of
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve"]
 STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
+def serve(store: str) -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
     """Start `segmind-mock serve` with extra flags; return the process, its base URL and start-up text."""
     processes: list[subprocess.Popen] = []
 
     def start(*flags: str) -> tuple[subprocess.Popen, str, str]:
-        process = subprocess.Popen([*COMMAND, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [*COMMAND, "--port", "0", "--store", store, *flags], stdout=subprocess.PIPE, text=True
+        )
         processes.append(process)
         assert process.stdout is not None
         banner = process.stdout.readline() + process.stdout.readline()

@@ -7,6 +7,7 @@ import sys
 import time
 import types
 from collections.abc import Iterator
+from dataclasses import replace
 
 import anyio
 import httpcore
@@ -20,17 +21,18 @@ from segmind import InferenceTimeout, SegmindClient
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.clock import Clock
-from mock_server.offline import SEGMIND_URL, route_to_app, segmind_offline
+from mock_server.offline import SEGMIND_URL, default_settings, route_to_app, segmind_offline
 from mock_server.virtual_time import virtual_time
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"]
 
 
 @pytest.fixture
-def offline() -> Iterator[SegmindMock]:
-    with segmind_offline() as mock:
+def offline(store: str) -> Iterator[SegmindMock]:
+    with segmind_offline(replace(default_settings(), store=store)) as mock:
         yield mock
 
 
@@ -106,8 +108,8 @@ def test_a_users_own_respx_mock_takes_the_other_hosts(offline: SegmindMock) -> N
             assert http.post(f"{SEGMIND_URL}/v2/svd", json=SVD.example).json()["status"] == "QUEUED"
 
 
-def test_route_to_app_serves_any_origin_and_only_that() -> None:
-    mock = SegmindMock(Settings(speed=0))
+def test_route_to_app_serves_any_origin_and_only_that(store: str) -> None:
+    mock = SegmindMock(Settings(speed=0, store=store))
     with route_to_app(mock.app, "http://segmind.test:8080"), httpx.Client(headers={"x-api-key": API_KEY}) as http:
         submitted = http.post("http://segmind.test:8080/v2/svd", json=SVD.example).json()
         assert submitted["status_url"].startswith("http://segmind.test:8080/v2/requests/")

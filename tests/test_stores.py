@@ -11,14 +11,15 @@ import anyio
 import httpx
 import pytest
 import redis
+from mock_server.storage import StoreError
+from mock_server.store_redis import split_url
 
 from contracts import MODELS
+from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
-from mock_server.backend import StoreError
-from mock_server.redis_store import split_url
 from mock_server.transport import PortalTransport
-from tests.conftest import API_KEY
-from tests.support_stores import namespaced, redis_url  # noqa: F401  (the session's redis-server)
+from tests.support import API_KEY
+from tests.support_stores import namespaced
 
 SVD = MODELS["svd"]
 DURATION = wire.QUEUE_SECONDS + SVD.latency_seconds
@@ -103,12 +104,12 @@ def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retenti
         result_ttl = keys.pttl(f"{prefix}:job:{request_id}") / 1000
         output_ttl = keys.pttl(f"{prefix}:out:{request_id}") / 1000
         # Frozen, the keys are kept for the retentions in real seconds (see `ttl_ms`).
-        assert wire.RESULT_RETENTION_SECONDS - 5 < result_ttl <= wire.RESULT_RETENTION_SECONDS
+        assert RESULT_RETENTION_SECONDS - 5 < result_ttl <= RESULT_RETENTION_SECONDS
         output_retention = DURATION + wire.OUTPUT_RETENTION_SECONDS
         assert output_retention - 5 < output_ttl <= output_retention
         mock.advance(DURATION)
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200
-        mock.advance(wire.RESULT_RETENTION_SECONDS - DURATION)  # the result retention runs from submission
+        mock.advance(RESULT_RETENTION_SECONDS - DURATION)  # the result retention runs from submission
         assert _status(client, request_id).status_code == 404
         assert mock.jobs == []
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200  # outputs stay a week
@@ -221,8 +222,8 @@ def test_results_expire_through_the_shared_clock_and_redis_ttls(
     job = _submit(first)
     server, prefix = split_url(store)
     with redis.Redis.from_url(server) as keys:
-        assert 0 < keys.pttl(f"{prefix}:job:{job}") <= wire.RESULT_RETENTION_SECONDS * 1000
-    second.post("/_mock/clock/advance", json={"seconds": wire.RESULT_RETENTION_SECONDS})
+        assert 0 < keys.pttl(f"{prefix}:job:{job}") <= RESULT_RETENTION_SECONDS * 1000
+    second.post("/_mock/clock/advance", json={"seconds": RESULT_RETENTION_SECONDS})
     assert [_status(client, job).status_code for client in clients] == [404, 404]
 
 
