@@ -16,7 +16,7 @@ from contracts.suite import Options, run_suite
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 
 
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the `contract` subcommand to the `segmind-mock` command line."""
     defaults = Options()
     parser = commands.add_parser(

@@ -73,9 +73,10 @@ async def drop_connection(receive: Receive, dropped: ConnectionDropped) -> None:
     httpx's error.
     """
     transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    if not callable(getattr(transport, "close", None)):  # uvloop's transports are not asyncio's classes
+    close = getattr(transport, "close", None)
+    if not callable(close):  # uvloop's transports are not asyncio's classes
         raise dropped
-    transport.close()  # flushes what was sent (a truncated body), then closes
+    close()  # flushes what was sent (a truncated body), then closes
     # Return once uvicorn has seen the connection go, so it neither logs nor answers a 500.
     while (await receive())["type"] != "http.disconnect":
         pass

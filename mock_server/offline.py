@@ -65,8 +65,10 @@ class FakeHostRouter(respx.MockRouter):
 def route_to_app(app: ASGIApp, url: str = SEGMIND_URL) -> Iterator[FakeHostRouter]:
     """Within the block, every httpx request to `url` is served by `app`; any other one fails."""
     asynchronous = httpx.ASGITransport(app, raise_app_exceptions=False)
-    with PortalTransport(app) as sync, FakeHostRouter(sync, asynchronous, url) as router:
-        yield router
+    with PortalTransport(app) as sync:
+        router = FakeHostRouter(sync, asynchronous, url)
+        with router:
+            yield router
 
 
 def default_settings(virtual: bool = True) -> Settings:

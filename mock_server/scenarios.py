@@ -182,7 +182,7 @@ def _parse_target(outcome: str, target: Any) -> str:
         raise ValueError(f"target must be one of {', '.join(TARGETS)} (got {target!r})")
     if target != "submit" and outcome in JOB_OUTCOMES:
         raise ValueError(f"outcome {outcome!r} decides how a job ends, so its target must be 'submit'")
-    return target
+    return str(target)
 
 
 def _parse_nth(nth: Any) -> int:

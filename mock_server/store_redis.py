@@ -25,7 +25,7 @@ from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, StoreError, Usage, round_credits
+from mock_server.storage import Charge, ClockState, ClockStore, StoreError, Usage, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 PREFIX_PARAM = "prefix"
@@ -186,7 +186,7 @@ class RedisBackend:
         """The namespace's clock, set up at `speed` unless another process did first."""
         return RedisClock(self, speed)
 
-    def jobs(self, clock: RedisClock) -> RedisJobStore:
+    def jobs(self, clock: ClockStore) -> RedisJobStore:
         """Jobs with Redis TTLs."""
         return RedisJobStore(self, clock)
 
@@ -304,7 +304,7 @@ def ttl_ms(simulated_seconds: float, speed: float) -> int:
 class RedisJobStore:
     """Jobs as JSON under two keys, each expiring through its Redis TTL: the result and the output."""
 
-    def __init__(self, backend: RedisBackend, clock: RedisClock) -> None:
+    def __init__(self, backend: RedisBackend, clock: ClockStore) -> None:
         self._backend = backend
         self._redis = backend.redis
         self._clock = clock
@@ -648,7 +648,7 @@ class RedisLedger:
 
     def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
         """Every account, in the order they were created, settled in one pipeline."""
-        keys = self._redis.lrange(self._index, 0, -1)
+        keys = _strings(self._redis.lrange(self._index, 0, -1))
         with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 self._usage(keys=self._keys(key), args=self._args(key, now, credits(key)), client=pipe)

@@ -11,12 +11,12 @@ import anyio
 import httpx
 import pytest
 import redis
-from mock_server.storage import StoreError
-from mock_server.store_redis import split_url
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
+from mock_server.storage import StoreError
+from mock_server.store_redis import split_url
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
 from tests.support_stores import namespaced
