@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +22,8 @@ from mock_server.mock import SegmindMock
 from mock_server.service import Settings
 from mock_server.storage import StoreError
 from mock_server.store_memory import MEMORY
-from mock_server.stores import shared_url
+from mock_server.stores import STORE_VARIABLE, shared_url, store_from_environment
 from mock_server.video import video_available
-
-# The store `serve` uses when no --store is given, before memory: lets a suite of `serve` processes run on Redis.
-STORE_VARIABLE = "SEGMIND_MOCK_STORE"
 
 
 def _non_negative(text: str) -> float:
@@ -102,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--store",
-        default=os.environ.get(STORE_VARIABLE) or defaults.store,
+        default=store_from_environment(),
         metavar="URL",
         help=f"where jobs, clock, scenarios, journal and accounts live: {MEMORY!r} (this process only), or "
         "redis://HOST:PORT/DB[?prefix=NAME] to share them between workers and machines; see docs/scaling.md "

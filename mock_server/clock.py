@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 import anyio
 
 from mock_server.storage import ClockState, ClockStore
+from mock_server.store_memory import MemoryClock
 
 # How often a blocked v1 call re-reads the clock; a re-read is what lets it notice an advance
 # made by another thread (or, with a shared store, another process) without a per-job timer.
@@ -45,6 +46,11 @@ class Clock:
     def __init__(self, store: ClockStore, *, virtual: bool = False) -> None:
         self.store = store
         self.virtual = virtual
+
+    @classmethod
+    def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
+        """A clock of its own in this process, running at `speed` from the time of day."""
+        return cls(MemoryClock(check_speed(speed)), virtual=virtual)
 
     @property
     def speed(self) -> float:

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from contracts.openapi import LIVE_URL
 from mock_server.mock import SegmindMock
 from mock_server.service import Settings
+from mock_server.stores import store_from_environment
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import SDK_MODULES, virtual_time
 
@@ -72,8 +73,9 @@ def route_to_app(app: ASGIApp, url: str = SEGMIND_URL) -> Iterator[FakeHostRoute
 
 
 def default_settings(virtual: bool = True) -> Settings:
-    """The fake's settings under test: frozen and virtual with virtual time, real time without."""
-    return Settings(speed=0, virtual=True) if virtual else Settings()
+    """Settings under test: frozen and virtual with virtual time, else real time; on `$SEGMIND_MOCK_STORE`."""
+    store = store_from_environment()
+    return Settings(speed=0, virtual=True, store=store) if virtual else Settings(store=store)
 
 
 @contextmanager

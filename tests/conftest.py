@@ -8,6 +8,7 @@ modules run on memory. The store reaches every fake through `Settings(store=...)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -27,6 +28,16 @@ NO_REDIS = (
 )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Report every Redis variant skipped for want of a server at one place, so the summary folds them into one line."""
+    report: pytest.TestReport = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].endswith(NO_REDIS):
+        report.longrepr = (__file__, _skip_without_redis.__code__.co_firstlineno, longrepr[2])
+    return report
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `store` over every store in modules marked `stores`."""
     if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("stores"):
@@ -42,11 +53,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except ImportError:
         binary = None
     if binary is None:
-        pytest.skip(NO_REDIS)
+        _skip_without_redis()
     process, url = start_redis(binary, tmp_path_factory.mktemp("redis"))
     yield url
     process.terminate()
     process.wait(10)
+
+
+def _skip_without_redis() -> NoReturn:
+    pytest.skip(NO_REDIS)
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ def client_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 
 
 def test_virtual_time_patches_only_the_named_modules(client_module: types.ModuleType) -> None:
-    clock = Clock(0)
+    clock = Clock.in_process(0)
     start = clock.now()
     with virtual_time(clock, [client_module.__name__]) as view:
         client_module.time.sleep(5)
@@ -172,12 +172,12 @@ async def _sleeps(module: types.ModuleType) -> str:
 
 
 def test_virtual_sleeps_refuse_negative_lengths_like_time_sleep(client_module: types.ModuleType) -> None:
-    with virtual_time(Clock(0), [client_module.__name__]), pytest.raises(ValueError, match="non-negative"):
+    with virtual_time(Clock.in_process(0), [client_module.__name__]), pytest.raises(ValueError, match="non-negative"):
         client_module.sleep(-1)
 
 
 def test_a_missing_module_of_yours_is_an_error_but_a_missing_sdk_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ModuleNotFoundError), virtual_time(Clock(0), ["no_such_client_module"]):
+    with pytest.raises(ModuleNotFoundError), virtual_time(Clock.in_process(0), ["no_such_client_module"]):
         pass
     monkeypatch.setitem(sys.modules, "segmind.v2", None)  # as if the SDK were not installed
     with segmind_offline() as mock:
