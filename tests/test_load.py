@@ -12,7 +12,8 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 
-pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
+# Each test using `store` runs on memory and on Redis; every test here is long.
+pytestmark = [pytest.mark.stores, pytest.mark.slow]
 
 CLIENTS = 200
 JOBS_PER_CLIENT = 2

@@ -123,6 +123,7 @@ def test_a_redis_store_without_redis_py_names_the_extra_to_install(monkeypatch: 
         SegmindMock(Settings(store="redis://127.0.0.1:6379/0"))
 
 
+@pytest.mark.slow
 def test_serve_refuses_several_workers_on_the_memory_store_and_unusable_stores() -> None:
     for flags, message in [
         (["--workers", "2", "--store", "memory"], "--workers 2 needs a shared store"),
@@ -170,6 +171,7 @@ def clients(workers: tuple[str, str]) -> Iterator[list[httpx.Client]]:
         client.close()
 
 
+@pytest.mark.slow
 def test_jobs_submitted_through_either_worker_are_seen_by_both(clients: list[httpx.Client]) -> None:
     first, second = clients
     one, two = _submit(first), _submit(second)
@@ -180,6 +182,7 @@ def test_jobs_submitted_through_either_worker_are_seen_by_both(clients: list[htt
         assert [entry["request_id"] for entry in submissions] == [one, two]
 
 
+@pytest.mark.slow
 def test_the_clock_advanced_through_one_worker_moves_every_worker(clients: list[httpx.Client]) -> None:
     first, second = clients
     job = _submit(first)
@@ -189,6 +192,7 @@ def test_the_clock_advanced_through_one_worker_moves_every_worker(clients: list[
     assert _status(first, job).json()["status"] == "COMPLETED"
 
 
+@pytest.mark.slow
 def test_a_times_1_rule_applies_once_across_workers_under_concurrent_submissions(
     workers: tuple[str, str], clients: list[httpx.Client]
 ) -> None:
@@ -214,6 +218,7 @@ def test_a_times_1_rule_applies_once_across_workers_under_concurrent_submissions
     assert (len(set(jobs)), states.count("FAILED"), second.get("/_mock/scenarios").json()) == (80, 1, [])
 
 
+@pytest.mark.slow
 def test_results_expire_through_the_shared_clock_and_redis_ttls(
     workers: tuple[str, str], clients: list[httpx.Client]
 ) -> None:
@@ -227,6 +232,7 @@ def test_results_expire_through_the_shared_clock_and_redis_ttls(
     assert [_status(client, job).status_code for client in clients] == [404, 404]
 
 
+@pytest.mark.slow
 def test_hundreds_of_concurrent_clients_lose_no_job_across_workers(
     workers: tuple[str, str], clients: list[httpx.Client]
 ) -> None:
