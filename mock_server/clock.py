@@ -59,7 +59,8 @@ class Clock:
 
     def now(self) -> float:
         """Return the current simulated time, in Unix seconds."""
-        return self._at(self.store.read())
+        speed, sim, real = self.store.read()  # read on every request: unpacked, not through _at
+        return sim + (self.store.real_time() - real) * speed
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""

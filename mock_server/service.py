@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 
@@ -52,20 +52,11 @@ class Settings:
     store: str = MEMORY
 
 
-class Accepted(NamedTuple):
-    """An accepted submission: the job, and the scenario rule that decided it (it may shape the answer)."""
-
-    job: Job
-    rule: Rule | None
-
-
-class Polled(NamedTuple):
-    """A polled job: its state now, the scenario rule for this answer, and the billing of a completed job."""
-
-    job: Job
-    state: State
-    rule: Rule | None
-    billing: dict[str, float]
+# Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
+# An accepted submission: the job, and the scenario rule that decided it (it may shape the answer).
+Accepted = tuple[Job, Rule | None]
+# A polled job: its state now, the scenario rule for this answer, and the billing of a completed job.
+Polled = tuple[Job, State, Rule | None, dict[str, float]]
 
 
 def result_kept(job: Job, now: float) -> bool:
@@ -155,7 +146,7 @@ class Service:
         self.accounts.charge(job, now)
         output_until = job.finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
         self.jobs.add(job, job.submitted_at + RESULT_RETENTION_SECONDS, output_until, now)
-        return Accepted(job, rule)
+        return job, rule
 
     def lookup(self, request_id: str) -> tuple[Job, State]:
         """Return a retained job and its current state, or raise the 404 the service answers."""
@@ -177,7 +168,7 @@ class Service:
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule, self.clock.now())
         billing = self.billing(job) if state is State.COMPLETED else {}
-        return Polled(job, state, rule, billing)
+        return job, state, rule, billing
 
     def billing(self, job: Job) -> dict[str, float]:
         """`cost` and `remaining_credits` of a completed job, for its metrics and v1 headers."""

@@ -35,9 +35,8 @@ class MemoryClock:
         self._lock = threading.Lock()
         self._state = ClockState(speed, time.time(), time.monotonic())
 
-    def real_time(self) -> float:
-        """The monotonic clock."""
-        return time.monotonic()
+    # The monotonic clock, called straight (C, no Python frame): the clock is read on every request.
+    real_time = staticmethod(time.monotonic)
 
     def read(self) -> ClockState:
         """The current state."""
