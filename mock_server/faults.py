@@ -31,6 +31,7 @@ class FaultyResponse(Response):
     """A response that reaches the client as `rule` says: late, cut short, garbled or not at all."""
 
     def __init__(self, response: Response, rule: Rule) -> None:
+        super().__init__(status_code=response.status_code)  # what it stands for; the answer is sent by __call__
         self.response = response
         self.rule = rule
 
