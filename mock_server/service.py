@@ -195,10 +195,14 @@ class Service:
         """The journal of exchanges with the Segmind routes, oldest first, described."""
         return [entry.to_dict() for entry in self.journal.entries()]
 
+    def retained(self, now: float) -> list[Job]:
+        """Every job whose result is retained at `now`, oldest first."""
+        return [job for job in self.jobs.jobs(now) if result_kept(job, now)]
+
     def job_views(self) -> list[dict[str, Any]]:
         """Every retained job, as `GET /_mock/jobs` shows it."""
         now = self.clock.now()
-        return [self.describe(job, now) for job in self.jobs.jobs(now) if result_kept(job, now)]
+        return [self.describe(job, now) for job in self.retained(now)]
 
     def job_view(self, request_id: str) -> dict[str, Any] | None:
         """One retained job as the admin API shows it, or None once it is unknown or expired."""
