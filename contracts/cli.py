@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from contracts.flags import integer, non_negative, whole
+from contracts.flags import Parser, integer, non_negative, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.suite import Options, run_suite
@@ -17,7 +17,7 @@ from contracts.suite import Options, run_suite
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 
 
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
     """Add the `contract` subcommand to the `segmind-mock` command line."""
     defaults = Options()
     parser = commands.add_parser(

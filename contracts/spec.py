@@ -70,15 +70,15 @@ class Param:
             return f"{kind}, one of {', '.join(show_value(value) for value in self.enum)}"
         if self.type == "image":
             return "an http(s) URL, a data: URI or base64-encoded image data"
-        kind = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
-        text = kind.get(self.type, "a string")
+        kinds = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
+        text = kinds.get(self.type, "a string")
         if self.minimum is not None and self.maximum is not None:
             text += f" from {show_value(self.minimum)} to {show_value(self.maximum)}"
         return text
 
     def check(self, value: Any) -> Any:
         """Return the value in its canonical type, or raise ParamError naming the rule it breaks."""
-        checked = _CHECKERS[self.type](self, value)
+        checked: Any = _CHECKERS[self.type](self, value)
         if self.enum is not None and checked not in self.enum:
             raise self._error("enum", value)
         if self.minimum is not None and checked < self.minimum:
@@ -173,7 +173,8 @@ def is_number(value: Any) -> bool:
 def _check_number(param: Param, value: Any) -> float | int:
     if not is_number(value):
         raise param._error("type", value)
-    return value
+    number: float | int = value
+    return number
 
 
 def _check_boolean(param: Param, value: Any) -> bool:

@@ -21,12 +21,6 @@ from contracts.responses import (
     RATE_LIMIT_WINDOW_SECONDS,
     WAITING_STATES,
 )
-
-# The contract's statuses of a failed job (v2 documented, v1 guessed) and retention of results,
-# offered here beside the fake's other answers and timings.
-from contracts.responses import FAILED_STATUS as FAILED_STATUS
-from contracts.responses import RESULT_RETENTION_SECONDS as RESULT_RETENTION_SECONDS
-from contracts.responses import SYNC_FAILED_STATUS as SYNC_FAILED_STATUS
 from mock_server.jobs import Job, State
 
 # Output files outlive results (2ND).

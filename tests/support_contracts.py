@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 from segmind import SegmindClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
 from mock_server import SegmindMock, Settings
+from mock_server.app import App
 from mock_server.jobs import Job, State
-from mock_server.scenarios import Rule
-from tests.conftest import API_KEY
+from mock_server.service import Accepted, Service
+from tests.support import API_KEY
 
 OTHER_KEY = "SG_fedcba9876543210"  # another client of a shared fake
 Change = Callable[[str, str, int, Any], tuple[int, Any]]
@@ -97,17 +98,17 @@ def keyless_allowed(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-class AcceptsOutOfRange(SegmindMock):
+class AcceptsOutOfRange(Service):
     """Drift: fps above the documented maximum is clamped and accepted instead of refused."""
 
-    def submit(self, model: str, payload: Mapping[str, Any], api_key: str, **options: Any) -> tuple[Job, Rule | None]:
-        maximum = MODELS[model].param("fps").maximum
+    def submit(self, spec: ModelSpec, payload: Mapping[str, Any], api_key: str, **options: Any) -> Accepted:
+        maximum = spec.param("fps").maximum
         if isinstance(payload.get("fps"), int) and maximum is not None and payload["fps"] > maximum:
             payload = {**payload, "fps": maximum}
-        return super().submit(model, payload, api_key, **options)
+        return super().submit(spec, payload, api_key, **options)
 
 
-class NonUuidIds(SegmindMock):
+class NonUuidIds(Service):
     """Drift: request ids are counters, not uuids."""
 
     _ids = itertools.count(1)
@@ -118,7 +119,7 @@ class NonUuidIds(SegmindMock):
         return job
 
 
-class GoesBackToProcessing(SegmindMock):
+class GoesBackToProcessing(Service):
     """Drift: a job seen COMPLETED is reported PROCESSING again."""
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -164,10 +165,10 @@ def broken_variants() -> dict[str, tuple[Callable[[], ASGIApp], str]]:
         return lambda: rewrite(SegmindMock(frozen).app, change)
 
     return {
-        "accepts an out-of-range value": (lambda: AcceptsOutOfRange(frozen).app, "invalid-refused"),
+        "accepts an out-of-range value": (lambda: App(AcceptsOutOfRange(frozen)), "invalid-refused"),
         "returns a relative status_url": (wrapped(_relative_urls), "submit-shape"),
-        "returns a non-uuid request_id": (lambda: NonUuidIds(frozen).app, "submit-shape"),
-        "goes COMPLETED -> PROCESSING": (lambda: GoesBackToProcessing(frozen).app, "states-forward"),
+        "returns a non-uuid request_id": (lambda: App(NonUuidIds(frozen)), "submit-shape"),
+        "goes COMPLETED -> PROCESSING": (lambda: App(GoesBackToProcessing(frozen)), "states-forward"),
         "answers FAILED with 200": (wrapped(_failed_as_200), "failed-422"),
         "answers an unknown id with 200": (wrapped(_unknown_id_200), "unknown-id-404"),
         "serves calls without a key": (lambda: keyless_allowed(SegmindMock(frozen).app), "missing-key-401"),

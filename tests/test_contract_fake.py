@@ -149,6 +149,7 @@ def test_cli_needs_a_key_and_a_reachable_target(
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "outcome"), [(None, "1 passed"), ("uses a non-envelope error body", "1 failed")])
 def test_the_pytest_entry_point(variant: str | None, outcome: str) -> None:
     app = SegmindMock(Settings(speed=0)).app if variant is None else BROKEN[variant][0]()

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import ignored_auth
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_video import data_uri, png
 
 HEADERS = {"x-api-key": API_KEY}

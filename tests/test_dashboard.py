@@ -13,8 +13,9 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, wire
 from mock_server.dashboard import ADMIN_COOKIE
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"].example
 HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}  # what Chromium sends

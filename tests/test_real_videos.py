@@ -16,7 +16,7 @@ from mock_server import SegmindMock, Settings, wire
 from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
 from mock_server.video import render_video
-from tests.conftest import API_KEY, SEGMIND
+from tests.support import API_KEY, SEGMIND
 from tests.support_video import blob, blob_image, data_uri, decode, png, serve_image
 
 pytest.importorskip("av")
@@ -273,8 +273,8 @@ def test_rendered_videos_are_kept_within_the_configured_memory(fake: Any) -> Non
     mock, http = fake(video_cache_bytes=100_000)
     videos = [output_of(http, mock, "svd", {**SVD.example, "seed": seed}) for seed in range(4)]
     assert len(set(videos)) == 4
-    assert mock.videos.total_bytes <= 100_000 < sum(map(len, videos))
-    assert 0 < len(mock.videos) < 4
+    assert mock.service.videos.total_bytes <= 100_000 < sum(map(len, videos))
+    assert 0 < len(mock.service.videos) < 4
 
 
 @pytest.mark.parametrize(("cache_bytes", "served"), [(10_000_000, True), (0, False)])
