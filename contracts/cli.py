@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -55,6 +56,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=defaults.poll_timeout,
         help="seconds a job may take before it counts as unfinished (default: %(default)s)",
     )
+    parser.add_argument(
+        "--documented-only",
+        action="store_true",
+        help="check only rules Segmind documents (graded DOCS), leaving out what rests on the SDK, "
+        "second-hand copies of the docs or guesses",
+    )
+    parser.add_argument("--junit", metavar="PATH", help="also write the report as JUnit XML (one test case per rule)")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the generated payloads")
     parser.add_argument(
         "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
@@ -76,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         poll_timeout=args.poll_timeout,
         seed=args.seed,
         models=tuple(args.model or MODELS),
+        documented_only=args.documented_only,
     )
     try:
         report = run_suite(
@@ -85,4 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"segmind-mock contract: cannot reach {args.base_url}: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
+    for path, text in ((args.junit, report.to_junit), (args.json, report.to_json)):
+        if path:
+            Path(path).write_text(text(), encoding="utf-8")
     return EXIT_OK if report.ok else EXIT_VIOLATIONS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.requests import Request
@@ -49,6 +50,17 @@ def _override(request: Request) -> Rule | None:
         raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
 
 
+def _mirrored(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Serve `endpoint` under wire.MIRROR_PREFIX, its answers' URLs staying under the prefix too."""
+
+    async def mirrored(request: Request) -> Response:
+        # The prefix becomes part of the base the answer's URLs are built from.
+        request.scope["root_path"] = request.scope.get("root_path", "") + wire.MIRROR_PREFIX
+        return await endpoint(request)
+
+    return mirrored
+
+
 class SegmindRoutes:
     """Segmind's routes, served for one fake."""
 
@@ -62,12 +74,17 @@ class SegmindRoutes:
             Route(POLL_PATH, self.result, methods=["GET"]),
             Route(SYNC_PATH, self.run_sync, methods=["POST"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            *(
+                Route(wire.MIRROR_PREFIX + path, _mirrored(endpoint), methods=["GET"])
+                for path, endpoint in ((STATUS_PATH, self.status), (RESULT_PATH, self.result), (POLL_PATH, self.result))
+            ),
         ]
 
     async def submit(self, request: Request) -> Response:
         """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
         job, rule = await self._accept(request, sync=False)
-        return faults.respond(JSONResponse(wire.submit_body(job, base_url(request))), rule)
+        base = base_url(request) + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
+        return faults.respond(JSONResponse(wire.submit_body(job, base)), rule)
 
     async def run_sync(self, request: Request) -> Response:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""

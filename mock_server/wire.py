@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH
+from contracts.responses import BASE64_VIDEO_KEY as BASE64_VIDEO_KEY
 from contracts.responses import (
     ERROR_CODES,
     RATE_LIMIT_RESET_FORMAT,
@@ -27,7 +28,6 @@ from contracts.responses import (
 from contracts.responses import FAILED_STATUS as FAILED_STATUS
 from contracts.responses import RESULT_RETENTION_SECONDS as RESULT_RETENTION_SECONDS
 from contracts.responses import SYNC_FAILED_STATUS as SYNC_FAILED_STATUS
-from contracts.responses import BASE64_VIDEO_KEY as BASE64_VIDEO_KEY
 from contracts.responses import VIDEO_CONTENT_TYPE as VIDEO_CONTENT_TYPE
 from mock_server.jobs import Job, State
 
@@ -151,9 +151,15 @@ def urls(base: str, request_id: str) -> dict[str, str]:
     }
 
 
+# Fake-only: the poll routes are also served under this prefix, an equivalent path a `mirror_urls`
+# scenario hands out instead of the usual ones (client verification: does a client follow them?).
+MIRROR_PREFIX = "/mirror"
+
+
 def output_url(base: str, request_id: str) -> str:
     """Where the fake serves a completed job's video (real outputs live on a CDN)."""
-    return f"{base}/_mock/outputs/{request_id}.mp4"
+    # Outputs are not mirrored: a result polled under the mirror names the one output route.
+    return f"{base.removesuffix(MIRROR_PREFIX)}/_mock/outputs/{request_id}.mp4"
 
 
 def submit_body(job: Job, base: str) -> dict[str, Any]:
