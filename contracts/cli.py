@@ -1,4 +1,4 @@
-"""The `segmind-mock contract` command: the contract suite against any base URL."""
+"""The `segmind-mock contract` and `segmind-mock verify` commands: the contract suite, and client verification."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import httpx
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.suite import Options, run_suite
+from contracts.verify import COMMAND_VARIABLES, verify_command
 
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
@@ -98,4 +99,40 @@ def run(args: argparse.Namespace) -> int:
     for path, text in ((args.junit, report.to_junit), (args.json, report.to_json)):
         if path:
             Path(path).write_text(text(), encoding="utf-8")
+    return EXIT_OK if report.ok else EXIT_VIOLATIONS
+
+
+def add_verify_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `verify` subcommand: client verification of a command, in any language."""
+    parser = commands.add_parser(
+        "verify",
+        help="judge a client (any language, run as a command) against every scenario of a running fake",
+        description="Run COMMAND once per scenario of the fake at --base-url, with "
+        + ", ".join(COMMAND_VARIABLES)
+        + " (the request body as JSON) in its environment. Exit status 0 with the result on stdout "
+        "is a result; any other exit status is a reported failure. Exit 0 when every scenario was "
+        "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
+    )
+    parser.add_argument("--command", required=True, help='the client to run, e.g. "node client.js"')
+    parser.add_argument(
+        "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
+    )
+    parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="real seconds one run of the command may take (default: %(default)s)",
+    )
+    return parser
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Verify the command client as the parsed arguments say and print the verdict."""
+    try:
+        report = verify_command(args.command, args.base_url, model=args.model, timeout=args.timeout)
+    except httpx.HTTPError as error:
+        print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(report.render())
     return EXIT_OK if report.ok else EXIT_VIOLATIONS

@@ -184,7 +184,7 @@ class _Run:
             self.progress("[3/5] paid jobs skipped (--no-jobs)")
             for name in ("sync-video", "sync-base64", "sync-headers", "output-video"):
                 self.report.left_out.setdefault(name, "no paid jobs (--no-jobs)")
-        if self.report.fake:
+        if self.report.fake and self.options.jobs:  # free on the fake, but jobs all the same
             self.progress("[5/5] the fake's lifecycle: forced error codes, then the one-hour retention")
             self._forced_errors()
             self._retention()

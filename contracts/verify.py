@@ -231,9 +231,9 @@ def verify_client(
     return report
 
 
-def verify_command(command: str, base_url: str, **options: Any) -> Verification:
+def verify_command(command: str, base_url: str, *, timeout: float = 60.0, **options: Any) -> Verification:
     """Verify a client in any language, run as `command` once per scenario (protocol: docs/contracts.md)."""
-    return verify_client(command_client(command), base_url, **options)
+    return verify_client(command_client(command, timeout), base_url, timeout=timeout + 5, **options)
 
 
 class CommandFailed(Exception):

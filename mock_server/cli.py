@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
+    contract_cli.add_verify_parser(commands)
     return parser
 
 
@@ -231,4 +232,6 @@ def worker_app(settings: Settings) -> App:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
+    if args.command == "verify":
+        return contract_cli.run_verify(args)
     return contract_cli.run(args) if args.command == "contract" else serve(args)
