@@ -455,9 +455,11 @@ class _Run:
         self._expect(facts.fps == asked["fps"], "video-fps", f"{facts.fps} fps, {asked['fps']} asked", sent, got)
 
     def _sync_calls(self, planned: list[_Planned]) -> None:
+        kinds = {plan.kind for plan in planned}
+        for name in ("sync-video", "sync-base64", "sync-headers"):
+            if name not in kinds and (name != "sync-headers" or not kinds):
+                self.report.left_out.setdefault(name, f"no such v1 call within --max-jobs {self.options.max_jobs}")
         if not planned:
-            for name in ("sync-video", "sync-base64", "sync-headers"):
-                self.report.left_out.setdefault(name, f"no v1 call within --max-jobs {self.options.max_jobs}")
             return
         self.progress(f"      {len(planned)} v1 calls (POST /v1/{{model}}, paid)")
         for plan in planned:
