@@ -113,7 +113,9 @@ def add_verify_parser(commands: argparse._SubParsersAction) -> argparse.Argument
         "is a result; any other exit status is a reported failure. Exit 0 when every scenario was "
         "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
     )
-    parser.add_argument("--command", required=True, help='the client to run, e.g. "node client.js"')
+    parser.add_argument(
+        "--command", dest="client_command", required=True, help='the client to run, e.g. "node client.js"'
+    )
     parser.add_argument(
         "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
     )
@@ -130,7 +132,7 @@ def add_verify_parser(commands: argparse._SubParsersAction) -> argparse.Argument
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the command client as the parsed arguments say and print the verdict."""
     try:
-        report = verify_command(args.command, args.base_url, model=args.model, timeout=args.timeout)
+        report = verify_command(args.client_command, args.base_url, model=args.model, timeout=args.timeout)
     except httpx.HTTPError as error:
         print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
         return EXIT_ERROR
