@@ -18,7 +18,7 @@ from contracts.verify import COMMAND_VARIABLES, verify_command
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 
 
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the `contract` subcommand to the `segmind-mock` command line."""
     defaults = Options()
     parser = commands.add_parser(
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
 
 
-def add_verify_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the `verify` subcommand: client verification of a command, in any language."""
     parser = commands.add_parser(
         "verify",

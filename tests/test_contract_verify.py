@@ -239,3 +239,14 @@ def test_verify_runs_a_command_client_once_per_scenario(
         # It exits 0 printing the last status it polled: a result it never fetched.
         assert "FAIL completed: " in out and "returned a result it never fetched" in out
     assert mock.scenarios.rules() == []
+
+
+def test_the_mirror_urls_field_is_a_boolean_of_submit_rules(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    with httpx.Client(base_url=url) as admin:
+        wrong = admin.post("/_mock/scenarios", json={"outcome": "completed", "mirror_urls": "yes"})
+        on_a_poll = admin.post(
+            "/_mock/scenarios", json={"outcome": "disconnect", "target": "status", "mirror_urls": True}
+        )
+    assert wrong.status_code == 400 and "mirror_urls must be true or false" in wrong.json()["error"]
+    assert on_a_poll.status_code == 400 and "unknown field(s) mirror_urls" in on_a_poll.json()["error"]
