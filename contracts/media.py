@@ -71,7 +71,8 @@ def fetch(client: httpx.Client, url: str, headers: dict[str, str] | None = None)
     deadline = time.monotonic() + FETCH_SECONDS
     body = bytearray()
     try:
-        with client.stream("GET", url, headers=headers, timeout=FETCH_SECONDS) as response:
+        # CDN links may redirect (the suite's own calls never follow redirects).
+        with client.stream("GET", url, headers=headers, timeout=FETCH_SECONDS, follow_redirects=True) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > MAX_VIDEO_BYTES:
                 raise FetchError(f"the output is {declared} bytes, over the suite's bound of {MAX_VIDEO_BYTES}")

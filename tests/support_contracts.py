@@ -232,6 +232,11 @@ def substitute_video(frames: int, fps: int, size: tuple[int, int]) -> RawChange:
     return change
 
 
+def _cut_videos(scope: Scope, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
+    # Half an MP4: its index (written last) is gone, so no player can open it.
+    return status, headers, body[: len(body) // 2] if _type(headers).startswith(b"video/") else body
+
+
 def _output_404(scope: Scope, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
     if scope["path"].startswith("/_mock/outputs/"):
         return 404, _with_type(headers, b"application/json"), b'{"error": "gone"}'
@@ -339,6 +344,7 @@ def product_variants() -> dict[str, tuple[Callable[[], ASGIApp], str]]:
     return {
         "output URL answers 404": (raw(_output_404), "output-video"),
         "output served as text": (raw(_output_as_text), "output-video"),
+        "videos cut in half": (raw(_cut_videos), "video-playable"),
         "14 frames when 25 were asked": (lambda: raw(substitute_video(14, 7, (512, 288)))(), "video-frames"),
         "the wrong frame rate": (lambda: raw(substitute_video(14, 24, (512, 288)))(), "video-fps"),
         "a square frame for crop_to_16_9": (lambda: raw(substitute_video(25, 7, (288, 288)))(), "video-16-9"),
