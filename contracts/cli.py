@@ -25,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "contract",
         help="check a server (the fake or the live API) against the documented contract",
         description="Run the contract suite against BASE_URL: free checks (401, 404, invalid payloads "
-        "refused with 400), then at most --max-jobs paid submissions polled to their end. Against "
+        "refused with 400), then at most --max-jobs paid calls (v2 jobs polled to their end, v1 calls), their videos "
+        "fetched and decoded. Against "
         "segmind-mock the fake's clock is advanced instead of waiting. Exit 0 when the target "
         "conforms, 1 with a report of each violation, 2 when the suite cannot run.",
     )
@@ -114,7 +115,11 @@ def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
     )
     parser.add_argument(
-        "--command", dest="client_command", required=True, help='the client to run, e.g. "node client.js"'
+        "--command",
+        dest="client_command",
+        metavar="COMMAND",
+        required=True,
+        help='the client to run, e.g. "node client.js"',
     )
     parser.add_argument(
         "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
