@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import is_number
 from mock_server import admin_query, dashboard, media, wire
 from mock_server.jobs import State
@@ -159,7 +160,7 @@ async def output(request: Request) -> Response:
     """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
     service = _service(request)
     job = service.output(request.path_params["request_id"])
-    return media.ranged_response(request, await service.video(job), wire.VIDEO_CONTENT_TYPE)
+    return media.ranged_response(request, await service.video(job), VIDEO_CONTENT_TYPE)
 
 
 ROUTES = [

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
+    contract_cli.add_verify_parser(commands)
     return parser
 
 
@@ -245,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "contract":
         return contract_cli.run(args)
+    if args.command == "verify":
+        return contract_cli.run_verify(args)
     try:
         return serve(args)
     except KeyboardInterrupt:

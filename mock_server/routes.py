@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
-from contracts.responses import FAILED_STATUS, SYNC_FAILED_STATUS
+from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
 from mock_server import faults, wire
 from mock_server.jobs import Job, State
 from mock_server.payload import read_json_object
@@ -54,6 +55,17 @@ def _api_key(request: Request) -> str:
     return header(request.scope["headers"], b"x-api-key").decode("latin-1")
 
 
+def _mirrored(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Serve `endpoint` under wire.MIRROR_PREFIX, its answers' URLs staying under the prefix too."""
+
+    async def mirrored(request: Request) -> Response:
+        # The prefix becomes part of the base the answer's URLs are built from.
+        request.scope["root_path"] = request.scope.get("root_path", "") + wire.MIRROR_PREFIX
+        return await endpoint(request)
+
+    return mirrored
+
+
 class SegmindRoutes:
     """Segmind's routes, served for one fake: HTTP in and out, the service in between."""
 
@@ -67,12 +79,17 @@ class SegmindRoutes:
             Route(POLL_PATH, self.result, methods=["GET"]),
             Route(SYNC_PATH, self.run_sync, methods=["POST"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            *(
+                Route(wire.MIRROR_PREFIX + path, _mirrored(endpoint), methods=["GET"])
+                for path, endpoint in ((STATUS_PATH, self.status), (RESULT_PATH, self.result), (POLL_PATH, self.result))
+            ),
         ]
 
     async def submit(self, request: Request) -> Response:
         """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
         job, rule = await self._accept(request, sync=False)
-        return faults.respond(JSONResponse(wire.submit_body(job, base_url(request))), rule)
+        base = base_url(request) + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
+        return faults.respond(JSONResponse(wire.submit_body(job, base)), rule)
 
     async def run_sync(self, request: Request) -> Response:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
@@ -86,9 +103,9 @@ class SegmindRoutes:
         video = await service.video(job)
         if job.params["base64"]:
             encoded = base64.b64encode(video).decode()
-            response: Response = JSONResponse({wire.BASE64_VIDEO_KEY: encoded}, headers=headers)
+            response: Response = JSONResponse({BASE64_VIDEO_KEY: encoded}, headers=headers)
         else:
-            response = Response(video, media_type=wire.VIDEO_CONTENT_TYPE, headers=headers)
+            response = Response(video, media_type=VIDEO_CONTENT_TYPE, headers=headers)
         return faults.respond(response, rule)
 
     async def status(self, request: Request) -> Response:

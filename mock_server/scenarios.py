@@ -30,12 +30,22 @@ JOB_OUTCOMES = frozenset({"completed", "failed", "rai_blocked"})
 # The network faults that break the answer, rather than only delay it (`latency`).
 BROKEN_ANSWERS = frozenset({"disconnect", "truncated", "malformed"})
 COMMON_FIELDS = frozenset(
-    {"match", "outcome", "times", "target", "nth", "delay_seconds", "queue_seconds", "processing_seconds"}
+    {
+        "match",
+        "outcome",
+        "times",
+        "target",
+        "nth",
+        "delay_seconds",
+        "queue_seconds",
+        "processing_seconds",
+        "mirror_urls",
+    }
 )
 # Which requests a rule applies to: submissions (v2 and v1), status polls, or result fetches.
 TARGETS = ("submit", "status", "result")
-# Fields that shape a new job, so only rules for submissions take them.
-SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds"})
+# Fields that shape a new job or its submit answer, so only rules for submissions take them.
+SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds", "mirror_urls"})
 # Request headers that force an outcome for one submission, and the rule field each sets.
 HEADER_FIELDS: dict[str, str] = {
     "x-mock-outcome": "outcome",
@@ -71,6 +81,9 @@ class Rule:
     delay_seconds: float | None = None
     queue_seconds: float | None = None
     processing_seconds: float | None = None
+    # The submit answer's poll URLs point at the fake's mirror of the poll routes (wire.MIRROR_PREFIX),
+    # so client verification sees whether a client follows the URLs it is given.
+    mirror_urls: bool | None = None
     hits: int = 0
     seen: int = 0
 
@@ -125,6 +138,7 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
         delay_seconds=delay,
         queue_seconds=_parse_seconds("queue_seconds", data.get("queue_seconds")),
         processing_seconds=_parse_seconds("processing_seconds", data.get("processing_seconds")),
+        mirror_urls=_parse_mirror(data.get("mirror_urls")),
     )
 
 
@@ -230,6 +244,12 @@ def _parse_headers(headers: Any) -> dict[str, str]:
         if not _HEADER_VALUE.fullmatch(value):
             raise ValueError(f"header {name} must be printable Latin-1 text without line breaks (got {value!r})")
     return dict(headers)
+
+
+def _parse_mirror(mirror: Any) -> bool | None:
+    if mirror is not None and not isinstance(mirror, bool):
+        raise ValueError(f"mirror_urls must be true or false (got {mirror!r})")
+    return mirror or None
 
 
 def _parse_seconds(name: str, seconds: Any) -> float | None:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, wire
+from contracts.responses import VIDEO_CONTENT_TYPE
+from mock_server import SegmindMock
 from mock_server.dashboard import ADMIN_COOKIE
 from tests.support import API_KEY
 
@@ -167,5 +168,5 @@ def test_the_output_the_page_plays_is_a_video(http: httpx.Client, mock: SegmindM
     job = http.post("/v2/svd", json=SVD).json()
     mock.advance(100)
     video = http.get(f"/_mock/outputs/{job['request_id']}.mp4")
-    assert video.headers["content-type"] == wire.VIDEO_CONTENT_TYPE
+    assert video.headers["content-type"] == VIDEO_CONTENT_TYPE
     assert video.content[4:8] == b"ftyp"

@@ -11,7 +11,7 @@ import pytest
 from segmind import InferenceFailed, InferenceTimeout, SegmindClient, SegmindError
 
 from contracts import MODELS
-from contracts.responses import RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
+from contracts.responses import BASE64_VIDEO_KEY, RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY, SEGMIND
@@ -120,7 +120,7 @@ def test_run_sync_with_base64_returns_json(sdk: SegmindClient, mock: SegmindMock
     mock.add_scenario(queue_seconds=0, processing_seconds=0)
     response = sdk.run_sync("svd", **{**MODELS["svd"].example, "base64": True})
     assert response.headers["content-type"] == "application/json"
-    assert set(response.json()) == {wire.BASE64_VIDEO_KEY}
+    assert set(response.json()) == {BASE64_VIDEO_KEY}
 
 
 def test_run_sync_of_a_failing_job_raises(sdk: SegmindClient, mock: SegmindMock) -> None:
