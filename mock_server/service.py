@@ -145,7 +145,9 @@ class Service:
         rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule, now)
-        job = self._new_job(spec, dict(params), api_key, rule, now, sync, image_digest)
+        # A decoded payload is built for this call alone: kept as it is; any other mapping is copied.
+        owned = params if checked and isinstance(params, dict) else dict(params)
+        job = self._new_job(spec, owned, api_key, rule, now, sync, image_digest)
         self.accounts.charge(job, now)
         output_until = job.finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
         self.jobs.add(job, job.submitted_at + RESULT_RETENTION_SECONDS, output_until, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -83,14 +84,19 @@ class MemoryJobStore:
         self._jobs: dict[str, tuple[Job, float]] = {}
         self._outputs: dict[str, tuple[Job, float]] = {}
         self._lock = threading.Lock()
+        self._next_expiry = math.inf  # no kept job or output expires before this: most adds evict nothing
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
         """Keep a job (and its future output, if any) until their deadlines."""
         with self._lock:
-            self._evict(now)
+            if now >= self._next_expiry:
+                self._evict(now)
             self._jobs[job.request_id] = (job, result_until)
             if output_until is not None:
                 self._outputs[job.request_id] = (job, output_until)
+                result_until = min(result_until, output_until)
+            if result_until < self._next_expiry:
+                self._next_expiry = result_until
 
     def get(self, request_id: str) -> Job | None:
         """The job, if still kept."""
@@ -117,14 +123,17 @@ class MemoryJobStore:
         with self._lock:
             self._jobs.clear()
             self._outputs.clear()
+            self._next_expiry = math.inf
 
     def _evict(self, now: float) -> None:
+        self._next_expiry = math.inf
         for kept in (self._jobs, self._outputs):
             # Outputs end in nearly submission order; one that lingers behind a longer job is
             # evicted on a later pass, and is never served past its time since reads check it.
             while kept:
                 request_id, (_, until) = next(iter(kept.items()))
                 if until > now:
+                    self._next_expiry = min(self._next_expiry, until)
                     break
                 del kept[request_id]
 
@@ -282,6 +291,11 @@ class MemoryLedger:
         """Hold the charge unless the key cannot pay it."""
         with self._lock:
             account = self._account(key)
+            if credits is None:  # unlimited (every key in open mode): nothing to refuse, settled when due
+                if account.pending and account.pending[0].due <= now:
+                    account.settle(now, credits)
+                account.hold(charge)
+                return None
             account.settle(now, credits)
             balance = balance_of(credits, account.topped_up, account.spent)
             if balance is not None and round_credits(balance - account.held) < charge.price:
