@@ -130,7 +130,8 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
     images.add_argument(
         "--allow-private",
         action="store_true",
-        help="with --fetch-remote, also fetch from loopback and private addresses",
+        help="with --fetch-remote, also fetch from loopback and private addresses (never link-local, "
+        "multicast or broadcast ones)",
     )
     images.add_argument(
         "--max-image-bytes",
@@ -142,7 +143,25 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
         "--fetch-timeout",
         type=_non_negative,
         default=defaults.images.timeout_seconds,
-        help="seconds a fetch of an input image may take (default: %(default)s)",
+        help="seconds a whole fetch of an input image may take, however slowly it arrives (default: %(default)s)",
+    )
+    images.add_argument(
+        "--max-image-pixels",
+        type=_positive,
+        default=defaults.images.max_pixels,
+        help="largest input image in pixels (width x height), checked before decoding (default: %(default)s)",
+    )
+    images.add_argument(
+        "--fetch-threads",
+        type=_positive,
+        default=defaults.fetch_threads,
+        help="worker threads fetching remote input images (default: %(default)s)",
+    )
+    images.add_argument(
+        "--render-threads",
+        type=_positive,
+        default=defaults.render_threads,
+        help="worker threads decoding input images and rendering videos (default: %(default)s)",
     )
     images.add_argument(
         "--video-cache-bytes",
@@ -186,8 +205,11 @@ def serve(args: argparse.Namespace) -> int:
                 allow_private=args.allow_private,
                 max_bytes=args.max_image_bytes,
                 timeout_seconds=args.fetch_timeout,
+                max_pixels=args.max_image_pixels,
             ),
             video_cache_bytes=args.video_cache_bytes,
+            fetch_threads=args.fetch_threads,
+            render_threads=args.render_threads,
             # Every worker opens the same namespace.
             store=shared_url(args.store),
         )

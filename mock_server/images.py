@@ -96,6 +96,11 @@ def reads_image(reference: object, policy: ImageSource) -> bool:
     return policy.fetch_remote or not reference.startswith(("http://", "https://"))
 
 
+def fetches_image(reference: object, policy: ImageSource) -> bool:
+    """Tell whether using `reference` means fetching it from a remote server."""
+    return policy.fetch_remote and isinstance(reference, str) and reference.startswith(("http://", "https://"))
+
+
 def read_image(reference: str, policy: ImageSource) -> bytes | None:
     """Return the encoded image `reference` names, or None for a remote URL the fake may not fetch."""
     if reference.startswith(("http://", "https://")):

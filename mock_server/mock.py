@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.spec import is_image_reference
 from mock_server import outputs, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.backend import Backend, default_store, open_backend
-from mock_server.images import ImageError, ImageSource, inspect_image, reads_image
+from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, mask_key
+from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
 from mock_server.scenarios import Rule
 from mock_server.store import JobStore
 from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
@@ -41,6 +41,9 @@ class Settings:
     # Where input images may come from: inline data only, unless directories or fetching are allowed.
     images: ImageSource = field(default_factory=ImageSource)
     video_cache_bytes: int = VIDEO_CACHE_BYTES
+    # Worker threads for fetching remote input images, and for decoding and rendering (pools.py).
+    fetch_threads: int = FETCH_THREADS
+    render_threads: int = RENDER_THREADS
     # Where state lives: "memory", or redis://HOST:PORT/DB[?prefix=NAME] to share it (docs/scaling.md).
     store: str = field(default_factory=default_store)
 
@@ -59,6 +62,7 @@ class SegmindMock:
         self.journal = self.backend.journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
+        self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
         self.app: App = create_app(self)
 
     # Controls, as the admin API offers them.
@@ -113,6 +117,7 @@ class SegmindMock:
         self.clock.virtual = settings.virtual
         self.accounts = Accounts(settings.accounts, self.backend.ledger())
         self.videos = VideoCache(settings.video_cache_bytes)
+        self.pools = WorkerPools(settings.fetch_threads, settings.render_threads)
 
     # The service itself.
 
@@ -194,9 +199,19 @@ class SegmindMock:
         spec = MODELS.get(model)
         return spec is not None and reads_image(payload.get(spec.image_param.name), self.settings.images)
 
+    def fetches_image(self, model: str, payload: Mapping[str, Any]) -> bool:
+        """Tell whether submitting `payload` (or rendering its video) fetches a remote image: the fetch pool's work."""
+        spec = MODELS.get(model)
+        return spec is not None and fetches_image(payload.get(spec.image_param.name), self.settings.images)
+
     async def video(self, job: Job) -> bytes:
         """Return the MP4 bytes of a completed job, the same for the same request and seed."""
-        return await anyio.to_thread.run_sync(outputs.video_for, job, self.settings.images, self.videos)
+        cached = outputs.cached_video(job, self.videos)
+        if cached is not None:  # served on the event loop: no pool, however busy, holds it up
+            return cached
+        policy, videos = self.settings.images, self.videos
+        render = functools.partial(outputs.video_for, job, policy, videos)
+        return await self.pools.run(render, fetches=self.fetches_image(job.model, job.params))
 
     def describe(self, job: Job, now: float) -> dict[str, Any]:
         """Describe a job for the admin API, its key masked and long strings shortened."""

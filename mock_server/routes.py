@@ -130,7 +130,7 @@ class SegmindRoutes:
         payload = await read_json_object(request, mock.settings.max_body_bytes)
         submit = functools.partial(mock.submit, model, payload, api_key, sync=sync, override=override)
         if mock.reads_image(model, payload):
-            return await anyio.to_thread.run_sync(submit)
+            return await mock.pools.run(submit, fetches=mock.fetches_image(model, payload))
         return submit()
 
     async def _wait_for_end(self, request: Request, job: Job) -> bool:
