@@ -30,6 +30,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, more than 0 (got {text})")
+    return value
+
+
 def _whole(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -107,9 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes sharing the port; more than 1 needs a Redis --store (default: %(default)s)",
     )
+    _add_limit_flags(serve)
     _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
     return parser
+
+
+def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
+    limits = serve.add_argument_group("limits on what clients may hold (see docs/robustness.md)")
+    defaults = server.Limits()
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_positive,
+        default=defaults.max_header_bytes,
+        help="largest request line and headers together; larger ones get 431 (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=_positive_seconds,
+        default=defaults.request_timeout,
+        help="seconds a client has to send a whole request, headers and body; then 408 (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-concurrent-requests",
+        type=_positive,
+        default=defaults.max_concurrent,
+        help="requests served at once by each worker; more get 503 (default: %(default)s)",
+    )
 
 
 def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -224,6 +255,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"segmind-mock: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
     url = server.url_of(sock)
+    limits = server.Limits(args.max_header_bytes, args.request_timeout, args.max_concurrent_requests)
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     print(
         f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {mock.backend.name}, "
@@ -235,13 +267,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
     if args.workers == 1:
-        uvicorn.Server(server.config(mock.app, log_level="info")).run(sockets=[sock])
+        uvicorn.Server(server.config(mock.app, limits, log_level="info")).run(sockets=[sock])
         return 0
     # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
     # socket bound above, and restarts any that dies.
     app = functools.partial(worker_app, settings)
     options = {"factory": True, "workers": args.workers, "log_level": "info"}
-    Multiprocess(server.config(app, **options), sockets=[sock]).run()
+    Multiprocess(server.config(app, limits, **options), sockets=[sock]).run()
     return 0
 
 
