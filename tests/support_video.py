@@ -86,6 +86,7 @@ class ImageServer(http.server.ThreadingHTTPServer):
         self.drip_seconds = 0.0
         self.dripped = 0  # bytes sent so far in drip mode
         self.release = threading.Event()
+        self.arrivals = threading.Semaphore(0)  # released once per request received
 
     @property
     def url(self) -> str:
@@ -97,6 +98,7 @@ class _ImageHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.paths.append(self.path)
+        self.server.arrivals.release()
         if self.server.drip_seconds:
             self._drip()
             return
