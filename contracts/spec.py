@@ -164,11 +164,13 @@ def _check_integer(param: Param, value: Any) -> int:
     if INTEGRAL_FLOATS_ARE_INTEGERS and isinstance(value, float) and value.is_integer():
         return int(value)
     if param.numeric_string and isinstance(value, str) and is_integer_text(value):
-        if len(value) > INTEGER_TEXT_DIGITS:
+        sign, digits = ("-", value[1:]) if value.startswith("-") else ("", value)
+        digits = digits.lstrip("0") or "0"  # "0025" is 25, however many zeros lead
+        if len(digits) > INTEGER_TEXT_DIGITS:
             # Out of any documented range, and int() of 4,300+ digits raises: refuse it as too large.
-            rule = "enum" if param.enum is not None else "minimum" if value.startswith("-") else "maximum"
+            rule = "enum" if param.enum is not None else "minimum" if sign else "maximum"
             raise param._error(rule, value)
-        return int(value)
+        return int(sign + digits)
     raise param._error("type", value)
 
 

@@ -164,3 +164,13 @@ def test_an_inline_image_of_too_many_pixels_is_refused_at_submission(http: httpx
     assert response.status_code == 400
     assert "4096x4096; send at most 4194304 pixels" in response.json()["error"]
     assert mock.jobs == []
+
+
+@pytest.mark.parametrize(("frames", "status"), [("0" * 5000 + "25", 200), ("9" * 5000, 400), ("-" + "9" * 5000, 400)])
+def test_integers_as_text_of_thousands_of_digits_are_read_or_refused(
+    http: httpx.Client, frames: str, status: int
+) -> None:
+    response = http.post("/v2/svd", json={**SVD.example, "frames": frames})
+    assert response.status_code == status
+    if status == 400:
+        assert response.json()["error"].startswith("frames must be an integer, one of 14, 25")
