@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -100,3 +101,14 @@ def test_bad_speed_is_refused_by_the_parser() -> None:
     run = subprocess.run([*COMMAND, "--speed", "-1"], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
     assert "must be a finite number, 0 or more" in run.stderr
+
+
+def test_the_limit_flags_reach_the_server(serve) -> None:
+    _, url, _ = serve("--max-header-bytes", "2048", "--request-timeout", "0.5", "--max-concurrent-requests", "5")
+    too_big = httpx.get(f"{url}/_mock/health", headers={"x-note": "n" * 4096}, timeout=10)
+    assert too_big.status_code == 431
+    assert "2048 bytes (--max-header-bytes)" in too_big.json()["error"]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 408 ")
