@@ -147,8 +147,8 @@ def test_keys_are_masked_in_journal_queries_and_scenario_matches(http: httpx.Cli
     assert API_KEY not in str(rule) and API_KEY not in str(shown)
     assert rule["match"]["api_key"] == API_KEY[:3] + "…" + API_KEY[-4:]
     # The rule itself still matches the key in full.
-    job = http.post("/v2/svd", json=SVD.example).json()
-    assert mock.job(job["request_id"])["error"] == "Inference failed"
+    job = mock.job(http.post("/v2/svd", json=SVD.example).json()["request_id"])
+    assert job is not None and job["error"] == "Inference failed"
 
 
 @pytest.mark.parametrize("name", ["Content-Length", "transfer-encoding", "Connection"])
