@@ -26,6 +26,11 @@ from urllib.request import url2pathname
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: _check_opened falls back to resolving the path again
+    fcntl = None  # type: ignore[assignment]
+
 from mock_server.video import require_av, video_available
 
 # Largest input image decoded, in pixels: 2048x2048 decodes to 12 MiB of RGB. Checked from the
@@ -250,7 +255,7 @@ def _read_file(path: Path, policy: ImageSource) -> bytes:
         raise ImageError(f"cannot open the image file {shown}: {_reason(error)}") from None
     try:
         opened = os.fstat(descriptor)
-        _check_opened(path, opened, policy)
+        _check_opened(path, descriptor, opened, policy)
         if not stat.S_ISREG(opened.st_mode):
             raise ImageError(f"{shown} is not a regular file")
         with os.fdopen(os.dup(descriptor), "rb") as file:
@@ -261,19 +266,39 @@ def _read_file(path: Path, policy: ImageSource) -> bytes:
     return data
 
 
-def _check_opened(path: Path, opened: os.stat_result, policy: ImageSource) -> None:
-    """Refuse the opened file unless the path, resolved now, is inside an allowed directory and is that file."""
+def _check_opened(path: Path, descriptor: int, opened: os.stat_result, policy: ImageSource) -> None:
+    """Refuse the opened file unless it lies inside an allowed directory.
+
+    Where the system can say where an open file is (/proc on Linux, F_GETPATH on macOS), that is the
+    answer, with no race. Elsewhere the path is resolved again and must name the very file opened;
+    a directory swapped for a link in between could still slip through there.
+    """
     shown = str(path)[:200]
     try:
-        resolved = Path(os.path.realpath(path))
+        located = _opened_path(descriptor)
+        resolved = Path(located if located is not None else os.path.realpath(path))
         inside = any(resolved.is_relative_to(os.path.realpath(folder)) for folder in policy.allowed_dirs)
-        current = os.stat(resolved) if inside else None
+        # lstat: a link swapped in at the resolved path must not lead back to the opened file.
+        current = os.lstat(resolved) if inside and located is None else opened
     except (OSError, ValueError, RuntimeError) as error:
         raise ImageError(f"cannot check the image file {shown}: {_reason(error)}") from None
-    if current is None:
+    if not inside:
         raise ImageError(f"{shown} is outside the directories the fake may read images from")
     if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
         raise ImageError(f"{shown} changed while it was being opened; send it again once it stays put")
+
+
+_PROC_FDS = Path("/proc/self/fd")
+
+
+def _opened_path(descriptor: int) -> str | None:
+    """Where the open file `descriptor` is, as the kernel knows it; None where the system cannot say."""
+    if _PROC_FDS.is_dir():
+        return os.readlink(_PROC_FDS / str(descriptor))
+    get_path = getattr(fcntl, "F_GETPATH", None) if fcntl is not None else None
+    if get_path is not None:
+        return bytes(fcntl.fcntl(descriptor, get_path, bytes(1024))).rstrip(b"\0").decode()
+    return None
 
 
 def _reason(error: BaseException) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mock_server import images
 from mock_server.images import ImageError, ImageSource, LoadedImage, load_image
 from tests.support_video import ImageServer, jpeg, png, serve_image
 
@@ -231,3 +233,50 @@ def test_odd_paths_in_the_allowed_directory_are_refused_with_a_reason(allowed: P
     os.mkfifo(allowed / "fifo")
     with pytest.raises(ImageError, match=says):
         load_image(str(allowed) + "/" + name, ImageSource(allowed_dirs=(allowed,)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("swapped", ["file", "directory"])
+def test_swapping_in_a_link_out_of_the_allowed_directory_never_reads_outside(tmp_path: Path, swapped: str) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    (allowed / "sub").mkdir(parents=True)
+    outside.mkdir()
+    inside_png, secret_png = png(PIXELS), png(PIXELS[::-1])
+    (allowed / "sub" / "input.png").write_bytes(inside_png)
+    (outside / "input.png").write_bytes(secret_png)
+    # input.png (or the directory holding it) keeps being swapped for a link to the secret outside.
+    stop = threading.Event()
+
+    def swap_file() -> None:
+        target = allowed / "sub" / "input.png"
+        while not stop.is_set():
+            (allowed / "next").symlink_to(outside / "input.png")
+            os.replace(allowed / "next", target)
+            (allowed / "next").write_bytes(inside_png)
+            os.replace(allowed / "next", target)
+
+    def swap_directory() -> None:
+        sub, held = allowed / "sub", allowed / "held"
+        while not stop.is_set():
+            os.rename(sub, held)
+            sub.symlink_to(outside)
+            sub.unlink()
+            os.rename(held, sub)
+
+    swap = swap_file if swapped == "file" else swap_directory
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    read: set[str] = set()
+    try:
+        for _ in range(3000):
+            try:
+                loaded = load_image(str(allowed / "sub" / "input.png"), ImageSource(allowed_dirs=(allowed,)))
+            except ImageError:
+                continue
+            assert loaded is not None
+            read.add(loaded.digest)
+    finally:
+        stop.set()
+        swapper.join(10)
+    assert images.image_digest(secret_png) not in read
+    assert images.image_digest(inside_png) in read  # the file was read whenever it was in place
