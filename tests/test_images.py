@@ -254,6 +254,7 @@ def test_swapping_in_a_link_out_of_the_allowed_directory_never_reads_outside(tmp
             os.replace(allowed / "next", target)
             (allowed / "next").write_bytes(inside_png)
             os.replace(allowed / "next", target)
+            stop.wait(0.0002)  # leave the real file in place a moment, so some reads do find it
 
     def swap_directory() -> None:
         sub, held = allowed / "sub", allowed / "held"
@@ -262,6 +263,7 @@ def test_swapping_in_a_link_out_of_the_allowed_directory_never_reads_outside(tmp
             sub.symlink_to(outside)
             sub.unlink()
             os.rename(held, sub)
+            stop.wait(0.0002)
 
     swap = swap_file if swapped == "file" else swap_directory
     swapper = threading.Thread(target=swap, daemon=True)
