@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--write]`: print every benchmark as a table; `--write` also updates the README's results."""
+"""`python -m benchmarks [--write]`: print every benchmark as a table; `--write` also updates docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from benchmarks import footprint, inprocess, throughput, workers
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+RESULTS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 TARGET_RATIO = 0.85
 JOB_BYTES_TARGET = 2048
 
@@ -132,18 +132,18 @@ def report() -> str:
 
 
 def write(results: str) -> None:
-    """Replace the results section of the README, keeping the text around it."""
+    """Replace the results section of the results page, keeping the text around it."""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
-    text = README.read_text()
+    text = RESULTS_PAGE.read_text()
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
-    README.write_text(f"{head}{start}\n{results}{end}{tail}")
+    RESULTS_PAGE.write_text(f"{head}{start}\n{results}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, and optionally write it into the docs."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--write", action="store_true", help=f"also update {README.name}")
+    parser.add_argument("--write", action="store_true", help="also update the results in docs/benchmarks.md")
     args = parser.parse_args(argv)
     results = report()
     print(results)

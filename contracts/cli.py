@@ -8,6 +8,7 @@ import sys
 
 import httpx
 
+from contracts.flags import integer, non_negative, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.suite import Options, run_suite
@@ -31,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=None, help=f"API key (default: ${API_KEY_VARIABLE})")
     parser.add_argument(
         "--max-jobs",
-        type=int,
+        type=whole,
         default=defaults.max_jobs,
         help="valid submissions, which cost credits on the live API: the documented examples "
         "first, then generated payloads (default: %(default)s)",
@@ -39,23 +40,23 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--no-jobs", action="store_true", help="only the free checks: submit no valid payload")
     parser.add_argument(
         "--invalid-examples",
-        type=int,
+        type=whole,
         default=defaults.invalid_examples,
         help="generated invalid payloads per model, beside one per documented rule (default: %(default)s)",
     )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=non_negative,
         default=defaults.poll_interval,
         help="seconds between polls (default: %(default)s)",
     )
     parser.add_argument(
         "--poll-timeout",
-        type=float,
+        type=non_negative,
         default=defaults.poll_timeout,
         help="seconds a job may take before it counts as unfinished (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the generated payloads")
+    parser.add_argument("--seed", type=integer, default=defaults.seed, help="seed of the generated payloads")
     parser.add_argument(
         "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
     )
@@ -69,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"segmind-mock contract: give --api-key or set {API_KEY_VARIABLE}", file=sys.stderr)
         return EXIT_ERROR
     options = Options(
-        max_jobs=max(args.max_jobs, 0),
+        max_jobs=args.max_jobs,
         jobs=not args.no_jobs,
-        invalid_examples=max(args.invalid_examples, 0),
+        invalid_examples=args.invalid_examples,
         poll_interval=args.poll_interval,
         poll_timeout=args.poll_timeout,
         seed=args.seed,

@@ -10,7 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts.spec import is_number
-from mock_server import media, wire
+from mock_server import admin_query, dashboard, media, wire
+from mock_server.jobs import State
 from mock_server.mock import SegmindMock
 from mock_server.payload import read_json_object
 from mock_server.responses import JSONResponse
@@ -40,11 +41,25 @@ def _clock_view(mock: SegmindMock) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    """`GET /_mock/health`: liveness, the clock, how many jobs are retained, and the serving process."""
+    """`GET /_mock/health`: liveness, the clock, the retained jobs by state and the next end, the serving process."""
     mock = _mock(request)
-    jobs = len(mock.store.jobs(mock.clock.now()))
+    now = mock.clock.now()
+    jobs = mock.store.jobs(now)
+    by_state = {state.value: 0 for state in State}
+    for job in jobs:
+        by_state[job.state_at(now).value] += 1
+    next_end = min((job.finished_at for job in jobs if job.finished_at > now), default=None)
     # `worker` tells the processes of `serve --workers N` apart (a client's keep-alive connection stays on one).
-    return JSONResponse({"status": "ok", "jobs": jobs, **_clock_view(mock), "worker": os.getpid()})
+    return JSONResponse(
+        {
+            "status": "ok",
+            "jobs": len(jobs),
+            "jobs_by_state": by_state,
+            "next_job_end": next_end,
+            **_clock_view(mock),
+            "worker": os.getpid(),
+        }
+    )
 
 
 async def reset(request: Request) -> Response:
@@ -69,16 +84,27 @@ async def advance(request: Request) -> Response:
 
 
 async def requests(request: Request) -> Response:
-    """`GET /_mock/requests`: the journal, oldest first; `DELETE` empties it."""
+    """`GET /_mock/requests`: the journal, oldest first, filtered and paged by the query; `DELETE` empties it."""
     mock = _mock(request)
+    page = admin_query.page_of(request.query_params)
+    passes = admin_query.journal_filter(request.query_params)
     if request.method == "DELETE":
         mock.journal.clear()
-    return JSONResponse(mock.requests)
+    entries = [entry for entry in mock.requests if passes(entry)]
+    return JSONResponse(page.of(entries), headers=admin_query.total_header(len(entries)))
 
 
 async def jobs(request: Request) -> Response:
-    """`GET /_mock/jobs`: every retained job with its derived state."""
-    return JSONResponse(_mock(request).jobs)
+    """`GET /_mock/jobs`: the retained jobs with their derived state, oldest first, filtered by state and paged."""
+    mock = _mock(request)
+    page = admin_query.page_of(request.query_params)
+    wanted = request.query_params.get("state")
+    if wanted is not None and wanted not in State.__members__:
+        raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
+    now = mock.clock.now()
+    found = [job for job in mock.store.jobs(now) if wanted is None or job.state_at(now).value == wanted]
+    shown = [mock.describe(job, now) for job in page.of(found)]
+    return JSONResponse(shown, headers=admin_query.total_header(len(found)))
 
 
 async def job(request: Request) -> Response:
@@ -150,4 +176,5 @@ ROUTES = [
     Route("/_mock/scenarios/{rule_id}", scenario, methods=["DELETE"]),
     Route("/_mock/accounts", accounts, methods=["GET"]),
     Route("/_mock/accounts/{key}/credits", credits, methods=["POST"]),
+    *dashboard.ROUTES,
 ]

@@ -4,92 +4,69 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
+import ipaddress
+import socket
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS
 from contracts import cli as contract_cli
+from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
 from mock_server import server
+from mock_server.access_log import AccessLog
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
-from mock_server.app import App
 from mock_server.backend import MEMORY, STORE_VARIABLE, StoreError, shared_url
 from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock, Settings
 from mock_server.video import video_available
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more (got {text})")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, more than 0 (got {text})")
-    return value
-
-
-def _whole(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more (got {text})")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more (got {text})")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line: `segmind-mock serve ...` and `segmind-mock contract ...`."""
     defaults = Settings()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="segmind-mock",
         description="An offline fake of Segmind's video APIs (svd, motionctrl-svd) for development and tests.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
         help="run the fake Segmind API on a uvicorn server",
-        description="Run the fake Segmind API. Admin API under /_mock/ (see the README).",
+        description="Run the fake Segmind API (docs/cli.md). Admin API under /_mock/ (docs/admin.md).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument(
-        "--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
+        "--port", type=port, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
     serve.add_argument(
         "--speed",
-        type=_non_negative,
+        type=non_negative,
         default=defaults.speed,
         help="simulated seconds per real second: 1 is real time, 100 a hundred times faster, "
         "0 frozen so time moves only through POST /_mock/clock/advance (default: %(default)s)",
     )
     serve.add_argument(
         "--queue-seconds",
-        type=_non_negative,
+        type=non_negative,
         default=defaults.queue_seconds,
         help="simulated seconds a job waits QUEUED before PROCESSING (default: %(default)s)",
     )
     serve.add_argument(
         "--max-body-bytes",
-        type=_positive,
+        type=positive,
         default=defaults.max_body_bytes,
         help="largest request body accepted; larger ones get 413 (default: %(default)s)",
     )
     serve.add_argument(
         "--journal-size",
-        type=_whole,
+        type=whole,
         default=defaults.journal_size,
         help="how many exchanges GET /_mock/requests keeps; 0 records none, the fastest for load tests "
         "(default: %(default)s)",
@@ -110,9 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--workers",
-        type=_positive,
+        type=positive,
         default=1,
         help="worker processes sharing the port; more than 1 needs a Redis --store (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one line per request to standard output: method, path, status, time in ms (default: off)",
     )
     _add_limit_flags(serve)
     _add_video_flags(serve, defaults)
@@ -125,19 +107,19 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     defaults = server.Limits()
     limits.add_argument(
         "--max-header-bytes",
-        type=_positive,
+        type=positive,
         default=defaults.max_header_bytes,
         help="largest request line and headers together; larger ones get 431 (default: %(default)s)",
     )
     limits.add_argument(
         "--request-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=defaults.request_timeout,
         help="seconds a client has to send a whole request, headers and body; then 408 (default: %(default)s)",
     )
     limits.add_argument(
         "--max-concurrent-requests",
-        type=_positive,
+        type=positive,
         default=defaults.max_concurrent,
         help="requests served at once by each worker; more get 503 (default: %(default)s)",
     )
@@ -166,37 +148,37 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
     )
     images.add_argument(
         "--max-image-bytes",
-        type=_positive,
+        type=positive,
         default=defaults.images.max_bytes,
         help="largest input image read or fetched (default: %(default)s)",
     )
     images.add_argument(
         "--fetch-timeout",
-        type=_non_negative,
+        type=non_negative,
         default=defaults.images.timeout_seconds,
         help="seconds a whole fetch of an input image may take, however slowly it arrives (default: %(default)s)",
     )
     images.add_argument(
         "--max-image-pixels",
-        type=_positive,
+        type=positive,
         default=defaults.images.max_pixels,
         help="largest input image in pixels (width x height), checked before decoding (default: %(default)s)",
     )
     images.add_argument(
         "--fetch-threads",
-        type=_positive,
+        type=positive,
         default=defaults.fetch_threads,
         help="worker threads fetching remote input images (default: %(default)s)",
     )
     images.add_argument(
         "--render-threads",
-        type=_positive,
+        type=positive,
         default=defaults.render_threads,
         help="worker threads decoding input images and rendering videos (default: %(default)s)",
     )
     images.add_argument(
         "--video-cache-bytes",
-        type=_positive,
+        type=positive,
         default=defaults.video_cache_bytes,
         help="memory for rendered videos, least recently used dropped first (default: %(default)s)",
     )
@@ -263,26 +245,52 @@ def serve(args: argparse.Namespace) -> int:
         f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,
     )
+    if _every_interface(sock):
+        port = sock.getsockname()[1]
+        print(f"  listening on every interface ({args.host}): reachable from other machines on port {port}", flush=True)
     if accounts.keys:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
+    if args.access_log:
+        print("  access log on: method, path, status, time", flush=True)
     if args.workers == 1:
-        uvicorn.Server(server.config(mock.app, limits, log_level="info")).run(sockets=[sock])
+        served = worker_app(settings, args.access_log, mock)
+        uvicorn.Server(server.config(served, limits, log_level="info")).run(sockets=[sock])
         return 0
     # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
     # socket bound above, and restarts any that dies.
-    app = functools.partial(worker_app, settings)
+    app = functools.partial(worker_app, settings, args.access_log)
     options = {"factory": True, "workers": args.workers, "log_level": "info"}
     Multiprocess(server.config(app, limits, **options), sockets=[sock]).run()
     return 0
 
 
-def worker_app(settings: Settings) -> App:
-    """The app one worker process serves: its own fake on the shared store."""
-    return SegmindMock(settings).app
+def _every_interface(sock: socket.socket) -> bool:
+    """Tell whether a socket listens on every interface (0.0.0.0 or ::), not on one address."""
+    return ipaddress.ip_address(sock.getsockname()[0]).is_unspecified
+
+
+def worker_app(settings: Settings, access_log: bool, mock: SegmindMock | None = None) -> ASGIApp:
+    """The app one worker process serves: its own fake on the shared store (or `mock`), logged if asked."""
+    app = (mock or SegmindMock(settings)).app
+    return AccessLog(app) if access_log else app
+
+
+def installed_version() -> str:
+    """The version of the installed segmind-mock package, from its metadata."""
+    try:
+        return metadata.version("segmind-mock")
+    except metadata.PackageNotFoundError:
+        return "(not installed: no package metadata; pip install -e .)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
-    return contract_cli.run(args) if args.command == "contract" else serve(args)
+    if args.command == "contract":
+        return contract_cli.run(args)
+    try:
+        return serve(args)
+    except KeyboardInterrupt:
+        # Ctrl-C is how `serve` is meant to end: uvicorn shuts down gracefully, then re-raises it.
+        return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import json
 import socket
 import threading
@@ -39,8 +40,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket) -> str:
-    """The base URL a client uses to reach a bound socket."""
+    """The base URL a client uses to reach a bound socket; loopback when it listens on every interface."""
     host, port = sock.getsockname()[:2]
+    if ipaddress.ip_address(host).is_unspecified:  # 0.0.0.0 or ::, which are no address to send to
+        host = "::1" if ":" in host else "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

@@ -97,7 +97,7 @@ def not_found(request_id: str) -> ApiError:
 
 def no_route(method: str, path: str) -> ApiError:
     """The 404 for a path the fake does not serve (GUESS: the service's own answer is unknown)."""
-    return ApiError(404, f"No route for {method} {path}: see the README for the fake's routes")
+    return ApiError(404, f"No route for {method} {path}: see docs/wire-format.md for the routes")
 
 
 def method_not_allowed(method: str, path: str, allowed: list[str]) -> ApiError:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -13,6 +16,9 @@ from mock_server import SegmindMock, Settings
 from mock_server.pytest_plugin import FAKE_API_KEY
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 API_KEY = FAKE_API_KEY
 SEGMIND = LIVE_URL
@@ -81,3 +87,60 @@ def make_sdk() -> Iterator[Callable[[str], SegmindClient]]:
     yield build
     for client in clients:
         client._client.close()
+
+
+# Debian's chromium, as root on a machine with no outside network (docs/dashboard.md).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def live_http(server: tuple[SegmindMock, str]) -> Iterator[httpx.Client]:
+    """An httpx client of the real server, as a user's client calls it (with the test key)."""
+    with httpx.Client(base_url=server[1], headers={"x-api-key": API_KEY}) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (the `chromium` on the PATH) driven by playwright, for one test module."""
+    from playwright.sync_api import sync_playwright  # optional: browser test modules skip without it
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def dashboard(browser: Browser, server: tuple[SegmindMock, str]) -> Iterator[Page]:
+    """The dashboard of the real server, open in a fresh browser context; fails the test on a script error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{server[1]}/_mock/")
+    yield page
+    context.close()
+    assert not errors, f"the dashboard's script failed: {errors}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once why tests were skipped: one line per reason, however many tests and places it skipped."""
+    reasons = Counter(skip_reason(report) for report in terminalreporter.stats.get("skipped", []))
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"SKIPPED {count} test{'s' if count > 1 else ''}: {reason}", yellow=True)
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """Why pytest skipped a test, without pytest's "Skipped: " prefix."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")

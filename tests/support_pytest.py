@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "README.md"
+# SegmindMock imports its app lazily (an import cycle). pytester's in-process runs forget the modules
+# first imported inside them, so without this a second run got a second copy of the app's modules,
+# and its fake answered 404 for output videos when this module's tests ran alone.
+import mock_server.app  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+# The pages whose example test files the tests run: the README's first test, the pytest manual's.
+DOCS = (ROOT / "README.md", ROOT / "docs" / "pytest.md")
 # A complete example file in the docs: a fenced block opened with ```python title="<name>.py".
 EXAMPLE = re.compile(r'^```python title="(?P<name>[\w/]+\.py)"\n(?P<code>.*?)^```$', re.MULTILINE | re.DOTALL)
 TEST_FUNCTION = re.compile(r"^(?:async )?def test_", re.MULTILINE)
@@ -50,7 +57,7 @@ def pytest_runtest_call(item):
 
 def examples() -> dict[str, str]:
     """The docs' example test files, by file name."""
-    return {match["name"]: match["code"] for match in EXAMPLE.finditer(DOCS.read_text())}
+    return {match["name"]: match["code"] for page in DOCS for match in EXAMPLE.finditer(page.read_text())}
 
 
 def count_tests(code: str) -> int:

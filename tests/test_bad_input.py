@@ -64,7 +64,7 @@ def test_unknown_model_is_404(http: httpx.Client, path: str) -> None:
 def test_unknown_route_is_404_json(http: httpx.Client) -> None:
     response = http.get("/v3/anything")
     assert response.status_code == 404
-    assert response.json() == {"error": "No route for GET /v3/anything: see the README for the fake's routes"}
+    assert response.json() == {"error": "No route for GET /v3/anything: see docs/wire-format.md for the routes"}
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [("GET", "/v2/svd", "POST"), ("PUT", "/_mock/reset", "POST")])

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from importlib import metadata
 
 import httpx
 import pytest
 from segmind import SegmindClient
 
 from contracts import MODELS
+from mock_server.backend import MEMORY
 from mock_server.cli import build_parser
 from mock_server.server import bind, url_of
 from tests.conftest import API_KEY
@@ -20,14 +24,16 @@ from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: 
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve"]
 STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')
+# The `serve` fixture: start `segmind-mock serve` with flags; get the process, its base URL, its start-up text.
+Serve = Callable[..., tuple[subprocess.Popen[str], str, str]]
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
+def serve() -> Iterator[Serve]:
     """Start `segmind-mock serve` with extra flags; return the process, its base URL and start-up text."""
-    processes: list[subprocess.Popen] = []
+    processes: list[subprocess.Popen[str]] = []
 
-    def start(*flags: str) -> tuple[subprocess.Popen, str, str]:
+    def start(*flags: str) -> tuple[subprocess.Popen[str], str, str]:
         process = subprocess.Popen([*COMMAND, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
         processes.append(process)
         assert process.stdout is not None
@@ -42,14 +48,14 @@ def serve() -> Iterator[Callable[..., tuple[subprocess.Popen, str, str]]]:
         process.wait(10)
 
 
-def test_serve_prints_where_it_listens_and_how_to_point_the_sdk(serve) -> None:
+def test_serve_prints_where_it_listens_and_how_to_point_the_sdk(serve: Serve) -> None:
     _, url, banner = serve("--speed", "0")
     assert f"on {url}" in banner
     assert "svd, motionctrl-svd" in banner
     assert httpx.get(f"{url}/_mock/health").json()["speed"] == 0
 
 
-def test_sdk_pointed_at_the_served_fake_completes_a_job_on_the_advanced_clock(serve) -> None:
+def test_sdk_pointed_at_the_served_fake_completes_a_job_on_the_advanced_clock(serve: Serve) -> None:
     _, url, _ = serve("--speed", "0", "--queue-seconds", "0")
     client = SegmindClient(api_key=API_KEY, base_url=f"{url}/v1")
     try:
@@ -83,7 +89,7 @@ def test_a_busy_port_is_reported_plainly() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
 
 
-def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve) -> None:
+def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve: Serve) -> None:
     _, url, _ = serve("--speed", "0", "--journal-size", "0")
     svd = MODELS["svd"].example
     with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
@@ -97,10 +103,122 @@ def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve) -> No
         assert http.get("/_mock/requests").json() == []
 
 
-def test_bad_speed_is_refused_by_the_parser() -> None:
-    run = subprocess.run([*COMMAND, "--speed", "-1"], capture_output=True, text=True, timeout=30)
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (
+            ["serve", "--port", "99999"],
+            "segmind-mock serve: --port: expected a port number from 0 to 65535, got '99999'",
+        ),
+        (["serve", "--speed", "abc"], "segmind-mock serve: --speed: expected a number >= 0, got 'abc'"),
+        (["serve", "--speed", "-1"], "segmind-mock serve: --speed: expected a number >= 0, got '-1'"),
+        (["serve", "--speed", "nan"], "segmind-mock serve: --speed: expected a number >= 0, got 'nan'"),
+        (["serve", "--workers", "0"], "segmind-mock serve: --workers: expected a whole number >= 1, got '0'"),
+        (["serve", "--journal-size", "1.5"], "segmind-mock serve: --journal-size: expected a whole number >= 0"),
+        (["serve", "--no-such-flag"], "segmind-mock: unrecognized arguments: --no-such-flag"),
+        (["contract", "--base-url", "x", "--max-jobs", "-1"], "--max-jobs: expected a whole number >= 0, got '-1'"),
+        (["contract", "--base-url", "x", "--poll-interval", "soon"], "--poll-interval: expected a number >= 0"),
+        (["contract"], "segmind-mock contract: the following arguments are required: --base-url"),
+    ],
+)
+def test_a_bad_flag_value_is_one_line_saying_what_is_wrong_and_exit_2(flags: list[str], complaint: str) -> None:
+    run = subprocess.run([*COMMAND[:-1], *flags], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
-    assert "must be a finite number, 0 or more" in run.stderr
+    assert run.stdout == ""
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert complaint in run.stderr
+
+
+def test_version_is_the_installed_package_version() -> None:
+    run = subprocess.run([*COMMAND[:-1], "--version"], capture_output=True, text=True, timeout=30)
+    assert (run.returncode, run.stdout) == (0, f"segmind-mock {metadata.version('segmind-mock')}\n")
+
+
+def test_ctrl_c_ends_serve_with_exit_0_and_no_traceback(store: str) -> None:
+    # On the Redis store with two workers: Ctrl-C reaches the supervisor and every worker at once.
+    workers = 1 if store == MEMORY else 2
+    process = subprocess.Popen(
+        [*COMMAND, "--port", "0", "--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    log: list[str] = []
+    while sum("Started server process" in line for line in log) < workers:  # each worker handles signals now
+        log.append(process.stderr.readline())
+        assert log[-1], "".join(log)
+    match = STARTUP.search(process.stdout.readline() + process.stdout.readline())
+    assert match
+    assert httpx.get(f"{match.group(1)}/_mock/health").status_code == 200
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole process group
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in "".join(log) + errors
+    assert "KeyboardInterrupt" not in errors
+
+
+def test_the_access_log_is_off_by_default(serve: Serve) -> None:
+    process, url, _ = serve("--speed", "0")
+    assert httpx.get(f"{url}/_mock/health").status_code == 200
+    process.terminate()
+    out, _ = process.communicate(timeout=30)
+    assert "/_mock/health" not in out
+
+
+ACCESS_LINE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/\S*) (?P<status>\d{3}|-) \d+\.\d ms$")
+
+
+def test_access_log_prints_method_path_status_and_time_of_each_request(serve: Serve) -> None:
+    process, url, _ = serve("--speed", "0", "--access-log")
+    assert process.stdout is not None
+    with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
+        assert http.post("/v2/svd", json=MODELS["svd"].example).status_code == 200
+        assert http.post("/v2/svd", json={"fps": 0}).status_code == 400
+        assert http.post("/_mock/scenarios", json={"outcome": "disconnect", "times": 1}).status_code == 201
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post("/v2/svd", json=MODELS["svd"].example)
+        assert http.get("/v3/nothing").status_code == 404
+    logged: list[tuple[str, str, str]] = []
+    while len(logged) < 5:
+        line = process.stdout.readline()
+        assert line, logged
+        if match := ACCESS_LINE.match(line.rstrip("\n")):
+            logged.append((match["method"], match["path"], match["status"]))
+    assert logged == [
+        ("POST", "/v2/svd", "200"),
+        ("POST", "/v2/svd", "400"),
+        ("POST", "/_mock/scenarios", "201"),
+        ("POST", "/v2/svd", "-"),  # the connection was dropped without an answer
+        ("GET", "/v3/nothing", "404"),
+    ]
+
+
+def test_bound_to_every_interface_the_start_up_line_names_loopback_and_says_so(serve: Serve) -> None:
+    process, url, banner = serve("--host", "0.0.0.0")
+    assert process.stdout is not None
+    banner += process.stdout.readline()
+    assert url.startswith("http://127.0.0.1:")
+    assert "0.0.0.0:" not in banner and "//0.0.0.0" not in banner
+    assert (
+        f"listening on every interface (0.0.0.0): reachable from other machines on port {url.rsplit(':', 1)[1]}"
+        in banner
+    )
+    assert httpx.get(f"{url}/_mock/health").status_code == 200
+
+
+@pytest.mark.parametrize("pyav", [True, False], ids=["with-pyav", "without-pyav"])
+def test_the_start_up_line_says_how_videos_are_made_as_installed(pyav: bool) -> None:
+    hide_pyav = "" if pyav else "sys.modules['av'] = None; "  # an import of av then fails, as when absent
+    code = f"import sys; {hide_pyav}from mock_server.cli import main; sys.exit(main())"
+    process = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    banner = "".join(process.stdout.readline() for _ in range(3))
+    process.terminate()
+    process.wait(10)
+    assert ("rendering videos with PyAV" in banner) is pyav
+    assert ("PyAV not installed: serving prepared videos" in banner) is not pyav
 
 
 def test_the_limit_flags_reach_the_server(serve) -> None:

@@ -1,0 +1,228 @@
+"""The dashboard in a real browser: headless Chromium on a real uvicorn server.
+
+Nothing here sleeps: each step waits for what the page shows (playwright's `expect`), and the
+fake's clock is frozen, so time moves only when the page or the test moves it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from contracts import MODELS
+from mock_server import SegmindMock, Settings, wire
+from mock_server.accounts import parse_config
+from mock_server.dashboard import ADMIN_COOKIE
+
+BROWSER_MISSING = "the dashboard's browser tests need the playwright package and Debian's chromium on the PATH"
+pytest.importorskip("playwright.sync_api", reason=BROWSER_MISSING)
+if shutil.which("chromium") is None:
+    pytest.skip(BROWSER_MISSING, allow_module_level=True)
+
+from playwright.sync_api import Locator, Page, expect  # noqa: E402  (after the skip: an optional dependency)
+
+pytestmark = pytest.mark.browser
+# The page polls once a second; a loaded CI machine may take a few polls to show a change.
+expect.set_options(timeout=15_000)
+SVD = MODELS["svd"].example
+TIMES = "\u00d7"  # the multiplication sign of the page's speeds
+DASH = "\u2013"  # the en dash of its ranges of rows
+
+
+def job_row(page: Page, request_id: str) -> Locator:
+    """The jobs table's row of one job."""
+    return page.locator("#jobs-rows tr.row", has_text=request_id)
+
+
+def clock_text(at: float) -> str:
+    """The simulated time as the clock panel shows it: in whole milliseconds, cut as JavaScript's Date cuts them."""
+    milliseconds = math.floor(at * 1000)
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def test_jobs_move_when_the_clock_is_advanced_from_the_page(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    mock: SegmindMock = server[0]
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    row = job_row(dashboard, request_id)
+    expect(row.locator(".state")).to_have_text("QUEUED")
+    expect(row).to_contain_text("SG_…cdef")  # the key, masked
+    expect(row.locator(".bar-text")).to_contain_text("starts in 2 s")
+    start = mock.clock.now()
+    dashboard.get_by_role("button", name="+30 s").click()
+    expect(row.locator(".state")).to_have_text("PROCESSING")
+    expect(dashboard.locator("#clock-now")).to_have_text(clock_text(start + 30))
+    dashboard.get_by_role("button", name="To next job end").click()
+    expect(row.locator(".state")).to_have_text("COMPLETED")
+    expect(row.locator(".bar-text")).to_contain_text("retention left")
+    expect(dashboard.locator("#clock-next")).to_have_text("none pending")
+    dashboard.get_by_role("button", name="+1 h").click()  # past the result retention: the job is gone
+    expect(row).to_have_count(0)
+    expect(dashboard.locator("#jobs-empty")).to_be_visible()
+
+
+def test_the_page_follows_the_fake_when_the_clock_moves_elsewhere(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    row = job_row(dashboard, request_id)
+    expect(row.locator(".state")).to_have_text("QUEUED")
+    now = live_http.post("/_mock/clock/advance", json={"seconds": 100}).json()["now"]
+    expect(row.locator(".state")).to_have_text("COMPLETED")
+    expect(dashboard.locator("#clock-now")).to_have_text(clock_text(now))
+    live_http.post("/_mock/clock", json={"speed": 60})
+    expect(dashboard.locator("#clock-speed")).to_have_text(f"60{TIMES}")
+
+
+def test_the_speed_is_set_from_the_page_and_a_bad_one_refused_with_the_apis_message(
+    dashboard: Page, server: tuple[SegmindMock, str]
+) -> None:
+    mock: SegmindMock = server[0]
+    speed = dashboard.locator("#speed-input")
+    speed.fill("-2")
+    dashboard.get_by_role("button", name="Set", exact=True).click()
+    expect(dashboard.locator("#clock-error")).to_have_text("speed must be a number, 0 or more (got -2)")
+    speed.fill("0.5")
+    dashboard.get_by_role("button", name="Set", exact=True).click()
+    expect(dashboard.locator("#clock-speed")).to_have_text(f"0.5{TIMES}")
+    assert mock.clock.speed == 0.5
+    expect(dashboard.locator("#clock-error")).to_have_text("")
+
+
+def test_a_failing_rule_added_through_the_form_fails_the_next_job(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    form = dashboard.locator("#scenario-form")
+    form.get_by_label("Times", exact=True).fill("abc")
+    form.get_by_role("button", name="Add rule").click()
+    refused = live_http.post("/_mock/scenarios", json={"outcome": "failed", "times": "abc"}).json()["error"]
+    expect(dashboard.locator("#scenario-error")).to_have_text(refused)  # the admin API's own message
+    form.get_by_label("Times", exact=True).fill("2")
+    form.get_by_label("Model", exact=True).select_option("svd")
+    form.get_by_label("Error", exact=True).fill("CUDA out of memory")
+    expect(dashboard.locator("#scenario-preview")).to_contain_text('"match":{"model":"svd"}')
+    form.get_by_role("button", name="Add rule").click()
+    rule = dashboard.locator("#scenarios-rows tr.row")
+    expect(rule).to_have_count(1)
+    expect(rule).to_contain_text('failed · "CUDA out of memory"')
+    expect(rule.locator(".left")).to_have_text("2")
+
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    expect(rule.locator(".hits")).to_have_text("1")
+    expect(rule.locator(".left")).to_have_text("1")
+    dashboard.get_by_role("button", name="To next job end").click()
+    row = job_row(dashboard, request_id)
+    expect(row.locator(".state")).to_have_text("FAILED")
+    row.click()
+    expect(dashboard.locator(".detail-row .job-error")).to_have_text("Error: CUDA out of memory")
+    assert live_http.get(f"/v2/requests/{request_id}").json()["error"] == "CUDA out of memory"
+
+    rule.get_by_role("button", name="Delete").click()
+    expect(rule).to_have_count(0)
+    expect(dashboard.locator("#scenarios-empty")).to_be_visible()
+    assert live_http.get("/_mock/scenarios").json() == []
+
+
+def test_a_journal_entry_opens_to_its_bodies_and_the_filters_narrow_the_journal(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    live_http.post("/v2/svd", json={**SVD, "fps": 0})
+    live_http.get("/v2/requests/nope/status", headers={"x-api-key": "SG_someone-else-42"})
+    rows = dashboard.locator("#requests-rows tr.row")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("/v2/requests/nope/status")  # newest first
+    expect(rows.nth(2)).to_contain_text(request_id)
+
+    filters = dashboard.locator("#requests-filter")
+    filters.get_by_label("Status", exact=True).fill("4xx")
+    expect(rows).to_have_count(2)
+    filters.get_by_label("Key", exact=True).fill("SG_someone-else-42")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("SG_…e-42")
+    filters.get_by_role("button", name="Clear").click()
+    expect(rows).to_have_count(3)
+    filters.get_by_label("Path", exact=True).fill("/v2/svd")
+    filters.get_by_label("Status", exact=True).fill("400")
+    expect(rows).to_have_count(1)
+
+    rows.first.click()
+    detail = dashboard.locator("#requests-rows .detail-row")
+    expect(detail.locator(".request-body")).to_contain_text('"fps": 0')
+    expect(detail.locator(".response-body")).to_contain_text("fps must be")
+    rows.first.click()
+    expect(detail).to_have_count(0)
+
+
+def test_a_completed_jobs_video_plays_inline(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    row = job_row(dashboard, request_id)
+    row.click()
+    detail = dashboard.locator("#jobs-rows .detail-row")
+    expect(detail).to_contain_text("The video plays here once the job completes.")
+    dashboard.get_by_role("button", name="To next job end").click()
+    video = detail.locator("video")
+    expect(video).to_have_attribute("src", f"outputs/{request_id}.mp4")
+    video.evaluate("video => video.play()")
+    # Frames decoded and time moving: the browser plays what the fake served.
+    dashboard.wait_for_function(
+        "() => { const v = document.querySelector('#jobs-rows .detail-row video');"
+        " return v.readyState >= 2 && v.duration > 1 && v.currentTime > 0 && v.videoWidth > 0; }"
+    )
+    assert video.evaluate("video => video.error") is None
+
+
+def test_thousands_of_jobs_are_paged(dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client) -> None:
+    ids = [live_http.post("/v2/svd", json=SVD).json()["request_id"] for _ in range(2000)]
+    pager = dashboard.locator('.pager[data-for="jobs"]')
+    expect(pager.locator("span")).to_have_text(f"1{DASH}25 of 2000, newest first")
+    rows = dashboard.locator("#jobs-rows tr.row")
+    expect(rows).to_have_count(25)
+    expect(rows.first).to_contain_text(ids[-1])
+    pager.get_by_role("button", name="Older").click()
+    expect(pager.locator("span")).to_have_text(f"26{DASH}50 of 2000, newest first")
+    expect(rows.first).to_contain_text(ids[-26])
+    live_http.post("/_mock/clock/advance", json={"seconds": 10})
+    dashboard.locator("#jobs-states").get_by_role("button", name="Processing").click()
+    expect(pager.locator("span")).to_have_text(f"1{DASH}25 of 2000, newest first")
+    expect(dashboard.locator("#jobs-states button.active")).to_have_text("Processing 2000")
+
+
+def test_accounts_show_balances_holds_and_rate_windows(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    mock: SegmindMock = server[0]
+    key = "SG_team-key-0001"
+    expect(dashboard.locator("#accounts")).to_be_hidden()  # no keys declared: nothing to show
+    mock.configure(Settings(speed=0, accounts=parse_config({"keys": {key: {"credits": 10, "rpm": 3}}})))
+    account = dashboard.locator("#accounts-rows tr.row", has_text=key)
+    expect(account.locator(".balance")).to_have_text("10")
+    live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
+    expect(account.locator(".held")).to_have_text(str(wire.PRICES["svd"]))
+    expect(account.locator(".rate")).to_contain_text("1 / 3")
+    for _ in range(2):
+        live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
+    expect(account.locator(".rate")).to_contain_text("limited until")
+    dashboard.get_by_role("button", name="To next job end").click()
+    expect(account.locator(".spent")).to_have_text(str(round(wire.PRICES["svd"] * 3, 4)))
+
+
+def test_a_token_in_the_url_is_kept_in_a_cookie_the_page_sends_but_cannot_read(
+    dashboard: Page, server: tuple[SegmindMock, str]
+) -> None:
+    url: str = server[1]
+    dashboard.goto(f"{url}/_mock/?token=s3cret")
+    assert dashboard.url == f"{url}/_mock/"
+    (cookie,) = dashboard.context.cookies()
+    assert (cookie["name"], cookie["value"], cookie["httpOnly"]) == (ADMIN_COOKIE, "s3cret", True)
+    assert "s3cret" not in dashboard.evaluate("document.cookie")
+    with dashboard.expect_request(lambda request: request.url.endswith("/_mock/health")) as poll:
+        pass  # the page's next poll of the admin API
+    assert f"{ADMIN_COOKIE}=s3cret" in poll.value.all_headers()["cookie"]
