@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from benchmarks.common import API_KEY
 from contracts import MODELS
+from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings
 from mock_server.jobs import new_request_id
 
@@ -63,7 +64,7 @@ def _filled(size: int) -> tuple[SegmindMock, list[str]]:
     ids = [template.request_id]
     for _ in range(size - 1):
         job = dataclasses.replace(template, request_id=new_request_id(), submitted_at=now)
-        mock.store.add(job, now)
+        mock.service.jobs.add(job, now + RESULT_RETENTION_SECONDS, None, now)
         ids.append(job.request_id)
     return mock, ids
 

@@ -33,7 +33,7 @@ def _cost(where: str, mock: SegmindMock, client: SegmindClient, runs: int) -> Ru
     params = MODELS["svd"].example
     with virtual_time(mock.clock):  # what the pytest fixtures use: the SDK's poll sleeps move the clock
         client.run("svd", **params)  # warm-up
-        mock.journal.clear()
+        mock.service.journal.clear()
         started = time.perf_counter()
         for _ in range(runs):
             client.run("svd", **params)

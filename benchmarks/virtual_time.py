@@ -40,7 +40,7 @@ def main() -> None:
 
             def run() -> None:
                 start = mock.clock.now()
-                mock.journal.clear()
+                mock.service.journal.clear()
                 result = client.run("svd", **SVD.example)
                 assert result["metrics"]["inference_time"] == SVD.latency_seconds
                 simulated.append(mock.clock.now() - start)

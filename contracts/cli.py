@@ -1,30 +1,33 @@
-"""The `segmind-mock contract` command: the contract suite against any base URL."""
+"""The `segmind-mock contract` and `segmind-mock verify` commands: the contract suite, and client verification."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import httpx
 
-from contracts.flags import integer, non_negative, whole
+from contracts.flags import Parser, integer, non_negative, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.suite import Options, run_suite
+from contracts.verify import COMMAND_VARIABLES, verify_command
 
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 
 
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
     """Add the `contract` subcommand to the `segmind-mock` command line."""
     defaults = Options()
     parser = commands.add_parser(
         "contract",
         help="check a server (the fake or the live API) against the documented contract",
         description="Run the contract suite against BASE_URL: free checks (401, 404, invalid payloads "
-        "refused with 400), then at most --max-jobs paid submissions polled to their end. Against "
+        "refused with 400), then at most --max-jobs paid calls (v2 jobs polled to their end, v1 calls), their videos "
+        "fetched and decoded. Against "
         "segmind-mock the fake's clock is advanced instead of waiting. Exit 0 when the target "
         "conforms, 1 with a report of each violation, 2 when the suite cannot run.",
     )
@@ -56,6 +59,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=defaults.poll_timeout,
         help="seconds a job may take before it counts as unfinished (default: %(default)s)",
     )
+    parser.add_argument(
+        "--documented-only",
+        action="store_true",
+        help="check only rules Segmind documents (graded DOCS), leaving out what rests on the SDK, "
+        "second-hand copies of the docs or guesses",
+    )
+    parser.add_argument("--junit", metavar="PATH", help="also write the report as JUnit XML (one test case per rule)")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--seed", type=integer, default=defaults.seed, help="seed of the generated payloads")
     parser.add_argument(
         "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
@@ -77,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         poll_timeout=args.poll_timeout,
         seed=args.seed,
         models=tuple(args.model or MODELS),
+        documented_only=args.documented_only,
     )
     try:
         report = run_suite(
@@ -84,6 +96,51 @@ def run(args: argparse.Namespace) -> int:
         )
     except httpx.HTTPError as error:
         print(f"segmind-mock contract: cannot reach {args.base_url}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(report.render())
+    for path, text in ((args.junit, report.to_junit), (args.json, report.to_json)):
+        if path:
+            Path(path).write_text(text(), encoding="utf-8")
+    return EXIT_OK if report.ok else EXIT_VIOLATIONS
+
+
+def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
+    """Add the `verify` subcommand: client verification of a command, in any language."""
+    parser = commands.add_parser(
+        "verify",
+        help="judge a client (any language, run as a command) against every scenario of a running fake",
+        description="Run COMMAND once per scenario of the fake at --base-url, with "
+        + ", ".join(COMMAND_VARIABLES)
+        + " (the request body as JSON) in its environment. Exit status 0 with the result on stdout "
+        "is a result; any other exit status is a reported failure. Exit 0 when every scenario was "
+        "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
+    )
+    parser.add_argument(
+        "--command",
+        dest="client_command",
+        metavar="COMMAND",
+        required=True,
+        help='the client to run, e.g. "node client.js"',
+    )
+    parser.add_argument(
+        "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
+    )
+    parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="real seconds one run of the command may take (default: %(default)s)",
+    )
+    return parser
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Verify the command client as the parsed arguments say and print the verdict."""
+    try:
+        report = verify_command(args.client_command, args.base_url, model=args.model, timeout=args.timeout)
+    except httpx.HTTPError as error:
+        print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
     return EXIT_OK if report.ok else EXIT_VIOLATIONS

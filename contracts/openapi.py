@@ -6,8 +6,17 @@ from typing import Any
 
 from contracts import responses
 from contracts.models import MODELS
-from contracts.responses import ERROR_CODES, RESULT_RETENTION_SECONDS, Schema
-from contracts.spec import IMAGE_PATTERN, INTEGER_TEXT_PATTERN, ModelSpec, Param
+from contracts.responses import (
+    BASE64_VIDEO_KEY,
+    ERROR_CODES,
+    RATE_LIMIT_RESET_HEADER,
+    RESULT_RETENTION_SECONDS,
+    SYNC_BILLING_HEADERS,
+    SYNC_HEADERS,
+    VIDEO_CONTENT_TYPE,
+    Schema,
+)
+from contracts.spec import IMAGE_URL_PATTERN, INTEGER_TEXT_PATTERN, ModelSpec, Param
 
 LIVE_URL = "https://api.segmind.com"
 # The documented endpoints, as path templates (DOCS): the fake routes them and builds its URLs from them.
@@ -25,13 +34,27 @@ RESULT_OPERATION = "getResult"
 POLL_OPERATION = "getPollResult"
 
 _REQUEST_ID = "$response.body#/request_id"
+# Statuses the fake answers beside the documented codes: a body over its size limit (GUESS: the
+# real limit and answer are unknown).
+TOO_LARGE = {413: "Payload Too Large: the request body is over the server's limit"}
+# How the 429 reset header is written: ISO 8601 UTC to the second (RATE_LIMIT_RESET_FORMAT).
+RESET_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+_NUMBER_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
+_SYNC_HEADER_SCHEMAS: dict[str, Schema] = {
+    "x-request-id": {"type": "string", "format": "uuid"},
+    "x-generation-time": {"type": "string", "pattern": _NUMBER_TEXT},
+    "x-seed-value": {"type": "string", "pattern": INTEGER_TEXT_PATTERN},
+    "x-cost": {"type": "string", "pattern": _NUMBER_TEXT},
+    "x-remaining-credits": {"type": "string", "pattern": _NUMBER_TEXT},
+}
 
 
 def param_schema(param: Param) -> Schema:
     """The JSON Schema of one parameter: its type, range or allowed values, default and description."""
     schema: Schema = {"description": param.description}
     if param.type == "image":
-        schema.update(type="string", pattern=IMAGE_PATTERN)
+        inline = " Also accepted: a data: URI or raw base64 of a PNG, JPEG, WebP, GIF or BMP image."
+        schema.update(description=param.description + inline, type="string", pattern=IMAGE_URL_PATTERN)
     else:
         schema["type"] = param.type
     if param.enum is not None:
@@ -112,8 +135,25 @@ def _json(description: str, schema: Schema) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(codes: tuple[int, ...]) -> dict[str, Any]:
-    return {str(code): _json(ERROR_CODES[code], _ref("Error")) for code in codes}
+def _errors(codes: tuple[int, ...], extra: dict[int, str] | None = None) -> dict[str, Any]:
+    meanings = {**ERROR_CODES, **(extra or {})}
+    answers = {str(code): _json(meanings[code], _ref("Error")) for code in (*codes, *(extra or {}))}
+    if "429" in answers:
+        reset = {
+            "required": True,
+            "description": "When the client may call again, in UTC (2ND; format GUESS)",
+            "schema": {"type": "string", "pattern": RESET_TIME_PATTERN},
+        }
+        answers["429"]["headers"] = {RATE_LIMIT_RESET_HEADER: reset}
+    return answers
+
+
+def _sync_headers() -> dict[str, Any]:
+    # Always sent, except the billing ones, which only a billed call carries (2ND).
+    return {
+        name: {"required": name in SYNC_HEADERS, "schema": _SYNC_HEADER_SCHEMAS[name]}
+        for name in (*SYNC_HEADERS, *SYNC_BILLING_HEADERS)
+    }
 
 
 def _body(spec: ModelSpec) -> dict[str, Any]:
@@ -136,24 +176,36 @@ def _submit(spec: ModelSpec) -> dict[str, Any]:
         "summary": f"{spec.title}: submit a request (async, v2)",
         "description": f"{spec.summary} Typical latency ~{spec.latency_seconds}s.",
         "requestBody": _body(spec),
-        "responses": {"200": accepted, **_errors(responses.SUBMIT_ERROR_CODES)},
+        "responses": {"200": accepted, **_errors(responses.SUBMIT_ERROR_CODES, TOO_LARGE)},
     }
 
 
 def _sync(spec: ModelSpec) -> dict[str, Any]:
+    encoded = {"type": "string", "contentEncoding": "base64", "contentMediaType": VIDEO_CONTENT_TYPE}
     video = {
         "description": "The finished video: MP4 bytes, or JSON carrying base64 video when base64 is true",
+        "headers": _sync_headers(),
         "content": {
-            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": {"type": "object"}},
+            # Raw bytes: no `type` (a 3.1 validator would want a string), the media type is the schema.
+            VIDEO_CONTENT_TYPE: {"schema": {"contentMediaType": VIDEO_CONTENT_TYPE}},
+            "application/json": {
+                "schema": {"type": "object", "required": [BASE64_VIDEO_KEY], "properties": {BASE64_VIDEO_KEY: encoded}}
+            },
         },
     }
-    failed = _json("The job failed (the fake's guess: the v1 failure is undocumented)", _ref("Error"))
+    failed = {
+        **_json("The job failed (the fake's guess: the v1 failure is undocumented)", _ref("Error")),
+        "headers": _sync_headers(),
+    }
     return {
         "operationId": f"run-{spec.slug}",
         "summary": f"{spec.title}: run and wait for the video (sync, v1)",
         "requestBody": _body(spec),
-        "responses": {"200": video, str(responses.SYNC_FAILED_STATUS): failed, **_errors(responses.SUBMIT_ERROR_CODES)},
+        "responses": {
+            "200": video,
+            str(responses.SYNC_FAILED_STATUS): failed,
+            **_errors(responses.SUBMIT_ERROR_CODES, TOO_LARGE),
+        },
     }
 
 

@@ -5,7 +5,8 @@
 
 Variables: SEGMIND_CONTRACT_BASE_URL (the test is skipped without it), SEGMIND_API_KEY,
 SEGMIND_CONTRACT_MAX_JOBS, SEGMIND_CONTRACT_NO_JOBS=1, SEGMIND_CONTRACT_INVALID_EXAMPLES,
-SEGMIND_CONTRACT_POLL_INTERVAL, SEGMIND_CONTRACT_POLL_TIMEOUT. From your own tests, call
+SEGMIND_CONTRACT_POLL_INTERVAL, SEGMIND_CONTRACT_POLL_TIMEOUT, SEGMIND_CONTRACT_DOCUMENTED_ONLY=1.
+From your own tests, call
 `contracts.suite.assert_conforms(base_url, api_key, Options(...))` instead.
 """
 
@@ -31,6 +32,7 @@ def options_from(environ: Mapping[str, str]) -> Options:
         invalid_examples=int(environ.get(f"{PREFIX}INVALID_EXAMPLES", defaults.invalid_examples)),
         poll_interval=float(environ.get(f"{PREFIX}POLL_INTERVAL", defaults.poll_interval)),
         poll_timeout=float(environ.get(f"{PREFIX}POLL_TIMEOUT", defaults.poll_timeout)),
+        documented_only=environ.get(f"{PREFIX}DOCUMENTED_ONLY", "") not in ("", "0"),
     )
 
 

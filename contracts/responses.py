@@ -32,6 +32,14 @@ RATE_LIMIT_WINDOW_SECONDS = 60.0
 RATE_LIMIT_RESET_HEADER = "x-rate-limit-reset-at-utc"
 RATE_LIMIT_RESET_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
+# A v1 answer's headers (2ND): always these, and the billing ones when the call is billed (DOCS).
+SYNC_HEADERS = ("x-request-id", "x-generation-time", "x-seed-value")
+SYNC_BILLING_HEADERS = ("x-cost", "x-remaining-credits")
+# Output videos are MP4 (GUESS for the exact content type); the v1 reply with "base64": true is
+# JSON with the video under this key (GUESS).
+VIDEO_CONTENT_TYPE = "video/mp4"
+BASE64_VIDEO_KEY = "video"
+
 # The documented error codes and their meanings, common to both models (DOCS).
 ERROR_CODES: dict[int, str] = {
     400: "Bad Request: invalid parameters or request format",

@@ -23,13 +23,17 @@ _INTEGER_TEXT = re.compile(INTEGER_TEXT_PATTERN)
 # has at most 20 characters).
 INTEGER_TEXT_DIGITS = 20
 
-# What counts as an input image, as one regular expression that the OpenAPI document repeats
-# verbatim, so generated and checked values agree: an http(s) URL with a host, a base64 data:
+# What counts as an input image, as one regular expression (its URL part is the OpenAPI
+# document's pattern, below): an http(s) URL with a host, a base64 data:
 # URI, or raw base64 (older official samples send that). Base64 must be canonically padded.
 # Only printable ASCII: `\s` differs between Python and the ECMA regexes of JSON Schema tools.
 _BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})"
 _URL = r"https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
 IMAGE_PATTERN = rf"^(?:{_URL}|data:[A-Za-z0-9!#$&^_.+/;=-]*;base64,{_BASE64}|{_BASE64})$"
+# The part of that rule a JSON Schema can state: an image URL. Inline data must also decode as an
+# image, which no schema can say, so the OpenAPI document declares URLs only and names the inline
+# forms in words (a schema allowing any base64 would promise acceptance of random bytes).
+IMAGE_URL_PATTERN = rf"^{_URL}$"
 _IMAGE = re.compile(IMAGE_PATTERN)
 
 
@@ -73,15 +77,15 @@ class Param:
             return f"{kind}, one of {', '.join(show_value(value) for value in self.enum)}"
         if self.type == "image":
             return "an http(s) URL, a data: URI or base64-encoded image data"
-        kind = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
-        text = kind.get(self.type, "a string")
+        kinds = {"integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
+        text = kinds.get(self.type, "a string")
         if self.minimum is not None and self.maximum is not None:
             text += f" from {show_value(self.minimum)} to {show_value(self.maximum)}"
         return text
 
     def check(self, value: Any) -> Any:
         """Return the value in its canonical type, or raise ParamError naming the rule it breaks."""
-        checked = _CHECKERS[self.type](self, value)
+        checked: Any = _CHECKERS[self.type](self, value)
         if self.enum is not None and checked not in self.enum:
             raise self._error("enum", value)
         if self.minimum is not None and checked < self.minimum:
@@ -182,7 +186,8 @@ def is_number(value: Any) -> bool:
 def _check_number(param: Param, value: Any) -> float | int:
     if not is_number(value):
         raise param._error("type", value)
-    return value
+    number: float | int = value
+    return number
 
 
 def _check_boolean(param: Param, value: Any) -> bool:

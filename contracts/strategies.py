@@ -129,25 +129,27 @@ def _broken(payload: dict[str, Any] | Any, param: Param, rule: str, value: Any) 
     return broken
 
 
-def _outside(param: Param, **bounds: float) -> st.SearchStrategy[Any]:
-    edge = next(iter(bounds.values()))
+def _outside(param: Param, min_value: float | None = None, max_value: float | None = None) -> st.SearchStrategy[Any]:
+    edge = min_value if min_value is not None else max_value
+    assert edge is not None
     if param.type == "integer":
-        return st.one_of(st.just(int(edge)), st.integers(**{key: int(value) for key, value in bounds.items()}))
-    return st.one_of(st.just(edge), st.floats(**bounds, allow_nan=False, allow_infinity=False))
+        low, high = (None if bound is None else int(bound) for bound in (min_value, max_value))
+        return st.one_of(st.just(int(edge)), st.integers(min_value=low, max_value=high))
+    return st.one_of(st.just(edge), st.floats(min_value, max_value, allow_nan=False, allow_infinity=False))
 
 
 def _not_in_enum(param: Param) -> tuple[Any, st.SearchStrategy[Any]]:
     assert param.enum is not None
     if param.type == "integer":
         first = next(value for value in range(min(param.enum), max(param.enum) + 2) if value not in param.enum)
-        values = st.integers().filter(lambda value: value not in param.enum)
-        if param.numeric_string:
-            values = st.one_of(values, values.map(str))
+        enum = param.enum
+        integers = st.integers().filter(lambda value: value not in enum)
+        values: st.SearchStrategy[Any] = st.one_of(integers, integers.map(str)) if param.numeric_string else integers
         return first, values
-    first = next(
-        text for text in (param.enum[0].upper(), param.enum[0].lower(), f"{param.enum[0]}!") if text not in param.enum
-    )
-    return first, st.text().filter(lambda text: text not in param.enum)
+    enum = param.enum
+    name = str(enum[0])
+    text_first = next(text for text in (name.upper(), name.lower(), f"{name}!") if text not in enum)
+    return text_first, st.text().filter(lambda text: text not in enum)
 
 
 def _wrong_types(param: Param) -> tuple[Any, st.SearchStrategy[Any]]:

@@ -12,20 +12,18 @@ cannot start more work than it can pay for. Nothing is charged twice, nothing wa
 
 from __future__ import annotations
 
-import heapq
-import threading
 import tomllib
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from contracts import MODELS
 from contracts.spec import is_number
 from mock_server import wire
 from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
+from mock_server.storage import Charge, Ledger, Usage, balance_of
 
 KEY_FIELDS = ("credits", "models", "plan", "rpm")
 
@@ -124,190 +122,19 @@ def _credits(value: Any, where: str) -> float:
     return float(value)
 
 
-def round_credits(credits: float) -> float:
-    """Credits kept to a millionth: sums of decimal prices drift (0.1 + 0.2)."""
-    return round(credits, 6)
-
-
-class Charge(NamedTuple):
-    """A job's price, due when the job ends; `billed` is False for a job that will fail.
-
-    A tuple, so the ledger's heap orders charges by `due` (then the unique request id) in C: one
-    is pushed on every submission.
-    """
-
-    due: float
-    request_id: str
-    price: float
-    billed: bool
-
-
-@dataclass(frozen=True)
-class Usage:
-    """One key's usage, settled at the time it was read: what `GET /_mock/accounts` shows of it."""
-
-    key: str
-    topped_up: float
-    spent: float
-    held: float
-    requests_last_minute: int
-    oldest_request: float | None  # the oldest submission in the window, if any
-
-
-def balance_of(credits: float | None, topped_up: float, spent: float) -> float | None:
-    """Credits left after settled charges; None when unlimited."""
-    return None if credits is None else round_credits(credits + topped_up - spent)
-
-
-@dataclass
-class Account:
-    """One key's usage in memory: its ledger and the times of its recent submissions."""
-
-    topped_up: float = 0.0
-    spent: float = 0.0
-    pending: list[Charge] = field(default_factory=list)  # a heap, soonest due first
-    held: float = 0.0  # the sum of the pending charges, kept as they come and go (as the Redis ledger does)
-    # Balance right after each completed job's charge, with when it was charged, oldest first.
-    after: dict[str, tuple[float, float]] = field(default_factory=dict)
-    window: deque[float] = field(default_factory=deque)
-
-    def settle(self, now: float, credits: float | None) -> None:
-        """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
-        while self.pending and self.pending[0].due <= now:
-            charge = heapq.heappop(self.pending)
-            self.held = round_credits(self.held - charge.price)
-            if charge.billed:
-                self.spent = round_credits(self.spent + charge.price)
-                balance = balance_of(credits, self.topped_up, self.spent)
-                if balance is not None:
-                    self.after[charge.request_id] = (charge.due, balance)
-        while self.after:
-            request_id, (due, _) = next(iter(self.after.items()))
-            if due + wire.RESULT_RETENTION_SECONDS > now:
-                break
-            del self.after[request_id]
-
-    def hold(self, charge: Charge) -> None:
-        """Hold a new job's charge until it is due."""
-        heapq.heappush(self.pending, charge)
-        self.held = round_credits(self.held + charge.price)
-
-    def recent(self, now: float) -> deque[float]:
-        """The submissions inside the sliding one-minute window ending at `now`."""
-        while self.window and self.window[0] + wire.RATE_LIMIT_RESET_SECONDS <= now:
-            self.window.popleft()
-        return self.window
-
-    def usage(self, key: str, now: float, credits: float | None) -> Usage:
-        """The account settled at `now`."""
-        self.settle(now, credits)
-        window = self.recent(now)
-        return Usage(key, self.topped_up, self.spent, self.held, len(window), window[0] if window else None)
-
-
-class Ledger(Protocol):
-    """Where accounts' usage is kept: each operation atomic, whichever process makes it.
-
-    Operations that settle take the key's starting credits (None: unlimited), which live in the
-    config, not in the ledger.
-    """
-
-    def touch(self, key: str) -> None:
-        """Make sure the key has an account."""
-
-    def count(self, key: str, rpm: int, now: float) -> float | None:
-        """Count a submission in the key's window; with `rpm` already in it, return when the oldest leaves."""
-
-    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
-        """Settle by `now` and hold `charge`, or, when the balance minus what is held cannot pay it, return both."""
-
-    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
-        """Settle by `now`; return the balance right after the job's charge, if it was charged and is retained."""
-
-    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
-        """Settle by `now`, add credits (negative: take them away) and return the usage."""
-
-    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
-        """Every account settled at `now`, in the order they were created."""
-
-    def clear(self) -> None:
-        """Forget every account."""
-
-
-class MemoryLedger:
-    """Accounts in a dict, changed under a lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._accounts: dict[str, Account] = {}
-
-    def touch(self, key: str) -> None:
-        """Make sure the key has an account."""
-        if key not in self._accounts:
-            with self._lock:
-                self._accounts.setdefault(key, Account())
-
-    def count(self, key: str, rpm: int, now: float) -> float | None:
-        """Count a submission in the window, or return when the window frees up."""
-        with self._lock:
-            recent = self._account(key).recent(now)
-            if len(recent) >= rpm:
-                return recent[0] + wire.RATE_LIMIT_RESET_SECONDS
-            recent.append(now)
-            return None
-
-    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
-        """Hold the charge unless the key cannot pay it."""
-        with self._lock:
-            account = self._account(key)
-            account.settle(now, credits)
-            balance = balance_of(credits, account.topped_up, account.spent)
-            if balance is not None and round_credits(balance - account.held) < charge.price:
-                return balance, account.held
-            account.hold(charge)
-            return None
-
-    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
-        """The balance right after the job's charge."""
-        with self._lock:
-            account = self._account(key)
-            account.settle(now, credits)
-            after = account.after.get(request_id)
-            return after[1] if after is not None else None
-
-    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
-        """Add credits after settling."""
-        with self._lock:
-            account = self._account(key)
-            account.settle(now, credits)
-            account.topped_up = round_credits(account.topped_up + add)
-            return account.usage(key, now, credits)
-
-    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
-        """Every account under the lock, in the order they were created."""
-        with self._lock:
-            return [account.usage(key, now, credits(key)) for key, account in self._accounts.items()]
-
-    def clear(self) -> None:
-        """Forget every account."""
-        with self._lock:
-            self._accounts.clear()
-
-    def _account(self, key: str) -> Account:
-        account = self._accounts.get(key)
-        if account is None:
-            account = self._accounts[key] = Account()
-        return account
-
-
 class Accounts:
     """Every account the fake knows, checked and charged as the real service would."""
 
-    def __init__(self, config: AccountsConfig, ledger: Ledger | None = None) -> None:
+    def __init__(self, config: AccountsConfig, ledger: Ledger) -> None:
         self.config = config
-        self._ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self._ledger = ledger
         # Not a reset: a shared ledger may already hold the usage other workers recorded.
         self._declare()
+
+    def configure(self, config: AccountsConfig) -> None:
+        """Start afresh under a new config: no usage, and only its keys declared."""
+        self.config = config
+        self.reset()
 
     @property
     def open(self) -> bool:
@@ -330,8 +157,7 @@ class Accounts:
         self._ledger.touch(api_key)
 
     def admit(self, api_key: str, model: str, now: float) -> None:
-        """Let a submission through, or raise its 401, 403 (model not allowed) or 429 (rate limit)."""
-        self.authenticate(api_key)
+        """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit)."""
         config = self._config(api_key)
         allowed = config.models
         if allowed is not None and model not in allowed:

@@ -9,42 +9,45 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import is_number
 from mock_server import admin_query, dashboard, media, wire
 from mock_server.jobs import State
-from mock_server.mock import SegmindMock
 from mock_server.payload import read_json_object
 from mock_server.responses import JSONResponse
+from mock_server.service import Service
 
 # Seconds and credits the admin API takes stay below this: far past any test's need, and short of
 # the magnitudes where floats lose whole units and dates overflow.
 LARGEST_AMOUNT = 1e12
 
 
-def _mock(request: Request) -> SegmindMock:
-    return request.app.state.mock
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    return await read_json_object(request, _mock(request).settings.max_body_bytes)
+    return await read_json_object(request, _service(request).settings.max_body_bytes)
 
 
 def _seconds(body: dict[str, Any], name: str) -> float:
-    value = body.get(name)
+    value: Any = body.get(name)
     if not is_number(value) or not 0 <= value < LARGEST_AMOUNT:
         raise wire.ApiError(400, f"{name} must be a number, 0 or more (got {value!r})")
     return float(value)
 
 
-def _clock_view(mock: SegmindMock) -> dict[str, Any]:
-    return {"now": mock.clock.now(), "speed": mock.clock.speed, "virtual": mock.clock.virtual}
+def _clock_view(service: Service) -> dict[str, Any]:
+    clock = service.clock
+    return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
 
 
 async def health(request: Request) -> Response:
     """`GET /_mock/health`: liveness, the clock, the retained jobs by state and the next end, the serving process."""
-    mock = _mock(request)
-    now = mock.clock.now()
-    jobs = mock.store.jobs(now)
+    service = _service(request)
+    now = service.clock.now()
+    jobs = service.retained(now)
     by_state = {state.value: 0 for state in State}
     for job in jobs:
         by_state[job.state_at(now).value] += 1
@@ -56,7 +59,7 @@ async def health(request: Request) -> Response:
             "jobs": len(jobs),
             "jobs_by_state": by_state,
             "next_job_end": next_end,
-            **_clock_view(mock),
+            **_clock_view(service),
             "worker": os.getpid(),
         }
     )
@@ -64,53 +67,53 @@ async def health(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     """`POST /_mock/reset`: forget jobs, journal and scenarios; the clock returns to the time of day."""
-    _mock(request).reset()
+    _service(request).reset()
     return JSONResponse({"status": "reset"})
 
 
 async def clock(request: Request) -> Response:
     """`GET /_mock/clock` shows the clock; `POST` with `{"speed": S}` changes its speed."""
-    mock = _mock(request)
+    service = _service(request)
     if request.method == "POST":
-        mock.clock.set_speed(_seconds(await _body(request), "speed"))
-    return JSONResponse(_clock_view(mock))
+        service.clock.set_speed(_seconds(await _body(request), "speed"))
+    return JSONResponse(_clock_view(service))
 
 
 async def advance(request: Request) -> Response:
     """`POST /_mock/clock/advance` with `{"seconds": N}`: move simulated time forward."""
-    mock = _mock(request)
-    mock.advance(_seconds(await _body(request), "seconds"))
-    return JSONResponse(_clock_view(mock))
+    service = _service(request)
+    service.clock.advance(_seconds(await _body(request), "seconds"))
+    return JSONResponse(_clock_view(service))
 
 
 async def requests(request: Request) -> Response:
     """`GET /_mock/requests`: the journal, oldest first, filtered and paged by the query; `DELETE` empties it."""
-    mock = _mock(request)
+    service = _service(request)
     page = admin_query.page_of(request.query_params)
     passes = admin_query.journal_filter(request.query_params)
     if request.method == "DELETE":
-        mock.journal.clear()
-    entries = [entry for entry in mock.requests if passes(entry)]
+        service.journal.clear()
+    entries = [entry for entry in service.requests() if passes(entry)]
     return JSONResponse(page.of(entries), headers=admin_query.total_header(len(entries)))
 
 
 async def jobs(request: Request) -> Response:
     """`GET /_mock/jobs`: the retained jobs with their derived state, oldest first, filtered by state and paged."""
-    mock = _mock(request)
+    service = _service(request)
     page = admin_query.page_of(request.query_params)
     wanted = request.query_params.get("state")
     if wanted is not None and wanted not in State.__members__:
         raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
-    now = mock.clock.now()
-    found = [job for job in mock.store.jobs(now) if wanted is None or job.state_at(now).value == wanted]
-    shown = [mock.describe(job, now) for job in page.of(found)]
+    now = service.clock.now()
+    found = [job for job in service.retained(now) if wanted is None or job.state_at(now).value == wanted]
+    shown = [service.describe(job, now) for job in page.of(found)]
     return JSONResponse(shown, headers=admin_query.total_header(len(found)))
 
 
 async def job(request: Request) -> Response:
     """`GET /_mock/jobs/{id}`: one retained job."""
     request_id = request.path_params["request_id"]
-    view = _mock(request).job(request_id)
+    view = _service(request).job_view(request_id)
     if view is None:
         raise wire.not_found(request_id)
     return JSONResponse(view)
@@ -118,7 +121,7 @@ async def job(request: Request) -> Response:
 
 async def scenarios(request: Request) -> Response:
     """`GET /_mock/scenarios` lists rules, `POST` adds one, `DELETE` removes them all."""
-    book = _mock(request).scenarios
+    book = _service(request).rules
     if request.method == "POST":
         try:
             rule = book.add(await _body(request))
@@ -133,34 +136,31 @@ async def scenarios(request: Request) -> Response:
 async def scenario(request: Request) -> Response:
     """`DELETE /_mock/scenarios/{id}`: remove one rule."""
     rule_id = request.path_params["rule_id"]
-    if not _mock(request).scenarios.remove(rule_id):
+    if not _service(request).rules.remove(rule_id):
         raise wire.ApiError(404, f"Scenario {rule_id} not found")
     return Response(status_code=204)
 
 
 async def accounts(request: Request) -> Response:
     """`GET /_mock/accounts`: every known key with its credits, balance, allowed models and rate use."""
-    mock = _mock(request)
-    return JSONResponse(mock.accounts.view(mock.clock.now()))
+    service = _service(request)
+    return JSONResponse(service.accounts.view(service.clock.now()))
 
 
 async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
-    mock = _mock(request)
-    add = (await _body(request)).get("add")
+    service = _service(request)
+    add: Any = (await _body(request)).get("add")
     if not is_number(add) or not abs(add) < LARGEST_AMOUNT:
         raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
-    return JSONResponse(mock.accounts.top_up(request.path_params["key"], float(add), mock.clock.now()))
+    return JSONResponse(service.accounts.top_up(request.path_params["key"], float(add), service.clock.now()))
 
 
 async def output(request: Request) -> Response:
     """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
-    mock = _mock(request)
-    request_id = request.path_params["request_id"]
-    job = mock.store.output(request_id, mock.clock.now())
-    if job is None:
-        raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
-    return media.ranged_response(request, await mock.video(job), wire.VIDEO_CONTENT_TYPE)
+    service = _service(request)
+    job = service.output(request.path_params["request_id"])
+    return media.ranged_response(request, await service.video(job), VIDEO_CONTENT_TYPE)
 
 
 ROUTES = [

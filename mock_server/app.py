@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import anyio
 from starlette.applications import Starlette
@@ -14,12 +13,10 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
-from mock_server.journal import Recording, Unrecorded
+from mock_server.recording import Recording, Unrecorded
 from mock_server.responses import JSONResponse
 from mock_server.routes import SegmindRoutes
-
-if TYPE_CHECKING:
-    from mock_server.mock import SegmindMock
+from mock_server.service import Service
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -36,33 +33,36 @@ class App:
     exchange. The routes under `/_mock/` are an ordinary Starlette app.
     """
 
-    def __init__(self, mock: SegmindMock) -> None:
-        self.mock = mock
-        self.routes: list[Route] = SegmindRoutes(mock).routes
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.routes: list[Route] = SegmindRoutes(service).routes
         self.own = Starlette(
             routes=admin.ROUTES,
             exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
         # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
         self.own.router.redirect_slashes = False
-        self.own.state.mock = mock
+        self.own.state.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection: Segmind's routes here, the fake's own (and lifespan) in Starlette."""
         if scope["type"] != "http":
             await self.own(scope, receive, send)
             return
-        with self.mock.clock.pinned():
+        with self.service.clock.pinned():
             if scope["path"].startswith(OWN_PREFIX):
                 await self.own(scope, receive, send)
             else:
                 await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        journal = self.mock.journal
+        service = self.service
+        journal = service.journal
         # A journal of size 0 (`--journal-size 0`) keeps nothing, so nothing is recorded.
         exchange = (
-            Recording(scope, receive, send, journal, self.mock.clock) if journal.size else Unrecorded(receive, send)
+            Recording(scope, receive, send, journal.record, service.clock.now)
+            if journal.size
+            else Unrecorded(receive, send)
         )
         try:
             try:
@@ -104,11 +104,6 @@ class App:
         raise wire.no_route(scope["method"], scope["path"])
 
 
-def create_app(mock: SegmindMock) -> App:
-    """Build the ASGI app that serves `mock`."""
-    return App(mock)
-
-
 async def _error_response(error: wire.ApiError) -> Response:
     if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
         await anyio.sleep(error.delay_seconds)
@@ -133,7 +128,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         allow = (exc.headers or {}).get("Allow", "")
         error = wire.method_not_allowed(request.method, request.url.path, allow.split(", ") if allow else [])
     else:
-        error = wire.ApiError(exc.status_code, str(exc.detail), exc.headers)
+        error = wire.ApiError(exc.status_code, str(exc.detail), dict(exc.headers or {}))
     return await _error_response(error)
 
 

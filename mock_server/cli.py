@@ -21,9 +21,12 @@ from contracts.flags import Parser, non_negative, port, positive, positive_secon
 from mock_server import server
 from mock_server.access_log import AccessLog
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
-from mock_server.backend import MEMORY, STORE_VARIABLE, StoreError, shared_url
 from mock_server.images import ImageSource
-from mock_server.mock import SegmindMock, Settings
+from mock_server.mock import SegmindMock
+from mock_server.service import Settings
+from mock_server.storage import StoreError
+from mock_server.store_memory import MEMORY
+from mock_server.stores import STORE_VARIABLE, shared_url, store_from_environment
 from mock_server.video import video_available
 
 
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--store",
-        default=defaults.store,
+        default=store_from_environment(),
         metavar="URL",
         help=f"where jobs, clock, scenarios, journal and accounts live: {MEMORY!r} (this process only), or "
         "redis://HOST:PORT/DB[?prefix=NAME] to share them between workers and machines; see docs/scaling.md "
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_flags(serve)
     _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
+    contract_cli.add_verify_parser(commands)
     return parser
 
 
@@ -239,8 +243,9 @@ def serve(args: argparse.Namespace) -> int:
     url = server.url_of(sock)
     limits = server.Limits(args.max_header_bytes, args.request_timeout, args.max_concurrent_requests)
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    store = mock.service.backend.name
     print(
-        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {mock.backend.name}, "
+        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {store}, "
         f"{workers}, admin API at {url}/_mock/)\n"
         f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,
@@ -289,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "contract":
         return contract_cli.run(args)
+    if args.command == "verify":
+        return contract_cli.run_verify(args)
     try:
         return serve(args)
     except KeyboardInterrupt:

@@ -1,49 +1,38 @@
-"""The fake's clock: simulated seconds that run at a chosen speed and jump when told."""
+"""The fake's clock: simulated seconds that run at a chosen speed and jump when told.
+
+The state lives in a store (`storage.ClockStore`: in the process, or shared in Redis); the rules
+are here, once for every store: the speed and advance checks, reading the time, and waiting.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from contextlib import AbstractContextManager, nullcontext
-from typing import Protocol
+import math
+from contextlib import AbstractContextManager
 
 import anyio
+
+from mock_server.storage import ClockState, ClockStore
+from mock_server.store_memory import MemoryClock
 
 # How often a blocked v1 call re-reads the clock; a re-read is what lets it notice an advance
 # made by another thread (or, with a shared store, another process) without a per-job timer.
 WAIT_STEP_SECONDS = 0.02
 
 
-class SimClock(Protocol):
-    """What the fake needs of a clock; `Clock` keeps it in the process, the Redis store shares it."""
-
-    virtual: bool
-
-    @property
-    def speed(self) -> float:
-        """Simulated seconds per real second."""
-
-    def now(self) -> float:
-        """Return the current simulated time, in Unix seconds."""
-
-    def advance(self, seconds: float) -> float:
-        """Move simulated time forward by `seconds` and return the new time."""
-
-    def set_speed(self, speed: float) -> None:
-        """Change the speed from now on, without a jump in simulated time."""
-
-    def reset(self) -> None:
-        """Bring simulated time back to the real time of day."""
-
-    async def wait_until(self, deadline: float) -> None:
-        """Return once simulated time reaches `deadline` (at once in virtual mode)."""
-
-    def pinned(self) -> AbstractContextManager[None]:
-        """Within the block (one request), read the clock once if reading it is costly."""
+def check_speed(speed: float) -> float:
+    """Return `speed` as a float, or raise ValueError unless it is finite and 0 or more."""
+    if not 0 <= speed < math.inf:  # also refuses NaN, which compares false
+        raise ValueError("speed must be a finite number, 0 or more")
+    return float(speed)
 
 
-# Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
-_UNPINNED = nullcontext()
+def check_seconds(seconds: float) -> float:
+    """Return `seconds` to advance by as a float, or raise ValueError unless finite and 0 or more."""
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError("the clock only moves forward")
+    if math.isinf(seconds):
+        raise ValueError("the clock cannot advance by an infinite time")
+    return float(seconds)
 
 
 class Clock:
@@ -54,58 +43,49 @@ class Clock:
     what makes a 60-second job take no wall time at all under test.
     """
 
-    def __init__(self, speed: float = 1.0, *, virtual: bool = False) -> None:
-        _check_speed(speed)
-        self._lock = threading.Lock()
+    def __init__(self, store: ClockStore, *, virtual: bool = False) -> None:
+        self.store = store
         self.virtual = virtual
-        # (real origin, simulated origin, speed), replaced whole: a reader on another thread never
-        # sees one field changed and not the others, so time never appears to jump or run back.
-        self._state = (time.monotonic(), time.time(), speed)
+
+    @classmethod
+    def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
+        """A clock of its own in this process, running at `speed` from the time of day."""
+        return cls(MemoryClock(check_speed(speed)), virtual=virtual)
 
     @property
     def speed(self) -> float:
         """Simulated seconds per real second."""
-        return self._state[2]
+        return self.store.read().speed
 
     def now(self) -> float:
         """Return the current simulated time, in Unix seconds."""
-        real_origin, sim_origin, speed = self._state
-        return sim_origin + (time.monotonic() - real_origin) * speed
+        speed, sim, real = self.store.read()  # read on every request: unpacked, not through _at
+        return sim + (self.store.real_time() - real) * speed
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            real_origin, sim_origin, speed = self._state
-            self._state = (real_origin, sim_origin + seconds, speed)
-        return self.now()
+        return self._at(self.store.advance(check_seconds(seconds)))
 
     def set_speed(self, speed: float) -> None:
         """Change the speed from now on, without a jump in simulated time."""
-        _check_speed(speed)
-        with self._lock:
-            self._state = (time.monotonic(), self.now(), speed)
+        self.store.set_speed(check_speed(speed))
 
     def reset(self) -> None:
         """Bring simulated time back to the real time of day."""
-        with self._lock:
-            self._state = (time.monotonic(), time.time(), self.speed)
+        self.store.reset()
 
     async def wait_until(self, deadline: float) -> None:
         """Return once simulated time reaches `deadline` (at once in virtual mode)."""
-        while (remaining := deadline - self.now()) > 0:
+        while (remaining := deadline - self._at(state := self.store.refresh())) > 0:
             if self.virtual:
                 self.advance(remaining)
                 return
-            step = remaining / self.speed if self.speed else WAIT_STEP_SECONDS
+            step = remaining / state.speed if state.speed else WAIT_STEP_SECONDS
             await anyio.sleep(min(step, WAIT_STEP_SECONDS))
 
     def pinned(self) -> AbstractContextManager[None]:
-        """Nothing to pin: this clock is read in the process."""
-        return _UNPINNED
+        """Within the block (one request), read a shared clock once."""
+        return self.store.pinned()
 
-
-def _check_speed(speed: float) -> None:
-    if not 0 <= speed < float("inf"):
-        raise ValueError("speed must be a finite number, 0 or more")
+    def _at(self, state: ClockState) -> float:
+        return state.sim + (self.store.real_time() - state.real) * state.speed

@@ -31,6 +31,7 @@ class FaultyResponse(Response):
     """A response that reaches the client as `rule` says: late, cut short, garbled or not at all."""
 
     def __init__(self, response: Response, rule: Rule) -> None:
+        super().__init__(status_code=response.status_code)  # what it stands for; the answer is sent by __call__
         self.response = response
         self.rule = rule
 
@@ -73,9 +74,10 @@ async def drop_connection(receive: Receive, dropped: ConnectionDropped) -> None:
     httpx's error.
     """
     transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    if not callable(getattr(transport, "close", None)):  # uvloop's transports are not asyncio's classes
+    close = getattr(transport, "close", None)
+    if not callable(close):  # uvloop's transports are not asyncio's classes
         raise dropped
-    transport.close()  # flushes what was sent (a truncated body), then closes
+    close()  # flushes what was sent (a truncated body), then closes
     # Return once uvicorn has seen the connection go, so it neither logs nor answers a 500.
     while (await receive())["type"] != "http.disconnect":
         pass

@@ -141,7 +141,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             stream = container.streams.video[0]
             # The header read above may not be the one FFmpeg trusts (a JPEG with two frames): check again.
             _check_pixels((stream.codec_context.width, stream.codec_context.height), max_pixels)
-            return next(container.decode(stream)).to_ndarray(format="rgb24")
+            pixels: np.ndarray = next(container.decode(stream)).to_ndarray(format="rgb24")
+            return pixels
     except (av.FFmpegError, IndexError, StopIteration) as error:
         raise ImageError(f"the image data is damaged or truncated and could not be decoded ({error})") from None
 

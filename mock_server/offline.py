@@ -11,7 +11,9 @@ from respx.models import AllMockedAssertionError
 from starlette.types import ASGIApp
 
 from contracts.openapi import LIVE_URL
-from mock_server.mock import SegmindMock, Settings
+from mock_server.mock import SegmindMock
+from mock_server.service import Settings
+from mock_server.stores import store_from_environment
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import SDK_MODULES, virtual_time
 
@@ -64,13 +66,16 @@ class FakeHostRouter(respx.MockRouter):
 def route_to_app(app: ASGIApp, url: str = SEGMIND_URL) -> Iterator[FakeHostRouter]:
     """Within the block, every httpx request to `url` is served by `app`; any other one fails."""
     asynchronous = httpx.ASGITransport(app, raise_app_exceptions=False)
-    with PortalTransport(app) as sync, FakeHostRouter(sync, asynchronous, url) as router:
-        yield router
+    with PortalTransport(app) as sync:
+        router = FakeHostRouter(sync, asynchronous, url)
+        with router:
+            yield router
 
 
 def default_settings(virtual: bool = True) -> Settings:
-    """The fake's settings under test: frozen and virtual with virtual time, real time without."""
-    return Settings(speed=0, virtual=True) if virtual else Settings()
+    """Settings under test: frozen and virtual with virtual time, else real time; on `$SEGMIND_MOCK_STORE`."""
+    store = store_from_environment()
+    return Settings(speed=0, virtual=True, store=store) if virtual else Settings(store=store)
 
 
 @contextmanager

@@ -16,10 +16,11 @@ import pytest
 
 from contracts.openapi import API_KEY_VARIABLE
 from mock_server.journal import JOURNAL_SIZE
-from mock_server.mock import SegmindMock, Settings
+from mock_server.mock import SegmindMock
 from mock_server.offline import SEGMIND_URL, default_settings, segmind_offline
 from mock_server.scenarios import Rule
 from mock_server.server import ServerThread
+from mock_server.service import Settings
 from mock_server.virtual_time import SDK_MODULES, virtual_time
 
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from contracts import MODELS, ParamError
 from contracts.spec import is_number
@@ -33,12 +31,22 @@ JOB_OUTCOMES = frozenset({"completed", "failed", "rai_blocked"})
 # The network faults that break the answer, rather than only delay it (`latency`).
 BROKEN_ANSWERS = frozenset({"disconnect", "truncated", "malformed"})
 COMMON_FIELDS = frozenset(
-    {"match", "outcome", "times", "target", "nth", "delay_seconds", "queue_seconds", "processing_seconds"}
+    {
+        "match",
+        "outcome",
+        "times",
+        "target",
+        "nth",
+        "delay_seconds",
+        "queue_seconds",
+        "processing_seconds",
+        "mirror_urls",
+    }
 )
 # Which requests a rule applies to: submissions (v2 and v1), status polls, or result fetches.
 TARGETS = ("submit", "status", "result")
-# Fields that shape a new job, so only rules for submissions take them.
-SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds"})
+# Fields that shape a new job or its submit answer, so only rules for submissions take them.
+SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds", "mirror_urls"})
 # Request headers that force an outcome for one submission, and the rule field each sets.
 HEADER_FIELDS: dict[str, str] = {
     "x-mock-outcome": "outcome",
@@ -50,6 +58,9 @@ HEADER_FIELDS: dict[str, str] = {
 }
 
 _MATCH_SPECIAL = ("model", "api_key")
+# `times` and `nth` stay below this: every store counts them exactly (Redis's Lua numbers are
+# doubles, exact to 2**53; a larger count would come back as 1e+20 and break every submission).
+LARGEST_COUNT = 2**53 - 1
 # What HTTP/1.1 allows in a header's name (a token) and value (RFC 9110, section 5).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
@@ -73,6 +84,9 @@ class Rule:
     delay_seconds: float | None = None
     queue_seconds: float | None = None
     processing_seconds: float | None = None
+    # The submit answer's poll URLs point at the fake's mirror of the poll routes (wire.MIRROR_PREFIX),
+    # so client verification sees whether a client follows the URLs it is given.
+    mirror_urls: bool | None = None
     hits: int = 0
     seen: int = 0
 
@@ -95,81 +109,6 @@ class Rule:
         if "api_key" in self.match:  # shown masked, as everywhere else
             shown["match"] = {**self.match, "api_key": mask_key(str(self.match["api_key"]))}
         return {"id": self.id, "hits": self.hits, "seen": self.seen, **shown}
-
-
-class RuleBook(Protocol):
-    """Where the rules live: in the process (`Scenarios`) or shared (the Redis store)."""
-
-    def add(self, data: Mapping[str, Any]) -> Rule:
-        """Add a rule from its JSON form; raise ValueError saying what to fix."""
-
-    def rules(self) -> list[Rule]:
-        """Return the active rules, in the order they are tried."""
-
-    def remove(self, rule_id: str) -> bool:
-        """Remove one rule; tell whether it existed."""
-
-    def clear(self) -> None:
-        """Remove every rule."""
-
-    def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
-        """Return the first rule that applies to this request and use up one of its times."""
-
-
-class Scenarios:
-    """The ordered rule book: the first matching rule decides a submission's fate."""
-
-    def __init__(self) -> None:
-        self._rules: list[Rule] = []
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def add(self, data: Mapping[str, Any]) -> Rule:
-        """Add a rule from its JSON form; raise ValueError saying what to fix."""
-        rule = parse_rule(data, rule_id=str(next(self._ids)))
-        with self._lock:
-            self._rules.append(rule)
-        return rule
-
-    def rules(self) -> list[Rule]:
-        """Return the active rules, in the order they are tried."""
-        with self._lock:
-            return list(self._rules)
-
-    def remove(self, rule_id: str) -> bool:
-        """Remove one rule; tell whether it existed."""
-        with self._lock:
-            before = len(self._rules)
-            self._rules = [rule for rule in self._rules if rule.id != rule_id]
-            return len(self._rules) < before
-
-    def clear(self) -> None:
-        """Remove every rule."""
-        with self._lock:
-            self._rules.clear()
-
-    def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
-        """Return the first rule that applies to this request and use up one of its times.
-
-        Every matching rule counts the request, so `nth` means the nth matching request since the
-        rule was added, whichever rule decided the earlier ones.
-        """
-        if not self._rules:  # the common case, on every request: no lock needed to see an empty book
-            return None
-        chosen = None
-        with self._lock:
-            for rule in self._rules:
-                if rule.applies(target, model, api_key, params):
-                    rule.seen += 1
-                    if chosen is None and rule.seen >= rule.nth:
-                        chosen = rule
-            if chosen is not None:
-                chosen.hits += 1
-                if chosen.times > 0:
-                    chosen.times -= 1
-                    if chosen.times == 0:
-                        self._rules.remove(chosen)
-        return chosen
 
 
 def parse_rule(data: Any, rule_id: str) -> Rule:
@@ -204,6 +143,7 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
         delay_seconds=delay,
         queue_seconds=_parse_seconds("queue_seconds", data.get("queue_seconds")),
         processing_seconds=_parse_seconds("processing_seconds", data.get("processing_seconds")),
+        mirror_urls=_parse_mirror(data.get("mirror_urls")),
     )
 
 
@@ -261,25 +201,31 @@ def _parse_target(outcome: str, target: Any) -> str:
         raise ValueError(f"target must be one of {', '.join(TARGETS)} (got {target!r})")
     if target != "submit" and outcome in JOB_OUTCOMES:
         raise ValueError(f"outcome {outcome!r} decides how a job ends, so its target must be 'submit'")
-    return target
+    return str(target)
 
 
 def _parse_nth(nth: Any) -> int:
-    if isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
-        raise ValueError(f"nth must be a positive integer, the matching request the rule starts at (got {nth!r})")
+    if isinstance(nth, bool) or not isinstance(nth, int) or not 1 <= nth <= LARGEST_COUNT:
+        raise ValueError(
+            f"nth must be a positive integer (up to {LARGEST_COUNT}), the matching request it starts at (got {nth!r})"
+        )
     return nth
 
 
 def _parse_times(times: Any) -> int:
-    if isinstance(times, bool) or not isinstance(times, int) or (times < 1 and times != -1):
-        raise ValueError(f"times must be a positive integer, or -1 for until removed (got {times!r})")
+    if isinstance(times, bool) or not isinstance(times, int) or not (1 <= times <= LARGEST_COUNT or times == -1):
+        raise ValueError(
+            f"times must be a positive integer (up to {LARGEST_COUNT}), or -1 for until removed (got {times!r})"
+        )
     return times
 
 
 def _parse_error(outcome: str, error: Any) -> str | None:
     if error is not None and not isinstance(error, str):
         raise ValueError("error must be a string")
-    return error or (wire.FAILED_DEFAULT_ERROR if outcome == "failed" else None)
+    if error:
+        return str(error)
+    return wire.FAILED_DEFAULT_ERROR if outcome == "failed" else None
 
 
 def _parse_status(outcome: str, status: Any) -> int | None:
@@ -306,6 +252,12 @@ def _parse_headers(headers: Any) -> dict[str, str]:
         if not _HEADER_VALUE.fullmatch(value):
             raise ValueError(f"header {name} must be printable Latin-1 text without line breaks (got {value!r})")
     return dict(headers)
+
+
+def _parse_mirror(mirror: Any) -> bool | None:
+    if mirror is not None and not isinstance(mirror, bool):
+        raise ValueError(f"mirror_urls must be true or false (got {mirror!r})")
+    return mirror or None
 
 
 def _parse_seconds(name: str, seconds: Any) -> float | None:

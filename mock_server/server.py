@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -262,7 +263,7 @@ async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
 KEEP_ALIVE_SECONDS = 75
 
 
-def config(app: ASGIApp, limits: Limits | None = None, **options: object) -> uvicorn.Config:
+def config(app: ASGIApp | Callable[[], ASGIApp], limits: Limits | None = None, **options: Any) -> uvicorn.Config:
     """uvicorn settings shared by the CLI and the test server: the fastest stack, quiet access log, `limits` held."""
     settings: dict[str, Any] = {
         "loop": "auto",

@@ -37,7 +37,7 @@ from contracts import MODELS
 try:
     import av
 except ImportError:  # the optional `video` extra is missing: video_available() tells the server
-    av = None
+    av = None  # type: ignore[assignment]  # checked by video_available() before any use
 
 FULL_SIZE = (512, 288)
 # motionctrl-svd takes no frame count: it renders SVD's default clip length.
@@ -177,13 +177,15 @@ def _warp(source: np.ndarray, size: tuple[int, int], motion: Motion) -> np.ndarr
     source_y = cos * y - sin * x + (rows / 2 - 0.5)
     # Gathering rows of a flat pixel list is several times faster than 2-D fancy indexing.
     index = _mirror(source_y, rows) * cols + _mirror(source_x, cols)
-    return np.take(source.reshape(-1, 3), index, axis=0)
+    pixels: np.ndarray = np.take(source.reshape(-1, 3), index, axis=0)
+    return pixels
 
 
 def _mirror(coordinate: np.ndarray, length: int) -> np.ndarray:
     """Round to pixel indices, reflecting those outside the image back in (no seams or streaks)."""
     index = np.rint(coordinate).astype(np.int32) % (2 * length)
-    return np.minimum(index, 2 * length - 1 - index)
+    mirrored: np.ndarray = np.minimum(index, 2 * length - 1 - index)
+    return mirrored
 
 
 def _card_lines(model: str, params: Mapping[str, Any], seed: int) -> list[str]:

@@ -14,7 +14,7 @@ from unittest import mock as patching  # `mock` names the fake in this package
 
 import anyio
 
-from mock_server.clock import SimClock
+from mock_server.clock import Clock
 
 # The official SDK polls with `time.sleep` and checks its deadline with `time.monotonic` in this
 # module (segmind 1.3.0 `AsyncJob.wait`, which `run()` calls with a fixed 1 s interval).
@@ -27,7 +27,7 @@ _real_anyio_sleep = anyio.sleep
 class VirtualTime:
     """A client's view of time: sleeping advances the fake's clock, and `monotonic` counts what was slept."""
 
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.slept = 0.0
         self._lock = threading.Lock()
@@ -83,7 +83,7 @@ class ModuleView:
 
 
 @contextmanager
-def virtual_time(clock: SimClock, modules: Iterable[str] = SDK_MODULES) -> Iterator[VirtualTime]:
+def virtual_time(clock: Clock, modules: Iterable[str] = SDK_MODULES) -> Iterator[VirtualTime]:
     """Within the block, sleeps in `modules` advance `clock` instead of waiting.
 
     Only the named modules' own globals are patched: a `time`, `asyncio` or `anyio` module they

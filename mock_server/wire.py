@@ -19,14 +19,9 @@ from contracts.responses import (
     RATE_LIMIT_RESET_FORMAT,
     RATE_LIMIT_RESET_HEADER,
     RATE_LIMIT_WINDOW_SECONDS,
+    VIDEO_CONTENT_TYPE,
     WAITING_STATES,
 )
-
-# The contract's statuses of a failed job (v2 documented, v1 guessed) and retention of results,
-# offered here beside the fake's other answers and timings.
-from contracts.responses import FAILED_STATUS as FAILED_STATUS
-from contracts.responses import RESULT_RETENTION_SECONDS as RESULT_RETENTION_SECONDS
-from contracts.responses import SYNC_FAILED_STATUS as SYNC_FAILED_STATUS
 from mock_server.jobs import Job, State
 
 # Output files outlive results (2ND).
@@ -42,13 +37,9 @@ RATE_LIMIT_PLANS: dict[str, int] = {"free": 5, "pro": 50}
 # Price of one run in credits: the "~$" figure on each model page (DOCS), one credit taken to be
 # one US dollar (GUESS). The real price varies a little with the parameters ("Affects Pricing").
 PRICES: dict[str, float] = {"svd": 0.167, "motionctrl-svd": 0.089}
-# The v1 reply with "base64": true is JSON with the video under this key (GUESS).
-BASE64_VIDEO_KEY = "video"
 # Recorded in the journal for a v1 call whose client hung up before its job ended (nginx's code
 # for it); nobody receives it.
 CLIENT_GONE_STATUS = 499
-# Output videos are MP4 (GUESS for the exact content type).
-VIDEO_CONTENT_TYPE = "video/mp4"
 # Fake-only: an accepted job's input image (a local file, or a remote one the fake was allowed to
 # fetch) is read again to render its video; if it is gone or changed by then, whatever needs the
 # video (result, output URL, v1) answers this instead of a video of other pixels (GUESS: the real
@@ -157,9 +148,15 @@ def urls(base: str, request_id: str) -> dict[str, str]:
     }
 
 
+# Fake-only: the poll routes are also served under this prefix, an equivalent path a `mirror_urls`
+# scenario hands out instead of the usual ones (client verification: does a client follow them?).
+MIRROR_PREFIX = "/mirror"
+
+
 def output_url(base: str, request_id: str) -> str:
     """Where the fake serves a completed job's video (real outputs live on a CDN)."""
-    return f"{base}/_mock/outputs/{request_id}.mp4"
+    # Outputs are not mirrored: a result polled under the mirror names the one output route.
+    return f"{base.removesuffix(MIRROR_PREFIX)}/_mock/outputs/{request_id}.mp4"
 
 
 def submit_body(job: Job, base: str) -> dict[str, Any]:

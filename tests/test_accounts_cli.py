@@ -15,7 +15,8 @@ from segmind import SegmindClient, SegmindError
 from contracts import MODELS
 from mock_server import wire
 from tests.support_accounts import FREE, POOR, SVD
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]
@@ -32,12 +33,15 @@ models = ["svd"]
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def served(tmp_path: Path, store: str) -> Iterator[tuple[str, str]]:
     """Start the fake with the config file on a free port; return its base URL and start-up text."""
     config = tmp_path / "accounts.toml"
     config.write_text(CONFIG)
     process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--speed", "0", "--config", str(config)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [*COMMAND, "--port", "0", "--speed", "0", "--config", str(config), "--store", store],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     banner = "".join(process.stdout.readline() for _ in range(3))

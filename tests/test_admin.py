@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from contracts import MODELS
+from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, wire
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY
 from tests.support_video import png
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"].example
 
@@ -30,7 +32,7 @@ def test_health_names_the_serving_process_of_a_fake_on_the_tests_store(server, s
     mock, url = server
     health = httpx.get(f"{url}/_mock/health").json()
     assert health["worker"] == os.getpid()  # the test's server runs in a thread of this process
-    assert mock.backend.shared is (store != "memory")
+    assert mock.service.backend.shared is (store != "memory")
 
 
 def test_clock_advance_moves_simulated_time(http: httpx.Client) -> None:
@@ -112,7 +114,7 @@ def test_jobs_show_state_timeline_and_masked_key(http: httpx.Client, mock: Segmi
     assert view["api_key"] == "SG_…cdef"
     duration = wire.QUEUE_SECONDS + MODELS["motionctrl-svd"].latency_seconds
     assert view["finished_at"] - view["submitted_at"] == pytest.approx(duration)
-    assert view["expires_at"] - view["submitted_at"] == pytest.approx(wire.RESULT_RETENTION_SECONDS)
+    assert view["expires_at"] - view["submitted_at"] == pytest.approx(RESULT_RETENTION_SECONDS)
     mock.advance(100)
     assert [listed["state"] for listed in http.get("/_mock/jobs").json()] == ["COMPLETED"]
 

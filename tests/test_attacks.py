@@ -20,7 +20,7 @@ from mock_server import SegmindMock, Settings
 from mock_server.images import ImageSource
 from mock_server.journal import TEXT_CAPTURE_CHARS
 from mock_server.server import ServerThread
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_video import data_uri, png, serve_image
 
 pytest.importorskip("av")
@@ -117,7 +117,7 @@ def test_a_crowd_asking_for_one_video_renders_it_once() -> None:
         with ThreadPoolExecutor(40) as crowd:
             videos = set(crowd.map(fetch, range(40)))
     assert len(videos) == 1
-    assert mock.videos.renders == 1  # the result call above rendered it; the crowd waited for or reused it
+    assert mock.service.videos.renders == 1  # the result call above rendered it; the crowd waited for or reused it
 
 
 def test_journal_entries_are_bounded_whatever_clients_send(http: httpx.Client, mock: SegmindMock) -> None:

@@ -11,7 +11,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
-from tests.conftest import SEGMIND
+from tests.support import SEGMIND
 
 
 @pytest.mark.parametrize(
@@ -92,15 +92,13 @@ def test_a_429_far_in_the_simulated_future_still_names_a_date(http: httpx.Client
     assert response.headers["x-rate-limit-reset-at-utc"] == "9999-12-31T23:59:59Z"
 
 
-class BrokenFake(SegmindMock):
-    """A fake with a bug: every submission raises."""
-
-    def submit(self, *args: object, **kwargs: object) -> NoReturn:
-        raise RuntimeError("a bug in the fake")
+def _broken_submit(*args: object, **kwargs: object) -> NoReturn:
+    raise RuntimeError("a bug in the fake")
 
 
-def test_a_bug_in_the_fake_is_a_500_in_the_envelope_and_journaled() -> None:
-    mock = BrokenFake(Settings(speed=0))
+def test_a_bug_in_the_fake_is_a_500_in_the_envelope_and_journaled(monkeypatch: pytest.MonkeyPatch) -> None:
+    mock = SegmindMock(Settings(speed=0))
+    monkeypatch.setattr(mock.service, "submit", _broken_submit)  # a bug: every submission raises
     with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
         response = http.post("/v2/svd", json=MODELS["svd"].example)
         assert response.status_code == 500

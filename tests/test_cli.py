@@ -16,11 +16,12 @@ import pytest
 from segmind import SegmindClient
 
 from contracts import MODELS
-from mock_server.backend import MEMORY
 from mock_server.cli import build_parser
 from mock_server.server import bind, url_of
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from mock_server.store_memory import MEMORY
+from tests.support import API_KEY
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve"]
 STARTUP = re.compile(r'base_url="(http://[^"]+)/v1"')
@@ -29,12 +30,14 @@ Serve = Callable[..., tuple[subprocess.Popen[str], str, str]]
 
 
 @pytest.fixture
-def serve() -> Iterator[Serve]:
+def serve(store: str) -> Iterator[Serve]:
     """Start `segmind-mock serve` with extra flags; return the process, its base URL and start-up text."""
     processes: list[subprocess.Popen[str]] = []
 
     def start(*flags: str) -> tuple[subprocess.Popen[str], str, str]:
-        process = subprocess.Popen([*COMMAND, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [*COMMAND, "--port", "0", "--store", store, *flags], stdout=subprocess.PIPE, text=True
+        )
         processes.append(process)
         assert process.stdout is not None
         banner = process.stdout.readline() + process.stdout.readline()
@@ -138,7 +141,7 @@ def test_ctrl_c_ends_serve_with_exit_0_and_no_traceback(store: str) -> None:
     # On the Redis store with two workers: Ctrl-C reaches the supervisor and every worker at once.
     workers = 1 if store == MEMORY else 2
     process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--workers", str(workers)],
+        [*COMMAND, "--port", "0", "--store", store, "--workers", str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,18 +10,20 @@ import time
 import pytest
 
 from contracts import MODELS
-from contracts.suite import RATE_LIMIT_RETRIES, RULES, Options, assert_conforms, run_suite
+from contracts.rules import RULES
+from contracts.suite import RATE_LIMIT_RETRIES, Options, assert_conforms, run_suite
 from mock_server import SegmindMock, Settings
 from mock_server.cli import main
 from mock_server.jobs import State
 from mock_server.server import ServerThread
 from mock_server.transport import PortalTransport
-from tests.support_contracts import API_KEY, broken_variants, shared_fake
+from tests.support_contracts import API_KEY, broken_variants, product_variants, shared_fake
 
 FAKE_URL = "http://fake.test"
 # More jobs than the live default, since the fake's are free: examples plus generated payloads.
 FAKE_OPTIONS = Options(max_jobs=6, invalid_examples=20)
 BROKEN = broken_variants()
+PRODUCT = product_variants()
 
 
 def test_the_fake_conforms_in_process() -> None:
@@ -32,10 +34,15 @@ def test_the_fake_conforms_in_process() -> None:
     assert report.ok, report.render()
     assert report.fake and report.jobs == FAKE_OPTIONS.max_jobs
     # Every job was polled to its end, the forced FAILED one included, by moving the fake's clock.
+    # Two of the paid calls are v1 calls (plain and base64), answered once the clock reached their end.
     finished = [line for line in lines if " job " in line]
-    assert len(finished) == FAKE_OPTIONS.max_jobs + 1
+    assert len(finished) == FAKE_OPTIONS.max_jobs - 2 + 1
+    assert "      2 v1 calls (POST /v1/{model}, paid)" in lines
+    assert report.checked["video-frames"] >= 3 and report.checked["video-16-9"] == 1
+    assert report.checked["retention-1h"] == 6 and report.skipped() == {}
     assert sum(line.endswith("-> FAILED") for line in finished) == 1
-    assert mock.clock.now() > min(job["submitted_at"] for job in mock.jobs) + 60
+    # The retention check moved the clock one hour past its own job, the latest: every job expired.
+    assert mock.jobs == []
 
 
 def test_the_fake_conforms_on_a_real_server() -> None:
@@ -81,8 +88,8 @@ def test_the_suites_failed_scenario_meets_only_its_own_job_and_is_removed(refuse
         )
     assert mock.scenarios.rules() == []  # used or not, the suite's scenario is gone
     # Another client's job, submitted while the scenario was in place, or the suite key's next one, completes.
-    mock.advance(1000)
-    assert [mock.lookup(job.request_id)[1] for job in others] == ([] if refused else [State.COMPLETED])
+    # (Expired by now, since the suite's retention check moved the clock an hour: its fate was set at submission.)
+    assert [job.error for job in others] == ([] if refused else [None])
     later, _ = mock.submit("svd", MODELS["svd"].example, API_KEY)
     mock.advance(1000)
     assert mock.lookup(later.request_id)[1] is State.COMPLETED
@@ -108,7 +115,7 @@ def test_each_broken_variant_fails_naming_the_broken_rule(variant: str) -> None:
         report = run_suite(FAKE_URL, API_KEY, Options(max_jobs=2, invalid_examples=3), transport=transport)
     assert rule in report.rules, report.render()
     text = report.render()
-    assert f"FAIL {rule} " in text and RULES[rule] in text
+    assert f"FAIL {rule} " in text and RULES[rule].description in text
     violation = next(violation for violation in report.violations if violation.rule == rule)
     assert violation.request.startswith(("GET ", "POST ")) and violation.response
 
@@ -119,7 +126,7 @@ def test_cli_exits_0_on_the_fake_and_shows_progress(capsys: pytest.CaptureFixtur
     out, err = capsys.readouterr()
     assert code == 0, out
     assert "no violations: the target conforms" in out
-    assert "segmind-mock fake" in err and "[4/4] polling 3 jobs" in err
+    assert "segmind-mock fake" in err and "[4/5] polling 3 jobs" in err
 
 
 def test_cli_exits_1_with_a_readable_report_on_drift(
@@ -133,8 +140,8 @@ def test_cli_exits_1_with_a_readable_report_on_drift(
         code = main(["contract", "--base-url", url, "--max-jobs", "1", "--invalid-examples", "0"])
     out, _ = capsys.readouterr()
     assert code == 1
-    # The one paid job and the fake's forced FAILED job both came back with a relative URL.
-    assert "FAIL submit-shape (2x)" in out
+    # The one paid job, the fake's forced FAILED job and its retention job all came back with a relative URL.
+    assert "FAIL submit-shape (3x) [DOCS]" in out
     assert "status_url: " in out and "is not an absolute URL" in out
     assert "sent: POST " in out and "got:  200 " in out
 
@@ -149,6 +156,7 @@ def test_cli_needs_a_key_and_a_reachable_target(
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "outcome"), [(None, "1 passed"), ("uses a non-envelope error body", "1 failed")])
 def test_the_pytest_entry_point(variant: str | None, outcome: str) -> None:
     app = SegmindMock(Settings(speed=0)).app if variant is None else BROKEN[variant][0]()
@@ -166,3 +174,15 @@ def test_the_pytest_entry_point(variant: str | None, outcome: str) -> None:
     assert outcome in done.stdout, done.stdout + done.stderr
     if variant is not None:
         assert "FAIL error-envelope" in done.stdout
+
+
+@pytest.mark.parametrize("variant", list(PRODUCT))
+def test_each_product_or_lifecycle_drift_on_a_real_server_fails_naming_the_rule(variant: str) -> None:
+    build, rule = PRODUCT[variant]
+    with ServerThread(build()) as url:
+        report = run_suite(url, API_KEY, Options(max_jobs=4, invalid_examples=0))
+    assert rule in report.rules, report.render()
+    text = report.render()
+    assert f"FAIL {rule} " in text and f"[{RULES[rule].grade}]" in text
+    violation = next(violation for violation in report.violations if violation.rule == rule)
+    assert violation.request.startswith(("GET ", "POST ")) and violation.response

@@ -110,7 +110,8 @@ def test_the_submit_response_links_to_status_and_result() -> None:
         targets = {link["operationId"] for link in links.values()}
         assert {STATUS_OPERATION, RESULT_OPERATION} <= targets <= operations
         assert all(link["parameters"] == {"request_id": "$response.body#/request_id"} for link in links.values())
-        assert set(submit["responses"]) == {"200", *map(str, shapes.SUBMIT_ERROR_CODES)}
+        # The documented codes, and 413 for a body over the server's limit.
+        assert set(submit["responses"]) == {"200", "413", *map(str, shapes.SUBMIT_ERROR_CODES)}
         assert f"/v1/{spec.slug}" in document["paths"]  # the sync endpoint too
     status = document["paths"]["/v2/requests/{request_id}/status"]["get"]
     assert set(status["responses"]) == {"200", "422", *map(str, shapes.POLL_ERROR_CODES)}

@@ -7,17 +7,14 @@ valid data accepted and invalid data refused.
 
 from __future__ import annotations
 
-import numpy as np
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from contracts import MODELS
 from mock_server import SegmindMock, Settings
-from tests.conftest import API_KEY
-from tests.support_video import data_uri, png
+from tests.support import API_KEY
 
 HEADERS = {"x-api-key": API_KEY}
 # The fake accepts any non-empty key (it cannot know real ones), so a made-up key is not refused.
@@ -36,21 +33,6 @@ def _load(mode: GenerationMode) -> schemathesis.schemas.BaseSchema:
 
 positive = _load(GenerationMode.POSITIVE)
 negative = _load(GenerationMode.NEGATIVE)
-
-# The schema can say "a URL or base64", not "base64 of a decodable image", which the fake (like the
-# real service) also requires: inline images generated as random base64 become a real tiny PNG.
-IMAGE_NAMES = {spec.image_param.name for spec in MODELS.values()}
-TINY_PNG = data_uri(png(np.zeros((8, 8, 3), np.uint8)))
-# Not just "http": that is also four characters of base64.
-URLS = ("http://", "https://")
-
-
-@positive.hook
-def map_body(context: schemathesis.HookContext, body: object) -> object:
-    if not isinstance(body, dict):
-        return body
-    inline = {name for name in IMAGE_NAMES if isinstance(body.get(name), str) and not body[name].startswith(URLS)}
-    return {**body, **dict.fromkeys(inline, TINY_PNG)}
 
 
 @positive.parametrize()

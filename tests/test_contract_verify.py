@@ -1,24 +1,34 @@
-"""Client verification: the official SDK handles every scenario of the fake; a careless client is caught."""
+"""Client verification: the official SDK handles every scenario of the fake; each kind of careless client is caught."""
 
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from segmind import SegmindClient
 
 from contracts.responses import ERROR_CODES
-from contracts.verify import scenarios, verify_client
+from contracts.verify import FINAL_CODES, scenarios, verify_client
 from mock_server import SegmindMock, Settings
+from mock_server.cli import main
 from mock_server.server import ServerThread
 from tests.support_contracts import sdk_client
 
+NAMES = [scenario.name for scenario in scenarios()]
+REFUSALS = [f"http_{code}" for code in sorted(FINAL_CODES)]
+# A command client in Python, speaking the protocol of `segmind-mock verify --command`.
+COMMAND_CLIENT = Path(__file__).with_name("support_command_client.py")
+
 
 @pytest.fixture
-def fake_url() -> Any:
+def fake_url() -> Iterator[tuple[str, SegmindMock]]:
     mock = SegmindMock(Settings(speed=0))
     with ServerThread(mock.app) as url:
         yield url, mock
@@ -30,29 +40,165 @@ CARELESS_POLLS = 5000
 
 
 def careless_client(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
-    """Treats any answer as a result: never raises on FAILED, expired or error answers."""
+    """Treats any answer as a result, and polls back to back without a pause."""
     with httpx.Client(headers={"x-api-key": api_key}) as http:
         submitted = http.post(f"{base_url}/v2/{model}", json=payload).json()
         if "status_url" not in submitted:
             return submitted
-        for _ in range(CARELESS_POLLS):  # back to back, with no sleep: the harness moves the clock
+        for _ in range(CARELESS_POLLS):
             status = http.get(submitted["status_url"]).json()
             if status.get("status") not in ("QUEUED", "PROCESSING"):
                 return http.get(submitted["response_url"]).json()
-        return status  # still running after its polls: what it saw last, careless to the end
+        return status
 
 
-def test_scenarios_cover_completed_failed_rai_expired_and_each_error_code() -> None:
-    names = [scenario.name for scenario in scenarios()]
-    assert names == ["completed", "failed", "rai_blocked", "expired", *(f"http_{code}" for code in ERROR_CODES)]
+class Polling:
+    """A client polling with pauses, raising on any error answer; each flag breaks one behaviour."""
+
+    def __init__(
+        self, *, own_urls: bool = False, retries: int = 0, invents: bool = False, patience: int | None = None
+    ) -> None:
+        self.own_urls = own_urls  # builds /v2/requests/{id}/status itself instead of following status_url
+        self.retries = retries  # sends a refused submission again, whatever the refusal
+        self.invents = invents  # on a failed poll, reports the job COMPLETED without fetching the result
+        self.patience = patience  # gives up after this many QUEUED answers
+
+    def __call__(self, base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
+        with httpx.Client(headers={"x-api-key": api_key}, timeout=10) as http:
+            for attempt in range(self.retries + 1):
+                answer = http.post(f"{base_url}/v2/{model}", json=payload)
+                if answer.status_code == 200 or attempt == self.retries:
+                    break
+            answer.raise_for_status()
+            submitted = answer.json()
+            request_id = submitted["request_id"]
+            status_url, result_url = submitted["status_url"], submitted["response_url"]
+            if self.own_urls:
+                status_url = f"{base_url}/v2/requests/{request_id}/status"
+                result_url = f"{base_url}/v2/requests/{request_id}"
+            queued = 0
+            while True:
+                try:
+                    status = http.get(status_url)
+                    status.raise_for_status()
+                except httpx.HTTPError:
+                    if self.invents:
+                        return {"status": "COMPLETED", "output": f"{base_url}/outputs/{request_id}.mp4"}
+                    raise
+                state = status.json()["status"]
+                if state == "COMPLETED":
+                    return http.get(result_url).raise_for_status().json()
+                queued += state == "QUEUED"
+                if self.patience is not None and queued > self.patience:
+                    raise TimeoutError(f"still QUEUED after {queued} polls")
+                time.sleep(0.05)
+
+
+def test_scenarios_start_with_the_plain_job_and_cover_polls_queues_and_each_error_code() -> None:
+    assert [
+        "completed",
+        "long_queue",
+        "failed",
+        "rai_blocked",
+        "expired",
+        "poll_502",
+        "poll_dropped",
+        *(f"http_{code}" for code in ERROR_CODES),
+    ] == NAMES
 
 
 def test_the_sdk_handles_every_scenario(fake_url: tuple[str, SegmindMock]) -> None:
     url, mock = fake_url
     report = verify_client(sdk_client, url)
     assert report.ok, report.render()
-    assert report.render().startswith(f"Client verification: {len(scenarios())}/{len(scenarios())} scenarios")
+    assert report.render().startswith(f"Client verification: {len(NAMES)}/{len(NAMES)} scenarios")
     assert mock.scenarios.rules() == []  # every scenario the harness added is gone
+    assert mock.clock.speed == 0  # and the clock runs as it did before
+
+
+def test_a_segmind_client_built_for_the_fake_is_verified_as_it_is(fake_url: tuple[str, SegmindMock]) -> None:
+    url, mock = fake_url
+    client = SegmindClient(api_key="SG_0123456789abcdef", base_url=f"{url}/v1")
+    try:
+        report = verify_client(client, url)
+    finally:
+        client._client.close()
+    assert report.ok, report.render()
+    # It followed the mirror URLs it was given, under its own key.
+    paths = [entry["path"] for entry in mock.requests if entry["api_key"] == "SG_…cdef" and entry["method"] == "GET"]
+    assert paths and all(path.startswith("/mirror/") for path in paths[:3])
+
+
+def test_what_cannot_be_driven_is_refused_at_once(fake_url: tuple[str, SegmindMock]) -> None:
+    url, mock = fake_url
+    elsewhere = SegmindClient(api_key="SG_0123456789abcdef")  # api.segmind.com
+    try:
+        with pytest.raises(TypeError, match=rf"base_url='{url}/v1'"):
+            verify_client(elsewhere, url)
+    finally:
+        elsewhere._client.close()
+    with pytest.raises(TypeError, match="pass a function"):
+        verify_client("svd", url)
+    with pytest.raises(TypeError, match="four arguments"):
+        verify_client(lambda base_url: None, url)
+    assert mock.jobs == [] and mock.requests == []  # refused before anything was sent
+
+
+def test_a_client_polling_without_pause_is_flagged_and_judged_no_further(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(careless_client, url, model="motionctrl-svd")
+    assert report.failed == ["completed"] and [scenario.name for scenario in report.not_judged] == NAMES[1:]
+    text = report.render()
+    assert "polled without pause" in text and "a simulated second" in text
+    assert "not judged, since the client did not handle the plain completed job: long_queue" in text
+
+
+def test_a_client_that_always_raises_handles_nothing(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+
+    def always_raises(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
+        raise RuntimeError("not implemented")
+
+    report = verify_client(always_raises, url)
+    assert not report.ok and report.failed == ["completed"] and len(report.not_judged) == len(NAMES) - 1
+    assert report.render().startswith(f"Client verification: 0/{len(NAMES)} scenarios")
+
+
+def test_a_client_building_its_own_urls_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(Polling(own_urls=True), url)
+    assert report.failed == ["completed"]
+    outcome = report.outcomes[0]
+    assert any("built its own poll URLs" in problem for problem in outcome.problems)
+    # The journal shows which URLs it called: the usual paths, not the mirror it was given.
+    assert any(call.startswith("GET /v2/requests/") for call in outcome.calls)
+
+
+def test_a_well_behaved_polling_client_passes(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(Polling(), url)
+    assert report.ok, report.render()
+
+
+def test_a_client_retrying_refusals_that_will_not_change_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(Polling(retries=2), url)
+    assert report.failed == REFUSALS, report.render()
+    assert "retried a refusal that will not change (400): 2 submissions" in report.render()
+
+
+def test_a_client_inventing_a_result_after_a_failed_poll_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(Polling(invents=True), url)
+    # Every failed poll, transient or not, became a result it never fetched.
+    assert report.failed == ["failed", "rai_blocked", "expired", "poll_502", "poll_dropped"], report.render()
+    assert all("returned a result it never fetched" in outcome.problems[0] for outcome in report.outcomes[2:7])
+
+
+def test_a_client_giving_up_in_a_long_queue_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
+    url, _ = fake_url
+    report = verify_client(Polling(patience=5), url)
+    assert report.failed == ["long_queue"], report.render()
 
 
 def test_the_run_stops_after_a_client_hangs(fake_url: tuple[str, SegmindMock]) -> None:
@@ -60,32 +206,47 @@ def test_the_run_stops_after_a_client_hangs(fake_url: tuple[str, SegmindMock]) -
     release = threading.Event()
     calls = itertools.count()
 
-    def hangs_in_its_second_call(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
-        if next(calls) == 1:
+    def hangs_in_its_third_call(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
+        if next(calls) == 2:
             release.wait(10)  # bounded: the test releases it once the harness has given up on it
         return sdk_client(base_url, api_key, model, payload)
 
     try:
-        report = verify_client(hangs_in_its_second_call, url, timeout=0.2)
+        report = verify_client(hangs_in_its_third_call, url, timeout=5.0)
     finally:
         release.set()
-    names = [scenario.name for scenario in scenarios()]
-    assert [outcome.scenario.name for outcome in report.outcomes] == names[:2]
-    assert [scenario.name for scenario in report.not_run] == names[2:]
+    assert [outcome.scenario.name for outcome in report.outcomes] == NAMES[:3]
+    assert [scenario.name for scenario in report.not_run] == NAMES[3:]
     assert not report.ok and report.failed == ["failed"]
     text = report.render()
-    assert "FAIL failed: " in text and "no answer within 0.2s" in text
-    assert "not run, since the client hung and may still be calling the fake: rai_blocked, expired, http_400" in text
+    assert "FAIL failed: " in text and "no answer within 5s" in text
+    assert "not run, since the client hung and may still be calling the fake: rai_blocked, expired" in text
     assert mock.scenarios.rules() == []  # the hung scenario's rule is removed too
 
 
-def test_a_careless_client_is_reported(fake_url: tuple[str, SegmindMock], monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_sleeping(seconds: float) -> None:
-        raise AssertionError(f"slept {seconds}s waiting for the fake")  # its clock is moved instead
+@pytest.mark.parametrize(("behaviour", "code"), [("sdk", 0), ("careless", 1)])
+def test_verify_runs_a_command_client_once_per_scenario(
+    behaviour: str, code: int, fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, mock = fake_url
+    command = f"{sys.executable} {COMMAND_CLIENT} {behaviour}"
+    assert main(["verify", "--base-url", url, "--command", command, "--timeout", "30"]) == code
+    out = capsys.readouterr().out
+    if code == 0:
+        assert f"{len(NAMES)}/{len(NAMES)} scenarios handled" in out
+        assert "raised CommandFailed: exit status 1: " in out  # a failure is a non-zero exit
+    else:
+        # It exits 0 printing the last status it polled: a result it never fetched.
+        assert "FAIL completed: " in out and "returned a result it never fetched" in out
+    assert mock.scenarios.rules() == []
 
-    monkeypatch.setattr(time, "sleep", no_sleeping)
+
+def test_the_mirror_urls_field_is_a_boolean_of_submit_rules(fake_url: tuple[str, SegmindMock]) -> None:
     url, _ = fake_url
-    report = verify_client(careless_client, url, model="motionctrl-svd")
-    assert report.failed == ["failed", "rai_blocked", "expired", *(f"http_{code}" for code in ERROR_CODES)]
-    text = report.render()
-    assert "ok   completed" in text and "FAIL expired" in text and "returned {'error': 'Request" in text
+    with httpx.Client(base_url=url) as admin:
+        wrong = admin.post("/_mock/scenarios", json={"outcome": "completed", "mirror_urls": "yes"})
+        on_a_poll = admin.post(
+            "/_mock/scenarios", json={"outcome": "disconnect", "target": "status", "mirror_urls": True}
+        )
+    assert wrong.status_code == 400 and "mirror_urls must be true or false" in wrong.json()["error"]
+    assert on_a_poll.status_code == 400 and "unknown field(s) mirror_urls" in on_a_poll.json()["error"]

@@ -11,10 +11,12 @@ import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, wire
+from contracts.responses import VIDEO_CONTENT_TYPE
+from mock_server import SegmindMock
 from mock_server.dashboard import ADMIN_COOKIE
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"].example
 HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}  # what Chromium sends
@@ -166,5 +168,5 @@ def test_the_output_the_page_plays_is_a_video(http: httpx.Client, mock: SegmindM
     job = http.post("/v2/svd", json=SVD).json()
     mock.advance(100)
     video = http.get(f"/_mock/outputs/{job['request_id']}.mp4")
-    assert video.headers["content-type"] == wire.VIDEO_CONTENT_TYPE
+    assert video.headers["content-type"] == VIDEO_CONTENT_TYPE
     assert video.content[4:8] == b"ftyp"

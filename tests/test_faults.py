@@ -12,9 +12,9 @@ from mock_server import SegmindMock, wire
 from mock_server.scenarios import OUTCOME_FIELDS
 from tests.support_accounts import RICH, SVD, submit
 from tests.support_scenarios import add
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
 
-pytest_plugins = ("tests.support_accounts_fixtures",)  # the fixtures: fake, client, sdk_for, live, live_url
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
+
 
 # Real seconds: these stand for the network. Kept tiny; tests assert what happens, not how long it takes.
 DELAY = 0.05

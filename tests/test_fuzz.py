@@ -14,10 +14,11 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.images import ImageSource
 from mock_server.server import ServerThread
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_fuzz import BODY_ROUTES, KEY, LIMIT, assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 JSON = {"Content-Type": "application/json", **KEY}
 

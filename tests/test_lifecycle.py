@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from contracts import MODELS
+from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, wire
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SPECS = list(MODELS.values())
 
@@ -136,7 +138,7 @@ def test_failed_job_is_served_as_422_on_status_and_result(http: httpx.Client, mo
 
 def test_every_poll_endpoint_is_404_one_hour_after_submission(http: httpx.Client, mock: SegmindMock) -> None:
     job = submit(http, "svd")
-    mock.advance(wire.RESULT_RETENTION_SECONDS - 1)
+    mock.advance(RESULT_RETENTION_SECONDS - 1)
     assert http.get(job["status_url"]).status_code == 200
     mock.advance(1)
     for url in (job["status_url"], job["response_url"], job["poll_url"]):
@@ -155,7 +157,7 @@ def test_output_files_outlive_results_then_expire(http: httpx.Client, mock: Segm
     job = submit(http, "svd")
     mock.advance(100)
     output = http.get(job["response_url"]).json()["output"]
-    mock.advance(wire.RESULT_RETENTION_SECONDS)
+    mock.advance(RESULT_RETENTION_SECONDS)
     assert http.get(job["response_url"]).status_code == 404
     assert http.get(output).status_code == 200
     mock.advance(wire.OUTPUT_RETENTION_SECONDS)
@@ -170,10 +172,10 @@ def test_output_is_not_served_before_the_job_completes(http: httpx.Client) -> No
 def test_expired_jobs_are_evicted_so_memory_stays_bounded(http: httpx.Client, mock: SegmindMock) -> None:
     for _ in range(50):
         submit(http, "svd")
-    assert len(mock.store.jobs(mock.clock.now())) == 50
+    assert len(mock.jobs) == 50
     mock.advance(wire.OUTPUT_RETENTION_SECONDS + 1000)
     submit(http, "svd")
-    assert len(mock.store) == 1
+    assert mock.service.jobs.count() == 1
 
 
 def test_status_needs_an_api_key(http: httpx.Client) -> None:

@@ -11,7 +11,9 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+
+# Each test using `store` runs on memory and on Redis; every test here is long.
+pytestmark = [pytest.mark.stores, pytest.mark.slow]
 
 CLIENTS = 200
 JOBS_PER_CLIENT = 2
@@ -22,9 +24,9 @@ REQUEST_TIMEOUT_SECONDS = 90
 
 
 @pytest.fixture
-def loaded_server() -> Iterator[tuple[SegmindMock, str]]:
+def loaded_server(store: str) -> Iterator[tuple[SegmindMock, str]]:
     """A frozen-clock fake on a real uvicorn server, on each store in turn (the `store` fixture)."""
-    mock = SegmindMock(Settings(speed=0, journal_size=10_000))
+    mock = SegmindMock(Settings(speed=0, journal_size=10_000, store=store))
     with ServerThread(mock.app) as url:
         yield mock, url
 

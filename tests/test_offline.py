@@ -7,6 +7,7 @@ import sys
 import time
 import types
 from collections.abc import Iterator
+from dataclasses import replace
 
 import anyio
 import httpcore
@@ -20,17 +21,18 @@ from segmind import InferenceTimeout, SegmindClient
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.clock import Clock
-from mock_server.offline import SEGMIND_URL, route_to_app, segmind_offline
+from mock_server.offline import SEGMIND_URL, default_settings, route_to_app, segmind_offline
 from mock_server.virtual_time import virtual_time
-from tests.conftest import API_KEY
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"]
 
 
 @pytest.fixture
-def offline() -> Iterator[SegmindMock]:
-    with segmind_offline() as mock:
+def offline(store: str) -> Iterator[SegmindMock]:
+    with segmind_offline(replace(default_settings(), store=store)) as mock:
         yield mock
 
 
@@ -106,8 +108,8 @@ def test_a_users_own_respx_mock_takes_the_other_hosts(offline: SegmindMock) -> N
             assert http.post(f"{SEGMIND_URL}/v2/svd", json=SVD.example).json()["status"] == "QUEUED"
 
 
-def test_route_to_app_serves_any_origin_and_only_that() -> None:
-    mock = SegmindMock(Settings(speed=0))
+def test_route_to_app_serves_any_origin_and_only_that(store: str) -> None:
+    mock = SegmindMock(Settings(speed=0, store=store))
     with route_to_app(mock.app, "http://segmind.test:8080"), httpx.Client(headers={"x-api-key": API_KEY}) as http:
         submitted = http.post("http://segmind.test:8080/v2/svd", json=SVD.example).json()
         assert submitted["status_url"].startswith("http://segmind.test:8080/v2/requests/")
@@ -149,7 +151,7 @@ def client_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 
 
 def test_virtual_time_patches_only_the_named_modules(client_module: types.ModuleType) -> None:
-    clock = Clock(0)
+    clock = Clock.in_process(0)
     start = clock.now()
     with virtual_time(clock, [client_module.__name__]) as view:
         client_module.time.sleep(5)
@@ -170,12 +172,12 @@ async def _sleeps(module: types.ModuleType) -> str:
 
 
 def test_virtual_sleeps_refuse_negative_lengths_like_time_sleep(client_module: types.ModuleType) -> None:
-    with virtual_time(Clock(0), [client_module.__name__]), pytest.raises(ValueError, match="non-negative"):
+    with virtual_time(Clock.in_process(0), [client_module.__name__]), pytest.raises(ValueError, match="non-negative"):
         client_module.sleep(-1)
 
 
 def test_a_missing_module_of_yours_is_an_error_but_a_missing_sdk_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ModuleNotFoundError), virtual_time(Clock(0), ["no_such_client_module"]):
+    with pytest.raises(ModuleNotFoundError), virtual_time(Clock.in_process(0), ["no_such_client_module"]):
         pass
     monkeypatch.setitem(sys.modules, "segmind.v2", None)  # as if the SDK were not installed
     with segmind_offline() as mock:

@@ -9,8 +9,6 @@ import pytest
 import mock_server.pytest_plugin  # imported once here, so inner runs reuse it rather than re-import
 from tests.support_pytest import count_tests, examples, run
 
-pytest_plugins = ["pytester"]
-
 EXAMPLES = examples()
 
 
@@ -148,7 +146,7 @@ def test_the_shared_server_refuses_a_journal_size_per_test(pytester: pytest.Pyte
 
         @pytest.mark.segmind_settings(journal_size=5)
         def test_in_process(segmind_mock):
-            assert segmind_mock.mock.journal._entries.maxlen == 5
+            assert segmind_mock.mock.service.journal._entries.maxlen == 5
         """
     )
     result = run(pytester)

@@ -12,11 +12,12 @@ import pytest
 from segmind import SegmindClient
 
 from contracts import MODELS
+from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
 from mock_server import SegmindMock, Settings, wire
 from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
 from mock_server.video import render_video
-from tests.conftest import API_KEY, SEGMIND
+from tests.support import API_KEY, SEGMIND
 from tests.support_video import blob, blob_image, data_uri, decode, png, serve_image
 
 pytest.importorskip("av")
@@ -78,7 +79,7 @@ def test_base64_answers_carry_the_same_video_as_the_binary_ones(http: httpx.Clie
     instant(mock)
     params = {**SVD.example, "base64": True}
     binary = http.post("/v1/svd", json={**params, "base64": False}).content
-    sync = base64.b64decode(http.post("/v1/svd", json=params).json()[wire.BASE64_VIDEO_KEY])
+    sync = base64.b64decode(http.post("/v1/svd", json=params).json()[BASE64_VIDEO_KEY])
     assert base64.b64decode(http.get(http.post("/v2/svd", json=params).json()["response_url"]).json()["output"]) == (
         binary
     )
@@ -232,7 +233,7 @@ def test_outputs_serve_byte_ranges_and_head_as_players_need(server: tuple[Segmin
         full = client.get(output)
         size = len(full.content)
         assert full.status_code == 200
-        assert full.headers["content-type"] == wire.VIDEO_CONTENT_TYPE
+        assert full.headers["content-type"] == VIDEO_CONTENT_TYPE
         assert full.headers["content-length"] == str(size)
         assert full.headers["accept-ranges"] == "bytes"
         for header, first, last in [
@@ -273,8 +274,8 @@ def test_rendered_videos_are_kept_within_the_configured_memory(fake: Any) -> Non
     mock, http = fake(video_cache_bytes=100_000)
     videos = [output_of(http, mock, "svd", {**SVD.example, "seed": seed}) for seed in range(4)]
     assert len(set(videos)) == 4
-    assert mock.videos.total_bytes <= 100_000 < sum(map(len, videos))
-    assert 0 < len(mock.videos) < 4
+    assert mock.service.videos.total_bytes <= 100_000 < sum(map(len, videos))
+    assert 0 < len(mock.service.videos) < 4
 
 
 @pytest.mark.parametrize(("cache_bytes", "served"), [(10_000_000, True), (0, False)])

@@ -9,9 +9,10 @@ import pytest
 
 from contracts import MODELS
 from mock_server import SegmindMock, wire
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_scenarios import add
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"].example
 MOTION = MODELS["motionctrl-svd"].example

@@ -11,10 +11,12 @@ import pytest
 from segmind import InferenceFailed, InferenceTimeout, SegmindClient, SegmindError
 
 from contracts import MODELS
+from contracts.responses import BASE64_VIDEO_KEY, RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.transport import PortalTransport
-from tests.conftest import API_KEY, SEGMIND
-from tests.support_stores import live_mock, live_url, redis_url, store  # noqa: F401  (runs on both stores)
+from tests.support import API_KEY, SEGMIND
+
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SPECS = list(MODELS.values())
 
@@ -67,7 +69,7 @@ def test_rai_block_raises_inference_failed(sdk: SegmindClient, mock: SegmindMock
 
 def test_polling_after_expiry_raises_404(sdk: SegmindClient, mock: SegmindMock) -> None:
     job = sdk.submit_async("svd", **MODELS["svd"].example)
-    mock.advance(wire.RESULT_RETENTION_SECONDS)
+    mock.advance(RESULT_RETENTION_SECONDS)
     with pytest.raises(SegmindError) as raised:
         job.wait(timeout=5, interval=0.001)
     assert raised.value.status == 404
@@ -89,8 +91,8 @@ def test_invalid_parameters_reach_the_sdk_as_400(sdk: SegmindClient) -> None:
     assert "fps must be an integer from 1 to 60 (got 61)" in raised.value.detail
 
 
-def test_run_sync_returns_mp4_bytes_after_the_simulated_duration() -> None:
-    mock = SegmindMock(Settings(speed=0, virtual=True))
+def test_run_sync_returns_mp4_bytes_after_the_simulated_duration(store: str) -> None:
+    mock = SegmindMock(Settings(speed=0, virtual=True, store=store))
     client = SegmindClient(api_key=API_KEY, base_url=f"{SEGMIND}/v1")
     client._client._transport = PortalTransport(mock.app)
     start = mock.clock.now()
@@ -118,14 +120,14 @@ def test_run_sync_with_base64_returns_json(sdk: SegmindClient, mock: SegmindMock
     mock.add_scenario(queue_seconds=0, processing_seconds=0)
     response = sdk.run_sync("svd", **{**MODELS["svd"].example, "base64": True})
     assert response.headers["content-type"] == "application/json"
-    assert set(response.json()) == {wire.BASE64_VIDEO_KEY}
+    assert set(response.json()) == {BASE64_VIDEO_KEY}
 
 
 def test_run_sync_of_a_failing_job_raises(sdk: SegmindClient, mock: SegmindMock) -> None:
     mock.add_scenario(outcome="rai_blocked", queue_seconds=0, processing_seconds=0)
     with pytest.raises(SegmindError) as raised:
         sdk.run_sync("motionctrl-svd", **MODELS["motionctrl-svd"].example)
-    assert (raised.value.status, raised.value.detail) == (wire.SYNC_FAILED_STATUS, wire.RAI_BLOCKED)
+    assert (raised.value.status, raised.value.detail) == (SYNC_FAILED_STATUS, wire.RAI_BLOCKED)
 
 
 # The same through a real uvicorn server on loopback.
@@ -147,7 +149,7 @@ def test_real_server_failures_and_expiry(server, make_sdk: Callable[..., Segmind
     with pytest.raises(InferenceFailed):
         wait_done(client, mock, "svd")
     job = client.submit_async("svd", **MODELS["svd"].example)
-    mock.advance(wire.RESULT_RETENTION_SECONDS)
+    mock.advance(RESULT_RETENTION_SECONDS)
     with pytest.raises(SegmindError) as raised:
         job.status()
     assert raised.value.status == 404

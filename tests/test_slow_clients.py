@@ -19,7 +19,7 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.server import Limits, ServerThread
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_fuzz import assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
 

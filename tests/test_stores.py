@@ -13,12 +13,13 @@ import pytest
 import redis
 
 from contracts import MODELS
+from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
-from mock_server.backend import StoreError
-from mock_server.redis_store import split_url
+from mock_server.storage import StoreError
+from mock_server.store_redis import split_url
 from mock_server.transport import PortalTransport
-from tests.conftest import API_KEY
-from tests.support_stores import namespaced, redis_url  # noqa: F401  (the session's redis-server)
+from tests.support import API_KEY
+from tests.support_stores import namespaced
 
 SVD = MODELS["svd"]
 DURATION = wire.QUEUE_SECONDS + SVD.latency_seconds
@@ -103,12 +104,12 @@ def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retenti
         result_ttl = keys.pttl(f"{prefix}:job:{request_id}") / 1000
         output_ttl = keys.pttl(f"{prefix}:out:{request_id}") / 1000
         # Frozen, the keys are kept for the retentions in real seconds (see `ttl_ms`).
-        assert wire.RESULT_RETENTION_SECONDS - 5 < result_ttl <= wire.RESULT_RETENTION_SECONDS
+        assert RESULT_RETENTION_SECONDS - 5 < result_ttl <= RESULT_RETENTION_SECONDS
         output_retention = DURATION + wire.OUTPUT_RETENTION_SECONDS
         assert output_retention - 5 < output_ttl <= output_retention
         mock.advance(DURATION)
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200
-        mock.advance(wire.RESULT_RETENTION_SECONDS - DURATION)  # the result retention runs from submission
+        mock.advance(RESULT_RETENTION_SECONDS - DURATION)  # the result retention runs from submission
         assert _status(client, request_id).status_code == 404
         assert mock.jobs == []
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200  # outputs stay a week
@@ -122,6 +123,7 @@ def test_a_redis_store_without_redis_py_names_the_extra_to_install(monkeypatch: 
         SegmindMock(Settings(store="redis://127.0.0.1:6379/0"))
 
 
+@pytest.mark.slow
 def test_serve_refuses_several_workers_on_the_memory_store_and_unusable_stores() -> None:
     for flags, message in [
         (["--workers", "2", "--store", "memory"], "--workers 2 needs a shared store"),
@@ -169,6 +171,7 @@ def clients(workers: tuple[str, str]) -> Iterator[list[httpx.Client]]:
         client.close()
 
 
+@pytest.mark.slow
 def test_jobs_submitted_through_either_worker_are_seen_by_both(clients: list[httpx.Client]) -> None:
     first, second = clients
     one, two = _submit(first), _submit(second)
@@ -179,6 +182,7 @@ def test_jobs_submitted_through_either_worker_are_seen_by_both(clients: list[htt
         assert [entry["request_id"] for entry in submissions] == [one, two]
 
 
+@pytest.mark.slow
 def test_the_clock_advanced_through_one_worker_moves_every_worker(clients: list[httpx.Client]) -> None:
     first, second = clients
     job = _submit(first)
@@ -188,6 +192,7 @@ def test_the_clock_advanced_through_one_worker_moves_every_worker(clients: list[
     assert _status(first, job).json()["status"] == "COMPLETED"
 
 
+@pytest.mark.slow
 def test_a_times_1_rule_applies_once_across_workers_under_concurrent_submissions(
     workers: tuple[str, str], clients: list[httpx.Client]
 ) -> None:
@@ -213,6 +218,7 @@ def test_a_times_1_rule_applies_once_across_workers_under_concurrent_submissions
     assert (len(set(jobs)), states.count("FAILED"), second.get("/_mock/scenarios").json()) == (80, 1, [])
 
 
+@pytest.mark.slow
 def test_results_expire_through_the_shared_clock_and_redis_ttls(
     workers: tuple[str, str], clients: list[httpx.Client]
 ) -> None:
@@ -221,11 +227,12 @@ def test_results_expire_through_the_shared_clock_and_redis_ttls(
     job = _submit(first)
     server, prefix = split_url(store)
     with redis.Redis.from_url(server) as keys:
-        assert 0 < keys.pttl(f"{prefix}:job:{job}") <= wire.RESULT_RETENTION_SECONDS * 1000
-    second.post("/_mock/clock/advance", json={"seconds": wire.RESULT_RETENTION_SECONDS})
+        assert 0 < keys.pttl(f"{prefix}:job:{job}") <= RESULT_RETENTION_SECONDS * 1000
+    second.post("/_mock/clock/advance", json={"seconds": RESULT_RETENTION_SECONDS})
     assert [_status(client, job).status_code for client in clients] == [404, 404]
 
 
+@pytest.mark.slow
 def test_hundreds_of_concurrent_clients_lose_no_job_across_workers(
     workers: tuple[str, str], clients: list[httpx.Client]
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from contracts import MODELS
 from mock_server.video import fixture_path
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_video import blob_image, data_uri, png
 
 # The command as installed, run in a process that cannot import PyAV when asked to hide it.

@@ -2,7 +2,8 @@
 
 Every key lives under a namespace (`?prefix=NAME` in the store URL; a fresh one per `SegmindMock`
 otherwise), so fakes can share one Redis. Changes that must not race between workers are one
-Lua script (clock, rules, journal, jobs, account ledgers). See docs/scaling.md for the key layout.
+Lua script each (clock, rules, journal, jobs, account ledgers). The protocols are `storage.py`'s,
+met in the same order as `store_memory.py` meets them. See docs/scaling.md for the key layout.
 """
 
 from __future__ import annotations
@@ -11,30 +12,25 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
 import redis
 
-from mock_server.accounts import Charge, Usage, round_credits
-from mock_server.backend import StoreError
-from mock_server.clock import WAIT_STEP_SECONDS, SimClock
+from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
 from mock_server.journal import Entry
-from mock_server.scenarios import Rule, parse_rule
-from mock_server.store import output_served, result_kept
-from mock_server.wire import OUTPUT_RETENTION_SECONDS, RATE_LIMIT_RESET_SECONDS, RESULT_RETENTION_SECONDS
+from mock_server.scenarios import Rule
+from mock_server.storage import Charge, ClockState, ClockStore, StoreError, Usage, round_credits
+from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
-# (speed, simulated origin, real origin): simulated time is sim + (time.time() - real) * speed.
-ClockState = tuple[float, float, float]
 
 # Every clock script returns the state; the first process to read a namespace's clock sets it up.
 # A read also returns the rule book's version (KEYS[2]), so a request learns both in one round trip.
@@ -62,8 +58,9 @@ redis.call('HSETNX', KEYS[1], 'speed', ARGV[2])
 redis.call('HSET', KEYS[1], 'sim', ARGV[1], 'real', ARGV[1])
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 """
-# KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), submitted_at, id, prune score.
-# Index members start with a sequence number, so jobs submitted at the same instant keep their order.
+# KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), result deadline, id, now.
+# The index is scored by the result's deadline (simulated), so expired members are pruned by score;
+# members start with a sequence number, so jobs kept until the same instant keep their order.
 _ADD_JOB = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
@@ -87,28 +84,33 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 """
-# The counting of `Scenarios.take`, atomic across workers: KEYS are the index, the version and the
-# matching rules in order; every matching rule counts the request, the first past its nth decides.
+# `RuleStore.take`, atomic across workers: KEYS are the index, the version and the candidate rules
+# in order; ARGV[1] is count_undecided ('1'/'0'), then each candidate's id and whether it may decide.
+# Counters change through HINCRBY only: Redis keeps them as exact 64-bit integers.
 _RULES_TAKE = """
 local chosen = nil
 for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local seen = redis.call('HINCRBY', KEYS[i], 'seen', 1)
-    if not chosen and seen >= tonumber(redis.call('HGET', KEYS[i], 'nth')) then chosen = i end
+  local state = redis.call('HMGET', KEYS[i], 'seen', 'nth')
+  if state[1] and tonumber(state[1]) + 1 >= tonumber(state[2]) then chosen = i break end
+end
+local may = chosen ~= nil and ARGV[2 * chosen - 3] == '1'
+if may or (chosen == nil and ARGV[1] == '1') then
+  for i = 3, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HINCRBY', KEYS[i], 'seen', 1) end
   end
 end
-if not chosen then return false end
-local key = KEYS[chosen]
+if not may then return false end
+local key, id = KEYS[chosen], ARGV[2 * chosen - 4]
 redis.call('HINCRBY', key, 'hits', 1)
 local times = tonumber(redis.call('HGET', key, 'times'))
-if times > 0 then redis.call('HSET', key, 'times', times - 1) end
+if times > 0 then times = redis.call('HINCRBY', key, 'times', -1) end
 local state = redis.call('HMGET', key, 'data', 'times', 'seen', 'hits')
-if times == 1 then
+if times == 0 then
   redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], ARGV[chosen - 2])
+  redis.call('ZREM', KEYS[1], id)
   redis.call('INCR', KEYS[2])
 end
-return {ARGV[chosen - 2], state[1], state[2], state[3], state[4]}
+return {id, state[1], state[2], state[3], state[4]}
 """
 _RULES_REMOVE = """
 redis.call('DEL', KEYS[2])
@@ -180,17 +182,17 @@ class RedisBackend:
             if batch:
                 self.redis.unlink(*batch)
 
-    def clock(self, speed: float, virtual: bool) -> SimClock:
+    def clock(self, speed: float) -> RedisClock:
         """The namespace's clock, set up at `speed` unless another process did first."""
-        return RedisClock(self, speed, virtual)
+        return RedisClock(self, speed)
 
-    def jobs(self, clock: SimClock) -> RedisJobStore:
+    def jobs(self, clock: ClockStore) -> RedisJobStore:
         """Jobs with Redis TTLs."""
         return RedisJobStore(self, clock)
 
-    def rules(self) -> RedisRuleBook:
+    def rules(self) -> RedisRuleStore:
         """Rules with atomic counters."""
-        return RedisRuleBook(self)
+        return RedisRuleStore(self)
 
     def journal(self, size: int) -> RedisJournal:
         """A capped list."""
@@ -208,17 +210,19 @@ def _safe(url: str) -> str:
     return urlunsplit(parts._replace(netloc=host))
 
 
+def _strings(raw: Any) -> list[str]:
+    # What redis-py returns for a script or command answering an array (decode_responses: str items).
+    return cast(list[str], raw)
+
+
 class RedisClock:
     """The clock shared by every process of a namespace.
 
     Real time is each machine's `time.time()` (keep machines' clocks in sync). Inside a request,
-    the state read at its start is used (see `pinned`), so `now()` costs no round trip there.
+    the state read at its start is used (see `pinned`), so reading it costs no round trip there.
     """
 
-    def __init__(self, backend: RedisBackend, speed: float, virtual: bool) -> None:
-        if speed < 0:
-            raise ValueError("speed must be 0 or more")
-        self.virtual = virtual
+    def __init__(self, backend: RedisBackend, speed: float) -> None:
         self._initial_speed = speed
         self._key = backend.key("clock")
         self._rules_version_key = backend.key("rules-version")
@@ -228,42 +232,31 @@ class RedisClock:
         self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
         self._reset_script = backend.redis.register_script(_CLOCK_RESET)
         self._pinned: ContextVar[ClockState | None] = ContextVar(f"segmind-mock-clock-{id(self)}", default=None)
-        self._load()
+        self._parse(self._read())  # the first process to open the namespace sets its clock up
 
-    @property
-    def speed(self) -> float:
-        """Simulated seconds per real second."""
-        return self._state()[0]
+    def real_time(self) -> float:
+        """The time of day: what every process of the namespace shares."""
+        return time.time()
 
-    def now(self) -> float:
-        """Return the current simulated time, in Unix seconds."""
-        return _at(self._state())
+    def read(self) -> ClockState:
+        """The state pinned for this request, else read from Redis."""
+        return self._pinned.get() or self._parse(self._read())
 
-    def advance(self, seconds: float) -> float:
-        """Move simulated time forward by `seconds`, for every process, and return the new time."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        return _at(self._keep(self._advance_script(keys=[self._key], args=[repr(float(seconds))])))
+    def refresh(self) -> ClockState:
+        """The state read from Redis anew."""
+        return self._keep(self._read())
 
-    def set_speed(self, speed: float) -> None:
-        """Change the speed from now on, without a jump in simulated time."""
-        if speed < 0:
-            raise ValueError("speed must be 0 or more")
-        self._keep(self._speed_script(keys=[self._key], args=[repr(float(speed)), repr(time.time())]))
+    def advance(self, seconds: float) -> ClockState:
+        """Add `seconds` to simulated time, for every process."""
+        return self._keep(self._advance_script(keys=[self._key], args=[repr(seconds)]))
 
-    def reset(self) -> None:
+    def set_speed(self, speed: float) -> ClockState:
+        """Change the speed from now on, for every process."""
+        return self._keep(self._speed_script(keys=[self._key], args=[repr(speed), repr(time.time())]))
+
+    def reset(self) -> ClockState:
         """Bring simulated time back to the real time of day."""
-        self._keep(self._reset_script(keys=[self._key], args=[repr(time.time()), repr(self._initial_speed)]))
-
-    async def wait_until(self, deadline: float) -> None:
-        """Return once simulated time reaches `deadline`, re-reading the shared clock as it waits."""
-        while (remaining := deadline - _at(state := self._keep(self._read()))) > 0:
-            if self.virtual:
-                self.advance(remaining)
-                return
-            speed = state[0]
-            step = remaining / speed if speed else WAIT_STEP_SECONDS
-            await anyio.sleep(min(step, WAIT_STEP_SECONDS))
+        return self._keep(self._reset_script(keys=[self._key], args=[repr(time.time()), repr(self._initial_speed)]))
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
@@ -277,32 +270,23 @@ class RedisClock:
             self._rules_version.reset(version)
             self._pinned.reset(token)
 
-    def _state(self) -> ClockState:
-        return self._pinned.get() or self._load()
-
-    def _load(self) -> ClockState:
-        return self._parse(self._read())
-
     def _read(self) -> list[str]:
-        return self._read_script(
-            keys=[self._key, self._rules_version_key], args=[repr(self._initial_speed), repr(time.time())]
+        return _strings(
+            self._read_script(
+                keys=[self._key, self._rules_version_key], args=[repr(self._initial_speed), repr(time.time())]
+            )
         )
 
-    def _keep(self, raw: list[str]) -> ClockState:
+    def _keep(self, raw: Any) -> ClockState:
         # A change made inside a request is what the rest of the request sees.
-        state = self._parse(raw)
+        state = self._parse(_strings(raw))
         if self._pinned.get() is not None:
             self._pinned.set(state)
         return state
 
     @staticmethod
     def _parse(raw: list[str]) -> ClockState:
-        return float(raw[0]), float(raw[1]), float(raw[2])
-
-
-def _at(state: ClockState) -> float:
-    speed, sim, real = state
-    return sim + (time.time() - real) * speed
+        return ClockState(float(raw[0]), float(raw[1]), float(raw[2]))
 
 
 def ttl_ms(simulated_seconds: float, speed: float) -> int:
@@ -320,11 +304,7 @@ def ttl_ms(simulated_seconds: float, speed: float) -> int:
 class RedisJobStore:
     """Jobs as JSON under two keys, each expiring through its Redis TTL: the result and the output."""
 
-    def __init__(
-        self,
-        backend: RedisBackend,
-        clock: SimClock,
-    ) -> None:
+    def __init__(self, backend: RedisBackend, clock: ClockStore) -> None:
         self._backend = backend
         self._redis = backend.redis
         self._clock = clock
@@ -332,60 +312,50 @@ class RedisJobStore:
         self._add = self._redis.register_script(_ADD_JOB)
 
     def job_key(self, request_id: str) -> str:
-        """The key of a job's result, expiring the result retention after its submission."""
+        """The key of a job's result."""
         return self._backend.key("job", request_id)
 
     def output_key(self, request_id: str) -> str:
-        """The key of a completed job's output, expiring the output retention after it completes."""
+        """The key of a completed job's output."""
         return self._backend.key("out", request_id)
 
-    def add(self, job: Job, now: float) -> None:
-        """Keep an accepted job (and its future output, when it will complete)."""
-        speed = self._clock.speed
-        result_ms = ttl_ms(job.submitted_at + RESULT_RETENTION_SECONDS - now, speed)
-        output_ms = ttl_ms(job.finished_at + OUTPUT_RETENTION_SECONDS - now, speed) if job.error is None else ""
+    def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
+        """Keep a job (and its future output, if any), their keys expiring after their deadlines."""
+        speed = self._clock.read().speed
+        result_ms = ttl_ms(result_until - now, speed)
+        output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
         self._add(
             keys=[self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"],
-            args=[
-                json.dumps(asdict(job)),
-                result_ms,
-                output_ms,
-                repr(job.submitted_at),
-                job.request_id,
-                repr(now - RESULT_RETENTION_SECONDS),
-            ],
+            args=[json.dumps(asdict(job)), result_ms, output_ms, repr(result_until), job.request_id, repr(now)],
         )
 
-    def get(self, request_id: str, now: float) -> Job | None:
-        """Return the job while its result is retained, else None."""
-        job = _job(self._redis.get(self.job_key(request_id)))
-        return job if job is not None and result_kept(job, now) else None
+    def get(self, request_id: str) -> Job | None:
+        """The job, if its key is still there."""
+        return _job(self._redis.get(self.job_key(request_id)))
 
-    def output(self, request_id: str, now: float) -> Job | None:
-        """Return the completed job whose output file is still served, else None."""
-        job = _job(self._redis.get(self.output_key(request_id)))
-        return job if job is not None and output_served(job, now) else None
+    def output(self, request_id: str) -> Job | None:
+        """The job whose output key is still there."""
+        return _job(self._redis.get(self.output_key(request_id)))
 
     def jobs(self, now: float) -> list[Job]:
-        """Return every retained job, oldest first."""
-        members = self._redis.zrangebyscore(self._index, f"({now - RESULT_RETENTION_SECONDS!r}", "+inf")
+        """Every job whose result deadline is after `now`, oldest first."""
+        members = _strings(self._redis.zrangebyscore(self._index, f"({now!r}", "+inf"))
         if not members:
             return []
         found = self._redis.mget([self.job_key(member.split(":", 1)[1]) for member in members])
-        jobs = (_job(raw) for raw in found)
-        return [job for job in jobs if job is not None and result_kept(job, now)]
+        return [job for job in map(_job, found) if job is not None]
+
+    def count(self) -> int:
+        """Jobs in the index: expired ones leave it at the next submission, as in memory."""
+        return int(self._redis.zcard(self._index))
 
     def clear(self) -> None:
         """Forget every job and output."""
         self._backend.delete_matching("job:*", "out:*")
         self._redis.delete(self._index)
 
-    def __len__(self) -> int:
-        # Jobs in the index: expired ones leave it at the next submission, as in memory.
-        return self._redis.zcard(self._index)
 
-
-def _job(raw: str | None) -> Job | None:
+def _job(raw: Any) -> Job | None:
     return Job(**json.loads(raw)) if raw is not None else None
 
 
@@ -406,9 +376,9 @@ class RedisJournal:
             fields[name] = getattr(entry, name).decode("latin-1")
         self._record(keys=[self._key], args=[json.dumps(fields), self.size])
 
-    def entries(self) -> list[dict[str, Any]]:
-        """Return every kept exchange, described."""
-        return [_entry(raw).to_dict() for raw in self._redis.lrange(self._key, 0, -1)]
+    def entries(self) -> list[Entry]:
+        """Every kept exchange."""
+        return [_entry(raw) for raw in _strings(self._redis.lrange(self._key, 0, -1))]
 
     def clear(self) -> None:
         """Forget every exchange."""
@@ -428,7 +398,7 @@ def _entry(raw: str) -> Entry:
 _COUNTERS = ("times", "seen", "hits")
 
 
-class RedisRuleBook:
+class RedisRuleStore:
     """Rules as Redis hashes, ordered by id; `take` counts and uses them up in one Lua script."""
 
     def __init__(self, backend: RedisBackend) -> None:
@@ -445,9 +415,12 @@ class RedisRuleBook:
         self._take = self._redis.register_script(_RULES_TAKE)
         self._remove = self._redis.register_script(_RULES_REMOVE)
 
-    def add(self, data: Mapping[str, Any]) -> Rule:
-        """Add a rule from its JSON form; raise ValueError saying what to fix."""
-        rule = parse_rule(data, rule_id=str(self._redis.incr(self._ids)))
+    def next_id(self) -> str:
+        """The next number of the namespace's counter."""
+        return str(self._redis.incr(self._ids))
+
+    def add(self, rule: Rule) -> None:
+        """Keep a new rule, tried last."""
         static = {name: value for name, value in asdict(rule).items() if name not in _COUNTERS}
         with self._redis.pipeline() as pipe:
             pipe.hset(
@@ -457,12 +430,26 @@ class RedisRuleBook:
             pipe.zadd(self._index, {rule.id: int(rule.id)})
             pipe.incr(self._version)
             pipe.execute()
-        return rule
 
-    def rules(self) -> list[Rule]:
-        """Return the active rules, in the order they are tried."""
-        flat = self._all(keys=[self._index, self._rule_prefix])
+    def rules(self) -> Sequence[Rule]:
+        """The rules in order, read from Redis."""
+        flat = _strings(self._all(keys=[self._index, self._rule_prefix]))
         return [_rule(flat[at : at + 5]) for at in range(0, len(flat), 5)]
+
+    def matching(self) -> Sequence[Rule]:
+        """The rules in order: inside a request, those read at the version its clock read saw.
+
+        No round trip while no rule is added or removed (without rules, none at all). Their
+        counters may be stale; matching does not use them, and `take` counts in Redis.
+        """
+        version = self._backend.rules_version.get()
+        cached = self._cached
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        rules = self.rules()
+        if version is not None:
+            self._cached = (version, list(rules))
+        return rules
 
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
@@ -474,27 +461,14 @@ class RedisRuleBook:
         self._redis.delete(self._index)
         self._redis.incr(self._version)
 
-    def take(self, model: str, api_key: str, params: Mapping[str, Any], target: str = "submit") -> Rule | None:
-        """Return the first rule that applies to this request and use up one of its times, atomically."""
-        matching = [rule.id for rule in self._current() if rule.applies(target, model, api_key, params)]
-        if not matching:
-            return None
-        keys = [self._index, self._version, *(self._rule_prefix + rule_id for rule_id in matching)]
-        taken = self._take(keys=keys, args=matching)
-        return _rule(taken) if taken else None
-
-    def _current(self) -> list[Rule]:
-        # Inside a request, the rules read at the version its clock read saw: no round trip while
-        # no rule is added or removed (without rules, none at all). Their counters may be stale;
-        # matching does not use them, and `take` counts in Redis.
-        version = self._backend.rules_version.get()
-        cached = self._cached
-        if version is not None and cached is not None and cached[0] == version:
-            return cached[1]
-        rules = self.rules()
-        if version is not None:
-            self._cached = (version, rules)
-        return rules
+    def take(self, candidates: Sequence[tuple[str, bool]], count_undecided: bool) -> Rule | None:
+        """Count the request and use the deciding rule up, in one script."""
+        keys = [self._index, self._version, *(self._rule_prefix + rule_id for rule_id, _ in candidates)]
+        args = ["1" if count_undecided else "0"]
+        for rule_id, may in candidates:
+            args += [rule_id, "1" if may else "0"]
+        taken = self._take(keys=keys, args=args)
+        return _rule(_strings(taken)) if taken else None
 
 
 def _rule(state: list[str]) -> Rule:
@@ -674,7 +648,7 @@ class RedisLedger:
 
     def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
         """Every account, in the order they were created, settled in one pipeline."""
-        keys = self._redis.lrange(self._index, 0, -1)
+        keys = _strings(self._redis.lrange(self._index, 0, -1))
         with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 self._usage(keys=self._keys(key), args=self._args(key, now, credits(key)), client=pipe)

@@ -1,0 +1,321 @@
+"""The service: Segmind's API as state and rules, with no HTTP in it (moto's backend).
+
+Submitting, polling, results, billing, scenarios and the clock, in one place that Segmind's routes,
+the admin API and the Python API (`SegmindMock`) all call. Plain arguments in; typed results out,
+or an `ApiError` carrying the status and message the real service would answer. Each request is
+served in one pass: the key is authenticated once and the model looked up once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypeVar
+
+from contracts import MODELS, ModelSpec, PayloadError
+from contracts.responses import RESULT_RETENTION_SECONDS
+from contracts.spec import is_image_reference
+from mock_server import outputs, wire
+from mock_server.accounts import Accounts, AccountsConfig
+from mock_server.clock import Clock, check_speed
+from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
+from mock_server.jobs import Job, State, new_request_id, resolve_seed
+from mock_server.journal import JOURNAL_SIZE, mask_key
+from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
+from mock_server.rulebook import RuleBook
+from mock_server.scenarios import Rule
+from mock_server.storage import Backend, JobStore, JournalStore
+from mock_server.store_memory import MEMORY
+from mock_server.stores import open_backend
+from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
+
+# Parameter strings longer than this (base64 images) are shortened in the admin views.
+VIEW_STRING_LIMIT = 120
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the fake runs; every field but `virtual` (a pytest fixture setting) has a CLI flag."""
+
+    speed: float = 1.0
+    virtual: bool = False
+    queue_seconds: float = wire.QUEUE_SECONDS
+    max_body_bytes: int = wire.MAX_BODY_BYTES
+    journal_size: int = JOURNAL_SIZE
+    # No keys declared: any non-empty key, unlimited credits, no rate limit (`--config` declares keys).
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    # Where input images may come from: inline data only, unless directories or fetching are allowed.
+    images: ImageSource = field(default_factory=ImageSource)
+    video_cache_bytes: int = VIDEO_CACHE_BYTES
+    # Worker threads for fetching remote input images, and for decoding and rendering (pools.py).
+    fetch_threads: int = FETCH_THREADS
+    render_threads: int = RENDER_THREADS
+    # Where state lives: "memory", or redis://HOST:PORT/DB[?prefix=NAME] to share it (docs/scaling.md).
+    store: str = MEMORY
+
+
+# Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
+# An accepted submission: the job, and the scenario rule that decided it (it may shape the answer).
+Accepted = tuple[Job, Rule | None]
+# A polled job: its state now, the scenario rule for this answer, and the billing of a completed job.
+Polled = tuple[Job, State, Rule | None, dict[str, float]]
+
+
+def result_kept(job: Job, now: float) -> bool:
+    """Tell whether a job's result is still retained at `now`: for the result retention after submission."""
+    return now < job.submitted_at + RESULT_RETENTION_SECONDS
+
+
+def output_served(job: Job, now: float) -> bool:
+    """Tell whether a completed job's output file is served at `now`: from its end, for the output retention."""
+    return job.ended_by(now) and now < job.finished_at + wire.OUTPUT_RETENTION_SECONDS
+
+
+def model_spec(model: str) -> ModelSpec:
+    """Return the spec of a served model, or raise the 404 for an unknown one."""
+    spec = MODELS.get(model)
+    if spec is None:
+        raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
+    return spec
+
+
+class Service:
+    """The fake Segmind service: its clock, jobs, scenarios, journal and accounts, on one store."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.backend: Backend = open_backend(self.settings.store)
+        clock_store = self.backend.clock(check_speed(self.settings.speed))
+        self.clock = Clock(clock_store, virtual=self.settings.virtual)
+        self.jobs: JobStore = self.backend.jobs(clock_store)
+        self.rules = RuleBook(self.backend.rules())
+        self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
+        self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
+        self.videos = VideoCache(self.settings.video_cache_bytes)
+        self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
+
+    # Segmind's API.
+
+    def authenticate(self, api_key: str) -> None:
+        """Accept the request's key (the `x-api-key` header, empty when none was sent), or raise its 401."""
+        if not api_key:
+            raise wire.ApiError(401, wire.MISSING_KEY)
+        self.accounts.authenticate(api_key)
+
+    def model(self, model: str, api_key: str) -> ModelSpec:
+        """Authenticate a submission and look its model up (401, then 404), before its body is read."""
+        self.authenticate(api_key)
+        return model_spec(model)
+
+    def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
+        """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
+        return reads_image(payload.get(spec.image_param.name), self.settings.images)
+
+    def fetches_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
+        """Tell whether submitting `payload` (or rendering its video) fetches a remote image: the fetch pool's work."""
+        return fetches_image(payload.get(spec.image_param.name), self.settings.images)
+
+    async def run_blocking(self, spec: ModelSpec, payload: Mapping[str, Any], work: Callable[[], Result]) -> Result:
+        """Run blocking work on `payload`'s image (a submission reading it) in the pool it belongs to."""
+        return await self.pools.run(work, fetches=self.fetches_image(spec, payload))
+
+    def submit(
+        self,
+        spec: ModelSpec,
+        payload: Mapping[str, Any],
+        api_key: str,
+        *,
+        sync: bool = False,
+        override: Rule | None = None,
+    ) -> Accepted:
+        """Accept a submission of an authenticated key (see `model`), or raise the ApiError the service would answer.
+
+        An `override` (from `x-mock-*` headers) decides instead of the rule book and uses no rule
+        up. Checks, in order: 403 (model not allowed), 429 (rate limit), the rule's `http_error`,
+        400 (parameters), 406 (credits).
+        """
+        now = self.clock.now()
+        self.accounts.admit(api_key, spec.slug, now)
+        try:
+            params: Mapping[str, Any] = self._validate(spec, payload)
+            image_digest = self._inspect_image(spec, params)
+        except (PayloadError, ImageError) as error:
+            # Refused for its parameters, the submission uses no rule up, unless an `http_error`
+            # rule answers it first (a gateway refuses before anyone reads the parameters).
+            rule = (
+                override
+                if override is not None
+                else self.rules.take("submit", spec.slug, api_key, payload, refused=True)
+            )
+            if rule is not None and rule.outcome == "http_error":
+                raise self._http_error(rule, now) from None
+            raise wire.ApiError(400, str(error)) from None
+        rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
+        if rule is not None and rule.outcome == "http_error":
+            raise self._http_error(rule, now)
+        job = self._new_job(spec, dict(params), api_key, rule, now, sync, image_digest)
+        self.accounts.charge(job, now)
+        output_until = job.finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
+        self.jobs.add(job, job.submitted_at + RESULT_RETENTION_SECONDS, output_until, now)
+        return job, rule
+
+    def lookup(self, request_id: str) -> tuple[Job, State]:
+        """Return a retained job and its current state, or raise the 404 the service answers."""
+        now = self.clock.now()
+        job = self.jobs.get(request_id)
+        if job is None or not result_kept(job, now):
+            raise wire.not_found(request_id)
+        return job, job.state_at(now)
+
+    def poll(self, request_id: str, api_key: str, target: str) -> Polled:
+        """Serve a `status` or `result` request: authenticate, look the job up, apply the scenario rule, bill.
+
+        Rules match on the polled job's model, key and parameters; an `http_error` one is raised.
+        Only a completed job is billed.
+        """
+        self.authenticate(api_key)
+        job, state = self.lookup(request_id)
+        rule = self.rules.take(target, job.model, job.api_key, job.params)
+        if rule is not None and rule.outcome == "http_error":
+            raise self._http_error(rule, self.clock.now())
+        billing = self.billing(job) if state is State.COMPLETED else {}
+        return job, state, rule, billing
+
+    def billing(self, job: Job) -> dict[str, float]:
+        """`cost` and `remaining_credits` of a completed job, for its metrics and v1 headers."""
+        return self.accounts.billing(job, self.clock.now())
+
+    def output(self, request_id: str) -> Job:
+        """The completed job whose output file is served now, or raise its 404."""
+        job = self.jobs.output(request_id)
+        if job is None or not output_served(job, self.clock.now()):
+            raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
+        return job
+
+    async def video(self, job: Job) -> bytes:
+        """Return the MP4 bytes of a completed job, the same for the same request and seed."""
+        cached = outputs.cached_video(job, self.videos)
+        if cached is not None:  # served on the event loop: no pool, however busy, holds it up
+            return cached
+        render = functools.partial(outputs.video_for, job, self.settings.images, self.videos)
+        return await self.run_blocking(MODELS[job.model], job.params, render)
+
+    # Controls, as the admin API and SegmindMock offer them.
+
+    def add_scenario(self, data: Mapping[str, Any]) -> Rule:
+        """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
+        return self.rules.add(data)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The journal of exchanges with the Segmind routes, oldest first, described."""
+        return [entry.to_dict() for entry in self.journal.entries()]
+
+    def retained(self, now: float) -> list[Job]:
+        """Every job whose result is retained at `now`, oldest first."""
+        return [job for job in self.jobs.jobs(now) if result_kept(job, now)]
+
+    def job_views(self) -> list[dict[str, Any]]:
+        """Every retained job, as `GET /_mock/jobs` shows it."""
+        now = self.clock.now()
+        return [self.describe(job, now) for job in self.retained(now)]
+
+    def job_view(self, request_id: str) -> dict[str, Any] | None:
+        """One retained job as the admin API shows it, or None once it is unknown or expired."""
+        now = self.clock.now()
+        job = self.jobs.get(request_id)
+        return self.describe(job, now) if job is not None and result_kept(job, now) else None
+
+    def reset(self) -> None:
+        """Forget jobs, journal, scenarios and account usage, and bring the clock back to the time of day."""
+        self.jobs.clear()
+        self.journal.clear()
+        self.rules.clear()
+        self.accounts.reset()
+        self.clock.reset()
+
+    def configure(self, settings: Settings) -> None:
+        """Start afresh under new settings; the journal keeps its size, and the store stays where it is."""
+        self.settings = replace(settings, store=self.settings.store)
+        self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
+        self.reset()
+        self.clock.set_speed(settings.speed)
+        self.clock.virtual = settings.virtual
+        self.videos = VideoCache(settings.video_cache_bytes)
+        self.pools = WorkerPools(settings.fetch_threads, settings.render_threads)
+
+    def describe(self, job: Job, now: float) -> dict[str, Any]:
+        """Describe a job for the admin API, its key masked and long strings shortened."""
+        view = asdict(job)
+        view.update(
+            state=job.state_at(now).value,
+            api_key=mask_key(job.api_key),
+            params={key: _shorten(value) for key, value in job.params.items()},
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            expires_at=job.submitted_at + RESULT_RETENTION_SECONDS,
+        )
+        return view
+
+    def _validate(self, spec: ModelSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Check `payload` by the contract; with directories allowed, the image may also name a local file."""
+        reference = payload.get(spec.image_param.name)
+        if not self.settings.images.allowed_dirs or not isinstance(reference, str) or is_image_reference(reference):
+            return spec.validate(payload)
+        # The contract knows URLs and inline data only: _inspect_image checks the file.
+        return checked_params(spec.slug, payload)
+
+    def _inspect_image(self, spec: ModelSpec, params: Mapping[str, Any]) -> str | None:
+        """Read and decode the input image now, so a job is never accepted and then fails on it."""
+        name = spec.image_param.name
+        try:
+            return inspect_image(params[name], self.settings.images)
+        except ImageError as error:
+            raise ImageError(f"{name} cannot be used: {error}") from None
+
+    def _new_job(
+        self,
+        spec: ModelSpec,
+        params: dict[str, Any],
+        api_key: str,
+        rule: Rule | None,
+        now: float,
+        sync: bool,
+        image_digest: str | None,
+    ) -> Job:
+        queue = self.settings.queue_seconds
+        processing = spec.latency_seconds
+        error = None
+        if rule is not None:
+            queue = rule.queue_seconds if rule.queue_seconds is not None else queue
+            processing = rule.processing_seconds if rule.processing_seconds is not None else processing
+            error = wire.RAI_BLOCKED if rule.outcome == "rai_blocked" else rule.error
+        params["seed"] = resolve_seed(spec, params["seed"])
+        return Job(
+            request_id=new_request_id(),
+            model=spec.slug,
+            params=params,
+            api_key=api_key,
+            submitted_at=now,
+            queue_seconds=queue,
+            processing_seconds=processing,
+            seed=params["seed"],
+            error=error,
+            sync=sync,
+            image_digest=image_digest,
+        )
+
+    @staticmethod
+    def _http_error(rule: Rule, now: float) -> wire.ApiError:
+        assert rule.status is not None  # parse_rule sets it for every http_error rule
+        headers = wire.rate_limit_headers(now + wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
+        message = rule.error or wire.STATUS_MESSAGES[rule.status]
+        return wire.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > VIEW_STRING_LIMIT:
+        return f"{value[:VIEW_STRING_LIMIT]}… ({len(value)} characters)"
+    return value

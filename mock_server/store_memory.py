@@ -1,0 +1,349 @@
+"""The memory store: every piece of state in this process, the fastest, and the only one needing nothing installed."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+from contracts.responses import RESULT_RETENTION_SECONDS
+from mock_server.jobs import Job
+from mock_server.journal import JOURNAL_SIZE, Entry
+from mock_server.scenarios import Rule
+from mock_server.storage import Charge, ClockState, Usage, balance_of, round_credits
+from mock_server.wire import RATE_LIMIT_RESET_SECONDS
+
+MEMORY = "memory"
+
+# Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
+_UNPINNED = nullcontext()
+
+
+class MemoryClock:
+    """The clock's state in the process, replaced whole under a lock.
+
+    A reader on another thread never sees one field changed and not the others, so time never
+    appears to jump or run back. Real time is `time.monotonic()`.
+    """
+
+    def __init__(self, speed: float) -> None:
+        self._lock = threading.Lock()
+        self._state = ClockState(speed, time.time(), time.monotonic())
+
+    # The monotonic clock, called straight (C, no Python frame): the clock is read on every request.
+    real_time = staticmethod(time.monotonic)
+
+    def read(self) -> ClockState:
+        """The current state."""
+        return self._state
+
+    def refresh(self) -> ClockState:
+        """The current state (nothing is pinned in the process)."""
+        return self._state
+
+    def advance(self, seconds: float) -> ClockState:
+        """Add `seconds` to simulated time."""
+        with self._lock:
+            state = self._state
+            self._state = state._replace(sim=state.sim + seconds)
+            return self._state
+
+    def set_speed(self, speed: float) -> ClockState:
+        """Change the speed from now on."""
+        with self._lock:
+            state, real = self._state, time.monotonic()
+            self._state = ClockState(speed, state.sim + (real - state.real) * state.speed, real)
+            return self._state
+
+    def reset(self) -> ClockState:
+        """Back to the time of day, at the same speed."""
+        with self._lock:
+            self._state = ClockState(self._state.speed, time.time(), time.monotonic())
+            return self._state
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Nothing to pin: this clock is read in the process."""
+        return _UNPINNED
+
+
+class MemoryJobStore:
+    """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline.
+
+    Jobs are added in submission order with deadlines a fixed retention later, so the oldest job
+    is always first: eviction costs O(1) per expired job and memory stays bounded however long
+    the fake runs.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, tuple[Job, float]] = {}
+        self._outputs: dict[str, tuple[Job, float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
+        """Keep a job (and its future output, if any) until their deadlines."""
+        with self._lock:
+            self._evict(now)
+            self._jobs[job.request_id] = (job, result_until)
+            if output_until is not None:
+                self._outputs[job.request_id] = (job, output_until)
+
+    def get(self, request_id: str) -> Job | None:
+        """The job, if still kept."""
+        kept = self._jobs.get(request_id)
+        return kept[0] if kept is not None else None
+
+    def output(self, request_id: str) -> Job | None:
+        """The job whose output is still kept."""
+        kept = self._outputs.get(request_id)
+        return kept[0] if kept is not None else None
+
+    def jobs(self, now: float) -> list[Job]:
+        """Every job kept, oldest first."""
+        with self._lock:
+            self._evict(now)
+            return [job for job, _ in self._jobs.values()]
+
+    def count(self) -> int:
+        """How many jobs are kept."""
+        return len(self._jobs)
+
+    def clear(self) -> None:
+        """Forget every job and output."""
+        with self._lock:
+            self._jobs.clear()
+            self._outputs.clear()
+
+    def _evict(self, now: float) -> None:
+        for kept in (self._jobs, self._outputs):
+            # Outputs end in nearly submission order; one that lingers behind a longer job is
+            # evicted on a later pass, and is never served past its time since reads check it.
+            while kept:
+                request_id, (_, until) = next(iter(kept.items()))
+                if until > now:
+                    break
+                del kept[request_id]
+
+
+class MemoryRuleStore:
+    """Rules in a tuple, replaced whole when one is added or removed; counted under a lock."""
+
+    def __init__(self) -> None:
+        self._rules: tuple[Rule, ...] = ()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next_id(self) -> str:
+        """The next number."""
+        return str(next(self._ids))
+
+    def add(self, rule: Rule) -> None:
+        """Keep a new rule, tried last."""
+        with self._lock:
+            self._rules = (*self._rules, rule)
+
+    def rules(self) -> Sequence[Rule]:
+        """The rules in order (read without the lock: the tuple is never changed in place)."""
+        return self._rules
+
+    def matching(self) -> Sequence[Rule]:
+        """The rules in order, as `rules`."""
+        return self._rules
+
+    def remove(self, rule_id: str) -> bool:
+        """Remove one rule; tell whether it existed."""
+        with self._lock:
+            before = len(self._rules)
+            self._rules = tuple(rule for rule in self._rules if rule.id != rule_id)
+            return len(self._rules) < before
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules = ()
+
+    def take(self, candidates: Sequence[tuple[str, bool]], count_undecided: bool) -> Rule | None:
+        """Count the request and use the deciding rule up, under the lock."""
+        with self._lock:
+            by_id = {rule.id: rule for rule in self._rules}
+            matching = [(by_id[rule_id], may) for rule_id, may in candidates if rule_id in by_id]
+            decider = next(((rule, may) for rule, may in matching if rule.seen + 1 >= rule.nth), None)
+            if (decider is None and count_undecided) or (decider is not None and decider[1]):
+                for rule, _ in matching:
+                    rule.seen += 1
+            if decider is None or not decider[1]:
+                return None
+            chosen = decider[0]
+            chosen.hits += 1
+            if chosen.times > 0:
+                chosen.times -= 1
+                if chosen.times == 0:
+                    self._rules = tuple(rule for rule in self._rules if rule is not chosen)
+            return chosen
+
+
+class MemoryJournal:
+    """A bounded deque of exchanges, oldest first."""
+
+    def __init__(self, size: int = JOURNAL_SIZE) -> None:
+        self.size = size
+        self._entries: deque[Entry] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def record(self, entry: Entry) -> None:
+        """Add an exchange, dropping the oldest past the journal's size."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[Entry]:
+        """Every kept exchange."""
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+        with self._lock:
+            self._entries.clear()
+
+
+@dataclass
+class Account:
+    """One key's usage in memory: its ledger and the times of its recent submissions."""
+
+    topped_up: float = 0.0
+    spent: float = 0.0
+    pending: list[Charge] = field(default_factory=list)  # a heap, soonest due first
+    held: float = 0.0  # the sum of the pending charges, kept as they come and go (as the Redis ledger does)
+    # Balance right after each completed job's charge, with when it was charged, oldest first.
+    after: dict[str, tuple[float, float]] = field(default_factory=dict)
+    window: deque[float] = field(default_factory=deque)
+
+    def settle(self, now: float, credits: float | None) -> None:
+        """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
+        while self.pending and self.pending[0].due <= now:
+            charge = heapq.heappop(self.pending)
+            self.held = round_credits(self.held - charge.price)
+            if charge.billed:
+                self.spent = round_credits(self.spent + charge.price)
+                balance = balance_of(credits, self.topped_up, self.spent)
+                if balance is not None:
+                    self.after[charge.request_id] = (charge.due, balance)
+        while self.after:
+            request_id, (due, _) = next(iter(self.after.items()))
+            if due + RESULT_RETENTION_SECONDS > now:
+                break
+            del self.after[request_id]
+
+    def hold(self, charge: Charge) -> None:
+        """Hold a new job's charge until it is due."""
+        heapq.heappush(self.pending, charge)
+        self.held = round_credits(self.held + charge.price)
+
+    def recent(self, now: float) -> deque[float]:
+        """The submissions inside the sliding one-minute window ending at `now`."""
+        while self.window and self.window[0] + RATE_LIMIT_RESET_SECONDS <= now:
+            self.window.popleft()
+        return self.window
+
+    def usage(self, key: str, now: float, credits: float | None) -> Usage:
+        """The account settled at `now`."""
+        self.settle(now, credits)
+        window = self.recent(now)
+        return Usage(key, self.topped_up, self.spent, self.held, len(window), window[0] if window else None)
+
+
+class MemoryLedger:
+    """Accounts in a dict, changed under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accounts: dict[str, Account] = {}
+
+    def touch(self, key: str) -> None:
+        """Make sure the key has an account."""
+        if key not in self._accounts:
+            with self._lock:
+                self._accounts.setdefault(key, Account())
+
+    def count(self, key: str, rpm: int, now: float) -> float | None:
+        """Count a submission in the window, or return when the window frees up."""
+        with self._lock:
+            recent = self._account(key).recent(now)
+            if len(recent) >= rpm:
+                return recent[0] + RATE_LIMIT_RESET_SECONDS
+            recent.append(now)
+            return None
+
+    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+        """Hold the charge unless the key cannot pay it."""
+        with self._lock:
+            account = self._account(key)
+            account.settle(now, credits)
+            balance = balance_of(credits, account.topped_up, account.spent)
+            if balance is not None and round_credits(balance - account.held) < charge.price:
+                return balance, account.held
+            account.hold(charge)
+            return None
+
+    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
+        """The balance right after the job's charge."""
+        with self._lock:
+            account = self._account(key)
+            account.settle(now, credits)
+            after = account.after.get(request_id)
+            return after[1] if after is not None else None
+
+    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+        """Add credits after settling."""
+        with self._lock:
+            account = self._account(key)
+            account.settle(now, credits)
+            account.topped_up = round_credits(account.topped_up + add)
+            return account.usage(key, now, credits)
+
+    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+        """Every account under the lock, in the order they were created."""
+        with self._lock:
+            return [account.usage(key, now, credits(key)) for key, account in self._accounts.items()]
+
+    def clear(self) -> None:
+        """Forget every account."""
+        with self._lock:
+            self._accounts.clear()
+
+    def _account(self, key: str) -> Account:
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = Account()
+        return account
+
+
+class MemoryBackend:
+    """Every piece of state in this process."""
+
+    name = MEMORY
+    shared = False
+
+    def clock(self, speed: float) -> MemoryClock:
+        """A clock in this process."""
+        return MemoryClock(speed)
+
+    def jobs(self, clock: object) -> MemoryJobStore:
+        """Jobs in dicts, evicted lazily."""
+        return MemoryJobStore()
+
+    def rules(self) -> MemoryRuleStore:
+        """Rules in a tuple."""
+        return MemoryRuleStore()
+
+    def journal(self, size: int) -> MemoryJournal:
+        """A bounded deque."""
+        return MemoryJournal(size)
+
+    def ledger(self) -> MemoryLedger:
+        """Accounts in a dict."""
+        return MemoryLedger()

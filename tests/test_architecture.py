@@ -1,0 +1,139 @@
+"""The code's shape: no import cycle, no lazy import but of an optional dependency, one storage layer, typed."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contracts.responses import STATES
+from mock_server.jobs import State
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("mock_server", "contracts")
+# Imported inside functions on purpose: optional dependencies, loaded only when used.
+OPTIONAL = frozenset({"redis", "av", "mock_server.store_redis"})
+# The layers under the service: none of them may import the service, the HTTP layer or the facade.
+ABOVE_STORAGE = frozenset(
+    {"mock_server.service", "mock_server.app", "mock_server.routes", "mock_server.admin", "mock_server.mock"}
+)
+# What storage.py may import of the package: the records the stores keep, nothing else.
+STORAGE_IMPORTS = frozenset({"mock_server.jobs", "mock_server.journal", "mock_server.scenarios"})
+
+
+def _modules() -> dict[str, ast.Module]:
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).glob("*.py")):
+            name = f"{package}.{path.stem}" if path.stem != "__init__" else package
+            modules[name] = ast.parse(path.read_text(), str(path))
+    return modules
+
+
+def _imported(node: ast.Import | ast.ImportFrom, modules: dict[str, ast.Module]) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    # `from mock_server import wire` imports the module mock_server.wire.
+    names = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules]
+    return names or [base]
+
+
+def _graph(modules: dict[str, ast.Module]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for name, tree in modules.items():
+        graph[name] = {
+            target
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for target in _imported(node, modules)
+            if target in modules and target != name
+        }
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = _graph(_modules())
+    assert len(graph) > 30  # the graph really was built from the sources
+    assert _cycle(graph) is None
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_imports_are_at_module_level_except_optional_dependencies() -> None:
+    modules = _modules()
+    lazy = []
+    for name, tree in modules.items():
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    lazy += [(name, target) for target in _imported(node, modules) if target not in OPTIONAL]
+    assert lazy == []
+
+
+def test_the_storage_layer_imports_only_the_records_it_stores_and_no_store_imports_the_layers_above() -> None:
+    graph = _graph(_modules())
+    assert {target for target in graph["mock_server.storage"] if target.startswith("mock_server")} <= STORAGE_IMPORTS
+    for store in ("mock_server.storage", "mock_server.store_memory", "mock_server.store_redis"):
+        assert not graph[store] & ABOVE_STORAGE
+    # The service knows nothing of HTTP: neither the routes and app, nor Starlette.
+    service = ast.unparse(_modules()["mock_server.service"])
+    assert not graph["mock_server.service"] & {"mock_server.app", "mock_server.routes", "mock_server.admin"}
+    assert "starlette" not in service
+
+
+def test_no_module_re_exports_a_contract_constant() -> None:
+    reexports = [
+        (name, alias.name)
+        for name, tree in _modules().items()
+        if name.startswith("mock_server")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("contracts")
+        for alias in node.names
+        if alias.asname == alias.name
+    ]
+    assert reexports == []
+
+
+def test_the_state_enum_is_the_contracts_list_of_states() -> None:
+    assert [state.value for state in State] == list(STATES)
+    assert [state.name for state in State] == list(STATES)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed (pip install -e '.[test]')")
+def test_mypy_strict_is_clean() -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", *PACKAGES], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
