@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-from mock_server.journal import BODY_CAPTURE_BYTES, Entry
+from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Entry
 
 
 def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple[int | None, bytes, bytes]) -> Entry:
@@ -16,9 +16,9 @@ def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple
     return Entry(
         at,
         scope["method"],
-        scope["path"],
-        scope.get("query_string", b""),
-        api_key,
+        scope["path"][:TEXT_CAPTURE_CHARS],
+        scope.get("query_string", b"")[:TEXT_CAPTURE_CHARS],
+        _key_ends(api_key),
         request[:BODY_CAPTURE_BYTES],
         len(request),
         status,
@@ -26,3 +26,10 @@ def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple
         response[:BODY_CAPTURE_BYTES],
         len(response),
     )
+
+
+def _key_ends(key: bytes) -> bytes:
+    """The ends of a long key, which is all its masked view shows (a key of a megabyte costs 32 bytes)."""
+    if len(key) <= 2 * KEY_CAPTURE_BYTES:
+        return key
+    return key[:KEY_CAPTURE_BYTES] + key[-KEY_CAPTURE_BYTES:]

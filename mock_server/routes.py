@@ -166,11 +166,13 @@ class SegmindRoutes:
         checked = decode_params(spec.slug, body)
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
+
+        def submit() -> Accepted:
+            return service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded)
+
         if service.reads_image(spec, payload):
-            return await anyio.to_thread.run_sync(
-                lambda: service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded)
-            )
-        return service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded)
+            return await service.run_blocking(spec, payload, submit)
+        return submit()
 
     async def _wait_for_end(self, call: Call, job: Job) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first.
