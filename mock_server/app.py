@@ -73,6 +73,7 @@ class App:
             raise
         if faults.shapes(rule):
             assert rule is not None
+            self.service.backend.flush()  # the job is stored when accepted, however late its answer
             try:
                 await faults.deliver(answer, rule, send, functools.partial(self._journal, call))
             except faults.ConnectionDropped as dropped:
@@ -88,11 +89,12 @@ class App:
         await send({"type": "http.response.body", "body": body})
 
     def _journal(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
+        """Journal what reaches the client, just before it does; then send what a shared store queued."""
         service = self.service
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
             answer = (status, response_type, response)
             service.journal.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
-
+        service.backend.flush()  # the job the answer names, and this entry, are stored before it goes
 
 async def _error_response(error: wire.ApiError) -> Response:
     if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)

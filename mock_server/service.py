@@ -169,8 +169,8 @@ class Service:
 
     def lookup(self, request_id: str) -> tuple[Job, State]:
         """Return a retained job and its current state, or raise the 404 the service answers."""
+        job = self.jobs.get(request_id)  # first: a shared store reads the clock in the same round trip
         now = self.clock.now()
-        job = self.jobs.get(request_id)
         if job is None or not result_kept(job, now):
             raise wire.not_found(request_id)
         return job, job.state_at(now)

@@ -207,3 +207,6 @@ class Backend(Protocol):
 
     def ledger(self) -> Ledger:
         """The accounts' ledger."""
+
+    def flush(self) -> None:
+        """Send the writes the current request queued (Redis batches them into one round trip), before it answers."""

@@ -361,3 +361,6 @@ class MemoryBackend:
     def ledger(self) -> MemoryLedger:
         """Accounts in a dict."""
         return MemoryLedger()
+
+    def flush(self) -> None:
+        """Nothing is queued: every write is done when asked."""
