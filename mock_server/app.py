@@ -96,6 +96,7 @@ class App:
             service.journal.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
         service.backend.flush()  # the job the answer names, and this entry, are stored before it goes
 
+
 async def _error_response(error: wire.ApiError) -> Response:
     if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
         await anyio.sleep(error.delay_seconds)
