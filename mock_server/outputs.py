@@ -16,11 +16,14 @@ def video_for(job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
     if not video_available():
         return fallback_video(job.model, job.params)
     key = cache_key(job.model, job.params, job.seed, job.image_digest)
-    video = cache.get(key)
-    if video is None:
-        video = render_video(job.model, job.params, job.seed, _input_pixels(job, policy))
-        cache.put(key, video)
-    return video
+    return cache.get_or_render(key, lambda: render_video(job.model, job.params, job.seed, _input_pixels(job, policy)))
+
+
+def cached_video(job: Job, cache: VideoCache) -> bytes | None:
+    """Return a completed job's MP4 if it is at hand without rendering (cached, or a prepared file)."""
+    if not video_available():
+        return None  # reading a prepared file is disk work: left to a worker thread
+    return cache.get(cache_key(job.model, job.params, job.seed, job.image_digest))
 
 
 def _input_pixels(job: Job, policy: ImageSource) -> np.ndarray | None:

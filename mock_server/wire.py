@@ -49,6 +49,10 @@ INPUT_CHANGED = "The input image changed or became unreadable after the job was 
 
 # Said when a request is not HTTP/1.1 the server can parse (GUESS: the real front end's text is unknown).
 UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or control characters) and the headers"
+# The 503 past the server's limit of requests at once (GUESS: the real front end's text is unknown).
+BUSY = (
+    "Service Unavailable: the fake is serving as many requests as it allows at once (--max-concurrent); retry shortly"
+)
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 # The error of a `failed` scenario that names none (GUESS: the real text varies by cause).
 FAILED_DEFAULT_ERROR = "Inference failed"
