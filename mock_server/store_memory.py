@@ -226,6 +226,9 @@ class Account:
     topped_up: float = 0.0
     spent: float = 0.0
     pending: list[Charge] = field(default_factory=list)  # a heap, soonest due first
+    # An unlimited key's charges (every key's in open mode): only their totals are ever shown, so
+    # each is its due time alone, in one heap per (price, billed): a float a job, not a Charge.
+    dues: dict[tuple[float, bool], list[float]] = field(default_factory=dict)
     held: float = 0.0  # the sum of the pending charges, kept as they come and go (as the Redis ledger does)
     # Balance right after each completed job's charge, with when it was charged, oldest first.
     after: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -235,12 +238,14 @@ class Account:
         """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
         while self.pending and self.pending[0].due <= now:
             charge = heapq.heappop(self.pending)
-            self.held = round_credits(self.held - charge.price)
-            if charge.billed:
-                self.spent = round_credits(self.spent + charge.price)
-                balance = balance_of(credits, self.topped_up, self.spent)
-                if balance is not None:
-                    self.after[charge.request_id] = (charge.due, balance)
+            self._apply(charge.price, charge.billed)
+            balance = balance_of(credits, self.topped_up, self.spent)
+            if charge.billed and balance is not None:
+                self.after[charge.request_id] = (charge.due, balance)
+        for (price, billed), dues in self.dues.items():
+            while dues and dues[0] <= now:
+                heapq.heappop(dues)
+                self._apply(price, billed)
         while self.after:
             request_id, (due, _) = next(iter(self.after.items()))
             if due + RESULT_RETENTION_SECONDS > now:
@@ -251,6 +256,20 @@ class Account:
         """Hold a new job's charge until it is due."""
         heapq.heappush(self.pending, charge)
         self.held = round_credits(self.held + charge.price)
+
+    def hold_unlimited(self, charge: Charge, now: float) -> None:
+        """Hold an unlimited key's charge: by its due time alone (nothing to refuse, no balance to record)."""
+        dues = self.dues.setdefault((charge.price, charge.billed), [])
+        if dues and dues[0] <= now:
+            self.settle(now, None)
+        heapq.heappush(dues, charge.due)
+        self.held = round_credits(self.held + charge.price)
+
+    def _apply(self, price: float, billed: bool) -> None:
+        # A charge comes due: released from what is held; spent if its job completed.
+        self.held = round_credits(self.held - price)
+        if billed:
+            self.spent = round_credits(self.spent + price)
 
     def recent(self, now: float) -> deque[float]:
         """The submissions inside the sliding one-minute window ending at `now`."""
@@ -291,10 +310,8 @@ class MemoryLedger:
         """Hold the charge unless the key cannot pay it."""
         with self._lock:
             account = self._account(key)
-            if credits is None:  # unlimited (every key in open mode): nothing to refuse, settled when due
-                if account.pending and account.pending[0].due <= now:
-                    account.settle(now, credits)
-                account.hold(charge)
+            if credits is None:  # unlimited (every key in open mode): nothing to refuse
+                account.hold_unlimited(charge, now)
                 return None
             account.settle(now, credits)
             balance = balance_of(credits, account.topped_up, account.spent)
