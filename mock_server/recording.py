@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Entry
+from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Record
 
 
-def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple[int | None, bytes, bytes]) -> Entry:
+def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple[int | None, bytes, bytes]) -> Record:
     """The journal's record of one exchange: the bodies' heads (no copies of shorter bodies) and sizes.
 
     `answer` is what reached the client: its status (None: nothing was sent), content type and body.
     """
     status, response_type, response = answer
-    return Entry(
+    return (
         at,
         scope["method"],
         scope["path"][:TEXT_CAPTURE_CHARS],

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
 from mock_server.jobs import Job
-from mock_server.journal import Entry
+from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
 
 
@@ -148,7 +148,7 @@ class JournalStore(Protocol):
 
     size: int  # the exchanges it keeps; 0 keeps none, and the app then records nothing
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
 
     def entries(self) -> list[Entry]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
-from mock_server.journal import JOURNAL_SIZE, Entry
+from mock_server.journal import JOURNAL_SIZE, Entry, Record
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, Usage, balance_of, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
@@ -200,18 +200,19 @@ class MemoryJournal:
 
     def __init__(self, size: int = JOURNAL_SIZE) -> None:
         self.size = size
-        self._entries: deque[Entry] = deque(maxlen=size)
+        self._entries: deque[Record] = deque(maxlen=size)
         self._lock = threading.Lock()
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append(record)
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""
         with self._lock:
-            return list(self._entries)
+            records = list(self._entries)
+        return [Entry(*record) for record in records]
 
     def clear(self) -> None:
         """Forget every exchange."""

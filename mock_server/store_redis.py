@@ -24,7 +24,7 @@ from redis.commands.core import Script
 
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
-from mock_server.journal import Entry
+from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, ClockStore, StoreError, Usage, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
@@ -449,8 +449,9 @@ class RedisJournal:
         self._key = backend.key("journal")
         self._record = self._redis.register_script(_JOURNAL_RECORD)
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
+        entry = Entry(*record)
         fields = asdict(entry)
         # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
         for name in _ENTRY_BYTES:
