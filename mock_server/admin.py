@@ -61,6 +61,8 @@ async def health(request: Request) -> Response:
             "next_job_end": next_end,
             **_clock_view(service),
             "worker": os.getpid(),
+            # Exchanges this worker could not journal while the store was unavailable.
+            "journal_dropped": service.journal_dropped,
         }
     )
 

@@ -21,11 +21,11 @@ from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import JOURNAL_SIZE, mask_key
+from mock_server.journal import JOURNAL_SIZE, Entry, mask_key
 from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
-from mock_server.storage import Backend, JobStore, JournalStore
+from mock_server.storage import Backend, JobStore, JournalStore, StoreUnavailable
 from mock_server.store_memory import MEMORY
 from mock_server.stores import open_backend
 from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
@@ -96,6 +96,7 @@ class Service:
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
+        self.journal_dropped = 0  # exchanges the store could not journal (it was unavailable)
 
     # Segmind's API.
 
@@ -208,6 +209,13 @@ class Service:
     def add_scenario(self, data: Mapping[str, Any]) -> Rule:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
         return self.rules.add(data)
+
+    def record(self, entry: Entry) -> None:
+        """Journal an exchange; a store that cannot take it is counted, never allowed to break the answer."""
+        try:
+            self.journal.record(entry)
+        except StoreUnavailable:
+            self.journal_dropped += 1
 
     def requests(self) -> list[dict[str, Any]]:
         """The journal of exchanges with the Segmind routes, oldest first, described."""
