@@ -12,14 +12,11 @@ from starlette.routing import Route
 from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import is_number
 from mock_server import admin_query, dashboard, media, wire
+from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
 from mock_server.responses import JSONResponse
 from mock_server.service import Service
-
-# Seconds and credits the admin API takes stay below this: far past any test's need, and short of
-# the magnitudes where floats lose whole units and dates overflow.
-LARGEST_AMOUNT = 1e12
 
 
 def _service(request: Request) -> Service:
