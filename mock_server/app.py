@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -40,6 +41,7 @@ class App:
         self.routes: list[Route] = SegmindRoutes(service).routes
         self.own = Starlette(
             routes=admin.ROUTES,
+            middleware=[Middleware(admin.AdminToken, service=service)],
             exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
         # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.

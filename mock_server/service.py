@@ -55,6 +55,9 @@ class Settings:
     render_threads: int = RENDER_THREADS
     # Where state lives: "memory", or redis://HOST:PORT/DB[?prefix=NAME] to share it (docs/scaling.md).
     store: str = MEMORY
+    # The token the admin API requires (None: open). Servers bound beyond loopback get one
+    # generated unless one is given (server.admin_token_for); docs/robustness.md.
+    admin_token: str | None = None
 
 
 # Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
@@ -245,8 +248,8 @@ class Service:
         self.clock.reset()
 
     def configure(self, settings: Settings) -> None:
-        """Start afresh under new settings; the journal keeps its size, and the store stays where it is."""
-        self.settings = replace(settings, store=self.settings.store)
+        """Start afresh under new settings; the journal keeps its size, the store and admin token stay as they are."""
+        self.settings = replace(settings, store=self.settings.store, admin_token=self.settings.admin_token)
         self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
         self.reset()
         self.clock.set_speed(settings.speed)
