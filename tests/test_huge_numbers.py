@@ -46,9 +46,11 @@ def http(store: str) -> Iterator[httpx.Client]:
     """A client of a fake on `store` declaring KEY with credits, through the in-process transport."""
     config = parse_config({"keys": {KEY: {"credits": 100}}})
     mock = SegmindMock(Settings(speed=0, store=store, accounts=config))
-    with PortalTransport(mock.app) as transport:
-        with httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": KEY}) as client:
-            yield client
+    with (
+        PortalTransport(mock.app) as transport,
+        httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": KEY}) as client,
+    ):
+        yield client
 
 
 def assert_still_serving(http: httpx.Client) -> None:
