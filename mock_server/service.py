@@ -9,6 +9,7 @@ served in one pass: the key is authenticated once and the model looked up once.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 VIEW_STRING_LIMIT = 120
 
 Result = TypeVar("Result")
+LOG = logging.getLogger("segmind_mock")
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,9 @@ class Service:
             self.journal.record(entry)
         except StoreUnavailable:
             self.journal_dropped += 1
+        except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
+            self.journal_dropped += 1
+            LOG.exception("segmind-mock: journaling an exchange failed")
 
     def requests(self) -> list[dict[str, Any]]:
         """The journal of exchanges with the Segmind routes, oldest first, described."""

@@ -14,6 +14,7 @@ import math
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -222,18 +223,34 @@ class Guard:
             self._down = reason
             self.outages += 1
         LOG.warning("segmind-mock: the Redis store is unavailable (%s); answering 503 until it returns", reason)
-        threading.Thread(target=self._probe, name="segmind-mock-redis-probe", daemon=True).start()
+        # The probe holds the guard weakly: a fake dropped while Redis is down takes its probe with it.
+        threading.Thread(target=_probe, args=(weakref.ref(self),), name="segmind-mock-redis-probe", daemon=True).start()
 
-    def _probe(self) -> None:
-        while True:
-            time.sleep(PROBE_SECONDS)
-            try:
-                self.ping()
-            except redis.RedisError:
-                continue
-            self._down = None
-            LOG.warning("segmind-mock: the Redis store answers again")
+    def answers(self) -> bool:
+        """Tell whether Redis answers a ping now (past the guard)."""
+        try:
+            self.ping()
+        except redis.RedisError:
+            return False
+        return True
+
+    def back(self) -> None:
+        """Mark Redis as answering again."""
+        self._down = None
+        LOG.warning("segmind-mock: the Redis store answers again")
+
+
+def _probe(guard_ref: weakref.ref[Guard]) -> None:
+    """Ping Redis every PROBE_SECONDS until it answers (then the guard serves again) or the guard is gone."""
+    while True:
+        time.sleep(PROBE_SECONDS)
+        guard = guard_ref()
+        if guard is None:
             return
+        if guard.answers():
+            guard.back()
+            return
+        del guard  # no reference held between pings
 
 
 class GuardedRedis(redis.Redis):
