@@ -204,7 +204,7 @@ def test_accounts_show_balances_holds_and_rate_windows(
     key = "SG_team-key-0001"
     expect(dashboard.locator("#accounts")).to_be_hidden()  # no keys declared: nothing to show
     mock.configure(Settings(speed=0, accounts=parse_config({"keys": {key: {"credits": 10, "rpm": 3}}})))
-    account = dashboard.locator("#accounts-rows tr.row", has_text=key)
+    account = dashboard.locator("#accounts-rows tr.row", has_text="SG_…0001")  # the key, masked
     expect(account.locator(".balance")).to_have_text("10")
     live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
     expect(account.locator(".held")).to_have_text(str(wire.PRICES["svd"]))
