@@ -15,13 +15,14 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-import numpy as np
-
 from mock_server.video import require_av, video_available
+
+if TYPE_CHECKING:
+    import numpy as np  # decoded pixels are numpy arrays; PyAV imports numpy when it makes them
 
 MAX_PIXELS = 4096 * 4096
 # Demuxers picked by magic bytes: letting FFmpeg probe any format would let a playlist format
