@@ -39,6 +39,14 @@ def non_negative(text: str) -> float:
     return _number(text, float, "a number >= 0", 0)
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds, more than 0: deadlines."""
+    value = _number(text, float, "a number of seconds > 0", 0)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def integer(text: str) -> int:
     """Any whole number: seeds."""
     return int(_number(text, int, "a whole number", -math.inf))

@@ -19,6 +19,9 @@ INTEGRAL_FLOATS_ARE_INTEGERS = True
 # An integer written as text, such as "14" or "-1"; the OpenAPI document repeats it verbatim.
 INTEGER_TEXT_PATTERN = r"^-?[0-9]+$"
 _INTEGER_TEXT = re.compile(INTEGER_TEXT_PATTERN)
+# Integer text longer than this is refused as out of range before int() reads it (a 64-bit integer
+# has at most 20 characters).
+INTEGER_TEXT_DIGITS = 20
 
 # What counts as an input image, as one regular expression (its URL part is the OpenAPI
 # document's pattern, below): an http(s) URL with a host, a base64 data:
@@ -165,7 +168,13 @@ def _check_integer(param: Param, value: Any) -> int:
     if INTEGRAL_FLOATS_ARE_INTEGERS and isinstance(value, float) and value.is_integer():
         return int(value)
     if param.numeric_string and isinstance(value, str) and is_integer_text(value):
-        return int(value)
+        sign, digits = ("-", value[1:]) if value.startswith("-") else ("", value)
+        digits = digits.lstrip("0") or "0"  # "0025" is 25, however many zeros lead
+        if len(digits) > INTEGER_TEXT_DIGITS:
+            # Out of any documented range, and int() of 4,300+ digits raises: refuse it as too large.
+            rule = "enum" if param.enum is not None else "minimum" if sign else "maximum"
+            raise param._error(rule, value)
+        return int(sign + digits)
     raise param._error("type", value)
 
 

@@ -17,7 +17,7 @@ from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS
 from contracts import cli as contract_cli
-from contracts.flags import Parser, non_negative, port, positive, whole
+from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
 from mock_server import server
 from mock_server.access_log import AccessLog
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
@@ -99,10 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one line per request to standard output: method, path, status, time in ms (default: off)",
     )
+    _add_limit_flags(serve)
     _add_video_flags(serve, defaults)
     contract_cli.add_parser(commands)
     contract_cli.add_verify_parser(commands)
     return parser
+
+
+def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
+    limits = serve.add_argument_group("limits on what clients may hold (see docs/robustness.md)")
+    defaults = server.Limits()
+    limits.add_argument(
+        "--max-header-bytes",
+        type=positive,
+        default=defaults.max_header_bytes,
+        help="largest request line and headers together; larger ones get 431 (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=positive_seconds,
+        default=defaults.request_timeout,
+        help="seconds a client has to send a whole request, headers and body; then 408 (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-concurrent-requests",
+        type=positive,
+        default=defaults.max_concurrent,
+        help="requests served at once by each worker; more get 503 (default: %(default)s)",
+    )
 
 
 def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -123,7 +147,8 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
     images.add_argument(
         "--allow-private",
         action="store_true",
-        help="with --fetch-remote, also fetch from loopback and private addresses",
+        help="with --fetch-remote, also fetch from loopback and private addresses (never link-local, "
+        "multicast or broadcast ones)",
     )
     images.add_argument(
         "--max-image-bytes",
@@ -135,7 +160,25 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
         "--fetch-timeout",
         type=non_negative,
         default=defaults.images.timeout_seconds,
-        help="seconds a fetch of an input image may take (default: %(default)s)",
+        help="seconds a whole fetch of an input image may take, however slowly it arrives (default: %(default)s)",
+    )
+    images.add_argument(
+        "--max-image-pixels",
+        type=positive,
+        default=defaults.images.max_pixels,
+        help="largest input image in pixels (width x height), checked before decoding (default: %(default)s)",
+    )
+    images.add_argument(
+        "--fetch-threads",
+        type=positive,
+        default=defaults.fetch_threads,
+        help="worker threads fetching remote input images (default: %(default)s)",
+    )
+    images.add_argument(
+        "--render-threads",
+        type=positive,
+        default=defaults.render_threads,
+        help="worker threads decoding input images and rendering videos (default: %(default)s)",
     )
     images.add_argument(
         "--video-cache-bytes",
@@ -182,8 +225,11 @@ def serve(args: argparse.Namespace) -> int:
                 allow_private=args.allow_private,
                 max_bytes=args.max_image_bytes,
                 timeout_seconds=args.fetch_timeout,
+                max_pixels=args.max_image_pixels,
             ),
             video_cache_bytes=args.video_cache_bytes,
+            fetch_threads=args.fetch_threads,
+            render_threads=args.render_threads,
             # Every worker opens the same namespace.
             store=shared_url(args.store),
         )
@@ -198,6 +244,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"segmind-mock: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
     url = server.url_of(sock)
+    limits = server.Limits(args.max_header_bytes, args.request_timeout, args.max_concurrent_requests)
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     store = mock.service.backend.name
     print(
@@ -215,13 +262,14 @@ def serve(args: argparse.Namespace) -> int:
     if args.access_log:
         print("  access log on: method, path, status, time", flush=True)
     if args.workers == 1:
-        uvicorn.Server(server.config(worker_app(settings, args.access_log, mock), log_level="info")).run(sockets=[sock])
+        served = worker_app(settings, args.access_log, mock)
+        uvicorn.Server(server.config(served, limits, log_level="info")).run(sockets=[sock])
         return 0
     # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
     # socket bound above, and restarts any that dies.
     app = functools.partial(worker_app, settings, args.access_log)
     options = {"factory": True, "workers": args.workers, "log_level": "info"}
-    Multiprocess(server.config(app, **options), sockets=[sock]).run()
+    Multiprocess(server.config(app, limits, **options), sockets=[sock]).run()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,14 @@ from mock_server.wire import ApiError
 
 # Bodies are kept up to this size; base64 images would otherwise fill memory.
 BODY_CAPTURE_BYTES = 4096
+# Every other field is bounded too, so a thousand entries cost at most some megabytes whatever
+# clients send: paths and query strings are cut to this many characters, and of an API key only
+# the ends the masked view shows are kept (KEY_CAPTURE_BYTES at each end).
+TEXT_CAPTURE_CHARS = 2048
+KEY_CAPTURE_BYTES = 16
 JOURNAL_SIZE = 1000
+# Query parameters whose values are shown masked, like the x-api-key header.
+_SECRET_PARAMETER = re.compile(r"((?:^|&)[^=&]*(?:key|token|secret|password)[^=&]*=)([^&]*)", re.IGNORECASE)
 
 
 def mask_key(key: str | None) -> str | None:
@@ -18,6 +26,13 @@ def mask_key(key: str | None) -> str | None:
     if not key:
         return key
     return key[:3] + "…" + key[-4:] if len(key) > 10 else "…"
+
+
+def mask_query(query: str, api_key: str | None) -> str:
+    """A query string with the values of key-like parameters, and the request's own API key, masked."""
+    if api_key and len(api_key) > 3:
+        query = query.replace(api_key, mask_key(api_key) or "")
+    return _SECRET_PARAMETER.sub(lambda found: found.group(1) + (mask_key(found.group(2)) or ""), query)
 
 
 @dataclass(slots=True)
@@ -45,12 +60,13 @@ class Entry:
         response_type = self.response_type.decode("latin-1")
         response = _decode(self.response_body, self.response_size) if "json" in response_type else None
         request_id = response.get("request_id") if isinstance(response, dict) else None
+        api_key = self.api_key.decode("latin-1") or None
         return {
             "at": self.at,
             "method": self.method,
             "path": self.path,
-            "query": self.query.decode("latin-1"),
-            "api_key": mask_key(self.api_key.decode("latin-1") or None),
+            "query": mask_query(self.query.decode("latin-1"), api_key),
+            "api_key": mask_key(api_key),
             "request": _decode(self.request_body, self.request_size),
             "request_size": self.request_size,
             "status": self.status,

@@ -14,6 +14,10 @@ from mock_server import wire
 
 # One range of the `bytes` unit: "a-b", "a-" or "-n" (RFC 9110, section 14.1.2).
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Offsets of more digits than this are past the end of any video, so they are not converted
+# (int() of 4,300+ digits raises); the range then reads as asking for more than there is.
+OFFSET_DIGITS = 18
+PAST_ANY_END = 10**OFFSET_DIGITS
 
 
 def ranged_response(request: Request, body: bytes, media_type: str) -> Response:
@@ -25,7 +29,7 @@ def ranged_response(request: Request, body: bytes, media_type: str) -> Response:
         status, part = 200, body
     elif not wanted:
         headers["content-range"] = f"bytes */{size}"
-        message = f"Range {request.headers['range']} is outside the video, which is {size} bytes long"
+        message = f"Range {request.headers['range'][:100]} is outside the video, which is {size} bytes long"
         raise wire.ApiError(416, message, headers)
     else:
         status, part = 206, body[wanted.start : wanted.stop]
@@ -48,11 +52,15 @@ def byte_range(header: str, size: int) -> range | None:
     if not first_text:
         if not last_text:
             return None
-        return range(max(size - int(last_text), 0), size)  # the last n bytes; "-0" asks for none
-    first = int(first_text)
+        return range(max(size - _offset(last_text), 0), size)  # the last n bytes; "-0" asks for none
+    first = _offset(first_text)
     if not last_text:
         return range(first, max(first, size))  # empty when `first` is past the end
-    last = int(last_text)
+    last = _offset(last_text)
     if last < first:
         return None  # not a valid range-spec, so the header is ignored
     return range(first, max(first, min(last + 1, size)))
+
+
+def _offset(digits: str) -> int:
+    return int(digits) if len(digits) <= OFFSET_DIGITS else PAST_ANY_END

@@ -21,11 +21,16 @@ def video_for(job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
     from mock_server import render  # needs the optional `video` extra (numpy), checked just above
 
     key = cache_key(job.model, job.params, job.seed, job.image_digest)
-    video = cache.get(key)
-    if video is None:
-        video = render.render_video(job.model, job.params, job.seed, _input_pixels(job, policy))
-        cache.put(key, video)
-    return video
+    return cache.get_or_render(
+        key, lambda: render.render_video(job.model, job.params, job.seed, _input_pixels(job, policy))
+    )
+
+
+def cached_video(job: Job, cache: VideoCache) -> bytes | None:
+    """Return a completed job's MP4 if it is at hand without rendering (cached, or a prepared file)."""
+    if not video_available():
+        return None  # reading a prepared file is disk work: left to a worker thread
+    return cache.get(cache_key(job.model, job.params, job.seed, job.image_digest))
 
 
 def _input_pixels(job: Job, policy: ImageSource) -> np.ndarray | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from starlette.types import Message, Receive, Scope, Send
 
-from mock_server.journal import BODY_CAPTURE_BYTES, Entry
+from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Entry
 
 
 class Recording:
@@ -71,9 +71,9 @@ class Recording:
         return Entry(
             self._clock(),
             scope["method"],
-            scope["path"],
-            scope.get("query_string", b""),
-            header(scope["headers"], b"x-api-key"),
+            scope["path"][:TEXT_CAPTURE_CHARS],
+            scope.get("query_string", b"")[:TEXT_CAPTURE_CHARS],
+            _key_ends(header(scope["headers"], b"x-api-key")),
             self._request.body(),
             self._request.size,
             self._status,
@@ -117,6 +117,13 @@ class _Capture:
     def body(self) -> bytes:
         """The captured head of the body."""
         return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+
+def _key_ends(key: bytes) -> bytes:
+    """The ends of a long key, which is all its masked view shows (a key of a megabyte costs 32 bytes)."""
+    if len(key) <= 2 * KEY_CAPTURE_BYTES:
+        return key
+    return key[:KEY_CAPTURE_BYTES] + key[-KEY_CAPTURE_BYTES:]
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:

@@ -137,8 +137,8 @@ class SegmindRoutes:
         override = _override(request)
         payload = await read_json_object(request, service.settings.max_body_bytes)
         if service.reads_image(spec, payload):
-            return await anyio.to_thread.run_sync(
-                lambda: service.submit(spec, payload, api_key, sync=sync, override=override)
+            return await service.run_blocking(
+                spec, payload, lambda: service.submit(spec, payload, api_key, sync=sync, override=override)
             )
         return service.submit(spec, payload, api_key, sync=sync, override=override)
 

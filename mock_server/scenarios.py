@@ -10,6 +10,7 @@ from typing import Any
 from contracts import MODELS, ModelSpec, ParamError
 from contracts.spec import is_number
 from mock_server import wire
+from mock_server.journal import mask_key
 from mock_server.wire import STATUS_MESSAGES
 
 # The fields each outcome takes beside the ones every rule takes.
@@ -63,6 +64,8 @@ LARGEST_COUNT = 2**53 - 1
 # What HTTP/1.1 allows in a header's name (a token) and value (RFC 9110, section 5).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Headers that frame the answer on the wire: the server sets them, a scenario setting them would break it.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "trailer"})
 
 
 @dataclass
@@ -103,6 +106,8 @@ class Rule:
         """Describe the rule as the admin API shows it."""
         shown = {name: getattr(self, name) for name in OUTCOME_FIELDS[self.outcome] | COMMON_FIELDS}
         shown = {key: value for key, value in shown.items() if value is not None}
+        if "api_key" in self.match:  # shown masked, as everywhere else
+            shown["match"] = {**self.match, "api_key": mask_key(str(self.match["api_key"]))}
         return {"id": self.id, "hits": self.hits, "seen": self.seen, **shown}
 
 
@@ -261,6 +266,9 @@ def _parse_headers(headers: Any) -> dict[str, str]:
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"header name {name!r} must be letters, digits and -, as HTTP allows")
+        if name.lower() in FRAMING_HEADERS:
+            framing = ", ".join(sorted(FRAMING_HEADERS))
+            raise ValueError(f"header {name} frames the answer, so the server sets it; a scenario may not ({framing})")
         if not _HEADER_VALUE.fullmatch(value):
             raise ValueError(f"header {name} must be printable Latin-1 text without line breaks (got {value!r})")
     return dict(headers)

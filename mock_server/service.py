@@ -8,11 +8,10 @@ served in one pass: the key is authenticated once and the model looked up once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
-
-import anyio
+from typing import Any, TypeVar
 
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.responses import RESULT_RETENTION_SECONDS
@@ -20,9 +19,10 @@ from contracts.spec import is_image_reference
 from mock_server import outputs, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
-from mock_server.images import ImageError, ImageSource, inspect_image, reads_image
+from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, mask_key
+from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
 from mock_server.storage import Backend, JobStore, JournalStore
@@ -32,6 +32,8 @@ from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
 VIEW_STRING_LIMIT = 120
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Settings:
     # Where input images may come from: inline data only, unless directories or fetching are allowed.
     images: ImageSource = field(default_factory=ImageSource)
     video_cache_bytes: int = VIDEO_CACHE_BYTES
+    # Worker threads for fetching remote input images, and for decoding and rendering (pools.py).
+    fetch_threads: int = FETCH_THREADS
+    render_threads: int = RENDER_THREADS
     # Where state lives: "memory", or redis://HOST:PORT/DB[?prefix=NAME] to share it (docs/scaling.md).
     store: str = MEMORY
 
@@ -90,6 +95,7 @@ class Service:
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
+        self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
 
     # Segmind's API.
 
@@ -107,6 +113,14 @@ class Service:
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
         return reads_image(payload.get(spec.image_param.name), self.settings.images)
+
+    def fetches_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
+        """Tell whether submitting `payload` (or rendering its video) fetches a remote image: the fetch pool's work."""
+        return fetches_image(payload.get(spec.image_param.name), self.settings.images)
+
+    async def run_blocking(self, spec: ModelSpec, payload: Mapping[str, Any], work: Callable[[], Result]) -> Result:
+        """Run blocking work on `payload`'s image (a submission reading it) in the pool it belongs to."""
+        return await self.pools.run(work, fetches=self.fetches_image(spec, payload))
 
     def submit(
         self,
@@ -183,7 +197,11 @@ class Service:
 
     async def video(self, job: Job) -> bytes:
         """Return the MP4 bytes of a completed job, the same for the same request and seed."""
-        return await anyio.to_thread.run_sync(outputs.video_for, job, self.settings.images, self.videos)
+        cached = outputs.cached_video(job, self.videos)
+        if cached is not None:  # served on the event loop: no pool, however busy, holds it up
+            return cached
+        render = functools.partial(outputs.video_for, job, self.settings.images, self.videos)
+        return await self.run_blocking(MODELS[job.model], job.params, render)
 
     # Controls, as the admin API and SegmindMock offer them.
 
@@ -226,6 +244,7 @@ class Service:
         self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual
         self.videos = VideoCache(settings.video_cache_bytes)
+        self.pools = WorkerPools(settings.fetch_threads, settings.render_threads)
 
     def describe(self, job: Job, now: float) -> dict[str, Any]:
         """Describe a job for the admin API, its key masked and long strings shortened."""

@@ -12,7 +12,7 @@ import importlib.util
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -69,11 +69,17 @@ def cache_key(model: str, params: Mapping[str, Any], seed: int, image_digest: st
 
 
 class VideoCache:
-    """Rendered videos, least recently used dropped first once their total size passes `max_bytes`."""
+    """Rendered videos, least recently used dropped first once their total size passes `max_bytes`.
+
+    `get_or_render` renders each video once however many clients ask for it at the same time
+    (single flight): the others wait for that rendering instead of starting their own.
+    """
 
     def __init__(self, max_bytes: int = VIDEO_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
+        self.renders = 0  # videos rendered so far (single flight keeps it at one per key while cached)
         self._videos: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._rendering: dict[Hashable, _Flight] = {}
         self._total = 0
         self._lock = threading.Lock()  # renders finish on worker threads
 
@@ -84,6 +90,35 @@ class VideoCache:
             if video is not None:
                 self._videos.move_to_end(key)
             return video
+
+    def get_or_render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """Return the video for `key`: cached, being rendered by another caller (waited for), or rendered now.
+
+        Blocking: call it on a worker thread. A failed rendering fails every caller waiting for it.
+        """
+        with self._lock:
+            video = self._videos.get(key)
+            if video is not None:
+                self._videos.move_to_end(key)
+                return video
+            flight = self._rendering.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._rendering[key] = _Flight()
+                self.renders += 1
+        if not leader:
+            return flight.wait()
+        try:
+            video = render()
+        except BaseException as error:
+            flight.fail(error)
+            raise
+        finally:
+            with self._lock:
+                del self._rendering[key]
+        self.put(key, video)
+        flight.land(video)
+        return video
 
     def put(self, key: Hashable, video: bytes) -> None:
         """Keep `video` under `key`, dropping the least recently used ones to stay within the limit."""
@@ -104,6 +139,32 @@ class VideoCache:
 
     def __len__(self) -> int:
         return len(self._videos)
+
+
+class _Flight:
+    """One rendering under way, which other callers of the same key wait for."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._video = b""
+        self._error: BaseException | None = None
+
+    def land(self, video: bytes) -> None:
+        """Hand the finished video to every waiter."""
+        self._video = video
+        self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        """Hand the rendering's error to every waiter."""
+        self._error = error
+        self._done.set()
+
+    def wait(self) -> bytes:
+        """Wait for the rendering and return its video, or raise its error."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._video
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,10 @@ INPUT_CHANGED = "The input image changed or became unreadable after the job was 
 
 # Said when a request is not HTTP/1.1 the server can parse (GUESS: the real front end's text is unknown).
 UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or control characters) and the headers"
+# The 503 past the server's limit of requests at once (GUESS: the real front end's text is unknown).
+BUSY = (
+    "Service Unavailable: the fake is serving as many requests as it allows at once (--max-concurrent); retry shortly"
+)
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 # The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
 # without one: any key in open mode, a declared key without `credits`. A number, since clients parse

@@ -82,7 +82,11 @@ class ImageServer(http.server.ThreadingHTTPServer):
         self.paths: list[str] = []
         self.body, self.status, self.declare_length = body, 200, True
         self.stall = False
+        # Seconds between single bytes of the body (0: all at once): a server that never stops answering.
+        self.drip_seconds = 0.0
+        self.dripped = 0  # bytes sent so far in drip mode
         self.release = threading.Event()
+        self.arrivals = threading.Semaphore(0)  # released once per request received
 
     @property
     def url(self) -> str:
@@ -94,6 +98,10 @@ class _ImageHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.paths.append(self.path)
+        self.server.arrivals.release()
+        if self.server.drip_seconds:
+            self._drip()
+            return
         self.send_response(self.server.status)
         if self.server.declare_length:
             self.send_header("Content-Length", str(len(self.server.body)))
@@ -103,6 +111,19 @@ class _ImageHandler(http.server.BaseHTTPRequestHandler):
             self.server.release.wait(10)
             return
         self.wfile.write(self.server.body)
+
+    def _drip(self) -> None:
+        """Send the whole answer, status line and headers too, one byte at a time."""
+        head = f"HTTP/1.1 {self.server.status} OK\r\nContent-Length: {len(self.server.body)}\r\n\r\n"
+        for byte in head.encode() + self.server.body:
+            if self.server.release.wait(self.server.drip_seconds):
+                return
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return  # the client gave up
+            self.server.dripped += 1
 
     def log_message(self, *args: object) -> None:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -221,3 +222,14 @@ def test_the_start_up_line_says_how_videos_are_made_as_installed(pyav: bool) -> 
     process.wait(10)
     assert ("rendering videos with PyAV" in banner) is pyav
     assert ("video extra (PyAV, numpy) is not installed: serving prepared videos" in banner) is not pyav
+
+
+def test_the_limit_flags_reach_the_server(serve) -> None:
+    _, url, _ = serve("--max-header-bytes", "2048", "--request-timeout", "0.5", "--max-concurrent-requests", "5")
+    too_big = httpx.get(f"{url}/_mock/health", headers={"x-note": "n" * 4096}, timeout=10)
+    assert too_big.status_code == 431
+    assert "2048 bytes (--max-header-bytes)" in too_big.json()["error"]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 408 ")

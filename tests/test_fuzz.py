@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
+from mock_server.images import ImageSource
+from mock_server.server import ServerThread
 from tests.support import API_KEY
 from tests.support_fuzz import BODY_ROUTES, KEY, LIMIT, assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
@@ -50,6 +54,16 @@ HOSTILE_BODIES: dict[str, bytes] = {
     "unhashable outcome and status": b'{"outcome": ["failed"], "status": [429]}',
     "odd types": b'{"times": 1e400, "queue_seconds": "1", "processing_seconds": null, "status": true}',
     "oversized": b'{"image": "' + b"A" * (LIMIT * 2) + b'"}',
+    "5000 digits as text": b'{"frames": "'
+    + b"9" * 5000
+    + b'", "fps": "-'
+    + b"9" * 5000
+    + b'", "seed": "'
+    + b"1" * 5000
+    + b'"}',
+    "framing headers in a scenario": b'{"outcome": "http_error", "status": 429, "headers": {"Content-Length": "0"}}',
+    "chunked header in a scenario": b'{"outcome": "http_error", "status": 502, "headers": {"transfer-encoding": "x"}}',
+    "digits in a match": b'{"match": {"frames": "' + b"9" * 5000 + b'"}, "outcome": "failed"}',
 }
 
 
@@ -83,6 +97,91 @@ def test_hostile_bodies_get_a_4xx_envelope_over_a_real_server(fuzzed: tuple[Segm
                 assert path.startswith("/_mock/"), (name, path)
                 continue
             assert_envelope(response.status, response.headers.get("content-type", ""), response.body)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-api-key": "k" * 1024 * 1024},
+        {"x-mock-status": "9" * 5000},
+        {"x-mock-delay-seconds": "9" * 5000, "x-mock-outcome": "latency"},
+        {"x-mock-queue-seconds": "-" + "9" * 5000},
+        {"Content-Length": "9" * 5000},
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    ],
+    ids=[
+        "1 MiB key",
+        "digits in x-mock-status",
+        "digits in a delay",
+        "digits in a queue",
+        "digits in Content-Length",
+        "websocket upgrade",
+    ],
+)
+def test_hostile_headers_get_a_4xx_envelope(fuzzed: tuple[SegmindMock, str], headers: dict[str, str]) -> None:
+    mock, url = fuzzed
+    kept = len(mock.jobs)
+    body = json.dumps(MODELS["svd"].example).encode()
+    response = _raw(url, "POST", "/v2/svd", body, {**JSON, **headers})
+    assert_envelope(response.status, response.headers.get("content-type", ""), response.body)
+    assert len(mock.jobs) == kept
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "bytes=" + "9" * 5000 + "-",
+        "bytes=0-" + "9" * 5000,
+        "bytes=-" + "9" * 5000,
+        "bytes=" + "9" * 5000 + "-" + "9" * 5001,
+        "bytes=" + "1" * 19 + "-" + "2" * 19,
+        "bytes=5-1",
+        "bytes=--1",
+        "items=0-1",
+    ],
+)
+def test_hostile_ranges_get_the_video_a_part_or_a_416_envelope(fuzzed: tuple[SegmindMock, str], value: str) -> None:
+    mock, url = fuzzed
+    request_id = mock.jobs[0]["request_id"]
+    mock.advance(1000)
+    response = _raw(url, "GET", f"/_mock/outputs/{request_id}.mp4", headers={"Range": value})
+    assert response.status in (200, 206, 416), (response.status, response.body[:200])
+    if response.status == 416:
+        assert_envelope(response.status, response.headers["content-type"], response.body)
+        assert response.headers["content-range"].startswith("bytes */")
+
+
+def test_odd_image_paths_under_an_allowed_directory_get_a_400(tmp_path: Path) -> None:
+    mock = SegmindMock(Settings(speed=0, images=ImageSource(allowed_dirs=(tmp_path,))))
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    folder = str(tmp_path)
+    paths = [
+        folder + "/nul\x00.png",
+        folder + "/loop.png",
+        folder + "/" + "x" * 300 + ".png",
+        folder + "/" + "/".join(["d" * 250] * 20),
+        folder + "/folder",
+        folder,
+        folder + "/fifo",
+        folder + "/../../etc/passwd",
+        "file://remote-host" + folder + "/folder",
+        "file:" + folder + "/%00.png",
+        "file:" + folder + "/%2e%2e/%2e%2e/etc/passwd",
+    ]
+    with ServerThread(mock.app) as url:
+        for path in paths:
+            body = json.dumps({**MODELS["svd"].example, "image": path}).encode()
+            response = _raw(url, "POST", "/v2/svd", body, JSON)
+            assert response.status == 400, (path[:80], response.status, response.body[:200])
+            assert_envelope(response.status, response.headers["content-type"], response.body)
+    assert mock.jobs == []
 
 
 def test_oversized_bodies_are_413_whether_declared_or_chunked(fuzzed: tuple[SegmindMock, str]) -> None:
