@@ -1,7 +1,8 @@
 """Accounts: which API keys the fake accepts, what each may call, how fast, and its credits.
 
-Without a config every non-empty key is accepted with unlimited credits and no rate limit. A
-config (TOML, see `load_config`) declares keys; then only those are accepted.
+Without a config every key shaped like Segmind's (SG_ and 16 hex digits) is accepted, with
+unlimited credits and no rate limit; any other key gets the real 401 and a hint. A config (TOML,
+see `load_config`) declares keys, of any shape; then only those are accepted.
 
 Credits are charged lazily, like job states are derived: at submission a job's price is put in
 the account's ledger as a charge due at the job's `finished_at` (the job's timeline and ending are
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import MODELS
+from contracts.openapi import API_KEY_PATTERN
 from contracts.spec import is_number
 from mock_server import wire
 from mock_server.jobs import Job, State
@@ -146,7 +148,7 @@ class Accounts:
 
     @property
     def open(self) -> bool:
-        """True when no key is declared, so any non-empty key is accepted."""
+        """True when no key is declared, so any key shaped like Segmind's is accepted."""
         return not self.config.keys
 
     def reset(self) -> None:
@@ -159,12 +161,15 @@ class Accounts:
         return self.config.prices[model]
 
     def authenticate(self, api_key: str) -> None:
-        """Accept a key the fake knows (any key when open), or raise the 401 of one the service does not know.
+        """Accept a key the fake knows (any Segmind-shaped key when open), or raise the 401 of one it does not.
 
         No account is made here: only declared keys have one (see `_declare`), so keys that
         clients make up, however many, leave no state behind.
         """
-        if not self.open and api_key not in self.config.keys:
+        if self.open:
+            if not API_KEY_PATTERN.fullmatch(api_key):
+                raise wire.ApiError(401, wire.MALFORMED_KEY)
+        elif api_key not in self.config.keys:
             raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
 
     def admit(self, api_key: str, model: str, now: float) -> None:
@@ -201,7 +206,8 @@ class Accounts:
         billing = {"cost": self.price(job.model)}
         credits = self._config(job.api_key).credits
         if credits is None:
-            return billing  # an unlimited key has no balance to report
+            # An unlimited key has no balance: clients still read one (docs/wire-format.md).
+            return {**billing, "remaining_credits": wire.OPEN_KEY_CREDITS}
         # The job's state may allow for rounding at its end; its charge is due then all the same.
         remaining = self._ledger.remaining(job.api_key, job.request_id, credits, max(now, job.finished_at))
         if remaining is not None:

@@ -201,8 +201,11 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
 def rendering_line() -> str:
     """The start-up line saying how videos are made."""
     if video_available():
-        return "  rendering videos with PyAV"
-    return "  PyAV not installed: serving prepared videos from fixtures/ (pip install 'segmind-mock[video]')"
+        return "  rendering videos with PyAV and numpy"
+    return (
+        "  the video extra (PyAV, numpy) is not installed: serving prepared videos from fixtures/"
+        " (pip install 'segmind-mock[video]')"
+    )
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -245,19 +245,19 @@ class Service:
         return self.describe(job, now) if job is not None and result_kept(job, now) else None
 
     def reset(self) -> None:
-        """Forget jobs, journal, scenarios and account usage, and bring the clock back to the time of day."""
+        """Forget jobs, journal, scenarios and usage; bring the clock back to the time of day at its start-up speed."""
         self.jobs.clear()
         self.journal.clear()
         self.rules.clear()
         self.accounts.reset()
         self.clock.reset()
+        self.clock.set_speed(self.settings.speed)
 
     def configure(self, settings: Settings) -> None:
         """Start afresh under new settings; the journal keeps its size, the store and admin token stay as they are."""
         self.settings = replace(settings, store=self.settings.store, admin_token=self.settings.admin_token)
         self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
-        self.reset()
-        self.clock.set_speed(settings.speed)
+        self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual
         self.videos = VideoCache(settings.video_cache_bytes)
         self.pools = WorkerPools(settings.fetch_threads, settings.render_threads)

@@ -241,7 +241,7 @@ def test_the_start_up_line_says_how_videos_are_made_as_installed(pyav: bool) -> 
     process.terminate()
     process.wait(10)
     assert ("rendering videos with PyAV" in banner) is pyav
-    assert ("PyAV not installed: serving prepared videos" in banner) is not pyav
+    assert ("video extra (PyAV, numpy) is not installed: serving prepared videos" in banner) is not pyav
 
 
 def test_the_limit_flags_reach_the_server(serve) -> None:

@@ -21,7 +21,7 @@ DECLARED = "SG_declared_key_0001"
 
 def poll_unknown(http: httpx.Client, keys: range) -> None:
     for number in keys:
-        answer = http.get("/v2/requests/nope/status", headers={"x-api-key": f"SG_made_up_{number:08d}"})
+        answer = http.get("/v2/requests/nope/status", headers={"x-api-key": f"SG_{number:016x}"})
         assert answer.status_code == 404
 
 
@@ -46,7 +46,7 @@ def test_open_mode_keeps_no_account_per_key(store: str) -> None:
     mock = SegmindMock(Settings(speed=0, store=store))
     with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
         for number in range(300):
-            key = {"x-api-key": f"SG_made_up_{number:08d}"}
+            key = {"x-api-key": f"SG_{number:016x}"}
             assert http.post("/v2/svd", json=MODELS["svd"].example, headers=key).status_code == 200
             assert http.get("/v2/requests/nope/status", headers=key).status_code == 404
         assert http.get("/_mock/accounts").json()["accounts"] == []
@@ -57,7 +57,7 @@ def test_with_a_config_only_declared_keys_have_accounts(store: str) -> None:
     mock = SegmindMock(Settings(speed=0, store=store, accounts=config))
     with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
         for number in range(300):
-            key = {"x-api-key": f"SG_made_up_{number:08d}"}
+            key = {"x-api-key": f"SG_{number:016x}"}
             assert http.post("/v2/svd", json=MODELS["svd"].example, headers=key).status_code == 401
         assert http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-api-key": DECLARED}).status_code == 200
         accounts = http.get("/_mock/accounts").json()["accounts"]
