@@ -225,6 +225,23 @@ def test_an_admin_token_given_is_required_even_on_loopback(serve: Serve) -> None
     assert httpx.get(f"{url}/_mock/jobs", headers={"Authorization": "Bearer team-secret-1"}).status_code == 200
 
 
+def test_the_admin_token_may_come_from_the_environment() -> None:
+    environment = {**os.environ, "SEGMIND_MOCK_ADMIN_TOKEN": "from-the-environment"}
+    process = subprocess.Popen([*COMMAND, "--port", "0"], stdout=subprocess.PIPE, text=True, env=environment)
+    try:
+        assert process.stdout is not None
+        banner = "".join(process.stdout.readline() for _ in range(3))
+        match = STARTUP.search(banner)
+        assert match, banner
+        assert "Bearer from-the-environment" in banner
+        assert httpx.get(f"{match.group(1)}/_mock/jobs").status_code == 401
+        allowed = httpx.get(f"{match.group(1)}/_mock/jobs", headers={"Authorization": "Bearer from-the-environment"})
+        assert allowed.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def test_on_loopback_without_a_token_the_admin_api_stays_open(serve: Serve) -> None:
     _, url, banner = serve()
     assert "token" not in banner
