@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -17,6 +19,7 @@ from mock_server.recording import Recording, Unrecorded
 from mock_server.responses import JSONResponse
 from mock_server.routes import SegmindRoutes
 from mock_server.service import Service
+from mock_server.storage import StoreUnavailable
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -38,6 +41,7 @@ class App:
         self.routes: list[Route] = SegmindRoutes(service).routes
         self.own = Starlette(
             routes=admin.ROUTES,
+            middleware=[Middleware(admin.AdminToken, service=service)],
             exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
         # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
@@ -49,7 +53,12 @@ class App:
         if scope["type"] != "http":
             await self.own(scope, receive, send)
             return
-        with self.service.clock.pinned():
+        with contextlib.ExitStack() as request:
+            try:
+                request.enter_context(self.service.clock.pinned())
+            except StoreUnavailable as error:  # nothing was sent yet: the answer is the 503
+                await (await _error_response(error))(scope, receive, send)
+                return
             if scope["path"].startswith(OWN_PREFIX):
                 await self.own(scope, receive, send)
             else:
@@ -60,7 +69,7 @@ class App:
         journal = service.journal
         # A journal of size 0 (`--journal-size 0`) keeps nothing, so nothing is recorded.
         exchange = (
-            Recording(scope, receive, send, journal.record, service.clock.now)
+            Recording(scope, receive, send, service.record, service.clock.now)
             if journal.size
             else Unrecorded(receive, send)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import ipaddress
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the fake Segmind API (docs/cli.md). Admin API under /_mock/ (docs/admin.md).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--admin-token",
+        default=os.environ.get(server.ADMIN_TOKEN_VARIABLE) or None,
+        help=(
+            f"token the admin API (/_mock/ but health, outputs and static files) requires; "
+            f"also ${server.ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
+            "start-up beyond it (see docs/robustness.md)"
+        ),
+    )
     serve.add_argument(
         "--port", type=port, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
@@ -230,6 +240,7 @@ def serve(args: argparse.Namespace) -> int:
             video_cache_bytes=args.video_cache_bytes,
             fetch_threads=args.fetch_threads,
             render_threads=args.render_threads,
+            admin_token=server.admin_token_for(args.host, args.admin_token),
             # Every worker opens the same namespace.
             store=shared_url(args.store),
         )
@@ -256,6 +267,18 @@ def serve(args: argparse.Namespace) -> int:
     if _every_interface(sock):
         port = sock.getsockname()[1]
         print(f"  listening on every interface ({args.host}): reachable from other machines on port {port}", flush=True)
+    if not server.is_loopback(args.host):
+        print(
+            f"  WARNING: bound beyond loopback ({args.host}): anyone who reaches the port can call the fake; "
+            "its admin API needs the token below",
+            flush=True,
+        )
+    if settings.admin_token is not None:
+        print(
+            f"  admin token required: open {url}/_mock/?token={settings.admin_token} for the dashboard, "
+            f"or send `Authorization: Bearer {settings.admin_token}`",
+            flush=True,
+        )
     if accounts.keys:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
