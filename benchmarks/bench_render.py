@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 from benchmarks.common import median_seconds
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
+from mock_server.render import FULL_SIZE, X264_OPTIONS, render_video
 from mock_server.transport import PortalTransport
-from mock_server.video import FULL_SIZE, X264_OPTIONS, render_video
 
 RUNS = 9
 FRAMES = 25

@@ -6,13 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 
+from contracts.extras import MissingExtra
 from contracts.flags import Parser, integer, non_negative, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.suite import Options, run_suite
+from contracts.options import Options
 from contracts.verify import COMMAND_VARIABLES, verify_command
 
 # Exit codes: conforming, violations found, could not run.
@@ -91,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
         documented_only=args.documented_only,
     )
     try:
-        report = run_suite(
+        suite = _suite()
+    except MissingExtra as error:
+        print(error, file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        report = suite.run_suite(
             args.base_url, api_key, options, progress=lambda line: print(line, file=sys.stderr, flush=True)
         )
     except httpx.HTTPError as error:
@@ -102,6 +109,17 @@ def run(args: argparse.Namespace) -> int:
         if path:
             Path(path).write_text(text(), encoding="utf-8")
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
+
+
+def _suite() -> ModuleType:
+    """The contract suite module, or MissingExtra when Hypothesis (the `contracts` extra) is absent."""
+    try:
+        from contracts import suite  # generates payloads with Hypothesis, the optional `contracts` extra
+    except ModuleNotFoundError as error:
+        if error.name != "hypothesis":
+            raise
+        raise MissingExtra("segmind-mock contract", "contracts") from None
+    return suite
 
 
 def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from contracts import responses
@@ -26,6 +27,9 @@ STATUS_PATH = "/v2/requests/{request_id}/status"
 RESULT_PATH = "/v2/requests/{request_id}"
 POLL_PATH = "/v1/requests/{request_id}"
 API_KEY_HEADER = "x-api-key"
+# What a Segmind API key looks like (DOCS): the fake's open mode accepts keys of this shape only.
+API_KEY_SHAPE = "SG_ and 16 hex digits"
+API_KEY_PATTERN = re.compile(r"SG_[0-9a-fA-F]{16}")
 # Where the official SDK, and the tools here, read the API key from (SDK).
 API_KEY_VARIABLE = "SEGMIND_API_KEY"
 # Operation ids of the poll endpoints, the targets of the submit response's links.
@@ -108,7 +112,7 @@ def openapi_document(server_url: str = LIVE_URL) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": API_KEY_HEADER,
-                    "description": "Your Segmind API key (SG_ and 16 hex digits).",
+                    "description": f"Your Segmind API key ({API_KEY_SHAPE}).",
                 }
             },
             "schemas": {

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 import pytest
 
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.suite import Options, assert_conforms
+from contracts.options import Options
+from contracts.suite import assert_conforms
 
 PREFIX = "SEGMIND_CONTRACT_"
 

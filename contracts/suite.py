@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from contracts import media, responses
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH
+from contracts.options import Options as Options  # re-exported: users build Options beside run_suite
 from contracts.report import MEDIA_SKIPPED, Report, Violation
 from contracts.responses import (
     ERROR_CODES,
@@ -59,22 +60,6 @@ _WATCH_STEP_SECONDS = 0.005
 # "Just before one hour": how many simulated seconds before the retention ends the result is polled.
 RETENTION_MARGIN_SECONDS = 10.0
 _TEXT_LIMIT = 300
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the suite sends: how many paid jobs and invalid payloads, and how it polls."""
-
-    # The documented examples (one per model), one plain and one base64 v1 call.
-    max_jobs: int = 4
-    jobs: bool = True
-    invalid_examples: int = 25
-    poll_interval: float = 2.0
-    poll_timeout: float = 900.0
-    seed: int = 0
-    models: tuple[str, ...] = tuple(MODELS)
-    # Check only rules graded DOCS (documented by Segmind), leaving out SDK, 2ND and GUESS ones.
-    documented_only: bool = False
 
 
 def run_suite(

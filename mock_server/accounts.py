@@ -1,7 +1,8 @@
 """Accounts: which API keys the fake accepts, what each may call, how fast, and its credits.
 
-Without a config every non-empty key is accepted with unlimited credits and no rate limit. A
-config (TOML, see `load_config`) declares keys; then only those are accepted.
+Without a config every key shaped like Segmind's (SG_ and 16 hex digits) is accepted, with
+unlimited credits and no rate limit; any other key gets the real 401 and a hint. A config (TOML,
+see `load_config`) declares keys, of any shape; then only those are accepted.
 
 Credits are charged lazily, like job states are derived: at submission a job's price is put in
 the account's ledger as a charge due at the job's `finished_at` (the job's timeline and ending are
@@ -19,13 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from contracts import MODELS
+from contracts.openapi import API_KEY_PATTERN
 from contracts.spec import is_number
 from mock_server import wire
 from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
+from mock_server.scenarios import LARGEST_COUNT
 from mock_server.storage import Charge, Ledger, Usage, balance_of
 
 KEY_FIELDS = ("credits", "models", "plan", "rpm")
+# Credits (and seconds, in the admin API) stay below this: far past any test's need, and short of
+# the magnitudes where floats lose whole units, dates overflow and Redis's Lua overflows to inf.
+LARGEST_AMOUNT = 1e12
 
 
 class ConfigError(ValueError):
@@ -99,8 +105,10 @@ def _key_config(key: str, table: Mapping[str, Any]) -> KeyConfig:
         if table["plan"] not in wire.RATE_LIMIT_PLANS:
             raise ConfigError(f"{where}.plan must be one of {', '.join(wire.RATE_LIMIT_PLANS)} (got {table['plan']!r})")
         rpm = wire.RATE_LIMIT_PLANS[table["plan"]]
-    elif rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1):
-        raise ConfigError(f"{where}.rpm must be a whole number of requests a minute, 1 or more (got {rpm!r})")
+    elif rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or not 1 <= rpm <= LARGEST_COUNT):
+        raise ConfigError(
+            f"{where}.rpm must be a whole number of requests a minute, 1 or more (up to {LARGEST_COUNT}) (got {rpm!r})"
+        )
     return KeyConfig(credits=credits, models=models, rpm=rpm)
 
 
@@ -117,8 +125,10 @@ def _no_unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
 
 
 def _credits(value: Any, where: str) -> float:
-    if not is_number(value) or value < 0:
-        raise ConfigError(f"{where} must be a number of credits, 0 or more (got {value!r})")
+    if not is_number(value) or not 0 <= value < LARGEST_AMOUNT:
+        raise ConfigError(
+            f"{where} must be a number of credits, 0 or more and below {LARGEST_AMOUNT:g} (got {value!r})"
+        )
     return float(value)
 
 
@@ -138,7 +148,7 @@ class Accounts:
 
     @property
     def open(self) -> bool:
-        """True when no key is declared, so any non-empty key is accepted."""
+        """True when no key is declared, so any key shaped like Segmind's is accepted."""
         return not self.config.keys
 
     def reset(self) -> None:
@@ -151,10 +161,16 @@ class Accounts:
         return self.config.prices[model]
 
     def authenticate(self, api_key: str) -> None:
-        """Accept a key the fake knows (any key when open), or raise the 401 of one the service does not know."""
-        if not self.open and api_key not in self.config.keys:
+        """Accept a key the fake knows (any Segmind-shaped key when open), or raise the 401 of one it does not.
+
+        No account is made here: only declared keys have one (see `_declare`), so keys that
+        clients make up, however many, leave no state behind.
+        """
+        if self.open:
+            if not API_KEY_PATTERN.fullmatch(api_key):
+                raise wire.ApiError(401, wire.MALFORMED_KEY)
+        elif api_key not in self.config.keys:
             raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
-        self._ledger.touch(api_key)
 
     def admit(self, api_key: str, model: str, now: float) -> None:
         """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit)."""
@@ -171,7 +187,12 @@ class Accounts:
             raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at))
 
     def charge(self, job: Job, now: float) -> None:
-        """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it."""
+        """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it.
+
+        Open (no key declared), nothing is kept per key: credits are unlimited, so nothing can refuse.
+        """
+        if self.open:
+            return
         price = self.price(job.model)
         charge = Charge(job.finished_at, job.request_id, price, job.error is None)
         refused = self._ledger.hold(job.api_key, charge, self._config(job.api_key).credits, now)
@@ -185,7 +206,8 @@ class Accounts:
         billing = {"cost": self.price(job.model)}
         credits = self._config(job.api_key).credits
         if credits is None:
-            return billing  # an unlimited key has no balance to report
+            # An unlimited key has no balance: clients still read one (docs/wire-format.md).
+            return {**billing, "remaining_credits": wire.OPEN_KEY_CREDITS}
         # The job's state may allow for rounding at its end; its charge is due then all the same.
         remaining = self._ledger.remaining(job.api_key, job.request_id, credits, max(now, job.finished_at))
         if remaining is not None:
@@ -196,10 +218,12 @@ class Accounts:
         """Add credits (or take them away, if negative) to a declared key; return its view."""
         config = self.config.keys.get(api_key)
         if config is None:
-            declared = ", ".join(self.config.keys) or "none: start the fake with a config to declare some"
+            declared = ", ".join(map(_masked, self.config.keys)) or "none: start the fake with a config to declare some"
             raise wire.ApiError(404, f"No declared API key {mask_key(api_key)}; declared keys: {declared}")
         if config.credits is None:
-            raise wire.ApiError(400, f"API key {api_key} has unlimited credits: give it `credits` in the config")
+            raise wire.ApiError(
+                400, f"API key {mask_key(api_key)} has unlimited credits: give it `credits` in the config"
+            )
         return self._view(self._ledger.top_up(api_key, credits, config.credits, now))
 
     def view(self, now: float) -> dict[str, Any]:
@@ -211,8 +235,8 @@ class Accounts:
         config = self._config(usage.key)
         declared = usage.key in self.config.keys
         view: dict[str, Any] = {
-            # Declared keys come from the operator's own config; keys seen in open mode may be real.
-            "key": usage.key if declared else mask_key(usage.key),
+            # Masked like every key the fake shows: the admin API may be reachable beyond loopback.
+            "key": _masked(usage.key),
             "declared": declared,
             "credits": config.credits,
             "topped_up": usage.topped_up,
@@ -228,6 +252,7 @@ class Accounts:
         return view
 
     def _declare(self) -> None:
+        # The only accounts there are: one per declared key, made once (a shared ledger keeps them).
         for key in self.config.keys:
             self._ledger.touch(key)
 
@@ -236,3 +261,7 @@ class Accounts:
 
     def _credits(self, api_key: str) -> float | None:
         return self._config(api_key).credits
+
+
+def _masked(key: str) -> str:
+    return mask_key(key) or ""

@@ -2,24 +2,76 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import is_number
 from mock_server import admin_query, dashboard, media, wire
+from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
 from mock_server.responses import JSONResponse
 from mock_server.service import Service
 
-# Seconds and credits the admin API takes stay below this: far past any test's need, and short of
-# the magnitudes where floats lose whole units and dates overflow.
-LARGEST_AMOUNT = 1e12
+# Open without the admin token: liveness, the output files clients download (like a CDN's), and
+# the dashboard's own static files (no state in them).
+TOKEN_FREE_PATHS = ("/_mock/health", "/_mock/outputs/", "/_mock/static/")
+DASHBOARD_PATH = "/_mock/"
+TOKEN_NEEDED = (
+    "This fake's admin API needs its admin token (printed at start-up, or given by --admin-token): "
+    "send the header `Authorization: Bearer <token>`, or open /_mock/?token=<token> in a browser once"
+)
+
+
+class AdminToken:
+    """Refuses admin calls without the admin token (401 in the envelope) when the fake has one.
+
+    Accepted as `Authorization: Bearer <token>`, as the `segmind_mock_admin` cookie, or as
+    `?token=` on `GET /_mock/` itself, which the dashboard then keeps in that cookie.
+    """
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass an allowed request on; answer any other with the 401."""
+        token = self.service.settings.admin_token
+        if token is None or scope["type"] != "http" or _allowed(scope, token):
+            await self.app(scope, receive, send)
+            return
+        headers = {"WWW-Authenticate": 'Bearer realm="segmind-mock admin"'}
+        await JSONResponse(wire.error_body(TOKEN_NEEDED), 401, headers)(scope, receive, send)
+
+
+def _allowed(scope: Scope, token: str) -> bool:
+    path: str = scope["path"]
+    if path.startswith(TOKEN_FREE_PATHS):
+        return True
+    for name, raw in scope["headers"]:
+        value = raw.decode("latin-1")
+        if name == b"authorization":
+            scheme, _, credential = value.partition(" ")
+            if scheme.lower() == "bearer" and _same(credential.strip(), token):
+                return True
+        elif name == b"cookie" and _same(cookie_parser(value).get(dashboard.ADMIN_COOKIE, ""), token):
+            return True
+    if path == DASHBOARD_PATH and scope["method"] == "GET":
+        query = Request(scope).query_params
+        return _same(query.get("token", ""), token)
+    return False
+
+
+def _same(given: str, token: str) -> bool:
+    # In constant time: how long a refusal takes says nothing about how much of the token matched.
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _service(request: Request) -> Service:
@@ -61,6 +113,8 @@ async def health(request: Request) -> Response:
             "next_job_end": next_end,
             **_clock_view(service),
             "worker": os.getpid(),
+            # Exchanges this worker could not journal while the store was unavailable.
+            "journal_dropped": service.journal_dropped,
         }
     )
 

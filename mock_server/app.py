@@ -7,6 +7,7 @@ import functools
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -17,6 +18,7 @@ from mock_server.responses import Answer, JSONResponse, error_answer, header, se
 from mock_server.router import Router
 from mock_server.routes import Call, Handler, SegmindRoutes
 from mock_server.service import Service
+from mock_server.storage import StoreUnavailable
 
 # The fake's own routes (admin API, output files) live here; they are not journaled.
 OWN_PREFIX = "/_mock/"
@@ -36,6 +38,7 @@ class App:
         self.router: Router[Handler] = Router(SegmindRoutes(service).routes)
         self.own = Starlette(
             routes=admin.ROUTES,
+            middleware=[Middleware(admin.AdminToken, service=service)],
             exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
         # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
@@ -73,9 +76,13 @@ class App:
             raise
         if faults.shapes(rule):
             assert rule is not None
-            self.service.backend.flush()  # the job is stored when accepted, however late its answer
             try:
-                await faults.deliver(answer, rule, send, functools.partial(self._journal, call))
+                self.service.backend.flush()  # the job is stored when accepted, however late its answer
+            except StoreUnavailable as error:  # it could not be: the answer is the 503, not the fault
+                await self._send(call, send, error_answer(error))
+                return
+            try:
+                await faults.deliver(answer, rule, send, functools.partial(self._journal_quietly, call))
             except faults.ConnectionDropped as dropped:
                 await faults.drop_connection(receive, dropped)
             return
@@ -84,7 +91,10 @@ class App:
     async def _send(self, call: Call, send: Send, answer: Answer) -> None:
         status, headers, body = answer
         # Journaled before the answer goes out: a client that has its answer can read the journal at once.
-        self._journal(call, status, header(headers, b"content-type"), body)
+        try:
+            self._journal(call, status, header(headers, b"content-type"), body)
+        except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
+            status, headers, body = error_answer(error)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -93,8 +103,16 @@ class App:
         service = self.service
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
             answer = (status, response_type, response)
-            service.journal.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
-        service.backend.flush()  # the job the answer names, and this entry, are stored before it goes
+            service.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
+        # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
+        service.journal_dropped += service.backend.flush()
+
+    def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
+        # Once the answer is on its way, a store that cannot take the entry loses the entry only.
+        try:
+            self._journal(call, status, response_type, response)
+        except StoreUnavailable:
+            self.service.journal_dropped += 1
 
 
 async def _error_response(error: wire.ApiError) -> Response:

@@ -6,6 +6,7 @@ import argparse
 import functools
 import gc
 import ipaddress
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the fake Segmind API (docs/cli.md). Admin API under /_mock/ (docs/admin.md).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--admin-token",
+        default=os.environ.get(server.ADMIN_TOKEN_VARIABLE) or None,
+        help=(
+            f"token the admin API (/_mock/ but health, outputs and static files) requires; "
+            f"also ${server.ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
+            "start-up beyond it (see docs/robustness.md)"
+        ),
+    )
     serve.add_argument(
         "--port", type=port, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
@@ -192,8 +202,11 @@ def _add_video_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None
 def rendering_line() -> str:
     """The start-up line saying how videos are made."""
     if video_available():
-        return "  rendering videos with PyAV"
-    return "  PyAV not installed: serving prepared videos from fixtures/ (pip install 'segmind-mock[video]')"
+        return "  rendering videos with PyAV and numpy"
+    return (
+        "  the video extra (PyAV, numpy) is not installed: serving prepared videos from fixtures/"
+        " (pip install 'segmind-mock[video]')"
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -228,6 +241,7 @@ def serve(args: argparse.Namespace) -> int:
             video_cache_bytes=args.video_cache_bytes,
             fetch_threads=args.fetch_threads,
             render_threads=args.render_threads,
+            admin_token=server.admin_token_for(args.host, args.admin_token),
             # Every worker opens the same namespace.
             store=shared_url(args.store),
         )
@@ -254,6 +268,18 @@ def serve(args: argparse.Namespace) -> int:
     if _every_interface(sock):
         port = sock.getsockname()[1]
         print(f"  listening on every interface ({args.host}): reachable from other machines on port {port}", flush=True)
+    if not server.is_loopback(args.host):
+        print(
+            f"  WARNING: bound beyond loopback ({args.host}): anyone who reaches the port can call the fake; "
+            "its admin API needs the token below",
+            flush=True,
+        )
+    if settings.admin_token is not None:
+        print(
+            f"  admin token required: open {url}/_mock/?token={settings.admin_token} for the dashboard, "
+            f"or send `Authorization: Bearer {settings.admin_token}`",
+            flush=True,
+        )
     if accounts.keys:
         print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)

@@ -75,13 +75,16 @@ class Clock:
         self.store.reset()
 
     async def wait_until(self, deadline: float) -> None:
-        """Return once simulated time reaches `deadline` (at once in virtual mode)."""
+        """Return once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.
+
+        Both jump the clock to `deadline`: a frozen clock would otherwise hold the caller (a v1
+        call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
+        """
         while (remaining := deadline - self._at(state := self.store.refresh())) > 0:
-            if self.virtual:
+            if self.virtual or not state.speed:
                 self.advance(remaining)
                 return
-            step = remaining / state.speed if state.speed else WAIT_STEP_SECONDS
-            await anyio.sleep(min(step, WAIT_STEP_SECONDS))
+            await anyio.sleep(min(remaining / state.speed, WAIT_STEP_SECONDS))
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once."""

@@ -20,11 +20,9 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
-
-import numpy as np
 
 try:
     import fcntl
@@ -32,6 +30,9 @@ except ImportError:  # Windows: _check_opened falls back to resolving the path a
     fcntl = None  # type: ignore[assignment]
 
 from mock_server.video import require_av, video_available
+
+if TYPE_CHECKING:
+    import numpy as np  # decoded pixels are numpy arrays; PyAV imports numpy when it makes them
 
 # Largest input image decoded, in pixels: 2048x2048 decodes to 12 MiB of RGB. Checked from the
 # file's header before decoding, since a 74 kB PNG can declare 4096x4096 (50 MB decoded).

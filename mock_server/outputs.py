@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from contracts import MODELS
 from mock_server import wire
 from mock_server.images import ImageError, ImageSource, load_image
 from mock_server.jobs import Job
-from mock_server.video import VideoCache, cache_key, fallback_video, render_video, video_available
+from mock_server.video import VideoCache, cache_key, fallback_video, video_available
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def video_for(job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
     """Return a completed job's MP4; blocking (decoding and encoding), so call it on a worker thread."""
     if not video_available():
         return fallback_video(job.model, job.params)
+    from mock_server import render  # needs the optional `video` extra (numpy), checked just above
+
     key = cache_key(job.model, job.params, job.seed, job.image_digest)
-    return cache.get_or_render(key, lambda: render_video(job.model, job.params, job.seed, _input_pixels(job, policy)))
+    return cache.get_or_render(
+        key, lambda: render.render_video(job.model, job.params, job.seed, _input_pixels(job, policy))
+    )
 
 
 def cached_video(job: Job, cache: VideoCache) -> bytes | None:

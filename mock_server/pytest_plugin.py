@@ -1,7 +1,9 @@
 """The pytest plugin: fixtures `segmind_mock` and `segmind_server`, markers, and `--segmind-live`.
 
 A thin layer over `mock_server.offline`, `mock_server.virtual_time` and `ServerThread`; installing
-the package registers it through the `pytest11` entry point.
+the package registers it through the `pytest11` entry point, so every pytest run of an environment
+with segmind-mock loads it: it imports only pytest and the API's constants, and its fixtures import
+the fake (and respx, the `pytest` extra) when a test first uses them.
 """
 
 from __future__ import annotations
@@ -10,18 +12,18 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import fields, replace
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from contracts.openapi import API_KEY_VARIABLE
-from mock_server.journal import JOURNAL_SIZE
-from mock_server.mock import SegmindMock
-from mock_server.offline import SEGMIND_URL, default_settings, segmind_offline
-from mock_server.scenarios import Rule
-from mock_server.server import ServerThread
-from mock_server.service import Settings
-from mock_server.virtual_time import SDK_MODULES, virtual_time
+from contracts.extras import MissingExtra
+from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
+
+if TYPE_CHECKING:
+    from mock_server.mock import SegmindMock
+    from mock_server.scenarios import Rule
+    from mock_server.service import Settings
 
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
 FAKE_API_KEY = "SG_0123456789abcdef"
@@ -33,7 +35,6 @@ MARKERS = (
     "how the fake runs in this test; virtual_time=False keeps real sleeps and a real-time clock.",
     "segmind_fake_only: the test controls the fake, so it is skipped with --segmind-live.",
 )
-_SETTING_NAMES = frozenset(field.name for field in fields(Settings)) - {"virtual"}
 
 
 class SegmindFixture:
@@ -101,7 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "segmind_virtual_time_modules",
         type="linelist",
-        help=f"modules whose sleeps advance the fake's clock, beside the official SDK's {', '.join(SDK_MODULES)}",
+        help="modules whose sleeps advance the fake's clock, beside the official SDK's own",
     )
 
 
@@ -127,18 +128,22 @@ def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if _live(request.config):
         yield _live_fixture()
         return
+    offline = _offline()
     settings = _settings(request.node)
     modules = _time_modules(request.config)
-    with segmind_offline(settings, virtual=settings.virtual, virtual_time_modules=modules) as mock:
+    with offline.segmind_offline(settings, virtual=settings.virtual, virtual_time_modules=modules) as mock:
         _add_marked_scenarios(request.node, mock)
         monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
-        yield SegmindFixture(SEGMIND_URL, FAKE_API_KEY, mock)
+        yield SegmindFixture(LIVE_URL, FAKE_API_KEY, mock)
 
 
 @pytest.fixture(scope="session")
 def segmind_server_session() -> Iterator[tuple[SegmindMock, str]]:
     """The session's fake behind a real uvicorn server on a free loopback port; use `segmind_server`."""
-    mock = SegmindMock(default_settings())
+    from mock_server.mock import SegmindMock  # the fake, imported when a test first uses it
+    from mock_server.server import ServerThread  # uvicorn, likewise
+
+    mock = SegmindMock(_offline().default_settings())
     with ServerThread(mock.app) as url:
         yield mock, url
 
@@ -149,6 +154,8 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if _live(request.config):
         yield _live_fixture()
         return
+    from mock_server.journal import JOURNAL_SIZE  # with the fake, when a test first uses it
+
     settings = _settings(request.node)
     if settings.journal_size != JOURNAL_SIZE:
         pytest.fail("segmind_server is shared by the session: its journal_size cannot change per test", False)
@@ -156,6 +163,8 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     mock.configure(settings)  # this test's settings, nothing of the last test
     _add_marked_scenarios(request.node, mock)
     monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
+    from mock_server.virtual_time import virtual_time  # with the fake, when a test first uses it
+
     sleeps = virtual_time(mock.clock, _time_modules(request.config)) if settings.virtual else nullcontext()
     try:
         with sleeps:
@@ -173,7 +182,20 @@ def _live_fixture() -> SegmindFixture:
     api_key = os.environ.get(API_KEY_VARIABLE)
     if not api_key:
         pytest.skip(f"--segmind-live needs a real API key in the {API_KEY_VARIABLE} environment variable")
-    return SegmindFixture(SEGMIND_URL, api_key, None)
+    return SegmindFixture(LIVE_URL, api_key, None)
+
+
+def _offline() -> ModuleType:
+    """The in-process fake's module, imported when a test first uses a fixture; it routes httpx with respx."""
+    try:
+        from mock_server import offline  # the fake, and respx: the optional `pytest` extra
+    except ModuleNotFoundError as error:
+        if error.name != "respx":
+            raise
+        missing = MissingExtra("the segmind_mock fixture", "pytest")
+    else:
+        return offline
+    pytest.fail(str(missing), False)  # outside the except block: one line, no chained traceback
 
 
 def _settings(node: pytest.Item) -> Settings:
@@ -183,11 +205,15 @@ def _settings(node: pytest.Item) -> Settings:
     if marker and marker.args:
         pytest.fail("segmind_settings takes keyword arguments only, e.g. segmind_settings(speed=100)", False)
     virtual = bool(options.pop("virtual_time", True))
-    unknown = set(options) - _SETTING_NAMES
+    from mock_server.service import Settings  # with the fake, when a test first uses it
+
+    names = frozenset(field.name for field in fields(Settings)) - {"virtual"}
+    unknown = set(options) - names
     if unknown:
-        allowed = ", ".join(sorted({"virtual_time", *_SETTING_NAMES}))
+        allowed = ", ".join(sorted({"virtual_time", *names}))
         pytest.fail(f"segmind_settings got unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}", False)
-    return replace(default_settings(virtual), **options)
+    settings: Settings = replace(_offline().default_settings(virtual), **options)
+    return settings
 
 
 def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:
@@ -199,4 +225,6 @@ def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:
 
 
 def _time_modules(config: pytest.Config) -> list[str]:
+    from mock_server.virtual_time import SDK_MODULES  # with the fake, when a test first uses it
+
     return [*SDK_MODULES, *config.getini("segmind_virtual_time_modules")]

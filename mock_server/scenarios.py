@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import MODELS, ParamError
+from contracts import MODELS, ModelSpec, ParamError
 from contracts.spec import is_number
 from mock_server import wire
 from mock_server.journal import mask_key
@@ -177,23 +177,43 @@ def _header_number(name: str, value: str) -> int | float:
 
 
 def _parse_match(match: Any) -> dict[str, Any]:
+    """Check a rule's `match`, refusing what no request could carry: such a rule would never fire."""
     if not isinstance(match, Mapping):
         raise ValueError("match must be an object of model, api_key and parameter values")
     if "model" in match and (not isinstance(match["model"], str) or match["model"] not in MODELS):
         raise ValueError(f"match.model must be one of {', '.join(MODELS)} (got {match['model']!r})")
-    return {key: value if key in _MATCH_SPECIAL else _canonical(key, value) for key, value in match.items()}
+    if "api_key" in match and not isinstance(match["api_key"], str):
+        raise ValueError(f"match.api_key must be a string, the key a request sends (got {match['api_key']!r})")
+    specs = [MODELS[match["model"]]] if "model" in match else list(MODELS.values())
+    return {key: value if key in _MATCH_SPECIAL else _canonical(key, value, specs) for key, value in match.items()}
 
 
-def _canonical(name: str, value: Any) -> Any:
-    # Compare in the types validation produces, so {"frames": "14"} matches a request's 14.
-    for spec in MODELS.values():
-        for param in spec.params:
-            if param.name == name:
-                try:
-                    return param.check(value)
-                except ParamError:
-                    continue
-    return value
+def _canonical(name: str, value: Any, specs: list[ModelSpec]) -> Any:
+    """Return a matched parameter's value in the types validation produces, so {"frames": "14"} matches 14.
+
+    Raise ValueError when no request of `specs` can carry it: a parameter no model (or another
+    model than the matched one) takes, or a value outside its documented range or values.
+    """
+    params = [param for spec in specs for param in spec.params if param.name == name]
+    if not params:
+        owners = [spec.slug for spec in MODELS.values() if any(param.name == name for param in spec.params)]
+        if owners:
+            raise ValueError(
+                f"match.{name} is a parameter of {', '.join(owners)}, not of {specs[0].slug}: "
+                "the rule could never match"
+            )
+        names = sorted({param.name for spec in MODELS.values() for param in spec.params})
+        raise ValueError(
+            f"match has an unknown key {name!r}: it takes {', '.join(_MATCH_SPECIAL)} or a parameter "
+            f"({', '.join(names)}); the rule could never match"
+        )
+    errors: list[str] = []
+    for param in params:
+        try:
+            return param.check(value)
+        except ParamError as error:
+            errors.append(error.message)
+    raise ValueError(f"match.{name}: {' or '.join(dict.fromkeys(errors))}; the rule could never match")
 
 
 def _parse_target(outcome: str, target: Any) -> str:

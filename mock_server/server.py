@@ -6,11 +6,12 @@ import asyncio
 import functools
 import ipaddress
 import json
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -19,8 +20,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mock_server import wire
+from mock_server.app import App
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+# Where `segmind-mock serve` reads the admin token when --admin-token is not given.
+ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
 LISTEN_BACKLOG = 2048  # uvicorn's own default
 
 
@@ -46,6 +50,21 @@ def url_of(sock: socket.socket) -> str:
     if ipaddress.ip_address(host).is_unspecified:  # 0.0.0.0 or ::, which are no address to send to
         host = "::1" if ":" in host else "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a host to bind to is loopback only (127.0.0.0/8, ::1, localhost): reachable from here alone."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"  # any other name may resolve anywhere
+
+
+def admin_token_for(host: str, given: str | None = None) -> str | None:
+    """The admin token a server bound to `host` requires: the one given, else a fresh one beyond loopback, else none."""
+    if given or is_loopback(host):
+        return given or None
+    return secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)
@@ -284,6 +303,12 @@ class ServerThread:
     """A real uvicorn server on a free loopback port, in a daemon thread: `with ServerThread(app) as url:`."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None) -> None:
+        # Beyond loopback, the fake's admin API needs a token: its own, else a fresh one (`admin_token`).
+        self.admin_token: str | None = None
+        if isinstance(app, App):
+            settings = app.service.settings
+            self.admin_token = settings.admin_token or admin_token_for(host)
+            app.service.settings = replace(settings, admin_token=self.admin_token)
         self._socket = bind(host, port)
         self.url = url_of(self._socket)
         self._server = uvicorn.Server(config(app, limits))

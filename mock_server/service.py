@@ -9,6 +9,7 @@ served in one pass: the key is authenticated once and the model looked up once.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
@@ -21,11 +22,11 @@ from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import JOURNAL_SIZE, mask_key
+from mock_server.journal import JOURNAL_SIZE, Record, mask_key
 from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
-from mock_server.storage import Backend, JobStore, JournalStore
+from mock_server.storage import Backend, JobStore, JournalStore, StoreUnavailable
 from mock_server.store_memory import MEMORY
 from mock_server.stores import open_backend
 from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
@@ -34,6 +35,7 @@ from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 VIEW_STRING_LIMIT = 120
 
 Result = TypeVar("Result")
+LOG = logging.getLogger("segmind_mock")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class Settings:
     render_threads: int = RENDER_THREADS
     # Where state lives: "memory", or redis://HOST:PORT/DB[?prefix=NAME] to share it (docs/scaling.md).
     store: str = MEMORY
+    # The token the admin API requires (None: open). Servers bound beyond loopback get one
+    # generated unless one is given (server.admin_token_for); docs/robustness.md.
+    admin_token: str | None = None
 
 
 # Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
@@ -96,6 +101,7 @@ class Service:
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
+        self.journal_dropped = 0  # exchanges the store could not journal (it was unavailable)
 
     # Segmind's API.
 
@@ -214,6 +220,16 @@ class Service:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
         return self.rules.add(data)
 
+    def record(self, record: Record) -> None:
+        """Journal an exchange; a store that cannot take it is counted, never allowed to break the answer."""
+        try:
+            self.journal.record(record)
+        except StoreUnavailable:
+            self.journal_dropped += 1
+        except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
+            self.journal_dropped += 1
+            LOG.exception("segmind-mock: journaling an exchange failed")
+
     def requests(self) -> list[dict[str, Any]]:
         """The journal of exchanges with the Segmind routes, oldest first, described."""
         return [entry.to_dict() for entry in self.journal.entries()]
@@ -234,19 +250,19 @@ class Service:
         return self.describe(job, now) if job is not None and result_kept(job, now) else None
 
     def reset(self) -> None:
-        """Forget jobs, journal, scenarios and account usage, and bring the clock back to the time of day."""
+        """Forget jobs, journal, scenarios and usage; bring the clock back to the time of day at its start-up speed."""
         self.jobs.clear()
         self.journal.clear()
         self.rules.clear()
         self.accounts.reset()
         self.clock.reset()
+        self.clock.set_speed(self.settings.speed)
 
     def configure(self, settings: Settings) -> None:
-        """Start afresh under new settings; the journal keeps its size, and the store stays where it is."""
-        self.settings = replace(settings, store=self.settings.store)
+        """Start afresh under new settings; the journal keeps its size, the store and admin token stay as they are."""
+        self.settings = replace(settings, store=self.settings.store, admin_token=self.settings.admin_token)
         self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
-        self.reset()
-        self.clock.set_speed(settings.speed)
+        self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual
         self.videos = VideoCache(settings.video_cache_bytes)
         self.pools = WorkerPools(settings.fetch_threads, settings.render_threads)

@@ -16,10 +16,23 @@ from typing import NamedTuple, Protocol
 from mock_server.jobs import Job
 from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
+from mock_server.wire import ApiError
 
 
 class StoreError(ValueError):
     """A store that cannot be used (bad URL, unreachable server, missing package); the message says what to fix."""
+
+
+class StoreUnavailable(ApiError):
+    """The store did not answer in time, or refused a change (out of memory): a 503 in the envelope.
+
+    The one mapping of store failures to HTTP: an `ApiError`, so every front end that answers
+    `ApiError` in the envelope (Segmind's routes, the admin API, a raw ASGI handler) answers
+    this one too. Raised before anything changed, so no job is accepted and then lost.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(503, f"Service Unavailable: the fake's store is unavailable ({reason}); retry shortly")
 
 
 class ClockState(NamedTuple):
@@ -208,5 +221,9 @@ class Backend(Protocol):
     def ledger(self) -> Ledger:
         """The accounts' ledger."""
 
-    def flush(self) -> None:
-        """Send the writes the current request queued (Redis batches them into one round trip), before it answers."""
+    def flush(self) -> int:
+        """Send the writes the current request queued (Redis batches them into one round trip), before it answers.
+
+        Return how many journal entries among them the store could not take (they are lost alone);
+        raise StoreUnavailable if it could not take any other write.
+        """

@@ -380,5 +380,6 @@ class MemoryBackend:
         """Accounts in a dict."""
         return MemoryLedger()
 
-    def flush(self) -> None:
+    def flush(self) -> int:
         """Nothing is queued: every write is done when asked."""
+        return 0

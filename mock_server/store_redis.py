@@ -9,9 +9,12 @@ met in the same order as `store_memory.py` meets them. See docs/scaling.md for t
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,27 +23,42 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
 from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, ClockStore, StoreError, Usage, round_credits
+from mock_server.storage import Charge, ClockState, ClockStore, StoreError, StoreUnavailable, Usage, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
+# How long one Redis call may take, connecting or answering, before the request gets a 503: a
+# stalled Redis holds a worker's event loop this long at most, once (then `Guard` fails fast).
+# `?socket_timeout=S&socket_connect_timeout=S` in the store URL overrides it (docs/scaling.md).
+TIMEOUT_SECONDS = 1.0
+# While Redis is down, a background thread pings it this often; the first answer ends the outage.
+PROBE_SECONDS = 0.2
+# Refusals Redis answers while it cannot change anything: out of memory, a read-only replica,
+# failing to save, no master. Each is answered with a 503, and nothing was changed.
+_REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
+LOG = logging.getLogger("segmind_mock.store")
 
 # Every clock script returns the state; the first process to read a namespace's clock sets it up.
 # A read also returns the rule book's version (KEYS[2]), so a request learns both in one round trip.
 _CLOCK_READ = """
+local created = '0'
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2])
+  created = '1'
 end
 local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 state[4] = redis.call('GET', KEYS[2]) or '0'
+state[5] = created
 return state
 """
 _CLOCK_ADVANCE = """
@@ -68,6 +86,16 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[3], ARGV[4], string.format('%020d', seq) .. ':' .. ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+"""
+# KEYS: the current clock, then its floor as this worker last saw it projected to now: (speed, sim, real).
+# Raises a clock that is behind the floor (a Redis that restarted and lost it) to the floor; never lowers it.
+_CLOCK_RESTORE = """
+local s = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+local now = tonumber(s[2]) + (tonumber(ARGV[3]) - tonumber(s[3])) * tonumber(s[1])
+if now < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[3])
+end
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 """
 _JOURNAL_RECORD = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -113,6 +141,12 @@ if times == 0 then
 end
 return {id, state[1], state[2], state[3], state[4]}
 """
+# KEYS: the rule's hash, the index, the version; ARGV: id, data, nth, times.
+_RULES_ADD = """
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'nth', ARGV[3], 'times', ARGV[4], 'seen', 0, 'hits', 0)
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), ARGV[1])
+redis.call('INCR', KEYS[3])
+"""
 _RULES_REMOVE = """
 redis.call('DEL', KEYS[2])
 redis.call('INCR', KEYS[3])
@@ -143,12 +177,100 @@ def _fresh_prefix() -> str:
     return f"{PREFIX_ROOT}:{uuid.uuid4().hex[:12]}"
 
 
+class Guard:
+    """Turns Redis failures into `StoreUnavailable` (a 503), and fails fast while Redis is down.
+
+    A call that cannot reach Redis, or times out, marks it down: calls then raise at once, with
+    no round trip, so a stalled Redis holds an event loop for one timeout, not one per request.
+    A background thread pings Redis meanwhile, and the first answer brings it back by itself.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._down: str | None = None  # why Redis is down, None while it answers
+        self._lock = threading.Lock()
+        self.outages = 0  # how many times Redis went down while this process used it
+
+    @property
+    def down(self) -> str | None:
+        """Why Redis is out of reach now, or None while it answers."""
+        return self._down
+
+    def call(self, command: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        """Run one Redis call, raising StoreUnavailable for a Redis that is down or refuses a change."""
+        down = self._down
+        if down is not None:
+            raise StoreUnavailable(down)
+        try:
+            return command(*args, **options)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self._mark_down(f"Redis did not answer: {error}")
+            raise StoreUnavailable(f"Redis did not answer: {error}") from None
+        except redis.ResponseError as error:
+            if isinstance(error, (redis.exceptions.OutOfMemoryError, redis.ReadOnlyError)) or str(error).startswith(
+                _REFUSALS
+            ):
+                raise StoreUnavailable(f"Redis refused the change: {error}") from None
+            raise  # a missing script (reloaded by redis-py) or a bug: not an outage
+
+    def ping(self) -> None:
+        """Ping Redis past the guard (raising redis-py's own errors)."""
+        redis.Redis.execute_command(self._client, "PING")  # type: ignore[no-untyped-call]
+
+    def _mark_down(self, reason: str) -> None:
+        with self._lock:
+            if self._down is not None:
+                return
+            self._down = reason
+            self.outages += 1
+        LOG.warning("segmind-mock: the Redis store is unavailable (%s); answering 503 until it returns", reason)
+        # The probe holds the guard weakly: a fake dropped while Redis is down takes its probe with it.
+        threading.Thread(target=_probe, args=(weakref.ref(self),), name="segmind-mock-redis-probe", daemon=True).start()
+
+    def answers(self) -> bool:
+        """Tell whether Redis answers a ping now (past the guard)."""
+        try:
+            self.ping()
+        except redis.RedisError:
+            return False
+        return True
+
+    def back(self) -> None:
+        """Mark Redis as answering again."""
+        self._down = None
+        LOG.warning("segmind-mock: the Redis store answers again")
+
+
+def _probe(guard_ref: weakref.ref[Guard]) -> None:
+    """Ping Redis every PROBE_SECONDS until it answers (then the guard serves again) or the guard is gone."""
+    while True:
+        time.sleep(PROBE_SECONDS)
+        guard = guard_ref()
+        if guard is None:
+            return
+        if guard.answers():
+            guard.back()
+            return
+        del guard  # no reference held between pings
+
+
+class GuardedRedis(redis.Redis):
+    """redis-py's client with every command passed through a `Guard`."""
+
+    guard: Guard
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Run a command; StoreUnavailable when Redis is down or refuses it."""
+        return self.guard.call(super().execute_command, *args, **options)
+
+
 class Call(NamedTuple):
     """One command for a pipeline: a Lua script with its keys and arguments, or (no script) a GET of its one key."""
 
     script: Script | None
     keys: Sequence[str]
     args: Sequence[Any]
+    droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
 
 
 class RedisBackend:
@@ -163,23 +285,37 @@ class RedisBackend:
 
     shared = True
 
-    def __init__(self, client: redis.Redis, prefix: str, where: str) -> None:
+    def __init__(self, client: GuardedRedis, prefix: str, where: str) -> None:
         self.redis = client
+        self.guard = client.guard
         self.prefix = prefix
         self.name = f"{where} (prefix {prefix})"
         # The rule book's version as the clock read at the start of this request saw it (None outside one).
         self.rules_version: ContextVar[str | None] = ContextVar(f"segmind-mock-rules-{id(self)}", default=None)
+        # How many times this process found Redis had lost the namespace's clock (a restart): it
+        # invalidates what it cached by version, since versions count again from zero.
+        self.restarts = 0
         # The writes the current request queued (None outside a request: writes are sent at once).
         self.queued: ContextVar[list[Call] | None] = ContextVar(f"segmind-mock-queued-{id(self)}", default=None)
+        self.dropped = 0  # journal entries Redis could not take (it was unavailable, or full)
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
         """Connect to the Redis a store URL names, or raise StoreError saying why it cannot be used."""
         redis_url, prefix = split_url(url)
         try:
-            client = redis.Redis.from_url(redis_url, decode_responses=True)
-            client.ping()
-        except (ValueError, redis.RedisError) as error:
+            pool = redis.ConnectionPool.from_url(
+                redis_url,
+                decode_responses=True,
+                socket_timeout=TIMEOUT_SECONDS,
+                socket_connect_timeout=TIMEOUT_SECONDS,
+                # No retries: one timeout is all a request waits; the guard's probe reconnects.
+                retry=Retry(NoBackoff(), 0),
+            )
+            client = GuardedRedis(connection_pool=pool)
+            client.guard = Guard(client)
+            client.guard.ping()  # unguarded: a failure here is a StoreError, no outage
+        except (ValueError, redis.RedisError, StoreUnavailable) as error:
             raise StoreError(f"cannot use the Redis store {_safe(redis_url)}: {error}") from None
         return cls(client, prefix or _fresh_prefix(), _safe(redis_url))
 
@@ -188,11 +324,32 @@ class RedisBackend:
         return ":".join((self.prefix, *parts))
 
     def run(self, *calls: Call) -> list[Any]:
-        """The answers to `calls`, sent in one round trip after the writes this request queued."""
+        """The answers to `calls`, sent in one round trip after the writes this request queued.
+
+        StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
+        then lost alone (`dropped` counts them).
+        """
         queued = self.queued.get()
         batch = [*queued, *calls] if queued else list(calls)
         if queued:
             queued.clear()
+        try:
+            answers = self._execute(batch)
+        except StoreUnavailable:
+            if not all(call.droppable for call in batch):
+                raise
+            self.dropped += len(batch)
+            return [None] * len(calls)
+        for index, answer in enumerate(answers):
+            if isinstance(answer, redis.exceptions.NoScriptError):
+                answers[index] = self._run_one(batch[index])  # a script's first use: loaded, then run
+            elif isinstance(answer, Exception):
+                if not batch[index].droppable:
+                    self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
+                self.dropped += 1
+        return answers[len(batch) - len(calls) :]
+
+    def _execute(self, batch: list[Call]) -> list[Any]:
         if len(batch) == 1:
             return [self._run_one(batch[0])]
         with self.redis.pipeline(transaction=False) as pipe:
@@ -201,13 +358,8 @@ class RedisBackend:
                     pipe.get(call.keys[0])
                 else:
                     pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-            answers: list[Any] = pipe.execute(raise_on_error=False)
-        for index, answer in enumerate(answers):
-            if isinstance(answer, redis.exceptions.NoScriptError):
-                answers[index] = self._run_one(batch[index])  # a script's first use: loaded, then run
-            elif isinstance(answer, Exception):
-                raise answer
-        return answers[len(batch) - len(calls) :]
+            answers: list[Any] = self.guard.call(pipe.execute, raise_on_error=False)
+        return answers
 
     def defer(self, call: Call) -> None:
         """Queue a write for the current request's next round trip; outside a request, send it now."""
@@ -217,10 +369,12 @@ class RedisBackend:
         else:
             queued.append(call)
 
-    def flush(self) -> None:
-        """Send the writes the current request queued, in one round trip."""
+    def flush(self) -> int:
+        """Send the writes the current request queued, in one round trip; how many journal entries were lost."""
+        before = self.dropped
         if self.queued.get():
             self.run()
+        return self.dropped - before
 
     def _run_one(self, call: Call) -> Any:
         if call.script is None:
@@ -261,6 +415,10 @@ class RedisBackend:
         return RedisLedger(self)
 
 
+def _raise(error: Exception) -> None:
+    raise error
+
+
 def _safe(url: str) -> str:
     # Never print a password.
     parts = urlsplit(url)
@@ -282,7 +440,6 @@ class RedisClock:
 
     def __init__(self, backend: RedisBackend, speed: float) -> None:
         self._initial_speed = speed
-        self._backend = backend
         self._key = backend.key("clock")
         self._rules_version_key = backend.key("rules-version")
         self._rules_version = backend.rules_version
@@ -290,8 +447,11 @@ class RedisClock:
         self._advance_script = backend.redis.register_script(_CLOCK_ADVANCE)
         self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
         self._reset_script = backend.redis.register_script(_CLOCK_RESET)
+        self._restore_script = backend.redis.register_script(_CLOCK_RESTORE)
+        self._backend = backend
+        self._seen: ClockState | None = None  # the latest state this process read: the floor after a restart
         self._pinned: ContextVar[ClockState | None] = ContextVar(f"segmind-mock-clock-{id(self)}", default=None)
-        self._parse(self._read())  # the first process to open the namespace sets its clock up
+        self._read()  # the first process to open the namespace sets its clock up
 
     def real_time(self) -> float:
         """The time of day: what every process of the namespace shares."""
@@ -306,7 +466,7 @@ class RedisClock:
         if self._pinned.get() is not None or self._backend.queued.get() is None:
             return self._backend.run(call)[0]
         raw, answer = self._backend.run(self._read_call(), call)
-        self._pin(_strings(raw))
+        self._pin(self._arrived(_strings(raw)))
         return answer
 
     def refresh(self) -> ClockState:
@@ -354,11 +514,30 @@ class RedisClock:
         return Call(self._read_script, [self._key, self._rules_version_key], args)
 
     def _read(self) -> list[str]:
-        return _strings(self._backend.run(self._read_call())[0])
+        return self._arrived(_strings(self._backend.run(self._read_call())[0]))
+
+    def _arrived(self, raw: list[str]) -> list[str]:
+        # A clock Redis had lost (it restarted) is raised back to this process's last reading.
+        if raw[4] == "1" and self._seen is not None:
+            raw = self._restore(self._seen) + raw[3:4]
+        self._seen = self._parse(raw)
+        return raw
+
+    def _restore(self, seen: ClockState) -> list[str]:
+        """Raise a clock Redis lost (it restarted) back to where this process last saw it: it never goes back."""
+        real = time.time()
+        floor = seen.sim + (real - seen.real) * seen.speed
+        self._backend.restarts += 1
+        LOG.warning(
+            "segmind-mock: the Redis store lost the clock (a restart?); simulated time continues from this "
+            "worker's last reading, %.3f. Jobs, scenarios, the journal and account usage were lost with it",
+            floor,
+        )
+        return _strings(self._restore_script(keys=[self._key], args=[repr(seen.speed), repr(floor), repr(real)]))
 
     def _keep(self, raw: Any) -> ClockState:
         # A change made inside a request is what the rest of the request sees.
-        state = self._parse(_strings(raw))
+        state = self._seen = self._parse(_strings(raw))
         if self._pinned.get() is not None:
             self._pinned.set(state)
         return state
@@ -456,7 +635,7 @@ class RedisJournal:
         # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
         for name in _ENTRY_BYTES:
             fields[name] = getattr(entry, name).decode("latin-1")
-        self._backend.defer(Call(self._record, [self._key], [json.dumps(fields), self.size]))
+        self._backend.defer(Call(self._record, [self._key], [json.dumps(fields), self.size], droppable=True))
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""
@@ -491,10 +670,11 @@ class RedisRuleStore:
         # Bumped when a rule is added or removed (counting does not bump it): rules read at a
         # version can be matched again while requests still see that version.
         self._version = backend.key("rules-version")
-        self._cached: tuple[str, list[Rule]] | None = None
+        self._cached: tuple[tuple[int, str], list[Rule]] | None = None
         self._backend = backend
         self._all = self._redis.register_script(_RULES_ALL)
         self._take = self._redis.register_script(_RULES_TAKE)
+        self._add = self._redis.register_script(_RULES_ADD)
         self._remove = self._redis.register_script(_RULES_REMOVE)
 
     def next_id(self) -> str:
@@ -504,14 +684,10 @@ class RedisRuleStore:
     def add(self, rule: Rule) -> None:
         """Keep a new rule, tried last."""
         static = {name: value for name, value in asdict(rule).items() if name not in _COUNTERS}
-        with self._redis.pipeline() as pipe:
-            pipe.hset(
-                self._rule_prefix + rule.id,
-                mapping={"data": json.dumps(static), "nth": rule.nth, "times": rule.times, "seen": 0, "hits": 0},
-            )
-            pipe.zadd(self._index, {rule.id: int(rule.id)})
-            pipe.incr(self._version)
-            pipe.execute()
+        self._add(
+            keys=[self._rule_prefix + rule.id, self._index, self._version],
+            args=[rule.id, json.dumps(static), rule.nth, rule.times],
+        )
 
     def rules(self) -> Sequence[Rule]:
         """The rules in order, read from Redis."""
@@ -526,11 +702,12 @@ class RedisRuleStore:
         """
         version = self._backend.rules_version.get()
         cached = self._cached
-        if version is not None and cached is not None and cached[0] == version:
+        at = (self._backend.restarts, version or "")
+        if version is not None and cached is not None and cached[0] == at:
             return cached[1]
         rules = self.rules()
         if version is not None:
-            self._cached = (version, list(rules))
+            self._cached = (at, list(rules))
         return rules
 
     def remove(self, rule_id: str) -> bool:
@@ -738,7 +915,7 @@ class RedisLedger:
         with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 self._usage(keys=self._keys(key), args=self._args(key, now, credits(key)), client=pipe)
-            found = pipe.execute()
+            found = self._backend.guard.call(pipe.execute)
         return [_usage(key, raw) for key, raw in zip(keys, found, strict=True)]
 
     def clear(self) -> None:

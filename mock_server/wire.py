@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH
+from contracts.openapi import API_KEY_SHAPE, POLL_PATH, RESULT_PATH, STATUS_PATH
 from contracts.responses import (
     ERROR_CODES,
     RATE_LIMIT_RESET_FORMAT,
@@ -54,6 +54,10 @@ BUSY = (
     "Service Unavailable: the fake is serving as many requests as it allows at once (--max-concurrent); retry shortly"
 )
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
+# The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
+# without one: any key in open mode, a declared key without `credits`. A number, since clients parse
+# it as one (segmind-workflow's total_credits_left() calls float()); it never goes down (CHOICE).
+OPEN_KEY_CREDITS = 1_000_000.0
 # The error of a `failed` scenario that names none (GUESS: the real text varies by cause).
 FAILED_DEFAULT_ERROR = "Inference failed"
 RAI_BLOCKED = "Content blocked: the input image or generated video violates the content policy (RAI)."  # GUESS
@@ -61,6 +65,11 @@ RAI_BLOCKED = "Content blocked: the input image or generated video violates the 
 # The message of each documented error status is its documented meaning (DOCS), except 401's,
 # whose real text is known (2ND). The codes themselves are the contract's.
 STATUS_MESSAGES: dict[int, str] = {**ERROR_CODES, 401: "Unauthorized. API key is invalid or may have expired"}
+# The 401 of a key the open mode refuses for its shape: the real text, then what the fake expected (CHOICE).
+MALFORMED_KEY = (
+    f"{STATUS_MESSAGES[401]}. Segmind's keys look like {API_KEY_SHAPE} (e.g. SG_0123456789abcdef); "
+    "send the key alone in x-api-key, or start the fake with a config declaring yours"
+)
 
 
 class ApiError(Exception):

@@ -17,8 +17,8 @@ from contracts import MODELS, ModelSpec
 from mock_server import SegmindMock, Settings
 from mock_server.app import App
 from mock_server.jobs import Job, State
+from mock_server.render import encode_mp4
 from mock_server.service import Accepted, Service
-from mock_server.video import encode_mp4
 from tests.support import API_KEY
 
 OTHER_KEY = "SG_fedcba9876543210"  # another client of a shared fake

@@ -37,11 +37,11 @@ def _free_port() -> int:
         return port
 
 
-def start_redis(binary: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a throwaway server on a free loopback port, nothing saved; return it and its URL."""
+def start_redis(binary: str, folder: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a throwaway server on loopback (a free port unless given), nothing saved; return it and its URL."""
     import redis  # optional: the Redis variants are skipped without it
 
-    port = _free_port()
+    port = port or _free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     client = redis.Redis(port=port)

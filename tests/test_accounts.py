@@ -14,6 +14,7 @@ from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import ConfigError, load_config, parse_config
+from mock_server.journal import mask_key
 from mock_server.transport import PortalTransport
 from tests.support import SEGMIND
 from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD, SVD_ONLY, submit
@@ -32,36 +33,25 @@ def finish(http: httpx.Client, fake: SegmindMock, job: httpx.Response, api_key: 
 
 
 def account(http: httpx.Client, key: str) -> dict:
-    return next(entry for entry in http.get("/_mock/accounts").json()["accounts"] if entry["key"] == key)
+    # Every key is shown masked, declared ones too.
+    return next(entry for entry in http.get("/_mock/accounts").json()["accounts"] if entry["key"] == mask_key(key))
 
 
 # API keys
 
 
-def test_without_a_config_any_key_is_accepted_with_unlimited_credits(store: str) -> None:
+def test_without_a_config_any_segmind_shaped_key_is_accepted_with_unlimited_credits(store: str) -> None:
     mock = SegmindMock(Settings(speed=0, store=store))
     with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
         for _ in range(10):
-            assert submit(http, "anything-at-all").status_code == 200
-        done = finish(http, mock, submit(http, "anything-at-all"), "anything-at-all").json()
+            assert submit(http, "SG_00000000000abcde").status_code == 200
+        done = finish(http, mock, submit(http, "SG_00000000000abcde"), "SG_00000000000abcde").json()
         assert done["metrics"]["cost"] == SVD_PRICE
-        assert "remaining_credits" not in done["metrics"]  # an unlimited key has no balance to report
+        # An unlimited key has no balance: it reports the documented stand-in, a number.
+        assert done["metrics"]["remaining_credits"] == wire.OPEN_KEY_CREDITS
         view = http.get("/_mock/accounts").json()
         assert view["open"] is True
-        assert view["accounts"] == [
-            {
-                "key": "any…-all",  # keys the operator did not declare are masked
-                "declared": False,
-                "credits": None,
-                "topped_up": 0.0,
-                "spent": round(11 * SVD_PRICE, 6),
-                "held": 0.0,
-                "balance": None,
-                "models": None,
-                "rpm": None,
-                "requests_last_minute": 0,
-            }
-        ]
+        assert view["accounts"] == []  # open, the fake keeps no account per key: keys leave no state behind
 
 
 def test_under_a_config_an_undeclared_key_gets_the_real_401(client: httpx.Client) -> None:
@@ -275,7 +265,17 @@ rpm = 12
     [
         ({"key": {}}, "the config: unknown field(s) key; allowed: keys, prices"),
         ({"keys": {"SG_a": {"credit": 1}}}, "keys.SG_a: unknown field(s) credit; allowed: credits, models, plan, rpm"),
-        ({"keys": {"SG_a": {"credits": -1}}}, "keys.SG_a.credits must be a number of credits, 0 or more (got -1)"),
+        (
+            {"keys": {"SG_a": {"credits": -1}}},
+            "keys.SG_a.credits must be a number of credits, 0 or more and below 1e+12 (got -1)",
+        ),
+        # Amounts every store holds exactly (Redis's Lua overflowed 1e300 credits to inf).
+        ({"keys": {"SG_a": {"credits": 1e300}}}, "keys.SG_a.credits must be a number of credits, 0 or more and below"),
+        ({"prices": {"svd": 1e13}}, "prices.svd must be a number of credits, 0 or more and below 1e+12"),
+        (
+            {"keys": {"SG_a": {"rpm": 2**60}}},
+            "keys.SG_a.rpm must be a whole number of requests a minute, 1 or more (up to",
+        ),
         ({"keys": {"SG_a": {"plan": "gold"}}}, "keys.SG_a.plan must be one of free, pro (got 'gold')"),
         ({"keys": {"SG_a": {"plan": "free", "rpm": 3}}}, "keys.SG_a: give either plan or rpm, not both"),
         ({"keys": {"SG_a": {"rpm": 0}}}, "keys.SG_a.rpm must be a whole number of requests a minute, 1 or more"),

@@ -11,7 +11,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
-from tests.support import SEGMIND
+from tests.support import API_KEY, SEGMIND
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_malformed_body_is_400_in_the_envelope(http: httpx.Client, body: bytes, 
 
 def test_body_past_the_limit_is_413_naming_the_limit() -> None:
     mock = SegmindMock(Settings(speed=0, max_body_bytes=1000))
-    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
+    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http:
         huge = {**MODELS["svd"].example, "image": "QUJD" * 1000}
         response = http.post("/v2/svd", json=huge)
         assert response.status_code == 413
@@ -79,7 +79,7 @@ def test_wrong_method_is_405_json_naming_the_allowed_one(
 
 def test_an_image_url_with_an_impossible_port_is_400_when_fetching() -> None:
     mock = SegmindMock(Settings(speed=0, images=ImageSource(fetch_remote=True)))
-    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
+    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http:
         response = http.post("/v2/svd", json={**MODELS["svd"].example, "image": "http://a.example:99999/x.png"})
     assert response.status_code == 400
     assert "port must be a number from 1 to 65535" in response.json()["error"]
@@ -99,7 +99,7 @@ def _broken_submit(*args: object, **kwargs: object) -> NoReturn:
 def test_a_bug_in_the_fake_is_a_500_in_the_envelope_and_journaled(monkeypatch: pytest.MonkeyPatch) -> None:
     mock = SegmindMock(Settings(speed=0))
     monkeypatch.setattr(mock.service, "submit", _broken_submit)  # a bug: every submission raises
-    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": "k"}) as http:
+    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http:
         response = http.post("/v2/svd", json=MODELS["svd"].example)
         assert response.status_code == 500
         assert response.json() == {"error": "The fake failed unexpectedly: RuntimeError: a bug in the fake"}

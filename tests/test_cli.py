@@ -201,14 +201,51 @@ def test_access_log_prints_method_path_status_and_time_of_each_request(serve: Se
 def test_bound_to_every_interface_the_start_up_line_names_loopback_and_says_so(serve: Serve) -> None:
     process, url, banner = serve("--host", "0.0.0.0")
     assert process.stdout is not None
-    banner += process.stdout.readline()
+    banner += process.stdout.readline() + process.stdout.readline() + process.stdout.readline()
     assert url.startswith("http://127.0.0.1:")
     assert "0.0.0.0:" not in banner and "//0.0.0.0" not in banner
     assert (
         f"listening on every interface (0.0.0.0): reachable from other machines on port {url.rsplit(':', 1)[1]}"
         in banner
     )
+    assert "WARNING: bound beyond loopback (0.0.0.0)" in banner
+    # A fresh token, printed in the dashboard's URL: the admin API needs it, health does not.
+    token = re.search(rf"open {re.escape(url)}/_mock/\?token=(\S+) for the dashboard", banner)
+    assert token, banner
     assert httpx.get(f"{url}/_mock/health").status_code == 200
+    refused = httpx.post(f"{url}/_mock/reset")
+    assert refused.status_code == 401 and "Authorization: Bearer <token>" in refused.json()["error"]
+    bearer = {"Authorization": f"Bearer {token.group(1)}"}
+    assert httpx.post(f"{url}/_mock/reset", headers=bearer).status_code == 200
+
+
+def test_an_admin_token_given_is_required_even_on_loopback(serve: Serve) -> None:
+    _, url, _ = serve("--admin-token", "team-secret-1")
+    assert httpx.get(f"{url}/_mock/jobs").status_code == 401
+    assert httpx.get(f"{url}/_mock/jobs", headers={"Authorization": "Bearer team-secret-1"}).status_code == 200
+
+
+def test_the_admin_token_may_come_from_the_environment() -> None:
+    environment = {**os.environ, "SEGMIND_MOCK_ADMIN_TOKEN": "from-the-environment"}
+    process = subprocess.Popen([*COMMAND, "--port", "0"], stdout=subprocess.PIPE, text=True, env=environment)
+    try:
+        assert process.stdout is not None
+        banner = "".join(process.stdout.readline() for _ in range(3))
+        match = STARTUP.search(banner)
+        assert match, banner
+        assert "Bearer from-the-environment" in banner
+        assert httpx.get(f"{match.group(1)}/_mock/jobs").status_code == 401
+        allowed = httpx.get(f"{match.group(1)}/_mock/jobs", headers={"Authorization": "Bearer from-the-environment"})
+        assert allowed.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_on_loopback_without_a_token_the_admin_api_stays_open(serve: Serve) -> None:
+    _, url, banner = serve()
+    assert "token" not in banner
+    assert httpx.get(f"{url}/_mock/jobs").status_code == 200
 
 
 @pytest.mark.parametrize("pyav", [True, False], ids=["with-pyav", "without-pyav"])
@@ -221,7 +258,7 @@ def test_the_start_up_line_says_how_videos_are_made_as_installed(pyav: bool) -> 
     process.terminate()
     process.wait(10)
     assert ("rendering videos with PyAV" in banner) is pyav
-    assert ("PyAV not installed: serving prepared videos" in banner) is not pyav
+    assert ("video extra (PyAV, numpy) is not installed: serving prepared videos" in banner) is not pyav
 
 
 def test_the_limit_flags_reach_the_server(serve) -> None:

@@ -122,7 +122,7 @@ def test_journal_filters_by_status_path_and_key_newest_first(http: httpx.Client)
     http.get(job["status_url"])
     http.post("/v2/svd", json={"fps": 0})  # 400
     http.get("/v2/requests/nope/status")  # 404
-    http.post("/v2/svd", json=SVD, headers={"x-api-key": "SG_other-key-9999"})
+    http.post("/v2/svd", json=SVD, headers={"x-api-key": "SG_0000000000009999"})
 
     def paths(**query: str) -> list[tuple[str, int]]:
         answer = http.get("/_mock/requests", params={"order": "newest", **query})
@@ -136,7 +136,7 @@ def test_journal_filters_by_status_path_and_key_newest_first(http: httpx.Client)
         ("/v2/requests/nope/status", 404),
         (f"/v2/requests/{job['request_id']}/status", 200),
     ]
-    assert paths(key="SG_other-key-9999") == [("/v2/svd", 200)]  # the key as sent
+    assert paths(key="SG_0000000000009999") == [("/v2/svd", 200)]  # the key as sent
     assert paths(key="SG_…9999") == [("/v2/svd", 200)]  # or as the journal shows it
     assert len(paths(key=API_KEY)) == 4
     newest_success = http.get("/_mock/requests", params={"order": "newest", "status": "2xx", "limit": 1})

@@ -17,13 +17,15 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import parse_config
 from mock_server.dashboard import ADMIN_COOKIE
+from mock_server.server import ServerThread
+from tests.support import API_KEY
 
 BROWSER_MISSING = "the dashboard's browser tests need the playwright package and Debian's chromium on the PATH"
 pytest.importorskip("playwright.sync_api", reason=BROWSER_MISSING)
 if shutil.which("chromium") is None:
     pytest.skip(BROWSER_MISSING, allow_module_level=True)
 
-from playwright.sync_api import Locator, Page, expect  # noqa: E402  (after the skip: an optional dependency)
+from playwright.sync_api import Browser, Locator, Page, expect  # noqa: E402  (after the skip: an optional dependency)
 
 pytestmark = pytest.mark.browser
 # The page polls once a second; a loaded CI machine may take a few polls to show a change.
@@ -133,7 +135,7 @@ def test_a_journal_entry_opens_to_its_bodies_and_the_filters_narrow_the_journal(
 ) -> None:
     request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
     live_http.post("/v2/svd", json={**SVD, "fps": 0})
-    live_http.get("/v2/requests/nope/status", headers={"x-api-key": "SG_someone-else-42"})
+    live_http.get("/v2/requests/nope/status", headers={"x-api-key": "SG_00000000000000e4"})
     rows = dashboard.locator("#requests-rows tr.row")
     expect(rows).to_have_count(3)
     expect(rows.first).to_contain_text("/v2/requests/nope/status")  # newest first
@@ -142,9 +144,9 @@ def test_a_journal_entry_opens_to_its_bodies_and_the_filters_narrow_the_journal(
     filters = dashboard.locator("#requests-filter")
     filters.get_by_label("Status", exact=True).fill("4xx")
     expect(rows).to_have_count(2)
-    filters.get_by_label("Key", exact=True).fill("SG_someone-else-42")
+    filters.get_by_label("Key", exact=True).fill("SG_00000000000000e4")
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("SG_…e-42")
+    expect(rows.first).to_contain_text("SG_…00e4")
     filters.get_by_role("button", name="Clear").click()
     expect(rows).to_have_count(3)
     filters.get_by_label("Path", exact=True).fill("/v2/svd")
@@ -202,7 +204,7 @@ def test_accounts_show_balances_holds_and_rate_windows(
     key = "SG_team-key-0001"
     expect(dashboard.locator("#accounts")).to_be_hidden()  # no keys declared: nothing to show
     mock.configure(Settings(speed=0, accounts=parse_config({"keys": {key: {"credits": 10, "rpm": 3}}})))
-    account = dashboard.locator("#accounts-rows tr.row", has_text=key)
+    account = dashboard.locator("#accounts-rows tr.row", has_text="SG_…0001")  # the key, masked
     expect(account.locator(".balance")).to_have_text("10")
     live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
     expect(account.locator(".held")).to_have_text(str(wire.PRICES["svd"]))
@@ -226,3 +228,20 @@ def test_a_token_in_the_url_is_kept_in_a_cookie_the_page_sends_but_cannot_read(
     with dashboard.expect_request(lambda request: request.url.endswith("/_mock/health")) as poll:
         pass  # the page's next poll of the admin API
     assert f"{ADMIN_COOKIE}=s3cret" in poll.value.all_headers()["cookie"]
+
+
+def test_beyond_loopback_the_dashboard_works_once_opened_with_its_token(browser: Browser) -> None:
+    mock = SegmindMock(Settings(speed=0))
+    thread = ServerThread(mock.app, host="0.0.0.0")  # bound to all, called through 127.0.0.1 only
+    with thread as url, browser.new_context() as context:
+        page = context.new_page()
+        refused = page.goto(f"{url}/_mock/")
+        assert refused is not None and refused.status == 401  # without the token, not even the page
+        page.goto(f"{url}/_mock/?token={thread.admin_token}")
+        assert page.url == f"{url}/_mock/"  # the token left the address bar for an HttpOnly cookie
+        request_id = httpx.post(f"{url}/v2/svd", json=SVD, headers={"x-api-key": API_KEY}).json()["request_id"]
+        row = job_row(page, request_id)
+        expect(row.locator(".state")).to_have_text("QUEUED")
+        page.get_by_role("button", name="+30 s").click()  # a POST to the admin API, carrying the cookie
+        expect(row.locator(".state")).to_have_text("PROCESSING")
+        expect(page.locator("#banner")).to_be_hidden()

@@ -72,6 +72,7 @@ def test_job_moves_through_the_documented_states_on_the_clock(http: httpx.Client
             "queue_time": wire.QUEUE_SECONDS,
             "total_time": round(spec.latency_seconds + wire.QUEUE_SECONDS, 2),
             "cost": wire.PRICES[spec.slug],
+            "remaining_credits": wire.OPEN_KEY_CREDITS,  # the open mode's stand-in balance
         },
     }
 

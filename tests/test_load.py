@@ -36,7 +36,7 @@ async def _client(http: httpx.AsyncClient, index: int) -> list[str]:
     ids = []
     for number in range(JOBS_PER_CLIENT):
         model = list(MODELS)[(index + number) % len(MODELS)]
-        headers = {"x-api-key": f"SG_load{index % 7:011d}"}
+        headers = {"x-api-key": f"SG_10ad{index % 7:012d}"}
         submitted = await http.post(f"/v2/{model}", json=MODELS[model].example, headers=headers)
         assert submitted.status_code == 200, submitted.text
         request_id = submitted.json()["request_id"]
@@ -48,7 +48,7 @@ async def _client(http: httpx.AsyncClient, index: int) -> list[str]:
 
 
 async def _finished(http: httpx.AsyncClient, request_id: str) -> tuple[str, str]:
-    headers = {"x-api-key": "SG_anykey000000"}
+    headers = {"x-api-key": "SG_a0a0a0a0a0a0a0a0"}
     status = await http.get(f"/v2/requests/{request_id}/status", headers=headers)
     result = await http.get(f"/v2/requests/{request_id}", headers=headers)
     assert status.status_code == result.status_code == 200, (status.text, result.text)

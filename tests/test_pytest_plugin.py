@@ -6,7 +6,10 @@ import importlib.metadata
 
 import pytest
 
-import mock_server.pytest_plugin  # imported once here, so inner runs reuse it rather than re-import
+# Imported once here, so inner runs reuse them rather than re-import: the inner runs forget the
+# modules they import, and numpy (which renders) refuses to load twice in a process.
+import mock_server.pytest_plugin
+import mock_server.render
 from tests.support_pytest import count_tests, examples, run
 
 EXAMPLES = examples()

@@ -15,8 +15,8 @@ from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
 from mock_server import SegmindMock, Settings, wire
 from mock_server.images import ImageSource
+from mock_server.render import render_video
 from mock_server.transport import PortalTransport
-from mock_server.video import render_video
 from tests.support import API_KEY, SEGMIND
 from tests.support_video import blob, blob_image, data_uri, decode, png, serve_image
 

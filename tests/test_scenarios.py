@@ -68,7 +68,10 @@ def test_rule_matches_model_key_and_parameter_values(http: httpx.Client, mock: S
     add(http, {"match": {"model": "svd", "api_key": API_KEY, "frames": "25"}, "outcome": "failed", "error": "no"})
     assert final_status(http, mock, "svd", {**SVD, "frames": 25})["status"] == "FAILED"
     assert final_status(http, mock, "svd", {**SVD, "frames": 14})["status"] == "COMPLETED"
-    assert final_status(http, mock, "svd", {**SVD, "frames": 25}, **{"x-api-key": "SG_other"})["status"] == "COMPLETED"
+    assert (
+        final_status(http, mock, "svd", {**SVD, "frames": 25}, **{"x-api-key": "SG_fedcba9876543210"})["status"]
+        == "COMPLETED"
+    )
     assert final_status(http, mock, "motionctrl-svd", MOTION)["status"] == "COMPLETED"
 
 

@@ -106,10 +106,11 @@ def test_run_sync_returns_mp4_bytes_after_the_simulated_duration(store: str) -> 
 
 
 def test_run_sync_blocks_until_the_clock_reaches_the_end(sdk: SegmindClient, mock: SegmindMock) -> None:
+    mock.clock.set_speed(0.001)  # running, slowly: a frozen clock would jump to the job's end at once
     answered: list = []
     call = threading.Thread(target=lambda: answered.append(sdk.run_sync("svd", **MODELS["svd"].example)))
     call.start()
-    arrived = wait_until(lambda: mock.jobs)  # wait for the request to arrive (the fake's time stays frozen meanwhile)
+    arrived = wait_until(lambda: mock.jobs)  # wait for the request to arrive (the job's end is hours away)
     assert arrived and call.is_alive() and not answered
     mock.advance(1000)
     call.join(5)
@@ -174,12 +175,13 @@ def test_real_server_answers_missing_key_with_401(server, make_sdk: Callable[...
 
 def test_a_v1_call_whose_client_hangs_up_stops_waiting(server) -> None:
     mock, url = server
+    mock.clock.set_speed(0.001)  # running, slowly: a frozen clock would jump to the job's end at once
     host, port = url.removeprefix("http://").split(":")
     body = json.dumps(MODELS["svd"].example).encode()
     head = f"POST /v1/svd HTTP/1.1\r\nhost: {host}\r\nx-api-key: {API_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
     with socket.create_connection((host, int(port))) as client:
         client.sendall(head.encode() + body)
-        wait_until(lambda: mock.jobs)  # wait for the call to arrive; the fake's clock stays frozen
+        wait_until(lambda: mock.jobs)  # wait for the call to arrive; the job's end is hours away
     # Hung up: the wait ends and the exchange is journaled, though the clock never reached the job's end.
     wait_until(lambda: mock.requests)
     assert [entry["status"] for entry in mock.requests] == [wire.CLIENT_GONE_STATUS]

@@ -15,6 +15,7 @@ import redis
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
+from mock_server.accounts import parse_config
 from mock_server.storage import StoreError
 from mock_server.store_redis import split_url
 from mock_server.transport import PortalTransport
@@ -47,7 +48,8 @@ def _status(client: httpx.Client, request_id: str) -> httpx.Response:
 
 def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(redis_url: str) -> None:
     url = namespaced(redis_url)
-    first, second = SegmindMock(Settings(speed=0, store=url)), SegmindMock(Settings(speed=0, store=url))
+    settings = Settings(speed=0, store=url, accounts=parse_config({"keys": {API_KEY: {"credits": 10}}}))
+    first, second = SegmindMock(settings), SegmindMock(settings)
     with _http(first) as one, _http(second) as two:
         second.add_scenario(outcome="failed", times=1)
         failed = _submit(one)  # the rule added through the other fake decides it

@@ -14,15 +14,8 @@ from hypothesis import strategies as st
 
 from contracts import MODELS
 from mock_server.jobs import resolve_seed
-from mock_server.video import (
-    FALLBACKS,
-    VideoCache,
-    cache_key,
-    draw_test_card,
-    fallback_video,
-    fixture_path,
-    render_video,
-)
+from mock_server.render import draw_test_card, render_video
+from mock_server.video import FALLBACKS, VideoCache, cache_key, fallback_video, fixture_path
 from tests.support_video import blob, blob_image, decode
 
 pytest.importorskip("av")
@@ -218,7 +211,8 @@ def test_the_module_imports_and_serves_prepared_files_without_pyav() -> None:
     script = """
 import sys
 sys.modules["av"] = None
-from mock_server.video import VideoUnavailable, fallback_video, render_video, video_available
+from mock_server.render import render_video
+from mock_server.video import VideoUnavailable, fallback_video, video_available
 from contracts import MODELS
 assert not video_available()
 assert fallback_video("svd", dict(MODELS["svd"].example))[4:8] == b"ftyp"

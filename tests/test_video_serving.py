@@ -16,11 +16,13 @@ from mock_server.video import fixture_path
 from tests.support import API_KEY
 from tests.support_video import blob_image, data_uri, png
 
-# The command as installed, run in a process that cannot import PyAV when asked to hide it.
+# The command as installed, run in a process that cannot import the extras' packages when asked to
+# hide them: the light install (no video, contracts or pytest extra).
 LAUNCH = """
 import sys
 if sys.argv.pop(1) == "hide":
-    sys.modules["av"] = None
+    for name in ("av", "numpy", "hypothesis", "respx", "pytest"):
+        sys.modules[name] = None
 from mock_server.cli import main
 sys.exit(main())
 """
@@ -53,9 +55,9 @@ def finished_output(client: httpx.Client, model: str, params: dict) -> httpx.Res
     return client.get(client.get(job["response_url"]).json()["output"])
 
 
-def test_without_pyav_the_fake_says_so_and_serves_the_closest_prepared_videos(serve) -> None:
+def test_a_light_install_says_so_and_serves_the_closest_prepared_videos_without_numpy(serve) -> None:
     url, banner = serve("hide")
-    assert "PyAV not installed: serving prepared videos from fixtures/" in banner
+    assert "the video extra (PyAV, numpy) is not installed: serving prepared videos from fixtures/" in banner
     assert "pip install 'segmind-mock[video]'" in banner
     with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as client:
         svd = {**MODELS["svd"].example, "frames": "25", "image": data_uri(png(blob_image()))}

@@ -1,0 +1,167 @@
+"""The Redis store under chaos: a real Redis-compatible server killed, stopped and continued, out of memory.
+
+Each test starts its own server on a loopback port (tests/support_stores.py) and a fake on it behind
+a real uvicorn server. Whatever Redis does, every answer is whole JSON: a prompt 503 in the envelope
+while Redis is away, the usual answers once it is back, without restarting the fake.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from contracts import MODELS
+from mock_server import SegmindMock, Settings
+from mock_server.server import ServerThread
+from tests.support import API_KEY
+from tests.support_stores import namespaced, redis_server, start_redis
+
+pytestmark = pytest.mark.slow
+
+# Far past the store's 1 s timeout, far short of redis-py's own 5 s (and its retries): a client
+# waiting this long for an answer means the fake hung on Redis.
+PROMPT = httpx.Timeout(3.0)
+SUBMIT = MODELS["svd"].example
+HEADERS = {"x-api-key": API_KEY}
+ROUTES = (
+    ("POST", "/v2/svd"),
+    ("GET", "/v2/requests/nope/status"),
+    ("GET", "/_mock/health"),
+    ("GET", "/_mock/jobs"),
+    ("GET", "/_mock/scenarios"),
+    ("POST", "/_mock/clock/advance"),
+)
+
+
+@dataclass
+class Chaos:
+    """A Redis server of the test's own, and a fake served on it."""
+
+    binary: str
+    folder: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    mock: SegmindMock
+    http: httpx.Client
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        self.process, _ = start_redis(self.binary, self.folder, self.port)
+
+    def admin(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+@pytest.fixture
+def chaos(tmp_path: Path) -> Iterator[Chaos]:
+    binary = redis_server()
+    if binary is None:
+        pytest.skip("no redis-server or valkey-server")
+    process, url = start_redis(binary, tmp_path)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    mock = SegmindMock(Settings(store=namespaced(url), speed=0))
+    try:
+        with ServerThread(mock.app) as base, httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as http:
+            state = Chaos(binary, tmp_path, port, process, mock, http)
+            yield state
+            process = state.process
+    finally:
+        process.kill()  # also a stopped one
+        process.wait(10)
+
+
+def call(http: httpx.Client, method: str, path: str) -> httpx.Response:
+    body = SUBMIT if path.startswith("/v2/svd") else {"seconds": 1} if path.endswith("advance") else None
+    return http.request(method, path, json=body)
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert list(response.json()) == ["error"]  # whole JSON: the answer was never cut
+    assert "store is unavailable" in response.json()["error"]
+
+
+def until_back(http: httpx.Client) -> httpx.Response:
+    """Poll health until the fake answers 200 again (it reconnects by itself); fail after a bounded number of tries."""
+    for _ in range(200):
+        response = http.get("/_mock/health")
+        if response.status_code == 200:
+            return response
+        assert_unavailable(response)
+        threading.Event().wait(0.05)
+    pytest.fail("the fake did not recover after Redis returned")
+
+
+def test_killed_redis_gets_prompt_503s_on_every_route_then_recovers(chaos: Chaos) -> None:
+    before = chaos.http.post("/v2/svd", json=SUBMIT)
+    assert before.status_code == 200, before.text
+    chaos.kill()
+    for method, path in ROUTES:
+        assert_unavailable(call(chaos.http, method, path))
+    chaos.restart()
+    until_back(chaos.http)
+    after = chaos.http.post("/v2/svd", json=SUBMIT)
+    assert after.status_code == 200, after.text
+    assert chaos.http.get(f"/v2/requests/{after.json()['request_id']}/status").status_code == 200
+
+
+def test_a_redis_restart_never_moves_the_clock_back(chaos: Chaos, caplog: pytest.LogCaptureFixture) -> None:
+    advanced = chaos.http.post("/_mock/clock/advance", json={"seconds": 3600}).json()["now"]
+    chaos.kill()
+    chaos.restart()
+    until_back(chaos.http)
+    now = chaos.http.get("/_mock/clock").json()["now"]
+    assert now >= advanced  # frozen clock (speed 0): it continues exactly where it was
+    assert "lost the clock" in caplog.text
+
+
+def test_stopped_redis_gets_503_within_the_timeout_and_the_worker_keeps_answering(chaos: Chaos) -> None:
+    assert chaos.http.get("/_mock/health").status_code == 200
+    os.kill(chaos.process.pid, signal.SIGSTOP)
+    try:
+        # The first call waits for the store's timeout, holding its worker that long; the rest fail
+        # fast, with no round trip, so the worker keeps answering: none waits for the client's timeout.
+        for method, path in ROUTES * 5:
+            assert_unavailable(call(chaos.http, method, path))
+        assert chaos.mock.service.backend.guard.outages == 1
+    finally:
+        os.kill(chaos.process.pid, signal.SIGCONT)
+    assert until_back(chaos.http).json()["status"] == "ok"
+
+
+def test_redis_out_of_memory_refuses_submissions_whole_and_loses_no_accepted_job(chaos: Chaos) -> None:
+    accepted = [chaos.http.post("/v2/svd", json=SUBMIT).json()["request_id"]]
+    admin = chaos.admin()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+    try:
+        # A poll reads only, so it is answered; journaling it fails, and the answer is whole all the same.
+        polled = chaos.http.get(f"/v2/requests/{accepted[0]}/status")
+        assert polled.json()["status"] in ("QUEUED", "PROCESSING", "COMPLETED"), polled.text
+        for _ in range(20):
+            response = chaos.http.post("/v2/svd", json=SUBMIT)
+            if response.status_code == 200:
+                accepted.append(response.json()["request_id"])
+            else:
+                assert_unavailable(response)
+        assert len(accepted) < 20
+    finally:
+        admin.config_set("maxmemory", "0")
+    for request_id in accepted:
+        assert chaos.http.get(f"/v2/requests/{request_id}/status").status_code == 200
+    assert chaos.http.get("/_mock/health").json()["journal_dropped"] >= 1
+    # Redis can take writes again: the fake serves as before.
+    assert chaos.http.post("/v2/svd", json=SUBMIT).status_code == 200
