@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
 import starlette
 import uvicorn
 
-from benchmarks import footprint, inprocess, throughput, workers
+from benchmarks import decoding, footprint, inprocess, redis_trips, throughput, workers
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
 RESULTS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-TARGET_RATIO = 0.85
-JOB_BYTES_TARGET = 2048
+TARGET_RATIO = 0.7  # of the raw ASGI limit, journal on (issue 16)
+JOB_BYTES_TARGET = 1024
+RUN_MS_TARGET = 10
 
 
 def machine() -> str:
@@ -28,50 +30,89 @@ def machine() -> str:
     )
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    align = "|".join("---" if index < text_columns else "---:" for index in range(len(header)))
+    lines = ["| " + " | ".join(header) + " |", f"|{align}|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def report() -> str:
-    """Run every benchmark and return the results as Markdown."""
-    lines = [f"Machine: {machine()}.", ""]
-
-    print("throughput: segmind-mock serve against bare Starlette ...", file=sys.stderr, flush=True)
+def _throughput(lines: list[str]) -> None:
+    print(
+        "throughput: raw ASGI, bare Starlette, the fake, WireMock, interleaved rounds ...", file=sys.stderr, flush=True
+    )
+    report = throughput.measure()
+    lines += [f"### Throughput (target: the fake at {TARGET_RATIO:.1f} of raw ASGI or more)", ""]
+    lines += [f"Driver: {report.driver}, {throughput.CONNECTIONS} connections, one server process each.", ""]
+    lines += [f"{reason}." for reason in report.skipped] + ([""] if report.skipped else [])
     rows = []
-    for row in throughput.measure():
-        low, high = row.cpu_ratio_range
+    for row in report.rows:
+        low, high = row.ratio_range
         rows.append(
             [
                 row.route,
-                f"{row.fake:,.0f}",
-                f"{row.bare:,.0f}",
-                f"**{row.ratio:.2f}**",
-                f"{row.fake_cpu_us:.1f}",
-                f"{row.bare_cpu_us:.1f}",
-                f"**{row.cpu_ratio:.2f}** ({low:.2f} to {high:.2f})",
-                f"{row.journal_off:.2f}",
-                f"{row.floor:.2f}" if row.floor is not None else "",
+                row.server,
+                f"{row.per_second:,.0f}",
+                f"**{row.ratio:.2f}** ({low:.2f} to {high:.2f})",
+                f"{row.cpu_us:.1f}",
+                f"{row.cpu_ratio:.2f}",
             ]
         )
-    lines += [f"### Throughput (target: ratio of at least {TARGET_RATIO:.2f})", ""]
+    header = ["route", "server", "req/s", "ratio to raw ASGI (spread over rounds)", "CPU µs/req", "CPU, raw/this"]
+    lines += _table(header, rows, text_columns=2)
+
+
+def _decoding(lines: list[str]) -> None:
+    print("decoding a submission in-process ...", file=sys.stderr, flush=True)
+    lines += ["", "### Decoding and validating a submission body (in-process, the docs' example)", ""]
     lines += _table(
+        ["model", "json + ModelSpec.validate µs", "one-pass msgspec µs", "speed-up"],
         [
-            "route",
-            "fake req/s",
-            "bare req/s",
-            "ratio",
-            "fake CPU µs/req",
-            "bare CPU µs/req",
-            "CPU ratio, bare/fake (spread over rounds)",
-            "fake with --journal-size 0",
-            "floor: bare reading the body",
+            [
+                row.model,
+                f"{row.reference_us:.2f}",
+                f"{row.one_pass_us:.2f}",
+                f"{row.reference_us / row.one_pass_us:.1f}x",
+            ]
+            for row in decoding.measure()
         ],
-        rows,
     )
 
+
+def _redis(lines: list[str]) -> None:
+    print("Redis round trips, then workers (starts throwaway redis-servers) ...", file=sys.stderr, flush=True)
+    lines += ["", "### Redis round trips per request (counted by the Redis server)", ""]
+    lines += _table(
+        ["route", "round trips", "commands (in Lua scripts too)"],
+        [
+            [
+                row.route,
+                f"{row.round_trips:.2f}",
+                ", ".join(f"{name} {count:g}" for name, count in sorted(row.commands.items())),
+            ]
+            for row in redis_trips.measure()
+        ],
+        text_columns=1,
+    )
+    runs = workers.measure_all()
+    memory, redis_one = "memory, 1 worker", "redis, 1 worker"
+    lines += ["", "### Workers and stores (`segmind-mock serve`, submit + status cycles per second)", ""]
+    lines += _table(
+        ["served by", "cycles/s (median)", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
+        [
+            [
+                name,
+                f"{statistics.median(rates):,.0f}",
+                f"{workers.ratio(runs, name, memory):.2f}",
+                f"{workers.ratio(runs, name, redis_one):.2f}" if "redis" in name else "",
+            ]
+            for name, rates in runs.items()
+        ],
+    )
+
+
+def _memory_and_scaling(lines: list[str]) -> None:
     print("memory per stored job ...", file=sys.stderr, flush=True)
-    lines += ["", f"### Memory per stored job (target: under {JOB_BYTES_TARGET} bytes)", ""]
+    lines += ["", f"### Memory per stored job (target: at most {JOB_BYTES_TARGET} bytes)", ""]
     lines += _table(
         ["model", "bytes per job", "share of target"],
         [
@@ -80,7 +121,6 @@ def report() -> str:
             for size in [footprint.memory_per_job(slug)]
         ],
     )
-
     print("scaling with stored jobs (builds a store of a million jobs) ...", file=sys.stderr, flush=True)
     scaling = footprint.scaling()
     base = scaling[0]
@@ -99,10 +139,13 @@ def report() -> str:
         ],
     )
 
+
+def _sdk_run(lines: list[str]) -> None:
     print("in-process cost per SDK run() ...", file=sys.stderr, flush=True)
     costs = inprocess.measure()
     loopback = costs[-1]
-    lines += ["", '### Cost per official-SDK `client.run("svd", ...)` (virtual polling)', ""]
+    title = f'### Cost per official-SDK `client.run("svd", ...)` (virtual polling; aim: under {RUN_MS_TARGET} ms)'
+    lines += ["", title, ""]
     lines += _table(
         ["served by", "ms per run", "HTTP requests per run", "µs per request", "ratio to loopback"],
         [
@@ -117,22 +160,17 @@ def report() -> str:
         ],
     )
 
-    print("workers and stores (starts a throwaway redis-server) ...", file=sys.stderr, flush=True)
-    runs = workers.measure_all()
-    memory, redis_one = runs["memory, 1 worker"], runs["redis, 1 worker"]
-    lines += ["", "### Workers and stores (`segmind-mock serve`, submit + status cycles per second)", ""]
-    lines += _table(
-        ["served by", "cycles/s", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
-        [
-            [name, f"{rate:,.0f}", f"{rate / memory:.2f}", f"{rate / redis_one:.2f}" if "redis" in name else ""]
-            for name, rate in runs.items()
-        ],
-    )
+
+def report() -> str:
+    """Run every benchmark and return the results as Markdown."""
+    lines = [f"Machine: {machine()}; load average before the run: {os.getloadavg()[0]:.2f}.", ""]
+    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run):
+        part(lines)
     return "\n".join(lines) + "\n"
 
 
 def write(results: str) -> None:
-    """Replace the results section of the results page, keeping the text around it."""
+    """Replace the results section of docs/benchmarks.md, keeping the text around it."""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
     text = RESULTS_PAGE.read_text()
     head, _, rest = text.partition(start)
@@ -143,7 +181,7 @@ def write(results: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, and optionally write it into the docs."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--write", action="store_true", help="also update the results in docs/benchmarks.md")
+    parser.add_argument("--write", action="store_true", help="also update docs/benchmarks.md")
     args = parser.parse_args(argv)
     results = report()
     print(results)

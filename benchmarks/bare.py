@@ -1,14 +1,11 @@
 """The baseline: a bare Starlette app answering the fake's submit and status routes with constant JSON.
 
 It runs on the same uvicorn stack as `segmind-mock serve` (`mock_server.server.config`), so the
-ratio between the two measures only what the fake does per request. With `--read-body`, submit
-first reads and parses its JSON body, the least any real submit route does: the floor for the fake.
+ratio between the two measures what Starlette's routing, `Request` and `Response` cost over the
+raw ASGI limit (`benchmarks/raw.py`).
 """
 
 from __future__ import annotations
-
-import json
-import sys
 
 import uvicorn
 from starlette.applications import Starlette
@@ -36,34 +33,28 @@ async def submit(request: Request) -> Response:
     return JSONResponse(SUBMIT_BODY)
 
 
-async def submit_reading_body(request: Request) -> Response:
-    """Read and parse the submission's body (straight from `receive`, as the fake does), then answer constantly."""
-    json.loads((await request.receive())["body"])
-    return JSONResponse(SUBMIT_BODY)
-
-
 async def status(request: Request) -> Response:
     """Answer a status poll with a constant body."""
     return JSONResponse(STATUS_BODY)
 
 
-def create_app(*, read_body: bool = False) -> Starlette:
-    """The bare app; with `read_body`, its submit route reads and parses the body first."""
+def create_app() -> Starlette:
+    """The bare app."""
     return Starlette(
         routes=[
             Route("/v2/requests/{request_id}/status", status, methods=["GET"]),
-            Route("/v2/{model}", submit_reading_body if read_body else submit, methods=["POST"]),
+            Route("/v2/{model}", submit, methods=["POST"]),
         ]
     )
 
 
 def main() -> None:
     """Serve the bare app on a free loopback port and print its URL."""
-    app = create_app(read_body="--read-body" in sys.argv[1:])
+    app = create_app()
     sock = server.bind("127.0.0.1", 0)
     print(f"bare-starlette: serving on {server.url_of(sock)}", flush=True)
     uvicorn.Server(server.config(app)).run(sockets=[sock])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

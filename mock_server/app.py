@@ -1,9 +1,8 @@
-"""The app factory: Segmind's routes on a short, journaled path; the fake's own routes through Starlette."""
+"""The app: Segmind's routes on a raw ASGI path, journaled; the fake's own routes through Starlette."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable
+import functools
 
 import anyio
 from starlette.applications import Starlette
@@ -11,17 +10,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
-from mock_server.recording import Recording, Unrecorded
-from mock_server.responses import JSONResponse
-from mock_server.routes import SegmindRoutes
+from mock_server.recording import entry
+from mock_server.responses import Answer, JSONResponse, error_answer, header, server_error
+from mock_server.router import Router
+from mock_server.routes import Call, Handler, SegmindRoutes
 from mock_server.service import Service
 from mock_server.storage import StoreUnavailable
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 # The fake's own routes (admin API, output files) live here; they are not journaled.
 OWN_PREFIX = "/_mock/"
@@ -30,15 +27,15 @@ OWN_PREFIX = "/_mock/"
 class App:
     """The fake's ASGI app.
 
-    Segmind's routes are what clients poll in loops and load-test, so they skip Starlette's
-    middleware stack: one method matches the route (with Starlette's `Route` objects), serves it,
-    turns errors into the JSON envelope, applies a scenario's network fault and journals the
-    exchange. The routes under `/_mock/` are an ordinary Starlette app.
+    Segmind's routes are what clients poll in loops and load-test, so no framework serves them:
+    one method matches the route by splitting the path, serves it, turns errors into the JSON
+    envelope, applies a scenario's network fault, journals the exchange and sends the answer.
+    The routes under `/_mock/` are an ordinary Starlette app.
     """
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.routes: list[Route] = SegmindRoutes(service).routes
+        self.router: Router[Handler] = Router(SegmindRoutes(service).routes)
         self.own = Starlette(
             routes=admin.ROUTES,
             middleware=[Middleware(admin.AdminToken, service=service)],
@@ -53,74 +50,75 @@ class App:
         if scope["type"] != "http":
             await self.own(scope, receive, send)
             return
-        with contextlib.ExitStack() as request:
-            try:
-                request.enter_context(self.service.clock.pinned())
-            except StoreUnavailable as error:  # nothing was sent yet: the answer is the 503
-                await (await _error_response(error))(scope, receive, send)
-                return
+        with self.service.clock.pinned():
             if scope["path"].startswith(OWN_PREFIX):
                 await self.own(scope, receive, send)
             else:
                 await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        service = self.service
-        journal = service.journal
-        # A journal of size 0 (`--journal-size 0`) keeps nothing, so nothing is recorded.
-        exchange = (
-            Recording(scope, receive, send, service.record, service.clock.now)
-            if journal.size
-            else Unrecorded(receive, send)
-        )
+        call = Call(scope, receive)
+        rule = None
         try:
-            try:
-                response = await self._respond(scope, exchange.receive)
-            except ClientDisconnect:
-                return  # the client left while sending its body: nobody is left to answer
-            except Exception as error:
-                # Never expected: a 500 without a scenario asking for it is a bug in the fake.
-                # Answer it in the envelope, then let the server log it.
-                await _server_error_response(error)(scope, exchange.receive, exchange.send)
-                raise
-            try:
-                await response(scope, exchange.receive, exchange.send)
-            except faults.ConnectionDropped as dropped:
-                exchange.finish()  # before the client can see its connection close
-                await faults.drop_connection(receive, dropped)
-        finally:
-            exchange.finish()
-
-    async def _respond(self, scope: Scope, receive: Receive) -> Response:
-        try:
-            endpoint = self._match(scope)
-            return await endpoint(Request(scope, receive))
+            handler, call.param, call.prefix = self.router.match(scope["method"], scope["path"])
+            answer, rule = await handler(call)
         except wire.ApiError as error:
-            return await _error_response(error)
+            if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
+                await anyio.sleep(error.delay_seconds)
+            answer = error_answer(error)
+        except ClientDisconnect:
+            self._journal(call, None, b"", b"")  # the client left while sending its body: nobody to answer
+            return
+        except Exception as error:
+            # Never expected: a 500 without a scenario asking for it is a bug in the fake.
+            # Answer it in the envelope, then let the server log it.
+            await self._send(call, send, error_answer(server_error(error)))
+            raise
+        if faults.shapes(rule):
+            assert rule is not None
+            try:
+                self.service.backend.flush()  # the job is stored when accepted, however late its answer
+            except StoreUnavailable as error:  # it could not be: the answer is the 503, not the fault
+                await self._send(call, send, error_answer(error))
+                return
+            try:
+                await faults.deliver(answer, rule, send, functools.partial(self._journal_quietly, call))
+            except faults.ConnectionDropped as dropped:
+                await faults.drop_connection(receive, dropped)
+            return
+        await self._send(call, send, answer)
 
-    def _match(self, scope: Scope) -> Endpoint:
-        """Find the endpoint for the request, with its path parameters set, or raise its 404 or 405."""
-        allowed: set[str] = set()
-        for route in self.routes:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                scope.update(child_scope)
-                return route.endpoint
-            if match is Match.PARTIAL:
-                allowed |= route.methods or set()
-        if allowed:
-            raise wire.method_not_allowed(scope["method"], scope["path"], sorted(allowed))
-        raise wire.no_route(scope["method"], scope["path"])
+    async def _send(self, call: Call, send: Send, answer: Answer) -> None:
+        status, headers, body = answer
+        # Journaled before the answer goes out: a client that has its answer can read the journal at once.
+        try:
+            self._journal(call, status, header(headers, b"content-type"), body)
+        except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
+            status, headers, body = error_answer(error)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _journal(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
+        """Journal what reaches the client, just before it does; then send what a shared store queued."""
+        service = self.service
+        if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
+            answer = (status, response_type, response)
+            service.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
+        # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
+        service.journal_dropped += service.backend.flush()
+
+    def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
+        # Once the answer is on its way, a store that cannot take the entry loses the entry only.
+        try:
+            self._journal(call, status, response_type, response)
+        except StoreUnavailable:
+            self.service.journal_dropped += 1
 
 
 async def _error_response(error: wire.ApiError) -> Response:
     if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
         await anyio.sleep(error.delay_seconds)
     return JSONResponse(wire.error_body(error.message), error.status, error.headers)
-
-
-def _server_error_response(error: Exception) -> Response:
-    return JSONResponse(wire.error_body(f"The fake failed unexpectedly: {type(error).__name__}: {error}"), 500)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -142,4 +140,4 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return _server_error_response(exc)
+    return await _error_response(server_error(exc))

@@ -8,15 +8,20 @@ connection is closed with nothing (or half a body) sent; in-process, `PortalTran
 
 from __future__ import annotations
 
-import anyio
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from collections.abc import Callable
 
+import anyio
+from starlette.types import Receive, Send
+
+from mock_server.responses import Answer, header
 from mock_server.scenarios import BROKEN_ANSWERS, Rule
 
 # What httpcore says when a server closes the connection early; in-process clients see the same.
 NO_RESPONSE = "Server disconnected without sending a response."
 SHORT_BODY = "peer closed connection without sending complete message body (received {sent} bytes, expected {length})"
+
+# Journals what reached the client: its status (None: nothing was sent), content type and body.
+Journal = Callable[[int | None, bytes, bytes], None]
 
 
 class ConnectionDropped(BaseException):
@@ -27,43 +32,35 @@ class ConnectionDropped(BaseException):
     """
 
 
-class FaultyResponse(Response):
-    """A response that reaches the client as `rule` says: late, cut short, garbled or not at all."""
+def shapes(rule: Rule | None) -> bool:
+    """Tell whether `rule` delays or breaks the answer on its way out."""
+    return rule is not None and (rule.outcome in BROKEN_ANSWERS or bool(rule.delay_seconds))
 
-    def __init__(self, response: Response, rule: Rule) -> None:
-        super().__init__(status_code=response.status_code)  # what it stands for; the answer is sent by __call__
-        self.response = response
-        self.rule = rule
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the answer as the rule says: late, cut short, garbled or not at all."""
-        if self.rule.delay_seconds:
-            await anyio.sleep(self.rule.delay_seconds)
-        if self.rule.outcome not in BROKEN_ANSWERS:
-            await self.response(scope, receive, send)
-            return
-        if self.rule.outcome == "disconnect":
-            raise ConnectionDropped(NO_RESPONSE)
-        body = bytes(self.response.body)
+async def deliver(answer: Answer, rule: Rule, send: Send, journal: Journal) -> None:
+    """Send `answer` as `rule` says: late, cut short, garbled or not at all; journal what the client got.
+
+    Raises ConnectionDropped for an answer cut short or never sent.
+    """
+    if rule.delay_seconds:
+        await anyio.sleep(rule.delay_seconds)
+    status, headers, body = answer
+    content_type = header(headers, b"content-type")
+    if rule.outcome == "disconnect":
+        journal(None, b"", b"")
+        raise ConnectionDropped(NO_RESPONSE)
+    if rule.outcome in BROKEN_ANSWERS:
         half = body[: len(body) // 2]
-        if self.rule.outcome == "truncated":
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.response.status_code,
-                    "headers": self.response.raw_headers,
-                }
-            )
+        if rule.outcome == "truncated":
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": half, "more_body": True})
+            journal(status, content_type, half)
             raise ConnectionDropped(SHORT_BODY.format(sent=len(half), length=len(body)))
-        await Response(half, 200, media_type=self.response.media_type)(scope, receive, send)  # malformed
-
-
-def respond(response: Response, rule: Rule | None) -> Response:
-    """Return `response`, or a faulty version of it when `rule` delays or breaks the answer."""
-    if rule is None or (rule.outcome not in BROKEN_ANSWERS and not rule.delay_seconds):
-        return response
-    return FaultyResponse(response, rule)
+        # Malformed: half the body, sent whole as a 200.
+        status, headers, body = 200, [(b"content-length", b"%d" % len(half)), (b"content-type", content_type)], half
+    journal(status, content_type, body)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def drop_connection(receive: Receive, dropped: ConnectionDropped) -> None:

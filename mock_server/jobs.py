@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from enum import StrEnum
@@ -71,12 +70,14 @@ class Job:
 # The version (4) and variant (RFC 4122) bits of a uuid4.
 _UUID4_CLEAR = 0xF000 << 64 | 0xC000 << 48
 _UUID4_SET = 0x4000 << 64 | 0x8000 << 48
+_random_bits = random.getrandbits  # reseeded in a forked child (`random` registers that itself)
 
 
 def new_request_id() -> str:
     """Return a fresh request id, a uuid4 as the real service uses."""
-    # What str(uuid.uuid4()) returns, without building a UUID object: half the cost on every submit.
-    value = int.from_bytes(os.urandom(16)) & ~_UUID4_CLEAR | _UUID4_SET
+    # What str(uuid.uuid4()) returns, without a UUID object or a system call (ids need to be unique,
+    # not secret): a quarter of uuid4's cost on every submit.
+    value = _random_bits(128) & ~_UUID4_CLEAR | _UUID4_SET
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 

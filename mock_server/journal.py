@@ -35,6 +35,12 @@ def mask_query(query: str, api_key: str | None) -> str:
     return _SECRET_PARAMETER.sub(lambda found: found.group(1) + (mask_key(found.group(2)) or ""), query)
 
 
+# An exchange as a journal store keeps it: Entry's fields in order, in a plain tuple. Holding
+# only strings, bytes and numbers, it is one the garbage collector stops tracking at once: a
+# thousand entries, each living a thousand requests, cost no collections (docs/benchmarks.md).
+Record = tuple[float, str, str, bytes, bytes, bytes, int, int | None, bytes, bytes, int]
+
+
 @dataclass(slots=True)
 class Entry:
     """One exchange, kept raw as the server saw it; decoding waits until someone reads the journal.

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from mock_server.wire import ApiError
 
@@ -27,9 +28,11 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Return the raw body, answering 413 as soon as it is known to pass `limit` bytes."""
-    declared = request.headers.get("content-length", "")
+async def read_body(declared: bytes, receive: Receive, limit: int) -> bytes:
+    """Return the raw body from `receive`, answering 413 as soon as it is known to pass `limit` bytes.
+
+    `declared` is the content-length header (empty without one).
+    """
     # More digits than any limit has is too large, without converting them (int() of 4,300+ raises).
     if declared.isdigit() and (len(declared) > len(str(limit)) or int(declared) > limit):
         raise _too_large(limit)
@@ -37,7 +40,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk = message.get("body", b"")
@@ -46,12 +49,13 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise _too_large(limit)
         if not message.get("more_body", False):
-            return b"".join(chunks)  # one chunk (nearly every body) comes back as it is, not copied
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk comes back as it is
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """Return the body parsed as a JSON object, or raise a 400/413 that says what to fix."""
-    return parse_json_object(await read_body(request, limit))
+    declared = request.headers.get("content-length", "").encode("latin-1")
+    return parse_json_object(await read_body(declared, request.receive, limit))
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

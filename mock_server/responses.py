@@ -1,19 +1,61 @@
-"""JSON answers as the fake sends them: compact UTF-8, never NaN, like Starlette's, encoded faster."""
+"""Answers as the fake sends them: compact UTF-8 JSON encoded by msgspec, with pre-built header lists.
+
+Segmind's routes send plain `Answer` tuples straight to the server (`app.App`); the fake's own
+routes use `JSONResponse`, Starlette's with the same encoding.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
 from starlette import responses
 
-# One encoder for every answer: `json.dumps` with options builds a new encoder on each call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+from mock_server import wire
+
+# What a Segmind route answers: the status, the ASGI header list, the body bytes.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+JSON_TYPE = b"application/json"
+_CONTENT_TYPE = (b"content-type", JSON_TYPE)
+# Compact UTF-8 JSON in the keys' own order: what json.dumps(separators=(",", ":"), ensure_ascii=False) writes.
+encode_json = msgspec.json.Encoder().encode
+
+
+def header_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """ASGI headers from a mapping, names in lower case as Starlette sends them."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def answer(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:
+    """A JSON answer, its header list built around the pre-built content-type."""
+    body = encode_json(content)
+    listed = [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
+    return status, (listed + header_list(headers) if headers else listed), body
+
+
+def error_answer(error: wire.ApiError) -> Answer:
+    """The documented `{"error": ...}` envelope of an ApiError, with its headers."""
+    return answer(wire.error_body(error.message), error.status, error.headers)
+
+
+def server_error(error: BaseException) -> wire.ApiError:
+    """The 500 of an unexpected exception: never expected, a bug in the fake, said in the envelope."""
+    return wire.ApiError(500, f"The fake failed unexpectedly: {type(error).__name__}: {error}")
+
+
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """The first value of the header `name` (lower case, as ASGI names are) in raw ASGI headers; empty if absent."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
 
 
 class JSONResponse(responses.JSONResponse):
-    """Starlette's JSONResponse, byte for byte, with its encoder built once."""
+    """Starlette's JSONResponse, with the encoding of Segmind's answers."""
 
     def render(self, content: Any) -> bytes:
         """Encode `content` as compact UTF-8 JSON."""
-        return _ENCODER.encode(content).encode("utf-8")
+        return encode_json(content)

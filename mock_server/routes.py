@@ -1,4 +1,10 @@
-"""Segmind's own routes: v2 submit and poll, v1 sync, and the OpenAPI document."""
+"""Segmind's own routes as raw ASGI handlers: v2 submit and polls, v1 sync and poll, the OpenAPI document.
+
+These are the routes clients poll in loops and load-test, so no framework stands between uvicorn
+and the service: headers are read from the scope, the body from `receive`, a submission is decoded
+and checked in one pass, and every handler returns a plain `Answer` (status, header list, body
+bytes) that `app.App` sends and journals.
+"""
 
 from __future__ import annotations
 
@@ -6,64 +12,91 @@ import base64
 from collections.abc import Awaitable, Callable
 
 import anyio
+from starlette.datastructures import Headers as StarletteHeaders
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope
 
+from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
-from mock_server import faults, wire
+from mock_server import wire
 from mock_server.jobs import Job, State
-from mock_server.payload import read_json_object
-from mock_server.recording import header
-from mock_server.responses import JSONResponse
+from mock_server.payload import parse_json_object, read_body
+from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Service
+
+_VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())
+
 
 BASE_CACHE_SIZE = 256
 _BASES: dict[tuple[object, ...], str] = {}
 
 
-def base_url(request: Request) -> str:
-    """The base of the absolute URLs handed back: the host the client called (the SDK follows them)."""
-    # Building `request.base_url` costs a tenth of a submit, and clients call few hosts: cache it
-    # by what it is built from (bounded, since the Host header is the client's to choose).
-    scope = request.scope
-    host = header(scope["headers"], b"host")
+def base_url(scope: Scope, host: bytes) -> str:
+    """The base of the absolute URLs handed back, for a request with this Host header."""
+    # Building Starlette's `base_url` costs a tenth of a submit, and clients call few hosts: cache
+    # it by what it is built from (bounded, since the Host header is the client's to choose).
     server = scope.get("server")  # a tuple from servers, a list from some in-process transports
     key = (scope.get("scheme"), tuple(server or ()), scope.get("root_path"), scope.get("app_root_path"), host)
     base = _BASES.get(key)
     if base is None:
-        base = str(request.base_url).rstrip("/")
+        base = str(Request(scope).base_url).rstrip("/")
         if len(_BASES) < BASE_CACHE_SIZE:
             _BASES[key] = base
     return base
 
 
-def _override(request: Request) -> Rule | None:
-    # Nearly every request has no x-mock-* header: check the raw (lower-case) names before parsing.
-    if not any(name.startswith(b"x-mock-") for name, _ in request.scope["headers"]):
-        return None
-    try:
-        return rule_from_headers(request.headers)
-    except ValueError as error:
-        raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
+class Call:
+    """One request to a Segmind route as its handler sees it: what its headers say, its path's parameter, its body."""
+
+    __slots__ = ("body", "host", "key", "length", "mocked", "param", "prefix", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.param = ""  # the model or the request id named in the path
+        self.prefix = ""  # or wire.MIRROR_PREFIX: the answer's URLs stay under the path's prefix
+        self.body = b""  # what the journal shows of the request
+        # The headers the fake reads, in one pass over the raw list (first value of each).
+        self.key = self.host = self.length = b""
+        self.mocked = False  # any x-mock-* header: nearly no request has one
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                self.key = self.key or value
+            elif name == b"host":
+                self.host = self.host or value
+            elif name == b"content-length":
+                self.length = self.length or value
+            elif name.startswith(b"x-mock-"):
+                self.mocked = True
+
+    def api_key(self) -> str:
+        """The `x-api-key` header, empty when none was sent."""
+        return self.key.decode("latin-1")
+
+    def base(self) -> str:
+        """The base of the URLs in the answer: the host the client called (the SDK follows them)."""
+        return base_url(self.scope, self.host) + self.prefix
+
+    async def read_body(self, limit: int) -> bytes:
+        """Read the whole body (413 past `limit`), keeping it for the journal."""
+        self.body = await read_body(self.length, self.receive, limit)
+        return self.body
+
+    def override(self) -> Rule | None:
+        """The rule given by `x-mock-*` headers, or None; 400 for a header that says nothing valid."""
+        if not self.mocked:
+            return None
+        try:
+            return rule_from_headers(StarletteHeaders(raw=self.scope["headers"]))
+        except ValueError as error:
+            raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
 
 
-def _api_key(request: Request) -> str:
-    # Straight from the scope: cheaper than `request.headers`, and this runs on every request.
-    return header(request.scope["headers"], b"x-api-key").decode("latin-1")
-
-
-def _mirrored(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """Serve `endpoint` under wire.MIRROR_PREFIX, its answers' URLs staying under the prefix too."""
-
-    async def mirrored(request: Request) -> Response:
-        # The prefix becomes part of the base the answer's URLs are built from.
-        request.scope["root_path"] = request.scope.get("root_path", "") + wire.MIRROR_PREFIX
-        return await endpoint(request)
-
-    return mirrored
+# An answer with the scenario rule that may delay or break it on its way out (faults.py).
+Reply = tuple[Answer, Rule | None]
+Handler = Callable[[Call], Awaitable[Reply]]
 
 
 class SegmindRoutes:
@@ -71,78 +104,77 @@ class SegmindRoutes:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        # The hottest routes first: they are tried in order.
-        self.routes = [
-            Route(STATUS_PATH, self.status, methods=["GET"]),
-            Route(SUBMIT_PATH, self.submit, methods=["POST"]),
-            Route(RESULT_PATH, self.result, methods=["GET"]),
-            Route(POLL_PATH, self.result, methods=["GET"]),
-            Route(SYNC_PATH, self.run_sync, methods=["POST"]),
-            Route("/openapi.json", self.openapi, methods=["GET"]),
-            *(
-                Route(wire.MIRROR_PREFIX + path, _mirrored(endpoint), methods=["GET"])
-                for path, endpoint in ((STATUS_PATH, self.status), (RESULT_PATH, self.result), (POLL_PATH, self.result))
-            ),
+        get, post = ("GET", "HEAD"), ("POST",)  # a GET route answers HEAD too, its body left out by the server
+        polls = ((STATUS_PATH, self.status), (RESULT_PATH, self.result), (POLL_PATH, self.result))
+        self.routes: list[tuple[str, tuple[str, ...], Handler, str]] = [
+            (SUBMIT_PATH, post, self.submit, ""),
+            *((path, get, handler, "") for path, handler in polls),
+            (SYNC_PATH, post, self.run_sync, ""),
+            ("/openapi.json", get, self.openapi, ""),
+            # The poll routes again under the mirror prefix (client verification, `mirror_urls`).
+            *((wire.MIRROR_PREFIX + path, get, handler, wire.MIRROR_PREFIX) for path, handler in polls),
         ]
 
-    async def submit(self, request: Request) -> Response:
+    async def submit(self, call: Call) -> Reply:
         """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
-        job, rule = await self._accept(request, sync=False)
-        base = base_url(request) + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
-        return faults.respond(JSONResponse(wire.submit_body(job, base)), rule)
+        job, rule = await self._accept(call, sync=False)
+        base = call.base() + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
+        return answer(wire.submit_body(job, base)), rule
 
-    async def run_sync(self, request: Request) -> Response:
+    async def status(self, call: Call) -> Reply:
+        """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
+        job, state, rule, billing = self.service.poll(call.param, call.api_key(), "status")
+        body = wire.status_body(job, state, call.base(), billing)
+        return answer(body, FAILED_STATUS if state is State.FAILED else 200), rule
+
+    async def result(self, call: Call) -> Reply:
+        """`GET /v2/requests/{id}` (and the v1 poll URL): the final body, FAILED served as 422."""
+        job, state, rule, billing = self.service.poll(call.param, call.api_key(), "result")
+        if state is State.FAILED:
+            return answer(wire.failed_body(job), FAILED_STATUS), rule
+        if state is State.COMPLETED:
+            video = await self.service.video(job)
+            return answer(wire.completed_body(job, call.base(), video, billing)), rule
+        return answer(wire.pending_result_body(job, state, call.base())), rule
+
+    async def run_sync(self, call: Call) -> Reply:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
         service = self.service
-        job, rule = await self._accept(request, sync=True)
-        if not await self._wait_for_end(request, job):
-            return Response(status_code=wire.CLIENT_GONE_STATUS)  # recorded in the journal only
+        job, rule = await self._accept(call, sync=True)
+        if not await self._wait_for_end(call, job):
+            return (wire.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None  # journaled only
         headers = wire.sync_headers(job, service.billing(job))
         if job.error is not None:
-            return faults.respond(JSONResponse(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule)
+            return answer(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule
         video = await service.video(job)
         if job.params["base64"]:
-            encoded = base64.b64encode(video).decode()
-            response: Response = JSONResponse({BASE64_VIDEO_KEY: encoded}, headers=headers)
-        else:
-            response = Response(video, media_type=VIDEO_CONTENT_TYPE, headers=headers)
-        return faults.respond(response, rule)
+            return answer({BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers), rule
+        return (200, [(b"content-length", b"%d" % len(video)), _VIDEO_TYPE, *header_list(headers)], video), rule
 
-    async def status(self, request: Request) -> Response:
-        """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(request.path_params["request_id"], _api_key(request), "status")
-        body = wire.status_body(job, state, base_url(request), billing)
-        return faults.respond(JSONResponse(body, FAILED_STATUS if state is State.FAILED else 200), rule)
-
-    async def result(self, request: Request) -> Response:
-        """`GET /v2/requests/{id}` (and the poll URL): the final body, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(request.path_params["request_id"], _api_key(request), "result")
-        if state is State.FAILED:
-            response = JSONResponse(wire.failed_body(job), FAILED_STATUS)
-        elif state is State.COMPLETED:
-            video = await self.service.video(job)
-            response = JSONResponse(wire.completed_body(job, base_url(request), video, billing))
-        else:
-            response = JSONResponse(wire.pending_result_body(job, state, base_url(request)))
-        return faults.respond(response, rule)
-
-    async def openapi(self, request: Request) -> Response:
+    async def openapi(self, call: Call) -> Reply:
         """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
-        return JSONResponse(openapi_document(base_url(request)))
+        return answer(openapi_document(call.base())), None
 
-    async def _accept(self, request: Request, *, sync: bool) -> Accepted:
+    async def _accept(self, call: Call, *, sync: bool) -> Accepted:
         service = self.service
-        api_key = _api_key(request)
-        spec = service.model(request.path_params["model"], api_key)  # 401, then 404, before the body is read
-        override = _override(request)
-        payload = await read_json_object(request, service.settings.max_body_bytes)
-        if service.reads_image(spec, payload):
-            return await service.run_blocking(
-                spec, payload, lambda: service.submit(spec, payload, api_key, sync=sync, override=override)
-            )
-        return service.submit(spec, payload, api_key, sync=sync, override=override)
+        api_key = call.api_key()
+        spec = service.model(call.param, api_key)  # 401, then 404, before the body is read
+        override = call.override()
+        body = await call.read_body(service.settings.max_body_bytes)
+        # One pass for the bodies clients nearly always send; the reference path for any other,
+        # so every message stays the one that names each broken parameter.
+        checked = decode_params(spec.slug, body)
+        payload = parse_json_object(body) if checked is None else checked
+        decoded = checked is not None
 
-    async def _wait_for_end(self, request: Request, job: Job) -> bool:
+        def submit() -> Accepted:
+            return service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded)
+
+        if service.reads_image(spec, payload):
+            return await service.run_blocking(spec, payload, submit)
+        return submit()
+
+    async def _wait_for_end(self, call: Call, job: Job) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first.
 
         A frozen clock may never get there: without this, an abandoned call would wait forever and
@@ -153,7 +185,7 @@ class SegmindRoutes:
 
             async def watch_for_hang_up() -> None:
                 # The body is read: the next message is the disconnect, whenever it comes.
-                while (await request.receive())["type"] != "http.disconnect":
+                while (await call.receive())["type"] != "http.disconnect":
                     pass
                 waiting.cancel_scope.cancel()
 

@@ -22,7 +22,7 @@ from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import JOURNAL_SIZE, Entry, mask_key
+from mock_server.journal import JOURNAL_SIZE, Record, mask_key
 from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
@@ -136,17 +136,20 @@ class Service:
         *,
         sync: bool = False,
         override: Rule | None = None,
+        checked: bool = False,
     ) -> Accepted:
         """Accept a submission of an authenticated key (see `model`), or raise the ApiError the service would answer.
 
         An `override` (from `x-mock-*` headers) decides instead of the rule book and uses no rule
-        up. Checks, in order: 403 (model not allowed), 429 (rate limit), the rule's `http_error`,
-        400 (parameters), 406 (credits).
+        up. `checked` says the payload is already what the contract's validation returns
+        (`contracts.decoding.decode_params`), so it is not validated twice. Checks, in order:
+        403 (model not allowed), 429 (rate limit), the rule's `http_error`, 400 (parameters),
+        406 (credits).
         """
         now = self.clock.now()
         self.accounts.admit(api_key, spec.slug, now)
         try:
-            params: Mapping[str, Any] = self._validate(spec, payload)
+            params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
             image_digest = self._inspect_image(spec, params)
         except (PayloadError, ImageError) as error:
             # Refused for its parameters, the submission uses no rule up, unless an `http_error`
@@ -162,7 +165,9 @@ class Service:
         rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule, now)
-        job = self._new_job(spec, dict(params), api_key, rule, now, sync, image_digest)
+        # A decoded payload is built for this call alone: kept as it is; any other mapping is copied.
+        owned = params if checked and isinstance(params, dict) else dict(params)
+        job = self._new_job(spec, owned, api_key, rule, now, sync, image_digest)
         self.accounts.charge(job, now)
         output_until = job.finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
         self.jobs.add(job, job.submitted_at + RESULT_RETENTION_SECONDS, output_until, now)
@@ -170,8 +175,8 @@ class Service:
 
     def lookup(self, request_id: str) -> tuple[Job, State]:
         """Return a retained job and its current state, or raise the 404 the service answers."""
+        job = self.jobs.get(request_id)  # first: a shared store reads the clock in the same round trip
         now = self.clock.now()
-        job = self.jobs.get(request_id)
         if job is None or not result_kept(job, now):
             raise wire.not_found(request_id)
         return job, job.state_at(now)
@@ -215,10 +220,10 @@ class Service:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
         return self.rules.add(data)
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Journal an exchange; a store that cannot take it is counted, never allowed to break the answer."""
         try:
-            self.journal.record(entry)
+            self.journal.record(record)
         except StoreUnavailable:
             self.journal_dropped += 1
         except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
 from mock_server.jobs import Job
-from mock_server.journal import Entry
+from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
 from mock_server.wire import ApiError
 
@@ -161,7 +161,7 @@ class JournalStore(Protocol):
 
     size: int  # the exchanges it keeps; 0 keeps none, and the app then records nothing
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
 
     def entries(self) -> list[Entry]:
@@ -220,3 +220,10 @@ class Backend(Protocol):
 
     def ledger(self) -> Ledger:
         """The accounts' ledger."""
+
+    def flush(self) -> int:
+        """Send the writes the current request queued (Redis batches them into one round trip), before it answers.
+
+        Return how many journal entries among them the store could not take (they are lost alone);
+        raise StoreUnavailable if it could not take any other write.
+        """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
-from mock_server.journal import JOURNAL_SIZE, Entry
+from mock_server.journal import JOURNAL_SIZE, Entry, Record
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, Usage, balance_of, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
@@ -83,14 +84,19 @@ class MemoryJobStore:
         self._jobs: dict[str, tuple[Job, float]] = {}
         self._outputs: dict[str, tuple[Job, float]] = {}
         self._lock = threading.Lock()
+        self._next_expiry = math.inf  # no kept job or output expires before this: most adds evict nothing
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
         """Keep a job (and its future output, if any) until their deadlines."""
         with self._lock:
-            self._evict(now)
+            if now >= self._next_expiry:
+                self._evict(now)
             self._jobs[job.request_id] = (job, result_until)
             if output_until is not None:
                 self._outputs[job.request_id] = (job, output_until)
+                result_until = min(result_until, output_until)
+            if result_until < self._next_expiry:
+                self._next_expiry = result_until
 
     def get(self, request_id: str) -> Job | None:
         """The job, if still kept."""
@@ -117,14 +123,17 @@ class MemoryJobStore:
         with self._lock:
             self._jobs.clear()
             self._outputs.clear()
+            self._next_expiry = math.inf
 
     def _evict(self, now: float) -> None:
+        self._next_expiry = math.inf
         for kept in (self._jobs, self._outputs):
             # Outputs end in nearly submission order; one that lingers behind a longer job is
             # evicted on a later pass, and is never served past its time since reads check it.
             while kept:
                 request_id, (_, until) = next(iter(kept.items()))
                 if until > now:
+                    self._next_expiry = min(self._next_expiry, until)
                     break
                 del kept[request_id]
 
@@ -191,18 +200,19 @@ class MemoryJournal:
 
     def __init__(self, size: int = JOURNAL_SIZE) -> None:
         self.size = size
-        self._entries: deque[Entry] = deque(maxlen=size)
+        self._entries: deque[Record] = deque(maxlen=size)
         self._lock = threading.Lock()
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append(record)
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""
         with self._lock:
-            return list(self._entries)
+            records = list(self._entries)
+        return [Entry(*record) for record in records]
 
     def clear(self) -> None:
         """Forget every exchange."""
@@ -217,6 +227,9 @@ class Account:
     topped_up: float = 0.0
     spent: float = 0.0
     pending: list[Charge] = field(default_factory=list)  # a heap, soonest due first
+    # An unlimited key's charges (every key's in open mode): only their totals are ever shown, so
+    # each is its due time alone, in one heap per (price, billed): a float a job, not a Charge.
+    dues: dict[tuple[float, bool], list[float]] = field(default_factory=dict)
     held: float = 0.0  # the sum of the pending charges, kept as they come and go (as the Redis ledger does)
     # Balance right after each completed job's charge, with when it was charged, oldest first.
     after: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -226,12 +239,14 @@ class Account:
         """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
         while self.pending and self.pending[0].due <= now:
             charge = heapq.heappop(self.pending)
-            self.held = round_credits(self.held - charge.price)
-            if charge.billed:
-                self.spent = round_credits(self.spent + charge.price)
-                balance = balance_of(credits, self.topped_up, self.spent)
-                if balance is not None:
-                    self.after[charge.request_id] = (charge.due, balance)
+            self._apply(charge.price, charge.billed)
+            balance = balance_of(credits, self.topped_up, self.spent)
+            if charge.billed and balance is not None:
+                self.after[charge.request_id] = (charge.due, balance)
+        for (price, billed), dues in self.dues.items():
+            while dues and dues[0] <= now:
+                heapq.heappop(dues)
+                self._apply(price, billed)
         while self.after:
             request_id, (due, _) = next(iter(self.after.items()))
             if due + RESULT_RETENTION_SECONDS > now:
@@ -242,6 +257,20 @@ class Account:
         """Hold a new job's charge until it is due."""
         heapq.heappush(self.pending, charge)
         self.held = round_credits(self.held + charge.price)
+
+    def hold_unlimited(self, charge: Charge, now: float) -> None:
+        """Hold an unlimited key's charge: by its due time alone (nothing to refuse, no balance to record)."""
+        dues = self.dues.setdefault((charge.price, charge.billed), [])
+        if dues and dues[0] <= now:
+            self.settle(now, None)
+        heapq.heappush(dues, charge.due)
+        self.held = round_credits(self.held + charge.price)
+
+    def _apply(self, price: float, billed: bool) -> None:
+        # A charge comes due: released from what is held; spent if its job completed.
+        self.held = round_credits(self.held - price)
+        if billed:
+            self.spent = round_credits(self.spent + price)
 
     def recent(self, now: float) -> deque[float]:
         """The submissions inside the sliding one-minute window ending at `now`."""
@@ -282,6 +311,9 @@ class MemoryLedger:
         """Hold the charge unless the key cannot pay it."""
         with self._lock:
             account = self._account(key)
+            if credits is None:  # unlimited (every key in open mode): nothing to refuse
+                account.hold_unlimited(charge, now)
+                return None
             account.settle(now, credits)
             balance = balance_of(credits, account.topped_up, account.spent)
             if balance is not None and round_credits(balance - account.held) < charge.price:
@@ -347,3 +379,7 @@ class MemoryBackend:
     def ledger(self) -> MemoryLedger:
         """Accounts in a dict."""
         return MemoryLedger()
+
+    def flush(self) -> int:
+        """Nothing is queued: every write is done when asked."""
+        return 0

@@ -19,16 +19,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
-from mock_server.journal import Entry
+from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, ClockStore, StoreError, StoreUnavailable, Usage, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
@@ -263,8 +264,24 @@ class GuardedRedis(redis.Redis):
         return self.guard.call(super().execute_command, *args, **options)
 
 
+class Call(NamedTuple):
+    """One command for a pipeline: a Lua script with its keys and arguments, or (no script) a GET of its one key."""
+
+    script: Script | None
+    keys: Sequence[str]
+    args: Sequence[Any]
+    droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
+
+
 class RedisBackend:
-    """The fake's state in one Redis namespace."""
+    """The fake's state in one Redis namespace.
+
+    Inside a request (`RedisClock.pinned`), writes whose answers the request does not need (a new
+    job, an unlimited key's charge, the journal entry) are queued and sent along with the
+    request's next round trip, or by `flush` before the answer goes out: a submission costs two
+    round trips (its clock read, then its writes) and a poll two (its clock read with the job, then
+    its journal entry). docs/scaling.md counts them.
+    """
 
     shared = True
 
@@ -278,6 +295,9 @@ class RedisBackend:
         # How many times this process found Redis had lost the namespace's clock (a restart): it
         # invalidates what it cached by version, since versions count again from zero.
         self.restarts = 0
+        # The writes the current request queued (None outside a request: writes are sent at once).
+        self.queued: ContextVar[list[Call] | None] = ContextVar(f"segmind-mock-queued-{id(self)}", default=None)
+        self.dropped = 0  # journal entries Redis could not take (it was unavailable, or full)
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -302,6 +322,64 @@ class RedisBackend:
     def key(self, *parts: str) -> str:
         """A key of this namespace."""
         return ":".join((self.prefix, *parts))
+
+    def run(self, *calls: Call) -> list[Any]:
+        """The answers to `calls`, sent in one round trip after the writes this request queued.
+
+        StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
+        then lost alone (`dropped` counts them).
+        """
+        queued = self.queued.get()
+        batch = [*queued, *calls] if queued else list(calls)
+        if queued:
+            queued.clear()
+        try:
+            answers = self._execute(batch)
+        except StoreUnavailable:
+            if not all(call.droppable for call in batch):
+                raise
+            self.dropped += len(batch)
+            return [None] * len(calls)
+        for index, answer in enumerate(answers):
+            if isinstance(answer, redis.exceptions.NoScriptError):
+                answers[index] = self._run_one(batch[index])  # a script's first use: loaded, then run
+            elif isinstance(answer, Exception):
+                if not batch[index].droppable:
+                    self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
+                self.dropped += 1
+        return answers[len(batch) - len(calls) :]
+
+    def _execute(self, batch: list[Call]) -> list[Any]:
+        if len(batch) == 1:
+            return [self._run_one(batch[0])]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for call in batch:
+                if call.script is None:
+                    pipe.get(call.keys[0])
+                else:
+                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            answers: list[Any] = self.guard.call(pipe.execute, raise_on_error=False)
+        return answers
+
+    def defer(self, call: Call) -> None:
+        """Queue a write for the current request's next round trip; outside a request, send it now."""
+        queued = self.queued.get()
+        if queued is None:
+            self.run(call)
+        else:
+            queued.append(call)
+
+    def flush(self) -> int:
+        """Send the writes the current request queued, in one round trip; how many journal entries were lost."""
+        before = self.dropped
+        if self.queued.get():
+            self.run()
+        return self.dropped - before
+
+    def _run_one(self, call: Call) -> Any:
+        if call.script is None:
+            return self.redis.get(call.keys[0])
+        return call.script(keys=call.keys, args=call.args)  # redis-py loads the script if Redis lacks it
 
     def delete_matching(self, *patterns: str) -> None:
         """Delete every key of this namespace matching the glob patterns (given after the prefix)."""
@@ -335,6 +413,10 @@ class RedisBackend:
     def ledger(self) -> RedisLedger:
         """Account ledgers changed by Lua scripts."""
         return RedisLedger(self)
+
+
+def _raise(error: Exception) -> None:
+    raise error
 
 
 def _safe(url: str) -> str:
@@ -376,8 +458,16 @@ class RedisClock:
         return time.time()
 
     def read(self) -> ClockState:
-        """The state pinned for this request, else read from Redis."""
-        return self._pinned.get() or self._parse(self._read())
+        """The state pinned for this request (read at its first use), else read from Redis."""
+        return self._pinned.get() or self._pin(self._read())
+
+    def read_along(self, call: Call) -> Any:
+        """The answer to `call`, in the same round trip as this request's first clock read if it is still to come."""
+        if self._pinned.get() is not None or self._backend.queued.get() is None:
+            return self._backend.run(call)[0]
+        raw, answer = self._backend.run(self._read_call(), call)
+        self._pin(self._arrived(_strings(raw)))
+        return answer
 
     def refresh(self) -> ClockState:
         """The state read from Redis anew."""
@@ -385,34 +475,49 @@ class RedisClock:
 
     def advance(self, seconds: float) -> ClockState:
         """Add `seconds` to simulated time, for every process."""
-        return self._keep(self._advance_script(keys=[self._key], args=[repr(seconds)]))
+        return self._keep(self._run(self._advance_script, [self._key], [repr(seconds)]))
 
     def set_speed(self, speed: float) -> ClockState:
         """Change the speed from now on, for every process."""
-        return self._keep(self._speed_script(keys=[self._key], args=[repr(speed), repr(time.time())]))
+        return self._keep(self._run(self._speed_script, [self._key], [repr(speed), repr(time.time())]))
 
     def reset(self) -> ClockState:
         """Bring simulated time back to the real time of day."""
-        return self._keep(self._reset_script(keys=[self._key], args=[repr(time.time()), repr(self._initial_speed)]))
+        return self._keep(self._run(self._reset_script, [self._key], [repr(time.time()), repr(self._initial_speed)]))
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
-        """Within the block (one request), read the shared clock once."""
-        raw = self._read()
-        token = self._pinned.set(self._parse(raw))
-        version = self._rules_version.set(raw[3])
+        """Within the block (one request), read the shared clock once (at its first use); then send queued writes."""
+        token = self._pinned.set(None)
+        version = self._rules_version.set(None)
+        queued = self._backend.queued.set([])
         try:
             yield
+            self._backend.flush()
         finally:
+            self._backend.queued.reset(queued)
             self._rules_version.reset(version)
             self._pinned.reset(token)
 
+    def _pin(self, raw: list[str]) -> ClockState:
+        state = self._parse(raw)
+        if self._backend.queued.get() is not None:  # inside a request: what the rest of it sees
+            self._pinned.set(state)
+            self._rules_version.set(raw[3])
+        return state
+
+    def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+        return self._backend.run(Call(script, keys, args))[0]
+
+    def _read_call(self) -> Call:
+        args = [repr(self._initial_speed), repr(time.time())]
+        return Call(self._read_script, [self._key, self._rules_version_key], args)
+
     def _read(self) -> list[str]:
-        raw = _strings(
-            self._read_script(
-                keys=[self._key, self._rules_version_key], args=[repr(self._initial_speed), repr(time.time())]
-            )
-        )
+        return self._arrived(_strings(self._backend.run(self._read_call())[0]))
+
+    def _arrived(self, raw: list[str]) -> list[str]:
+        # A clock Redis had lost (it restarted) is raised back to this process's last reading.
         if raw[4] == "1" and self._seen is not None:
             raw = self._restore(self._seen) + raw[3:4]
         self._seen = self._parse(raw)
@@ -460,6 +565,8 @@ class RedisJobStore:
     def __init__(self, backend: RedisBackend, clock: ClockStore) -> None:
         self._backend = backend
         self._redis = backend.redis
+        if not isinstance(clock, RedisClock):
+            raise TypeError("a Redis job store reads the clock of its own Redis namespace")
         self._clock = clock
         self._index = backend.key("jobs")
         self._add = self._redis.register_script(_ADD_JOB)
@@ -477,14 +584,13 @@ class RedisJobStore:
         speed = self._clock.read().speed
         result_ms = ttl_ms(result_until - now, speed)
         output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
-        self._add(
-            keys=[self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"],
-            args=[json.dumps(asdict(job)), result_ms, output_ms, repr(result_until), job.request_id, repr(now)],
-        )
+        keys = [self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"]
+        args = [json.dumps(asdict(job)), result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
+        self._backend.defer(Call(self._add, keys, args))  # sent before the answer that names the job
 
     def get(self, request_id: str) -> Job | None:
-        """The job, if its key is still there."""
-        return _job(self._redis.get(self.job_key(request_id)))
+        """The job, if its key is still there (read along with the request's clock)."""
+        return _job(self._clock.read_along(Call(None, [self.job_key(request_id)], [])))
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output key is still there."""
@@ -517,17 +623,19 @@ class RedisJournal:
 
     def __init__(self, backend: RedisBackend, size: int) -> None:
         self.size = size
+        self._backend = backend
         self._redis = backend.redis
         self._key = backend.key("journal")
         self._record = self._redis.register_script(_JOURNAL_RECORD)
 
-    def record(self, entry: Entry) -> None:
+    def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
+        entry = Entry(*record)
         fields = asdict(entry)
         # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
         for name in _ENTRY_BYTES:
             fields[name] = getattr(entry, name).decode("latin-1")
-        self._record(keys=[self._key], args=[json.dumps(fields), self.size])
+        self._backend.defer(Call(self._record, [self._key], [json.dumps(fields), self.size], droppable=True))
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""
@@ -583,7 +691,7 @@ class RedisRuleStore:
 
     def rules(self) -> Sequence[Rule]:
         """The rules in order, read from Redis."""
-        flat = _strings(self._all(keys=[self._index, self._rule_prefix]))
+        flat = _strings(self._backend.run(Call(self._all, [self._index, self._rule_prefix], []))[0])
         return [_rule(flat[at : at + 5]) for at in range(0, len(flat), 5)]
 
     def matching(self) -> Sequence[Rule]:
@@ -618,7 +726,7 @@ class RedisRuleStore:
         args = ["1" if count_undecided else "0"]
         for rule_id, may in candidates:
             args += [rule_id, "1" if may else "0"]
-        taken = self._take(keys=keys, args=args)
+        taken = self._backend.run(Call(self._take, keys, args))[0]
         return _rule(_strings(taken)) if taken else None
 
 
@@ -775,14 +883,18 @@ class RedisLedger:
 
     def count(self, key: str, rpm: int, now: float) -> float | None:
         """Count a submission in the window, or return when the window frees up."""
-        oldest = self._count(keys=self._keys(key), args=self._args(key, now, None, str(rpm)))
+        oldest = self._backend.run(Call(self._count, self._keys(key), self._args(key, now, None, str(rpm))))[0]
         return float(oldest) + RATE_LIMIT_RESET_SECONDS if oldest is not None else None
 
     def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
         """Hold the charge unless the key cannot pay it."""
         billed = "1" if charge.billed else "0"
         more = (repr(charge.due), charge.request_id, repr(charge.price), billed)
-        refused = self._hold(keys=self._keys(key), args=self._args(key, now, credits, *more))
+        call = Call(self._hold, self._keys(key), self._args(key, now, credits, *more))
+        if credits is None:  # unlimited: never refused, so the request need not wait for the answer
+            self._backend.defer(call)
+            return None
+        refused = self._backend.run(call)[0]
         if refused is None:
             return None
         balance, held = refused
@@ -790,7 +902,7 @@ class RedisLedger:
 
     def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
         """The balance right after the job's charge."""
-        after = self._remaining(keys=self._keys(key), args=self._args(key, now, credits, request_id))
+        after = self._backend.run(Call(self._remaining, self._keys(key), self._args(key, now, credits, request_id)))[0]
         return round_credits(float(after)) if after is not None else None
 
     def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 import httpx
@@ -276,3 +276,24 @@ def test_hundreds_of_concurrent_clients_lose_no_job_across_workers(
     assert set(codes) == {200} and states == ["COMPLETED"] * len(ids)  # no request failed, every job completed
     listed = {job["request_id"] for job in clients[1].get("/_mock/jobs").json()}
     assert listed == set(ids)
+
+
+def _round_trips(server: redis.Redis, send: Callable[[], object], times: int) -> float:
+    """Round trips per call of `send`, as the Redis server counts the client reads it processed."""
+    before = server.info("stats")["total_reads_processed"]
+    for _ in range(times):
+        send()
+    after = server.info("stats")["total_reads_processed"]
+    return (after - before - 1) / times  # less the first INFO's own read
+
+
+def test_a_submit_and_a_poll_cost_two_round_trips_each(redis_url: str) -> None:
+    # The writes a request makes go in one pipeline before its answer, and a poll reads the job
+    # with the clock: 4 and 3 round trips before, each a network wait under load.
+    mock = SegmindMock(Settings(speed=0, store=namespaced(redis_url)))
+    server = redis.Redis.from_url(redis_url)
+    with _http(mock) as client:
+        request_id = _submit(client)  # the first request of a process sets its state up
+        assert _round_trips(server, lambda: _submit(client), 20) == 2
+        assert _round_trips(server, lambda: _status(client, request_id).raise_for_status(), 20) == 2
+    assert len(mock.jobs) == 21 and len(mock.requests) == 41  # nothing queued was lost
