@@ -37,32 +37,13 @@ def sdk_client(base_url: str, api_key: str, model: str, payload: dict[str, Any])
 def rewrite(app: ASGIApp, change: Change) -> ASGIApp:
     """Wrap `app` so `change(method, path, status, body)` rewrites each JSON answer."""
 
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
+    def change_json(scope: Scope, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
+        if _type(headers).startswith(b"application/json"):
+            status, data = change(scope["method"], scope["path"], status, json.loads(body))
+            body = json.dumps(data).encode()
+        return status, headers, body
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            status, body = start["status"], b"".join(chunks)
-            headers = [(name, value) for name, value in start["headers"] if name != b"content-length"]
-            if dict(headers).get(b"content-type", b"").startswith(b"application/json"):
-                status, data = change(scope["method"], scope["path"], status, json.loads(body))
-                body = json.dumps(data).encode()
-            headers.append((b"content-length", str(len(body)).encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await app(scope, receive, capture)
-
-    return wrapped
+    return rewrite_raw(app, change_json)
 
 
 def shared_fake(mock: SegmindMock, *, other_client: bool, refuse_next_submit: bool) -> tuple[ASGIApp, list[Job]]:
