@@ -27,8 +27,8 @@ Journal = Callable[[int | None, bytes, bytes], None]
 class ConnectionDropped(BaseException):
     """Raised inside the app to drop the client's connection.
 
-    A BaseException, so that no `except Exception` on the way (Starlette's error handlers,
-    httpx's ASGI transport) turns it into a 500.
+    A BaseException, so that no `except Exception` on the way (httpx's ASGI transport, the
+    in-process PortalTransport) turns it into a 500.
     """
 
 

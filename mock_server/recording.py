@@ -13,12 +13,17 @@ def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple
     `answer` is what reached the client: its status (None: nothing was sent), content type and body.
     """
     status, response_type, response = answer
+    query: bytes = scope.get("query_string", b"")
+    kept_key = _key_ends(api_key)
+    if kept_key is not api_key and api_key in query:
+        # The journal masks the key it keeps wherever the query repeats it: keep the same ends there.
+        query = query.replace(api_key, kept_key)
     return (
         at,
         scope["method"],
         scope["path"][:TEXT_CAPTURE_CHARS],
-        scope.get("query_string", b"")[:TEXT_CAPTURE_CHARS],
-        _key_ends(api_key),
+        query[:TEXT_CAPTURE_CHARS],
+        kept_key,
         request[:BODY_CAPTURE_BYTES],
         len(request),
         status,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import json
 import secrets
 import socket
 import threading
@@ -21,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mock_server import wire
 from mock_server.app import App
+from mock_server.responses import encode_json, error_answer
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 # Where `segmind-mock serve` reads the admin token when --admin-token is not given.
@@ -218,7 +218,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         would reset the connection before it reads the answer, so the fake half-closes and throws
         away what still comes until the client closes or the deadline passes.
         """
-        body = json.dumps(wire.error_body(message)).encode()
+        body = encode_json(wire.error_body(message))
         reason = _REASONS.get(status, b"Error")
         head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (status, reason)
         head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
@@ -268,13 +268,8 @@ class _LingeringTransport:
 
 async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer past `max_concurrent` requests: 503 in the envelope, retry shortly."""
-    body = json.dumps(wire.error_body(wire.BUSY)).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(BUSY_RETRY_SECONDS).encode()),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    status, headers, body = error_answer(wire.ApiError(503, wire.BUSY, {"retry-after": str(BUSY_RETRY_SECONDS)}))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

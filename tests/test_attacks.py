@@ -137,6 +137,17 @@ def test_journal_entries_are_bounded_whatever_clients_send(http: httpx.Client, m
     assert len(entry["query"]) == TEXT_CAPTURE_CHARS
 
 
+def test_a_long_key_repeated_under_any_query_name_is_masked_in_the_journal(
+    http: httpx.Client, mock: SegmindMock
+) -> None:
+    # The journal keeps only the ends of a key over 32 bytes: the query must not show it whole.
+    key = "SG_0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
+    http.get(f"/v2/requests/x/status?ref={key}&page=2", headers={"x-api-key": key})
+    entry = mock.requests[-1]
+    assert key not in entry["query"], entry["query"]
+    assert entry["query"] == f"ref={key[:3]}…{key[-4:]}&page=2"
+
+
 def test_keys_are_masked_in_journal_queries_and_scenario_matches(http: httpx.Client, mock: SegmindMock) -> None:
     http.get(f"/v2/requests/x/status?api_key={API_KEY}&token=secret-token-value&page=2")
     query = mock.requests[-1]["query"]
