@@ -21,7 +21,7 @@ from contracts.openapi import openapi_document
 from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 
 SVD = dict(MODELS["svd"].example)
 

@@ -15,7 +15,7 @@ from contracts.rules import GRADES, RULES
 from contracts.suite import Options, run_suite
 from mock_server.cli import main
 from mock_server.server import ServerThread
-from tests.conftest import API_KEY
+from tests.support import API_KEY
 from tests.support_contracts import product_variants
 
 PRODUCT = product_variants()
