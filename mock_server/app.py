@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
 from mock_server.recording import entry
-from mock_server.responses import Answer, JSONResponse, error_answer, header, server_error
+from mock_server.responses import Answer, error_answer, header, server_error
 from mock_server.router import Router
 from mock_server.routes import Call, Handler, SegmindRoutes
 from mock_server.service import Service
@@ -63,9 +63,7 @@ class App:
             handler, call.param, call.prefix = self.router.match(scope["method"], scope["path"])
             answer, rule = await handler(call)
         except wire.ApiError as error:
-            if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
-                await anyio.sleep(error.delay_seconds)
-            answer = error_answer(error)
+            answer = await _gateway_answer(error)
         except ClientDisconnect:
             self._journal(call, None, b"", b"")  # the client left while sending its body: nobody to answer
             return
@@ -115,10 +113,19 @@ class App:
             self.service.journal_dropped += 1
 
 
-async def _error_response(error: wire.ApiError) -> Response:
-    if error.delay_seconds:  # a slow gateway: real seconds, like every network delay (see faults.py)
+async def _gateway_answer(error: wire.ApiError) -> Answer:
+    """The envelope of `error`, after its delay if it stands for a slow gateway."""
+    if error.delay_seconds:  # real seconds, like every network delay (see faults.py)
         await anyio.sleep(error.delay_seconds)
-    return JSONResponse(wire.error_body(error.message), error.status, error.headers)
+    return error_answer(error)
+
+
+async def _error_response(error: wire.ApiError) -> Response:
+    # The fake's own routes answer errors as Segmind's do, as a Starlette Response.
+    status, headers, body = await _gateway_answer(error)
+    response = Response(body, status)
+    response.raw_headers = headers
+    return response
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
