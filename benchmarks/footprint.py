@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import msgspec
 
 from benchmarks.common import API_KEY
 from contracts import MODELS
@@ -63,7 +64,7 @@ def _filled(size: int) -> tuple[SegmindMock, list[str]]:
     now = mock.clock.now()
     ids = [template.request_id]
     for _ in range(size - 1):
-        job = dataclasses.replace(template, request_id=new_request_id(), submitted_at=now)
+        job = msgspec.structs.replace(template, request_id=new_request_id(), submitted_at=now)
         mock.service.jobs.add(job, now + RESULT_RETENTION_SECONDS, None, now)
         ids.append(job.request_id)
     return mock, ids

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from contracts import ModelSpec
 
@@ -27,9 +28,13 @@ class State(StrEnum):
 _QUEUED, _PROCESSING, _COMPLETED, _FAILED = State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED
 
 
-@dataclass(slots=True)
-class Job:
-    """One accepted request; its timeline and ending are fixed when it is accepted."""
+class Job(msgspec.Struct, gc=False):
+    """One accepted request; its timeline and ending are fixed when it is accepted.
+
+    A msgspec struct, built in C and never tracked by the garbage collector (`gc=False`: it holds
+    no reference back to itself): every job lives for the result retention, and tracked ones made
+    the full collections a growing store sets off walk every job kept (docs/benchmarks.md).
+    """
 
     request_id: str
     model: str

@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+
+import msgspec
 
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.responses import RESULT_RETENTION_SECONDS
@@ -269,7 +271,7 @@ class Service:
 
     def describe(self, job: Job, now: float) -> dict[str, Any]:
         """Describe a job for the admin API, its key masked and long strings shortened."""
-        view = asdict(job)
+        view = msgspec.structs.asdict(job)
         view.update(
             state=job.state_at(now).value,
             api_key=mask_key(job.api_key),

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgspec
 import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
@@ -585,7 +586,7 @@ class RedisJobStore:
         result_ms = ttl_ms(result_until - now, speed)
         output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
         keys = [self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"]
-        args = [json.dumps(asdict(job)), result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
+        args = [_encode_job(job), result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
         self._backend.defer(Call(self._add, keys, args))  # sent before the answer that names the job
 
     def get(self, request_id: str) -> Job | None:
@@ -614,8 +615,14 @@ class RedisJobStore:
         self._redis.delete(self._index)
 
 
+# A job is stored as a JSON object of its fields by name (readable in redis-cli), encoded and
+# decoded in C.
+_encode_job = msgspec.json.Encoder().encode
+_decode_job = msgspec.json.Decoder(Job).decode
+
+
 def _job(raw: Any) -> Job | None:
-    return Job(**json.loads(raw)) if raw is not None else None
+    return _decode_job(raw) if raw is not None else None
 
 
 class RedisJournal:
