@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
+import msgspec
+
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
 from mock_server.journal import JOURNAL_SIZE, Entry, Record
@@ -72,6 +74,17 @@ class MemoryClock:
         return _UNPINNED
 
 
+class Kept(msgspec.Struct, gc=False):
+    """A job and when it may be forgotten.
+
+    Untracked by the garbage collector like the job (a tuple would be tracked), so the dicts
+    holding a store's jobs hold nothing it tracks, and it never walks them (docs/benchmarks.md).
+    """
+
+    job: Job
+    until: float
+
+
 class MemoryJobStore:
     """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline.
 
@@ -81,8 +94,8 @@ class MemoryJobStore:
     """
 
     def __init__(self) -> None:
-        self._jobs: dict[str, tuple[Job, float]] = {}
-        self._outputs: dict[str, tuple[Job, float]] = {}
+        self._jobs: dict[str, Kept] = {}
+        self._outputs: dict[str, Kept] = {}
         self._lock = threading.Lock()
         self._next_expiry = math.inf  # no kept job or output expires before this: most adds evict nothing
 
@@ -91,9 +104,9 @@ class MemoryJobStore:
         with self._lock:
             if now >= self._next_expiry:
                 self._evict(now)
-            self._jobs[job.request_id] = (job, result_until)
+            self._jobs[job.request_id] = Kept(job, result_until)
             if output_until is not None:
-                self._outputs[job.request_id] = (job, output_until)
+                self._outputs[job.request_id] = Kept(job, output_until)
                 result_until = min(result_until, output_until)
             if result_until < self._next_expiry:
                 self._next_expiry = result_until
@@ -101,18 +114,18 @@ class MemoryJobStore:
     def get(self, request_id: str) -> Job | None:
         """The job, if still kept."""
         kept = self._jobs.get(request_id)
-        return kept[0] if kept is not None else None
+        return kept.job if kept is not None else None
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output is still kept."""
         kept = self._outputs.get(request_id)
-        return kept[0] if kept is not None else None
+        return kept.job if kept is not None else None
 
     def jobs(self, now: float) -> list[Job]:
         """Every job kept, oldest first."""
         with self._lock:
             self._evict(now)
-            return [job for job, _ in self._jobs.values()]
+            return [kept.job for kept in self._jobs.values()]
 
     def count(self) -> int:
         """How many jobs are kept."""
@@ -131,9 +144,9 @@ class MemoryJobStore:
             # Outputs end in nearly submission order; one that lingers behind a longer job is
             # evicted on a later pass, and is never served past its time since reads check it.
             while kept:
-                request_id, (_, until) = next(iter(kept.items()))
-                if until > now:
-                    self._next_expiry = min(self._next_expiry, until)
+                request_id, oldest = next(iter(kept.items()))
+                if oldest.until > now:
+                    self._next_expiry = min(self._next_expiry, oldest.until)
                     break
                 del kept[request_id]
 
