@@ -50,6 +50,9 @@ class App:
         if scope["type"] != "http":
             await self.own(scope, receive, send)
             return
+        if not self.service.backend.shared and not scope["path"].startswith(OWN_PREFIX):
+            await self._serve(scope, receive, send)  # a clock in the process has nothing to pin
+            return
         with self.service.clock.pinned():
             if scope["path"].startswith(OWN_PREFIX):
                 await self.own(scope, receive, send)

@@ -72,8 +72,8 @@ class Job(msgspec.Struct, gc=False):
         return _QUEUED if now + TIME_SLACK_SECONDS < self.submitted_at + self.queue_seconds else _PROCESSING
 
 
-# The version (4) and variant (RFC 4122) bits of a uuid4.
-_UUID4_CLEAR = 0xF000 << 64 | 0xC000 << 48
+# The version (4) and variant (RFC 4122) bits of a uuid4: the others are kept, these set.
+_UUID4_KEEP = ~(0xF000 << 64 | 0xC000 << 48)
 _UUID4_SET = 0x4000 << 64 | 0x8000 << 48
 _random_bits = random.getrandbits  # reseeded in a forked child (`random` registers that itself)
 
@@ -81,9 +81,9 @@ _random_bits = random.getrandbits  # reseeded in a forked child (`random` regist
 def new_request_id() -> str:
     """Return a fresh request id, a uuid4 as the real service uses."""
     # What str(uuid.uuid4()) returns, without a UUID object or a system call (ids need to be unique,
-    # not secret): a quarter of uuid4's cost on every submit.
-    value = _random_bits(128) & ~_UUID4_CLEAR | _UUID4_SET
-    text = f"{value:032x}"
+    # not secret): a fifth of uuid4's cost on every submit (bytes.hex writes the digits faster
+    # than formatting the integer).
+    text = (_random_bits(128) & _UUID4_KEEP | _UUID4_SET).to_bytes(16).hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 

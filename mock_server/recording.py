@@ -14,10 +14,13 @@ def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple
     """
     status, response_type, response = answer
     query: bytes = scope.get("query_string", b"")
-    kept_key = _key_ends(api_key)
-    if kept_key is not api_key and api_key in query:
-        # The journal masks the key it keeps wherever the query repeats it: keep the same ends there.
-        query = query.replace(api_key, kept_key)
+    kept_key = api_key
+    if len(api_key) > 2 * KEY_CAPTURE_BYTES:
+        # Of a long key, only the ends its masked view shows (a key of a megabyte costs 32 bytes).
+        kept_key = api_key[:KEY_CAPTURE_BYTES] + api_key[-KEY_CAPTURE_BYTES:]
+        if api_key in query:
+            # The journal masks the key it keeps wherever the query repeats it: keep the same ends there.
+            query = query.replace(api_key, kept_key)
     return (
         at,
         scope["method"],
@@ -31,10 +34,3 @@ def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple
         response[:BODY_CAPTURE_BYTES],
         len(response),
     )
-
-
-def _key_ends(key: bytes) -> bytes:
-    """The ends of a long key, which is all its masked view shows (a key of a megabyte costs 32 bytes)."""
-    if len(key) <= 2 * KEY_CAPTURE_BYTES:
-        return key
-    return key[:KEY_CAPTURE_BYTES] + key[-KEY_CAPTURE_BYTES:]

@@ -171,8 +171,10 @@ class Service:
         owned = params if checked and isinstance(params, dict) else dict(params)
         job = self._new_job(spec, owned, api_key, rule, now, sync, image_digest)
         self.accounts.charge(job, now)
-        output_until = job.finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
-        self.jobs.add(job, job.submitted_at + RESULT_RETENTION_SECONDS, output_until, now)
+        # `finished_at` spelled out: properties cost a call each, on every submit.
+        finished_at = now + job.queue_seconds + job.processing_seconds
+        output_until = finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
+        self.jobs.add(job, now + RESULT_RETENTION_SECONDS, output_until, now)
         return job, rule
 
     def lookup(self, request_id: str) -> tuple[Job, State]:

@@ -170,7 +170,8 @@ def output_url(base: str, request_id: str) -> str:
 
 def submit_body(job: Job, base: str) -> dict[str, Any]:
     """The 200 answer to `POST /v2/{model}` (DOCS, SDK tests)."""
-    return {"request_id": job.request_id, "status": State.QUEUED.value, **urls(base, job.request_id)}
+    # States go into answers as members: a StrEnum is its text, and `.value` costs a Python call.
+    return {"request_id": job.request_id, "status": State.QUEUED, **urls(base, job.request_id)}
 
 
 def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -190,10 +191,10 @@ def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, f
 def status_body(job: Job, state: State, base: str, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}/status` in each state (DOCS; PROCESSING GUESS)."""
     if state in WAITING_STATES:
-        return _waiting({"status": state.value}, job, base)
+        return _waiting({"status": state}, job, base)
     if state is State.FAILED:
         return failed_body(job)
-    return {"status": state.value, "request_id": job.request_id, "metrics": metrics(job, billing)}
+    return {"status": state, "request_id": job.request_id, "metrics": metrics(job, billing)}
 
 
 def failed_body(job: Job) -> dict[str, Any]:
