@@ -57,6 +57,12 @@ class AccountsConfig:
 
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
     prices: Mapping[str, float] = field(default_factory=lambda: dict(wire.PRICES))
+    # No key declared, so any key shaped like Segmind's is accepted: read on every request, so a
+    # field (derived once), not a property.
+    open: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "open", not self.keys)
 
 
 def load_config(path: str | Path) -> AccountsConfig:
@@ -149,7 +155,7 @@ class Accounts:
     @property
     def open(self) -> bool:
         """True when no key is declared, so any key shaped like Segmind's is accepted."""
-        return not self.config.keys
+        return self.config.open
 
     def reset(self) -> None:
         """Forget all usage: declared accounts start again from their configured credits."""
@@ -166,7 +172,7 @@ class Accounts:
         No account is made here: only declared keys have one (see `_declare`), so keys that
         clients make up, however many, leave no state behind.
         """
-        if self.open:
+        if self.config.open:
             if not API_KEY_PATTERN.fullmatch(api_key):
                 raise wire.ApiError(401, wire.MALFORMED_KEY)
         elif api_key not in self.config.keys:
@@ -174,7 +180,7 @@ class Accounts:
 
     def admit(self, api_key: str, model: str, now: float) -> None:
         """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit)."""
-        config = self._config(api_key)
+        config = self.config.keys.get(api_key, OPEN_KEY)  # `_config`, without a call on every submit
         allowed = config.models
         if allowed is not None and model not in allowed:
             raise wire.ApiError(403, wire.forbidden_model(model, sorted(allowed)))
@@ -191,7 +197,7 @@ class Accounts:
 
         Open (no key declared), nothing is kept per key: credits are unlimited, so nothing can refuse.
         """
-        if self.open:
+        if self.config.open:
             return
         price = self.price(job.model)
         charge = Charge(job.finished_at, job.request_id, price, job.error is None)
