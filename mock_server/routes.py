@@ -34,24 +34,10 @@ BASE_CACHE_SIZE = 256
 _BASES: dict[tuple[object, ...], str] = {}
 
 
-def base_url(scope: Scope, host: bytes) -> str:
-    """The base of the absolute URLs handed back, for a request with this Host header."""
-    # Building Starlette's `base_url` costs a tenth of a submit, and clients call few hosts: cache
-    # it by what it is built from (bounded, since the Host header is the client's to choose).
-    server = scope.get("server")  # a tuple from servers, a list from some in-process transports
-    key = (scope.get("scheme"), tuple(server or ()), scope.get("root_path"), scope.get("app_root_path"), host)
-    base = _BASES.get(key)
-    if base is None:
-        base = str(Request(scope).base_url).rstrip("/")
-        if len(_BASES) < BASE_CACHE_SIZE:
-            _BASES[key] = base
-    return base
-
-
 class Call:
     """One request to a Segmind route as its handler sees it: what its headers say, its path's parameter, its body."""
 
-    __slots__ = ("body", "host", "key", "length", "mocked", "param", "prefix", "receive", "scope")
+    __slots__ = ("api_key", "body", "host", "key", "length", "mocked", "param", "prefix", "receive", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -71,14 +57,21 @@ class Call:
                 self.length = self.length or value
             elif name.startswith(b"x-mock-"):
                 self.mocked = True
-
-    def api_key(self) -> str:
-        """The `x-api-key` header, empty when none was sent."""
-        return self.key.decode("latin-1")
+        self.api_key = self.key.decode("latin-1")  # as the service reads it; empty when none was sent
 
     def base(self) -> str:
         """The base of the URLs in the answer: the host the client called (the SDK follows them)."""
-        return base_url(self.scope, self.host) + self.prefix
+        # Building Starlette's `base_url` costs a tenth of a submit, and clients call few hosts: cache
+        # it by what it is built from (bounded, since the Host header is the client's to choose).
+        scope = self.scope
+        server = scope.get("server")  # a tuple from servers, a list from some in-process transports
+        key = (scope.get("scheme"), tuple(server or ()), scope.get("root_path"), scope.get("app_root_path"), self.host)
+        base = _BASES.get(key)
+        if base is None:
+            base = str(Request(scope).base_url).rstrip("/")
+            if len(_BASES) < BASE_CACHE_SIZE:
+                _BASES[key] = base
+        return base + self.prefix
 
     async def read_body(self, limit: int) -> bytes:
         """Read the whole body (413 past `limit`), keeping it for the journal."""
@@ -124,13 +117,13 @@ class SegmindRoutes:
 
     async def status(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(call.param, call.api_key(), "status")
+        job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
         body = wire.status_body(job, state, call.base(), billing)
         return answer(body, FAILED_STATUS if state is State.FAILED else 200), rule
 
     async def result(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}` (and the v1 poll URL): the final body, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(call.param, call.api_key(), "result")
+        job, state, rule, billing = self.service.poll(call.param, call.api_key, "result")
         if state is State.FAILED:
             return answer(wire.failed_body(job), FAILED_STATUS), rule
         if state is State.COMPLETED:
@@ -158,7 +151,7 @@ class SegmindRoutes:
 
     async def _accept(self, call: Call, *, sync: bool) -> Accepted:
         service = self.service
-        api_key = call.api_key()
+        api_key = call.api_key
         spec = service.model(call.param, api_key)  # 401, then 404, before the body is read
         override = call.override()
         body = await call.read_body(service.settings.max_body_bytes)
