@@ -64,8 +64,8 @@ class App:
             answer, rule = await handler(call)
         except wire.ApiError as error:
             answer = await _gateway_answer(error)
-        except ClientDisconnect:
-            self._journal(call, None, b"", b"")  # the client left while sending its body: nobody to answer
+        except ClientDisconnect:  # the client left while sending its body: nobody to answer
+            await self.service.store_calls(self._journal, call, None, b"", b"")
             return
         except Exception as error:
             # Never expected: a 500 without a scenario asking for it is a bug in the fake.
@@ -75,7 +75,8 @@ class App:
         if faults.shapes(rule):
             assert rule is not None
             try:
-                self.service.backend.flush()  # the job is stored when accepted, however late its answer
+                # The job is stored when accepted, however late its answer.
+                await self.service.store_calls(self.service.backend.flush)
             except StoreUnavailable as error:  # it could not be: the answer is the 503, not the fault
                 await self._send(call, send, error_answer(error))
                 return
@@ -90,7 +91,7 @@ class App:
         status, headers, body = answer
         # Journaled before the answer goes out: a client that has its answer can read the journal at once.
         try:
-            self._journal(call, status, header(headers, b"content-type"), body)
+            await self.service.store_calls(self._journal, call, status, header(headers, b"content-type"), body)
         except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
             status, headers, body = error_answer(error)
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -101,14 +102,14 @@ class App:
         service = self.service
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
             answer = (status, response_type, response)
-            service.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
+            service.record(entry, call.scope, call.key, call.body, answer)
         # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
         service.journal_dropped += service.backend.flush()
 
-    def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
+    async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.
         try:
-            self._journal(call, status, response_type, response)
+            await self.service.store_calls(self._journal, call, status, response_type, response)
         except StoreUnavailable:
             self.service.journal_dropped += 1
 

@@ -1,14 +1,15 @@
 """The worker threads of blocking work, in separate bounded pools so that one kind cannot starve another.
 
-Fetching a remote input image waits on someone else's server; decoding and rendering use the CPU.
-Each has its own pool: a hundred slow fetches fill the fetch pool only, while inline images are
-decoded, videos rendered and output files served as usual. A full pool queues work, never refuses it.
+Fetching a remote input image waits on someone else's server; decoding and rendering use the CPU;
+a shared store (Redis) may stall. Each has its own pool: a hundred slow fetches fill the fetch pool
+only, while inline images are decoded, videos rendered and output files served as usual; a stalled
+Redis holds store threads, never the event loop. A full pool queues work, never refuses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, TypeVarTuple
 
 import anyio
 import anyio.to_thread
@@ -17,8 +18,11 @@ import anyio.to_thread
 FETCH_THREADS = 16
 # Decoding and rendering hold the CPU (and the GIL between FFmpeg calls): a few per core is enough.
 RENDER_THREADS = 8
+# Calls to a shared store mostly wait on Redis; each waits one timeout at most (store_redis.py).
+STORE_THREADS = 16
 
 Result = TypeVar("Result")
+Args = TypeVarTuple("Args")
 
 
 class WorkerPools:
@@ -32,3 +36,24 @@ class WorkerPools:
         """Run `function` on a worker thread of the fetch pool (if it may fetch) or the render pool."""
         limiter = self._fetch if fetches else self._render
         return await anyio.to_thread.run_sync(function, limiter=limiter)
+
+
+class StoreCalls:
+    """Runs the fake's calls into its store: in place for an in-process store, on worker threads for a shared one.
+
+    An in-process store never waits, so its calls stay on the event loop at no cost. A shared
+    store's calls are network round trips that a stalled Redis can hold for its whole timeout: on
+    a bounded pool of their own, they never hold the event loop, so the health check, the OpenAPI
+    document and every request that needs no store are answered meanwhile. The request's context
+    goes along (a copy referring to the same objects), which is what keeps a request's pinned
+    clock and queued writes (store_redis.RequestState) one across its steps.
+    """
+
+    def __init__(self, shared: bool, threads: int = STORE_THREADS) -> None:
+        self._limiter = anyio.CapacityLimiter(threads) if shared else None
+
+    async def __call__(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
+        """The result of `work(*args)`, run where the store's waits cannot hold the event loop."""
+        if self._limiter is None:
+            return work(*args)
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)

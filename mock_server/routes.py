@@ -123,13 +123,17 @@ class SegmindRoutes:
 
     async def status(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(call.param, call.api_key(), "status")
+        job, state, rule, billing = await self.service.store_calls(
+            self.service.poll, call.param, call.api_key(), "status"
+        )
         body = wire.status_body(job, state, call.base(), billing)
         return answer(body, FAILED_STATUS if state is State.FAILED else 200), rule
 
     async def result(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}` (and the v1 poll URL): the final body, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(call.param, call.api_key(), "result")
+        job, state, rule, billing = await self.service.store_calls(
+            self.service.poll, call.param, call.api_key(), "result"
+        )
         if state is State.FAILED:
             return answer(wire.failed_body(job), FAILED_STATUS), rule
         if state is State.COMPLETED:
@@ -143,7 +147,7 @@ class SegmindRoutes:
         job, rule = await self._accept(call, sync=True)
         if not await self._wait_for_end(call, job):
             return (wire.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None  # journaled only
-        headers = wire.sync_headers(job, service.billing(job))
+        headers = wire.sync_headers(job, await service.store_calls(service.billing, job))
         if job.error is not None:
             return answer(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule
         video = await service.video(job)
@@ -172,7 +176,7 @@ class SegmindRoutes:
 
         if service.reads_image(spec, payload):
             return await service.run_blocking(spec, payload, submit)
-        return submit()
+        return await service.store_calls(submit)
 
     async def _wait_for_end(self, call: Call, job: Job) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first.
