@@ -38,7 +38,8 @@ PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
 # How long one Redis call may take, connecting or answering, before the request gets a 503: a
-# stalled Redis holds a worker's event loop this long at most, once (then `Guard` fails fast).
+# stalled Redis holds a request (on a store thread, never the event loop) this long at most, once
+# (then `Guard` fails fast).
 # `?socket_timeout=S&socket_connect_timeout=S` in the store URL overrides it (docs/scaling.md).
 TIMEOUT_SECONDS = 1.0
 # While Redis is down, a background thread pings it this often; the first answer ends the outage.
@@ -181,7 +182,7 @@ class Guard:
     """Turns Redis failures into `StoreUnavailable` (a 503), and fails fast while Redis is down.
 
     A call that cannot reach Redis, or times out, marks it down: calls then raise at once, with
-    no round trip, so a stalled Redis holds an event loop for one timeout, not one per request.
+    no round trip, so a stalled Redis holds a request for one timeout per outage, not every request.
     A background thread pings Redis meanwhile, and the first answer brings it back by itself.
     """
 
