@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
@@ -74,9 +75,24 @@ def _same(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
+Result = TypeVar("Result")
+
+
 def _service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
+
+
+async def _in_store(request: Request, work: Callable[[Service], Result]) -> Result:
+    """`work` on the service, then its queued writes sent, where a stalled store cannot hold the event loop."""
+    service = _service(request)
+
+    def work_then_send() -> Result:
+        result = work(service)
+        service.backend.flush()
+        return result
+
+    return await service.store_calls(work_then_send)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -97,7 +113,10 @@ def _clock_view(service: Service) -> dict[str, Any]:
 
 async def health(request: Request) -> Response:
     """`GET /_mock/health`: liveness, the clock, the retained jobs by state and the next end, the serving process."""
-    service = _service(request)
+    return JSONResponse(await _in_store(request, _health))
+
+
+def _health(service: Service) -> dict[str, Any]:
     now = service.clock.now()
     jobs = service.retained(now)
     by_state = {state.value: 0 for state in State}
@@ -105,69 +124,78 @@ async def health(request: Request) -> Response:
         by_state[job.state_at(now).value] += 1
     next_end = min((job.finished_at for job in jobs if job.finished_at > now), default=None)
     # `worker` tells the processes of `serve --workers N` apart (a client's keep-alive connection stays on one).
-    return JSONResponse(
-        {
-            "status": "ok",
-            "jobs": len(jobs),
-            "jobs_by_state": by_state,
-            "next_job_end": next_end,
-            **_clock_view(service),
-            "worker": os.getpid(),
-            # Exchanges this worker could not journal while the store was unavailable.
-            "journal_dropped": service.journal_dropped,
-        }
-    )
+    return {
+        "status": "ok",
+        "jobs": len(jobs),
+        "jobs_by_state": by_state,
+        "next_job_end": next_end,
+        **_clock_view(service),
+        "worker": os.getpid(),
+        # Exchanges this worker could not journal while the store was unavailable.
+        "journal_dropped": service.journal_dropped,
+    }
 
 
 async def reset(request: Request) -> Response:
     """`POST /_mock/reset`: forget jobs, journal and scenarios; the clock returns to the time of day."""
-    _service(request).reset()
+    await _in_store(request, Service.reset)
     return JSONResponse({"status": "reset"})
 
 
 async def clock(request: Request) -> Response:
     """`GET /_mock/clock` shows the clock; `POST` with `{"speed": S}` changes its speed."""
-    service = _service(request)
     if request.method == "POST":
-        service.clock.set_speed(_seconds(await _body(request), "speed"))
-    return JSONResponse(_clock_view(service))
+        speed = _seconds(await _body(request), "speed")
+        await _in_store(request, lambda service: service.clock.set_speed(speed))
+    return JSONResponse(await _in_store(request, _clock_view))
 
 
 async def advance(request: Request) -> Response:
     """`POST /_mock/clock/advance` with `{"seconds": N}`: move simulated time forward."""
-    service = _service(request)
-    service.clock.advance(_seconds(await _body(request), "seconds"))
-    return JSONResponse(_clock_view(service))
+    seconds = _seconds(await _body(request), "seconds")
+
+    def advanced(service: Service) -> dict[str, Any]:
+        service.clock.advance(seconds)
+        return _clock_view(service)
+
+    return JSONResponse(await _in_store(request, advanced))
 
 
 async def requests(request: Request) -> Response:
     """`GET /_mock/requests`: the journal, oldest first, filtered and paged by the query; `DELETE` empties it."""
-    service = _service(request)
     page = admin_query.page_of(request.query_params)
     passes = admin_query.journal_filter(request.query_params)
-    if request.method == "DELETE":
-        service.journal.clear()
-    entries = [entry for entry in service.requests() if passes(entry)]
+    clear = request.method == "DELETE"
+
+    def journal(service: Service) -> list[dict[str, Any]]:
+        if clear:
+            service.journal.clear()
+        return service.requests()
+
+    entries = [entry for entry in await _in_store(request, journal) if passes(entry)]
     return JSONResponse(page.of(entries), headers=admin_query.total_header(len(entries)))
 
 
 async def jobs(request: Request) -> Response:
     """`GET /_mock/jobs`: the retained jobs with their derived state, oldest first, filtered by state and paged."""
-    service = _service(request)
     page = admin_query.page_of(request.query_params)
     wanted = request.query_params.get("state")
     if wanted is not None and wanted not in State.__members__:
         raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
-    now = service.clock.now()
-    found = [job for job in service.retained(now) if wanted is None or job.state_at(now).value == wanted]
-    shown = [service.describe(job, now) for job in page.of(found)]
-    return JSONResponse(shown, headers=admin_query.total_header(len(found)))
+
+    def listed(service: Service) -> tuple[list[dict[str, Any]], int]:
+        now = service.clock.now()
+        found = [job for job in service.retained(now) if wanted is None or job.state_at(now).value == wanted]
+        return [service.describe(job, now) for job in page.of(found)], len(found)
+
+    shown, total = await _in_store(request, listed)
+    return JSONResponse(shown, headers=admin_query.total_header(total))
 
 
 async def job(request: Request) -> Response:
     """`GET /_mock/jobs/{id}`: one retained job."""
     request_id = request.path_params["request_id"]
-    view = _service(request).job_view(request_id)
+    view = await _in_store(request, lambda service: service.job_view(request_id))
     if view is None:
         raise wire.not_found(request_id)
     return JSONResponse(view)
@@ -175,46 +203,52 @@ async def job(request: Request) -> Response:
 
 async def scenarios(request: Request) -> Response:
     """`GET /_mock/scenarios` lists rules, `POST` adds one, `DELETE` removes them all."""
-    book = _service(request).rules
     if request.method == "POST":
+        data = await _body(request)
         try:
-            rule = book.add(await _body(request))
+            rule = await _in_store(request, lambda service: service.rules.add(data))
         except ValueError as error:
             raise wire.ApiError(400, f"Invalid scenario: {error}") from None
         return JSONResponse(rule.to_dict(), 201)
-    if request.method == "DELETE":
-        book.clear()
-    return JSONResponse([rule.to_dict() for rule in book.rules()])
+    clear = request.method == "DELETE"
+
+    def listed(service: Service) -> list[dict[str, Any]]:
+        if clear:
+            service.rules.clear()
+        return [rule.to_dict() for rule in service.rules.rules()]
+
+    return JSONResponse(await _in_store(request, listed))
 
 
 async def scenario(request: Request) -> Response:
     """`DELETE /_mock/scenarios/{id}`: remove one rule."""
     rule_id = request.path_params["rule_id"]
-    if not _service(request).rules.remove(rule_id):
+    if not await _in_store(request, lambda service: service.rules.remove(rule_id)):
         raise wire.ApiError(404, f"Scenario {rule_id} not found")
     return Response(status_code=204)
 
 
 async def accounts(request: Request) -> Response:
     """`GET /_mock/accounts`: every known key with its credits, balance, allowed models and rate use."""
-    service = _service(request)
-    return JSONResponse(service.accounts.view(service.clock.now()))
+    return JSONResponse(await _in_store(request, lambda service: service.accounts.view(service.clock.now())))
 
 
 async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
-    service = _service(request)
     add: Any = (await _body(request)).get("add")
     if not is_number(add) or not abs(add) < LARGEST_AMOUNT:
         raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
-    return JSONResponse(service.accounts.top_up(request.path_params["key"], float(add), service.clock.now()))
+    key = request.path_params["key"]
+    return JSONResponse(
+        await _in_store(request, lambda service: service.accounts.top_up(key, float(add), service.clock.now()))
+    )
 
 
 async def output(request: Request) -> Response:
     """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
-    service = _service(request)
-    job = service.output(request.path_params["request_id"])
-    return media.ranged_response(request, await service.video(job), VIDEO_CONTENT_TYPE)
+    request_id = request.path_params["request_id"]
+    job = await _in_store(request, lambda service: service.output(request_id))
+    return media.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
 
 
 ROUTES = [

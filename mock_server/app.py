@@ -16,7 +16,8 @@ from mock_server import admin, faults, wire
 from mock_server.recording import entry
 from mock_server.responses import Answer, error_answer, header, server_error
 from mock_server.router import Router
-from mock_server.routes import Call, Handler, SegmindRoutes
+from mock_server.routes import Call, Handler, Reply, SegmindRoutes
+from mock_server.scenarios import Rule
 from mock_server.service import Service
 from mock_server.storage import StoreUnavailable
 
@@ -60,60 +61,71 @@ class App:
                 await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = Call(scope, receive)
+        call = Call(scope, receive, self._settle)
         rule = None
         try:
             handler, call.param, call.prefix = self.router.match(scope["method"], scope["path"])
             answer, rule = await handler(call)
         except wire.ApiError as error:
             answer = await _gateway_answer(error)
-        except ClientDisconnect:
-            self._journal(call, None, b"", b"")  # the client left while sending its body: nobody to answer
+        except ClientDisconnect:  # the client left while sending its body: nobody to answer
+            await self.service.store_calls(self._journal, call, None, b"", b"")
             return
         except Exception as error:
             # Never expected: a 500 without a scenario asking for it is a bug in the fake.
             # Answer it in the envelope, then let the server log it.
-            await self._send(call, send, error_answer(server_error(error)))
+            settled, _ = await self.service.store_calls(self._settle, call, error_answer(server_error(error)), None)
+            await _send(send, settled)
             raise
+        if not call.settled:  # a handler settles its answer itself where that saves a trip to the store's threads
+            answer, rule = await self.service.store_calls(self._settle, call, answer, rule)
         if faults.shapes(rule):
             assert rule is not None
-            try:
-                self.service.backend.flush()  # the job is stored when accepted, however late its answer
-            except StoreUnavailable as error:  # it could not be: the answer is the 503, not the fault
-                await self._send(call, send, error_answer(error))
-                return
             try:
                 await faults.deliver(answer, rule, send, functools.partial(self._journal_quietly, call))
             except faults.ConnectionDropped as dropped:
                 await faults.drop_connection(receive, dropped)
             return
-        await self._send(call, send, answer)
+        await _send(send, answer)
 
-    async def _send(self, call: Call, send: Send, answer: Answer) -> None:
-        status, headers, body = answer
-        # Journaled before the answer goes out: a client that has its answer can read the journal at once.
+    def _settle(self, call: Call, answer: Answer, rule: Rule | None) -> Reply:
+        """Store what `answer` names and journal it, before it goes; the 503 instead if the store cannot take it.
+
+        Journaled before the answer goes out: a client that has its answer can read the journal at
+        once. An answer a scenario delays or breaks is journaled as it is delivered, but the job it
+        names is stored now, however late its answer.
+        """
+        call.settled = True
         try:
-            self._journal(call, status, header(headers, b"content-type"), body)
+            if faults.shapes(rule):
+                self.service.journal_dropped += self.service.backend.flush()
+            else:
+                self._journal(call, answer[0], header(answer[1], b"content-type"), answer[2])
         except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
-            status, headers, body = error_answer(error)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            return error_answer(error), None
+        return answer, rule
 
     def _journal(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         """Journal what reaches the client, just before it does; then send what a shared store queued."""
         service = self.service
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
             answer = (status, response_type, response)
-            service.record(entry(service.clock.now(), call.scope, call.key, call.body, answer))
+            service.record(entry, call.scope, call.key, call.body, answer)
         # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
         service.journal_dropped += service.backend.flush()
 
-    def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
+    async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.
         try:
-            self._journal(call, status, response_type, response)
+            await self.service.store_calls(self._journal, call, status, response_type, response)
         except StoreUnavailable:
             self.service.journal_dropped += 1
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _gateway_answer(error: wire.ApiError) -> Answer:

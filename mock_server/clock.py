@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 
 import anyio
 
+from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, ClockStore
 from mock_server.store_memory import MemoryClock
 
@@ -43,9 +44,10 @@ class Clock:
     what makes a 60-second job take no wall time at all under test.
     """
 
-    def __init__(self, store: ClockStore, *, virtual: bool = False) -> None:
+    def __init__(self, store: ClockStore, *, virtual: bool = False, calls: StoreCalls | None = None) -> None:
         self.store = store
         self.virtual = virtual
+        self._calls = calls or StoreCalls(shared=False)  # how `wait_until` reads a store that may stall
 
     @classmethod
     def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
@@ -80,14 +82,14 @@ class Clock:
         Both jump the clock to `deadline`: a frozen clock would otherwise hold the caller (a v1
         call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
         """
-        while (remaining := deadline - self._at(state := self.store.refresh())) > 0:
+        while (remaining := deadline - self._at(state := await self._calls(self.store.refresh))) > 0:
             if self.virtual or not state.speed:
-                self.advance(remaining)
+                await self._calls(self.advance, remaining)
                 return
             await anyio.sleep(min(remaining / state.speed, WAIT_STEP_SECONDS))
 
     def pinned(self) -> AbstractContextManager[None]:
-        """Within the block (one request), read a shared clock once."""
+        """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""
         return self.store.pinned()
 
     def _at(self, state: ClockState) -> float:

@@ -8,7 +8,7 @@ connection is closed with nothing (or half a body) sent; in-process, `PortalTran
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.types import Receive, Send
@@ -21,7 +21,7 @@ NO_RESPONSE = "Server disconnected without sending a response."
 SHORT_BODY = "peer closed connection without sending complete message body (received {sent} bytes, expected {length})"
 
 # Journals what reached the client: its status (None: nothing was sent), content type and body.
-Journal = Callable[[int | None, bytes, bytes], None]
+Journal = Callable[[int | None, bytes, bytes], Awaitable[None]]
 
 
 class ConnectionDropped(BaseException):
@@ -47,18 +47,18 @@ async def deliver(answer: Answer, rule: Rule, send: Send, journal: Journal) -> N
     status, headers, body = answer
     content_type = header(headers, b"content-type")
     if rule.outcome == "disconnect":
-        journal(None, b"", b"")
+        await journal(None, b"", b"")
         raise ConnectionDropped(NO_RESPONSE)
     if rule.outcome in BROKEN_ANSWERS:
         half = body[: len(body) // 2]
         if rule.outcome == "truncated":
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": half, "more_body": True})
-            journal(status, content_type, half)
+            await journal(status, content_type, half)
             raise ConnectionDropped(SHORT_BODY.format(sent=len(half), length=len(body)))
         # Malformed: half the body, sent whole as a 200.
         status, headers, body = 200, [(b"content-length", b"%d" % len(half)), (b"content-type", content_type)], half
-    journal(status, content_type, body)
+    await journal(status, content_type, body)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

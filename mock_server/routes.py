@@ -9,8 +9,8 @@ bytes) that `app.App` sends and journals.
 from __future__ import annotations
 
 import base64
-import functools
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 from starlette.datastructures import Headers as StarletteHeaders
@@ -28,6 +28,10 @@ from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Service
 
 _VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())
+# An answer with the scenario rule that may delay or break it on its way out (faults.py).
+Reply = tuple[Answer, Rule | None]
+# Journals an answer and stores what it names, or gives the 503 instead (app.App._settle).
+Settle = Callable[["Call", Answer, Rule | None], Reply]
 
 
 BASE_CACHE_SIZE = 256
@@ -37,11 +41,26 @@ _BASES: dict[tuple[object, ...], str] = {}
 class Call:
     """One request to a Segmind route as its handler sees it: what its headers say, its path's parameter, its body."""
 
-    __slots__ = ("api_key", "body", "host", "key", "length", "mocked", "param", "prefix", "receive", "scope")
+    __slots__ = (
+        "_settle",
+        "api_key",
+        "body",
+        "host",
+        "key",
+        "length",
+        "mocked",
+        "param",
+        "prefix",
+        "receive",
+        "scope",
+        "settled",
+    )
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, settle: Settle) -> None:
         self.scope = scope
         self.receive = receive
+        self._settle = settle
+        self.settled = False  # journaled, and what the answer names stored (`settle`)
         self.param = ""  # the model or the request id named in the path
         self.prefix = ""  # or wire.MIRROR_PREFIX: the answer's URLs stay under the path's prefix
         self.body = b""  # what the journal shows of the request
@@ -78,6 +97,10 @@ class Call:
         self.body = await read_body(self.length, self.receive, limit)
         return self.body
 
+    def settle(self, answer: Answer, rule: Rule | None) -> Reply:
+        """Journal `answer` and store what it names now, in the step that made it (one hand-off to store threads)."""
+        return self._settle(self, answer, rule)
+
     def override(self) -> Rule | None:
         """The rule given by `x-mock-*` headers, or None; 400 for a header that says nothing valid."""
         if not self.mocked:
@@ -88,9 +111,12 @@ class Call:
             raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
 
 
-# An answer with the scenario rule that may delay or break it on its way out (faults.py).
-Reply = tuple[Answer, Rule | None]
 Handler = Callable[[Call], Awaitable[Reply]]
+Result = TypeVar("Result")
+
+
+def _accepted(call: Call, accepted: Accepted) -> Accepted:
+    return accepted  # a v1 call waits for its job before it answers
 
 
 class SegmindRoutes:
@@ -111,19 +137,17 @@ class SegmindRoutes:
 
     async def submit(self, call: Call) -> Reply:
         """`POST /v2/{model}`: queue a job and answer with its id and poll URLs."""
-        job, rule = await self._accept(call, sync=False)
-        base = call.base() + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
-        return answer(wire.submit_body(job, base)), rule
+        return await self._accept(call, self._submitted, sync=False)
 
     async def status(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
-        body = wire.status_body(job, state, call.base(), billing)
-        return answer(body, FAILED_STATUS if state is State.FAILED else 200), rule
+        return await self.service.store_calls(self._status, call)
 
     async def result(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}` (and the v1 poll URL): the final body, FAILED served as 422."""
-        job, state, rule, billing = self.service.poll(call.param, call.api_key, "result")
+        job, state, rule, billing = await self.service.store_calls(
+            self.service.poll, call.param, call.api_key, "result"
+        )
         if state is State.FAILED:
             return answer(wire.failed_body(job), FAILED_STATUS), rule
         if state is State.COMPLETED:
@@ -134,10 +158,10 @@ class SegmindRoutes:
     async def run_sync(self, call: Call) -> Reply:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
         service = self.service
-        job, rule = await self._accept(call, sync=True)
+        job, rule = await self._accept(call, _accepted, sync=True)
         if not await self._wait_for_end(call, job):
             return (wire.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None  # journaled only
-        headers = wire.sync_headers(job, service.billing(job))
+        headers = wire.sync_headers(job, await service.store_calls(service.billing, job))
         if job.error is not None:
             return answer(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule
         video = await service.video(job)
@@ -149,7 +173,18 @@ class SegmindRoutes:
         """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
         return answer(openapi_document(call.base())), None
 
-    async def _accept(self, call: Call, *, sync: bool) -> Accepted:
+    def _submitted(self, call: Call, accepted: Accepted) -> Reply:
+        job, rule = accepted
+        base = call.base() + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
+        return call.settle(answer(wire.submit_body(job, base)), rule)
+
+    def _status(self, call: Call) -> Reply:
+        job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
+        body = wire.status_body(job, state, call.base(), billing)
+        return call.settle(answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
+
+    async def _accept(self, call: Call, then: Callable[[Call, Accepted], Result], *, sync: bool) -> Result:
+        """Accept a submission and pass it to `then`, in the one step that calls the store."""
         service = self.service
         api_key = call.api_key
         spec = service.model(call.param, api_key)  # 401, then 404, before the body is read
@@ -159,13 +194,14 @@ class SegmindRoutes:
         # so every message stays the one that names each broken parameter.
         checked = decode_params(spec.slug, body)
         payload = parse_json_object(body) if checked is None else checked
-        # A partial, not a closure: calling it adds no Python frame to every submit.
-        submit = functools.partial(
-            service.submit, spec, payload, api_key, sync=sync, override=override, checked=checked is not None
-        )
+        decoded = checked is not None
+
+        def submit() -> Result:
+            return then(call, service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded))
+
         if service.reads_image(spec, payload):
             return await service.run_blocking(spec, payload, submit)
-        return submit()
+        return await service.store_calls(submit)
 
     async def _wait_for_end(self, call: Call, job: Job) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first.

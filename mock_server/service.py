@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 import msgspec
 
@@ -25,7 +25,7 @@ from mock_server.clock import Clock, check_speed
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, Record, mask_key
-from mock_server.pools import FETCH_THREADS, RENDER_THREADS, WorkerPools
+from mock_server.pools import FETCH_THREADS, RENDER_THREADS, StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
 from mock_server.storage import Backend, JobStore, JournalStore, StoreUnavailable
@@ -37,6 +37,7 @@ from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
 VIEW_STRING_LIMIT = 120
 
 Result = TypeVar("Result")
+Args = TypeVarTuple("Args")
 LOG = logging.getLogger("segmind_mock")
 
 
@@ -95,8 +96,10 @@ class Service:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
+        # Where the routes call the store from: off the event loop when it is shared (it may stall).
+        self.store_calls = StoreCalls(self.backend.shared)
         clock_store = self.backend.clock(check_speed(self.settings.speed))
-        self.clock = Clock(clock_store, virtual=self.settings.virtual)
+        self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store)
         self.rules = RuleBook(self.backend.rules())
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
@@ -225,10 +228,10 @@ class Service:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
         return self.rules.add(data)
 
-    def record(self, record: Record) -> None:
-        """Journal an exchange; a store that cannot take it is counted, never allowed to break the answer."""
+    def record(self, record: Callable[[float, *Args], Record], *args: *Args) -> None:
+        """Journal `record(now, *args)`: a store that cannot take it, or tell the time, loses it alone (counted)."""
         try:
-            self.journal.record(record)
+            self.journal.record(record(self.clock.now(), *args))
         except StoreUnavailable:
             self.journal_dropped += 1
         except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer

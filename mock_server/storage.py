@@ -99,7 +99,7 @@ class ClockStore(Protocol):
         """Bring simulated time back to the real time of day."""
 
     def pinned(self) -> AbstractContextManager[None]:
-        """Within the block (one request), read a shared clock once; nothing to do in the process."""
+        """Within the block (one request), read a shared clock once and queue writes for `Backend.flush`."""
 
 
 class JobStore(Protocol):

@@ -39,7 +39,8 @@ PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
 # How long one Redis call may take, connecting or answering, before the request gets a 503: a
-# stalled Redis holds a worker's event loop this long at most, once (then `Guard` fails fast).
+# stalled Redis holds a request (on a store thread, never the event loop) this long at most, once
+# (then `Guard` fails fast).
 # `?socket_timeout=S&socket_connect_timeout=S` in the store URL overrides it (docs/scaling.md).
 TIMEOUT_SECONDS = 1.0
 # While Redis is down, a background thread pings it this often; the first answer ends the outage.
@@ -182,7 +183,7 @@ class Guard:
     """Turns Redis failures into `StoreUnavailable` (a 503), and fails fast while Redis is down.
 
     A call that cannot reach Redis, or times out, marks it down: calls then raise at once, with
-    no round trip, so a stalled Redis holds an event loop for one timeout, not one per request.
+    no round trip, so a stalled Redis holds a request for one timeout per outage, not every request.
     A background thread pings Redis meanwhile, and the first answer brings it back by itself.
     """
 
@@ -274,6 +275,17 @@ class Call(NamedTuple):
     droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
 
 
+class RequestState:
+    """What one request has read from Redis and queued for it, shared by every step of the request."""
+
+    __slots__ = ("clock", "queued", "rules_version")
+
+    def __init__(self) -> None:
+        self.clock: ClockState | None = None  # the clock as the request's first read saw it
+        self.rules_version: str | None = None  # the rule book's version, read along with the clock
+        self.queued: list[Call] = []  # writes to send with the request's next round trip
+
+
 class RedisBackend:
     """The fake's state in one Redis namespace.
 
@@ -291,13 +303,11 @@ class RedisBackend:
         self.guard = client.guard
         self.prefix = prefix
         self.name = f"{where} (prefix {prefix})"
-        # The rule book's version as the clock read at the start of this request saw it (None outside one).
-        self.rules_version: ContextVar[str | None] = ContextVar(f"segmind-mock-rules-{id(self)}", default=None)
+        # What the current request has read and queued (None outside a request: writes are sent at once).
+        self.request: ContextVar[RequestState | None] = ContextVar(f"segmind-mock-request-{id(self)}", default=None)
         # How many times this process found Redis had lost the namespace's clock (a restart): it
         # invalidates what it cached by version, since versions count again from zero.
         self.restarts = 0
-        # The writes the current request queued (None outside a request: writes are sent at once).
-        self.queued: ContextVar[list[Call] | None] = ContextVar(f"segmind-mock-queued-{id(self)}", default=None)
         self.dropped = 0  # journal entries Redis could not take (it was unavailable, or full)
 
     @classmethod
@@ -330,7 +340,8 @@ class RedisBackend:
         StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
         then lost alone (`dropped` counts them).
         """
-        queued = self.queued.get()
+        request = self.request.get()
+        queued = request.queued if request is not None else None
         batch = [*queued, *calls] if queued else list(calls)
         if queued:
             queued.clear()
@@ -364,16 +375,17 @@ class RedisBackend:
 
     def defer(self, call: Call) -> None:
         """Queue a write for the current request's next round trip; outside a request, send it now."""
-        queued = self.queued.get()
-        if queued is None:
+        request = self.request.get()
+        if request is None:
             self.run(call)
         else:
-            queued.append(call)
+            request.queued.append(call)
 
     def flush(self) -> int:
         """Send the writes the current request queued, in one round trip; how many journal entries were lost."""
         before = self.dropped
-        if self.queued.get():
+        request = self.request.get()
+        if request is not None and request.queued:
             self.run()
         return self.dropped - before
 
@@ -443,7 +455,6 @@ class RedisClock:
         self._initial_speed = speed
         self._key = backend.key("clock")
         self._rules_version_key = backend.key("rules-version")
-        self._rules_version = backend.rules_version
         self._read_script = backend.redis.register_script(_CLOCK_READ)
         self._advance_script = backend.redis.register_script(_CLOCK_ADVANCE)
         self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
@@ -451,7 +462,6 @@ class RedisClock:
         self._restore_script = backend.redis.register_script(_CLOCK_RESTORE)
         self._backend = backend
         self._seen: ClockState | None = None  # the latest state this process read: the floor after a restart
-        self._pinned: ContextVar[ClockState | None] = ContextVar(f"segmind-mock-clock-{id(self)}", default=None)
         self._read()  # the first process to open the namespace sets its clock up
 
     def real_time(self) -> float:
@@ -460,11 +470,15 @@ class RedisClock:
 
     def read(self) -> ClockState:
         """The state pinned for this request (read at its first use), else read from Redis."""
-        return self._pinned.get() or self._pin(self._read())
+        request = self._backend.request.get()
+        if request is not None and request.clock is not None:
+            return request.clock
+        return self._pin(self._read())
 
     def read_along(self, call: Call) -> Any:
         """The answer to `call`, in the same round trip as this request's first clock read if it is still to come."""
-        if self._pinned.get() is not None or self._backend.queued.get() is None:
+        request = self._backend.request.get()
+        if request is None or request.clock is not None:
             return self._backend.run(call)[0]
         raw, answer = self._backend.run(self._read_call(), call)
         self._pin(self._arrived(_strings(raw)))
@@ -488,23 +502,24 @@ class RedisClock:
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
-        """Within the block (one request), read the shared clock once (at its first use); then send queued writes."""
-        token = self._pinned.set(None)
-        version = self._rules_version.set(None)
-        queued = self._backend.queued.set([])
+        """Within the block (one request), read the shared clock once (at its first use) and queue writes.
+
+        The request's state is one object that every step of the request shares, worker threads
+        included (each gets a copy of the context, and the copy refers to the same object). The
+        request sends what it queued with `RedisBackend.flush` before it answers.
+        """
+        token = self._backend.request.set(RequestState())
         try:
             yield
-            self._backend.flush()
         finally:
-            self._backend.queued.reset(queued)
-            self._rules_version.reset(version)
-            self._pinned.reset(token)
+            self._backend.request.reset(token)
 
     def _pin(self, raw: list[str]) -> ClockState:
         state = self._parse(raw)
-        if self._backend.queued.get() is not None:  # inside a request: what the rest of it sees
-            self._pinned.set(state)
-            self._rules_version.set(raw[3])
+        request = self._backend.request.get()
+        if request is not None:  # inside a request: what the rest of it sees
+            request.clock = state
+            request.rules_version = raw[3]
         return state
 
     def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
@@ -539,8 +554,9 @@ class RedisClock:
     def _keep(self, raw: Any) -> ClockState:
         # A change made inside a request is what the rest of the request sees.
         state = self._seen = self._parse(_strings(raw))
-        if self._pinned.get() is not None:
-            self._pinned.set(state)
+        request = self._backend.request.get()
+        if request is not None and request.clock is not None:
+            request.clock = state
         return state
 
     @staticmethod
@@ -707,7 +723,8 @@ class RedisRuleStore:
         No round trip while no rule is added or removed (without rules, none at all). Their
         counters may be stale; matching does not use them, and `take` counts in Redis.
         """
-        version = self._backend.rules_version.get()
+        request = self._backend.request.get()
+        version = request.rules_version if request is not None else None
         cached = self._cached
         at = (self._backend.restarts, version or "")
         if version is not None and cached is not None and cached[0] == at:

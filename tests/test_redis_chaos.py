@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 from tests.support import API_KEY
-from tests.support_stores import namespaced, redis_server, start_redis
+from tests.support_stores import StallingRelay, namespaced, redis_server, start_redis
 
 pytestmark = pytest.mark.slow
 
@@ -140,6 +141,34 @@ def test_stopped_redis_gets_503_within_the_timeout_and_the_worker_keeps_answerin
     finally:
         os.kill(chaos.process.pid, signal.SIGCONT)
     assert until_back(chaos.http).json()["status"] == "ok"
+
+
+def test_a_stalled_redis_never_holds_the_event_loop(chaos: Chaos) -> None:
+    with StallingRelay(chaos.port) as relay:
+        mock = SegmindMock(Settings(store=namespaced(f"redis://127.0.0.1:{relay.port}/0"), speed=0))
+        with (
+            ServerThread(mock.app) as base,
+            httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as http,
+            httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as other,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            assert http.get("/_mock/health").status_code == 200
+            relay.stall()
+            submitting = pool.submit(other.post, "/v2/svd", json=SUBMIT)
+            assert relay.holding.wait(PROMPT.read), "the submission never reached Redis"
+            # The submission waits on Redis (for the store's timeout): meanwhile, what needs no
+            # store is served, which it could not be if the wait held the event loop.
+            assert http.get("/_mock/", headers={"accept": "text/html"}).status_code == 200
+            assert http.get("/_mock/static/dashboard.js").status_code == 200
+            assert not relay.hung_up.is_set() and not submitting.done()
+            assert_unavailable(submitting.result())
+            # Redis is marked down: the rest fail fast, each answered as promptly; a route whose
+            # answer needs no store is still answered, its journal entry lost alone.
+            for method, path in ROUTES:
+                assert_unavailable(call(http, method, path))
+            assert http.get("/openapi.json").status_code == 200
+            assert mock.service.backend.guard.outages == 1
+            assert mock.service.journal_dropped >= 1
 
 
 def test_redis_out_of_memory_refuses_submissions_whole_and_loses_no_accepted_job(chaos: Chaos) -> None:
