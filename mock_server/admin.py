@@ -144,10 +144,14 @@ async def reset(request: Request) -> Response:
 
 async def clock(request: Request) -> Response:
     """`GET /_mock/clock` shows the clock; `POST` with `{"speed": S}` changes its speed."""
-    if request.method == "POST":
-        speed = _seconds(await _body(request), "speed")
-        await _in_store(request, lambda service: service.clock.set_speed(speed))
-    return JSONResponse(await _in_store(request, _clock_view))
+    speed = _seconds(await _body(request), "speed") if request.method == "POST" else None
+
+    def view(service: Service) -> dict[str, Any]:
+        if speed is not None:
+            service.clock.set_speed(speed)
+        return _clock_view(service)
+
+    return JSONResponse(await _in_store(request, view))
 
 
 async def advance(request: Request) -> Response:

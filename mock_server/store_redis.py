@@ -291,9 +291,9 @@ class RedisBackend:
 
     Inside a request (`RedisClock.pinned`), writes whose answers the request does not need (a new
     job, an unlimited key's charge, the journal entry) are queued and sent along with the
-    request's next round trip, or by `flush` before the answer goes out: a submission costs two
-    round trips (its clock read, then its writes) and a poll two (its clock read with the job, then
-    its journal entry). docs/scaling.md counts them.
+    request's next round trip, or by `flush` before the answer goes out: a submission costs one
+    round trip (its writes; the clock is read only when `ChangeWatch` saw it change) and a poll two
+    (its clock read with the job, then its journal entry). docs/scaling.md counts them.
     """
 
     shared = True
@@ -444,11 +444,88 @@ def _strings(raw: Any) -> list[str]:
     return cast(list[str], raw)
 
 
+class ChangeWatch:
+    """Tells a process whether the shared clock and the rule book's version changed since it last read them.
+
+    Redis's server-assisted tracking in broadcast mode (`CLIENT TRACKING ON BCAST PREFIX`, RESP3,
+    Redis 6 or newer): Redis pushes an invalidation message for every change to those keys,
+    whoever made it, to a connection this process keeps for it, before it answers the change's
+    author. So a request that finds no message waiting may use the state it read last without a
+    round trip, and a client that saw an `advance` answered, through any worker, sees it in its
+    next request. Any doubt (no watch yet, a lost connection, a Redis or a protocol that cannot
+    track) means "changed": the state is read again, as without the watch.
+    """
+
+    def __init__(self, backend: RedisBackend, keys: Sequence[str]) -> None:
+        self._backend = backend
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._connection: Any = None  # tracking in broadcast mode: it receives the invalidations
+        # Counts the changes seen (and lost watches): a state read at one generation is current while it lasts.
+        self._generation = 0
+        self.usable = True  # False once Redis could not track (too old, RESP2, or tracking refused)
+
+    def generation(self) -> int | None:
+        """The current generation, after the changes waiting (a non-blocking look); None while nothing is watched."""
+        with self._lock:
+            return self._drained()
+
+    def before_read(self) -> int | None:
+        """The generation a read of the watched keys starting now belongs to; starts watching if it can."""
+        with self._lock:
+            if self._connection is None and self.usable and self._backend.guard.down is None:
+                self._open()
+            return self._drained()
+
+    def _drained(self) -> int | None:
+        if self._connection is None:
+            return None
+        try:
+            while self._connection.can_read(timeout=0):
+                self._connection.read_response(push_request=True)
+                self._generation += 1
+        except (redis.RedisError, OSError):
+            self._close()
+            return None
+        return self._generation
+
+    def _open(self) -> None:
+        pool = self._backend.redis.connection_pool  # its class and settings: TCP, TLS or a Unix socket alike
+        connection = pool.connection_class(**pool.connection_kwargs)
+        try:
+            self._backend.guard.call(self._track, connection)  # an outage is the guard's: a 503, then fail fast
+        except redis.ResponseError as error:
+            LOG.warning("segmind-mock: Redis cannot track changes (%s); the clock is read on every request", error)
+            self.usable = False
+            connection.disconnect()
+        except StoreUnavailable:
+            connection.disconnect()
+            raise
+        else:
+            self._connection = connection
+
+    def _track(self, connection: Any) -> None:
+        connection.connect()
+        if str(connection.protocol) != "3":  # RESP2 delivers invalidations only through a second connection
+            raise redis.ResponseError("the connection speaks RESP2 (protocol=2 in the store URL?)")
+        connection.send_command(
+            "CLIENT", "TRACKING", "ON", "BCAST", *(part for key in self._keys for part in ("PREFIX", key))
+        )
+        connection.read_response()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.disconnect()
+        self._connection = None
+        self._generation += 1  # what was read while watched is no longer known to be current
+
+
 class RedisClock:
     """The clock shared by every process of a namespace.
 
     Real time is each machine's `time.time()` (keep machines' clocks in sync). Inside a request,
-    the state read at its start is used (see `pinned`), so reading it costs no round trip there.
+    the state read at its start is used (see `pinned`), so reading it costs no round trip there;
+    nor does that first read while the process's last reading is current (`ChangeWatch`).
     """
 
     def __init__(self, backend: RedisBackend, speed: float) -> None:
@@ -462,6 +539,10 @@ class RedisClock:
         self._restore_script = backend.redis.register_script(_CLOCK_RESTORE)
         self._backend = backend
         self._seen: ClockState | None = None  # the latest state this process read: the floor after a restart
+        # The state and the rule book's version as this process last read them, with the watch's
+        # generation of that read: current while the generation is.
+        self._watch = ChangeWatch(backend, [self._key, self._rules_version_key])
+        self._last: tuple[ClockState, str, int] | None = None
         self._read()  # the first process to open the namespace sets its clock up
 
     def real_time(self) -> float:
@@ -471,8 +552,13 @@ class RedisClock:
     def read(self) -> ClockState:
         """The state pinned for this request (read at its first use), else read from Redis."""
         request = self._backend.request.get()
-        if request is not None and request.clock is not None:
-            return request.clock
+        if request is not None:
+            if request.clock is not None:
+                return request.clock
+            last = self._last
+            if last is not None and last[2] == self._watch.generation():  # no round trip while nothing changed
+                request.clock, request.rules_version = last[0], last[1]
+                return last[0]
         return self._pin(self._read())
 
     def read_along(self, call: Call) -> Any:
@@ -480,8 +566,9 @@ class RedisClock:
         request = self._backend.request.get()
         if request is None or request.clock is not None:
             return self._backend.run(call)[0]
+        generation = self._watch.before_read()
         raw, answer = self._backend.run(self._read_call(), call)
-        self._pin(self._arrived(_strings(raw)))
+        self._pin(self._arrived(_strings(raw), generation))
         return answer
 
     def refresh(self) -> ClockState:
@@ -530,13 +617,15 @@ class RedisClock:
         return Call(self._read_script, [self._key, self._rules_version_key], args)
 
     def _read(self) -> list[str]:
-        return self._arrived(_strings(self._backend.run(self._read_call())[0]))
+        generation = self._watch.before_read()
+        return self._arrived(_strings(self._backend.run(self._read_call())[0]), generation)
 
-    def _arrived(self, raw: list[str]) -> list[str]:
+    def _arrived(self, raw: list[str], generation: int | None) -> list[str]:
         # A clock Redis had lost (it restarted) is raised back to this process's last reading.
         if raw[4] == "1" and self._seen is not None:
             raw = self._restore(self._seen) + raw[3:4]
         self._seen = self._parse(raw)
+        self._last = (self._seen, raw[3], generation) if generation is not None else None
         return raw
 
     def _restore(self, seen: ClockState) -> list[str]:

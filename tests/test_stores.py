@@ -67,6 +67,20 @@ def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(
         assert (second.jobs, second.requests, _status(two, completed).status_code) == ([], [], 404)
 
 
+def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: str) -> None:
+    # A submission uses the clock its process read last unless Redis said it changed since: the
+    # change must be seen by the very next request, whichever process made it.
+    url = namespaced(redis_url)
+    first, second = SegmindMock(Settings(speed=0, store=url)), SegmindMock(Settings(speed=0, store=url))
+    with _http(first) as one:
+        _submit(one)
+        for _ in range(20):
+            moved_to = second.advance(600)
+            assert first.job(_submit(one))["submitted_at"] == moved_to  # frozen: exactly where it was moved
+            second.add_scenario(outcome="failed", times=1)
+            assert first.job(_submit(one))["error"] is not None  # the rule added just before decides it
+
+
 def test_fakes_without_a_prefix_each_get_a_namespace_of_their_own(redis_url: str) -> None:
     first, second = SegmindMock(Settings(speed=0, store=redis_url)), SegmindMock(Settings(speed=0, store=redis_url))
     with _http(first) as one:
@@ -288,19 +302,24 @@ def _round_trips(server: redis.Redis, send: Callable[[], object], times: int) ->
     return (after - before - 1) / times  # less the first INFO's own read
 
 
-def test_a_submit_and_a_poll_cost_two_round_trips_each(redis_url: str, tmp_path: Path) -> None:
-    # The writes a request makes go in one pipeline before its answer, and a poll reads the job
-    # with the clock: 4 and 3 round trips before, each a network wait under load. A server of the
-    # test's own: the count is the server's, and nothing else may use it meanwhile.
+@pytest.mark.parametrize(("options", "submit_trips"), [("", 1), ("&protocol=2", 2)], ids=["resp3", "resp2"])
+def test_a_submit_costs_one_round_trip_and_a_poll_two(
+    redis_url: str, tmp_path: Path, options: str, submit_trips: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The writes a request makes go in one pipeline before its answer; the clock is read again
+    # only once Redis says it changed (RESP3 tracking), on every submission where it cannot
+    # (RESP2); a poll reads the job with the clock, then journals. 4 and 3 round trips at first.
+    # A server of the test's own: the count is the server's, and nothing else may use it meanwhile.
     binary = redis_server()
     assert binary is not None  # `redis_url` was served by it
     process, url = start_redis(binary, tmp_path)
     try:
-        mock = SegmindMock(Settings(speed=0, store=namespaced(url)))
+        mock = SegmindMock(Settings(speed=0, store=namespaced(url) + options))
+        assert ("cannot track changes" in caplog.text) == (submit_trips == 2)
         server = redis.Redis.from_url(url)
         with _http(mock) as client:
             request_id = _submit(client)  # the first request of a process sets its state up
-            assert _round_trips(server, lambda: _submit(client), 20) == 2
+            assert _round_trips(server, lambda: _submit(client), 20) == submit_trips
             assert _round_trips(server, lambda: _status(client, request_id).raise_for_status(), 20) == 2
         assert len(mock.jobs) == 21 and len(mock.requests) == 41  # nothing queued was lost
     finally:
