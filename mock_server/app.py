@@ -112,7 +112,8 @@ class App:
             answer = (status, response_type, response)
             service.record(entry, call.scope, call.key, call.body, answer)
         # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
-        service.journal_dropped += service.backend.flush()
+        if service.backend.shared:  # an in-process store queues nothing
+            service.journal_dropped += service.backend.flush()
 
     async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.

@@ -55,12 +55,13 @@ class StoreCalls:
     """
 
     def __init__(self, shared: bool, threads: int = STORE_THREADS) -> None:
+        self.inline = not shared  # the routes polled in loops call in place then, without even a coroutine
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, "segmind-mock-store") if shared else None
         self._limiter = anyio.CapacityLimiter(threads)  # the same bound, on event loops other than asyncio's
 
     async def __call__(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
         """The result of `work(*args)`, run where the store's waits cannot hold the event loop."""
-        if self._pool is None:
+        if self.inline:
             return work(*args)
         if sniffio.current_async_library() == "asyncio":
             # asyncio's own executor hands work over in half the time anyio's threads take (benchmarks/).

@@ -141,7 +141,8 @@ class SegmindRoutes:
 
     async def status(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}/status`: the job's state, FAILED served as 422."""
-        return await self.service.store_calls(self._status, call)
+        calls = self.service.store_calls
+        return self._status(call) if calls.inline else await calls(self._status, call)
 
     async def result(self, call: Call) -> Reply:
         """`GET /v2/requests/{id}` (and the v1 poll URL): the final body, FAILED served as 422."""
@@ -201,7 +202,8 @@ class SegmindRoutes:
 
         if service.reads_image(spec, payload):
             return await service.run_blocking(spec, payload, submit)
-        return await service.store_calls(submit)
+        calls = service.store_calls
+        return submit() if calls.inline else await calls(submit)
 
     async def _wait_for_end(self, call: Call, job: Job) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first.

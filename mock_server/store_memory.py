@@ -213,24 +213,20 @@ class MemoryJournal:
 
     def __init__(self, size: int = JOURNAL_SIZE) -> None:
         self.size = size
+        # No lock: a deque's append, copy and clear are each one step that other threads cannot split.
         self._entries: deque[Record] = deque(maxlen=size)
-        self._lock = threading.Lock()
 
     def record(self, record: Record) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
-        with self._lock:
-            self._entries.append(record)
+        self._entries.append(record)
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""
-        with self._lock:
-            records = list(self._entries)
-        return [Entry(*record) for record in records]
+        return [Entry(*record) for record in self._entries.copy()]
 
     def clear(self) -> None:
         """Forget every exchange."""
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
 
 @dataclass
