@@ -57,7 +57,8 @@ class StoreCalls:
     def __init__(self, shared: bool, threads: int = STORE_THREADS) -> None:
         self.inline = not shared  # the routes polled in loops call in place then, without even a coroutine
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, "segmind-mock-store") if shared else None
-        self._limiter = anyio.CapacityLimiter(threads)  # the same bound, on event loops other than asyncio's
+        # The same bound on event loops other than asyncio's (trio clients of the offline mode).
+        self._limiter = anyio.CapacityLimiter(threads) if shared else None
 
     async def __call__(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
         """The result of `work(*args)`, run where the store's waits cannot hold the event loop."""
