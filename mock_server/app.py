@@ -98,7 +98,7 @@ class App:
         call.settled = True
         try:
             if faults.shapes(rule):
-                self.service.journal_dropped += self.service.backend.flush()
+                self.service.count_dropped(self.service.backend.flush())
             else:
                 self._journal(call, answer[0], header(answer[1], b"content-type"), answer[2])
         except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
@@ -113,14 +113,14 @@ class App:
             service.record(entry, call.scope, call.key, call.body, answer)
         # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
         if service.backend.shared:  # an in-process store queues nothing
-            service.journal_dropped += service.backend.flush()
+            service.count_dropped(service.backend.flush())
 
     async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.
         try:
             await self.service.store_calls(self._journal, call, status, response_type, response)
         except StoreUnavailable:
-            self.service.journal_dropped += 1
+            self.service.count_dropped(1)
 
 
 async def _send(send: Send, answer: Answer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, TypeVarTuple
@@ -107,6 +108,7 @@ class Service:
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
         self.journal_dropped = 0  # exchanges the store could not journal (it was unavailable)
+        self._dropped_lock = threading.Lock()  # store threads count them at once
 
     # Segmind's API.
 
@@ -233,10 +235,16 @@ class Service:
         try:
             self.journal.record(record(self.clock.now(), *args))
         except StoreUnavailable:
-            self.journal_dropped += 1
+            self.count_dropped(1)
         except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
-            self.journal_dropped += 1
+            self.count_dropped(1)
             LOG.exception("segmind-mock: journaling an exchange failed")
+
+    def count_dropped(self, exchanges: int) -> None:
+        """Count exchanges the store could not journal (`journal_dropped`, shown by the health check)."""
+        if exchanges:
+            with self._dropped_lock:
+                self.journal_dropped += exchanges
 
     def requests(self) -> list[dict[str, Any]]:
         """The journal of exchanges with the Segmind routes, oldest first, described."""

@@ -45,6 +45,8 @@ SCAN_COUNT = 1000
 TIMEOUT_SECONDS = 1.0
 # While Redis is down, a background thread pings it this often; the first answer ends the outage.
 PROBE_SECONDS = 0.2
+# How long a process trusts its change watch's connection without an answer on it (`ChangeWatch`).
+WATCH_CONFIRM_SECONDS = 1.0
 # Refusals Redis answers while it cannot change anything: out of memory, a read-only replica,
 # failing to save, no master. Each is answered with a 503, and nothing was changed.
 _REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
@@ -278,12 +280,13 @@ class Call(NamedTuple):
 class RequestState:
     """What one request has read from Redis and queued for it, shared by every step of the request."""
 
-    __slots__ = ("clock", "queued", "rules_version")
+    __slots__ = ("clock", "lost", "queued", "rules_version")
 
     def __init__(self) -> None:
         self.clock: ClockState | None = None  # the clock as the request's first read saw it
         self.rules_version: str | None = None  # the rule book's version, read along with the clock
         self.queued: list[Call] = []  # writes to send with the request's next round trip
+        self.lost = 0  # journal entries of this request Redis could not take, until `flush` reports them
 
 
 class RedisBackend:
@@ -308,7 +311,8 @@ class RedisBackend:
         # How many times this process found Redis had lost the namespace's clock (a restart): it
         # invalidates what it cached by version, since versions count again from zero.
         self.restarts = 0
-        self.dropped = 0  # journal entries Redis could not take (it was unavailable, or full)
+        # Tells the clock whether what it read last is still current (the clock and the rule book's version).
+        self.watch = ChangeWatch(self, [self.key("clock"), self.key("rules-version")])
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -338,7 +342,7 @@ class RedisBackend:
         """The answers to `calls`, sent in one round trip after the writes this request queued.
 
         StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
-        then lost alone (`dropped` counts them).
+        then lost alone (counted for `flush` to report).
         """
         request = self.request.get()
         queued = request.queued if request is not None else None
@@ -350,7 +354,7 @@ class RedisBackend:
         except StoreUnavailable:
             if not all(call.droppable for call in batch):
                 raise
-            self.dropped += len(batch)
+            _lose(request, len(batch))
             return [None] * len(calls)
         for index, answer in enumerate(answers):
             if isinstance(answer, redis.exceptions.NoScriptError):
@@ -358,7 +362,7 @@ class RedisBackend:
             elif isinstance(answer, Exception):
                 if not batch[index].droppable:
                     self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
-                self.dropped += 1
+                _lose(request, 1)
         return answers[len(batch) - len(calls) :]
 
     def _execute(self, batch: list[Call]) -> list[Any]:
@@ -382,12 +386,14 @@ class RedisBackend:
             request.queued.append(call)
 
     def flush(self) -> int:
-        """Send the writes the current request queued, in one round trip; how many journal entries were lost."""
-        before = self.dropped
+        """Send the writes the current request queued, in one round trip; how many of its journal entries were lost."""
         request = self.request.get()
-        if request is not None and request.queued:
+        if request is None:
+            return 0
+        if request.queued:
             self.run()
-        return self.dropped - before
+        lost, request.lost = request.lost, 0
+        return lost
 
     def _run_one(self, call: Call) -> Any:
         if call.script is None:
@@ -432,6 +438,12 @@ def _raise(error: Exception) -> None:
     raise error
 
 
+def _lose(request: RequestState | None, count: int) -> None:
+    # Counted per request (its steps run one at a time), so concurrent requests never count each other's.
+    if request is not None:
+        request.lost += count
+
+
 def _safe(url: str) -> str:
     # Never print a password.
     parts = urlsplit(url)
@@ -463,12 +475,21 @@ class ChangeWatch:
         self._connection: Any = None  # tracking in broadcast mode: it receives the invalidations
         # Counts the changes seen (and lost watches): a state read at one generation is current while it lasts.
         self._generation = 0
+        self._confirmed = 0.0  # when the connection last proved alive (monotonic seconds)
         self.usable = True  # False once Redis could not track (too old, RESP2, or tracking refused)
 
     def generation(self) -> int | None:
         """The current generation, after the changes waiting (a non-blocking look); None while nothing is watched."""
         with self._lock:
-            return self._drained()
+            generation = self._drained()
+            if generation is not None and time.monotonic() - self._confirmed > WATCH_CONFIRM_SECONDS:
+                generation = self._confirm()
+            return generation
+
+    def local_change(self) -> None:
+        """Count a change this process made: what it read before is not current, however late Redis's message."""
+        with self._lock:
+            self._generation += 1
 
     def before_read(self) -> int | None:
         """The generation a read of the watched keys starting now belongs to; starts watching if it can."""
@@ -489,6 +510,19 @@ class ChangeWatch:
             return None
         return self._generation
 
+    def _confirm(self) -> int | None:
+        # A connection can die without a word (a NAT or a proxy forgetting it): only an answer proves
+        # it alive, and Redis sends the PONG after every message queued before it.
+        try:
+            self._connection.send_command("PING")
+            while self._connection.read_response(push_request=True) != "PONG":
+                self._generation += 1
+        except (redis.RedisError, OSError):
+            self._close()
+            return None
+        self._confirmed = time.monotonic()
+        return self._generation
+
     def _open(self) -> None:
         pool = self._backend.redis.connection_pool  # its class and settings: TCP, TLS or a Unix socket alike
         connection = pool.connection_class(**pool.connection_kwargs)
@@ -503,6 +537,7 @@ class ChangeWatch:
             raise
         else:
             self._connection = connection
+            self._confirmed = time.monotonic()
 
     def _track(self, connection: Any) -> None:
         connection.connect()
@@ -541,7 +576,7 @@ class RedisClock:
         self._seen: ClockState | None = None  # the latest state this process read: the floor after a restart
         # The state and the rule book's version as this process last read them, with the watch's
         # generation of that read: current while the generation is.
-        self._watch = ChangeWatch(backend, [self._key, self._rules_version_key])
+        self._watch = backend.watch
         self._last: tuple[ClockState, str, int] | None = None
         self._read()  # the first process to open the namespace sets its clock up
 
@@ -573,7 +608,7 @@ class RedisClock:
 
     def refresh(self) -> ClockState:
         """The state read from Redis anew."""
-        return self._keep(self._read())
+        return self._adopt(self._read())
 
     def advance(self, seconds: float) -> ClockState:
         """Add `seconds` to simulated time, for every process."""
@@ -641,7 +676,11 @@ class RedisClock:
         return _strings(self._restore_script(keys=[self._key], args=[repr(seen.speed), repr(floor), repr(real)]))
 
     def _keep(self, raw: Any) -> ClockState:
-        # A change made inside a request is what the rest of the request sees.
+        self._watch.local_change()  # a change of this process's own: its last reading is not current
+        return self._adopt(raw)
+
+    def _adopt(self, raw: Any) -> ClockState:
+        # A change made, or a state read anew, inside a request is what the rest of the request sees.
         state = self._seen = self._parse(_strings(raw))
         request = self._backend.request.get()
         if request is not None and request.clock is not None:
@@ -800,6 +839,7 @@ class RedisRuleStore:
             keys=[self._rule_prefix + rule.id, self._index, self._version],
             args=[rule.id, json.dumps(static), rule.nth, rule.times],
         )
+        self._backend.watch.local_change()
 
     def rules(self) -> Sequence[Rule]:
         """The rules in order, read from Redis."""
@@ -825,13 +865,16 @@ class RedisRuleStore:
 
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
-        return bool(self._remove(keys=[self._index, self._rule_prefix + rule_id, self._version], args=[rule_id]))
+        removed = bool(self._remove(keys=[self._index, self._rule_prefix + rule_id, self._version], args=[rule_id]))
+        self._backend.watch.local_change()
+        return removed
 
     def clear(self) -> None:
         """Remove every rule (ids keep counting, as in memory)."""
         self._backend.delete_matching("rule:*")
         self._redis.delete(self._index)
         self._redis.incr(self._version)
+        self._backend.watch.local_change()
 
     def take(self, candidates: Sequence[tuple[str, bool]], count_undecided: bool) -> Rule | None:
         """Count the request and use the deciding rule up, in one script."""
@@ -840,7 +883,12 @@ class RedisRuleStore:
         for rule_id, may in candidates:
             args += [rule_id, "1" if may else "0"]
         taken = self._backend.run(Call(self._take, keys, args))[0]
-        return _rule(_strings(taken)) if taken else None
+        if not taken:
+            return None
+        rule = _rule(_strings(taken))
+        if rule.times == 0:  # used up: the script removed it and moved the version on
+            self._backend.watch.local_change()
+        return rule
 
 
 def _rule(state: list[str]) -> Rule:

@@ -81,6 +81,7 @@ class StallingRelay:
         self.holding = threading.Event()
         self.hung_up = threading.Event()
         self._stalled = False
+        self._frozen: set[socket.socket] = set()  # connections that carry nothing, either way, and stay open
         self._selector = selectors.DefaultSelector()
         self._peers: dict[socket.socket, socket.socket] = {}
         self._stopping = False
@@ -103,6 +104,16 @@ class StallingRelay:
     def stall(self) -> None:
         """From now on, keep what the fake sends and forward nothing."""
         self._stalled = True
+
+    def upstream_ports(self) -> dict[int, socket.socket]:
+        """The relayed connections by the port Redis sees them come from."""
+        upstream = [sock for sock in self._peers if self._selector.get_key(sock).data == "upstream"]
+        return {sock.getsockname()[1]: sock for sock in upstream}
+
+    def freeze(self, upstream_port: int) -> None:
+        """Silence one connection both ways without closing it, as a NAT that forgot it would."""
+        sock = self.upstream_ports()[upstream_port]
+        self._frozen.update((sock, self._peers[sock]))
 
     def _pump(self) -> None:
         while not self._stopping:
@@ -132,8 +143,8 @@ class StallingRelay:
                 self._selector.unregister(end)
                 end.close()
             return
-        if self._stalled:
-            if from_client:
+        if self._stalled or sock in self._frozen:
+            if from_client and self._stalled:
                 self.holding.set()
             return  # dropped: a stalled server answers nothing
         self._peers[sock].sendall(data)

@@ -15,13 +15,13 @@ import redis
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, store_redis, wire
 from mock_server.accounts import parse_config
 from mock_server.storage import StoreError
 from mock_server.store_redis import split_url
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
-from tests.support_stores import namespaced, redis_server, start_redis
+from tests.support_stores import StallingRelay, namespaced, redis_server, start_redis
 
 SVD = MODELS["svd"]
 DURATION = wire.QUEUE_SECONDS + SVD.latency_seconds
@@ -79,6 +79,26 @@ def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: s
             assert first.job(_submit(one))["submitted_at"] == moved_to  # frozen: exactly where it was moved
             second.add_scenario(outcome="failed", times=1)
             assert first.job(_submit(one))["error"] is not None  # the rule added just before decides it
+
+
+def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_again(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A NAT or a proxy may forget the watch's idle connection and leave it open: no message ever
+    # comes, so only a PING unanswered tells. Proved at every request here (normally once a second).
+    monkeypatch.setattr(store_redis, "WATCH_CONFIRM_SECONDS", 0.0)
+    url = namespaced(redis_url)
+    with StallingRelay(int(split_url(url)[0].rsplit(":", 1)[1].split("/")[0])) as relay:
+        first = SegmindMock(
+            Settings(speed=0, store=url.replace(split_url(url)[0], f"redis://127.0.0.1:{relay.port}/0"))
+        )
+        second = SegmindMock(Settings(speed=0, store=url))
+        with _http(first) as one, redis.Redis.from_url(split_url(url)[0], decode_responses=True) as admin:
+            _submit(one)
+            ports = [int(client["addr"].rsplit(":", 1)[1]) for client in admin.client_list() if "t" in client["flags"]]
+            relay.freeze(next(port for port in ports if port in relay.upstream_ports()))  # the first fake's watch
+            moved_to = second.advance(600)
+            assert first.job(_submit(one))["submitted_at"] == moved_to
 
 
 def test_fakes_without_a_prefix_each_get_a_namespace_of_their_own(redis_url: str) -> None:
