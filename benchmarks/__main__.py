@@ -71,7 +71,7 @@ def _decoding(lines: list[str]) -> None:
                 row.model,
                 f"{row.reference_us:.2f}",
                 f"{row.one_pass_us:.2f}",
-                f"{row.reference_us / row.one_pass_us:.1f}x",
+                f"{row.speed_up:.1f}x",
             ]
             for row in decoding.measure()
         ],
@@ -91,7 +91,6 @@ def _redis(lines: list[str]) -> None:
             ]
             for row in redis_trips.measure()
         ],
-        text_columns=1,
     )
     runs = workers.measure_all()
     memory, redis_one = "memory, 1 worker", "redis, 1 worker"

@@ -11,11 +11,11 @@ from types import ModuleType
 import httpx
 
 from contracts.extras import MissingExtra
-from contracts.flags import Parser, integer, non_negative, whole
+from contracts.flags import Parser, integer, non_negative, positive_seconds, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import Options
-from contracts.verify import COMMAND_VARIABLES, verify_command
+from contracts.verify import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, verify_command
 
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
@@ -146,8 +146,8 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
     parser.add_argument(
         "--timeout",
-        type=float,
-        default=60.0,
+        type=positive_seconds,
+        default=COMMAND_TIMEOUT_SECONDS,
         help="real seconds one run of the command may take (default: %(default)s)",
     )
     return parser

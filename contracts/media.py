@@ -66,13 +66,13 @@ def pyav() -> ModuleType | None:
     return av
 
 
-def fetch(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> Fetched:
+def fetch(client: httpx.Client, url: str) -> Fetched:
     """GET `url` reading at most MAX_VIDEO_BYTES within FETCH_SECONDS, or raise FetchError."""
     deadline = time.monotonic() + FETCH_SECONDS
     body = bytearray()
     try:
         # CDN links may redirect (the suite's own calls never follow redirects).
-        with client.stream("GET", url, headers=headers, timeout=FETCH_SECONDS, follow_redirects=True) as response:
+        with client.stream("GET", url, timeout=FETCH_SECONDS, follow_redirects=True) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > MAX_VIDEO_BYTES:
                 raise FetchError(f"the output is {declared} bytes, over the suite's bound of {MAX_VIDEO_BYTES}")

@@ -40,12 +40,17 @@ class Report:
 
     base_url: str
     fake: bool = False
-    checks: int = 0
     jobs: int = 0
     violations: list[Violation] = field(default_factory=list)
     # Checks made per rule, and the rules left out on purpose with the reason.
     checked: dict[str, int] = field(default_factory=dict)
     left_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def checks(self) -> int:
+        """Checks made, over every rule."""
+        return sum(self.checked.values())
+
     media_skipped: bool = False
 
     @property

@@ -9,10 +9,10 @@ anywhere, the fake's choice). `Options.documented_only` keeps a run to DOCS rule
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Grade = Literal["DOCS", "SDK", "2ND", "GUESS"]
-GRADES: tuple[Grade, ...] = ("DOCS", "SDK", "2ND", "GUESS")
+GRADES: tuple[Grade, ...] = get_args(Grade)
 DOCUMENTED: Grade = "DOCS"
 
 

@@ -621,7 +621,6 @@ class _Run:
     def _expect(self, ok: bool, rule: str, message: str, sent: str, response: httpx.Response | str) -> None:
         if not counts(rule, self.options.documented_only):
             return
-        self.report.checks += 1
         self.report.checked[rule] = self.report.checked.get(rule, 0) + 1
         if not ok:
             got = response if isinstance(response, str) else f"{response.status_code} {_short(response.text)}"

@@ -61,6 +61,8 @@ SDK_POLL_INTERVAL = 0.05
 # The environment a command client gets (see verify_command).
 COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SEGMIND_PAYLOAD")
 _WATCH_STEP_SECONDS = 0.005
+# Real seconds one run of a client's command may take (`verify --timeout`).
+COMMAND_TIMEOUT_SECONDS = 60.0
 _RESULT_LIMIT = 160
 
 
@@ -231,7 +233,9 @@ def verify_client(
     return report
 
 
-def verify_command(command: str, base_url: str, *, timeout: float = 60.0, **options: Any) -> Verification:
+def verify_command(
+    command: str, base_url: str, *, timeout: float = COMMAND_TIMEOUT_SECONDS, **options: Any
+) -> Verification:
     """Verify a client in any language, run as `command` once per scenario (protocol: docs/contracts.md)."""
     return verify_client(command_client(command, timeout), base_url, timeout=timeout + 5, **options)
 

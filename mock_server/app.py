@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
 from mock_server.recording import entry
-from mock_server.responses import Answer, error_answer, header, server_error
+from mock_server.responses import Answer, error_answer, header, send_answer, server_error
 from mock_server.router import Router
 from mock_server.routes import Call, Handler, Reply, SegmindRoutes
 from mock_server.scenarios import Rule
@@ -51,11 +51,12 @@ class App:
         if scope["type"] != "http":
             await self.own(scope, receive, send)
             return
-        if not self.service.backend.shared and not scope["path"].startswith(OWN_PREFIX):
+        own = scope["path"].startswith(OWN_PREFIX)
+        if not own and not self.service.backend.shared:
             await self._serve(scope, receive, send)  # a clock in the process has nothing to pin
             return
         with self.service.clock.pinned():
-            if scope["path"].startswith(OWN_PREFIX):
+            if own:
                 await self.own(scope, receive, send)
             else:
                 await self._serve(scope, receive, send)
@@ -69,13 +70,13 @@ class App:
         except wire.ApiError as error:
             answer = await _gateway_answer(error)
         except ClientDisconnect:  # the client left while sending its body: nobody to answer
-            await self.service.store_calls(self._journal, call, None, b"", b"")
+            await self._journal_quietly(call, None, b"", b"")
             return
         except Exception as error:
             # Never expected: a 500 without a scenario asking for it is a bug in the fake.
             # Answer it in the envelope, then let the server log it.
             settled, _ = await self.service.store_calls(self._settle, call, error_answer(server_error(error)), None)
-            await _send(send, settled)
+            await send_answer(send, settled)
             raise
         if not call.settled:  # a handler settles its answer itself where that saves a trip to the store's threads
             answer, rule = await self.service.store_calls(self._settle, call, answer, rule)
@@ -86,7 +87,7 @@ class App:
             except faults.ConnectionDropped as dropped:
                 await faults.drop_connection(receive, dropped)
             return
-        await _send(send, answer)
+        await send_answer(send, answer)
 
     def _settle(self, call: Call, answer: Answer, rule: Rule | None) -> Reply:
         """Store what `answer` names and journal it, before it goes; the 503 instead if the store cannot take it.
@@ -98,7 +99,7 @@ class App:
         call.settled = True
         try:
             if faults.shapes(rule):
-                self.service.count_dropped(self.service.backend.flush())
+                self.service.flush()
             else:
                 self._journal(call, answer[0], header(answer[1], b"content-type"), answer[2])
         except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
@@ -111,9 +112,7 @@ class App:
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
             answer = (status, response_type, response)
             service.record(entry, call.scope, call.key, call.body, answer)
-        # The job the answer names, and this entry, are stored before it goes (the entry alone may be lost).
-        if service.backend.shared:  # an in-process store queues nothing
-            service.count_dropped(service.backend.flush())
+        service.flush()  # the job the answer names, and this entry, are stored before it goes
 
     async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.
@@ -121,12 +120,6 @@ class App:
             await self.service.store_calls(self._journal, call, status, response_type, response)
         except StoreUnavailable:
             self.service.count_dropped(1)
-
-
-async def _send(send: Send, answer: Answer) -> None:
-    status, headers, body = answer
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _gateway_answer(error: wire.ApiError) -> Answer:

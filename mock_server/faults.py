@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from starlette.types import Receive, Send
 
-from mock_server.responses import Answer, header
+from mock_server.responses import Answer, header, send_answer
 from mock_server.scenarios import BROKEN_ANSWERS, Rule
 
 # What httpcore says when a server closes the connection early; in-process clients see the same.
@@ -59,8 +59,7 @@ async def deliver(answer: Answer, rule: Rule, send: Send, journal: Journal) -> N
         # Malformed: half the body, sent whole as a 200.
         status, headers, body = 200, [(b"content-length", b"%d" % len(half)), (b"content-type", content_type)], half
     await journal(status, content_type, body)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_answer(send, (status, headers, body))
 
 
 async def drop_connection(receive: Receive, dropped: ConnectionDropped) -> None:

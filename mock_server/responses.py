@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 from starlette import responses
+from starlette.types import Send
 
 from mock_server import wire
 
@@ -33,6 +34,13 @@ def answer(content: Any, status: int = 200, headers: Mapping[str, str] | None = 
     body = encode_json(content)
     listed = [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
     return status, (listed + header_list(headers) if headers else listed), body
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    """Send an answer whole: its head, then its body."""
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_answer(error: wire.ApiError) -> Answer:

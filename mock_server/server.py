@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
@@ -20,7 +21,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mock_server import wire
 from mock_server.app import App
-from mock_server.responses import encode_json, error_answer
+from mock_server.responses import JSON_TYPE, encode_json, error_answer, send_answer
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 # Where `segmind-mock serve` reads the admin token when --admin-token is not given.
@@ -219,8 +220,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         away what still comes until the client closes or the deadline passes.
         """
         body = encode_json(wire.error_body(message))
-        reason = _REASONS.get(status, b"Error")
-        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (status, reason)
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
         head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
         self.transport.write(head + body)
         if drain and self.transport.can_write_eof():
@@ -236,9 +236,6 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._lingering = True
-
-
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -268,9 +265,7 @@ class _LingeringTransport:
 
 async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer past `max_concurrent` requests: 503 in the envelope, retry shortly."""
-    status, headers, body = error_answer(wire.ApiError(503, wire.BUSY, {"retry-after": str(BUSY_RETRY_SECONDS)}))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_answer(send, error_answer(wire.ApiError(503, wire.BUSY, {"retry-after": str(BUSY_RETRY_SECONDS)})))
 
 
 # Seconds an idle keep-alive connection stays open (GUESS: the service's own is unknown).
@@ -302,8 +297,9 @@ class ServerThread:
         self.admin_token: str | None = None
         if isinstance(app, App):
             settings = app.service.settings
-            self.admin_token = settings.admin_token or admin_token_for(host)
-            app.service.settings = replace(settings, admin_token=self.admin_token)
+            self.admin_token = admin_token_for(host, settings.admin_token)
+            if self.admin_token != settings.admin_token:
+                app.service.settings = replace(settings, admin_token=self.admin_token)
         self._socket = bind(host, port)
         self.url = url_of(self._socket)
         self._server = uvicorn.Server(config(app, limits))

@@ -739,7 +739,7 @@ class RedisJobStore:
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output key is still there."""
-        return _job(self._redis.get(self.output_key(request_id)))
+        return _job(self._clock.read_along(Call(None, [self.output_key(request_id)], [])))
 
     def jobs(self, now: float) -> list[Job]:
         """Every job whose result deadline is after `now`, oldest first."""
@@ -1026,8 +1026,6 @@ class RedisLedger:
         self._remaining = self._redis.register_script(_LEDGER_REMAINING)
         self._top_up = self._redis.register_script(_LEDGER_TOP_UP)
         self._usage = self._redis.register_script(_LEDGER_USAGE)
-        # Keys this process knows have an account, so a poll costs no round trip for its key.
-        self._known: set[str] = set()
 
     def _keys(self, key: str) -> list[str]:
         return [*(self._backend.key(name, key) for name in _ACCOUNT_KEYS), self._index]
@@ -1037,10 +1035,7 @@ class RedisLedger:
 
     def touch(self, key: str) -> None:
         """Make sure the key has an account."""
-        if key in self._known:
-            return
         self._touch(keys=self._keys(key), args=self._args(key, 0.0, None))
-        self._known.add(key)
 
     def count(self, key: str, rpm: int, now: float) -> float | None:
         """Count a submission in the window, or return when the window frees up."""
@@ -1083,7 +1078,6 @@ class RedisLedger:
         """Forget every account."""
         self._backend.delete_matching("account:*", "account-*")
         self._redis.delete(self._index)
-        self._known.clear()
 
 
 def _usage(key: str, raw: list[Any]) -> Usage:

@@ -29,9 +29,11 @@ class VideoUnavailable(RuntimeError):
     """Rendering was asked for but the `video` extra (PyAV and numpy) is not installed."""
 
 
+@cache
 def video_available() -> bool:
     """Tell whether PyAV and numpy are installed, so that videos can be rendered rather than picked."""
     # find_spec looks for them without importing them: serving imports them at the first render.
+    # Asked once: what is installed does not change while the fake runs (it was searched on every download).
     return all(importlib.util.find_spec(name) is not None for name in ("av", "numpy"))
 
 

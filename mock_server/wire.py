@@ -51,7 +51,8 @@ INPUT_CHANGED = "The input image changed or became unreadable after the job was 
 UNPARSABLE_REQUEST = "check the method (upper case), the path (no spaces or control characters) and the headers"
 # The 503 past the server's limit of requests at once (GUESS: the real front end's text is unknown).
 BUSY = (
-    "Service Unavailable: the fake is serving as many requests as it allows at once (--max-concurrent); retry shortly"
+    "Service Unavailable: the fake is serving as many requests as it allows at once "
+    "(--max-concurrent-requests); retry shortly"
 )
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 # The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
