@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from enum import StrEnum
 from typing import Any
@@ -79,7 +80,12 @@ class Job(msgspec.Struct, gc=False):
 # The version (4) and variant (RFC 4122) bits of a uuid4: the others are kept, these set.
 _UUID4_KEEP = ~(0xF000 << 64 | 0xC000 << 48)
 _UUID4_SET = 0x4000 << 64 | 0x8000 << 48
-_random_bits = random.getrandbits  # reseeded in a forked child (`random` registers that itself)
+# A generator of the ids' own: tests seed the global one (Hypothesis does for every example), and
+# ids following it would repeat, a second job taking the first one's id. Seeded from the system's
+# entropy, again in a forked child.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+_random_bits = _ids.getrandbits
 
 
 def new_request_id() -> str:

@@ -43,7 +43,6 @@ class Call:
     """One request to a Segmind route as its handler sees it: what its headers say, its path's parameter, its body."""
 
     __slots__ = (
-        "_settle",
         "api_key",
         "body",
         "host",
@@ -57,11 +56,10 @@ class Call:
         "settled",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, settle: Settle) -> None:
+    def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self.receive = receive
-        self._settle = settle
-        self.settled = False  # journaled, and what the answer names stored (`settle`)
+        self.settled = False  # journaled, and what the answer names stored (the app's `Settle`)
         self.param = ""  # the model or the request id named in the path
         self.prefix = ""  # or wire.MIRROR_PREFIX: the answer's URLs stay under the path's prefix
         self.body = b""  # what the journal shows of the request
@@ -93,10 +91,6 @@ class Call:
                 _BASES[key] = base
         return base + self.prefix
 
-    def settle(self, answer: Answer, rule: Rule | None) -> Reply:
-        """Journal `answer` and store what it names now, in the step that made it (one hand-off to store threads)."""
-        return self._settle(self, answer, rule)
-
     def override(self) -> Rule | None:
         """The rule given by `x-mock-*` headers (see `mocked`); 400 for a header that says nothing valid."""
         try:
@@ -116,8 +110,11 @@ def _accepted(call: Call, accepted: Accepted) -> Accepted:
 class SegmindRoutes:
     """Segmind's routes, served for one fake: HTTP in and out, the service in between."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, settle: Settle) -> None:
         self.service = service
+        # Journals an answer and stores what it names, in the step that made it: one hand-off to
+        # the store's threads for submit and status.
+        self._settle = settle
         get, post = ("GET", "HEAD"), ("POST",)  # a GET route answers HEAD too, its body left out by the server
         polls = ((STATUS_PATH, self.status), (RESULT_PATH, self.result), (POLL_PATH, self.result))
         self.routes: list[tuple[str, tuple[str, ...], Handler, str]] = [
@@ -171,14 +168,14 @@ class SegmindRoutes:
     def _submitted(self, call: Call, accepted: Accepted) -> Reply:
         job, rule = accepted
         base = call.base() + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
-        return call.settle(submit_answer(job.request_id, base), rule)
+        return self._settle(call, submit_answer(job.request_id, base), rule)
 
     def _status(self, call: Call) -> Reply:
         job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
         if state is State.QUEUED or state is State.PROCESSING:  # nearly every poll: from a template
-            return call.settle(waiting_answer(job.request_id, state, call.base()), rule)
+            return self._settle(call, waiting_answer(job.request_id, state, call.base()), rule)
         body = wire.status_body(job, state, call.base(), billing)
-        return call.settle(answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
+        return self._settle(call, answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
 
     async def _accept(self, call: Call, then: Callable[[Call, Accepted], Result], *, sync: bool) -> Result:
         """Accept a submission and pass it to `then`, in the one step that calls the store."""

@@ -121,7 +121,7 @@ class Service:
     def model(self, model: str, api_key: str) -> ModelSpec:
         """Authenticate a submission and look its model up (401, then 404), before its body is read."""
         self.authenticate(api_key)
-        return model_spec(model)
+        return MODELS.get(model) or model_spec(model)  # the lookup first: a call only for the 404
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
@@ -154,7 +154,10 @@ class Service:
         406 (credits).
         """
         now = self.clock.now()
-        self.accounts.admit(api_key, spec.slug, now)
+        accounts = self.accounts
+        keyed = not accounts.config.open  # open, no key has limits or credits: nothing to admit or hold
+        if keyed:
+            accounts.admit(api_key, spec.slug, now)
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
             image = params[spec.image_param.name]
@@ -177,7 +180,8 @@ class Service:
         # A decoded payload is built for this call alone: kept as it is; any other mapping is copied.
         owned = params if checked and isinstance(params, dict) else dict(params)
         job = self._new_job(spec, owned, api_key, rule, now, sync, image_digest)
-        self.accounts.charge(job, now)
+        if keyed:
+            accounts.charge(job, now)
         # `finished_at` spelled out: properties cost a call each, on every submit.
         finished_at = now + job.queue_seconds + job.processing_seconds
         output_until = finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None

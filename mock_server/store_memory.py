@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-import msgspec
-
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.jobs import Job
 from mock_server.journal import JOURNAL_SIZE, Entry, Record
@@ -74,58 +72,47 @@ class MemoryClock:
         return _UNPINNED
 
 
-class Kept(msgspec.Struct, gc=False):
-    """A job and when it may be forgotten.
-
-    Untracked by the garbage collector like the job (a tuple would be tracked), so the dicts
-    holding a store's jobs hold nothing it tracks, and it never walks them (docs/benchmarks.md).
-    """
-
-    job: Job
-    until: float
-
-
 class MemoryJobStore:
     """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline.
 
     Jobs are added in submission order with deadlines a fixed retention later, so the oldest job
     is always first: eviction costs O(1) per expired job and memory stays bounded however long
-    the fake runs.
+    the fake runs. Each dict's deadlines are kept apart, in a deque in the same order (one each:
+    request ids are unique, `jobs.new_request_id`): the dicts
+    hold the jobs themselves, which the garbage collector does not track (`Job` is a `gc=False`
+    struct), so it never walks them (docs/benchmarks.md), and a lookup is one dict lookup.
     """
 
     def __init__(self) -> None:
-        self._jobs: dict[str, Kept] = {}
-        self._outputs: dict[str, Kept] = {}
+        self._jobs: dict[str, Job] = {}
+        self._outputs: dict[str, Job] = {}
+        self._job_deadlines: deque[float] = deque()
+        self._output_deadlines: deque[float] = deque()
         self._lock = threading.Lock()
         self._next_expiry = math.inf  # no kept job or output expires before this: most adds evict nothing
+        # The dicts' own lookups, called straight (never replaced: `clear` empties them in place).
+        self.get: Callable[[str], Job | None] = self._jobs.get
+        self.output: Callable[[str], Job | None] = self._outputs.get
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
         """Keep a job (and its future output, if any) until their deadlines."""
         with self._lock:
             if now >= self._next_expiry:
                 self._evict(now)
-            self._jobs[job.request_id] = Kept(job, result_until)
+            self._jobs[job.request_id] = job
+            self._job_deadlines.append(result_until)
             if output_until is not None:
-                self._outputs[job.request_id] = Kept(job, output_until)
+                self._outputs[job.request_id] = job
+                self._output_deadlines.append(output_until)
                 result_until = min(result_until, output_until)
             if result_until < self._next_expiry:
                 self._next_expiry = result_until
-
-    def get(self, request_id: str) -> Job | None:
-        """The job, if still kept."""
-        kept = self._jobs.get(request_id)
-        return kept.job if kept is not None else None
-
-    def output(self, request_id: str) -> Job | None:
-        """The job whose output is still kept."""
-        kept = self._outputs.get(request_id)
-        return kept.job if kept is not None else None
 
     def jobs(self, now: float) -> list[Job]:
         """Every job kept, oldest first."""
         with self._lock:
             self._evict(now)
-            return [kept.job for kept in self._jobs.values()]
+            return list(self._jobs.values())
 
     def count(self) -> int:
         """How many jobs are kept."""
@@ -134,21 +121,21 @@ class MemoryJobStore:
     def clear(self) -> None:
         """Forget every job and output."""
         with self._lock:
-            self._jobs.clear()
-            self._outputs.clear()
+            for kept in (self._jobs, self._outputs, self._job_deadlines, self._output_deadlines):
+                kept.clear()
             self._next_expiry = math.inf
 
     def _evict(self, now: float) -> None:
         self._next_expiry = math.inf
-        for kept in (self._jobs, self._outputs):
+        for kept, deadlines in ((self._jobs, self._job_deadlines), (self._outputs, self._output_deadlines)):
             # Outputs end in nearly submission order; one that lingers behind a longer job is
             # evicted on a later pass, and is never served past its time since reads check it.
-            while kept:
-                request_id, oldest = next(iter(kept.items()))
-                if oldest.until > now:
-                    self._next_expiry = min(self._next_expiry, oldest.until)
+            while deadlines:
+                if deadlines[0] > now:
+                    self._next_expiry = min(self._next_expiry, deadlines[0])
                     break
-                del kept[request_id]
+                deadlines.popleft()
+                del kept[next(iter(kept))]
 
 
 class MemoryRuleStore:
@@ -215,10 +202,9 @@ class MemoryJournal:
         self.size = size
         # No lock: a deque's append, copy and clear are each one step that other threads cannot split.
         self._entries: deque[Record] = deque(maxlen=size)
-
-    def record(self, record: Record) -> None:
-        """Add an exchange, dropping the oldest past the journal's size."""
-        self._entries.append(record)
+        # Adding an exchange, the oldest dropped past the journal's size: the deque's own append,
+        # called straight on every request.
+        self.record: Callable[[Record], None] = self._entries.append
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""

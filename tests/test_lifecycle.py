@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import httpx
@@ -41,6 +42,18 @@ def test_urls_follow_the_host_header_the_client_sent(http: httpx.Client) -> None
 def test_each_submission_is_a_new_request(http: httpx.Client) -> None:
     ids = {submit(http, "svd")["request_id"] for _ in range(5)}
     assert len(ids) == 5
+
+
+def test_a_test_seeding_random_the_same_way_twice_still_gets_two_jobs(http: httpx.Client) -> None:
+    # Tests seed the global `random` (Hypothesis does it for every example): request ids must not
+    # follow it, or a second job would take the first one's id and the first would be lost.
+    random.seed(7)
+    first = submit(http, "svd", seed=1)["request_id"]
+    random.seed(7)
+    second = submit(http, "svd", seed=2)["request_id"]
+    assert first != second
+    assert http.get(f"/v2/requests/{first}/status").status_code == 200
+    assert http.get(f"/v2/requests/{second}/status").status_code == 200
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.slug)
