@@ -1,9 +1,10 @@
 """Requests per second on Segmind's submit and status routes: the fake against the raw ASGI limit, same rounds.
 
 Servers, each its own process on the same uvicorn stack (`mock_server.server.config`):
-raw ASGI (`benchmarks/raw.py`, the limit), bare Starlette (`benchmarks/bare.py`),
-`segmind-mock serve` (journal on, memory store, one process) and the same with `--journal-size 0`,
-and WireMock where java and npm are there (`benchmarks/wiremock.py`).
+raw ASGI (`benchmarks/raw.py`, the limit), bare Starlette (`benchmarks/bare.py`), the floor
+(`benchmarks/floor.py`: the fake's essential parts alone), `segmind-mock serve` (journal on,
+memory store, one process) and the same with `--journal-size 0`, and WireMock where java and npm
+are there (`benchmarks/wiremock.py`).
 The driver is wrk (1 thread) where it is on PATH, else `benchmarks/loadgen.py`.
 
     python -m benchmarks.throughput [--seconds 1] [--rounds 7]
@@ -33,16 +34,18 @@ from contracts import MODELS
 
 RAW = "raw ASGI"
 BARE = "bare Starlette"
+FLOOR = "floor: decode, keep, template, journal"
 FAKE = "segmind-mock serve"
 JOURNAL_OFF = "segmind-mock, --journal-size 0"
 WIREMOCK = "WireMock 3 (stateless stubs, journal off)"
 COMMANDS = {
     RAW: [sys.executable, "-m", "benchmarks.raw"],
     BARE: [sys.executable, "-m", "benchmarks.bare"],
+    FLOOR: [sys.executable, "-m", "benchmarks.floor"],
     FAKE: [*FAKE_COMMAND, "--port", "0", "--speed", "0"],
     JOURNAL_OFF: [*FAKE_COMMAND, "--port", "0", "--speed", "0", "--journal-size", "0"],
 }
-STATEFUL = (FAKE, JOURNAL_OFF)  # they answer only the ids they handed out
+STATEFUL = (FLOOR, FAKE, JOURNAL_OFF)  # they answer only the ids they handed out
 ROUTES = ("submit", "status")
 CONNECTIONS = 32
 STATUS_IDS = 1000

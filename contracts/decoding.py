@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from contracts.models import MODELS
-from contracts.spec import ModelSpec, Param, ParamError, is_image_reference
+from contracts.spec import ModelSpec, Param, ParamError, image_reference_match
 
 
 def _bounds(param: Param, *, integral: bool) -> msgspec.Meta:
@@ -61,18 +61,18 @@ class ParamsDecoder:
         )
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(struct).decode
         self._images = tuple(param.name for param in spec.params if param.type == "image")
-        self._texts = {param.name: _text_reader(param) for param in spec.params if param.numeric_string}
+        self._texts = tuple((param.name, _text_reader(param)) for param in spec.params if param.numeric_string)
 
     def decode(self, body: bytes) -> dict[str, Any] | None:
         """Return the checked parameters with defaults filled in, or None if the body needs the reference path."""
         try:
-            params: dict[str, Any] = msgspec.structs.asdict(self._decode(body))
+            params: dict[str, Any] = _asdict(self._decode(body))
         except (msgspec.MsgspecError, ValueError):  # ValueError: a body that is not UTF-8
             return None
         for name in self._images:
-            if not is_image_reference(params[name]):
+            if image_reference_match(params[name]) is None:
                 return None
-        for name, read in self._texts.items():
+        for name, read in self._texts:
             value = params[name]
             if isinstance(value, str):
                 try:
@@ -89,6 +89,7 @@ def _text_reader(param: Param) -> Callable[[str], Any]:
     return param.check
 
 
+_asdict = msgspec.structs.asdict  # called straight: every submission goes through here
 DECODERS: dict[str, ParamsDecoder] = {slug: ParamsDecoder(spec) for slug, spec in MODELS.items()}
 
 

@@ -213,10 +213,14 @@ def is_integer_text(value: str) -> bool:
     return _INTEGER_TEXT.fullmatch(value) is not None
 
 
+# fullmatch: `$` alone would also accept a trailing newline. The bound method itself, for the
+# one-pass decoder (a Python call less on every submission).
+image_reference_match = _IMAGE.fullmatch
+
+
 def is_image_reference(value: str) -> bool:
     """Tell whether `value` is an http(s) URL, a base64 data: URI, or raw base64 data."""
-    # fullmatch: `$` alone would also accept a trailing newline.
-    return _IMAGE.fullmatch(value) is not None
+    return image_reference_match(value) is not None
 
 
 _CHECKERS = {

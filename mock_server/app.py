@@ -80,8 +80,7 @@ class App:
             raise
         if not call.settled:  # a handler settles its answer itself where that saves a trip to the store's threads
             answer, rule = await self.service.store_calls(self._settle, call, answer, rule)
-        if faults.shapes(rule):
-            assert rule is not None
+        if rule is not None and faults.shapes(rule):
             try:
                 await faults.deliver(answer, rule, send, functools.partial(self._journal_quietly, call))
             except faults.ConnectionDropped as dropped:
@@ -98,7 +97,7 @@ class App:
         """
         call.settled = True
         try:
-            if faults.shapes(rule):
+            if rule is not None and faults.shapes(rule):
                 self.service.flush()
             else:
                 self._journal(call, answer[0], header(answer[1], b"content-type"), answer[2])
@@ -110,9 +109,9 @@ class App:
         """Journal what reaches the client, just before it does; then send what a shared store queued."""
         service = self.service
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
-            answer = (status, response_type, response)
-            service.record(entry, call.scope, call.key, call.body, answer)
-        service.flush()  # the job the answer names, and this entry, are stored before it goes
+            service.record(entry, call.scope, call.key, call.body, (status, response_type, response))
+        if service.backend.shared:  # the job the answer names, and this entry, are stored before it goes
+            service.flush()
 
     async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.

@@ -44,12 +44,13 @@ async def read_body(declared: bytes, receive: Receive, limit: int) -> bytes:
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk = message.get("body", b"")
-        chunks.append(chunk)
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk comes back as it is
+            # A body in one message (nearly all) comes back as it is.
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:

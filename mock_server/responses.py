@@ -29,10 +29,15 @@ def header_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
+def json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    """The header list of a JSON body: its length and the pre-built content-type."""
+    return [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
+
+
 def answer(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:
-    """A JSON answer, its header list built around the pre-built content-type."""
+    """A JSON answer, with its headers and any `headers` more."""
     body = encode_json(content)
-    listed = [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
+    listed = json_headers(body)
     return status, (listed + header_list(headers) if headers else listed), body
 
 

@@ -2,7 +2,8 @@
 
 A route's path is the contract's template with at most one `{parameter}`, which takes any one
 non-empty path segment, as Starlette's default `{name}` does. Paths are grouped by their number of
-segments, so a request is compared with the two or three routes of its length only.
+segments, so a request is compared with the two or three routes of its length only, and the
+matches of recent paths are kept.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Generic, TypeVar
 from mock_server import wire
 
 H = TypeVar("H")
+MATCH_CACHE_SIZE = 4096
 
 
 class Router(Generic[H]):
@@ -20,6 +22,8 @@ class Router(Generic[H]):
 
     def __init__(self, routes: Sequence[tuple[str, tuple[str, ...], H, str]]) -> None:
         self._by_length: dict[int, list[tuple[list[str], int, list[str], tuple[str, ...], H, str]]] = {}
+        # Matches of the paths clients call again and again (the submit path, a polled job's).
+        self._matched: dict[tuple[str, str], tuple[H, str, str]] = {}
         for template, methods, handler, prefix in routes:
             parts = template.split("/")
             slot = next((index for index, part in enumerate(parts) if part.startswith("{")), len(parts))
@@ -28,6 +32,15 @@ class Router(Generic[H]):
 
     def match(self, method: str, path: str) -> tuple[H, str, str]:
         """The handler, the path's parameter ("" if none) and the route's prefix; or raise the 404 or 405."""
+        found = self._matched.get((method, path))
+        if found is None:
+            found = self._match(method, path)
+            if len(self._matched) >= MATCH_CACHE_SIZE:
+                self._matched.clear()  # bounded, whatever paths clients send; refilled by the paths in use
+            self._matched[method, path] = found
+        return found
+
+    def _match(self, method: str, path: str) -> tuple[H, str, str]:
         parts = path.split("/")
         allowed: set[str] = set()
         for head, slot, tail, methods, handler, prefix in self._by_length.get(len(parts), ()):

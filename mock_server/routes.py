@@ -17,7 +17,7 @@ from starlette.datastructures import Headers as StarletteHeaders
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
-from contracts.decoding import decode_params
+from contracts.decoding import DECODERS
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
 from mock_server import wire
@@ -26,6 +26,7 @@ from mock_server.payload import parse_json_object, read_body
 from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Service
+from mock_server.templates import submit_answer, waiting_answer
 
 _VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())
 # An answer with the scenario rule that may delay or break it on its way out (faults.py).
@@ -92,19 +93,12 @@ class Call:
                 _BASES[key] = base
         return base + self.prefix
 
-    async def read_body(self, limit: int) -> bytes:
-        """Read the whole body (413 past `limit`), keeping it for the journal."""
-        self.body = await read_body(self.length, self.receive, limit)
-        return self.body
-
     def settle(self, answer: Answer, rule: Rule | None) -> Reply:
         """Journal `answer` and store what it names now, in the step that made it (one hand-off to store threads)."""
         return self._settle(self, answer, rule)
 
     def override(self) -> Rule | None:
-        """The rule given by `x-mock-*` headers, or None; 400 for a header that says nothing valid."""
-        if not self.mocked:
-            return None
+        """The rule given by `x-mock-*` headers (see `mocked`); 400 for a header that says nothing valid."""
         try:
             return rule_from_headers(StarletteHeaders(raw=self.scope["headers"]))
         except ValueError as error:
@@ -177,10 +171,12 @@ class SegmindRoutes:
     def _submitted(self, call: Call, accepted: Accepted) -> Reply:
         job, rule = accepted
         base = call.base() + (wire.MIRROR_PREFIX if rule is not None and rule.mirror_urls else "")
-        return call.settle(answer(wire.submit_body(job, base)), rule)
+        return call.settle(submit_answer(job.request_id, base), rule)
 
     def _status(self, call: Call) -> Reply:
         job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
+        if state is State.QUEUED or state is State.PROCESSING:  # nearly every poll: from a template
+            return call.settle(waiting_answer(job.request_id, state, call.base()), rule)
         body = wire.status_body(job, state, call.base(), billing)
         return call.settle(answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
 
@@ -189,11 +185,11 @@ class SegmindRoutes:
         service = self.service
         api_key = call.api_key
         spec = service.model(call.param, api_key)  # 401, then 404, before the body is read
-        override = call.override()
-        body = await call.read_body(service.settings.max_body_bytes)
+        override = call.override() if call.mocked else None
+        body = call.body = await read_body(call.length, call.receive, service.settings.max_body_bytes)
         # One pass for the bodies clients nearly always send; the reference path for any other,
         # so every message stays the one that names each broken parameter.
-        checked = decode_params(spec.slug, body)
+        checked = DECODERS[spec.slug].decode(body)
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
 

@@ -157,7 +157,9 @@ class Service:
         self.accounts.admit(api_key, spec.slug, now)
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
-            image_digest = self._inspect_image(spec, params)
+            image = params[spec.image_param.name]
+            # Nearly every submission names a URL the fake does not fetch: the test card, no reading.
+            image_digest = self._inspect_image(spec, image) if reads_image(image, self.settings.images) else None
         except (PayloadError, ImageError) as error:
             # Refused for its parameters, the submission uses no rule up, unless an `http_error`
             # rule answers it first (a gateway refuses before anyone reads the parameters).
@@ -309,13 +311,12 @@ class Service:
         # The contract knows URLs and inline data only: _inspect_image checks the file.
         return checked_params(spec.slug, payload)
 
-    def _inspect_image(self, spec: ModelSpec, params: Mapping[str, Any]) -> str | None:
+    def _inspect_image(self, spec: ModelSpec, image: str) -> str | None:
         """Read and decode the input image now, so a job is never accepted and then fails on it."""
-        name = spec.image_param.name
         try:
-            return inspect_image(params[name], self.settings.images)
+            return inspect_image(image, self.settings.images)
         except ImageError as error:
-            raise ImageError(f"{name} cannot be used: {error}") from None
+            raise ImageError(f"{spec.image_param.name} cannot be used: {error}") from None
 
     def _new_job(
         self,
@@ -334,7 +335,7 @@ class Service:
             queue = rule.queue_seconds if rule.queue_seconds is not None else queue
             processing = rule.processing_seconds if rule.processing_seconds is not None else processing
             error = wire.RAI_BLOCKED if rule.outcome == "rai_blocked" else rule.error
-        params["seed"] = resolve_seed(spec, params["seed"])
+        params["seed"] = seed = resolve_seed(spec, params["seed"])
         return Job(
             request_id=new_request_id(),
             model=spec.slug,
@@ -343,7 +344,7 @@ class Service:
             submitted_at=now,
             queue_seconds=queue,
             processing_seconds=processing,
-            seed=params["seed"],
+            seed=seed,
             error=error,
             sync=sync,
             image_digest=image_digest,

@@ -169,10 +169,10 @@ def output_url(base: str, request_id: str) -> str:
     return f"{base.removesuffix(MIRROR_PREFIX)}/_mock/outputs/{request_id}.mp4"
 
 
-def submit_body(job: Job, base: str) -> dict[str, Any]:
+def submit_body(request_id: str, base: str) -> dict[str, Any]:
     """The 200 answer to `POST /v2/{model}` (DOCS, SDK tests)."""
     # States go into answers as members: a StrEnum is its text, and `.value` costs a Python call.
-    return {"request_id": job.request_id, "status": State.QUEUED, **urls(base, job.request_id)}
+    return {"request_id": request_id, "status": State.QUEUED, **urls(base, request_id)}
 
 
 def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -192,7 +192,7 @@ def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, f
 def status_body(job: Job, state: State, base: str, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}/status` in each state (DOCS; PROCESSING GUESS)."""
     if state in WAITING_STATES:
-        return _waiting({"status": state}, job, base)
+        return waiting_body(state, job.request_id, base)
     if state is State.FAILED:
         return failed_body(job)
     return {"status": state, "request_id": job.request_id, "metrics": metrics(job, billing)}
@@ -210,7 +210,7 @@ def failed_body(job: Job) -> dict[str, Any]:
 
 def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}` while the job waits: its status (GUESS: undocumented)."""
-    return _waiting({"status": state.value, "error": None, "output": None}, job, base)
+    return _waiting({"status": state.value, "error": None, "output": None}, job.request_id, base)
 
 
 def completed_body(job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
@@ -246,9 +246,13 @@ def sync_headers(job: Job, billing: Mapping[str, float] | None = None) -> dict[s
     }
 
 
-def _waiting(body: dict[str, Any], job: Job, base: str) -> dict[str, Any]:
-    # Filled in place, the two URLs built straight: this runs on nearly every poll.
-    request_id = job.request_id
+def waiting_body(state: State, request_id: str, base: str) -> dict[str, Any]:
+    """The body of `GET /v2/requests/{id}/status` while the job is QUEUED or PROCESSING (DOCS; PROCESSING GUESS)."""
+    return _waiting({"status": state}, request_id, base)
+
+
+def _waiting(body: dict[str, Any], request_id: str, base: str) -> dict[str, Any]:
+    # Filled in place, the two URLs built straight.
     body["request_id"] = request_id
     body["status_url"] = f"{base}{_STATUS[0]}{request_id}{_STATUS[1]}"
     body["response_url"] = f"{base}{_RESULT[0]}{request_id}{_RESULT[1]}"

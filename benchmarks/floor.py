@@ -1,0 +1,69 @@
+"""The floor: the fake's own essential parts per request, with none of its checks and no layers between them.
+
+On the fake's uvicorn stack, like `benchmarks/raw.py`, one function per request: a submit decodes
+and validates its body with the one-pass decoder, keeps a `Job` in a dict and answers from the
+fake's templates; a status poll finds the job and answers from a template; both journal the
+exchange as the fake does (`recording.entry` into a bounded deque). No authentication, accounts,
+scenario rules, image policy, routing, error envelope, faults or store protocol. Whatever the fake
+spends beyond this is the cost of those (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections import deque
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from contracts.decoding import DECODERS
+from mock_server import server
+from mock_server.jobs import Job, State, new_request_id
+from mock_server.journal import JOURNAL_SIZE, Record
+from mock_server.recording import entry
+from mock_server.responses import Answer
+from mock_server.templates import submit_answer, waiting_answer
+
+BASE = "http://127.0.0.1"
+QUEUE_SECONDS = 1e9  # jobs stay QUEUED, as under `serve --speed 0`
+
+_jobs: dict[str, Job] = {}
+_journal: deque[Record] = deque(maxlen=JOURNAL_SIZE)
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve `POST /v2/{model}` and `GET /v2/requests/{id}/status`, the fake's way, with nothing around them."""
+    if scope["type"] != "http":
+        return
+    key = next((value for name, value in scope["headers"] if name == b"x-api-key"), b"")
+    parts = scope["path"].split("/")
+    now = time.time()
+    body = b""
+    answer: Answer
+    if scope["method"] == "POST":
+        body = (await receive())["body"]
+        spec_slug = parts[2]
+        params = DECODERS[spec_slug].decode(body)
+        assert params is not None, "the floor serves valid bodies only"
+        job = Job(new_request_id(), spec_slug, params, key.decode(), now, QUEUE_SECONDS, 0.0, params["seed"])
+        _jobs[job.request_id] = job
+        answer = submit_answer(job.request_id, BASE)
+    else:
+        answer = waiting_answer(_jobs[parts[3]].request_id, State.QUEUED, BASE)
+    status, headers, content = answer
+    _journal.append(entry(now, scope, key, body, (status, headers[1][1], content)))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def main() -> None:
+    """Serve the floor on a free loopback port and print its URL."""
+    gc.freeze()  # as `segmind-mock serve` does once its app is built
+    sock = server.bind("127.0.0.1", 0)
+    print(f"floor: serving on {server.url_of(sock)}", flush=True)
+    uvicorn.Server(server.config(app)).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Answers whose only varying part is the request id: encoded once per base URL, then filled in by bytes.join.
+
+A submit's answer and a waiting job's status are what clients get most, and for one base URL
+(the host the client called) they differ only in the request id. Each is encoded once, from the
+body `wire` defines, with a marker where the id goes, and split there; an answer is then the
+pieces joined with the id. The shape is still written once, in `wire`; only its encoding is kept.
+Request ids are the fake's own (`jobs.new_request_id`: hex digits and dashes), which JSON writes
+as they are, so joining them in needs no escaping.
+"""
+
+from __future__ import annotations
+
+from mock_server import wire
+from mock_server.jobs import State
+from mock_server.responses import Answer, answer, encode_json, json_headers
+
+# Clients call few hosts, but the Host header is theirs to choose: the cache is bounded.
+TEMPLATE_CACHE_SIZE = 256
+# Where the request id goes. JSON escapes its NUL characters (\u0000), which no Host header holds,
+# so its encoding is found only where the id goes; a base whose encoding holds it is encoded whole.
+_MARKER = "\x00request-id\x00"
+_ENCODED_MARKER = encode_json(_MARKER)[1:-1]
+
+
+class Templates:
+    """The answers of one base URL that vary only by request id, each split where the id goes."""
+
+    __slots__ = ("processing", "queued", "submit")
+
+    submit: list[bytes] | None
+    queued: list[bytes] | None
+    processing: list[bytes] | None
+
+    def __init__(self, base: str) -> None:
+        self.submit = self.queued = self.processing = None
+        if _ENCODED_MARKER not in encode_json(base):  # else split there too: answers encoded whole
+            self.submit = _split(wire.submit_body(_MARKER, base))
+            self.queued = _split(wire.waiting_body(State.QUEUED, _MARKER, base))
+            self.processing = _split(wire.waiting_body(State.PROCESSING, _MARKER, base))
+
+
+_TEMPLATES: dict[str, Templates] = {}
+
+
+def templates(base: str) -> Templates:
+    """The templates of answers on `base`, built at its first use."""
+    found = _TEMPLATES.get(base)
+    if found is None:
+        found = Templates(base)
+        if len(_TEMPLATES) < TEMPLATE_CACHE_SIZE:
+            _TEMPLATES[base] = found
+    return found
+
+
+def submit_answer(request_id: str, base: str) -> Answer:
+    """The 200 answer to `POST /v2/{model}` for the job `request_id`, its URLs on `base`."""
+    pieces = templates(base).submit
+    if pieces is None:
+        return answer(wire.submit_body(request_id, base))
+    body = request_id.encode().join(pieces)
+    return 200, json_headers(body), body
+
+
+def waiting_answer(request_id: str, state: State, base: str) -> Answer:
+    """The 200 status answer of a QUEUED or PROCESSING job, its URLs on `base`."""
+    found = templates(base)
+    pieces = found.queued if state is State.QUEUED else found.processing
+    if pieces is None:
+        return answer(wire.waiting_body(state, request_id, base))
+    body = request_id.encode().join(pieces)
+    return 200, json_headers(body), body
+
+
+def _split(body: dict[str, object]) -> list[bytes]:
+    return encode_json(body).split(_ENCODED_MARKER)
