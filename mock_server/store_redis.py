@@ -8,6 +8,7 @@ met in the same order as `store_memory.py` meets them. See docs/scaling.md for t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -47,6 +49,10 @@ TIMEOUT_SECONDS = 1.0
 PROBE_SECONDS = 0.2
 # How long a process trusts its change watch's connection without an answer on it (`ChangeWatch`).
 WATCH_CONFIRM_SECONDS = 1.0
+# How many jobs, and how many bytes of them as stored, a process keeps to answer polls without a
+# round trip (`JobCache`): a few MiB per process, whatever clients send.
+JOB_CACHE_JOBS = 4096
+JOB_CACHE_BYTES = 8 * 1024 * 1024
 # Refusals Redis answers while it cannot change anything: out of memory, a read-only replica,
 # failing to save, no master. Each is answered with a 503, and nothing was changed.
 _REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
@@ -100,6 +106,10 @@ if now < tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[3])
 end
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+"""
+# A job and how long its key has to live (ms; -2 when there is no key), so a cached copy never outlives it.
+_JOB_READ = """
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 """
 _JOURNAL_RECORD = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -275,16 +285,20 @@ class Call(NamedTuple):
     keys: Sequence[str]
     args: Sequence[Any]
     droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
+    stored: Callable[[], None] | None = None  # called once Redis has taken the call (a queued write)
 
 
 class RequestState:
     """What one request has read from Redis and queued for it, shared by every step of the request."""
 
-    __slots__ = ("clock", "lost", "queued", "rules_version")
+    __slots__ = ("clock", "generation", "lost", "queued", "rules_version")
 
     def __init__(self) -> None:
         self.clock: ClockState | None = None  # the clock as the request's first read saw it
         self.rules_version: str | None = None  # the rule book's version, read along with the clock
+        # The change watch's generation when the clock was read (None: not watched): what the
+        # request reads or writes after it is known current while the generation is.
+        self.generation: int | None = None
         self.queued: list[Call] = []  # writes to send with the request's next round trip
         self.lost = 0  # journal entries of this request Redis could not take, until `flush` reports them
 
@@ -295,8 +309,9 @@ class RedisBackend:
     Inside a request (`RedisClock.pinned`), writes whose answers the request does not need (a new
     job, an unlimited key's charge, the journal entry) are queued and sent along with the
     request's next round trip, or by `flush` before the answer goes out: a submission costs one
-    round trip (its writes; the clock is read only when `ChangeWatch` saw it change) and a poll two
-    (its clock read with the job, then its journal entry). docs/scaling.md counts them.
+    round trip (its writes; the clock is read only when `ChangeWatch` saw it change), and so does a
+    poll of a job this process stored or read lately (`JobCache`: its journal entry), else two
+    (the job, with the clock if it changed, then the journal entry). docs/scaling.md counts them.
     """
 
     shared = True
@@ -358,11 +373,14 @@ class RedisBackend:
             return [None] * len(calls)
         for index, answer in enumerate(answers):
             if isinstance(answer, redis.exceptions.NoScriptError):
-                answers[index] = self._run_one(batch[index])  # a script's first use: loaded, then run
-            elif isinstance(answer, Exception):
+                answer = answers[index] = self._run_one(batch[index])  # a script's first use: loaded, then run
+            if isinstance(answer, Exception):
                 if not batch[index].droppable:
                     self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
                 _lose(request, 1)
+        for call, answer in zip(batch, answers, strict=True):
+            if call.stored is not None and not isinstance(answer, Exception):
+                call.stored()
         return answers[len(batch) - len(calls) :]
 
     def _execute(self, batch: list[Call]) -> list[Any]:
@@ -588,22 +606,38 @@ class RedisClock:
         """The state pinned for this request (read at its first use), else read from Redis."""
         request = self._backend.request.get()
         if request is not None:
+            if request.clock is None:
+                self.pin_current(self._watch.generation())  # no round trip while nothing changed
             if request.clock is not None:
                 return request.clock
-            last = self._last
-            if last is not None and last[2] == self._watch.generation():  # no round trip while nothing changed
-                request.clock, request.rules_version = last[0], last[1]
-                return last[0]
-        return self._pin(self._read())
+        generation = self._watch.before_read()
+        return self._pin(self._read_at(generation), generation)
 
-    def read_along(self, call: Call) -> Any:
-        """The answer to `call`, in the same round trip as this request's first clock read if it is still to come."""
+    def pin_current(self, generation: int | None) -> bool:
+        """Tell whether the request needs no clock read, pinning the last reading if it is current at `generation`.
+
+        True outside a request (nothing to pin) and once its clock is pinned; no round trip.
+        """
         request = self._backend.request.get()
         if request is None or request.clock is not None:
+            return True
+        last = self._last
+        if generation is None or last is None or last[2] != generation:
+            return False
+        request.clock, request.rules_version, request.generation = last
+        return True
+
+    def read_along(self, call: Call, generation: int | None = None) -> Any:
+        """The answer to `call`, with this request's clock read in the same round trip unless pinned.
+
+        `generation` is the change watch's as the caller just saw it: a reading current at it pins
+        the clock with no read (None: read it along, if the request has not yet).
+        """
+        if self.pin_current(generation):
             return self._backend.run(call)[0]
         generation = self._watch.before_read()
         raw, answer = self._backend.run(self._read_call(), call)
-        self._pin(self._arrived(_strings(raw), generation))
+        self._pin(self._arrived(_strings(raw), generation), generation)
         return answer
 
     def refresh(self) -> ClockState:
@@ -636,12 +670,11 @@ class RedisClock:
         finally:
             self._backend.request.reset(token)
 
-    def _pin(self, raw: list[str]) -> ClockState:
+    def _pin(self, raw: list[str], generation: int | None) -> ClockState:
         state = self._parse(raw)
         request = self._backend.request.get()
         if request is not None:  # inside a request: what the rest of it sees
-            request.clock = state
-            request.rules_version = raw[3]
+            request.clock, request.rules_version, request.generation = state, raw[3], generation
         return state
 
     def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
@@ -652,7 +685,9 @@ class RedisClock:
         return Call(self._read_script, [self._key, self._rules_version_key], args)
 
     def _read(self) -> list[str]:
-        generation = self._watch.before_read()
+        return self._read_at(self._watch.before_read())
+
+    def _read_at(self, generation: int | None) -> list[str]:
         return self._arrived(_strings(self._backend.run(self._read_call())[0]), generation)
 
     def _arrived(self, raw: list[str], generation: int | None) -> list[str]:
@@ -704,8 +739,79 @@ def ttl_ms(simulated_seconds: float, speed: float) -> int:
     return max(1, math.ceil(real * 1000))
 
 
+class JobCache:
+    """Jobs this process stored or read lately, to answer polls with no round trip; bounded, and dropped at any doubt.
+
+    A job never changes once stored; it only disappears: a reset (which then resets the clock),
+    a Redis restart, its key's TTL. So a copy is current while the change watch's generation is the
+    one before the write or read that found the job (the clock's key moves, or the watch is lost,
+    after any deletion but the TTL's), and while its key has time to live. Least recently used
+    jobs go first past JOB_CACHE_JOBS jobs or JOB_CACHE_BYTES bytes (as stored); one larger than
+    that is not kept.
+    """
+
+    def __init__(self, jobs: int, size: int) -> None:
+        self.jobs = jobs
+        self.size = size
+        self._lock = threading.Lock()  # store threads share it
+        self._kept: OrderedDict[str, tuple[Job, int, float]] = OrderedDict()  # job, bytes, its key's end (monotonic)
+        self._bytes = 0
+        self._generation = -1  # of every job kept
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, request_id: str, generation: int) -> Job | None:
+        """The job, if kept and current at `generation` (the watch's now); a newer generation drops every job."""
+        with self._lock:
+            if generation != self._generation:
+                if generation > self._generation:
+                    self._drop(generation)
+                return None
+            kept = self._kept.get(request_id)
+            if kept is None:
+                return None
+            if kept[2] <= time.monotonic():  # its key is gone from Redis
+                self._remove(request_id)
+                return None
+            self._kept.move_to_end(request_id)
+            return kept[0]
+
+    def put(self, job: Job, size: int, until: float, generation: int) -> None:
+        """Keep a job found in Redis (or written there) at `generation`, its key living until `until` (monotonic)."""
+        if size > self.size:
+            return
+        with self._lock:
+            if generation < self._generation:  # found before a change since seen: maybe stale
+                return
+            if generation > self._generation:
+                self._drop(generation)
+            if job.request_id in self._kept:
+                self._remove(job.request_id)
+            self._kept[job.request_id] = (job, size, until)
+            self._bytes += size
+            while len(self._kept) > self.jobs or self._bytes > self.size:
+                self._remove(next(iter(self._kept)))
+
+    def clear(self) -> None:
+        """Forget every job."""
+        with self._lock:
+            self._drop(self._generation)
+
+    def _drop(self, generation: int) -> None:
+        self._kept.clear()
+        self._bytes = 0
+        self._generation = generation
+
+    def _remove(self, request_id: str) -> None:
+        self._bytes -= self._kept.pop(request_id)[1]
+
+
 class RedisJobStore:
-    """Jobs as JSON under two keys, each expiring through its Redis TTL: the result and the output."""
+    """Jobs as JSON under two keys, each expiring through its Redis TTL: the result and the output.
+
+    With a change watch (RESP3), polls are answered from a `JobCache` while it is current.
+    """
 
     def __init__(self, backend: RedisBackend, clock: ClockStore) -> None:
         self._backend = backend
@@ -713,8 +819,11 @@ class RedisJobStore:
         if not isinstance(clock, RedisClock):
             raise TypeError("a Redis job store reads the clock of its own Redis namespace")
         self._clock = clock
+        self._watch = backend.watch
         self._index = backend.key("jobs")
         self._add = self._redis.register_script(_ADD_JOB)
+        self._read = self._redis.register_script(_JOB_READ)
+        self.cache = JobCache(JOB_CACHE_JOBS, JOB_CACHE_BYTES)
 
     def job_key(self, request_id: str) -> str:
         """The key of a job's result."""
@@ -730,12 +839,30 @@ class RedisJobStore:
         result_ms = ttl_ms(result_until - now, speed)
         output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
         keys = [self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"]
-        args = [_encode_job(job), result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
-        self._backend.defer(Call(self._add, keys, args))  # sent before the answer that names the job
+        data = _encode_job(job)
+        args = [data, result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
+        # Cached once Redis has it, at the generation seen before the write (the request's clock read).
+        request = self._backend.request.get()
+        generation = request.generation if request is not None else self._watch.generation()
+        stored = None
+        if generation is not None:
+            stored = functools.partial(self.cache.put, job, len(data), time.monotonic() + result_ms / 1000, generation)
+        self._backend.defer(Call(self._add, keys, args, stored=stored))  # sent before the answer that names the job
 
     def get(self, request_id: str) -> Job | None:
-        """The job, if its key is still there (read along with the request's clock)."""
-        return _job(self._clock.read_along(Call(None, [self.job_key(request_id)], [])))
+        """The job, if its key is still there: from the cache while current, else read (with the clock if it moved)."""
+        generation = self._watch.generation() if self._backend.guard.down is None else None
+        if generation is None:  # nothing watched: read along with the request's clock, as always
+            return _job(self._clock.read_along(Call(None, [self.job_key(request_id)], [])))
+        cached = self.cache.get(request_id, generation)
+        if cached is not None and self._clock.pin_current(generation):
+            return cached
+        sent = time.monotonic()
+        raw, ttl = self._clock.read_along(Call(self._read, [self.job_key(request_id)], []), generation)
+        job = _job(raw)
+        if job is not None:
+            self.cache.put(job, len(raw), sent + ttl / 1000 if ttl >= 0 else math.inf, generation)
+        return job
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output key is still there."""
@@ -757,6 +884,9 @@ class RedisJobStore:
         """Forget every job and output."""
         self._backend.delete_matching("job:*", "out:*")
         self._redis.delete(self._index)
+        # What was cached is stale, and so is what a poll running meanwhile is caching: a new generation.
+        self._watch.local_change()
+        self.cache.clear()
 
 
 # A job is stored as a JSON object of its fields by name (readable in redis-cli), encoded and

@@ -129,6 +129,19 @@ def test_a_redis_restart_never_moves_the_clock_back(chaos: Chaos, caplog: pytest
     assert "lost the clock" in caplog.text
 
 
+def test_a_job_polled_before_a_redis_restart_is_404_after_it(chaos: Chaos) -> None:
+    # The fake keeps the jobs it stored or polled to answer polls without a round trip; a restarted
+    # Redis lost them (no saving here), and the watch's lost connection drops them here too.
+    request_id = chaos.http.post("/v2/svd", json=SUBMIT).json()["request_id"]
+    for _ in range(2):
+        assert chaos.http.get(f"/v2/requests/{request_id}/status").status_code == 200
+    chaos.kill()
+    chaos.restart()
+    until_back(chaos.http)
+    assert chaos.http.get("/v2/requests/nope/status").status_code == 404  # watched again from here
+    assert chaos.http.get(f"/v2/requests/{request_id}/status").status_code == 404
+
+
 def test_stopped_redis_gets_503_within_the_timeout_and_the_worker_keeps_answering(chaos: Chaos) -> None:
     assert chaos.http.get("/_mock/health").status_code == 200
     os.kill(chaos.process.pid, signal.SIGSTOP)

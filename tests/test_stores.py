@@ -322,33 +322,107 @@ def _round_trips(server: redis.Redis, send: Callable[[], object], times: int) ->
     return (after - before - 1) / times  # less the first INFO's own read
 
 
-@pytest.mark.parametrize(("options", "submit_trips"), [("", 1), ("&protocol=2", 2)], ids=["resp3", "resp2"])
-def test_a_submit_costs_one_round_trip_and_a_poll_two(
-    redis_url: str,
-    tmp_path: Path,
-    options: str,
-    submit_trips: int,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The writes a request makes go in one pipeline before its answer; the clock is read again
-    # only once Redis says it changed (RESP3 tracking), on every submission where it cannot
-    # (RESP2); a poll reads the job with the clock, then journals. 4 and 3 round trips at first.
-    # A server of the test's own: the count is the server's, and nothing else may use it meanwhile.
-    # The watch's once-a-second PING is the process's, not a request's: kept out of the count.
+@pytest.fixture
+def own_redis(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, redis.Redis]]:
+    """A Redis server of the test's own (its URL, and a client counting its reads): nothing else uses it meanwhile.
+
+    The change watch's once-a-second PING is the process's, not a request's: kept out of the counts.
+    """
     monkeypatch.setattr(store_redis, "WATCH_CONFIRM_SECONDS", 3600.0)
     binary = redis_server()
     assert binary is not None  # `redis_url` was served by it
     process, url = start_redis(binary, tmp_path)
     try:
-        mock = SegmindMock(Settings(speed=0, store=namespaced(url) + options))
-        assert ("cannot track changes" in caplog.text) == (submit_trips == 2)
-        server = redis.Redis.from_url(url)
-        with _http(mock) as client:
-            request_id = _submit(client)  # the first request of a process sets its state up
-            assert _round_trips(server, lambda: _submit(client), 20) == submit_trips
-            assert _round_trips(server, lambda: _status(client, request_id).raise_for_status(), 20) == 2
-        assert len(mock.jobs) == 21 and len(mock.requests) == 41  # nothing queued was lost
+        with redis.Redis.from_url(url) as server:
+            yield url, server
     finally:
         process.kill()
         process.wait(10)
+
+
+def _polls(client: httpx.Client, *request_ids: str, status: int = 200) -> Callable[[], None]:
+    def poll() -> None:
+        for request_id in request_ids:
+            assert _status(client, request_id).status_code == status
+
+    return poll
+
+
+@pytest.mark.parametrize(("options", "trips"), [("", 1), ("&protocol=2", 2)], ids=["resp3", "resp2"])
+def test_a_submit_costs_one_round_trip_and_a_poll_one_with_resp3_two_without(
+    own_redis: tuple[str, redis.Redis], options: str, trips: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The writes a request makes go in one pipeline before its answer; the clock is read again
+    # only once Redis says it changed (RESP3 tracking), on every request where it cannot (RESP2).
+    # A poll of a job the process stored or read lately is answered from its cache (RESP3): its
+    # one round trip is its journal entry; without it, the job is read with the clock, then
+    # journaled. 4 and 3 round trips at first, then 1 and 2.
+    url, server = own_redis
+    mock = SegmindMock(Settings(speed=0, store=namespaced(url) + options))
+    assert ("cannot track changes" in caplog.text) == (trips == 2)
+    with _http(mock) as client:
+        request_id = _submit(client)  # the first request of a process sets its state up
+        assert _round_trips(server, lambda: _submit(client), 20) == trips
+        assert _round_trips(server, _polls(client, request_id), 20) == trips
+    assert len(mock.jobs) == 21 and len(mock.requests) == 41  # nothing queued was lost
+
+
+def test_a_job_submitted_through_one_fake_is_polled_through_the_other_in_one_round_trip_once_read(
+    own_redis: tuple[str, redis.Redis],
+) -> None:
+    url, server = own_redis
+    store = namespaced(url)
+    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
+    with _http(first) as one, _http(second) as two:
+        _polls(two, _submit(one))()  # the second fake's first poll sets its state up (it reads the rules)
+        request_id = _submit(one)
+        assert _round_trips(server, _polls(two, request_id), 1) == 2  # read (the clock is current), journaled
+        assert _round_trips(server, _polls(two, request_id), 20) == 1  # journaled only
+        assert _status(two, request_id).json()["status"] == "QUEUED"
+        first.advance(DURATION)  # the clock moves: the next poll reads it, and the job, again
+        assert _round_trips(server, lambda: _status(two, request_id).json()["status"] == "COMPLETED", 1) == 2
+        assert _status(two, request_id).json()["status"] == "COMPLETED"
+
+
+def test_a_job_cached_by_one_fake_is_404_there_at_once_after_a_reset_through_the_other(
+    own_redis: tuple[str, redis.Redis],
+) -> None:
+    url, server = own_redis
+    store = namespaced(url)
+    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
+    with _http(first) as one, _http(second) as two:
+        read, stored = _submit(one), _submit(two)  # the second fake reads the first, stores the second
+        _polls(two, read, stored)()
+        assert _round_trips(server, _polls(two, read, stored), 10) == 2  # both answered from the cache
+        assert one.post("/_mock/reset").status_code == 200
+        _polls(two, read, stored, status=404)()
+        after = _submit(one)  # and a job stored after the reset is found
+        _polls(two, after)()
+
+
+def _stored_sizes(server: redis.Redis, store: str) -> list[int]:
+    return [int(server.strlen(key)) for key in server.scan_iter(match=f"{split_url(store)[1]}:job:*")]
+
+
+@pytest.mark.parametrize("bound", ["jobs", "bytes"])
+def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
+    own_redis: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    url, server = own_redis
+    store = namespaced(url)
+    first = SegmindMock(Settings(speed=0, store=store))
+    with _http(first) as one:
+        jobs = [_submit(one) for _ in range(6)]
+    sizes = _stored_sizes(server, store)
+    if bound == "jobs":
+        monkeypatch.setattr(store_redis, "JOB_CACHE_JOBS", 3)
+    else:  # room for three jobs as stored, not four
+        monkeypatch.setattr(store_redis, "JOB_CACHE_BYTES", 3 * max(sizes) + min(sizes) // 2)
+    second = SegmindMock(Settings(speed=0, store=store))
+    with _http(second) as two:
+        _polls(two, *jobs)()  # each read and kept, the oldest read dropped past three
+        assert _round_trips(server, _polls(two, *jobs[3:]), 5) == 3  # the three read last: from the cache
+        assert _round_trips(server, _polls(two, jobs[0]), 1) == 2  # read again, dropping the least recently used
+        assert _round_trips(server, _polls(two, jobs[0], *jobs[4:]), 1) == 3
+        assert _round_trips(server, _polls(two, jobs[3]), 1) == 2
+    assert len(second.service.jobs.cache) == 3  # type: ignore[attr-defined]
