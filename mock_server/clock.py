@@ -72,9 +72,9 @@ class Clock:
         """Change the speed from now on, without a jump in simulated time."""
         self.store.set_speed(check_speed(speed))
 
-    def reset(self) -> None:
-        """Bring simulated time back to the real time of day."""
-        self.store.reset()
+    def reset(self, speed: float) -> None:
+        """Bring simulated time back to the real time of day, running at `speed` from there."""
+        self.store.reset(check_speed(speed))
 
     async def wait_until(self, deadline: float) -> None:
         """Return once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.

@@ -79,7 +79,11 @@ class Call:
         self.api_key = self.key.decode("latin-1")  # as the service reads it; empty when none was sent
 
     def base(self) -> str:
-        """The base of the URLs in the answer: the host the client called (the SDK follows them)."""
+        """The base of the answer's URLs: the host the client called (the SDK follows them), then the route's prefix."""
+        return self.host_base() + self.prefix
+
+    def host_base(self) -> str:
+        """The host the client called, as a base URL: what the fake's own routes (outputs) are served under."""
         # Building Starlette's `base_url` costs a tenth of a submit, and clients call few hosts: cache
         # it by what it is built from (bounded, since the Host header is the client's to choose).
         scope = self.scope
@@ -90,7 +94,7 @@ class Call:
             base = str(Request(scope).base_url).rstrip("/")
             if len(_BASES) < BASE_CACHE_SIZE:
                 _BASES[key] = base
-        return base + self.prefix
+        return base
 
     def override(self) -> Rule | None:
         """The rule given by `x-mock-*` headers (see `mocked`); 400 for a header that says nothing valid."""
@@ -144,7 +148,7 @@ class SegmindRoutes:
             return answer(wire.failed_body(job), FAILED_STATUS), rule
         if state is State.COMPLETED:
             video = await self.service.video(job)
-            return answer(wire.completed_body(job, call.base(), video, billing)), rule
+            return answer(wire.completed_body(job, call.host_base(), video, billing)), rule
         return answer(wire.pending_result_body(job, state, call.base())), rule
 
     async def run_sync(self, call: Call) -> Reply:

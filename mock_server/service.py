@@ -282,8 +282,7 @@ class Service:
         self.journal.clear()
         self.rules.clear()
         self.accounts.reset()
-        self.clock.reset()
-        self.clock.set_speed(self.settings.speed)
+        self.clock.reset(self.settings.speed)
 
     def configure(self, settings: Settings) -> None:
         """Start afresh under new settings; the journal keeps its size, the store and admin token stay as they are."""

@@ -95,8 +95,8 @@ class ClockStore(Protocol):
     def set_speed(self, speed: float) -> ClockState:
         """Change the speed (checked: finite, 0 or more) from now on, without a jump in simulated time."""
 
-    def reset(self) -> ClockState:
-        """Bring simulated time back to the real time of day."""
+    def reset(self, speed: float) -> ClockState:
+        """Bring simulated time back to the real time of day, at `speed` (one write)."""
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue writes for `Backend.flush`."""

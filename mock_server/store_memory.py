@@ -61,10 +61,10 @@ class MemoryClock:
             self._state = ClockState(speed, state.sim + (real - state.real) * state.speed, real)
             return self._state
 
-    def reset(self) -> ClockState:
-        """Back to the time of day, at the same speed."""
+    def reset(self, speed: float) -> ClockState:
+        """Back to the time of day, at `speed`."""
         with self._lock:
-            self._state = ClockState(self._state.speed, time.time(), time.monotonic())
+            self._state = ClockState(speed, time.time(), time.monotonic())
             return self._state
 
     def pinned(self) -> AbstractContextManager[None]:

@@ -83,8 +83,7 @@ redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', string.format('%.17g', now)
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 """
 _CLOCK_RESET = """
-redis.call('HSETNX', KEYS[1], 'speed', ARGV[2])
-redis.call('HSET', KEYS[1], 'sim', ARGV[1], 'real', ARGV[1])
+redis.call('HSET', KEYS[1], 'speed', ARGV[2], 'sim', ARGV[1], 'real', ARGV[1])
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 """
 # KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), result deadline, id, now.
@@ -652,9 +651,9 @@ class RedisClock:
         """Change the speed from now on, for every process."""
         return self._keep(self._run(self._speed_script, [self._key], [repr(speed), repr(time.time())]))
 
-    def reset(self) -> ClockState:
-        """Bring simulated time back to the real time of day."""
-        return self._keep(self._run(self._reset_script, [self._key], [repr(time.time()), repr(self._initial_speed)]))
+    def reset(self, speed: float) -> ClockState:
+        """Bring simulated time back to the real time of day at `speed`, for every process, in one script."""
+        return self._keep(self._run(self._reset_script, [self._key], [repr(time.time()), repr(speed)]))
 
     @contextmanager
     def pinned(self) -> Iterator[None]:

@@ -164,9 +164,8 @@ MIRROR_PREFIX = "/mirror"
 
 
 def output_url(base: str, request_id: str) -> str:
-    """Where the fake serves a completed job's video (real outputs live on a CDN)."""
-    # Outputs are not mirrored: a result polled under the mirror names the one output route.
-    return f"{base.removesuffix(MIRROR_PREFIX)}/_mock/outputs/{request_id}.mp4"
+    """Where the fake serves a completed job's video on the host `base` (real outputs live on a CDN)."""
+    return f"{base}/_mock/outputs/{request_id}.mp4"
 
 
 def submit_body(request_id: str, base: str) -> dict[str, Any]:
@@ -214,7 +213,9 @@ def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
 
 
 def completed_body(job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The body of `GET /v2/requests/{id}` once COMPLETED.
+    """The body of `GET /v2/requests/{id}` once COMPLETED, its output on the host `base`.
+
+    Outputs are not mirrored: a result polled under the mirror prefix names the one output route.
 
     `output` is the video's URL (DOCS), or the base64 video when the request set
     `"base64": true` (GUESS).

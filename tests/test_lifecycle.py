@@ -115,6 +115,16 @@ def test_completed_result_links_an_mp4_the_fake_serves(http: httpx.Client, mock:
     assert body["video"]["file_size"] == len(video.content)
 
 
+def test_a_result_polled_under_the_mirror_links_the_one_output_route(http: httpx.Client, mock: SegmindMock) -> None:
+    job = submit(http, "svd")
+    mock.advance(100)
+    mirrored = job["response_url"].replace("/v2/", f"{wire.MIRROR_PREFIX}/v2/", 1)
+    body = http.get(mirrored).json()
+    assert body["status"] == "COMPLETED"
+    assert body["output"] == f"https://api.segmind.com/_mock/outputs/{job['request_id']}.mp4"
+    assert http.get(body["output"]).status_code == 200
+
+
 def test_poll_url_serves_the_result(http: httpx.Client, mock: SegmindMock) -> None:
     job = submit(http, "motionctrl-svd")
     mock.advance(100)

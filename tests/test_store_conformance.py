@@ -64,8 +64,9 @@ def test_the_clock_advances_freezes_and_resets(backend: Backend) -> None:
     clock.set_speed(0)
     frozen = clock.now()
     assert clock.now() == frozen
-    clock.reset()
+    clock.reset(0)
     assert clock.now() == pytest.approx(time.time(), abs=5)
+    assert clock.speed == 0
 
 
 @pytest.mark.parametrize("speed", [math.inf, -math.inf, math.nan, -1.0])
