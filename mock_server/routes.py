@@ -178,7 +178,7 @@ class SegmindRoutes:
         job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
         if state is State.QUEUED or state is State.PROCESSING:  # nearly every poll: from a template
             return self._settle(call, waiting_answer(job.request_id, state, call.base()), rule)
-        body = wire.status_body(job, state, call.base(), billing)
+        body = wire.ended_status_body(job, state, billing)
         return self._settle(call, answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
 
     async def _accept(self, call: Call, *, then: Callable[[Call, Accepted], Result], sync: bool) -> Result:

@@ -20,7 +20,6 @@ from contracts.responses import (
     RATE_LIMIT_RESET_HEADER,
     RATE_LIMIT_WINDOW_SECONDS,
     VIDEO_CONTENT_TYPE,
-    WAITING_STATES,
 )
 from mock_server.jobs import Job, State
 
@@ -188,10 +187,8 @@ def metrics(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, f
     }
 
 
-def status_body(job: Job, state: State, base: str, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The body of `GET /v2/requests/{id}/status` in each state (DOCS; PROCESSING GUESS)."""
-    if state in WAITING_STATES:
-        return waiting_body(state, job.request_id, base)
+def ended_status_body(job: Job, state: State, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The body of `GET /v2/requests/{id}/status` once COMPLETED or FAILED (DOCS); `waiting_body` before."""
     if state is State.FAILED:
         return failed_body(job)
     return {"status": state, "request_id": job.request_id, "metrics": metrics(job, billing)}
