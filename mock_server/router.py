@@ -14,7 +14,10 @@ from typing import Generic, TypeVar
 from mock_server import wire
 
 H = TypeVar("H")
+# Matches kept: of this many paths, each this long at most (real ones are about 60 characters), so
+# what clients send can make the cache hold a few MiB at most.
 MATCH_CACHE_SIZE = 4096
+MATCH_CACHE_PATH_CHARS = 256
 
 
 class Router(Generic[H]):
@@ -35,9 +38,10 @@ class Router(Generic[H]):
         found = self._matched.get((method, path))
         if found is None:
             found = self._match(method, path)
-            if len(self._matched) >= MATCH_CACHE_SIZE:
-                self._matched.clear()  # bounded, whatever paths clients send; refilled by the paths in use
-            self._matched[method, path] = found
+            if len(path) <= MATCH_CACHE_PATH_CHARS:
+                if len(self._matched) >= MATCH_CACHE_SIZE:
+                    self._matched.clear()  # bounded, whatever paths clients send; refilled by the paths in use
+                self._matched[method, path] = found
         return found
 
     def _match(self, method: str, path: str) -> tuple[H, str, str]:

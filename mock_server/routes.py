@@ -27,7 +27,7 @@ from mock_server.payload import parse_json_object, read_body
 from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Service
-from mock_server.templates import submit_answer, waiting_answer
+from mock_server.templates import BASE_CHARS_KEPT, submit_answer, waiting_answer
 
 _VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())
 # An answer with the scenario rule that may delay or break it on its way out (faults.py).
@@ -92,7 +92,7 @@ class Call:
         base = _BASES.get(key)
         if base is None:
             base = str(Request(scope).base_url).rstrip("/")
-            if len(_BASES) < BASE_CACHE_SIZE:
+            if len(_BASES) < BASE_CACHE_SIZE and len(base) <= BASE_CHARS_KEPT:
                 _BASES[key] = base
         return base
 

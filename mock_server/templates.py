@@ -14,8 +14,10 @@ from mock_server import wire
 from mock_server.jobs import State
 from mock_server.responses import Answer, answer, encode_json, json_headers
 
-# Clients call few hosts, but the Host header is theirs to choose: the cache is bounded.
+# Clients call few hosts, but the Host header is theirs to choose: the cache is bounded, and so
+# is each base kept (real ones are some tens of characters); a longer one is encoded whole.
 TEMPLATE_CACHE_SIZE = 256
+BASE_CHARS_KEPT = 256
 # Where the request id goes. JSON escapes its NUL characters (\u0000), which no Host header holds,
 # so its encoding is found only where the id goes; a base whose encoding holds it is encoded whole.
 _MARKER = "\x00request-id\x00"
@@ -40,12 +42,15 @@ class Templates:
 
 
 _TEMPLATES: dict[str, Templates] = {}
+_WHOLE = Templates(_MARKER)  # no templates: the answers of a base too long to keep are encoded whole
 
 
 def templates(base: str) -> Templates:
     """The templates of answers on `base`, built at its first use."""
     found = _TEMPLATES.get(base)
     if found is None:
+        if len(base) > BASE_CHARS_KEPT:
+            return _WHOLE
         found = Templates(base)
         if len(_TEMPLATES) < TEMPLATE_CACHE_SIZE:
             _TEMPLATES[base] = found
