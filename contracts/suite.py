@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from contracts import media, responses
+from contracts.fake_admin import FakeAdmin
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH
 from contracts.options import Options as Options  # re-exported: users build Options beside run_suite
@@ -139,11 +139,12 @@ class _Run:
         self.options = options
         self.progress = progress
         self.report = Report(base)
+        self.admin = FakeAdmin(client, base)
         self.av = media.pyav()
         self.report.media_skipped = self.av is None
 
     def all(self) -> None:
-        self.report.fake = self._is_fake()
+        self.report.fake = self.admin.is_fake()
         how = (
             "a segmind-mock fake: its clock is advanced instead of waiting"
             if self.report.fake
@@ -239,22 +240,10 @@ class _Run:
         return jobs
 
     def _forced_failed_job(self) -> list[_Job]:
-        # Scoped to the suite's own key and model, and removed by id after the one submission
-        # (gone once used, 404 then), so a shared fake's other clients never meet it.
         model = self.options.models[0]
-        with self._scenario({"outcome": "failed"}, model):
+        with self.admin.scenario_once({"outcome": "failed"}, self.api_key, model):
             job = self._submit("example-accepted", model, dict(MODELS[model].example), paid=False)
         return [job] if job else []
-
-    @contextlib.contextmanager
-    def _scenario(self, rule: dict[str, Any], model: str) -> Iterator[None]:
-        """A one-time scenario of the fake, matched to the suite's key and model, removed afterwards."""
-        scoped = {**rule, "times": 1, "match": {"api_key": self.api_key, "model": model}}
-        added = self.client.post(f"{self.base}/_mock/scenarios", json=scoped).raise_for_status()
-        try:
-            yield
-        finally:
-            self.client.delete(f"{self.base}/_mock/scenarios/{added.json()['id']}")
 
     def _submit(self, rule: str, model: str, payload: dict[str, Any], paid: bool = True) -> _Job | None:
         response, sent = self._call("POST", self.base + SUBMIT_PATH.format(model=model), payload)
@@ -482,7 +471,7 @@ class _Run:
         if not self.report.fake:
             return self._call("POST", url, payload, timeout=self.options.poll_timeout)
         # The fake answers once its clock reaches the job's end: call in a thread, move the clock.
-        before = self._fake_job_ids()
+        before = self.admin.job_ids()
         done: dict[str, Any] = {}
 
         def call() -> None:
@@ -496,10 +485,9 @@ class _Run:
         deadline = time.monotonic() + SYNC_WATCH_SECONDS
         moved = False
         while thread.is_alive() and time.monotonic() < deadline:
-            new = self._fake_jobs(exclude=before)
+            new = [job for job in self.admin.jobs() if job["request_id"] not in before]
             if new and not moved:
-                now = self.client.get(f"{self.base}/_mock/clock").raise_for_status().json()["now"]
-                self._wait(max(job["finished_at"] for job in new) - now + 1)
+                self._wait(max(job["finished_at"] for job in new) - self.admin.now() + 1)
                 moved = True
             thread.join(_WATCH_STEP_SECONDS)
         thread.join(SYNC_WATCH_SECONDS)
@@ -516,7 +504,7 @@ class _Run:
         model = self.options.models[0]
         url = self.base + SUBMIT_PATH.format(model=model)
         for code in ERROR_CODES:
-            with self._scenario({"outcome": "http_error", "status": code}, model):
+            with self.admin.scenario_once({"outcome": "http_error", "status": code}, self.api_key, model):
                 response = self.client.post(url, json=dict(MODELS[model].example), headers=self._key())
             sent = f"POST {url} (a scenario forcing {code})"
             message = f"forced {code} answered {response.status_code}"
@@ -531,9 +519,9 @@ class _Run:
         if job is None:
             return
         routes = [job.status_url, job.response_url, *([job.poll_url] if job.poll_url else [])]
-        submitted = self.client.get(f"{self.base}/_mock/jobs/{job.request_id}").raise_for_status().json()
+        submitted = self.admin.job(job.request_id)
         for offset, kept in ((-RETENTION_MARGIN_SECONDS, True), (0.0, False)):
-            self._wait(submitted["submitted_at"] + RESULT_RETENTION_SECONDS + offset - self._fake_now())
+            self._wait(submitted["submitted_at"] + RESULT_RETENTION_SECONDS + offset - self.admin.now())
             when = f"{RESULT_RETENTION_SECONDS + offset:g}s after submission"
             for url in routes:
                 response, sent = self._call("GET", url)
@@ -544,30 +532,11 @@ class _Run:
 
     # Plumbing.
 
-    def _is_fake(self) -> bool:
-        try:
-            response = self.client.get(f"{self.base}/_mock/health")
-        except httpx.HTTPError:
-            return False
-        body = _json(response)
-        return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and "now" in body
-
-    def _fake_now(self) -> float:
-        now: float = self.client.get(f"{self.base}/_mock/clock").raise_for_status().json()["now"]
-        return now
-
-    def _fake_job_ids(self) -> set[str]:
-        return {job["request_id"] for job in self._fake_jobs()}
-
-    def _fake_jobs(self, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
-        jobs = self.client.get(f"{self.base}/_mock/jobs").raise_for_status().json()
-        return [job for job in jobs if job["request_id"] not in exclude]
-
     def _wait(self, seconds: float) -> None:
         if seconds <= 0:
             return
         if self.report.fake:
-            self.client.post(f"{self.base}/_mock/clock/advance", json={"seconds": seconds}).raise_for_status()
+            self.admin.advance(seconds)
         else:
             time.sleep(seconds)
 
@@ -596,7 +565,7 @@ class _Run:
 
     def _target_now(self) -> datetime:
         # The target's time: the fake's simulated clock, or the real one.
-        return datetime.fromtimestamp(self._fake_now(), UTC) if self.report.fake else datetime.now(UTC)
+        return datetime.fromtimestamp(self.admin.now(), UTC) if self.report.fake else datetime.now(UTC)
 
     def _reset_header(self, response: httpx.Response, sent: str) -> None:
         reset = response.headers.get(RATE_LIMIT_RESET_HEADER)
