@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from contracts.models import DOCUMENTED_WIDE_MODELS, wide_request_text
+
 Grade = Literal["DOCS", "SDK", "2ND", "GUESS"]
 GRADES: tuple[Grade, ...] = get_args(Grade)
 DOCUMENTED: Grade = "DOCS"
@@ -57,7 +59,7 @@ _ALL = (
     Rule("video-playable", "the output is a playable MP4 whose every frame decodes", "DOCS"),
     Rule("video-frames", "an svd video has exactly the requested `frames` frames", "DOCS"),
     Rule("video-fps", "the video plays at the requested `fps`", "DOCS"),
-    Rule("video-16-9", "resize_method crop_to_16_9 gives a 16:9 frame", "DOCS"),
+    Rule("video-16-9", f"{'; '.join(map(wide_request_text, DOCUMENTED_WIDE_MODELS))} gives a 16:9 frame", "DOCS"),
     Rule("sync-video", "POST /v1/{model} answers the video's bytes with a video content type", "SDK"),
     Rule("sync-base64", 'with "base64": true, POST /v1/{model} answers JSON carrying the video as base64', "2ND"),
     Rule("sync-headers", "a v1 answer carries the x-request-id, x-generation-time and x-seed-value headers", "2ND"),

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from contracts import media, responses
 from contracts.fake_admin import FakeAdmin
-from contracts.models import MODELS
+from contracts.models import DOCUMENTED_WIDE_MODELS, MODELS, WIDE_REQUESTS, wants_wide, wide_request_text
 from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH
 from contracts.options import Options as Options  # re-exported: users build Options beside run_suite
 from contracts.report import MEDIA_SKIPPED, Report, Violation
@@ -219,7 +219,7 @@ class _Run:
         models = self.options.models
         sync_model = "svd" if "svd" in models else models[0]
         # The v1 call asks for what the example does not, so the video checks meet 25 frames and 16:9.
-        wide = {"frames": 25, "resize_method": "crop_to_16_9"} if sync_model == "svd" else {}
+        wide = {"frames": 25, **WIDE_REQUESTS[sync_model]} if sync_model == "svd" else {}
         fixed = [_Planned("example-accepted", model, dict(MODELS[model].example)) for model in models]
         fixed += [
             _Planned("sync-video", sync_model, {**MODELS[sync_model].example, **wide}),
@@ -423,9 +423,9 @@ class _Run:
         if model == "svd":
             message = f"{facts.frames} frames, {asked['frames']} asked"
             self._expect(facts.frames == asked["frames"], "video-frames", message, sent, got)
-            if asked["resize_method"] == "crop_to_16_9":
-                message = f"a {facts.width}x{facts.height} frame for crop_to_16_9"
-                self._expect(facts.is_wide(), "video-16-9", message, sent, got)
+        if model in DOCUMENTED_WIDE_MODELS and wants_wide(model, asked):
+            message = f"a {facts.width}x{facts.height} frame for {wide_request_text(model)}"
+            self._expect(facts.is_wide(), "video-16-9", message, sent, got)
         self._expect(facts.fps == asked["fps"], "video-fps", f"{facts.fps} fps, {asked['fps']} asked", sent, got)
 
     def _sync_calls(self, planned: list[_Planned]) -> None:
