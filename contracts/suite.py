@@ -45,6 +45,7 @@ from contracts.responses import (
     STATES,
     SYNC_HEADERS,
     problems,
+    show_seconds,
 )
 from contracts.rules import RULES, counts
 from contracts.spec import is_number
@@ -57,7 +58,7 @@ RATE_LIMIT_WAIT_CAP_SECONDS = 90.0
 # Real seconds a v1 call to the fake may take once the suite has moved its clock past the job's end.
 SYNC_WATCH_SECONDS = 60.0
 _WATCH_STEP_SECONDS = 0.005
-# "Just before one hour": how many simulated seconds before the retention ends the result is polled.
+# "Just before the retention ends": how many simulated seconds before it ends the result is polled.
 RETENTION_MARGIN_SECONDS = 10.0
 _TEXT_LIMIT = 300
 
@@ -157,7 +158,7 @@ class _Run:
                     self.report.left_out[name] = f"graded {rule.grade}: the run keeps to documented facts"
         if self.av is None:
             self.progress("      " + MEDIA_SKIPPED)
-        self.progress("[1/5] requests without x-api-key and unknown request ids")
+        self.progress(f"[1/5] requests without {API_KEY_HEADER} and unknown request ids")
         self._missing_key()
         self._unknown_ids()
         self._invalid_payloads()
@@ -171,7 +172,8 @@ class _Run:
             for name in ("sync-video", "sync-base64", "sync-headers", "output-video"):
                 self.report.left_out.setdefault(name, "no paid jobs (--no-jobs)")
         if self.report.fake and self.options.jobs:  # free on the fake, but jobs all the same
-            self.progress("[5/5] the fake's lifecycle: forced error codes, then the one-hour retention")
+            retention = show_seconds(RESULT_RETENTION_SECONDS)
+            self.progress(f"[5/5] the fake's lifecycle: forced error codes, then the {retention} retention")
             self._forced_errors()
             self._retention()
         self.progress(f"Done: {self.report.checks} checks, {len(self.report.violations)} violations")

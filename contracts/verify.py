@@ -34,21 +34,23 @@ import httpx
 
 from contracts.fake_admin import FakeAdmin
 from contracts.models import MODELS
-from contracts.responses import ERROR_CODES, RESULT_RETENTION_SECONDS
+from contracts.responses import (
+    ERROR_CODES,
+    FAILED_STATUS,
+    FINAL_CODES,
+    RESULT_RETENTION_SECONDS,
+    TRANSIENT_CODES,
+)
 
 Client = Callable[[str, str, str, dict[str, Any]], Any]
 
 VERIFY_API_KEY = "SG_00000000c0ffee00"
 # Simulated seconds the harness moves the clock once the client's job exists: past the end of
-# any job (queue plus the slowest model's latency), and far past the documented 1-hour retention.
+# any job (queue plus the slowest model's latency), and far past the documented retention.
 PAST_THE_END_SECONDS = 1000.0
 PAST_RETENTION_SECONDS = 86400.0
 # A job that outlives its retention while still PROCESSING (the admin API caps seconds at 1e9).
 NEVER_ENDS_SECONDS = 1e8
-# Errors a client may retry rather than raise: the call may succeed next time. The others are
-# refusals that will not change, so a client must not send the same call again.
-TRANSIENT_CODES = frozenset({429, 500, 502, 504})
-FINAL_CODES = frozenset(ERROR_CODES) - TRANSIENT_CODES
 # Pace: the completed job runs with the clock this many times real time, and a client polling
 # more than MAX_POLLS_PER_SECOND times a simulated second (polls under 10 ms of real time apart)
 # polls without pause. Any client sleeping between polls (the SDK: 1 s) is far below it.
@@ -149,13 +151,13 @@ def scenarios() -> list[Scenario]:
         ),
         Scenario(
             "failed",
-            "the job FAILED (422): raise",
+            f"the job FAILED ({FAILED_STATUS}): raise",
             {"outcome": "failed", "error": "Inference failed: verification scenario", **mirrored},
             "error",
         ),
         Scenario(
             "rai_blocked",
-            "a content (RAI) block is FAILED (422): raise",
+            f"a content (RAI) block is FAILED ({FAILED_STATUS}): raise",
             {"outcome": "rai_blocked", **mirrored},
             "error",
         ),
