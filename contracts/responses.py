@@ -52,6 +52,10 @@ ERROR_CODES: dict[int, str] = {
     502: "Bad Gateway: service temporarily unavailable",
     504: "Timeout: request timed out",
 }
+# Errors a client may retry rather than raise: the call may succeed next time. The others are
+# refusals that will not change, so a client must not send the same call again.
+TRANSIENT_CODES = frozenset({429, 500, 502, 504})
+FINAL_CODES = frozenset(ERROR_CODES) - TRANSIENT_CODES
 # Codes a submission may answer, and codes a poll may answer: a poll has no body to refuse and
 # costs no credits, and an unknown or expired id is 404 (DOCS).
 SUBMIT_ERROR_CODES = tuple(ERROR_CODES)
@@ -105,7 +109,7 @@ STATUS_COMPLETED: Schema = {
 }
 FAILED: Schema = {
     "title": "Failed",
-    "description": "A FAILED request, content (RAI) blocks included, served with HTTP 422 (DOCS, SDK).",
+    "description": f"A FAILED request, content (RAI) blocks included, served with HTTP {FAILED_STATUS} (DOCS, SDK).",
     "type": "object",
     "required": ["status", "error"],
     "properties": {
@@ -162,6 +166,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "integer": (int,),
 }
+
+
+def show_seconds(seconds: float) -> str:
+    """A duration in its largest whole unit, as a message says it: `1 hour`, `90 minutes`, `45 s`."""
+    for unit, name in ((3600, "hour"), (60, "minute")):
+        if seconds >= unit and seconds % unit == 0:
+            count = int(seconds // unit)
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    return f"{seconds:g} s"
 
 
 def is_absolute_url(value: str) -> bool:

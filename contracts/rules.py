@@ -11,6 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from contracts.models import DOCUMENTED_WIDE_MODELS, wide_request_text
+from contracts.openapi import API_KEY_HEADER, SYNC_PATH
+from contracts.responses import (
+    FAILED_STATUS,
+    RATE_LIMIT_RESET_HEADER,
+    RESULT_RETENTION_SECONDS,
+    SYNC_HEADERS,
+    show_seconds,
+)
+
 Grade = Literal["DOCS", "SDK", "2ND", "GUESS"]
 GRADES: tuple[Grade, ...] = get_args(Grade)
 DOCUMENTED: Grade = "DOCS"
@@ -27,8 +37,13 @@ class Rule:
     fake_only: bool = False
 
 
+def _listed(names: tuple[str, ...]) -> str:
+    """Names as a sentence lists them: `a, b and c`."""
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 _ALL = (
-    Rule("missing-key-401", "a call without x-api-key is refused with 401", "DOCS"),
+    Rule("missing-key-401", f"a call without {API_KEY_HEADER} is refused with 401", "DOCS"),
     Rule("unknown-id-404", "polling an unknown request id answers 404", "DOCS"),
     Rule("invalid-refused", "each payload breaking one documented rule is refused with 400", "DOCS"),
     Rule("error-envelope", 'every error answer is a JSON {"error": "<message>"} envelope', "SDK"),
@@ -40,7 +55,7 @@ _ALL = (
         "a submit answer has a uuid request_id, status QUEUED, absolute status_url and response_url",
         "DOCS",
     ),
-    Rule("poll-answers", "each poll of an accepted job answers 200, or 422 once FAILED", "DOCS"),
+    Rule("poll-answers", f"each poll of an accepted job answers 200, or {FAILED_STATUS} once FAILED", "DOCS"),
     Rule(
         "states-forward",
         "a job only moves forward (QUEUED, PROCESSING, then COMPLETED or FAILED) and stays ended",
@@ -51,19 +66,24 @@ _ALL = (
     Rule("completed-metrics", "a COMPLETED status carries metrics.inference_time, a number above 0", "DOCS"),
     Rule("result-shape", "a COMPLETED job's result is 200 with status COMPLETED, output and metrics", "SDK"),
     Rule("poll-url", "the submit answer's poll_url answers as its response_url does", "GUESS"),
-    Rule("failed-422", "a FAILED job is served with 422 and an error, on the status and result endpoints", "SDK"),
+    Rule(
+        "failed-422",
+        f"a FAILED job is served with {FAILED_STATUS} and an error, on the status and result endpoints",
+        "SDK",
+    ),
     Rule("job-finishes", "each job reaches COMPLETED or FAILED within the poll timeout", "DOCS"),
     Rule("output-video", "a COMPLETED job's output is fetchable and served as a video (video/*)", "DOCS"),
     Rule("video-playable", "the output is a playable MP4 whose every frame decodes", "DOCS"),
     Rule("video-frames", "an svd video has exactly the requested `frames` frames", "DOCS"),
     Rule("video-fps", "the video plays at the requested `fps`", "DOCS"),
-    Rule("video-16-9", "resize_method crop_to_16_9 gives a 16:9 frame", "DOCS"),
-    Rule("sync-video", "POST /v1/{model} answers the video's bytes with a video content type", "SDK"),
-    Rule("sync-base64", 'with "base64": true, POST /v1/{model} answers JSON carrying the video as base64', "2ND"),
-    Rule("sync-headers", "a v1 answer carries the x-request-id, x-generation-time and x-seed-value headers", "2ND"),
+    Rule("video-16-9", f"{'; '.join(map(wide_request_text, DOCUMENTED_WIDE_MODELS))} gives a 16:9 frame", "DOCS"),
+    Rule("sync-video", f"POST {SYNC_PATH} answers the video's bytes with a video content type", "SDK"),
+    Rule("sync-base64", f'with "base64": true, POST {SYNC_PATH} answers JSON carrying the video as base64', "2ND"),
+    Rule("sync-headers", f"a v1 answer carries the {_listed(SYNC_HEADERS)} headers", "2ND"),
     Rule(
         "retention-1h",
-        "a result is kept until one hour after submission, then all three poll routes answer 404",
+        f"a result is kept until {show_seconds(RESULT_RETENTION_SECONDS)} after submission, "
+        "then all three poll routes answer 404",
         "DOCS",
         fake_only=True,
     ),
@@ -75,7 +95,7 @@ _ALL = (
     ),
     Rule(
         "rate-limit-reset",
-        "a 429 carries x-rate-limit-reset-at-utc, a parseable UTC time not in the past",
+        f"a 429 carries {RATE_LIMIT_RESET_HEADER}, a parseable UTC time not in the past",
         "2ND",
     ),
 )

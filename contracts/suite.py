@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +29,8 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from contracts import media, responses
-from contracts.models import MODELS
+from contracts.fake_admin import FakeAdmin
+from contracts.models import DOCUMENTED_WIDE_MODELS, MODELS, WIDE_REQUESTS, wants_wide, wide_request_text
 from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH
 from contracts.options import Options as Options  # re-exported: users build Options beside run_suite
 from contracts.report import MEDIA_SKIPPED, Report, Violation
@@ -45,6 +45,7 @@ from contracts.responses import (
     STATES,
     SYNC_HEADERS,
     problems,
+    show_seconds,
 )
 from contracts.rules import RULES, counts
 from contracts.spec import is_number
@@ -57,7 +58,7 @@ RATE_LIMIT_WAIT_CAP_SECONDS = 90.0
 # Real seconds a v1 call to the fake may take once the suite has moved its clock past the job's end.
 SYNC_WATCH_SECONDS = 60.0
 _WATCH_STEP_SECONDS = 0.005
-# "Just before one hour": how many simulated seconds before the retention ends the result is polled.
+# "Just before the retention ends": how many simulated seconds before it ends the result is polled.
 RETENTION_MARGIN_SECONDS = 10.0
 _TEXT_LIMIT = 300
 
@@ -139,11 +140,12 @@ class _Run:
         self.options = options
         self.progress = progress
         self.report = Report(base)
+        self.admin = FakeAdmin(client, base)
         self.av = media.pyav()
         self.report.media_skipped = self.av is None
 
     def all(self) -> None:
-        self.report.fake = self._is_fake()
+        self.report.fake = self.admin.is_fake()
         how = (
             "a segmind-mock fake: its clock is advanced instead of waiting"
             if self.report.fake
@@ -156,7 +158,7 @@ class _Run:
                     self.report.left_out[name] = f"graded {rule.grade}: the run keeps to documented facts"
         if self.av is None:
             self.progress("      " + MEDIA_SKIPPED)
-        self.progress("[1/5] requests without x-api-key and unknown request ids")
+        self.progress(f"[1/5] requests without {API_KEY_HEADER} and unknown request ids")
         self._missing_key()
         self._unknown_ids()
         self._invalid_payloads()
@@ -170,7 +172,8 @@ class _Run:
             for name in ("sync-video", "sync-base64", "sync-headers", "output-video"):
                 self.report.left_out.setdefault(name, "no paid jobs (--no-jobs)")
         if self.report.fake and self.options.jobs:  # free on the fake, but jobs all the same
-            self.progress("[5/5] the fake's lifecycle: forced error codes, then the one-hour retention")
+            retention = show_seconds(RESULT_RETENTION_SECONDS)
+            self.progress(f"[5/5] the fake's lifecycle: forced error codes, then the {retention} retention")
             self._forced_errors()
             self._retention()
         self.progress(f"Done: {self.report.checks} checks, {len(self.report.violations)} violations")
@@ -218,7 +221,7 @@ class _Run:
         models = self.options.models
         sync_model = "svd" if "svd" in models else models[0]
         # The v1 call asks for what the example does not, so the video checks meet 25 frames and 16:9.
-        wide = {"frames": 25, "resize_method": "crop_to_16_9"} if sync_model == "svd" else {}
+        wide = {"frames": 25, **WIDE_REQUESTS[sync_model]} if sync_model == "svd" else {}
         fixed = [_Planned("example-accepted", model, dict(MODELS[model].example)) for model in models]
         fixed += [
             _Planned("sync-video", sync_model, {**MODELS[sync_model].example, **wide}),
@@ -239,22 +242,10 @@ class _Run:
         return jobs
 
     def _forced_failed_job(self) -> list[_Job]:
-        # Scoped to the suite's own key and model, and removed by id after the one submission
-        # (gone once used, 404 then), so a shared fake's other clients never meet it.
         model = self.options.models[0]
-        with self._scenario({"outcome": "failed"}, model):
+        with self.admin.scenario_once({"outcome": "failed"}, self.api_key, model):
             job = self._submit("example-accepted", model, dict(MODELS[model].example), paid=False)
         return [job] if job else []
-
-    @contextlib.contextmanager
-    def _scenario(self, rule: dict[str, Any], model: str) -> Iterator[None]:
-        """A one-time scenario of the fake, matched to the suite's key and model, removed afterwards."""
-        scoped = {**rule, "times": 1, "match": {"api_key": self.api_key, "model": model}}
-        added = self.client.post(f"{self.base}/_mock/scenarios", json=scoped).raise_for_status()
-        try:
-            yield
-        finally:
-            self.client.delete(f"{self.base}/_mock/scenarios/{added.json()['id']}")
 
     def _submit(self, rule: str, model: str, payload: dict[str, Any], paid: bool = True) -> _Job | None:
         response, sent = self._call("POST", self.base + SUBMIT_PATH.format(model=model), payload)
@@ -434,9 +425,9 @@ class _Run:
         if model == "svd":
             message = f"{facts.frames} frames, {asked['frames']} asked"
             self._expect(facts.frames == asked["frames"], "video-frames", message, sent, got)
-            if asked["resize_method"] == "crop_to_16_9":
-                message = f"a {facts.width}x{facts.height} frame for crop_to_16_9"
-                self._expect(facts.is_wide(), "video-16-9", message, sent, got)
+        if model in DOCUMENTED_WIDE_MODELS and wants_wide(model, asked):
+            message = f"a {facts.width}x{facts.height} frame for {wide_request_text(model)}"
+            self._expect(facts.is_wide(), "video-16-9", message, sent, got)
         self._expect(facts.fps == asked["fps"], "video-fps", f"{facts.fps} fps, {asked['fps']} asked", sent, got)
 
     def _sync_calls(self, planned: list[_Planned]) -> None:
@@ -482,7 +473,7 @@ class _Run:
         if not self.report.fake:
             return self._call("POST", url, payload, timeout=self.options.poll_timeout)
         # The fake answers once its clock reaches the job's end: call in a thread, move the clock.
-        before = self._fake_job_ids()
+        before = self.admin.job_ids()
         done: dict[str, Any] = {}
 
         def call() -> None:
@@ -496,10 +487,9 @@ class _Run:
         deadline = time.monotonic() + SYNC_WATCH_SECONDS
         moved = False
         while thread.is_alive() and time.monotonic() < deadline:
-            new = self._fake_jobs(exclude=before)
+            new = [job for job in self.admin.jobs() if job["request_id"] not in before]
             if new and not moved:
-                now = self.client.get(f"{self.base}/_mock/clock").raise_for_status().json()["now"]
-                self._wait(max(job["finished_at"] for job in new) - now + 1)
+                self._wait(max(job["finished_at"] for job in new) - self.admin.now() + 1)
                 moved = True
             thread.join(_WATCH_STEP_SECONDS)
         thread.join(SYNC_WATCH_SECONDS)
@@ -516,7 +506,7 @@ class _Run:
         model = self.options.models[0]
         url = self.base + SUBMIT_PATH.format(model=model)
         for code in ERROR_CODES:
-            with self._scenario({"outcome": "http_error", "status": code}, model):
+            with self.admin.scenario_once({"outcome": "http_error", "status": code}, self.api_key, model):
                 response = self.client.post(url, json=dict(MODELS[model].example), headers=self._key())
             sent = f"POST {url} (a scenario forcing {code})"
             message = f"forced {code} answered {response.status_code}"
@@ -531,9 +521,9 @@ class _Run:
         if job is None:
             return
         routes = [job.status_url, job.response_url, *([job.poll_url] if job.poll_url else [])]
-        submitted = self.client.get(f"{self.base}/_mock/jobs/{job.request_id}").raise_for_status().json()
+        submitted = self.admin.job(job.request_id)
         for offset, kept in ((-RETENTION_MARGIN_SECONDS, True), (0.0, False)):
-            self._wait(submitted["submitted_at"] + RESULT_RETENTION_SECONDS + offset - self._fake_now())
+            self._wait(submitted["submitted_at"] + RESULT_RETENTION_SECONDS + offset - self.admin.now())
             when = f"{RESULT_RETENTION_SECONDS + offset:g}s after submission"
             for url in routes:
                 response, sent = self._call("GET", url)
@@ -544,30 +534,11 @@ class _Run:
 
     # Plumbing.
 
-    def _is_fake(self) -> bool:
-        try:
-            response = self.client.get(f"{self.base}/_mock/health")
-        except httpx.HTTPError:
-            return False
-        body = _json(response)
-        return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and "now" in body
-
-    def _fake_now(self) -> float:
-        now: float = self.client.get(f"{self.base}/_mock/clock").raise_for_status().json()["now"]
-        return now
-
-    def _fake_job_ids(self) -> set[str]:
-        return {job["request_id"] for job in self._fake_jobs()}
-
-    def _fake_jobs(self, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
-        jobs = self.client.get(f"{self.base}/_mock/jobs").raise_for_status().json()
-        return [job for job in jobs if job["request_id"] not in exclude]
-
     def _wait(self, seconds: float) -> None:
         if seconds <= 0:
             return
         if self.report.fake:
-            self.client.post(f"{self.base}/_mock/clock/advance", json={"seconds": seconds}).raise_for_status()
+            self.admin.advance(seconds)
         else:
             time.sleep(seconds)
 
@@ -596,7 +567,7 @@ class _Run:
 
     def _target_now(self) -> datetime:
         # The target's time: the fake's simulated clock, or the real one.
-        return datetime.fromtimestamp(self._fake_now(), UTC) if self.report.fake else datetime.now(UTC)
+        return datetime.fromtimestamp(self.admin.now(), UTC) if self.report.fake else datetime.now(UTC)
 
     def _reset_header(self, response: httpx.Response, sent: str) -> None:
         reset = response.headers.get(RATE_LIMIT_RESET_HEADER)

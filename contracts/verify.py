@@ -32,22 +32,25 @@ from typing import Any
 
 import httpx
 
+from contracts.fake_admin import FakeAdmin
 from contracts.models import MODELS
-from contracts.responses import ERROR_CODES, RESULT_RETENTION_SECONDS
+from contracts.responses import (
+    ERROR_CODES,
+    FAILED_STATUS,
+    FINAL_CODES,
+    RESULT_RETENTION_SECONDS,
+    TRANSIENT_CODES,
+)
 
 Client = Callable[[str, str, str, dict[str, Any]], Any]
 
 VERIFY_API_KEY = "SG_00000000c0ffee00"
 # Simulated seconds the harness moves the clock once the client's job exists: past the end of
-# any job (queue plus the slowest model's latency), and far past the documented 1-hour retention.
+# any job (queue plus the slowest model's latency), and far past the documented retention.
 PAST_THE_END_SECONDS = 1000.0
 PAST_RETENTION_SECONDS = 86400.0
 # A job that outlives its retention while still PROCESSING (the admin API caps seconds at 1e9).
 NEVER_ENDS_SECONDS = 1e8
-# Errors a client may retry rather than raise: the call may succeed next time. The others are
-# refusals that will not change, so a client must not send the same call again.
-TRANSIENT_CODES = frozenset({429, 500, 502, 504})
-FINAL_CODES = frozenset(ERROR_CODES) - TRANSIENT_CODES
 # Pace: the completed job runs with the clock this many times real time, and a client polling
 # more than MAX_POLLS_PER_SECOND times a simulated second (polls under 10 ms of real time apart)
 # polls without pause. Any client sleeping between polls (the SDK: 1 s) is far below it.
@@ -148,13 +151,13 @@ def scenarios() -> list[Scenario]:
         ),
         Scenario(
             "failed",
-            "the job FAILED (422): raise",
+            f"the job FAILED ({FAILED_STATUS}): raise",
             {"outcome": "failed", "error": "Inference failed: verification scenario", **mirrored},
             "error",
         ),
         Scenario(
             "rai_blocked",
-            "a content (RAI) block is FAILED (422): raise",
+            f"a content (RAI) block is FAILED ({FAILED_STATUS}): raise",
             {"outcome": "rai_blocked", **mirrored},
             "error",
         ),
@@ -213,8 +216,9 @@ def verify_client(
     payload = dict(MODELS[model].example)
     report = Verification()
     planned = scenarios()
-    with httpx.Client(base_url=base, transport=transport, timeout=30.0) as admin:
-        speed = admin.get("/_mock/clock").raise_for_status().json()["speed"]
+    with httpx.Client(transport=transport, timeout=30.0) as http:
+        admin = FakeAdmin(http, base)
+        speed = admin.speed()
         try:
             for index, scenario in enumerate(planned):
                 outcome, hung = _Drive(admin, call, scenario, base, api_key, model, payload, timeout).run()
@@ -229,7 +233,7 @@ def verify_client(
                     report.not_judged = planned[1:]
                     break
         finally:
-            admin.post("/_mock/clock", json={"speed": speed})
+            admin.set_speed(speed)
     return report
 
 
@@ -305,7 +309,7 @@ class _Drive:
 
     def __init__(
         self,
-        admin: httpx.Client,
+        admin: FakeAdmin,
         client: Client,
         scenario: Scenario,
         base: str,
@@ -328,27 +332,26 @@ class _Drive:
     def run(self) -> tuple[Outcome, bool]:
         admin, scenario = self.admin, self.scenario
         # One simulated second apart: the journal's times tell this scenario's calls from the last one's.
-        started = admin.post("/_mock/clock/advance", json={"seconds": 1}).raise_for_status().json()["now"]
-        admin.post("/_mock/clock", json={"speed": scenario.speed or 0}).raise_for_status()
+        started = admin.advance(1)
+        admin.set_speed(scenario.speed or 0)
         rule_id = None
         if scenario.rule is not None:
-            rule = {**scenario.rule, "times": 1, "match": {"api_key": self.api_key, "model": self.model}}
-            rule_id = admin.post("/_mock/scenarios", json=rule).raise_for_status().json()["id"]
-        before = self._job_ids()
+            rule_id = admin.add_scenario_once(scenario.rule, self.api_key, self.model)
+        before = admin.job_ids()
         thread = threading.Thread(target=self._call, name=f"verify-{scenario.name}", daemon=True)
         thread.start()
         deadline = time.monotonic() + self.timeout
         while thread.is_alive() and time.monotonic() < deadline:
-            if self.job_id is None and (new := self._job_ids() - before):
+            if self.job_id is None and (new := admin.job_ids() - before):
                 self.job_id = sorted(new)[0]
                 if scenario.speed is None:
-                    admin.post("/_mock/clock/advance", json={"seconds": scenario.advance}).raise_for_status()
+                    admin.advance(scenario.advance)
             thread.join(_WATCH_STEP_SECONDS)
-        admin.post("/_mock/clock", json={"speed": 0}).raise_for_status()
+        admin.set_speed(0)
         if rule_id is not None:
-            admin.delete(f"/_mock/scenarios/{rule_id}")  # 404 once used up: nothing left to remove
+            admin.remove_scenario(rule_id)
         hung = thread.is_alive()
-        if self.job_id is None and (new := self._job_ids() - before):
+        if self.job_id is None and (new := admin.job_ids() - before):
             self.job_id = sorted(new)[0]
         return self._judge(hung, self._journal(started)), hung
 
@@ -414,14 +417,9 @@ class _Drive:
     def _is_job_path(self, path: str) -> bool:
         return self.job_id is not None and self.job_id in path
 
-    def _job_ids(self) -> set[str]:
-        response = self.admin.get("/_mock/jobs")
-        response.raise_for_status()
-        return {job["request_id"] for job in response.json()}
-
     def _journal(self, since: float) -> list[dict[str, Any]]:
         """The harness key's calls since the scenario started, oldest first."""
-        entries = self.admin.get("/_mock/requests").raise_for_status().json()
+        entries = self.admin.requests()
         tail = self.api_key[-4:]
         return [
             entry

@@ -3,10 +3,10 @@
 This module needs the `video` extra (PyAV and numpy): `outputs.py` imports it only when both are
 installed, and `video.py` serves the prepared files otherwise. Every choice below is a fake's choice, not Segmind's:
 
-- Size: `crop_to_16_9` (svd) or `maintain_aspect_ratio: false` (motionctrl-svd) give 512x288,
-  SVD's native 1024x576 halved: the same 16:9 shape, multiples of 16, and four times fewer pixels
-  to warp and encode. Keeping the input's aspect spends the same pixel budget on its shape (each
-  side even and within `SIZE_LIMITS`); the test card, having no input, is always 16:9.
+- Size: a request for 16:9 (`contracts.models.wants_wide`) gives 512x288, SVD's native 1024x576
+  halved: the same 16:9 shape, multiples of 16, and four times fewer pixels to warp and encode.
+  Keeping the input's aspect spends the same pixel budget on its shape (each side even and within
+  `SIZE_LIMITS`); the test card, having no input, is always 16:9.
 - Frames: svd renders exactly `frames`; motionctrl-svd renders 14, SVD's default clip length.
 - Motion: names are camera moves, so the picture moves the other way: "Pan Left" slides the
   content right, "Zoom In" grows it, "CW" rolls the camera clockwise and turns the content
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from contracts import MODELS
+from contracts.models import wants_wide
 from mock_server.video import Fallback, checked_params, require_av
 
 FULL_SIZE = (512, 288)
@@ -63,8 +64,7 @@ def render_video(model: str, params: Mapping[str, Any], seed: int, image: np.nda
 
 def output_size(model: str, params: Mapping[str, Any], image: np.ndarray | None) -> tuple[int, int]:
     """Return the (width, height) of the video for these checked parameters and input."""
-    keep = params["resize_method"] == "maintain_aspect_ratio" if model == "svd" else params["maintain_aspect_ratio"]
-    if not keep or image is None:
+    if wants_wide(model, params) or image is None:
         return FULL_SIZE
     aspect = image.shape[1] / image.shape[0]
     width = math.sqrt(FULL_SIZE[0] * FULL_SIZE[1] * aspect)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from segmind import SegmindClient
 
-from contracts.responses import ERROR_CODES
-from contracts.verify import FINAL_CODES, scenarios, verify_client
+from contracts.responses import ERROR_CODES, FINAL_CODES
+from contracts.verify import scenarios, verify_client
 from mock_server import SegmindMock, Settings
 from mock_server.cli import main
 from mock_server.server import ServerThread

@@ -1,0 +1,100 @@
+"""A small typed client for segmind-mock's admin API (`/_mock/...`): its clock, scenarios, jobs and journal.
+
+The contract suite and the client verification set the fake up and watch it through this one
+client; the routes themselves are described in docs/ (the admin API). Every call but `is_fake`
+raises `httpx.HTTPStatusError` on an error answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+Entry = dict[str, Any]
+
+
+class FakeAdmin:
+    """The admin API of the fake at `base` (no trailing slash), called through `client`."""
+
+    def __init__(self, client: httpx.Client, base: str) -> None:
+        self.client = client
+        self.base = base
+
+    def is_fake(self) -> bool:
+        """Tell whether `base` is a segmind-mock fake: its health check answers ok with the clock."""
+        try:
+            response = self.client.get(self._url("/health"))
+        except httpx.HTTPError:
+            return False
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and "now" in body
+
+    def now(self) -> float:
+        """The fake's simulated time, in seconds since the epoch."""
+        now: float = self._get("/clock")["now"]
+        return now
+
+    def speed(self) -> float:
+        """How fast the fake's clock runs, in simulated seconds a real second (0: stopped)."""
+        speed: float = self._get("/clock")["speed"]
+        return speed
+
+    def set_speed(self, speed: float) -> None:
+        """Run the fake's clock at `speed` times real time (0 stops it)."""
+        self.client.post(self._url("/clock"), json={"speed": speed}).raise_for_status()
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's clock `seconds` forward; return the simulated time it then shows."""
+        response = self.client.post(self._url("/clock/advance"), json={"seconds": seconds}).raise_for_status()
+        now: float = response.json()["now"]
+        return now
+
+    def add_scenario_once(self, rule: Mapping[str, Any], api_key: str, model: str) -> str:
+        """Add `rule` as a one-time scenario for `api_key` and `model` only, so other clients never meet it."""
+        scoped = {**rule, "times": 1, "match": {"api_key": api_key, "model": model}}
+        rule_id: str = self.client.post(self._url("/scenarios"), json=scoped).raise_for_status().json()["id"]
+        return rule_id
+
+    def remove_scenario(self, rule_id: str) -> None:
+        """Remove a scenario by id; one used up is gone already (404), which leaves nothing to do."""
+        self.client.delete(self._url(f"/scenarios/{rule_id}"))
+
+    @contextlib.contextmanager
+    def scenario_once(self, rule: Mapping[str, Any], api_key: str, model: str) -> Iterator[str]:
+        """A one-time scenario matched to `api_key` and `model`, removed by id afterwards."""
+        rule_id = self.add_scenario_once(rule, api_key, model)
+        try:
+            yield rule_id
+        finally:
+            self.remove_scenario(rule_id)
+
+    def jobs(self) -> list[Entry]:
+        """The fake's retained jobs, oldest first."""
+        jobs: list[Entry] = self._get("/jobs")
+        return jobs
+
+    def job_ids(self) -> set[str]:
+        """The request ids of the fake's retained jobs."""
+        return {job["request_id"] for job in self.jobs()}
+
+    def job(self, request_id: str) -> Entry:
+        """One retained job, with its times."""
+        job: Entry = self._get(f"/jobs/{request_id}")
+        return job
+
+    def requests(self) -> list[Entry]:
+        """The fake's journal of calls, oldest first."""
+        entries: list[Entry] = self._get("/requests")
+        return entries
+
+    def _get(self, path: str) -> Any:
+        return self.client.get(self._url(path)).raise_for_status().json()
+
+    def _url(self, path: str) -> str:
+        return f"{self.base}/_mock{path}"
