@@ -65,17 +65,21 @@ class Call:
         self.prefix = ""  # or wire.MIRROR_PREFIX: the answer's URLs stay under the path's prefix
         self.body = b""  # what the journal shows of the request
         # The headers the fake reads, in one pass over the raw list (first value of each).
-        self.key = self.host = self.length = b""
+        self.key = self.length = b""
+        host: bytes | None = None
         self.mocked = False  # any x-mock-* header: nearly no request has one
         for name, value in scope["headers"]:
             if name == b"x-api-key":
                 self.key = self.key or value
             elif name == b"host":
-                self.host = self.host or value
+                # The first, even empty, as Starlette's `base_url` reads it: the base cache's key
+                # must be what the base is built from, or one request could name another's host.
+                host = value if host is None else host
             elif name == b"content-length":
                 self.length = self.length or value
             elif name.startswith(b"x-mock-"):
                 self.mocked = True
+        self.host = host or b""
         self.api_key = self.key.decode("latin-1")  # as the service reads it; empty when none was sent
 
     def base(self) -> str:

@@ -184,8 +184,15 @@ class Service:
             accounts.charge(job, now)
         # `finished_at` spelled out: properties cost a call each, on every submit.
         finished_at = now + job.queue_seconds + job.processing_seconds
-        output_until = finished_at + wire.OUTPUT_RETENTION_SECONDS if job.error is None else None
-        self.jobs.add(job, now + RESULT_RETENTION_SECONDS, output_until, now)
+        result_until = now + RESULT_RETENTION_SECONDS
+        # An output is kept only if its URL can be handed out: by a result polled before it
+        # expires. So output deadlines stay within one retention of submission order, and a job
+        # made to run for years (`x-mock-processing-seconds`) cannot hold every later output in
+        # memory behind it (stores evict from the oldest end).
+        output_until = None
+        if job.error is None and finished_at < result_until:
+            output_until = finished_at + wire.OUTPUT_RETENTION_SECONDS
+        self.jobs.add(job, result_until, output_until, now)
         return job, rule
 
     def lookup(self, request_id: str) -> tuple[Job, State]:

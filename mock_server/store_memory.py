@@ -128,8 +128,9 @@ class MemoryJobStore:
     def _evict(self, now: float) -> None:
         self._next_expiry = math.inf
         for kept, deadlines in ((self._jobs, self._job_deadlines), (self._outputs, self._output_deadlines)):
-            # Outputs end in nearly submission order; one that lingers behind a longer job is
-            # evicted on a later pass, and is never served past its time since reads check it.
+            # Outputs end in nearly submission order: within one result retention of it, since the
+            # service keeps no output a result could not hand out. One behind a later-ending job
+            # waits for it (an hour at most), and is never served past its time: reads check it.
             while deadlines:
                 if deadlines[0] > now:
                     self._next_expiry = min(self._next_expiry, deadlines[0])

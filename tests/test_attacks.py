@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -21,6 +23,7 @@ from mock_server.images import ImageSource
 from mock_server.journal import TEXT_CAPTURE_CHARS
 from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_load import raw_exchange
 from tests.support_video import data_uri, png, serve_image
 
 pytest.importorskip("av")
@@ -135,6 +138,47 @@ def test_journal_entries_are_bounded_whatever_clients_send(http: httpx.Client, m
     entry = mock.requests[-1]
     assert entry["api_key"] == "SG_…tail"
     assert len(entry["query"]) == TEXT_CAPTURE_CHARS
+
+
+def test_a_job_made_to_run_for_years_does_not_keep_every_later_job_in_memory(
+    http: httpx.Client, mock: SegmindMock
+) -> None:
+    # Any client may ask a job to run for 10^8 s. Its output could never be handed out (its result
+    # expires first), and keeping it put every later job's output behind it in the eviction order.
+    endless = http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-mock-processing-seconds": "100000000"})
+    assert endless.status_code == 200
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3000):
+            mock.submit("svd", MODELS["svd"].example, API_KEY)
+        mock.advance(8 * 24 * 3600)  # past every output's retention
+        mock.submit("svd", MODELS["svd"].example, API_KEY)  # an add evicts what has passed its deadline
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 3,000 jobs are about 2.5 MB: gone, but for the last one.
+    assert kept < 500_000, kept
+
+
+def test_a_request_with_two_host_headers_never_changes_the_urls_another_client_gets(
+    server: tuple[SegmindMock, str],
+) -> None:
+    # The URLs follow the first Host header (an empty one: the server's address). A request
+    # sending an empty one, then another, must not leave its URLs cached for that other host.
+    body = json.dumps(MODELS["svd"].example).encode()
+
+    def submit(*hosts: bytes) -> dict[str, Any]:
+        head = b"".join(b"Host: " + host + b"\r\n" for host in hosts)
+        request = b"POST /v2/svd HTTP/1.1\r\n" + head + b"x-api-key: " + API_KEY.encode()
+        request += b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+        answer = raw_exchange(server[1], request)
+        assert answer.status == 200, answer.body
+        parsed: dict[str, Any] = answer.json()
+        return parsed
+
+    assert submit(b"", b"poisoned.example")["status_url"].startswith(server[1] + "/v2/")
+    assert submit(b"poisoned.example")["status_url"].startswith("http://poisoned.example/v2/")
 
 
 def test_long_paths_and_hosts_are_not_kept_by_the_fakes_caches(http: httpx.Client, mock: SegmindMock) -> None:
