@@ -221,7 +221,7 @@ class _Run:
         models = self.options.models
         sync_model = "svd" if "svd" in models else models[0]
         # The v1 call asks for what the example does not, so the video checks meet 25 frames and 16:9.
-        wide = {"frames": 25, **WIDE_REQUESTS[sync_model]} if sync_model == "svd" else {}
+        wide = {"frames": 25, **WIDE_REQUESTS[sync_model]} if sync_model in DOCUMENTED_WIDE_MODELS else {}
         fixed = [_Planned("example-accepted", model, dict(MODELS[model].example)) for model in models]
         fixed += [
             _Planned("sync-video", sync_model, {**MODELS[sync_model].example, **wide}),

@@ -86,10 +86,7 @@ class App:
             except faults.ConnectionDropped as dropped:
                 await faults.drop_connection(receive, dropped)
             return
-        # `send_answer`, spelled out: a coroutine less on every request.
-        status, headers, body = answer
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, answer)
 
     def _settle(self, call: Call, answer: Answer, rule: Rule | None) -> Reply:
         """Store what `answer` names and journal it, before it goes; the 503 instead if the store cannot take it.
@@ -113,8 +110,7 @@ class App:
         service = self.service
         if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
             service.record(entry, call.scope, call.key, call.body, (status, response_type, response))
-        if service.backend.shared:  # the job the answer names, and this entry, are stored before it goes
-            service.flush()
+        service.flush()  # the job the answer names, and this entry, are stored before it goes
 
     async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
         # Once the answer is on its way, a store that cannot take the entry loses the entry only.

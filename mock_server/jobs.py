@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from contracts import ModelSpec
+from contracts.responses import WAITING_STATES
 
 # Sums of decimal seconds round at Unix-time magnitudes (an ulp is ~2e-7 s); this slack makes
 # advancing the clock by exactly a job's remaining duration reach the next state.
@@ -25,6 +26,8 @@ class State(StrEnum):
     FAILED = "FAILED"
 
 
+# The states of a job still waiting for its end, as the contract names them.
+WAITING = frozenset(State(name) for name in WAITING_STATES)
 # The members as plain names: reading one through the class costs more, on every poll.
 _QUEUED, _PROCESSING, _COMPLETED, _FAILED = State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED
 

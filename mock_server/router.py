@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from mock_server import wire
+from mock_server.bounded_cache import BoundedCache
 
 H = TypeVar("H")
 # Matches kept: of this many paths, each this long at most (real ones are about 60 characters), so
-# what clients send can make the cache hold a few MiB at most.
+# what clients send can make the cache hold about a MiB at most.
 MATCH_CACHE_SIZE = 4096
 MATCH_CACHE_PATH_CHARS = 256
 
@@ -26,7 +27,9 @@ class Router(Generic[H]):
     def __init__(self, routes: Sequence[tuple[str, tuple[str, ...], H, str]]) -> None:
         self._by_length: dict[int, list[tuple[list[str], int, list[str], tuple[str, ...], H, str]]] = {}
         # Matches of the paths clients call again and again (the submit path, a polled job's).
-        self._matched: dict[tuple[str, str], tuple[H, str, str]] = {}
+        self._matched: BoundedCache[tuple[str, str], tuple[H, str, str]] = BoundedCache(
+            MATCH_CACHE_SIZE, MATCH_CACHE_PATH_CHARS
+        )
         for template, methods, handler, prefix in routes:
             parts = template.split("/")
             slot = next((index for index, part in enumerate(parts) if part.startswith("{")), len(parts))
@@ -38,10 +41,7 @@ class Router(Generic[H]):
         found = self._matched.get((method, path))
         if found is None:
             found = self._match(method, path)
-            if len(path) <= MATCH_CACHE_PATH_CHARS:
-                if len(self._matched) >= MATCH_CACHE_SIZE:
-                    self._matched.clear()  # bounded, whatever paths clients send; refilled by the paths in use
-                self._matched[method, path] = found
+            self._matched.keep((method, path), found, len(path))
         return found
 
     def _match(self, method: str, path: str) -> tuple[H, str, str]:

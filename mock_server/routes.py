@@ -18,11 +18,12 @@ from starlette.datastructures import Headers as StarletteHeaders
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
-from contracts.decoding import DECODERS
+from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
 from mock_server import wire
-from mock_server.jobs import Job, State
+from mock_server.bounded_cache import BoundedCache
+from mock_server.jobs import WAITING, Job, State
 from mock_server.payload import parse_json_object, read_body
 from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
@@ -37,7 +38,7 @@ Settle = Callable[["Call", Answer, Rule | None], Reply]
 
 
 BASE_CACHE_SIZE = 256
-_BASES: dict[tuple[object, ...], str] = {}
+_BASES: BoundedCache[tuple[object, ...], str] = BoundedCache(BASE_CACHE_SIZE, BASE_CHARS_KEPT)
 
 
 class Call:
@@ -96,8 +97,7 @@ class Call:
         base = _BASES.get(key)
         if base is None:
             base = str(Request(scope).base_url).rstrip("/")
-            if len(_BASES) < BASE_CACHE_SIZE and len(base) <= BASE_CHARS_KEPT:
-                _BASES[key] = base
+            _BASES.keep(key, base, len(base))
         return base
 
     def override(self) -> Rule | None:
@@ -180,7 +180,7 @@ class SegmindRoutes:
 
     def _status(self, call: Call) -> Reply:
         job, state, rule, billing = self.service.poll(call.param, call.api_key, "status")
-        if state is State.QUEUED or state is State.PROCESSING:  # nearly every poll: from a template
+        if state in WAITING:  # nearly every poll: from a template
             return self._settle(call, waiting_answer(job.request_id, state, call.base()), rule)
         body = wire.ended_status_body(job, state, billing)
         return self._settle(call, answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
@@ -194,7 +194,7 @@ class SegmindRoutes:
         body = call.body = await read_body(call.length, call.receive, service.settings.max_body_bytes)
         # One pass for the bodies clients nearly always send; the reference path for any other,
         # so every message stays the one that names each broken parameter.
-        checked = DECODERS[spec.slug].decode(body)
+        checked = decode_params(spec.slug, body)
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
 

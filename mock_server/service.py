@@ -121,7 +121,7 @@ class Service:
     def model(self, model: str, api_key: str) -> ModelSpec:
         """Authenticate a submission and look its model up (401, then 404), before its body is read."""
         self.authenticate(api_key)
-        return MODELS.get(model) or model_spec(model)  # the lookup first: a call only for the 404
+        return model_spec(model)
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""

@@ -11,11 +11,12 @@ as they are, so joining them in needs no escaping.
 from __future__ import annotations
 
 from mock_server import wire
-from mock_server.jobs import State
+from mock_server.bounded_cache import BoundedCache
+from mock_server.jobs import WAITING, State
 from mock_server.responses import Answer, answer, encode_json, json_headers
 
-# Clients call few hosts, but the Host header is theirs to choose: the cache is bounded, and so
-# is each base kept (real ones are some tens of characters); a longer one is encoded whole.
+# Clients call few hosts, but the Host header is theirs to choose: so many bases are kept, each
+# this long at most (real ones are some tens of characters); a longer one is encoded whole.
 TEMPLATE_CACHE_SIZE = 256
 BASE_CHARS_KEPT = 256
 # Where the request id goes. JSON escapes its NUL characters (\u0000), which no Host header holds,
@@ -27,22 +28,19 @@ _ENCODED_MARKER = encode_json(_MARKER)[1:-1]
 class Templates:
     """The answers of one base URL that vary only by request id, each split where the id goes."""
 
-    __slots__ = ("processing", "queued", "submit")
+    __slots__ = ("submit", "waiting")
 
-    submit: list[bytes] | None
-    queued: list[bytes] | None
-    processing: list[bytes] | None
-
-    def __init__(self, base: str) -> None:
-        self.submit = self.queued = self.processing = None
-        if _ENCODED_MARKER not in encode_json(base):  # else split there too: answers encoded whole
+    def __init__(self, base: str | None) -> None:
+        """Split the answers on `base`; None, or a base whose encoding holds the marker, gets none."""
+        self.submit: list[bytes] | None = None
+        self.waiting: dict[State, list[bytes]] = {}
+        if base is not None and _ENCODED_MARKER not in encode_json(base):  # else it would be split there
             self.submit = _split(wire.submit_body(_MARKER, base))
-            self.queued = _split(wire.waiting_body(State.QUEUED, _MARKER, base))
-            self.processing = _split(wire.waiting_body(State.PROCESSING, _MARKER, base))
+            self.waiting = {state: _split(wire.waiting_body(state, _MARKER, base)) for state in WAITING}
 
 
-_TEMPLATES: dict[str, Templates] = {}
-_WHOLE = Templates(_MARKER)  # no templates: the answers of a base too long to keep are encoded whole
+_TEMPLATES: BoundedCache[str, Templates] = BoundedCache(TEMPLATE_CACHE_SIZE, BASE_CHARS_KEPT)
+_NONE = Templates(None)  # for a base too long to keep: its answers are encoded whole
 
 
 def templates(base: str) -> Templates:
@@ -50,10 +48,9 @@ def templates(base: str) -> Templates:
     found = _TEMPLATES.get(base)
     if found is None:
         if len(base) > BASE_CHARS_KEPT:
-            return _WHOLE
+            return _NONE
         found = Templates(base)
-        if len(_TEMPLATES) < TEMPLATE_CACHE_SIZE:
-            _TEMPLATES[base] = found
+        _TEMPLATES.keep(base, found, len(base))
     return found
 
 
@@ -67,9 +64,8 @@ def submit_answer(request_id: str, base: str) -> Answer:
 
 
 def waiting_answer(request_id: str, state: State, base: str) -> Answer:
-    """The 200 status answer of a QUEUED or PROCESSING job, its URLs on `base`."""
-    found = templates(base)
-    pieces = found.queued if state is State.QUEUED else found.processing
+    """The 200 status answer of a job still waiting (`state` one of `jobs.WAITING`), its URLs on `base`."""
+    pieces = templates(base).waiting.get(state)
     if pieces is None:
         return answer(wire.waiting_body(state, request_id, base))
     body = request_id.encode().join(pieces)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -367,13 +368,20 @@ def test_a_submit_costs_one_round_trip_and_a_poll_one_with_resp3_two_without(
     assert len(mock.jobs) == 21 and len(mock.requests) == 41  # nothing queued was lost
 
 
+@contextmanager
+def _two_fakes(url: str) -> Iterator[tuple[SegmindMock, httpx.Client, httpx.Client]]:
+    """Two fakes on one fresh namespace of `url`: the first fake, and a client of each."""
+    store = namespaced(url)
+    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
+    with _http(first) as one, _http(second) as two:
+        yield first, one, two
+
+
 def test_a_job_submitted_through_one_fake_is_polled_through_the_other_in_one_round_trip_once_read(
     own_redis: tuple[str, redis.Redis],
 ) -> None:
     url, server = own_redis
-    store = namespaced(url)
-    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
-    with _http(first) as one, _http(second) as two:
+    with _two_fakes(url) as (first, one, two):
         _polls(two, _submit(one))()  # the second fake's first poll sets its state up (it reads the rules)
         request_id = _submit(one)
         assert _round_trips(server, _polls(two, request_id), 1) == 2  # read (the clock is current), journaled
@@ -388,9 +396,7 @@ def test_a_job_cached_by_one_fake_is_404_there_at_once_after_a_reset_through_the
     own_redis: tuple[str, redis.Redis],
 ) -> None:
     url, server = own_redis
-    store = namespaced(url)
-    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
-    with _http(first) as one, _http(second) as two:
+    with _two_fakes(url) as (_, one, two):
         read, stored = _submit(one), _submit(two)  # the second fake reads the first, stores the second
         _polls(two, read, stored)()
         assert _round_trips(server, _polls(two, read, stored), 10) == 2  # both answered from the cache
