@@ -7,13 +7,13 @@ raw ASGI limit (`benchmarks/raw.py`).
 
 from __future__ import annotations
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mock_server import server, wire
+from benchmarks.process import serve_app
+from mock_server import wire
 
 REQUEST_ID = "00000000-0000-4000-8000-000000000000"
 BASE = "http://127.0.0.1"
@@ -50,10 +50,7 @@ def create_app() -> Starlette:
 
 def main() -> None:
     """Serve the bare app on a free loopback port and print its URL."""
-    app = create_app()
-    sock = server.bind("127.0.0.1", 0)
-    print(f"bare-starlette: serving on {server.url_of(sock)}", flush=True)
-    uvicorn.Server(server.config(app)).run(sockets=[sock])
+    serve_app("bare-starlette", create_app())
 
 
 if __name__ == "__main__":

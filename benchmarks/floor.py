@@ -14,15 +14,14 @@ import gc
 import time
 from collections import deque
 
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from benchmarks.process import serve_app
 from contracts.decoding import DECODERS
-from mock_server import server
 from mock_server.jobs import Job, State, new_request_id
 from mock_server.journal import JOURNAL_SIZE, Record
 from mock_server.recording import entry
-from mock_server.responses import Answer
+from mock_server.responses import JSON_TYPE, Answer
 from mock_server.templates import submit_answer, waiting_answer
 
 BASE = "http://127.0.0.1"
@@ -52,7 +51,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         answer = waiting_answer(_jobs[parts[3]].request_id, State.QUEUED, BASE)
     status, headers, content = answer
-    _journal.append(entry(now, scope, key, body, (status, headers[1][1], content)))
+    _journal.append(entry(now, scope, key, body, (status, JSON_TYPE, content)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
@@ -60,9 +59,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 def main() -> None:
     """Serve the floor on a free loopback port and print its URL."""
     gc.freeze()  # as `segmind-mock serve` does once its app is built
-    sock = server.bind("127.0.0.1", 0)
-    print(f"floor: serving on {server.url_of(sock)}", flush=True)
-    uvicorn.Server(server.config(app)).run(sockets=[sock])
+    serve_app("floor", app)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
+from starlette.types import ASGIApp
+
+from mock_server import server
+
 ROOT = Path(__file__).resolve().parent.parent
 # The console script `segmind-mock` is exactly this call; running it through this interpreter with
 # the checkout first on the path measures this checkout, installed or not.
@@ -72,3 +77,10 @@ def serving(command: list[str]) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def serve_app(name: str, app: ASGIApp) -> None:
+    """Serve `app` on the fake's uvicorn stack on a free loopback port, printing its URL once it listens (`serving`)."""
+    sock = server.bind("127.0.0.1", 0)
+    print(f"{name}: serving on {server.url_of(sock)}", flush=True)
+    uvicorn.Server(server.config(app)).run(sockets=[sock])

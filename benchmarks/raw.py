@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 from benchmarks.bare import STATUS_BODY, SUBMIT_BODY
-from mock_server import server
+from benchmarks.process import serve_app
 
 
 def _answer(body: Mapping[str, object]) -> tuple[Message, Message]:
@@ -45,9 +44,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def main() -> None:
     """Serve the raw app on a free loopback port and print its URL."""
-    sock = server.bind("127.0.0.1", 0)
-    print(f"raw-asgi: serving on {server.url_of(sock)}", flush=True)
-    uvicorn.Server(server.config(app)).run(sockets=[sock])
+    serve_app("raw-asgi", app)
 
 
 if __name__ == "__main__":

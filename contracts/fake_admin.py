@@ -55,24 +55,18 @@ class FakeAdmin:
         now: float = response.json()["now"]
         return now
 
-    def add_scenario_once(self, rule: Mapping[str, Any], api_key: str, model: str) -> str:
-        """Add `rule` as a one-time scenario for `api_key` and `model` only, so other clients never meet it."""
-        scoped = {**rule, "times": 1, "match": {"api_key": api_key, "model": model}}
-        rule_id: str = self.client.post(self._url("/scenarios"), json=scoped).raise_for_status().json()["id"]
-        return rule_id
-
-    def remove_scenario(self, rule_id: str) -> None:
-        """Remove a scenario by id; one used up is gone already (404), which leaves nothing to do."""
-        self.client.delete(self._url(f"/scenarios/{rule_id}"))
-
     @contextlib.contextmanager
     def scenario_once(self, rule: Mapping[str, Any], api_key: str, model: str) -> Iterator[str]:
-        """A one-time scenario matched to `api_key` and `model`, removed by id afterwards."""
-        rule_id = self.add_scenario_once(rule, api_key, model)
+        """`rule` as a one-time scenario for `api_key` and `model` only (no other client meets it), then removed.
+
+        Yields the rule's id. One used up is gone already (404 on removal), which leaves nothing to do.
+        """
+        scoped = {**rule, "times": 1, "match": {"api_key": api_key, "model": model}}
+        rule_id: str = self.client.post(self._url("/scenarios"), json=scoped).raise_for_status().json()["id"]
         try:
             yield rule_id
         finally:
-            self.remove_scenario(rule_id)
+            self.client.delete(self._url(f"/scenarios/{rule_id}"))
 
     def jobs(self) -> list[Entry]:
         """The fake's retained jobs, oldest first."""

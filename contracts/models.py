@@ -147,5 +147,7 @@ def wants_wide(model: str, params: Mapping[str, Any]) -> bool:
 
 def wide_request_text(model: str) -> str:
     """The parameters that ask `model` for a 16:9 frame, as words: `resize_method crop_to_16_9`."""
-    shown = (value if isinstance(value, str) else json.dumps(value) for value in WIDE_REQUESTS[model].values())
-    return ", ".join(f"{name} {value}" for name, value in zip(WIDE_REQUESTS[model], shown, strict=True))
+    return ", ".join(
+        f"{name} {value if isinstance(value, str) else json.dumps(value)}"
+        for name, value in WIDE_REQUESTS[model].items()
+    )

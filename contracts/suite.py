@@ -220,8 +220,12 @@ class _Run:
         budget = self.options.max_jobs
         models = self.options.models
         sync_model = "svd" if "svd" in models else models[0]
-        # The v1 call asks for what the example does not, so the video checks meet 25 frames and 16:9.
-        wide = {"frames": 25, **WIDE_REQUESTS[sync_model]} if sync_model in DOCUMENTED_WIDE_MODELS else {}
+        # The v1 call asks for what the example does not, so the video checks meet the most frames
+        # the docs allow and 16:9.
+        spec = MODELS[sync_model]
+        frames = spec.param("frames").enum if "frames" in spec.example else None
+        longest = {"frames": max(frames)} if frames else {}
+        wide = {**longest, **WIDE_REQUESTS[sync_model]} if sync_model in DOCUMENTED_WIDE_MODELS else {}
         fixed = [_Planned("example-accepted", model, dict(MODELS[model].example)) for model in models]
         fixed += [
             _Planned("sync-video", sync_model, {**MODELS[sync_model].example, **wide}),

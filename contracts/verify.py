@@ -337,22 +337,20 @@ class _Drive:
         # One simulated second apart: the journal's times tell this scenario's calls from the last one's.
         started = admin.advance(1)
         admin.set_speed(scenario.speed or 0)
-        rule_id = None
-        if scenario.rule is not None:
-            rule_id = admin.add_scenario_once(scenario.rule, self.api_key, self.model)
-        before = admin.job_ids()
-        thread = threading.Thread(target=self._call, name=f"verify-{scenario.name}", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + self.timeout
-        while thread.is_alive() and time.monotonic() < deadline:
-            if self.job_id is None and (new := admin.job_ids() - before):
-                self.job_id = sorted(new)[0]
-                if scenario.speed is None:
-                    admin.advance(scenario.advance)
-            thread.join(_WATCH_STEP_SECONDS)
-        admin.set_speed(0)
-        if rule_id is not None:
-            admin.remove_scenario(rule_id)
+        with contextlib.ExitStack() as scoped:
+            if scenario.rule is not None:  # removed once the clock is stopped again
+                scoped.enter_context(admin.scenario_once(scenario.rule, self.api_key, self.model))
+            before = admin.job_ids()
+            thread = threading.Thread(target=self._call, name=f"verify-{scenario.name}", daemon=True)
+            thread.start()
+            deadline = time.monotonic() + self.timeout
+            while thread.is_alive() and time.monotonic() < deadline:
+                if self.job_id is None and (new := admin.job_ids() - before):
+                    self.job_id = sorted(new)[0]
+                    if scenario.speed is None:
+                        admin.advance(scenario.advance)
+                thread.join(_WATCH_STEP_SECONDS)
+            admin.set_speed(0)
         hung = thread.is_alive()
         if self.job_id is None and (new := admin.job_ids() - before):
             self.job_id = sorted(new)[0]

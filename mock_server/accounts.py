@@ -16,6 +16,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,11 @@ class AccountsConfig:
 
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
     prices: Mapping[str, float] = field(default_factory=lambda: dict(wire.PRICES))
-    # No key declared, so any key shaped like Segmind's is accepted: read on every request, so a
-    # field (derived once), not a property.
-    open: bool = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "open", not self.keys)
+    @cached_property  # read on every request: derived once
+    def open(self) -> bool:
+        """True when no key is declared, so any key shaped like Segmind's is accepted."""
+        return not self.keys
 
 
 def load_config(path: str | Path) -> AccountsConfig:
@@ -152,11 +152,6 @@ class Accounts:
         self.config = config
         self.reset()
 
-    @property
-    def open(self) -> bool:
-        """True when no key is declared, so any key shaped like Segmind's is accepted."""
-        return self.config.open
-
     def reset(self) -> None:
         """Forget all usage: declared accounts start again from their configured credits."""
         self._ledger.clear()
@@ -179,8 +174,13 @@ class Accounts:
             raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
 
     def admit(self, api_key: str, model: str, now: float) -> None:
-        """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit)."""
-        config = self.config.keys.get(api_key, OPEN_KEY)  # `_config`, without a call on every submit
+        """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit).
+
+        Open (no key declared), no key has limits: nothing to check.
+        """
+        if self.config.open:
+            return
+        config = self._config(api_key)
         allowed = config.models
         if allowed is not None and model not in allowed:
             raise wire.ApiError(403, wire.forbidden_model(model, sorted(allowed)))
@@ -235,7 +235,7 @@ class Accounts:
     def view(self, now: float) -> dict[str, Any]:
         """Every account, as `GET /_mock/accounts` shows it."""
         accounts = [self._view(usage) for usage in self._ledger.usage(self._credits, now)]
-        return {"open": self.open, "prices": dict(self.config.prices), "accounts": accounts}
+        return {"open": self.config.open, "prices": dict(self.config.prices), "accounts": accounts}
 
     def _view(self, usage: Usage) -> dict[str, Any]:
         config = self._config(usage.key)

@@ -210,7 +210,7 @@ async def scenarios(request: Request) -> Response:
     if request.method == "POST":
         data = await _body(request)
         try:
-            rule = await _in_store(request, lambda service: service.rules.add(data))
+            rule = await _in_store(request, lambda service: service.add_scenario(data))
         except ValueError as error:
             raise wire.ApiError(400, f"Invalid scenario: {error}") from None
         return JSONResponse(rule.to_dict(), 201)

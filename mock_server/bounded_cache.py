@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+# The longest key text kept: real paths and base URLs are some tens of characters, so clients
+# sending long unique ones make a cache hold little.
+LONGEST_KEY_CHARS = 256
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -17,7 +20,7 @@ class BoundedCache(Generic[K, V]):
     never kept, so clients sending long unique paths or hosts can make it hold little.
     """
 
-    def __init__(self, entries: int, longest: int) -> None:
+    def __init__(self, entries: int, longest: int = LONGEST_KEY_CHARS) -> None:
         self.entries = entries
         self.longest = longest
         self._kept: dict[K, V] = {}

@@ -15,10 +15,8 @@ from mock_server import wire
 from mock_server.bounded_cache import BoundedCache
 
 H = TypeVar("H")
-# Matches kept: of this many paths, each this long at most (real ones are about 60 characters), so
-# what clients send can make the cache hold about a MiB at most.
+# Matches kept, of paths no longer than `bounded_cache.LONGEST_KEY_CHARS`: about a MiB at most.
 MATCH_CACHE_SIZE = 4096
-MATCH_CACHE_PATH_CHARS = 256
 
 
 class Router(Generic[H]):
@@ -27,9 +25,7 @@ class Router(Generic[H]):
     def __init__(self, routes: Sequence[tuple[str, tuple[str, ...], H, str]]) -> None:
         self._by_length: dict[int, list[tuple[list[str], int, list[str], tuple[str, ...], H, str]]] = {}
         # Matches of the paths clients call again and again (the submit path, a polled job's).
-        self._matched: BoundedCache[tuple[str, str], tuple[H, str, str]] = BoundedCache(
-            MATCH_CACHE_SIZE, MATCH_CACHE_PATH_CHARS
-        )
+        self._matched: BoundedCache[tuple[str, str], tuple[H, str, str]] = BoundedCache(MATCH_CACHE_SIZE)
         for template, methods, handler, prefix in routes:
             parts = template.split("/")
             slot = next((index for index, part in enumerate(parts) if part.startswith("{")), len(parts))

@@ -28,7 +28,7 @@ from mock_server.payload import parse_json_object, read_body
 from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Service
-from mock_server.templates import BASE_CHARS_KEPT, submit_answer, waiting_answer
+from mock_server.templates import submit_answer, waiting_answer
 
 _VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())
 # An answer with the scenario rule that may delay or break it on its way out (faults.py).
@@ -38,7 +38,7 @@ Settle = Callable[["Call", Answer, Rule | None], Reply]
 
 
 BASE_CACHE_SIZE = 256
-_BASES: BoundedCache[tuple[object, ...], str] = BoundedCache(BASE_CACHE_SIZE, BASE_CHARS_KEPT)
+_BASES: BoundedCache[tuple[object, ...], str] = BoundedCache(BASE_CACHE_SIZE)
 
 
 class Call:

@@ -154,10 +154,7 @@ class Service:
         406 (credits).
         """
         now = self.clock.now()
-        accounts = self.accounts
-        keyed = not accounts.config.open  # open, no key has limits or credits: nothing to admit or hold
-        if keyed:
-            accounts.admit(api_key, spec.slug, now)
+        self.accounts.admit(api_key, spec.slug, now)
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
             image = params[spec.image_param.name]
@@ -180,10 +177,8 @@ class Service:
         # A decoded payload is built for this call alone: kept as it is; any other mapping is copied.
         owned = params if checked and isinstance(params, dict) else dict(params)
         job = self._new_job(spec, owned, api_key, rule, now, sync, image_digest)
-        if keyed:
-            accounts.charge(job, now)
-        # `finished_at` spelled out: properties cost a call each, on every submit.
-        finished_at = now + job.queue_seconds + job.processing_seconds
+        self.accounts.charge(job, now)
+        finished_at = job.finished_at
         result_until = now + RESULT_RETENTION_SECONDS
         # An output is kept only if its URL can be handed out: by a result polled before it
         # expires. So output deadlines stay within one retention of submission order, and a job
@@ -199,8 +194,7 @@ class Service:
         """Return a retained job and its current state, or raise the 404 the service answers."""
         job = self.jobs.get(request_id)  # first: a shared store reads the clock in the same round trip
         now = self.clock.now()
-        # `result_kept` spelled out: a call costs more than the test, on every poll.
-        if job is None or now >= job.submitted_at + RESULT_RETENTION_SECONDS:
+        if job is None or not result_kept(job, now):
             raise wire.not_found(request_id)
         return job, job.state_at(now)
 

@@ -49,6 +49,9 @@ TIMEOUT_SECONDS = 1.0
 PROBE_SECONDS = 0.2
 # How long a process trusts its change watch's connection without an answer on it (`ChangeWatch`).
 WATCH_CONFIRM_SECONDS = 1.0
+# The keys the change watch follows, named once for the stores that write them and the watch.
+CLOCK_KEY = "clock"
+RULES_VERSION_KEY = "rules-version"
 # How many jobs, and how many bytes of them as stored, a process keeps to answer polls without a
 # round trip (`JobCache`): a few MiB per process, whatever clients send.
 JOB_CACHE_JOBS = 4096
@@ -326,7 +329,7 @@ class RedisBackend:
         # invalidates what it cached by version, since versions count again from zero.
         self.restarts = 0
         # Tells the clock whether what it read last is still current (the clock and the rule book's version).
-        self.watch = ChangeWatch(self, [self.key("clock"), self.key("rules-version")])
+        self.watch = ChangeWatch(self, [self.key(CLOCK_KEY), self.key(RULES_VERSION_KEY)])
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -371,14 +374,14 @@ class RedisBackend:
             _lose(request, len(batch))
             return [None] * len(calls)
         for index, answer in enumerate(answers):
+            call = batch[index]
             if isinstance(answer, redis.exceptions.NoScriptError):
-                answer = answers[index] = self._run_one(batch[index])  # a script's first use: loaded, then run
+                answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
             if isinstance(answer, Exception):
-                if not batch[index].droppable:
+                if not call.droppable:
                     self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
                 _lose(request, 1)
-        for call, answer in zip(batch, answers, strict=True):
-            if call.stored is not None and not isinstance(answer, Exception):
+            elif call.stored is not None:
                 call.stored()
         return answers[len(batch) - len(calls) :]
 
@@ -572,6 +575,10 @@ class ChangeWatch:
         self._generation += 1  # what was read while watched is no longer known to be current
 
 
+# A clock read: the state, and the rule book's version read along with it.
+Reading = tuple[ClockState, str]
+
+
 class RedisClock:
     """The clock shared by every process of a namespace.
 
@@ -582,8 +589,8 @@ class RedisClock:
 
     def __init__(self, backend: RedisBackend, speed: float) -> None:
         self._initial_speed = speed
-        self._key = backend.key("clock")
-        self._rules_version_key = backend.key("rules-version")
+        self._key = backend.key(CLOCK_KEY)
+        self._rules_version_key = backend.key(RULES_VERSION_KEY)
         self._read_script = backend.redis.register_script(_CLOCK_READ)
         self._advance_script = backend.redis.register_script(_CLOCK_ADVANCE)
         self._speed_script = backend.redis.register_script(_CLOCK_SET_SPEED)
@@ -641,7 +648,7 @@ class RedisClock:
 
     def refresh(self) -> ClockState:
         """The state read from Redis anew."""
-        return self._adopt(self._read())
+        return self._adopt(self._read()[0])
 
     def advance(self, seconds: float) -> ClockState:
         """Add `seconds` to simulated time, for every process."""
@@ -669,11 +676,11 @@ class RedisClock:
         finally:
             self._backend.request.reset(token)
 
-    def _pin(self, raw: list[str], generation: int | None) -> ClockState:
-        state = self._parse(raw)
+    def _pin(self, reading: Reading, generation: int | None) -> ClockState:
+        state, rules_version = reading
         request = self._backend.request.get()
         if request is not None:  # inside a request: what the rest of it sees
-            request.clock, request.rules_version, request.generation = state, raw[3], generation
+            request.clock, request.rules_version, request.generation = state, rules_version, generation
         return state
 
     def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
@@ -683,19 +690,20 @@ class RedisClock:
         args = [repr(self._initial_speed), repr(time.time())]
         return Call(self._read_script, [self._key, self._rules_version_key], args)
 
-    def _read(self) -> list[str]:
+    def _read(self) -> Reading:
         return self._read_at(self._watch.before_read())
 
-    def _read_at(self, generation: int | None) -> list[str]:
+    def _read_at(self, generation: int | None) -> Reading:
         return self._arrived(_strings(self._backend.run(self._read_call())[0]), generation)
 
-    def _arrived(self, raw: list[str], generation: int | None) -> list[str]:
+    def _arrived(self, raw: list[str], generation: int | None) -> Reading:
+        """The clock and the rule book's version as a read found them, parsed once and kept as the last reading."""
         # A clock Redis had lost (it restarted) is raised back to this process's last reading.
         if raw[4] == "1" and self._seen is not None:
             raw = self._restore(self._seen) + raw[3:4]
-        self._seen = self._parse(raw)
-        self._last = (self._seen, raw[3], generation) if generation is not None else None
-        return raw
+        self._seen = state = self._parse(raw)
+        self._last = (state, raw[3], generation) if generation is not None else None
+        return state, raw[3]
 
     def _restore(self, seen: ClockState) -> list[str]:
         """Raise a clock Redis lost (it restarted) back to where this process last saw it: it never goes back."""
@@ -711,11 +719,11 @@ class RedisClock:
 
     def _keep(self, raw: Any) -> ClockState:
         self._watch.local_change()  # a change of this process's own: its last reading is not current
-        return self._adopt(raw)
+        return self._adopt(self._parse(_strings(raw)))
 
-    def _adopt(self, raw: Any) -> ClockState:
+    def _adopt(self, state: ClockState) -> ClockState:
         # A change made, or a state read anew, inside a request is what the rest of the request sees.
-        state = self._seen = self._parse(_strings(raw))
+        self._seen = state
         request = self._backend.request.get()
         if request is not None and request.clock is not None:
             request.clock = state
@@ -851,7 +859,7 @@ class RedisJobStore:
     def get(self, request_id: str) -> Job | None:
         """The job, if its key is still there: from the cache while current, else read (with the clock if it moved)."""
         generation = self._watch.generation() if self._backend.guard.down is None else None
-        if generation is None:  # nothing watched: read along with the request's clock, as always
+        if generation is None:  # nothing watched, or Redis down: no cache, so a plain GET (no TTL needed)
             return _job(self._clock.read_along(Call(None, [self.job_key(request_id)], [])))
         cached = self.cache.get(request_id, generation)
         if cached is not None and self._clock.pin_current(generation):
@@ -949,7 +957,7 @@ class RedisRuleStore:
         self._ids = backend.key("rule-ids")
         # Bumped when a rule is added or removed (counting does not bump it): rules read at a
         # version can be matched again while requests still see that version.
-        self._version = backend.key("rules-version")
+        self._version = backend.key(RULES_VERSION_KEY)
         self._cached: tuple[tuple[int, str], list[Rule]] | None = None
         self._backend = backend
         self._all = self._redis.register_script(_RULES_ALL)

@@ -15,10 +15,9 @@ from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, State
 from mock_server.responses import Answer, answer, encode_json, json_headers
 
-# Clients call few hosts, but the Host header is theirs to choose: so many bases are kept, each
-# this long at most (real ones are some tens of characters); a longer one is encoded whole.
+# Clients call few hosts, but the Host header is theirs to choose: so many bases are kept, and a
+# base too long to keep (`bounded_cache.LONGEST_KEY_CHARS`) gets its answers encoded whole.
 TEMPLATE_CACHE_SIZE = 256
-BASE_CHARS_KEPT = 256
 # Where the request id goes. JSON escapes its NUL characters (\u0000), which no Host header holds,
 # so its encoding is found only where the id goes; a base whose encoding holds it is encoded whole.
 _MARKER = "\x00request-id\x00"
@@ -39,7 +38,7 @@ class Templates:
             self.waiting = {state: _split(wire.waiting_body(state, _MARKER, base)) for state in WAITING}
 
 
-_TEMPLATES: BoundedCache[str, Templates] = BoundedCache(TEMPLATE_CACHE_SIZE, BASE_CHARS_KEPT)
+_TEMPLATES: BoundedCache[str, Templates] = BoundedCache(TEMPLATE_CACHE_SIZE)
 _NONE = Templates(None)  # for a base too long to keep: its answers are encoded whole
 
 
@@ -47,7 +46,7 @@ def templates(base: str) -> Templates:
     """The templates of answers on `base`, built at its first use."""
     found = _TEMPLATES.get(base)
     if found is None:
-        if len(base) > BASE_CHARS_KEPT:
+        if len(base) > _TEMPLATES.longest:  # not kept: not worth splitting for one answer
             return _NONE
         found = Templates(base)
         _TEMPLATES.keep(base, found, len(base))

@@ -206,7 +206,7 @@ def failed_body(job: Job) -> dict[str, Any]:
 
 def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}` while the job waits: its status (GUESS: undocumented)."""
-    return _waiting({"status": state.value, "error": None, "output": None}, job.request_id, base)
+    return _waiting({"status": state, "error": None, "output": None}, job.request_id, base)
 
 
 def completed_body(job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None) -> dict[str, Any]:

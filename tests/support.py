@@ -1,9 +1,23 @@
-"""Constants every test module shares: the key the tests' clients send, and the host the fake stands in for."""
+"""What every test module shares: the key the tests' clients send, the host the fake stands in for, memory kept."""
 
 from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
 
 from contracts.openapi import LIVE_URL
 from mock_server.pytest_plugin import FAKE_API_KEY
 
 API_KEY = FAKE_API_KEY
 SEGMIND = LIVE_URL
+
+
+def bytes_kept(work: Callable[[], object]) -> int:
+    """The bytes of memory still allocated after `work()` that were not before it (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import threading
-import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from mock_server import SegmindMock, Settings
 from mock_server.images import ImageSource
 from mock_server.journal import TEXT_CAPTURE_CHARS
 from mock_server.server import ServerThread
-from tests.support import API_KEY
+from tests.support import API_KEY, bytes_kept
 from tests.support_load import raw_exchange
 from tests.support_video import data_uri, png, serve_image
 
@@ -125,14 +124,12 @@ def test_a_crowd_asking_for_one_video_renders_it_once() -> None:
 
 def test_journal_entries_are_bounded_whatever_clients_send(http: httpx.Client, mock: SegmindMock) -> None:
     key = "SG_" + "k" * 30_000 + "tail"
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def exchanges() -> None:
         for _ in range(200):
             http.get("/v2/requests/x/status?" + "q" * 20_000, headers={"x-api-key": key})
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    kept = bytes_kept(exchanges)
     # 200 exchanges of 50 kB of key and query: about 10 MB if kept whole, a fraction of that bounded.
     assert kept < 3_000_000, kept
     entry = mock.requests[-1]
@@ -147,16 +144,14 @@ def test_a_job_made_to_run_for_years_does_not_keep_every_later_job_in_memory(
     # expires first), and keeping it put every later job's output behind it in the eviction order.
     endless = http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-mock-processing-seconds": "100000000"})
     assert endless.status_code == 200
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def later_jobs() -> None:
         for _ in range(3000):
             mock.submit("svd", MODELS["svd"].example, API_KEY)
         mock.advance(8 * 24 * 3600)  # past every output's retention
         mock.submit("svd", MODELS["svd"].example, API_KEY)  # an add evicts what has passed its deadline
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    kept = bytes_kept(later_jobs)
     # 3,000 jobs are about 2.5 MB: gone, but for the last one.
     assert kept < 500_000, kept
 
@@ -185,16 +180,14 @@ def test_long_paths_and_hosts_are_not_kept_by_the_fakes_caches(http: httpx.Clien
     # Route matches, base URLs and answer templates are cached for the paths and hosts clients
     # call; ones made long and unique must not fill those caches.
     job = http.post("/v2/svd", json=MODELS["svd"].example).json()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+
+    def long_calls() -> None:
         for number in range(200):
             assert http.get(f"/v2/requests/{number:020d}{'x' * 20_000}/status").status_code == 404
             host = f"h{number}{'x' * 20_000}.example"
             assert http.get(f"/v2/requests/{job['request_id']}/status", headers={"host": host}).status_code == 200
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    kept = bytes_kept(long_calls)
     # 200 paths and 200 hosts of 20 kB: 52 MB measured with every cache keeping them; 9 MB without,
     # the journal's cut copies and bounded caches of the in-process client and of urllib.
     assert kept < 15_000_000, kept

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import httpx
 import pytest
 
@@ -11,7 +9,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
 from mock_server.transport import PortalTransport
-from tests.support import SEGMIND
+from tests.support import SEGMIND, bytes_kept
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -30,13 +28,7 @@ def test_fifty_thousand_made_up_keys_polling_leave_memory_flat() -> None:
     mock = SegmindMock(Settings(speed=0, journal_size=0))  # open: any key is accepted
     with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
         poll_unknown(http, range(1_000))  # warm up: caches, first allocations
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            poll_unknown(http, range(1_000, 1_000 + KEYS))
-            kept = tracemalloc.get_traced_memory()[0] - before
-        finally:
-            tracemalloc.stop()
+        kept = bytes_kept(lambda: poll_unknown(http, range(1_000, 1_000 + KEYS)))
         assert http.get("/_mock/accounts").json()["accounts"] == []
     # An account per key cost kilobytes each (160 MB for 50,000); without one, nothing grows.
     assert kept < 2_000_000, kept

@@ -24,7 +24,8 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 from tests.support import API_KEY
-from tests.support_stores import StallingRelay, namespaced, redis_server, start_redis
+from tests.support_relay import StallingRelay
+from tests.support_stores import namespaced, redis_server, start_redis
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -22,7 +23,8 @@ from mock_server.storage import StoreError
 from mock_server.store_redis import split_url
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
-from tests.support_stores import StallingRelay, namespaced, redis_server, start_redis
+from tests.support_relay import StallingRelay
+from tests.support_stores import namespaced, redis_server, start_redis
 
 SVD = MODELS["svd"]
 DURATION = wire.QUEUE_SECONDS + SVD.latency_seconds
@@ -89,7 +91,7 @@ def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_aga
     # comes, so only a PING unanswered tells. Proved at every request here (normally once a second).
     monkeypatch.setattr(store_redis, "WATCH_CONFIRM_SECONDS", 0.0)
     url = namespaced(redis_url)
-    with StallingRelay(int(split_url(url)[0].rsplit(":", 1)[1].split("/")[0])) as relay:
+    with StallingRelay(urlsplit(url).port or 6379) as relay:
         first = SegmindMock(
             Settings(speed=0, store=url.replace(split_url(url)[0], f"redis://127.0.0.1:{relay.port}/0"))
         )
@@ -388,7 +390,7 @@ def test_a_job_submitted_through_one_fake_is_polled_through_the_other_in_one_rou
         assert _round_trips(server, _polls(two, request_id), 20) == 1  # journaled only
         assert _status(two, request_id).json()["status"] == "QUEUED"
         first.advance(DURATION)  # the clock moves: the next poll reads it, and the job, again
-        assert _round_trips(server, lambda: _status(two, request_id).json()["status"] == "COMPLETED", 1) == 2
+        assert _round_trips(server, _polls(two, request_id), 1) == 2
         assert _status(two, request_id).json()["status"] == "COMPLETED"
 
 
