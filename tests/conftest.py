@@ -20,7 +20,7 @@ from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
 from mock_server.store_memory import MEMORY
 from mock_server.transport import PortalTransport
-from tests.support import API_KEY, SEGMIND
+from tests.support import API_KEY, NO_CHROMIUM, SEGMIND
 from tests.support_accounts import CONFIG, RICH
 from tests.support_stores import STORES, redis_server, start_redis
 
@@ -239,11 +239,14 @@ def live_http(server: tuple[SegmindMock, str]) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium (the `chromium` on the PATH) driven by playwright, for one test module."""
-    from playwright.sync_api import sync_playwright  # optional: browser test modules skip without it
+    """Headless Chromium (the `chromium` on the PATH) driven by playwright, for one test module; skips without it."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip(NO_CHROMIUM)
+    from playwright.sync_api import sync_playwright  # imported by the browser tests only: it is slow to import
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

@@ -10,6 +10,8 @@ from mock_server.pytest_plugin import FAKE_API_KEY
 
 API_KEY = FAKE_API_KEY
 SEGMIND = LIVE_URL
+# Why the browser tests skip: the `browser` fixture skips each of them, so the summary counts them all.
+NO_CHROMIUM = "browser tests skipped: Debian's chromium is not on the PATH (apt-get install chromium)"
 
 
 def bytes_kept(work: Callable[[], object]) -> int:

@@ -7,11 +7,11 @@ fake's clock is frozen, so time moves only when the page or the test moves it.
 from __future__ import annotations
 
 import math
-import shutil
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
@@ -19,13 +19,6 @@ from mock_server.accounts import parse_config
 from mock_server.dashboard import ADMIN_COOKIE
 from mock_server.server import ServerThread
 from tests.support import API_KEY
-
-BROWSER_MISSING = "the dashboard's browser tests need the playwright package and Debian's chromium on the PATH"
-pytest.importorskip("playwright.sync_api", reason=BROWSER_MISSING)
-if shutil.which("chromium") is None:
-    pytest.skip(BROWSER_MISSING, allow_module_level=True)
-
-from playwright.sync_api import Browser, Locator, Page, expect  # noqa: E402  (after the skip: an optional dependency)
 
 pytestmark = pytest.mark.browser
 # The page polls once a second; a loaded CI machine may take a few polls to show a change.

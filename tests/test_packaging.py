@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from mock_server.dashboard import STATIC_DIR
+from tests.support_pytest import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,3 +28,25 @@ def test_the_wheel_ships_the_dashboard(tmp_path: Path) -> None:
     shipped = {f"mock_server/static/{path.name}" for path in STATIC_DIR.iterdir()}
     assert shipped >= {"mock_server/static/dashboard.html", "mock_server/static/dashboard.js"}
     assert shipped <= names
+
+
+def _distribution(requirement: str) -> str:
+    """The normalized distribution name a requirement string names."""
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_pytest_extra_brings_every_package_the_docs_pytest_examples_import() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    brought = {_distribution(line) for line in [*project["dependencies"], *project["optional-dependencies"]["pytest"]]}
+    brought.add(_distribution(project["name"]))
+    providers = importlib.metadata.packages_distributions()
+    missing = set()
+    for name, code in examples().items():
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for top in {module.split(".")[0] for module in modules} - set(sys.stdlib_module_names):
+                    if not {_distribution(dist) for dist in providers.get(top, [top])} & brought:
+                        missing.add((name, top))
+    assert examples()  # the docs' examples were found
+    assert missing == set()
