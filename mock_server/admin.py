@@ -99,6 +99,18 @@ async def _body(request: Request) -> dict[str, Any]:
     return await read_json_object(request, _service(request).settings.max_body_bytes)
 
 
+async def _body_of(request: Request, *fields: str) -> dict[str, Any]:
+    """The body as a JSON object of `fields` only; a 400 naming any other key (a typo is never ignored)."""
+    body = await _body(request)
+    unknown = [repr(key) for key in body if key not in fields]
+    if unknown:
+        keys = "key" if len(unknown) == 1 else "keys"
+        takes = ", ".join(repr(field) for field in fields)
+        message = f"unknown {keys} {', '.join(unknown)}: {request.method} {request.url.path} takes {takes}"
+        raise wire.ApiError(400, message)
+    return body
+
+
 def _seconds(body: dict[str, Any], name: str) -> float:
     value: Any = body.get(name)
     if not is_number(value) or not 0 <= value < LARGEST_AMOUNT:
@@ -144,7 +156,7 @@ async def reset(request: Request) -> Response:
 
 async def clock(request: Request) -> Response:
     """`GET /_mock/clock` shows the clock; `POST` with `{"speed": S}` changes its speed."""
-    speed = _seconds(await _body(request), "speed") if request.method == "POST" else None
+    speed = _seconds(await _body_of(request, "speed"), "speed") if request.method == "POST" else None
 
     def view(service: Service) -> dict[str, Any]:
         if speed is not None:
@@ -156,7 +168,7 @@ async def clock(request: Request) -> Response:
 
 async def advance(request: Request) -> Response:
     """`POST /_mock/clock/advance` with `{"seconds": N}`: move simulated time forward."""
-    seconds = _seconds(await _body(request), "seconds")
+    seconds = _seconds(await _body_of(request, "seconds"), "seconds")
 
     def advanced(service: Service) -> dict[str, Any]:
         service.clock.advance(seconds)
@@ -239,7 +251,7 @@ async def accounts(request: Request) -> Response:
 
 async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
-    add: Any = (await _body(request)).get("add")
+    add: Any = (await _body_of(request, "add")).get("add")
     if not is_number(add) or not abs(add) < LARGEST_AMOUNT:
         raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
     key = request.path_params["key"]

@@ -53,7 +53,12 @@ BUSY = (
     "Service Unavailable: the fake is serving as many requests as it allows at once "
     "(--max-concurrent-requests); retry shortly"
 )
-MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
+# The 401 of a request without a key: the real text (2ND), then which header to send (CHOICE): Segmind's
+# docs and SDK send the key in x-api-key, and an `Authorization: Bearer` key is not read.
+MISSING_KEY = (
+    "Missing Authorization or x-api-key in header. Send your key as `x-api-key: SG_...`, the header "
+    "Segmind's docs and SDK use (an `Authorization: Bearer` key is not read)"
+)
 # The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
 # without one: any key in open mode, a declared key without `credits`. A number, since clients parse
 # it as one (segmind-workflow's total_credits_left() calls float()); it never goes down (CHOICE).

@@ -131,3 +131,21 @@ def test_unknown_job_is_404(http: httpx.Client) -> None:
     response = http.get("/_mock/jobs/nope")
     assert response.status_code == 404
     assert response.json() == {"error": "Request nope not found"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "named"),
+    [
+        ("/_mock/clock/advance", {"secnds": 40}, "unknown key 'secnds': POST /_mock/clock/advance takes 'seconds'"),
+        ("/_mock/clock", {"speed": 2, "sped": 3}, "unknown key 'sped': POST /_mock/clock takes 'speed'"),
+        ("/_mock/accounts/SG_0123456789abcdef/credits", {"ad": 1, "x": 2}, "unknown keys 'ad', 'x': POST"),
+    ],
+)
+def test_an_admin_body_with_an_unknown_key_is_refused_naming_it(
+    http: httpx.Client, path: str, body: dict[str, int], named: str
+) -> None:
+    before = http.get("/_mock/clock").json()
+    response = http.post(path, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(named)
+    assert http.get("/_mock/clock").json()["speed"] == before["speed"]  # nothing done

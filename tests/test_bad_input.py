@@ -48,10 +48,17 @@ def test_body_past_the_limit_is_413_naming_the_limit() -> None:
         assert http.post("/v2/svd", json=MODELS["svd"].example).status_code == 200
 
 
-def test_missing_api_key_is_401_with_the_real_message(http: httpx.Client) -> None:
-    response = http.post("/v2/svd", json=MODELS["svd"].example, headers={"x-api-key": ""})
+@pytest.mark.parametrize(
+    "headers", [{"x-api-key": ""}, {"x-api-key": "", "Authorization": "Bearer SG_0123456789abcdef"}]
+)
+def test_missing_api_key_is_401_with_the_real_message_then_the_header_to_send(
+    http: httpx.Client, headers: dict[str, str]
+) -> None:
+    response = http.post("/v2/svd", json=MODELS["svd"].example, headers=headers)
     assert response.status_code == 401
-    assert response.json() == {"error": "Missing Authorization or x-api-key in header"}
+    message = response.json()["error"]
+    assert message.startswith("Missing Authorization or x-api-key in header. ")  # the real service's text
+    assert "Send your key as `x-api-key: SG_...`" in message
 
 
 @pytest.mark.parametrize("path", ["/v2/sdxl", "/v1/sdxl", "/v2/requests"])
