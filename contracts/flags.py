@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from typing import NoReturn
 
 # The exit code of a bad command line (argparse's own).
@@ -17,6 +18,19 @@ HIGHEST_PORT = 65535
 
 class Parser(argparse.ArgumentParser):
     """argparse, reporting a bad command line in one line and exit code 2 (its subcommands too)."""
+
+    def parse_known_args(  # type: ignore[override]  # one signature of argparse's overloads
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse; a parser of no subcommands reports an unknown argument itself, naming its own --help.
+
+        argparse leaves a subcommand's unknown arguments to the top-level parser, whose error would
+        point at `segmind-mock --help` rather than at `segmind-mock serve --help`.
+        """
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self._subparsers is None:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
         """Print `PROG: --flag: what is wrong (see PROG --help)` and exit 2."""

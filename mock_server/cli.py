@@ -281,7 +281,8 @@ def serve(args: argparse.Namespace) -> int:
             flush=True,
         )
     if accounts.keys:
-        print(f"  accepting only the {len(accounts.keys)} API keys declared in {args.config}", flush=True)
+        keys = f"{len(accounts.keys)} API key{'s' if len(accounts.keys) > 1 else ''}"
+        print(f"  accepting only the {keys} declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
     if args.access_log:
         print("  access log on: method, path, status, time", flush=True)

@@ -118,7 +118,12 @@ def test_journal_size_0_records_nothing_and_the_fake_serves_as_ever(serve: Serve
         (["serve", "--speed", "nan"], "segmind-mock serve: --speed: expected a number >= 0, got 'nan'"),
         (["serve", "--workers", "0"], "segmind-mock serve: --workers: expected a whole number >= 1, got '0'"),
         (["serve", "--journal-size", "1.5"], "segmind-mock serve: --journal-size: expected a whole number >= 0"),
-        (["serve", "--no-such-flag"], "segmind-mock: unrecognized arguments: --no-such-flag"),
+        (
+            ["serve", "--spede", "100"],
+            "segmind-mock serve: unrecognized arguments: --spede 100 (see segmind-mock serve --help)",
+        ),
+        (["contract", "--base-url", "x", "--bogus"], "(see segmind-mock contract --help)"),
+        (["--bogus", "serve"], "segmind-mock: unrecognized arguments: --bogus (see segmind-mock --help)"),
         (["contract", "--base-url", "x", "--max-jobs", "-1"], "--max-jobs: expected a whole number >= 0, got '-1'"),
         (["contract", "--base-url", "x", "--poll-interval", "soon"], "--poll-interval: expected a number >= 0"),
         (["contract"], "segmind-mock contract: the following arguments are required: --base-url"),
@@ -270,3 +275,11 @@ def test_the_limit_flags_reach_the_server(serve) -> None:
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 408 ")
+
+
+def test_one_declared_key_is_one_api_key_in_the_start_up_lines(serve: Serve, tmp_path) -> None:
+    config = tmp_path / "keys.toml"
+    config.write_text("[keys.SG_team-key-0001]\ncredits = 10\n")
+    process, _, _ = serve("--config", str(config))
+    assert process.stdout is not None
+    assert process.stdout.readline() == f"  accepting only the 1 API key declared in {config}\n"
