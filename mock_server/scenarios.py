@@ -179,7 +179,9 @@ def _header_number(name: str, value: str) -> int | float:
 def _parse_match(match: Any) -> dict[str, Any]:
     """Check a rule's `match`, refusing what no request could carry: such a rule would never fire."""
     if not isinstance(match, Mapping):
-        raise ValueError("match must be an object of model, api_key and parameter values")
+        raise ValueError(
+            f'match must be a JSON object of model, api_key and parameter values, e.g. {{"frames": 14}} (got {match!r})'
+        )
     if "model" in match and (not isinstance(match["model"], str) or match["model"] not in MODELS):
         raise ValueError(f"match.model must be one of {', '.join(MODELS)} (got {match['model']!r})")
     if "api_key" in match and not isinstance(match["api_key"], str):

@@ -238,3 +238,55 @@ def test_beyond_loopback_the_dashboard_works_once_opened_with_its_token(browser:
         page.get_by_role("button", name="+30 s").click()  # a POST to the admin API, carrying the cookie
         expect(row.locator(".state")).to_have_text("PROCESSING")
         expect(page.locator("#banner")).to_be_hidden()
+
+
+def test_an_error_answer_and_a_failed_jobs_error_show_in_their_rows_without_a_click(
+    dashboard: Page, live_http: httpx.Client
+) -> None:
+    live_http.post("/_mock/scenarios", json={"outcome": "failed", "error": "CUDA out of memory", "times": 1})
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    refused = live_http.post("/v2/svd", json={**SVD, "fps": 0}).json()["error"]
+    live_http.post("/_mock/clock/advance", json={"seconds": 100})
+    expect(job_row(dashboard, request_id).locator(".row-error")).to_have_text("Error: CUDA out of memory")
+    journaled = dashboard.locator("#requests-rows tr.row")
+    refusal = journaled.filter(has=dashboard.locator(".status", has_text="400"))
+    expect(refusal.locator(".row-error")).to_have_text(f"Error: {refused}")
+    accepted = journaled.filter(has=dashboard.locator(".status", has_text="200"))
+    expect(accepted.locator(".row-error")).to_be_hidden()  # a success has no message to show
+    expect(dashboard.locator(".detail-row")).to_have_count(0)  # nothing was opened
+
+
+def test_broken_json_in_match_more_is_refused_in_the_page_saying_so(dashboard: Page, live_http: httpx.Client) -> None:
+    form = dashboard.locator("#scenario-form")
+    form.get_by_label("Match more", exact=True).fill("{frames: 14")
+    expect(dashboard.locator("#scenario-preview")).to_contain_text("Match more is not valid JSON")
+    form.get_by_role("button", name="Add rule").click()
+    expect(dashboard.locator("#scenario-error")).to_contain_text("Match more is not valid JSON (")
+    expect(dashboard.locator("#scenario-error")).to_contain_text('write a JSON object, e.g. {"frames": 14}')
+    assert live_http.get("/_mock/scenarios").json() == []  # nothing was sent
+    form.get_by_label("Match more", exact=True).fill("[14]")  # JSON, but no object: the API says what to fix
+    form.get_by_role("button", name="Add rule").click()
+    expect(dashboard.locator("#scenario-error")).to_have_text(
+        'Invalid scenario: match must be a JSON object of model, api_key and parameter values, e.g. {"frames": 14} '
+        "(got [14])"
+    )
+    form.get_by_label("Match more", exact=True).fill('{"frames": 14}')
+    form.get_by_role("button", name="Add rule").click()
+    expect(dashboard.locator("#scenarios-rows tr.row")).to_contain_text('{"frames":14}')
+
+
+def test_the_jobs_table_fits_its_panel_at_1400_pixels(
+    dashboard: Page, server: tuple[SegmindMock, str], live_http: httpx.Client
+) -> None:
+    # The widest rows there are: the longer model called through v1, and a failed job with a long error.
+    error = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.69 GiB total capacity; 21.50 GiB reserved)"
+    live_http.post("/_mock/scenarios", json={"outcome": "failed", "error": error, "times": 1})
+    failed = live_http.post("/v2/motionctrl-svd", json=MODELS["motionctrl-svd"].example).json()["request_id"]
+    live_http.post("/v1/motionctrl-svd", json=MODELS["motionctrl-svd"].example)
+    queued = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    expect(job_row(dashboard, failed).locator(".row-error")).to_have_text(f"Error: {error}")
+    expect(job_row(dashboard, queued).locator(".state")).to_have_text("QUEUED")
+    expect(dashboard.locator("#jobs-rows tr.row", has_text="motionctrl-svd (v1)")).to_have_count(1)
+    assert dashboard.viewport_size == {"width": 1400, "height": 1000}
+    panel = dashboard.locator("#jobs")
+    assert panel.evaluate("panel => panel.scrollWidth <= panel.clientWidth"), "the jobs panel scrolls sideways"

@@ -117,6 +117,11 @@ def test_rules_are_listed_removed_and_cleared(http: httpx.Client) -> None:
         ({"match": {"model": "sdxl"}}, "match.model must be one of svd, motionctrl-svd"),
         ({"queue_seconds": -1}, "queue_seconds must be a number"),
         ([1, 2], "must be a JSON object"),
+        (
+            {"match": "{frames: 14"},
+            'match must be a JSON object of model, api_key and parameter values, e.g. {"frames": 14} '
+            "(got '{frames: 14')",
+        ),
     ],
 )
 def test_invalid_rule_is_refused_with_what_to_fix(http: httpx.Client, rule, hint: str) -> None:

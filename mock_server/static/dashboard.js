@@ -205,7 +205,7 @@
     row.children[3].appendChild(make("span", "state"));
     const bar = make("div", "bar");
     bar.append(make("i", "q"), make("i", "p"), make("i", "r"), make("b", "now-mark"));
-    row.children[4].append(bar, make("span", "bar-text"));
+    row.children[4].append(bar, make("span", "bar-text"), make("span", "row-error"));
     clickable(row, (r) => toggle(r, fillJobDetail, 6));
     return row;
   }
@@ -220,9 +220,17 @@
     const badge = $(".state", cells[3]);
     badge.textContent = job.state;
     badge.dataset.state = job.state;
+    // A failed job's error is in its row: why it failed is the first thing wanted of it.
+    showRowError($(".row-error", cells[4]), job.state === "FAILED" ? job.error : "");
     cells[5].textContent = clockTime(job.submitted_at);
     drawTimeline(row, simNow());
     if (row.classList.contains("open")) fillJobDetail(row);
+  }
+
+  function showRowError(span, message) {
+    span.textContent = message ? `Error: ${message}` : "";
+    span.title = message || "";
+    span.hidden = !message;
   }
 
   function drawTimeline(row, now) {
@@ -315,11 +323,12 @@
     row.append(
       make("td", "mono at"),
       make("td", "method"),
-      make("td", "mono path"),
+      make("td", "path"),
       make("td", "status-cell"),
       make("td", "mono key"),
       make("td", "mono id"),
     );
+    row.children[2].append(make("span", "mono path-text"), make("span", "row-error"));
     row.children[3].appendChild(make("span", "status"));
     clickable(row, (r) => toggle(r, fillRequestDetail, 6));
     return row;
@@ -330,7 +339,11 @@
     const cells = row.children;
     cells[0].textContent = clockTime(entry.at);
     cells[1].textContent = entry.method;
-    cells[2].textContent = entry.path + (entry.query ? `?${entry.query}` : "");
+    $(".path-text", cells[2]).textContent = entry.path + (entry.query ? `?${entry.query}` : "");
+    // An error answer's message is in its row, not only behind a click.
+    const answer = entry.response;
+    const refused = entry.status >= 400 && answer && typeof answer === "object" && typeof answer.error === "string";
+    showRowError($(".row-error", cells[2]), refused ? answer.error : "");
     const status = $(".status", cells[3]);
     status.textContent = entry.status === null ? "no answer" : String(entry.status);
     status.dataset.class = entry.status === null ? "none" : `${String(entry.status)[0]}xx`;
@@ -467,6 +480,7 @@
     $("#scenarios-empty").hidden = answer.body.length > 0;
   }
 
+  // The rule the form describes, or `broken`: why Match more cannot be sent (it is not JSON).
   function ruleBody() {
     const form = new FormData($("#scenario-form"));
     const text = (name) => String(form.get(name) || "").trim();
@@ -476,8 +490,8 @@
     if (text("match")) {
       try {
         match = JSON.parse(text("match"));
-      } catch {
-        match = text("match"); // not JSON: sent as typed, for the API to say what it wants
+      } catch (error) {
+        return { broken: `Match more is not valid JSON (${error.message}): write a JSON object, e.g. {"frames": 14}` };
       }
     }
     if (text("model")) match = match && typeof match === "object" && !Array.isArray(match) ? { model: text("model"), ...match } : match;
@@ -486,17 +500,24 @@
       if (text(name)) body[name] = typed(text(name));
     }
     if (text("error")) body.error = text("error");
-    return body;
+    return { body };
   }
 
   function previewRule() {
-    $("#scenario-preview").textContent = `POST /_mock/scenarios ${JSON.stringify(ruleBody())}`;
+    const { body, broken } = ruleBody();
+    $("#scenario-preview").textContent = broken || `POST /_mock/scenarios ${JSON.stringify(body)}`;
   }
 
   async function addRule(event) {
     event.preventDefault();
-    const answer = await call("scenarios", { method: "POST", json: ruleBody() });
     const message = $("#scenario-error");
+    const { body, broken } = ruleBody();
+    if (broken) {
+      message.classList.remove("ok");
+      message.textContent = broken; // nothing sent: the server would only see a string
+      return;
+    }
+    const answer = await call("scenarios", { method: "POST", json: body });
     message.classList.toggle("ok", answer.ok);
     message.textContent = answer.ok ? `Added rule ${answer.body.id}.` : errorText(answer.body, answer.status);
     refresh();
