@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -51,11 +51,17 @@ _CAMERA_MOVES: dict[str, Motion] = {
 }
 
 
-def render_video(model: str, params: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
-    """Render the H.264 MP4 a job of `model` outputs; `image` is RGB pixels, None for the test card."""
+def render_video(
+    model: str, params: Mapping[str, Any], seed: int, image: np.ndarray | None, card: Sequence[str] | None = None
+) -> bytes:
+    """Render the H.264 MP4 a job of `model` outputs; `image` is RGB pixels, None for the test card.
+
+    The test card prints `card`, by default the request's own model, parameters and seed.
+    """
     checked = checked_params(model, params)
     size = output_size(model, checked, image)
-    source = image if image is not None else draw_test_card(size, _card_lines(model, checked, seed))
+    lines = card if card is not None else card_lines(model, checked, seed)
+    source = image if image is not None else draw_test_card(size, lines)
     source = np.ascontiguousarray(source)  # so that _warp can view it as a flat list of pixels
     motions = _motions(model, checked, seed)
     frames = (_warp(source, size, motion) for motion in motions)
@@ -146,7 +152,8 @@ def _mirror(coordinate: np.ndarray, length: int) -> np.ndarray:
     return mirrored
 
 
-def _card_lines(model: str, params: Mapping[str, Any], seed: int) -> list[str]:
+def card_lines(model: str, params: Mapping[str, Any], seed: int) -> list[str]:
+    """The test card's text for a request: the model, every checked parameter and the seed."""
     shown = {name: value for name, value in {**params, "seed": seed}.items() if name != "base64"}
     return [f"SEGMIND-MOCK TEST CARD: {model}", *(f"{name}: {value}" for name, value in shown.items())]
 
@@ -226,7 +233,7 @@ def _draw_text(canvas: np.ndarray, text: str, left: int, top: int, scale: int) -
         window[mask[: window.shape[0], : window.shape[1]]] = 255
 
 
-def draw_test_card(size: tuple[int, int], lines: list[str]) -> np.ndarray:
+def draw_test_card(size: tuple[int, int], lines: Sequence[str]) -> np.ndarray:
     """Draw the stand-in input: checks, colour bars, a target ring and `lines` of text."""
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
@@ -246,8 +253,23 @@ def draw_test_card(size: tuple[int, int], lines: list[str]) -> np.ndarray:
     return card
 
 
+def prepared_card_lines(fallback: Fallback) -> list[str]:
+    """A prepared file's card: what it is, the parameters it follows, and that it follows no others.
+
+    It is served to every request most like it, so it prints none of the example request's other
+    parameters, which would read as the request's own.
+    """
+    followed = ", ".join(f"{name}: {value}" for name, value in fallback.params.items())
+    return [
+        f"SEGMIND-MOCK PREPARED: {fallback.model}",
+        f"follows only {followed}",
+        "not your fps, size, seed or image",
+        "install the video extra to render yours",
+    ]
+
+
 def render_fallback(fallback: Fallback) -> bytes:
-    """Render a prepared file's video with the test card, from the model's example request."""
+    """Render a prepared file's video with its card, from the model's example request."""
     spec = MODELS[fallback.model]
     params = {**spec.example, **fallback.params}
-    return render_video(fallback.model, params, spec.example["seed"], None)
+    return render_video(fallback.model, params, spec.example["seed"], None, prepared_card_lines(fallback))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from contracts import MODELS
 from mock_server.jobs import resolve_seed
-from mock_server.render import draw_test_card, render_video
+from mock_server.render import card_lines, draw_test_card, output_size, prepared_card_lines, render_video
 from mock_server.video import FALLBACKS, VideoCache, cache_key, fallback_video, fixture_path
 from tests.support_video import blob, blob_image, decode
 
@@ -205,6 +205,20 @@ def test_every_prepared_file_is_a_video_like_its_request(fallback: Any) -> None:
     params = MODELS[fallback.model].validate({**MODELS[fallback.model].example, **fallback.params})
     assert len(frames) == params.get("frames", 14)
     assert fps == params["fps"]
+
+
+@pytest.mark.parametrize("fallback", FALLBACKS, ids=lambda fallback: fallback.name)
+def test_a_prepared_files_card_claims_only_the_parameters_it_follows(fallback: Any) -> None:
+    spec = MODELS[fallback.model]
+    example = spec.validate({**spec.example, **fallback.params})
+    first = decode(fixture_path(fallback.name).read_bytes())[0][0].astype(int)
+    size = output_size(fallback.model, example, None)
+    honest = draw_test_card(size, prepared_card_lines(fallback)).astype(int)
+    # What it printed before: the example request's parameters and seed, which read as the client's own.
+    claiming = draw_test_card(size, card_lines(fallback.model, example, spec.example["seed"])).astype(int)
+    text = slice(size[1] // 8, size[1] // 2)  # the card's lines of text, under the colour bars
+    shown_error = np.abs(first[text] - honest[text]).mean()
+    assert shown_error < np.abs(first[text] - claiming[text]).mean() / 2
 
 
 def test_the_module_imports_and_serves_prepared_files_without_pyav() -> None:
