@@ -18,8 +18,9 @@ from starlette.types import Receive, Scope, Send
 
 from benchmarks.process import serve_app
 from contracts.decoding import DECODERS
+from mock_server.defaults import JOURNAL_SIZE
 from mock_server.jobs import Job, State, new_request_id
-from mock_server.journal import JOURNAL_SIZE, Record
+from mock_server.journal import Record
 from mock_server.recording import entry
 from mock_server.responses import JSON_TYPE, Answer
 from mock_server.templates import submit_answer, waiting_answer

@@ -1,4 +1,4 @@
-"""What the contract suite sends, as options: apart from the suite so the command line reads them without Hypothesis."""
+"""What the contract suite sends, and how verify runs a command: apart from both, for the command line to read."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ class Options:
     models: tuple[str, ...] = tuple(MODELS)
     # Check only rules graded DOCS (documented by Segmind), leaving out SDK, 2ND and GUESS ones.
     documented_only: bool = False
+
+
+# The environment a command client gets (see verify.verify_command).
+COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SEGMIND_PAYLOAD")
+# Real seconds one run of a client's command may take (`verify --timeout`).
+COMMAND_TIMEOUT_SECONDS = 60.0

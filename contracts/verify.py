@@ -35,6 +35,7 @@ import httpx
 
 from contracts.fake_admin import FakeAdmin
 from contracts.models import MODELS
+from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES
 from contracts.responses import (
     ERROR_CODES,
     FAILED_STATUS,
@@ -62,11 +63,7 @@ LONG_QUEUE_SECONDS = 1800.0
 LONG_QUEUE_SPEED = 1000.0
 # The SDK client's pause between polls when verify_client is given a SegmindClient (real seconds).
 SDK_POLL_INTERVAL = 0.05
-# The environment a command client gets (see verify_command).
-COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SEGMIND_PAYLOAD")
 _WATCH_STEP_SECONDS = 0.005
-# Real seconds one run of a client's command may take (`verify --timeout`).
-COMMAND_TIMEOUT_SECONDS = 60.0
 _RESULT_LIMIT = 160
 
 

@@ -29,14 +29,12 @@ try:
 except ImportError:  # Windows: _check_opened falls back to resolving the path again
     fcntl = None  # type: ignore[assignment]
 
+from mock_server.defaults import FETCH_TIMEOUT_SECONDS, MAX_IMAGE_BYTES, MAX_PIXELS
 from mock_server.video import require_av, video_available
 
 if TYPE_CHECKING:
     import numpy as np  # decoded pixels are numpy arrays; PyAV imports numpy when it makes them
 
-# Largest input image decoded, in pixels: 2048x2048 decodes to 12 MiB of RGB. Checked from the
-# file's header before decoding, since a 74 kB PNG can declare 4096x4096 (50 MB decoded).
-MAX_PIXELS = 2048 * 2048
 # Demuxers picked by magic bytes: letting FFmpeg probe any format would let a playlist format
 # (HLS, concat) inside an "image" open other files or URLs.
 _IMAGE_FORMATS = (
@@ -58,9 +56,9 @@ class ImageSource:
     allowed_dirs: tuple[Path, ...] = ()
     fetch_remote: bool = False
     allow_private: bool = False
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = MAX_IMAGE_BYTES
     # One deadline for a whole fetch (connect, headers and body), however slowly the bytes come.
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = FETCH_TIMEOUT_SECONDS
     max_pixels: int = MAX_PIXELS
 
 

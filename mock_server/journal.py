@@ -16,7 +16,6 @@ BODY_CAPTURE_BYTES = 4096
 # the ends the masked view shows are kept (KEY_CAPTURE_BYTES at each end).
 TEXT_CAPTURE_CHARS = 2048
 KEY_CAPTURE_BYTES = 16
-JOURNAL_SIZE = 1000
 # Query parameters whose values are shown masked, like the x-api-key header.
 _SECRET_PARAMETER = re.compile(r"((?:^|&)[^=&]*(?:key|token|secret|password)[^=&]*=)([^&]*)", re.IGNORECASE)
 

@@ -11,9 +11,9 @@ from respx.models import AllMockedAssertionError
 from starlette.types import ASGIApp
 
 from contracts.openapi import LIVE_URL
+from mock_server.defaults import store_from_environment
 from mock_server.mock import SegmindMock
 from mock_server.service import Settings
-from mock_server.stores import store_from_environment
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import SDK_MODULES, virtual_time
 

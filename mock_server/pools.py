@@ -18,10 +18,8 @@ import anyio
 import anyio.to_thread
 import sniffio
 
-# Fetches mostly wait on the network, so many may run at once (GUESS: the fake's own choice).
-FETCH_THREADS = 16
-# Decoding and rendering hold the CPU (and the GIL between FFmpeg calls): a few per core is enough.
-RENDER_THREADS = 8
+from mock_server.defaults import FETCH_THREADS, RENDER_THREADS
+
 # Calls to a shared store are short round trips (one timeout at most, store_redis.py): a few in
 # flight keep a worker busy; more only contend for the GIL (16 threads cost twice the CPU a request).
 STORE_THREADS = 4

@@ -19,6 +19,7 @@ import pytest
 
 from contracts.extras import MissingExtra
 from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
+from mock_server.defaults import JOURNAL_SIZE
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
@@ -154,8 +155,6 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if _live(request.config):
         yield _live_fixture()
         return
-    from mock_server.journal import JOURNAL_SIZE  # with the fake, when a test first uses it
-
     settings = _settings(request.node)
     if settings.journal_size != JOURNAL_SIZE:
         pytest.fail("segmind_server is shared by the session: its journal_size cannot change per test", False)

@@ -21,11 +21,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mock_server import wire
 from mock_server.app import App
+from mock_server.defaults import MAX_CONCURRENT_REQUESTS, MAX_HEADER_BYTES, REQUEST_TIMEOUT_SECONDS
 from mock_server.responses import JSON_TYPE, encode_json, error_answer, send_answer
 
 STARTUP_TIMEOUT_SECONDS = 10.0
-# Where `segmind-mock serve` reads the admin token when --admin-token is not given.
-ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
 LISTEN_BACKLOG = 2048  # uvicorn's own default
 
 
@@ -74,12 +73,12 @@ class Limits:
 
     # The request line and headers together; a larger head is answered 431 and its connection closed
     # before it is kept anywhere (uvicorn's httptools parser has no limit of its own).
-    max_header_bytes: int = 32 * 1024
+    max_header_bytes: int = MAX_HEADER_BYTES
     # Seconds from a request's first byte (or the connection's opening) until its body is complete;
     # a client still sending by then gets a 408 and its connection closed (slowloris).
-    request_timeout: float = 10.0
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS
     # Requests served at once by one worker; more are answered 503 at once rather than queued.
-    max_concurrent: int = 1000
+    max_concurrent: int = MAX_CONCURRENT_REQUESTS
 
 
 # Seconds a client is told to wait after a 503 for too many requests at once (GUESS).

@@ -23,16 +23,25 @@ from contracts.spec import is_image_reference
 from mock_server import outputs, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
+from mock_server.defaults import (
+    FETCH_THREADS,
+    JOURNAL_SIZE,
+    MAX_BODY_BYTES,
+    MEMORY,
+    QUEUE_SECONDS,
+    RENDER_THREADS,
+    SPEED,
+    VIDEO_CACHE_BYTES,
+)
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import JOURNAL_SIZE, Record, mask_key
-from mock_server.pools import FETCH_THREADS, RENDER_THREADS, StoreCalls, WorkerPools
+from mock_server.journal import Record, mask_key
+from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
 from mock_server.storage import Backend, JobStore, JournalStore, StoreUnavailable
-from mock_server.store_memory import MEMORY
 from mock_server.stores import open_backend
-from mock_server.video import VIDEO_CACHE_BYTES, VideoCache, checked_params
+from mock_server.video import VideoCache, checked_params
 
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
 VIEW_STRING_LIMIT = 120
@@ -46,10 +55,10 @@ LOG = logging.getLogger("segmind_mock")
 class Settings:
     """How the fake runs; every field but `virtual` (a pytest fixture setting) has a CLI flag."""
 
-    speed: float = 1.0
+    speed: float = SPEED
     virtual: bool = False
-    queue_seconds: float = wire.QUEUE_SECONDS
-    max_body_bytes: int = wire.MAX_BODY_BYTES
+    queue_seconds: float = QUEUE_SECONDS
+    max_body_bytes: int = MAX_BODY_BYTES
     journal_size: int = JOURNAL_SIZE
     # No keys declared: any non-empty key, unlimited credits, no rate limit (`--config` declares keys).
     accounts: AccountsConfig = field(default_factory=AccountsConfig)

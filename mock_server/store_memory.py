@@ -13,13 +13,12 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from contracts.responses import RESULT_RETENTION_SECONDS
+from mock_server.defaults import JOURNAL_SIZE, MEMORY
 from mock_server.jobs import Job
-from mock_server.journal import JOURNAL_SIZE, Entry, Record
+from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, Usage, balance_of, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
-
-MEMORY = "memory"
 
 # Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
 _UNPINNED = nullcontext()

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
+from mock_server.defaults import MEMORY
 from mock_server.storage import Backend, StoreError
-from mock_server.store_memory import MEMORY, MemoryBackend
+from mock_server.store_memory import MemoryBackend
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-# Read at the edges only (`segmind-mock serve`'s default, the pytest plugin's fakes), never by
-# `Settings`: lets a whole suite or CI job run on Redis without changing its fixtures.
-STORE_VARIABLE = "SEGMIND_MOCK_STORE"
-
-
-def store_from_environment() -> str:
-    """The store `$SEGMIND_MOCK_STORE` names, else memory."""
-    return os.environ.get(STORE_VARIABLE) or MEMORY
 
 
 def open_backend(url: str) -> Backend:

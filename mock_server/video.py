@@ -20,9 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from contracts import MODELS
-
-# A 25-frame video is about 100 kB, so the default cache holds some hundreds of them.
-VIDEO_CACHE_BYTES = 64 * 1024 * 1024
+from mock_server.defaults import VIDEO_CACHE_BYTES
 
 
 class VideoUnavailable(RuntimeError):

@@ -25,10 +25,6 @@ from mock_server.jobs import Job, State
 
 # Output files outlive results (2ND).
 OUTPUT_RETENTION_SECONDS = 7 * 24 * 3600.0
-# Time a job waits for a worker before PROCESSING (GUESS; the docs give only the model latency).
-QUEUE_SECONDS = 2.0
-# Largest request body the fake reads; base64 input images make bodies large (GUESS).
-MAX_BODY_BYTES = 16 * 1024 * 1024
 # A scenario's 429 tells the client to retry one documented rate-limit window later (GUESS).
 RATE_LIMIT_RESET_SECONDS = RATE_LIMIT_WINDOW_SECONDS
 # The documented plans, in requests a minute (DOCS).

@@ -17,8 +17,8 @@ import pytest
 from segmind import SegmindClient
 
 from mock_server import SegmindMock, Settings
+from mock_server.defaults import MEMORY
 from mock_server.server import ServerThread
-from mock_server.store_memory import MEMORY
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY, NO_CHROMIUM, SEGMIND
 from tests.support_accounts import CONFIG, RICH

@@ -11,7 +11,7 @@ import pytest
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, defaults
 from tests.support import API_KEY
 from tests.support_video import png
 
@@ -112,7 +112,7 @@ def test_jobs_show_state_timeline_and_masked_key(http: httpx.Client, mock: Segmi
     assert view["state"] == "QUEUED"
     assert view["model"] == "motionctrl-svd"
     assert view["api_key"] == "SG_…cdef"
-    duration = wire.QUEUE_SECONDS + MODELS["motionctrl-svd"].latency_seconds
+    duration = defaults.QUEUE_SECONDS + MODELS["motionctrl-svd"].latency_seconds
     assert view["finished_at"] - view["submitted_at"] == pytest.approx(duration)
     assert view["expires_at"] - view["submitted_at"] == pytest.approx(RESULT_RETENTION_SECONDS)
     mock.advance(100)

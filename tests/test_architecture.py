@@ -21,14 +21,16 @@ OPTIONAL = frozenset(
     {"redis", "av", "mock_server.store_redis", "mock_server.render", "contracts.suite", "mock_server.offline"}
 )
 # Deferred on purpose, by one module only: pytest loads the plugin (and with it the package) in every
-# run of an environment with segmind-mock installed, so they import the fake when a test first uses it.
+# run of an environment with segmind-mock installed, so they import the fake when a test first uses it;
+# the command line imports the command it runs, so `segmind-mock --help` and a bad argument import no server.
 DEFERRED = frozenset(
     {
+        ("mock_server.cli", "mock_server.serve_command"),
+        ("mock_server.cli", "contracts.cli"),
         ("mock_server", "mock_server.mock"),
         ("mock_server", "mock_server.service"),
         ("mock_server.pytest_plugin", "mock_server.mock"),
         ("mock_server.pytest_plugin", "mock_server.server"),
-        ("mock_server.pytest_plugin", "mock_server.journal"),
         ("mock_server.pytest_plugin", "mock_server.service"),
         ("mock_server.pytest_plugin", "mock_server.virtual_time"),
     }

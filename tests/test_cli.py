@@ -17,8 +17,8 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from mock_server.cli import build_parser
+from mock_server.defaults import MEMORY
 from mock_server.server import bind, url_of
-from mock_server.store_memory import MEMORY
 from tests.support import API_KEY
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis

@@ -15,7 +15,7 @@ from contracts import MODELS
 from contracts import responses as shapes
 from contracts.openapi import RESULT_OPERATION, STATUS_OPERATION, openapi_document, request_schema
 from contracts.strategies import invalid_payloads, valid_payloads
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, defaults
 
 
 def conforms(schema: dict[str, Any], body: Any) -> None:
@@ -30,7 +30,7 @@ def test_the_fakes_bodies_meet_the_shapes_through_a_whole_job(
     submitted = http.post(f"/v2/{spec.slug}", json={**spec.example, "base64": base64})
     conforms(shapes.SUBMIT, submitted.json())
     status_url, response_url = submitted.json()["status_url"], submitted.json()["response_url"]
-    for state, seconds in (("QUEUED", 0), ("PROCESSING", wire.QUEUE_SECONDS + 0.5)):
+    for state, seconds in (("QUEUED", 0), ("PROCESSING", defaults.QUEUE_SECONDS + 0.5)):
         mock.advance(seconds)
         status, result = http.get(status_url), http.get(response_url)
         assert (status.status_code, status.json()["status"]) == (200, state)

@@ -12,7 +12,7 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from contracts.openapi import API_KEY_PATTERN
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, defaults, wire
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
@@ -155,7 +155,7 @@ def test_a_v1_call_on_a_frozen_clock_jumps_the_clock_to_the_job_s_end(started: A
     response = client.post("/v1/svd", json=SVD, timeout=30)
     assert response.status_code == 200
     assert response.headers["content-type"] == "video/mp4"
-    assert mock.clock.now() >= before + wire.QUEUE_SECONDS + MODELS["svd"].latency_seconds
+    assert mock.clock.now() >= before + defaults.QUEUE_SECONDS + MODELS["svd"].latency_seconds
     assert mock.clock.speed == 0  # still frozen
 
 

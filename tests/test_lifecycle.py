@@ -10,7 +10,7 @@ import pytest
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, defaults, wire
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -66,7 +66,7 @@ def test_job_moves_through_the_documented_states_on_the_clock(http: httpx.Client
     assert queued["metrics"] == {}
     assert queued["status_url"] == status_url and queued["response_url"] == job["response_url"]
 
-    mock.advance(wire.QUEUE_SECONDS)
+    mock.advance(defaults.QUEUE_SECONDS)
     processing = http.get(status_url).json()
     assert processing["status"] == "PROCESSING"
     assert processing["request_id"] == job["request_id"]
@@ -82,8 +82,8 @@ def test_job_moves_through_the_documented_states_on_the_clock(http: httpx.Client
         "request_id": job["request_id"],
         "metrics": {
             "inference_time": spec.latency_seconds,
-            "queue_time": wire.QUEUE_SECONDS,
-            "total_time": round(spec.latency_seconds + wire.QUEUE_SECONDS, 2),
+            "queue_time": defaults.QUEUE_SECONDS,
+            "total_time": round(spec.latency_seconds + defaults.QUEUE_SECONDS, 2),
             "cost": wire.PRICES[spec.slug],
             "remaining_credits": wire.OPEN_KEY_CREDITS,  # the open mode's stand-in balance
         },

@@ -61,3 +61,19 @@ def test_the_segmind_mock_fixture_without_respx_names_the_pytest_extra(pytester:
     result.assert_outcomes(errors=1)
     assert "the segmind_mock fixture needs the pytest extra: pip install 'segmind-mock[pytest]'" in result.outlines
     assert "During handling" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["serve", "--spede", "100"], ["contract"]])
+def test_help_and_a_bad_argument_import_no_server(argv: list[str]) -> None:
+    # The command line imports the command it runs, only once its arguments are good.
+    script = f"""
+import contextlib, json, sys
+from mock_server.cli import main
+with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(SystemExit):
+    main({argv!r})
+ours = {{name for name in sys.modules if name.startswith("mock_server")}}
+servers = {{name.split(".")[0] for name in sys.modules}} & {{"uvicorn", "starlette", "httpx", "anyio", "msgspec"}}
+print(json.dumps(sorted(ours | servers)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == ["mock_server", "mock_server.cli", "mock_server.defaults"]

@@ -12,7 +12,7 @@ from segmind import InferenceFailed, InferenceTimeout, SegmindClient, SegmindErr
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, defaults, wire
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY, SEGMIND
 
@@ -102,7 +102,7 @@ def test_run_sync_returns_mp4_bytes_after_the_simulated_duration(store: str) -> 
     assert response.content[4:8] == b"ftyp"
     assert response.headers["x-seed-value"] == str(MODELS["svd"].example["seed"])
     assert float(response.headers["x-generation-time"]) == MODELS["svd"].latency_seconds
-    assert mock.clock.now() - start == pytest.approx(wire.QUEUE_SECONDS + MODELS["svd"].latency_seconds)
+    assert mock.clock.now() - start == pytest.approx(defaults.QUEUE_SECONDS + MODELS["svd"].latency_seconds)
 
 
 def test_run_sync_blocks_until_the_clock_reaches_the_end(sdk: SegmindClient, mock: SegmindMock) -> None:

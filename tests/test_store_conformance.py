@@ -19,13 +19,13 @@ from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import wire
 from mock_server.accounts import Accounts, parse_config
 from mock_server.clock import Clock
+from mock_server.defaults import MEMORY
 from mock_server.jobs import Job, State
 from mock_server.journal import Entry, Record
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import LARGEST_COUNT
 from mock_server.service import Service, Settings
 from mock_server.storage import Backend
-from mock_server.store_memory import MEMORY
 from mock_server.stores import open_backend
 from tests.support_stores import namespaced
 

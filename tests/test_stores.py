@@ -17,7 +17,7 @@ import redis
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, Settings, store_redis, wire
+from mock_server import SegmindMock, Settings, defaults, store_redis, wire
 from mock_server.accounts import parse_config
 from mock_server.storage import StoreError
 from mock_server.store_redis import split_url
@@ -27,7 +27,7 @@ from tests.support_relay import StallingRelay
 from tests.support_stores import namespaced, redis_server, start_redis
 
 SVD = MODELS["svd"]
-DURATION = wire.QUEUE_SECONDS + SVD.latency_seconds
+DURATION = defaults.QUEUE_SECONDS + SVD.latency_seconds
 COMMAND = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "0"]
 LOAD_CLIENTS = 200
 LOAD_SECONDS = 60

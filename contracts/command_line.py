@@ -1,0 +1,100 @@
+"""The arguments of the `segmind-mock contract` and `segmind-mock verify` commands (`contracts.cli` runs them).
+
+Apart from the commands, and importing neither httpx nor the suite, so that `segmind-mock --help`
+and a bad argument cost no more than argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from contracts.flags import Parser, integer, non_negative, positive_seconds, whole
+from contracts.models import MODELS
+from contracts.openapi import API_KEY_VARIABLE
+from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, Options
+
+
+def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
+    """Add the `contract` subcommand to the `segmind-mock` command line."""
+    defaults = Options()
+    parser = commands.add_parser(
+        "contract",
+        help="check a server (the fake or the live API) against the documented contract",
+        description="Run the contract suite against BASE_URL: free checks (401, 404, invalid payloads "
+        "refused with 400), then at most --max-jobs paid calls (v2 jobs polled to their end, v1 calls), their videos "
+        "fetched and decoded. Against "
+        "segmind-mock the fake's clock is advanced instead of waiting. Exit 0 when the target "
+        "conforms, 1 with a report of each violation, 2 when the suite cannot run.",
+    )
+    parser.add_argument("--base-url", required=True, help="e.g. https://api.segmind.com or http://127.0.0.1:8000")
+    parser.add_argument("--api-key", default=None, help=f"API key (default: ${API_KEY_VARIABLE})")
+    parser.add_argument(
+        "--max-jobs",
+        type=whole,
+        default=defaults.max_jobs,
+        help="valid submissions, which cost credits on the live API: the documented examples "
+        "first, then generated payloads (default: %(default)s)",
+    )
+    parser.add_argument("--no-jobs", action="store_true", help="only the free checks: submit no valid payload")
+    parser.add_argument(
+        "--invalid-examples",
+        type=whole,
+        default=defaults.invalid_examples,
+        help="generated invalid payloads per model, beside one per documented rule (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=non_negative,
+        default=defaults.poll_interval,
+        help="seconds between polls (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-timeout",
+        type=non_negative,
+        default=defaults.poll_timeout,
+        help="seconds a job may take before it counts as unfinished (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--documented-only",
+        action="store_true",
+        help="check only rules Segmind documents (graded DOCS), leaving out what rests on the SDK, "
+        "second-hand copies of the docs or guesses",
+    )
+    parser.add_argument("--junit", metavar="PATH", help="also write the report as JUnit XML (one test case per rule)")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    parser.add_argument("--seed", type=integer, default=defaults.seed, help="seed of the generated payloads")
+    parser.add_argument(
+        "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
+    )
+    return parser
+
+
+def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
+    """Add the `verify` subcommand: client verification of a command, in any language."""
+    parser = commands.add_parser(
+        "verify",
+        help="judge a client (any language, run as a command) against every scenario of a running fake",
+        description="Run COMMAND once per scenario of the fake at --base-url, with "
+        + ", ".join(COMMAND_VARIABLES)
+        + " (the request body as JSON) in its environment. Exit status 0 with the result on stdout "
+        "is a result; any other exit status is a reported failure. Exit 0 when every scenario was "
+        "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
+    )
+    parser.add_argument(
+        "--command",
+        dest="client_command",
+        metavar="COMMAND",
+        required=True,
+        help='the client to run, e.g. "node client.js"',
+    )
+    parser.add_argument(
+        "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
+    )
+    parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=COMMAND_TIMEOUT_SECONDS,
+        help="real seconds one run of the command may take (default: %(default)s)",
+    )
+    return parser

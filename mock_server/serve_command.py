@@ -1,0 +1,140 @@
+"""`segmind-mock serve`: the fake on a uvicorn server, as the parsed command line says (`cli.py` parses it)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import ipaddress
+import socket
+import sys
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
+
+from contracts import MODELS
+from mock_server import server
+from mock_server.access_log import AccessLog
+from mock_server.accounts import AccountsConfig, ConfigError, load_config
+from mock_server.defaults import MEMORY
+from mock_server.images import ImageSource
+from mock_server.mock import SegmindMock
+from mock_server.service import Settings
+from mock_server.storage import StoreError
+from mock_server.stores import shared_url
+from mock_server.video import video_available
+
+
+def rendering_line() -> str:
+    """The start-up line saying how videos are made."""
+    if video_available():
+        return "  rendering videos with PyAV and numpy"
+    return (
+        "  the video extra (PyAV, numpy) is not installed: serving prepared videos from fixtures/"
+        " (pip install 'segmind-mock[video]')"
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the fake until interrupted."""
+    try:
+        accounts = load_config(args.config) if args.config else AccountsConfig()
+    except ConfigError as error:
+        print(f"segmind-mock: {error}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.store == MEMORY:
+        print(
+            f"segmind-mock: --workers {args.workers} needs a shared store: in-memory state cannot be shared "
+            "between processes; add --store redis://HOST:PORT/DB (see docs/scaling.md)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = Settings(
+            speed=args.speed,
+            queue_seconds=args.queue_seconds,
+            max_body_bytes=args.max_body_bytes,
+            journal_size=args.journal_size,
+            accounts=accounts,
+            images=ImageSource(
+                allowed_dirs=tuple(args.allow_dir),
+                fetch_remote=args.fetch_remote,
+                allow_private=args.allow_private,
+                max_bytes=args.max_image_bytes,
+                timeout_seconds=args.fetch_timeout,
+                max_pixels=args.max_image_pixels,
+            ),
+            video_cache_bytes=args.video_cache_bytes,
+            fetch_threads=args.fetch_threads,
+            render_threads=args.render_threads,
+            admin_token=server.admin_token_for(args.host, args.admin_token),
+            # Every worker opens the same namespace.
+            store=shared_url(args.store),
+        )
+        # Built here even with workers: it checks the store and sets the shared clock up at --speed.
+        mock = SegmindMock(settings)
+    except StoreError as error:
+        print(f"segmind-mock: --store: {error}", file=sys.stderr)
+        return 2
+    try:
+        sock = server.bind(args.host, args.port)
+    except OSError as error:
+        print(f"segmind-mock: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    url = server.url_of(sock)
+    limits = server.Limits(args.max_header_bytes, args.request_timeout, args.max_concurrent_requests)
+    workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    store = mock.service.backend.name
+    print(
+        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {store}, "
+        f"{workers}, admin API at {url}/_mock/)\n"
+        f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
+        flush=True,
+    )
+    if _every_interface(sock):
+        port = sock.getsockname()[1]
+        print(f"  listening on every interface ({args.host}): reachable from other machines on port {port}", flush=True)
+    if not server.is_loopback(args.host):
+        print(
+            f"  WARNING: bound beyond loopback ({args.host}): anyone who reaches the port can call the fake; "
+            "its admin API needs the token below",
+            flush=True,
+        )
+    if settings.admin_token is not None:
+        print(
+            f"  admin token required: open {url}/_mock/?token={settings.admin_token} for the dashboard, "
+            f"or send `Authorization: Bearer {settings.admin_token}`",
+            flush=True,
+        )
+    if accounts.keys:
+        keys = f"{len(accounts.keys)} API key{'s' if len(accounts.keys) > 1 else ''}"
+        print(f"  accepting only the {keys} declared in {args.config}", flush=True)
+    print(rendering_line(), flush=True)
+    if args.access_log:
+        print("  access log on: method, path, status, time", flush=True)
+    if args.workers == 1:
+        served = worker_app(settings, args.access_log, mock)
+        uvicorn.Server(server.config(served, limits, log_level="info")).run(sockets=[sock])
+        return 0
+    # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
+    # socket bound above, and restarts any that dies.
+    app = functools.partial(worker_app, settings, args.access_log)
+    options = {"factory": True, "workers": args.workers, "log_level": "info"}
+    Multiprocess(server.config(app, limits, **options), sockets=[sock]).run()
+    return 0
+
+
+def _every_interface(sock: socket.socket) -> bool:
+    """Tell whether a socket listens on every interface (0.0.0.0 or ::), not on one address."""
+    return ipaddress.ip_address(sock.getsockname()[0]).is_unspecified
+
+
+def worker_app(settings: Settings, access_log: bool, mock: SegmindMock | None = None) -> ASGIApp:
+    """The app one worker process serves: its own fake on the shared store (or `mock`), logged if asked."""
+    app = (mock or SegmindMock(settings)).app
+    # What is built by now (modules, the contract, the app) lives as long as the process: out of
+    # the collector's reach, the full collections that a growing job store sets off walk the jobs
+    # only (they cost a third of a submit otherwise; docs/benchmarks.md).
+    gc.freeze()
+    return AccessLog(app) if access_log else app
