@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.responses import VIDEO_CONTENT_TYPE
-from contracts.spec import is_number
+from contracts.spec import is_number, show_value
 from mock_server import admin_query, dashboard, media, wire
 from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.jobs import State
@@ -25,6 +25,8 @@ from mock_server.service import Service
 # the dashboard's own static files (no state in them).
 TOKEN_FREE_PATHS = ("/_mock/health", "/_mock/outputs/", "/_mock/static/")
 DASHBOARD_PATH = "/_mock/"
+# How many unknown keys of an admin body its 400 names.
+SHOWN_KEYS = 5
 TOKEN_NEEDED = (
     "This fake's admin API needs its admin token (printed at start-up, or given by --admin-token): "
     "send the header `Authorization: Bearer <token>`, or open /_mock/?token=<token> in a browser once"
@@ -102,11 +104,14 @@ async def _body(request: Request) -> dict[str, Any]:
 async def _body_of(request: Request, *fields: str) -> dict[str, Any]:
     """The body as a JSON object of `fields` only; a 400 naming any other key (a typo is never ignored)."""
     body = await _body(request)
-    unknown = [repr(key) for key in body if key not in fields]
+    unknown = [key for key in body if key not in fields]
     if unknown:
         keys = "key" if len(unknown) == 1 else "keys"
-        takes = ", ".join(repr(field) for field in fields)
-        message = f"unknown {keys} {', '.join(unknown)}: {request.method} {request.url.path} takes {takes}"
+        # A few, each shortened: the message stays small whatever the body holds.
+        shown = ", ".join(show_value(key) for key in unknown[:SHOWN_KEYS])
+        more = f" and {len(unknown) - SHOWN_KEYS} more" if len(unknown) > SHOWN_KEYS else ""
+        takes = ", ".join(show_value(field) for field in fields)
+        message = f"unknown {keys} {shown}{more}: {request.method} {request.url.path} takes {takes}"
         raise wire.ApiError(400, message)
     return body
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import MODELS, ModelSpec, ParamError
-from contracts.spec import is_number
+from contracts.spec import is_number, show_value
 from mock_server import wire
 from mock_server.journal import mask_key
 from mock_server.wire import STATUS_MESSAGES
@@ -180,7 +180,8 @@ def _parse_match(match: Any) -> dict[str, Any]:
     """Check a rule's `match`, refusing what no request could carry: such a rule would never fire."""
     if not isinstance(match, Mapping):
         raise ValueError(
-            f'match must be a JSON object of model, api_key and parameter values, e.g. {{"frames": 14}} (got {match!r})'
+            f'match must be a JSON object of model, api_key and parameter values, e.g. {{"frames": 14}} '
+            f"(got {show_value(match)})"
         )
     if "model" in match and (not isinstance(match["model"], str) or match["model"] not in MODELS):
         raise ValueError(f"match.model must be one of {', '.join(MODELS)} (got {match['model']!r})")

@@ -136,9 +136,9 @@ def test_unknown_job_is_404(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "named"),
     [
-        ("/_mock/clock/advance", {"secnds": 40}, "unknown key 'secnds': POST /_mock/clock/advance takes 'seconds'"),
-        ("/_mock/clock", {"speed": 2, "sped": 3}, "unknown key 'sped': POST /_mock/clock takes 'speed'"),
-        ("/_mock/accounts/SG_0123456789abcdef/credits", {"ad": 1, "x": 2}, "unknown keys 'ad', 'x': POST"),
+        ("/_mock/clock/advance", {"secnds": 40}, 'unknown key "secnds": POST /_mock/clock/advance takes "seconds"'),
+        ("/_mock/clock", {"speed": 2, "sped": 3}, 'unknown key "sped": POST /_mock/clock takes "speed"'),
+        ("/_mock/accounts/SG_0123456789abcdef/credits", {"ad": 1, "x": 2}, 'unknown keys "ad", "x": POST'),
     ],
 )
 def test_an_admin_body_with_an_unknown_key_is_refused_naming_it(
@@ -149,3 +149,11 @@ def test_an_admin_body_with_an_unknown_key_is_refused_naming_it(
     assert response.status_code == 400
     assert response.json()["error"].startswith(named)
     assert http.get("/_mock/clock").json()["speed"] == before["speed"]  # nothing done
+
+
+def test_an_admin_bodys_many_long_unknown_keys_are_named_in_a_short_message(http: httpx.Client) -> None:
+    body = {f"key{n}-" + "x" * 10_000: n for n in range(9)}
+    message = http.post("/_mock/clock/advance", json=body).json()["error"]
+    assert message.startswith('unknown keys "key0-xxx')
+    assert message.endswith(' and 4 more: POST /_mock/clock/advance takes "seconds"')
+    assert len(message) < 500

@@ -268,7 +268,7 @@ def test_broken_json_in_match_more_is_refused_in_the_page_saying_so(dashboard: P
     form.get_by_role("button", name="Add rule").click()
     expect(dashboard.locator("#scenario-error")).to_have_text(
         'Invalid scenario: match must be a JSON object of model, api_key and parameter values, e.g. {"frames": 14} '
-        "(got [14])"
+        "(got an array)"
     )
     form.get_by_label("Match more", exact=True).fill('{"frames": 14}')
     form.get_by_role("button", name="Add rule").click()

@@ -120,7 +120,7 @@ def test_rules_are_listed_removed_and_cleared(http: httpx.Client) -> None:
         (
             {"match": "{frames: 14"},
             'match must be a JSON object of model, api_key and parameter values, e.g. {"frames": 14} '
-            "(got '{frames: 14')",
+            '(got "{frames: 14")',
         ),
     ],
 )
