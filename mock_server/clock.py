@@ -61,8 +61,18 @@ class Clock:
 
     def now(self) -> float:
         """Return the current simulated time, in Unix seconds."""
-        speed, sim, real = self.store.read()  # read on every request: unpacked, not through _at
+        speed, sim, real, _ = self.store.read()  # read on every request: unpacked, not through _at
         return sim + (self.store.real_time() - real) * speed
+
+    def window_now(self) -> float:
+        """The rate-limit clock: real seconds, plus every second `advance` (or a virtual sleep) added.
+
+        Rate limits are about real request rates, so their windows pass in real time at any speed,
+        0 included; moving the fake's clock forward moves them too, so a test (or a client on
+        virtual time) that sleeps or advances past a reset is admitted. Comparable only with other
+        readings of the same store (docs/accounts.md).
+        """
+        return self.store.real_time() + self.store.read().jumped
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""
