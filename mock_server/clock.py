@@ -48,6 +48,8 @@ class Clock:
         self.store = store
         self.virtual = virtual
         self._calls = calls or StoreCalls(shared=False)  # how `wait_until` reads a store that may stall
+        # Set while the server shuts down: waits end at once instead of holding the shutdown up.
+        self.waits_stopped = False
 
     @classmethod
     def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
@@ -86,17 +88,21 @@ class Clock:
         """Bring simulated time back to the real time of day, running at `speed` from there."""
         self.store.reset(check_speed(speed))
 
-    async def wait_until(self, deadline: float) -> None:
-        """Return once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.
+    async def wait_until(self, deadline: float) -> bool:
+        """Return True once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.
 
         Both jump the clock to `deadline`: a frozen clock would otherwise hold the caller (a v1
         call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
+        Return False as soon as `waits_stopped` is set (the server shuts down) before then.
         """
         while (remaining := deadline - self._at(state := await self._calls(self.store.refresh))) > 0:
+            if self.waits_stopped:
+                return False
             if self.virtual or not state.speed:
                 await self._calls(self.advance, remaining)
-                return
+                return True
             await anyio.sleep(min(remaining / state.speed, WAIT_STEP_SECONDS))
+        return True
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""

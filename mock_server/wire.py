@@ -54,6 +54,8 @@ BUSY = (
     "Service Unavailable: the fake is serving as many requests as it allows at once "
     "(--max-concurrent-requests); retry shortly"
 )
+# The 503 of a v1 call still waiting for its job when the server shuts down (GUESS: the fake's own).
+SHUTTING_DOWN = "Service Unavailable: the fake is shutting down; send the request again once it is back"
 MISSING_KEY = "Missing Authorization or x-api-key in header"  # 2ND
 # The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
 # without one: any key in open mode, a declared key without `credits`. A number, since clients parse
