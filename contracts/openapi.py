@@ -17,7 +17,7 @@ from contracts.responses import (
     VIDEO_CONTENT_TYPE,
     Schema,
 )
-from contracts.spec import IMAGE_URL_PATTERN, INTEGER_TEXT_PATTERN, ModelSpec, Param
+from contracts.spec import IMAGE_PATTERN, INTEGER_TEXT_PATTERN, ModelSpec, Param
 
 LIVE_URL = "https://api.segmind.com"
 # The documented endpoints, as path templates (DOCS): the fake routes them and builds its URLs from them.
@@ -57,8 +57,11 @@ def param_schema(param: Param) -> Schema:
     """The JSON Schema of one parameter: its type, range or allowed values, default and description."""
     schema: Schema = {"description": param.description}
     if param.type == "image":
-        inline = " Also accepted: a data: URI or raw base64 of a PNG, JPEG, WebP, GIF or BMP image."
-        schema.update(description=param.description + inline, type="string", pattern=IMAGE_URL_PATTERN)
+        inline = (
+            " Also accepted: a data: URI or raw base64 of a PNG, JPEG, WebP, GIF or BMP image;"
+            " inline data that does not decode as one is refused with 400."
+        )
+        schema.update(description=param.description + inline, type="string", pattern=IMAGE_PATTERN)
     else:
         schema["type"] = param.type
     if param.enum is not None:

@@ -23,17 +23,14 @@ _INTEGER_TEXT = re.compile(INTEGER_TEXT_PATTERN)
 # has at most 20 characters).
 INTEGER_TEXT_DIGITS = 20
 
-# What counts as an input image, as one regular expression (its URL part is the OpenAPI
-# document's pattern, below): an http(s) URL with a host, a base64 data:
-# URI, or raw base64 (older official samples send that). Base64 must be canonically padded.
-# Only printable ASCII: `\s` differs between Python and the ECMA regexes of JSON Schema tools.
+# What counts as an input image, as one regular expression (the OpenAPI document's pattern too):
+# an http(s) URL with a host, a base64 data: URI, or raw base64 (older official samples send that).
+# Base64 must be canonically padded. Inline data must also decode as an image, which no pattern
+# can say: the fake answers 400 when it does not. Only printable ASCII: `\s` differs between
+# Python and the ECMA regexes of JSON Schema tools.
 _BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})"
 _URL = r"https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
 IMAGE_PATTERN = rf"^(?:{_URL}|data:[A-Za-z0-9!#$&^_.+/;=-]*;base64,{_BASE64}|{_BASE64})$"
-# The part of that rule a JSON Schema can state: an image URL. Inline data must also decode as an
-# image, which no schema can say, so the OpenAPI document declares URLs only and names the inline
-# forms in words (a schema allowing any base64 would promise acceptance of random bytes).
-IMAGE_URL_PATTERN = rf"^{_URL}$"
 _IMAGE = re.compile(IMAGE_PATTERN)
 
 

@@ -173,10 +173,11 @@ class Accounts:
         elif api_key not in self.config.keys:
             raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
 
-    def admit(self, api_key: str, model: str, now: float) -> None:
+    def admit(self, api_key: str, model: str, window_now: float) -> None:
         """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit).
 
-        Open (no key declared), no key has limits: nothing to check.
+        `window_now` is the rate-limit clock's time (`Clock.window_now`). Open (no key declared),
+        no key has limits: nothing to check.
         """
         if self.config.open:
             return
@@ -188,9 +189,9 @@ class Accounts:
         if rpm is None:
             return
         # Refused requests are not counted: the window frees up one minute after the oldest.
-        reset_at = self._ledger.count(api_key, rpm, now)
+        reset_at = self._ledger.count(api_key, rpm, window_now)
         if reset_at is not None:
-            raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at))
+            raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at - window_now))
 
     def charge(self, job: Job, now: float) -> None:
         """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it.
@@ -220,8 +221,8 @@ class Accounts:
             billing["remaining_credits"] = remaining
         return billing
 
-    def top_up(self, api_key: str, credits: float, now: float) -> dict[str, Any]:
-        """Add credits (or take them away, if negative) to a declared key; return its view."""
+    def top_up(self, api_key: str, credits: float, now: float, window_now: float) -> dict[str, Any]:
+        """Add credits (or take them away, if negative) to a declared key; return its view (see `view`)."""
         config = self.config.keys.get(api_key)
         if config is None:
             declared = ", ".join(map(_masked, self.config.keys)) or "none: start the fake with a config to declare some"
@@ -230,14 +231,15 @@ class Accounts:
             raise wire.ApiError(
                 400, f"API key {mask_key(api_key)} has unlimited credits: give it `credits` in the config"
             )
-        return self._view(self._ledger.top_up(api_key, credits, config.credits, now))
+        return self._view(self._ledger.top_up(api_key, credits, config.credits, now, window_now), window_now)
 
-    def view(self, now: float) -> dict[str, Any]:
-        """Every account, as `GET /_mock/accounts` shows it."""
-        accounts = [self._view(usage) for usage in self._ledger.usage(self._credits, now)]
+    def view(self, now: float, window_now: float) -> dict[str, Any]:
+        """Every account, as `GET /_mock/accounts` shows it: credits at `now`, rate windows at `window_now`."""
+        usages = self._ledger.usage(self._credits, now, window_now)
+        accounts = [self._view(usage, window_now) for usage in usages]
         return {"open": self.config.open, "prices": dict(self.config.prices), "accounts": accounts}
 
-    def _view(self, usage: Usage) -> dict[str, Any]:
+    def _view(self, usage: Usage, window_now: float) -> dict[str, Any]:
         config = self._config(usage.key)
         declared = usage.key in self.config.keys
         view: dict[str, Any] = {
@@ -254,7 +256,8 @@ class Accounts:
             "requests_last_minute": usage.requests_last_minute,
         }
         if config.rpm is not None and usage.oldest_request is not None and usage.requests_last_minute >= config.rpm:
-            view["rate_limit_reset_at_utc"] = wire.utc(usage.oldest_request + wire.RATE_LIMIT_RESET_SECONDS)
+            seconds_left = usage.oldest_request + wire.RATE_LIMIT_RESET_SECONDS - window_now
+            view["rate_limit_reset_at_utc"] = wire.reset_time(seconds_left)
         return view
 
     def _declare(self) -> None:

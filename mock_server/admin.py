@@ -251,7 +251,7 @@ async def scenario(request: Request) -> Response:
 
 async def accounts(request: Request) -> Response:
     """`GET /_mock/accounts`: every known key with its credits, balance, allowed models and rate use."""
-    return JSONResponse(await _in_store(request, lambda service: service.accounts.view(service.clock.now())))
+    return JSONResponse(await _in_store(request, Service.account_view))
 
 
 async def credits(request: Request) -> Response:
@@ -260,9 +260,7 @@ async def credits(request: Request) -> Response:
     if not is_number(add) or not abs(add) < LARGEST_AMOUNT:
         raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
     key = request.path_params["key"]
-    return JSONResponse(
-        await _in_store(request, lambda service: service.accounts.top_up(key, float(add), service.clock.now()))
-    )
+    return JSONResponse(await _in_store(request, lambda service: service.top_up(key, float(add))))
 
 
 async def output(request: Request) -> Response:

@@ -48,6 +48,8 @@ class Clock:
         self.store = store
         self.virtual = virtual
         self._calls = calls or StoreCalls(shared=False)  # how `wait_until` reads a store that may stall
+        # Set while the server shuts down: waits end at once instead of holding the shutdown up.
+        self.waits_stopped = False
 
     @classmethod
     def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
@@ -61,8 +63,18 @@ class Clock:
 
     def now(self) -> float:
         """Return the current simulated time, in Unix seconds."""
-        speed, sim, real = self.store.read()  # read on every request: unpacked, not through _at
+        speed, sim, real, _ = self.store.read()  # read on every request: unpacked, not through _at
         return sim + (self.store.real_time() - real) * speed
+
+    def window_now(self) -> float:
+        """The rate-limit clock: real seconds, plus every second `advance` (or a virtual sleep) added.
+
+        Rate limits are about real request rates, so their windows pass in real time at any speed,
+        0 included; moving the fake's clock forward moves them too, so a test (or a client on
+        virtual time) that sleeps or advances past a reset is admitted. Comparable only with other
+        readings of the same store (docs/accounts.md).
+        """
+        return self.store.real_time() + self.store.read().jumped
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""
@@ -76,17 +88,21 @@ class Clock:
         """Bring simulated time back to the real time of day, running at `speed` from there."""
         self.store.reset(check_speed(speed))
 
-    async def wait_until(self, deadline: float) -> None:
-        """Return once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.
+    async def wait_until(self, deadline: float) -> bool:
+        """Return True once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.
 
         Both jump the clock to `deadline`: a frozen clock would otherwise hold the caller (a v1
         call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
+        Return False as soon as `waits_stopped` is set (the server shuts down) before then.
         """
         while (remaining := deadline - self._at(state := await self._calls(self.store.refresh))) > 0:
+            if self.waits_stopped:
+                return False
             if self.virtual or not state.speed:
                 await self._calls(self.advance, remaining)
-                return
+                return True
             await anyio.sleep(min(remaining / state.speed, WAIT_STEP_SECONDS))
+        return True
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""

@@ -207,12 +207,13 @@ class SegmindRoutes:
         return submit() if calls.inline else await calls(submit)
 
     async def _wait_for_end(self, call: Call, job: Job) -> bool:
-        """Wait for the job's end on the fake's clock; False if the client hung up first.
+        """Wait for the job's end on the fake's clock; False if the client hung up first, the 503 on shutdown.
 
         A frozen clock may never get there: without this, an abandoned call would wait forever and
-        hold up the server's shutdown.
+        hold up the server's shutdown. A shutdown ends the wait too (`Clock.waits_stopped`), so
+        that it takes no longer than the answer.
         """
-        ended = False
+        ended: bool | None = None  # None: the client hung up first
         async with anyio.create_task_group() as waiting:
 
             async def watch_for_hang_up() -> None:
@@ -222,7 +223,8 @@ class SegmindRoutes:
                 waiting.cancel_scope.cancel()
 
             waiting.start_soon(watch_for_hang_up)
-            await self.service.clock.wait_until(job.finished_at)
-            ended = True
+            ended = await self.service.clock.wait_until(job.finished_at)
             waiting.cancel_scope.cancel()
-        return ended
+        if ended is False:
+            raise wire.ApiError(503, wire.SHUTTING_DOWN)
+        return ended is not None

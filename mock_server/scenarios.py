@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import MODELS, ModelSpec, ParamError
+from contracts.responses import POLL_ERROR_CODES
 from contracts.spec import is_number, show_value
 from mock_server import wire
 from mock_server.journal import mask_key
@@ -138,7 +139,7 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
         target=target,
         nth=_parse_nth(data.get("nth", 1)),
         error=_parse_error(outcome, data.get("error")),
-        status=_parse_status(outcome, data.get("status")),
+        status=_parse_status(outcome, data.get("status"), target),
         headers=_parse_headers(data.get("headers", {})),
         delay_seconds=delay,
         queue_seconds=_parse_seconds("queue_seconds", data.get("queue_seconds")),
@@ -251,12 +252,19 @@ def _parse_error(outcome: str, error: Any) -> str | None:
     return wire.FAILED_DEFAULT_ERROR if outcome == "failed" else None
 
 
-def _parse_status(outcome: str, status: Any) -> int | None:
+def _parse_status(outcome: str, status: Any, target: str) -> int | None:
     if outcome != "http_error":
         return None
     if isinstance(status, bool) or not isinstance(status, int) or status not in STATUS_MESSAGES:
         codes = ", ".join(str(code) for code in STATUS_MESSAGES)
         raise ValueError(f"status must be one of the documented error codes {codes} (got {status!r})")
+    if target != "submit" and status not in POLL_ERROR_CODES:
+        # The contract's list, which the OpenAPI document gives the poll operations: nothing else.
+        codes = ", ".join(str(code) for code in POLL_ERROR_CODES)
+        raise ValueError(
+            f"status {status} is not an answer to a poll (target {target!r}): a poll may answer {codes}, "
+            "since it has no body to refuse and costs no credits; use target 'submit' for it"
+        )
     return status
 
 

@@ -6,10 +6,13 @@ import argparse
 import functools
 import gc
 import ipaddress
+import os
+import signal
 import socket
 import sys
+from types import FrameType
+from typing import NoReturn
 
-import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
@@ -115,7 +118,9 @@ def serve(args: argparse.Namespace) -> int:
         print("  access log on: method, path, status, time", flush=True)
     if args.workers == 1:
         served = worker_app(settings, args.access_log, mock)
-        uvicorn.Server(server.config(served, limits, log_level="info")).run(sockets=[sock])
+        # SIGTERM ends `serve` as Ctrl-C does (exit 0): uvicorn shuts down, then raises it again here.
+        signal.signal(signal.SIGTERM, _terminated)
+        server.Server(server.config(served, limits, log_level="info"), mock.service.clock).run(sockets=[sock])
         return 0
     # uvicorn's supervisor spawns the workers (each builds its own fake on the shared store) on the
     # socket bound above, and restarts any that dies.
@@ -123,6 +128,15 @@ def serve(args: argparse.Namespace) -> int:
     options = {"factory": True, "workers": args.workers, "log_level": "info"}
     Multiprocess(server.config(app, limits, **options), sockets=[sock]).run()
     return 0
+
+
+def _terminated(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM: a normal end of `serve` (exit 0), like Ctrl-C, whenever it comes."""
+    # Not an exception: one raised while the server starts may land in a callback that swallows it
+    # (a weakref's, say) and leave the process running. Once uvicorn has shut down, nothing is left to do.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _every_interface(sock: socket.socket) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import secrets
 import socket
 import threading
@@ -21,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mock_server import wire
 from mock_server.app import App
+from mock_server.clock import Clock
 from mock_server.defaults import MAX_CONCURRENT_REQUESTS, MAX_HEADER_BYTES, REQUEST_TIMEOUT_SECONDS
 from mock_server.responses import JSON_TYPE, encode_json, error_answer, send_answer
 
@@ -288,6 +290,66 @@ def config(app: ASGIApp | Callable[[], ASGIApp], limits: Limits | None = None, *
     return uvicorn.Config(app, **{**settings, **options})
 
 
+# Seconds a shutdown gives the requests in progress to finish (v1 calls answer at once: see
+# `Server`); what is still running then (a scenario's long delay) has its connection closed.
+SHUTDOWN_GRACE_SECONDS = 1.0
+
+
+class _QuietCancellation(logging.Filter):
+    """Drops uvicorn's report of a request cancelled by the shutdown: its connection was closed first, on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but a cancelled request's traceback."""
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, shutting down within `SHUTDOWN_GRACE_SECONDS` whatever is in progress, without a 500.
+
+    uvicorn waits for every request in progress, and a v1 call waits for its job (half a minute
+    at --speed 1); a second Ctrl-C then cancels it into a traceback and a 500. Here the shutdown
+    first ends the waits on the fake's `clock` (the calls answer 503 in the envelope), gives
+    every request the grace, however many signals came, then closes the connections of what
+    still runs (a scenario's delay) before cancelling it, so that nothing answers 500.
+    """
+
+    def __init__(self, config: uvicorn.Config, clock: Clock | None = None) -> None:
+        super().__init__(config)
+        self._clock = clock
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the waits, let uvicorn shut down within the grace, then close what still runs."""
+        clock = self._clock
+        if clock is not None:
+            clock.waits_stopped = True
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+                await super().shutdown(sockets)
+                while self.server_state.tasks:  # a second Ctrl-C skips uvicorn's own wait
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            pass
+        await self._close_the_rest()
+        if clock is not None:  # nothing of this server waits any more; the fake may be served again
+            clock.waits_stopped = False
+
+    async def _close_the_rest(self) -> None:
+        tasks = list(self.server_state.tasks)
+        if not tasks:
+            return
+        for connection in list(self.server_state.connections):
+            connection.transport.close()  # the client sees its connection close, not a 500
+        await asyncio.sleep(0)  # uvicorn marks those requests disconnected: nothing more is sent on them
+        quiet = _QuietCancellation()
+        logging.getLogger("uvicorn.error").addFilter(quiet)
+        try:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
+
+
 class ServerThread:
     """A real uvicorn server on a free loopback port, in a daemon thread: `with ServerThread(app) as url:`."""
 
@@ -301,7 +363,7 @@ class ServerThread:
                 app.service.settings = replace(settings, admin_token=self.admin_token)
         self._socket = bind(host, port)
         self.url = url_of(self._socket)
-        self._server = uvicorn.Server(config(app, limits))
+        self._server = Server(config(app, limits), app.service.clock if isinstance(app, App) else None)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     def start(self) -> str:

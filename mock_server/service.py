@@ -163,7 +163,7 @@ class Service:
         406 (credits).
         """
         now = self.clock.now()
-        self.accounts.admit(api_key, spec.slug, now)
+        self.accounts.admit(api_key, spec.slug, self.clock.window_now())
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
             image = params[spec.image_param.name]
@@ -178,11 +178,11 @@ class Service:
                 else self.rules.take("submit", spec.slug, api_key, payload, refused=True)
             )
             if rule is not None and rule.outcome == "http_error":
-                raise self._http_error(rule, now) from None
+                raise self._http_error(rule) from None
             raise wire.ApiError(400, str(error)) from None
         rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
         if rule is not None and rule.outcome == "http_error":
-            raise self._http_error(rule, now)
+            raise self._http_error(rule)
         # A decoded payload is built for this call alone: kept as it is; any other mapping is copied.
         owned = params if checked and isinstance(params, dict) else dict(params)
         job = self._new_job(spec, owned, api_key, rule, now, sync, image_digest)
@@ -217,9 +217,17 @@ class Service:
         job, state = self.lookup(request_id)
         rule = self.rules.take(target, job.model, job.api_key, job.params)
         if rule is not None and rule.outcome == "http_error":
-            raise self._http_error(rule, self.clock.now())
+            raise self._http_error(rule)
         billing = self.billing(job) if state is State.COMPLETED else {}
         return job, state, rule, billing
+
+    def account_view(self) -> dict[str, Any]:
+        """Every account as `GET /_mock/accounts` shows it: credits at the fake's time, windows at the rate clock's."""
+        return self.accounts.view(self.clock.now(), self.clock.window_now())
+
+    def top_up(self, api_key: str, credits: float) -> dict[str, Any]:
+        """Add credits to a declared key (see `Accounts.top_up`) and return its view."""
+        return self.accounts.top_up(api_key, credits, self.clock.now(), self.clock.window_now())
 
     def billing(self, job: Job) -> dict[str, float]:
         """`cost` and `remaining_credits` of a completed job, for its metrics and v1 headers."""
@@ -364,9 +372,9 @@ class Service:
         )
 
     @staticmethod
-    def _http_error(rule: Rule, now: float) -> wire.ApiError:
+    def _http_error(rule: Rule) -> wire.ApiError:
         assert rule.status is not None  # parse_rule sets it for every http_error rule
-        headers = wire.rate_limit_headers(now + wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
+        headers = wire.rate_limit_headers(wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
         message = rule.error or wire.STATUS_MESSAGES[rule.status]
         return wire.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
 

@@ -36,11 +36,16 @@ class StoreUnavailable(ApiError):
 
 
 class ClockState(NamedTuple):
-    """The clock as stored: simulated time is `sim + (real_time() - real) * speed`."""
+    """The clock as stored: simulated time is `sim + (real_time() - real) * speed`.
+
+    `jumped` is every second `advance` added since the last reset: the rate-limit clock is
+    `real_time() + jumped` (`Clock.window_now`).
+    """
 
     speed: float
     sim: float
     real: float
+    jumped: float = 0.0
 
 
 class Charge(NamedTuple):
@@ -181,8 +186,8 @@ class Ledger(Protocol):
     def touch(self, key: str) -> None:
         """Make sure the key has an account."""
 
-    def count(self, key: str, rpm: int, now: float) -> float | None:
-        """Count a submission in the key's window; with `rpm` already in it, return when the oldest leaves."""
+    def count(self, key: str, rpm: int, window_now: float) -> float | None:
+        """Count a submission in the key's window (on the rate-limit clock); if full, return when its oldest leaves."""
 
     def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
         """Settle by `now` and hold `charge`, or, when the balance minus what is held cannot pay it, return both."""
@@ -190,11 +195,11 @@ class Ledger(Protocol):
     def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
         """Settle by `now`; return the balance right after the job's charge, if it was charged and is retained."""
 
-    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
-        """Settle by `now`, add credits (negative: take them away) and return the usage."""
+    def top_up(self, key: str, add: float, credits: float | None, now: float, window_now: float) -> Usage:
+        """Settle by `now`, add credits (negative: take them away) and return the usage (its window at `window_now`)."""
 
-    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
-        """Every account settled at `now`, in the order they were created; `credits` gives each key's."""
+    def usage(self, credits: Callable[[str], float | None], now: float, window_now: float) -> list[Usage]:
+        """Every account settled at `now`, windows at `window_now`, oldest account first; `credits` gives each key's."""
 
     def clear(self) -> None:
         """Forget every account."""

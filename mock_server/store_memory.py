@@ -50,14 +50,14 @@ class MemoryClock:
         """Add `seconds` to simulated time."""
         with self._lock:
             state = self._state
-            self._state = state._replace(sim=state.sim + seconds)
+            self._state = state._replace(sim=state.sim + seconds, jumped=state.jumped + seconds)
             return self._state
 
     def set_speed(self, speed: float) -> ClockState:
         """Change the speed from now on."""
         with self._lock:
             state, real = self._state, time.monotonic()
-            self._state = ClockState(speed, state.sim + (real - state.real) * state.speed, real)
+            self._state = ClockState(speed, state.sim + (real - state.real) * state.speed, real, state.jumped)
             return self._state
 
     def reset(self, speed: float) -> ClockState:
@@ -267,16 +267,16 @@ class Account:
         if billed:
             self.spent = round_credits(self.spent + price)
 
-    def recent(self, now: float) -> deque[float]:
-        """The submissions inside the sliding one-minute window ending at `now`."""
-        while self.window and self.window[0] + RATE_LIMIT_RESET_SECONDS <= now:
+    def recent(self, window_now: float) -> deque[float]:
+        """The submissions inside the sliding one-minute window ending at `window_now` (rate-limit clock)."""
+        while self.window and self.window[0] + RATE_LIMIT_RESET_SECONDS <= window_now:
             self.window.popleft()
         return self.window
 
-    def usage(self, key: str, now: float, credits: float | None) -> Usage:
-        """The account settled at `now`."""
+    def usage(self, key: str, now: float, credits: float | None, window_now: float) -> Usage:
+        """The account settled at `now`, its window at `window_now`."""
         self.settle(now, credits)
-        window = self.recent(now)
+        window = self.recent(window_now)
         return Usage(key, self.topped_up, self.spent, self.held, len(window), window[0] if window else None)
 
 
@@ -293,13 +293,13 @@ class MemoryLedger:
             with self._lock:
                 self._accounts.setdefault(key, Account())
 
-    def count(self, key: str, rpm: int, now: float) -> float | None:
+    def count(self, key: str, rpm: int, window_now: float) -> float | None:
         """Count a submission in the window, or return when the window frees up."""
         with self._lock:
-            recent = self._account(key).recent(now)
+            recent = self._account(key).recent(window_now)
             if len(recent) >= rpm:
                 return recent[0] + RATE_LIMIT_RESET_SECONDS
-            recent.append(now)
+            recent.append(window_now)
             return None
 
     def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
@@ -324,18 +324,18 @@ class MemoryLedger:
             after = account.after.get(request_id)
             return after[1] if after is not None else None
 
-    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+    def top_up(self, key: str, add: float, credits: float | None, now: float, window_now: float) -> Usage:
         """Add credits after settling."""
         with self._lock:
             account = self._account(key)
             account.settle(now, credits)
             account.topped_up = round_credits(account.topped_up + add)
-            return account.usage(key, now, credits)
+            return account.usage(key, now, credits, window_now)
 
-    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+    def usage(self, credits: Callable[[str], float | None], now: float, window_now: float) -> list[Usage]:
         """Every account under the lock, in the order they were created."""
         with self._lock:
-            return [account.usage(key, now, credits(key)) for key, account in self._accounts.items()]
+            return [account.usage(key, now, credits(key), window_now) for key, account in self._accounts.items()]
 
     def clear(self) -> None:
         """Forget every account."""

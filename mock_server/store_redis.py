@@ -66,28 +66,29 @@ LOG = logging.getLogger("segmind_mock.store")
 _CLOCK_READ = """
 local created = '0'
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2])
+  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2], 'jumped', '0')
   created = '1'
 end
-local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
-state[4] = redis.call('GET', KEYS[2]) or '0'
-state[5] = created
+local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
+state[5] = redis.call('GET', KEYS[2]) or '0'
+state[6] = created
 return state
 """
 _CLOCK_ADVANCE = """
 local sim = tonumber(redis.call('HGET', KEYS[1], 'sim')) + tonumber(ARGV[1])
 redis.call('HSET', KEYS[1], 'sim', string.format('%.17g', sim))
-return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+redis.call('HINCRBYFLOAT', KEYS[1], 'jumped', ARGV[1])
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 """
 _CLOCK_SET_SPEED = """
 local s = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 local now = tonumber(s[2]) + (tonumber(ARGV[2]) - tonumber(s[3])) * tonumber(s[1])
 redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', string.format('%.17g', now), 'real', ARGV[2])
-return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 """
 _CLOCK_RESET = """
-redis.call('HSET', KEYS[1], 'speed', ARGV[2], 'sim', ARGV[1], 'real', ARGV[1])
-return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+redis.call('HSET', KEYS[1], 'speed', ARGV[2], 'sim', ARGV[1], 'real', ARGV[1], 'jumped', '0')
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 """
 # KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), result deadline, id, now.
 # The index is scored by the result's deadline (simulated), so expired members are pruned by score;
@@ -99,15 +100,15 @@ local seq = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[3], ARGV[4], string.format('%020d', seq) .. ':' .. ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
 """
-# KEYS: the current clock, then its floor as this worker last saw it projected to now: (speed, sim, real).
+# KEYS: the current clock, then its floor as this worker last saw it projected to now: (speed, sim, real, jumped).
 # Raises a clock that is behind the floor (a Redis that restarted and lost it) to the floor; never lowers it.
 _CLOCK_RESTORE = """
 local s = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 local now = tonumber(s[2]) + (tonumber(ARGV[3]) - tonumber(s[3])) * tonumber(s[1])
 if now < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[3])
+  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[3], 'jumped', ARGV[4])
 end
-return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
+return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 """
 # A job and how long its key has to live (ms; -2 when there is no key), so a cached copy never outlives it.
 _JOB_READ = """
@@ -699,11 +700,11 @@ class RedisClock:
     def _arrived(self, raw: list[str], generation: int | None) -> Reading:
         """The clock and the rule book's version as a read found them, parsed once and kept as the last reading."""
         # A clock Redis had lost (it restarted) is raised back to this process's last reading.
-        if raw[4] == "1" and self._seen is not None:
-            raw = self._restore(self._seen) + raw[3:4]
+        if raw[5] == "1" and self._seen is not None:
+            raw = self._restore(self._seen) + raw[4:5]
         self._seen = state = self._parse(raw)
-        self._last = (state, raw[3], generation) if generation is not None else None
-        return state, raw[3]
+        self._last = (state, raw[4], generation) if generation is not None else None
+        return state, raw[4]
 
     def _restore(self, seen: ClockState) -> list[str]:
         """Raise a clock Redis lost (it restarted) back to where this process last saw it: it never goes back."""
@@ -715,7 +716,8 @@ class RedisClock:
             "worker's last reading, %.3f. Jobs, scenarios, the journal and account usage were lost with it",
             floor,
         )
-        return _strings(self._restore_script(keys=[self._key], args=[repr(seen.speed), repr(floor), repr(real)]))
+        args = [repr(seen.speed), repr(floor), repr(real), repr(seen.jumped)]
+        return _strings(self._restore_script(keys=[self._key], args=args))
 
     def _keep(self, raw: Any) -> ClockState:
         self._watch.local_change()  # a change of this process's own: its last reading is not current
@@ -731,7 +733,7 @@ class RedisClock:
 
     @staticmethod
     def _parse(raw: list[str]) -> ClockState:
-        return ClockState(float(raw[0]), float(raw[1]), float(raw[2]))
+        return ClockState(float(raw[0]), float(raw[1]), float(raw[2]), float(raw[3] or 0.0))
 
 
 def ttl_ms(simulated_seconds: float, speed: float) -> int:
@@ -1038,8 +1040,8 @@ def _rule(state: list[str]) -> Rule:
 # The account ledger: one script per operation, each settling the key's due charges first. KEYS:
 # the account hash (topped_up, spent, held, seq), pending (charge ids by due time), charges (id ->
 # billed flag and price), after (id -> balance right after its charge), after-due (those ids by
-# due time), window (submission times), the index of keys. ARGV: key, now, starting credits ('':
-# unlimited), then the operation's own. Floats travel as strings ('%.17g' keeps them exact) and
+# due time), window (submission times, on the rate-limit clock), the index of keys. ARGV: key, now,
+# starting credits ('': unlimited), then the operation's own. Floats travel as strings ('%.17g' keeps them exact) and
 # are kept to a millionth of a credit, as accounts.py rounds them.
 _LEDGER = """
 local acct, pending, charges, after, after_due, window = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -1077,24 +1079,25 @@ local function settle()
   end
   return topped_up, spent, held
 end
-local function recent()
+local function recent(window_now)
   while true do
     local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
-    if #oldest == 0 or tonumber(oldest[2]) + WINDOW > now then return oldest[2] end
+    if #oldest == 0 or tonumber(oldest[2]) + WINDOW > window_now then return oldest[2] end
     redis.call('ZREM', window, oldest[1])
   end
 end
-local function usage(topped_up, spent, held)
-  local oldest = recent()
+local function usage(topped_up, spent, held, window_now)
+  local oldest = recent(window_now)
   return {num(topped_up), num(spent), num(held), redis.call('ZCARD', window), oldest or false}
 end
 """.replace("RETENTION", repr(float(RESULT_RETENTION_SECONDS))).replace("WINDOW", repr(float(RATE_LIMIT_RESET_SECONDS)))
 _LEDGER_TOUCH = _LEDGER
-# ARGV[4]: the rate limit. Returns the oldest counted time when the window is full, else counts now.
+# ARGV[2] is the rate-limit clock's time here; ARGV[4]: the rate limit. Returns the oldest counted
+# time when the window is full, else counts now.
 _LEDGER_COUNT = (
     _LEDGER
     + """
-local oldest = recent()
+local oldest = recent(now)
 if redis.call('ZCARD', window) >= tonumber(ARGV[4]) then return oldest end
 redis.call('ZADD', window, ARGV[2], redis.call('HINCRBY', acct, 'seq', 1))
 return false
@@ -1124,20 +1127,21 @@ settle()
 return redis.call('HGET', after, ARGV[4])
 """
 )
-# ARGV[4]: credits to add.
+# ARGV[4]: credits to add; ARGV[5]: the rate-limit clock's time, for the window. (`_LEDGER_USAGE`: ARGV[4].)
 _LEDGER_TOP_UP = (
     _LEDGER
     + """
 local topped_up, spent, held = settle()
 topped_up = round6(topped_up + tonumber(ARGV[4]))
 redis.call('HSET', acct, 'topped_up', num(topped_up))
-return usage(topped_up, spent, held)
+return usage(topped_up, spent, held, tonumber(ARGV[5]))
 """
 )
 _LEDGER_USAGE = (
     _LEDGER
     + """
-return usage(settle())
+local topped_up, spent, held = settle()
+return usage(topped_up, spent, held, tonumber(ARGV[4]))
 """
 )
 _ACCOUNT_KEYS = (
@@ -1174,9 +1178,10 @@ class RedisLedger:
         """Make sure the key has an account."""
         self._touch(keys=self._keys(key), args=self._args(key, 0.0, None))
 
-    def count(self, key: str, rpm: int, now: float) -> float | None:
+    def count(self, key: str, rpm: int, window_now: float) -> float | None:
         """Count a submission in the window, or return when the window frees up."""
-        oldest = self._backend.run(Call(self._count, self._keys(key), self._args(key, now, None, str(rpm))))[0]
+        args = self._args(key, window_now, None, str(rpm))
+        oldest = self._backend.run(Call(self._count, self._keys(key), args))[0]
         return float(oldest) + RATE_LIMIT_RESET_SECONDS if oldest is not None else None
 
     def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
@@ -1198,16 +1203,18 @@ class RedisLedger:
         after = self._backend.run(Call(self._remaining, self._keys(key), self._args(key, now, credits, request_id)))[0]
         return round_credits(float(after)) if after is not None else None
 
-    def top_up(self, key: str, add: float, credits: float | None, now: float) -> Usage:
+    def top_up(self, key: str, add: float, credits: float | None, now: float, window_now: float) -> Usage:
         """Add credits after settling."""
-        return _usage(key, self._top_up(keys=self._keys(key), args=self._args(key, now, credits, repr(add))))
+        args = self._args(key, now, credits, repr(add), repr(window_now))
+        return _usage(key, self._top_up(keys=self._keys(key), args=args))
 
-    def usage(self, credits: Callable[[str], float | None], now: float) -> list[Usage]:
+    def usage(self, credits: Callable[[str], float | None], now: float, window_now: float) -> list[Usage]:
         """Every account, in the order they were created, settled in one pipeline."""
         keys = _strings(self._redis.lrange(self._index, 0, -1))
         with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                self._usage(keys=self._keys(key), args=self._args(key, now, credits(key)), client=pipe)
+                args = self._args(key, now, credits(key), repr(window_now))
+                self._usage(keys=self._keys(key), args=args, client=pipe)
             found = self._backend.guard.call(pipe.execute)
         return [_usage(key, raw) for key, raw in zip(keys, found, strict=True)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,8 @@ MISSING_KEY = (
     "Missing Authorization or x-api-key in header. Send your key as `x-api-key: SG_...`, the header "
     "Segmind's docs and SDK use (an `Authorization: Bearer` key is not read)"
 )
+# The 503 of a v1 call still waiting for its job when the server shuts down (GUESS: the fake's own).
+SHUTTING_DOWN = "Service Unavailable: the fake is shutting down; send the request again once it is back"
 # The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
 # without one: any key in open mode, a declared key without `credits`. A number, since clients parse
 # it as one (segmind-workflow's total_credits_left() calls float()); it never goes down (CHOICE).
@@ -108,18 +111,19 @@ def method_not_allowed(method: str, path: str, allowed: list[str]) -> ApiError:
     return ApiError(405, message, {"Allow": allow})
 
 
-def rate_limit_headers(reset_at: float) -> dict[str, str]:
-    """Headers of a 429: when the client may try again, in UTC (2ND; format GUESS)."""
-    return {RATE_LIMIT_RESET_HEADER: utc(reset_at)}
+def rate_limit_headers(seconds_left: float) -> dict[str, str]:
+    """Headers of a 429: when the client may try again, in UTC (2ND; format GUESS); see `reset_time`."""
+    return {RATE_LIMIT_RESET_HEADER: reset_time(seconds_left)}
 
 
-LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+def reset_time(seconds_left: float) -> str:
+    """The time of day `seconds_left` real seconds from now, as a 429 states it: ISO 8601 UTC on the wall clock.
 
-
-def utc(at: float) -> str:
-    """A simulated time as ISO 8601 UTC, rounded up to the second so that waiting until then is enough."""
-    # A clock advanced past the year 9999 still gets a date (the last one datetime can write).
-    return datetime.fromtimestamp(min(math.ceil(at), LATEST_TIMESTAMP), UTC).strftime(RATE_LIMIT_RESET_FORMAT)
+    The `Date` header's clock, never the fake's, which may run at any speed or have jumped: a client
+    waiting until then, by `Date` or its own clock, has waited `seconds_left` (docs/accounts.md).
+    Rounded up to the second, so that waiting until then is enough.
+    """
+    return datetime.fromtimestamp(math.ceil(time.time() + seconds_left), UTC).strftime(RATE_LIMIT_RESET_FORMAT)
 
 
 def rate_limited(rpm: int) -> str:

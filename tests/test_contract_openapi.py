@@ -3,6 +3,8 @@ outsider's whole schemathesis run against a real server."""
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -10,20 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
+from openapi_core.exceptions import OpenAPIError
 from openapi_core.validation.response.exceptions import MissingRequiredHeader
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from contracts import MODELS
 from contracts.openapi import openapi_document
+from contracts.responses import ERROR_CODES, POLL_ERROR_CODES
 from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_video import data_uri, png
 
+ROOT = Path(__file__).resolve().parents[1]
 SVD = dict(MODELS["svd"].example)
+MOTION = dict(MODELS["motionctrl-svd"].example)
 
 
 @dataclass
@@ -126,6 +134,47 @@ def test_openapi_core_validates_every_captured_exchange(served: tuple[SegmindMoc
         api.validate_response(request, response)  # raises, naming what the document does not allow
 
 
+@pytest.mark.parametrize("form", ["data-uri", "base64"])
+def test_openapi_core_accepts_the_inline_images_the_fake_accepts(
+    served: tuple[SegmindMock, httpx.Client, OpenAPI], form: str
+) -> None:
+    mock, http, api = served
+    image = png(np.full((64, 64, 3), 200, np.uint8))
+    inline = data_uri(image) if form == "data-uri" else base64.b64encode(image).decode()
+    mock.clock.virtual = True  # v1 calls answer at once
+    answers = [
+        http.post("/v2/svd", json={**SVD, "image": inline}),
+        http.post("/v2/motionctrl-svd", json={**MOTION, "input_image": inline}),
+        http.post("/v1/svd", json={**SVD, "image": inline}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        request, response = captured(answer)
+        api.validate_request(request)  # raises, naming what the document does not allow
+        api.validate_response(request, response)
+    refused = http.post("/v2/svd", json={**SVD, "image": "a cat"})
+    assert refused.status_code == 400
+    with pytest.raises(OpenAPIError):
+        api.validate_request(captured(refused)[0])
+
+
+def test_every_answer_a_poll_rule_can_force_is_in_the_document(
+    served: tuple[SegmindMock, httpx.Client, OpenAPI],
+) -> None:
+    _, http, api = served
+    job = http.post("/v2/svd", json=SVD).json()
+    forced = set()
+    for code in ERROR_CODES:
+        rule = {"target": "status", "outcome": "http_error", "status": code, "times": 1}
+        if http.post("/_mock/scenarios", json=rule).status_code != 201:
+            continue  # refused, naming what a poll may answer
+        answer = http.get(job["status_url"])
+        assert answer.status_code == code
+        forced.add(code)
+        api.validate_response(*captured(answer))
+    assert forced == set(POLL_ERROR_CODES)
+
+
 def test_openapi_core_sees_a_429_without_its_reset_header(served: tuple[SegmindMock, httpx.Client, OpenAPI]) -> None:
     mock, http, api = served
     mock.add_scenario(outcome="http_error", status=429, times=1)
@@ -149,12 +198,15 @@ def test_an_outsiders_schemathesis_run_finds_nothing(tmp_path: Path) -> None:
     if executable is None:
         pytest.skip("the schemathesis command is not installed")
     (tmp_path / "schemathesis.toml").write_text(f'[headers]\n"x-api-key" = "{API_KEY}"\n')
+    # Inline images must decode as images, which the document cannot say: the run is told (the hook).
+    hooks = {"SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "support_schemathesis.py"), "PYTHONPATH": str(ROOT)}
     # Declared keys: a made-up key is refused with 401, as schemathesis' ignored_auth check expects.
     mock = SegmindMock(Settings(speed=0, virtual=True, accounts=parse_config({"keys": {API_KEY: {}}})))
     with ServerThread(mock.app) as url:
         done = subprocess.run(
             [executable, *SCHEMATHESIS, f"{url}/openapi.json"],
             cwd=tmp_path,
+            env={**os.environ, **hooks},
             capture_output=True,
             text=True,
             timeout=300,

@@ -146,6 +146,11 @@ def test_in_process_faults_raise_what_a_socket_would(client: httpx.Client, sdk_f
         ({"outcome": "disconnect", "nth": 0}, "nth must be a positive integer"),
         ({"outcome": "disconnect", "target": "status", "queue_seconds": 1}, "unknown field(s) queue_seconds"),
         ({"outcome": "malformed", "delay_seconds": -1}, "delay_seconds must be a number of seconds, 0 or more"),
+        (
+            {"outcome": "http_error", "status": 406, "target": "status"},
+            "status 406 is not an answer to a poll (target 'status'): a poll may answer 401, 403, 404, 429, 500",
+        ),
+        ({"outcome": "http_error", "status": 400, "target": "result"}, "use target 'submit' for it"),
     ],
 )
 def test_a_bad_fault_rule_is_a_400_that_says_what_to_fix(client: httpx.Client, rule: dict, message: str) -> None:

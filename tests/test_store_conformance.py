@@ -69,6 +69,19 @@ def test_the_clock_advances_freezes_and_resets(backend: Backend) -> None:
     assert clock.speed == 0
 
 
+def test_the_rate_limit_clock_runs_in_real_time_and_moves_with_every_advance(backend: Backend) -> None:
+    clock = Clock(backend.clock(0.0))  # frozen: only real time and advances move the rate-limit clock
+    start = clock.window_now()
+    clock.advance(90)
+    moved = clock.window_now()
+    assert 90 <= moved - start < 95
+    clock.set_speed(100)  # a change of speed is no jump
+    clock.set_speed(0)
+    assert moved <= clock.window_now() < moved + 5
+    clock.reset(0)  # back to real time: the advances are forgotten with the usage they timed
+    assert start <= clock.window_now() < moved
+
+
 @pytest.mark.parametrize("speed", [math.inf, -math.inf, math.nan, -1.0])
 def test_a_speed_that_is_not_finite_and_0_or_more_is_refused_by_every_store(url: str, speed: float) -> None:
     with pytest.raises(ValueError, match="speed must be a finite number, 0 or more"):
@@ -228,7 +241,7 @@ def test_charges_are_held_then_spent_when_due_and_a_key_cannot_start_more_than_i
     with pytest.raises(wire.ApiError) as refused:
         accounts.charge(_job("c"), 1000.0)
     assert refused.value.status == 406 and "of which 0.5 is held" in refused.value.message
-    (usage,) = accounts.view(first.finished_at)["accounts"]
+    (usage,) = accounts.view(first.finished_at, 0.0)["accounts"]
     assert (usage["spent"], usage["held"], usage["balance"]) == (0.5, 0.0, 0.0)
     assert accounts.billing(first, first.finished_at) == {"cost": 0.25, "remaining_credits": 0.25}
 
@@ -236,7 +249,7 @@ def test_charges_are_held_then_spent_when_due_and_a_key_cannot_start_more_than_i
 def test_a_failing_jobs_charge_is_released_and_top_ups_settle_first(backend: Backend) -> None:
     accounts = _accounts(backend)
     accounts.charge(_job("a", error="boom"), 1000.0)
-    view = accounts.top_up(KEY, 2.0, 2000.0)
+    view = accounts.top_up(KEY, 2.0, 2000.0, 0.0)
     assert (view["spent"], view["held"], view["balance"]) == (0.0, 0.0, 3.0)
 
 
@@ -279,5 +292,5 @@ def test_results_are_kept_for_the_retention_after_submission(service: Service) -
 def test_configure_declares_only_the_new_configs_keys(service: Service) -> None:
     service.configure(Settings(speed=0, accounts=parse_config({"keys": {"SG_old_key_0001": {"credits": 1}}})))
     service.configure(Settings(speed=0, accounts=parse_config({"keys": {"SG_new_key_0002": {"credits": 2}}})))
-    keys = [account["key"] for account in service.accounts.view(service.clock.now())["accounts"]]
+    keys = [account["key"] for account in service.account_view()["accounts"]]
     assert keys == ["SG_…0002"]  # masked, like every key the fake shows

@@ -64,7 +64,7 @@ def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(
         assert _status(one, completed).json()["status"] == "COMPLETED"
         assert second.scenarios.rules() == []  # used up by the one submission
         assert [entry["request_id"] for entry in first.requests][:2] == [failed, completed]
-        spent = second.accounts.view(second.clock.now())["accounts"][0]["spent"]
+        spent = second.service.account_view()["accounts"][0]["spent"]
         assert spent == wire.PRICES["svd"]  # one completed job, charged once whichever fake served it
         first.reset()
         assert (second.jobs, second.requests, _status(two, completed).status_code) == ([], [], 404)
