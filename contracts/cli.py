@@ -15,7 +15,14 @@ from contracts.flags import Parser, integer, non_negative, positive_seconds, who
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import Options
-from contracts.verify import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, verify_command
+from contracts.verify import (
+    COMMAND_TIMEOUT_SECONDS,
+    COMMAND_VARIABLES,
+    VERIFY_API_KEY,
+    CannotVerify,
+    KeyRefused,
+    verify_command,
+)
 
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
@@ -131,7 +138,8 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
         + ", ".join(COMMAND_VARIABLES)
         + " (the request body as JSON) in its environment. Exit status 0 with the result on stdout "
         "is a result; any other exit status is a reported failure. Exit 0 when every scenario was "
-        "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
+        "handled as documented, 1 otherwise, 2 when it cannot judge: the fake cannot be reached, "
+        "refuses the API key, or the command cannot start.",
     )
     parser.add_argument(
         "--command",
@@ -145,6 +153,12 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     )
     parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
     parser.add_argument(
+        "--api-key",
+        default=None,
+        help=f"the key the client gets, which the fake must accept (default: ${API_KEY_VARIABLE}, "
+        f"else {VERIFY_API_KEY}, which a fake without declared keys accepts)",
+    )
+    parser.add_argument(
         "--timeout",
         type=positive_seconds,
         default=COMMAND_TIMEOUT_SECONDS,
@@ -155,10 +169,17 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
 
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the command client as the parsed arguments say and print the verdict."""
+    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or VERIFY_API_KEY
     try:
-        report = verify_command(args.client_command, args.base_url, model=args.model, timeout=args.timeout)
+        report = verify_command(
+            args.client_command, args.base_url, model=args.model, api_key=api_key, timeout=args.timeout
+        )
     except httpx.HTTPError as error:
         print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except CannotVerify as error:
+        hint = f"; give one it accepts with --api-key or ${API_KEY_VARIABLE}" if isinstance(error, KeyRefused) else ""
+        print(f"segmind-mock verify: cannot run: {error}{hint}", file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
