@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import threading
 import time
@@ -14,11 +15,14 @@ import httpx
 import pytest
 from segmind import SegmindClient
 
+from contracts.openapi import API_KEY_VARIABLE
 from contracts.responses import ERROR_CODES, FINAL_CODES
 from contracts.verify import scenarios, verify_client
 from mock_server import SegmindMock, Settings
 from mock_server.cli import main
+from mock_server.journal import mask_key
 from mock_server.server import ServerThread
+from tests.support_accounts import CONFIG, POOR, RICH, SVD_ONLY
 from tests.support_contracts import sdk_client
 
 NAMES = [scenario.name for scenario in scenarios()]
@@ -257,3 +261,116 @@ def test_the_mirror_urls_field_is_a_boolean_of_submit_rules(fake_url: tuple[str,
         )
     assert wrong.status_code == 400 and "mirror_urls must be true or false" in wrong.json()["error"]
     assert on_a_poll.status_code == 400 and "unknown field(s) mirror_urls" in on_a_poll.json()["error"]
+
+
+# A command client polling at a chosen real-time pace (support_paced_client.py says how).
+PACED_CLIENT = Path(__file__).with_name("support_paced_client.py")
+PACE_PROBLEM = re.compile(
+    r"polled without pause: (\d+) polls of the waiting job in ([\d.]+) s of real time, ([\d.]+) a second \(at most 4\)"
+)
+
+
+def paced(interval: float, retry_429_after: float | None = None) -> str:
+    """The command of a client sleeping `interval` real seconds between polls, retrying a 429 after a pause if given."""
+    retry = "" if retry_429_after is None else f" {retry_429_after}"
+    return f"{sys.executable} {PACED_CLIENT} {interval}{retry}"
+
+
+@pytest.fixture
+def fake_with_keys() -> Iterator[tuple[str, SegmindMock]]:
+    mock = SegmindMock(Settings(speed=0, accounts=CONFIG))
+    with ServerThread(mock.app) as url:
+        yield url, mock
+
+
+@pytest.mark.parametrize("interval", [0, 0.01])
+def test_verify_flags_a_command_polling_faster_than_four_times_a_second_by_its_real_rate(
+    interval: float, fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = fake_url
+    assert main(["verify", "--base-url", url, "--command", paced(interval)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL completed: " in out, out
+    found = PACE_PROBLEM.search(out)
+    assert found, out
+    polls, span, rate = int(found[1]), float(found[2]), float(found[3])
+    # The rate shown is the real one over the span shown (both rounded), and above the limit it names.
+    assert (polls - 1) / (span + 0.0005) - 0.05 <= rate <= (polls - 1) / max(span - 0.0005, 1e-9) + 0.05
+    assert rate > 4
+
+
+@pytest.mark.slow  # every scenario, each run of the client polling every 0.5 s: about 30 s
+def test_verify_passes_a_command_polling_every_half_second_with_a_declared_key(
+    fake_with_keys: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, mock = fake_with_keys
+    monkeypatch.setenv(API_KEY_VARIABLE, POOR)  # --api-key wins over the variable
+    # It retries the 429 after 1.2 s: a pause, so not at once.
+    assert main(["verify", "--base-url", url, "--command", paced(0.5, 1.2), "--api-key", RICH]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(NAMES)}/{len(NAMES)} scenarios handled" in out, out
+    assert re.search(r"ok   http_429: .*; returned \{'status': 'COMPLETED'", out), out
+    assert {job["api_key"] for job in mock.jobs} == {mask_key(RICH)}  # every job under the key given
+
+
+@pytest.mark.slow  # every scenario: about 30 s
+def test_verify_flags_a_429_retried_at_once(
+    fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = fake_url
+    assert main(["verify", "--base-url", url, "--command", paced(0.5, 0)]) == 1
+    out = capsys.readouterr().out
+    assert f"{len(NAMES) - 1}/{len(NAMES)} scenarios handled" in out and "FAIL http_429: " in out, out
+    assert re.search(r"retried a 429 at once: 0\.\d{3} s of real time after it \(at least 1 s;", out), out
+
+
+@pytest.mark.parametrize(
+    ("variable", "flags", "said"),
+    [
+        (None, [], "…ee00 for svd: 401 Unauthorized"),  # the default key, which only an open fake accepts
+        (SVD_ONLY, ["--model", "motionctrl-svd"], "…00dd for motionctrl-svd: 403 "),
+        (SVD_ONLY, ["--model", "motionctrl-svd", "--api-key", "SG_0000000000000bad"], "…0bad for motionctrl-svd: 401 "),
+    ],
+)
+def test_verify_cannot_run_with_a_key_the_fake_refuses(
+    variable: str | None,
+    flags: list[str],
+    said: str,
+    fake_with_keys: tuple[str, SegmindMock],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, mock = fake_with_keys
+    if variable is None:
+        monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(API_KEY_VARIABLE, variable)
+    assert main(["verify", "--base-url", url, "--command", paced(0.5), *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no report: the client is not judged
+    [line] = captured.err.splitlines()
+    assert line.startswith("segmind-mock verify: cannot run: the fake refuses the API key ") and said in line, line
+    assert line.endswith(f"; give one it accepts with --api-key or ${API_KEY_VARIABLE}")
+    assert mock.jobs == [] and mock.scenarios.rules() == []  # the client never ran
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            "nodee-is-not-installed good.js",
+            "cannot start the command 'nodee-is-not-installed': No such file or directory",
+        ),
+        (str(PACED_CLIENT), f"cannot start the command '{PACED_CLIENT}': Permission denied"),  # not executable
+        ("node 'good.js", 'cannot read the command "node \'good.js": No closing quotation'),
+    ],
+)
+def test_verify_cannot_run_a_command_that_cannot_start(
+    command: str, said: str, fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, mock = fake_url
+    assert main(["verify", "--base-url", url, "--command", command]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"segmind-mock verify: cannot run: {said}"]
+    assert mock.scenarios.rules() == [] and mock.clock.speed == 0
