@@ -16,8 +16,8 @@ import httpx
 from contracts.extras import MissingExtra
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import Options
-from contracts.verify import verify_command
+from contracts.options import VERIFY_API_KEY, Options
+from contracts.verify import CannotVerify, KeyRefused, verify_command
 
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
@@ -71,10 +71,17 @@ def _suite() -> ModuleType:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the command client as the parsed arguments say and print the verdict."""
+    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or VERIFY_API_KEY
     try:
-        report = verify_command(args.client_command, args.base_url, model=args.model, timeout=args.timeout)
+        report = verify_command(
+            args.client_command, args.base_url, model=args.model, api_key=api_key, timeout=args.timeout
+        )
     except httpx.HTTPError as error:
         print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except CannotVerify as error:
+        hint = f"; give one it accepts with --api-key or ${API_KEY_VARIABLE}" if isinstance(error, KeyRefused) else ""
+        print(f"segmind-mock verify: cannot run: {error}{hint}", file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
     return EXIT_OK if report.ok else EXIT_VIOLATIONS

@@ -11,7 +11,7 @@ import argparse
 from contracts.flags import Parser, integer, non_negative, positive_seconds, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, Options
+from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, VERIFY_API_KEY, Options
 
 
 def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
@@ -78,7 +78,8 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
         + ", ".join(COMMAND_VARIABLES)
         + " (the request body as JSON) in its environment. Exit status 0 with the result on stdout "
         "is a result; any other exit status is a reported failure. Exit 0 when every scenario was "
-        "handled as documented, 1 otherwise, 2 when the fake cannot be reached.",
+        "handled as documented, 1 otherwise, 2 when it cannot judge: the fake cannot be reached, "
+        "refuses the API key, or the command cannot start.",
     )
     parser.add_argument(
         "--command",
@@ -91,6 +92,12 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
         "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
     )
     parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help=f"the key the client gets, which the fake must accept (default: ${API_KEY_VARIABLE}, "
+        f"else {VERIFY_API_KEY}, which a fake without declared keys accepts)",
+    )
     parser.add_argument(
         "--timeout",
         type=positive_seconds,

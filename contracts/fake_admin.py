@@ -87,6 +87,11 @@ class FakeAdmin:
         entries: list[Entry] = self._get("/requests")
         return entries
 
+    def count_requests(self, path: str) -> int:
+        """How many calls in the journal had `path` in their path (its `X-Total-Count`, one entry read)."""
+        response = self.client.get(self._url("/requests"), params={"path": path, "limit": 1}).raise_for_status()
+        return int(response.headers["X-Total-Count"])
+
     def _get(self, path: str) -> Any:
         return self.client.get(self._url(path)).raise_for_status().json()
 

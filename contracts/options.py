@@ -25,5 +25,8 @@ class Options:
 
 # The environment a command client gets (see verify.verify_command).
 COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SEGMIND_PAYLOAD")
+# The key a verified client gets when neither `verify --api-key` nor $SEGMIND_API_KEY gives one: any
+# key in open mode.
+VERIFY_API_KEY = "SG_00000000c0ffee00"
 # Real seconds one run of a client's command may take (`verify --timeout`).
 COMMAND_TIMEOUT_SECONDS = 60.0

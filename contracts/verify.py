@@ -10,18 +10,22 @@
 (`base_url=f"{fake}/v1"`), and `verify_command` a client in any language, run as a command (the
 protocol is in docs/contracts.md). Each scenario is set up through the fake's admin API
 (`/_mock/scenarios`, scoped to the harness's API key and model); the client runs in a thread, and
-the harness moves the fake's clock (or runs it fast) so a client polling at any interval sees the
-outcome. Afterwards the fake's journal (`/_mock/requests`) shows what the client called: whether
-it followed the URLs it was given, how fast it polled, whether it retried a refusal, whether it
-fetched the result it returned. A client that does not handle the plain completed job is not
-judged on the rest; after a client hangs, the rest are not run.
+the harness runs the fake's clock at real time and moves it past the job's end (or runs it fast)
+so a client polling at any interval sees the outcome. Afterwards the fake's journal
+(`/_mock/requests`) shows what the client called and when, in real seconds: whether it followed the
+URLs it was given, how often a second it polled, whether it retried a refusal or retried a 429 at
+once, whether it fetched the result it returned. A client that does not handle the plain completed
+job is not judged on the rest; after a client hangs, the rest are not run. What keeps the harness
+from judging at all (a key the fake refuses, a command that cannot start) raises CannotVerify.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -35,36 +39,56 @@ import httpx
 
 from contracts.fake_admin import FakeAdmin
 from contracts.models import MODELS
-from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES
+from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, VERIFY_API_KEY
 from contracts.responses import (
     ERROR_CODES,
     FAILED_STATUS,
     FINAL_CODES,
     RESULT_RETENTION_SECONDS,
     TRANSIENT_CODES,
+    WAITING_STATES,
 )
 
 Client = Callable[[str, str, str, dict[str, Any]], Any]
 
-VERIFY_API_KEY = "SG_00000000c0ffee00"
+# The key the client gets unless told otherwise: shaped like Segmind's, so a fake without declared
+# keys accepts it.
 # Simulated seconds the harness moves the clock once the client's job exists: past the end of
 # any job (queue plus the slowest model's latency), and far past the documented retention.
 PAST_THE_END_SECONDS = 1000.0
 PAST_RETENTION_SECONDS = 86400.0
 # A job that outlives its retention while still PROCESSING (the admin API caps seconds at 1e9).
 NEVER_ENDS_SECONDS = 1e8
-# Pace: the completed job runs with the clock this many times real time, and a client polling
-# more than MAX_POLLS_PER_SECOND times a simulated second (polls under 10 ms of real time apart)
-# polls without pause. Any client sleeping between polls (the SDK: 1 s) is far below it.
-PACE_SPEED = 100.0
-MAX_POLLS_PER_SECOND = 1.0
+# While a client runs the clock runs at real time: the journal's times, less the one move the
+# harness makes, are then the real times of the client's calls, whatever the machine's speed.
+REAL_TIME = 1.0
+# Pace, judged in real time: the completed job's status polls, while it waits, at most this many a
+# second on average (a client sleeping 0.25 s or more between polls).
+MAX_POLLS_PER_SECOND = 4.0
+# The harness watches the completed job until the client has polled it this many times, or for
+# this many real seconds, before moving the clock past its end: a client sleeping 1 s is judged
+# on 3 gaps after 3 s, a client without pause after a few milliseconds. The job runs this long
+# (simulated seconds, at real time), far past the watch, PROCESSING from the start: a client's
+# patience with a queue is long_queue's to judge.
+PACE_POLLS = 4
+PACE_WINDOW_SECONDS = 5.0
+PACE_JOB_SECONDS = 300.0
+_PACE_WATCH_STEP_SECONDS = 0.05
+# A 429 retried sooner than this, in real seconds, is retried at once.
+RATE_LIMIT_RETRY_SECONDS = 1.0
 # A long queue: the job waits this long QUEUED, with the clock run this fast (about 2 s of real time).
 LONG_QUEUE_SECONDS = 1800.0
 LONG_QUEUE_SPEED = 1000.0
-# The SDK client's pause between polls when verify_client is given a SegmindClient (real seconds).
-SDK_POLL_INTERVAL = 0.05
 _WATCH_STEP_SECONDS = 0.005
 _RESULT_LIMIT = 160
+
+
+class CannotVerify(Exception):
+    """The harness cannot judge the client: the fake refuses its key, or its command cannot start."""
+
+
+class KeyRefused(CannotVerify):
+    """The fake answers the harness's key with 401 or 403: no client could handle a scenario with it."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +99,9 @@ class Scenario:
     description: str
     rule: dict[str, Any] | None  # the scenario posted to /_mock/scenarios
     expect: str  # "result", "error", or "error-or-result" (retrying a transient error is fine)
-    advance: float = PAST_THE_END_SECONDS
-    # Run the clock at this speed instead of moving it past the end at once.
-    speed: float | None = None
-    judge_pace: bool = False
+    advance: float = PAST_THE_END_SECONDS  # moved once the client's job exists (0: never)
+    speed: float = REAL_TIME  # the clock's speed while the client runs
+    judge_pace: bool = False  # watch the client poll the waiting job before moving the clock
 
 
 @dataclass(frozen=True)
@@ -135,9 +158,8 @@ def scenarios() -> list[Scenario]:
         Scenario(
             "completed",
             "the job completes: follow the URLs given, poll with pauses, return the result",
-            {"outcome": "completed", **mirrored},
+            {"outcome": "completed", "queue_seconds": 0, "processing_seconds": PACE_JOB_SECONDS, **mirrored},
             "result",
-            speed=PACE_SPEED,
             judge_pace=True,
         ),
         Scenario(
@@ -145,6 +167,7 @@ def scenarios() -> list[Scenario]:
             f"the job waits {LONG_QUEUE_SECONDS:g} s QUEUED: keep polling, return the result",
             {"outcome": "completed", "queue_seconds": LONG_QUEUE_SECONDS, **mirrored},
             "result",
+            advance=0,
             speed=LONG_QUEUE_SPEED,
         ),
         Scenario(
@@ -207,7 +230,8 @@ def verify_client(
 
     `client` is a callable `(base_url, api_key, model, payload) -> result` that raises on failure,
     or the official SDK's `SegmindClient` built with `base_url=f"{base_url}/v1"` (its own key is
-    used). Anything else is refused at once with a TypeError saying what to pass.
+    used). Anything else is refused at once with a TypeError saying what to pass. Raises KeyRefused
+    when the fake refuses the key (before any scenario), CannotVerify when a command cannot start.
     """
     base = base_url.rstrip("/")
     call, api_key = _as_client(client, base, api_key)
@@ -217,6 +241,7 @@ def verify_client(
     with httpx.Client(transport=transport, timeout=30.0) as http:
         admin = FakeAdmin(http, base)
         speed = admin.speed()
+        _check_key(http, base, api_key, model)
         try:
             for index, scenario in enumerate(planned):
                 outcome, hung = _Drive(admin, call, scenario, base, api_key, model, payload, timeout).run()
@@ -254,13 +279,22 @@ def command_client(command: str, timeout: float = 60.0) -> Client:
     Environment: SEGMIND_BASE_URL (the fake, no /v1), SEGMIND_API_KEY, SEGMIND_MODEL and
     SEGMIND_PAYLOAD (the request body as JSON). Exit 0 with the result on stdout (JSON, or text)
     means a result; any other exit status means the client reported a failure (its stderr says why).
+    A command that cannot start (not found, not executable) raises CannotVerify, at its first run.
     """
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise CannotVerify(f"cannot read the command {command!r}: {error}") from None
+    if not argv:
+        raise CannotVerify("the command is empty")
 
     def run(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
         values = (base_url, api_key, model, json.dumps(payload))
         env = {**os.environ, **dict(zip(COMMAND_VARIABLES, values, strict=True))}
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        except OSError as error:  # not found, not executable, not a program: nothing of the client ran
+            raise CannotVerify(f"cannot start the command {argv[0]!r}: {error.strerror or error}") from None
         if done.returncode != 0:
             last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
             raise CommandFailed(f"exit status {done.returncode}: {last}")
@@ -270,6 +304,19 @@ def command_client(command: str, timeout: float = 60.0) -> Client:
             return done.stdout.strip()
 
     return run
+
+
+def _check_key(http: httpx.Client, base: str, api_key: str, model: str) -> None:
+    """Raise KeyRefused unless the fake accepts `api_key` for `model`: one submission it refuses for its empty body."""
+    answer = http.post(f"{base}/v2/{model}", json={}, headers={"x-api-key": api_key})
+    if answer.status_code in (401, 403):
+        try:
+            said = answer.json().get("error", answer.text)
+        except ValueError:
+            said = answer.text
+        raise KeyRefused(
+            f"the fake refuses the API key …{api_key[-4:]} for {model}: {answer.status_code} {_short(said)}"
+        )
 
 
 def _as_client(client: Any, base: str, api_key: str) -> tuple[Client, str]:
@@ -285,7 +332,7 @@ def _as_client(client: Any, base: str, api_key: str) -> tuple[Client, str]:
         sdk = client
 
         def run(base_url: str, key: str, model: str, payload: dict[str, Any]) -> Any:
-            return sdk.submit_async(model, **payload).wait(interval=SDK_POLL_INTERVAL)
+            return sdk.submit_async(model, **payload).wait()  # at its default interval
 
         return run, str(client.api_key or api_key)
     if not callable(client):
@@ -328,12 +375,13 @@ class _Drive:
         self.timeout = timeout
         self.result: dict[str, Any] = {}
         self.job_id: str | None = None
+        self.moved_at: float | None = None  # the simulated time at which the harness moved the clock
 
     def run(self) -> tuple[Outcome, bool]:
         admin, scenario = self.admin, self.scenario
         # One simulated second apart: the journal's times tell this scenario's calls from the last one's.
         started = admin.advance(1)
-        admin.set_speed(scenario.speed or 0)
+        admin.set_speed(scenario.speed)
         with contextlib.ExitStack() as scoped:
             if scenario.rule is not None:  # removed once the clock is stopped again
                 scoped.enter_context(admin.scenario_once(scenario.rule, self.api_key, self.model))
@@ -341,17 +389,35 @@ class _Drive:
             thread = threading.Thread(target=self._call, name=f"verify-{scenario.name}", daemon=True)
             thread.start()
             deadline = time.monotonic() + self.timeout
+            appeared = 0.0
             while thread.is_alive() and time.monotonic() < deadline:
                 if self.job_id is None and (new := admin.job_ids() - before):
                     self.job_id = sorted(new)[0]
-                    if scenario.speed is None:
-                        admin.advance(scenario.advance)
-                thread.join(_WATCH_STEP_SECONDS)
+                    appeared = time.monotonic()
+                watching = self.job_id is not None and self.moved_at is None and scenario.advance > 0
+                if watching and not self._watching_pace(appeared):
+                    self.moved_at = admin.advance(scenario.advance) - scenario.advance
+                    watching = False
+                thread.join(_PACE_WATCH_STEP_SECONDS if watching else _WATCH_STEP_SECONDS)
             admin.set_speed(0)
         hung = thread.is_alive()
+        if isinstance(self.result.get("error"), CannotVerify):
+            raise self.result["error"]
         if self.job_id is None and (new := admin.job_ids() - before):
             self.job_id = sorted(new)[0]
         return self._judge(hung, self._journal(started)), hung
+
+    def _watching_pace(self, appeared: float) -> bool:
+        """Whether the harness still watches the client poll the waiting job before moving the clock."""
+        if not self.scenario.judge_pace or time.monotonic() - appeared >= PACE_WINDOW_SECONDS:
+            return False
+        return self.admin.count_requests(str(self.job_id)) < PACE_POLLS
+
+    def _real(self, at: float) -> float:
+        """The real time, in seconds on the fake's clock less the harness's move, of a journal time `at`."""
+        if self.moved_at is not None and at >= self.moved_at:
+            at -= self.scenario.advance
+        return at / self.scenario.speed
 
     def _call(self) -> None:
         try:
@@ -378,7 +444,7 @@ class _Drive:
         return Outcome(scenario, f"returned {_short(repr(value))}", handled, shown, tuple(problems))
 
     def _behaviour(self, calls: list[dict[str, Any]]) -> list[str]:
-        """What the journal shows the client did wrong: own URLs, polling without pause, retried refusals."""
+        """What the journal shows the client did wrong: own URLs, polling too often, retries."""
         problems: list[str] = []
         polls = [call for call in calls if call["method"] == "GET" and self._is_job_path(call["path"])]
         if self.scenario.rule and self.scenario.rule.get("mirror_urls"):
@@ -388,17 +454,22 @@ class _Drive:
                     "built its own poll URLs instead of following status_url/response_url: called " + ", ".join(built)
                 )
         if self.scenario.judge_pace:
-            rate = _poll_rate(polls)
-            if rate > MAX_POLLS_PER_SECOND:
-                problems.append(
-                    f"polled without pause: {len(polls)} polls, {rate:.1f} a simulated second "
-                    f"(at most {MAX_POLLS_PER_SECOND:g}; the clock ran {PACE_SPEED:g}x real time)"
-                )
-        status = (self.scenario.rule or {}).get("status")
-        if status in FINAL_CODES and (self.scenario.rule or {}).get("target", "submit") == "submit":
+            waiting = [self._real(call["at"]) for call in polls if _answered_waiting(call)]
+            problems += _pace_problems(waiting)
+        rule = self.scenario.rule or {}
+        status = rule.get("status")
+        if status and rule.get("target", "submit") == "submit":
             submits = [call for call in calls if call["method"] == "POST"]
-            if len(submits) > 1:
+            if status in FINAL_CODES and len(submits) > 1:
                 problems.append(f"retried a refusal that will not change ({status}): {len(submits)} submissions")
+            for refused, retry in itertools.pairwise(submits):
+                waited = self._real(retry["at"]) - self._real(refused["at"])
+                if refused["status"] == 429 and waited < RATE_LIMIT_RETRY_SECONDS:
+                    problems.append(
+                        f"retried a 429 at once: {waited:.3f} s of real time after it (at least "
+                        f"{RATE_LIMIT_RETRY_SECONDS:g} s; x-rate-limit-reset-at-utc says when to try again)"
+                    )
+                    break
         return problems
 
     def _fetched_result(self, calls: list[dict[str, Any]]) -> bool:
@@ -426,12 +497,25 @@ class _Drive:
         ]
 
 
-def _poll_rate(polls: list[dict[str, Any]]) -> float:
-    """Polls per simulated second over the span they cover (a burst at one instant counts as unbounded)."""
-    if len(polls) < 3:
-        return 0.0
-    span = polls[-1]["at"] - polls[0]["at"]
-    return float("inf") if span <= 0 else (len(polls) - 1) / span
+def _answered_waiting(call: dict[str, Any]) -> bool:
+    """Whether a poll's answer said the job was still waiting (QUEUED or PROCESSING)."""
+    answer = call.get("response")
+    return isinstance(answer, dict) and answer.get("status") in WAITING_STATES
+
+
+def _pace_problems(times: list[float]) -> list[str]:
+    """Polling too often, from the real times of the polls: their average rate, as shown, above the limit."""
+    if len(times) < 2:
+        return []
+    span = max(times) - min(times)  # a poll answered across the clock's move may be journaled after a later one
+    # Judged on the figure the report shows, so the verdict and its message always agree.
+    rate = round((len(times) - 1) / span, 1) if span > 0 else math.inf
+    if rate <= MAX_POLLS_PER_SECOND:
+        return []
+    return [
+        f"polled too often: {len(times)} polls of the waiting job in {span:.3f} s of real time, "
+        f"{rate:.1f} a second (at most {MAX_POLLS_PER_SECOND:g})"
+    ]
 
 
 def _short(text: str) -> str:

@@ -22,7 +22,7 @@ def main(behaviour: str) -> int:
     if behaviour == "sdk":
         client = SegmindClient(api_key=key, base_url=f"{base}/v1")
         try:
-            print(json.dumps(client.submit_async(model, **payload).wait(timeout=20, interval=0.05)))
+            print(json.dumps(client.submit_async(model, **payload).wait(timeout=20)))
             return 0
         except Exception as error:
             print(f"{type(error).__name__}: {error}", file=sys.stderr)

@@ -29,7 +29,7 @@ def sdk_client(base_url: str, api_key: str, model: str, payload: dict[str, Any])
     """The official SDK as a verified client: submit, wait, return the result or raise."""
     client = SegmindClient(api_key=api_key, base_url=f"{base_url}/v1")
     try:
-        return client.submit_async(model, **payload).wait(timeout=10, interval=0.05)
+        return client.submit_async(model, **payload).wait(timeout=20)  # polls at its default interval
     finally:
         client._client.close()
 

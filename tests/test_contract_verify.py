@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import threading
 import time
@@ -14,11 +15,14 @@ import httpx
 import pytest
 from segmind import SegmindClient
 
+from contracts.openapi import API_KEY_VARIABLE
 from contracts.responses import ERROR_CODES, FINAL_CODES
 from contracts.verify import scenarios, verify_client
 from mock_server import SegmindMock, Settings
 from mock_server.cli import main
+from mock_server.journal import mask_key
 from mock_server.server import ServerThread
+from tests.support_accounts import CONFIG, POOR, RICH, SVD_ONLY
 from tests.support_contracts import sdk_client
 
 NAMES = [scenario.name for scenario in scenarios()]
@@ -50,6 +54,10 @@ def careless_client(base_url: str, api_key: str, model: str, payload: dict[str, 
             if status.get("status") not in ("QUEUED", "PROCESSING"):
                 return http.get(submitted["response_url"]).json()
         return status
+
+
+# Real seconds a careful client sleeps between polls: below the harness's limit of 4 polls a second.
+POLL_INTERVAL = 0.3
 
 
 class Polling:
@@ -91,7 +99,7 @@ class Polling:
                 queued += state == "QUEUED"
                 if self.patience is not None and queued > self.patience:
                     raise TimeoutError(f"still QUEUED after {queued} polls")
-                time.sleep(0.05)
+                time.sleep(POLL_INTERVAL)
 
 
 def test_scenarios_start_with_the_plain_job_and_cover_polls_queues_and_each_error_code() -> None:
@@ -107,6 +115,7 @@ def test_scenarios_start_with_the_plain_job_and_cover_polls_queues_and_each_erro
     ] == NAMES
 
 
+@pytest.mark.slow  # the SDK polls at its default interval, 1 s: about 20 s
 def test_the_sdk_handles_every_scenario(fake_url: tuple[str, SegmindMock]) -> None:
     url, mock = fake_url
     report = verify_client(sdk_client, url)
@@ -116,6 +125,7 @@ def test_the_sdk_handles_every_scenario(fake_url: tuple[str, SegmindMock]) -> No
     assert mock.clock.speed == 0  # and the clock runs as it did before
 
 
+@pytest.mark.slow  # as above
 def test_a_segmind_client_built_for_the_fake_is_verified_as_it_is(fake_url: tuple[str, SegmindMock]) -> None:
     url, mock = fake_url
     client = SegmindClient(api_key="SG_0123456789abcdef", base_url=f"{url}/v1")
@@ -149,7 +159,7 @@ def test_a_client_polling_without_pause_is_flagged_and_judged_no_further(fake_ur
     report = verify_client(careless_client, url, model="motionctrl-svd")
     assert report.failed == ["completed"] and [scenario.name for scenario in report.not_judged] == NAMES[1:]
     text = report.render()
-    assert "polled without pause" in text and "a simulated second" in text
+    assert "polled too often" in text and "of real time" in text and "a second (at most 4)" in text
     assert "not judged, since the client did not handle the plain completed job: long_queue" in text
 
 
@@ -183,7 +193,8 @@ def test_a_well_behaved_polling_client_passes(fake_url: tuple[str, SegmindMock])
 def test_a_client_retrying_refusals_that_will_not_change_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
     url, _ = fake_url
     report = verify_client(Polling(retries=2), url)
-    assert report.failed == REFUSALS, report.render()
+    # It retries at once: a 429 too, which it may retry, but not without a pause.
+    assert report.failed == [*REFUSALS, "http_429"], report.render()
     assert "retried a refusal that will not change (400): 2 submissions" in report.render()
 
 
@@ -197,7 +208,9 @@ def test_a_client_inventing_a_result_after_a_failed_poll_is_flagged(fake_url: tu
 
 def test_a_client_giving_up_in_a_long_queue_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
     url, _ = fake_url
-    report = verify_client(Polling(patience=5), url)
+    # Other jobs stay QUEUED until the harness moves the clock, which it does at once; the long queue
+    # lasts 1.8 s of real time, 6 polls.
+    report = verify_client(Polling(patience=3), url)
     assert report.failed == ["long_queue"], report.render()
 
 
@@ -209,7 +222,7 @@ def test_the_run_stops_after_a_client_hangs(fake_url: tuple[str, SegmindMock]) -
     def hangs_in_its_third_call(base_url: str, api_key: str, model: str, payload: dict[str, Any]) -> Any:
         if next(calls) == 2:
             release.wait(10)  # bounded: the test releases it once the harness has given up on it
-        return sdk_client(base_url, api_key, model, payload)
+        return Polling()(base_url, api_key, model, payload)
 
     try:
         report = verify_client(hangs_in_its_third_call, url, timeout=5.0)
@@ -224,7 +237,7 @@ def test_the_run_stops_after_a_client_hangs(fake_url: tuple[str, SegmindMock]) -
     assert mock.scenarios.rules() == []  # the hung scenario's rule is removed too
 
 
-@pytest.mark.parametrize(("behaviour", "code"), [("sdk", 0), ("careless", 1)])
+@pytest.mark.parametrize(("behaviour", "code"), [pytest.param("sdk", 0, marks=pytest.mark.slow), ("careless", 1)])
 def test_verify_runs_a_command_client_once_per_scenario(
     behaviour: str, code: int, fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -250,3 +263,116 @@ def test_the_mirror_urls_field_is_a_boolean_of_submit_rules(fake_url: tuple[str,
         )
     assert wrong.status_code == 400 and "mirror_urls must be true or false" in wrong.json()["error"]
     assert on_a_poll.status_code == 400 and "unknown field(s) mirror_urls" in on_a_poll.json()["error"]
+
+
+# A command client polling at a chosen real-time pace (support_paced_client.py says how).
+PACED_CLIENT = Path(__file__).with_name("support_paced_client.py")
+PACE_PROBLEM = re.compile(
+    r"polled too often: (\d+) polls of the waiting job in ([\d.]+) s of real time, ([\d.]+) a second \(at most 4\)"
+)
+
+
+def paced(interval: float, retry_429_after: float | None = None) -> str:
+    """The command of a client sleeping `interval` real seconds between polls, retrying a 429 after a pause if given."""
+    retry = "" if retry_429_after is None else f" {retry_429_after}"
+    return f"{sys.executable} {PACED_CLIENT} {interval}{retry}"
+
+
+@pytest.fixture
+def fake_with_keys() -> Iterator[tuple[str, SegmindMock]]:
+    mock = SegmindMock(Settings(speed=0, accounts=CONFIG))
+    with ServerThread(mock.app) as url:
+        yield url, mock
+
+
+@pytest.mark.parametrize("interval", [0, 0.01])
+def test_verify_flags_a_command_polling_faster_than_four_times_a_second_by_its_real_rate(
+    interval: float, fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = fake_url
+    assert main(["verify", "--base-url", url, "--command", paced(interval)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL completed: " in out, out
+    found = PACE_PROBLEM.search(out)
+    assert found, out
+    polls, span, rate = int(found[1]), float(found[2]), float(found[3])
+    # The rate shown is the real one over the span shown (both rounded), and above the limit it names.
+    assert (polls - 1) / (span + 0.0005) - 0.05 <= rate <= (polls - 1) / max(span - 0.0005, 1e-9) + 0.05
+    assert rate > 4
+
+
+@pytest.mark.slow  # every scenario, each run of the client polling every 0.5 s: about 30 s
+def test_verify_passes_a_command_polling_every_half_second_with_a_declared_key(
+    fake_with_keys: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, mock = fake_with_keys
+    monkeypatch.setenv(API_KEY_VARIABLE, POOR)  # --api-key wins over the variable
+    # It retries the 429 after 1.2 s: a pause, so not at once.
+    assert main(["verify", "--base-url", url, "--command", paced(0.5, 1.2), "--api-key", RICH]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(NAMES)}/{len(NAMES)} scenarios handled" in out, out
+    assert re.search(r"ok   http_429: .*; returned \{'status': 'COMPLETED'", out), out
+    assert {job["api_key"] for job in mock.jobs} == {mask_key(RICH)}  # every job under the key given
+
+
+@pytest.mark.slow  # every scenario: about 30 s
+def test_verify_flags_a_429_retried_at_once(
+    fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = fake_url
+    assert main(["verify", "--base-url", url, "--command", paced(0.5, 0)]) == 1
+    out = capsys.readouterr().out
+    assert f"{len(NAMES) - 1}/{len(NAMES)} scenarios handled" in out and "FAIL http_429: " in out, out
+    assert re.search(r"retried a 429 at once: 0\.\d{3} s of real time after it \(at least 1 s;", out), out
+
+
+@pytest.mark.parametrize(
+    ("variable", "flags", "said"),
+    [
+        (None, [], "…ee00 for svd: 401 Unauthorized"),  # the default key, which only an open fake accepts
+        (SVD_ONLY, ["--model", "motionctrl-svd"], "…00dd for motionctrl-svd: 403 "),
+        (SVD_ONLY, ["--model", "motionctrl-svd", "--api-key", "SG_0000000000000bad"], "…0bad for motionctrl-svd: 401 "),
+    ],
+)
+def test_verify_cannot_run_with_a_key_the_fake_refuses(
+    variable: str | None,
+    flags: list[str],
+    said: str,
+    fake_with_keys: tuple[str, SegmindMock],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, mock = fake_with_keys
+    if variable is None:
+        monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(API_KEY_VARIABLE, variable)
+    assert main(["verify", "--base-url", url, "--command", paced(0.5), *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no report: the client is not judged
+    [line] = captured.err.splitlines()
+    assert line.startswith("segmind-mock verify: cannot run: the fake refuses the API key ") and said in line, line
+    assert line.endswith(f"; give one it accepts with --api-key or ${API_KEY_VARIABLE}")
+    assert mock.jobs == [] and mock.scenarios.rules() == []  # the client never ran
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            "nodee-is-not-installed good.js",
+            "cannot start the command 'nodee-is-not-installed': No such file or directory",
+        ),
+        (str(PACED_CLIENT), f"cannot start the command '{PACED_CLIENT}': Permission denied"),  # not executable
+        ("node 'good.js", 'cannot read the command "node \'good.js": No closing quotation'),
+    ],
+)
+def test_verify_cannot_run_a_command_that_cannot_start(
+    command: str, said: str, fake_url: tuple[str, SegmindMock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, mock = fake_url
+    assert main(["verify", "--base-url", url, "--command", command]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"segmind-mock verify: cannot run: {said}"]
+    assert mock.scenarios.rules() == [] and mock.clock.speed == 0
