@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     serve.add_argument(
+        "--max-scenarios",
+        type=whole,
+        default=defaults.max_scenarios,
+        help="scenario rules kept at once; more are refused with 400 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-scenario-bytes",
+        type=positive,
+        default=defaults.max_scenario_bytes,
+        help="largest scenario rule, as JSON; larger ones are refused with 400 (default: %(default)s)",
+    )
+    serve.add_argument(
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
@@ -229,6 +241,8 @@ def serve(args: argparse.Namespace) -> int:
             queue_seconds=args.queue_seconds,
             max_body_bytes=args.max_body_bytes,
             journal_size=args.journal_size,
+            max_scenarios=args.max_scenarios,
+            max_scenario_bytes=args.max_scenario_bytes,
             accounts=accounts,
             images=ImageSource(
                 allowed_dirs=tuple(args.allow_dir),

@@ -64,6 +64,10 @@ class Clock:
         speed, sim, real = self.store.read()  # read on every request: unpacked, not through _at
         return sim + (self.store.real_time() - real) * speed
 
+    def jumps(self) -> bool:
+        """Tell whether a wait jumps the clock to its deadline (virtual mode, or a frozen clock): see `wait_until`."""
+        return self.virtual or not self.store.read().speed
+
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""
         return self._at(self.store.advance(check_seconds(seconds)))

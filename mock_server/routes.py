@@ -22,6 +22,7 @@ from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
 from mock_server import wire
+from mock_server.admin import carries_token
 from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, Job, State
 from mock_server.payload import parse_json_object, read_body
@@ -198,8 +199,15 @@ class SegmindRoutes:
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
 
+        # A v1 call may move a stopped clock only with the admin API's rights, where it needs a token.
+        token = service.settings.admin_token
+        admin = sync and token is not None and carries_token(call.scope, token)
+
         def submit() -> Result:
-            return then(call, service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded))
+            accepted = service.submit(
+                spec, payload, api_key, sync=sync, override=override, checked=decoded, admin=admin
+            )
+            return then(call, accepted)
 
         if service.reads_image(spec, payload):
             return await service.run_blocking(spec, payload, submit)

@@ -27,7 +27,7 @@ from mock_server.images import ImageError, ImageSource, fetches_image, inspect_i
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import JOURNAL_SIZE, Record, mask_key
 from mock_server.pools import FETCH_THREADS, RENDER_THREADS, StoreCalls, WorkerPools
-from mock_server.rulebook import RuleBook
+from mock_server.rulebook import MAX_RULE_BYTES, MAX_RULES, RuleBook
 from mock_server.scenarios import Rule
 from mock_server.storage import Backend, JobStore, JournalStore, StoreUnavailable
 from mock_server.store_memory import MEMORY
@@ -64,6 +64,9 @@ class Settings:
     # The token the admin API requires (None: open). Servers bound beyond loopback get one
     # generated unless one is given (server.admin_token_for); docs/robustness.md.
     admin_token: str | None = None
+    # Scenario rules kept at once, and the size of each as JSON (rulebook.py).
+    max_scenarios: int = MAX_RULES
+    max_scenario_bytes: int = MAX_RULE_BYTES
 
 
 # Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
@@ -144,6 +147,7 @@ class Service:
         sync: bool = False,
         override: Rule | None = None,
         checked: bool = False,
+        admin: bool = False,
     ) -> Accepted:
         """Accept a submission of an authenticated key (see `model`), or raise the ApiError the service would answer.
 
@@ -151,9 +155,12 @@ class Service:
         up. `checked` says the payload is already what the contract's validation returns
         (`contracts.decoding.decode_params`), so it is not validated twice. Checks, in order:
         403 (model not allowed), 429 (rate limit), the rule's `http_error`, 400 (parameters),
-        406 (credits).
+        406 (credits). A `sync` call, whose wait moves a stopped clock for every client, is first
+        refused (400) on a fake whose admin API needs its token, unless the caller is `admin` (holds it).
         """
         now = self.clock.now()
+        if sync and not admin and self.settings.admin_token is not None and self.clock.jumps():
+            raise wire.ApiError(400, wire.STOPPED_CLOCK)
         self.accounts.admit(api_key, spec.slug, now)
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
@@ -235,7 +242,7 @@ class Service:
 
     def add_scenario(self, data: Mapping[str, Any]) -> Rule:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
-        return self.rules.add(data)
+        return self.rules.add(data, self.settings.max_scenarios, self.settings.max_scenario_bytes)
 
     def record(self, record: Callable[[float, *Args], Record], *args: *Args) -> None:
         """Journal `record(now, *args)`: a store that cannot take it, or tell the time, loses it alone (counted)."""
