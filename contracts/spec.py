@@ -163,6 +163,7 @@ def show_value(value: Any) -> str:
     if isinstance(value, int) and not -SHOWN_INTEGER < value < SHOWN_INTEGER:
         # repr() of 4,300+ digits raises, and a message quoting thousands of digits helps no one.
         digits = math.floor(math.log10(abs(value))) + 1
+        digits -= abs(value) < 10 ** (digits - 1)  # log10 of 99...9 rounds up to a whole number
         return f"{'-' if value < 0 else ''}an integer of {digits} digits"
     return repr(value)
 
