@@ -171,8 +171,9 @@ def rule_from_headers(headers: Mapping[str, str]) -> Rule | None:
         data[field_name] = value if field_name in ("outcome", "error") else _header_number(name, value)
         if field_name in HEADER_SECONDS and not 0 <= data[field_name] <= LONGEST_HEADER_SECONDS:
             raise ValueError(
-                f"{name} must be a number of seconds, 0 or more and at most {LONGEST_HEADER_SECONDS:g} (one hour, the result "
-                f"retention); a longer timeline needs a scenario added through the admin API (got {show_value(value)})"
+                f"{name} must be a number of seconds, 0 or more and at most {LONGEST_HEADER_SECONDS:g} (one hour, "
+                "the result retention); a longer timeline needs a scenario added through the admin API "
+                f"(got {show_value(value)})"
             )
     if not data:
         return None
