@@ -26,6 +26,8 @@ from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY, SEGMIND
 
+pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
+
 SVD = MODELS["svd"].example
 MOTION = MODELS["motionctrl-svd"].example
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +143,8 @@ def test_timing_headers_are_bounded_by_the_retention(http: httpx.Client, mock: S
         assert http.post("/v2/svd", json=SVD, headers={name: str(RESULT_RETENTION_SECONDS)}).status_code == 200
 
 
-def test_a_v1_call_cannot_move_a_stopped_clock_without_the_admin_token() -> None:
-    with client_of(Settings(speed=0, admin_token=TOKEN)) as (mock, http):
+def test_a_v1_call_cannot_move_a_stopped_clock_without_the_admin_token(store: str) -> None:
+    with client_of(Settings(speed=0, admin_token=TOKEN, store=store)) as (mock, http):
         before = mock.clock.now()
         refused = http.post("/v1/svd", json=SVD)
         assert refused.status_code == 400
@@ -163,8 +165,8 @@ def test_without_an_admin_token_a_v1_call_still_jumps_a_stopped_clock(http: http
     assert mock.clock.now() > before
 
 
-def test_the_number_of_scenario_rules_is_capped() -> None:
-    with client_of(Settings(speed=0)) as (mock, http):
+def test_the_number_of_scenario_rules_is_capped(store: str) -> None:
+    with client_of(Settings(speed=0, store=store)) as (mock, http):
         for _ in range(MAX_RULES):
             mock.add_scenario({"model": "motionctrl-svd"}, "failed")
         refused = http.post("/_mock/scenarios", json={"outcome": "failed"})
@@ -174,6 +176,9 @@ def test_the_number_of_scenario_rules_is_capped() -> None:
         # Rules for another model are not this one's: an svd submission completes.
         job = http.post("/v2/svd", json=SVD).json()["request_id"]
         assert mock.job(job)["error"] is None  # type: ignore[index]
+        # Removing one makes room for one.
+        assert http.delete("/_mock/scenarios/1").status_code == 204
+        assert http.post("/_mock/scenarios", json={"outcome": "failed"}).status_code == 201
 
 
 def test_a_scenario_rule_over_the_size_cap_is_refused(http: httpx.Client, mock: SegmindMock) -> None:
