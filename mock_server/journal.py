@@ -22,8 +22,9 @@ JOURNAL_SIZE = 1000
 # Query parameters whose values are shown masked whatever they hold, like the x-api-key header
 # (matched in the decoded name: `api%5Fkey` is `api_key`).
 _SECRET_NAME = re.compile(r"key|token|secret|passw|auth|credential|signature|session|bearer", re.IGNORECASE)
-# A Segmind key anywhere in a decoded query value, whoever's it is (the contract's shape, unanchored).
-_SEGMIND_KEY = API_KEY_PATTERN  # unanchored: `search` finds it inside a value
+# A Segmind key anywhere in a decoded query value, whoever's it is (the contract's shape; `search`
+# finds it inside a value).
+_SEGMIND_KEY = API_KEY_PATTERN
 # Of a masked key, the fixed prefix every Segmind key has is shown (it tells nothing), then at most
 # this many of its last characters, and never more than a third of them.
 KEY_PREFIX = "SG_"

@@ -199,13 +199,14 @@ class SegmindRoutes:
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
 
-        # A v1 call may move a stopped clock only with the admin API's rights, where it needs a token.
+        # A v1 call's wait may jump a stopped clock, which every job shares: that takes the admin
+        # API's rights, which need the admin token where one is set (docs/admin.md).
         token = service.settings.admin_token
-        admin = sync and token is not None and carries_token(call.scope, token)
+        moves_clock = not sync or token is None or carries_token(call.scope, token)
 
         def submit() -> Result:
             accepted = service.submit(
-                spec, payload, api_key, sync=sync, override=override, checked=decoded, admin=admin
+                spec, payload, api_key, sync=sync, override=override, checked=decoded, moves_clock=moves_clock
             )
             return then(call, accepted)
 
