@@ -132,6 +132,16 @@ def test_a_config_with_a_huge_integer_exits_2_with_one_line(tmp_path: Path, digi
     assert "credits" in ran.stderr or "digits" in ran.stderr
 
 
+def test_a_huge_integer_given_to_the_python_api_is_a_value_error(mock: SegmindMock) -> None:
+    # The same check as over HTTP: not an OverflowError from converting it to a float.
+    with pytest.raises(ValueError, match="an integer of 400 digits"):
+        SegmindMock(Settings(speed=10**399))
+    with pytest.raises(ValueError, match="the clock cannot advance by an infinite time"):
+        mock.advance(10**399)
+    with pytest.raises(ValueError, match="speed must be a finite number, 0 or more"):
+        mock.clock.set_speed(10**399)
+
+
 # Any client may send headers: a timeline past the result retention is refused, naming the bound.
 @pytest.mark.parametrize("name", ["x-mock-queue-seconds", "x-mock-processing-seconds", "x-mock-delay-seconds"])
 def test_timing_headers_are_bounded_by_the_retention(http: httpx.Client, mock: SegmindMock, name: str) -> None:
