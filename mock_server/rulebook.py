@@ -70,7 +70,7 @@ class RuleBook:
                 f"the rule takes {size} bytes as JSON; a rule may take at most {max_bytes} (--max-scenario-bytes)"
             )
         # Counted before adding: with a shared store, workers adding at once may pass the cap by a few.
-        if len(self.store.rules()) >= max_rules:
+        if self.store.count() >= max_rules:
             raise ValueError(
                 f"the fake keeps at most {max_rules} scenario rules (--max-scenarios); remove some first "
                 "(DELETE /_mock/scenarios/{id}, or DELETE /_mock/scenarios for all)"

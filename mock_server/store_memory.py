@@ -166,6 +166,10 @@ class MemoryRuleStore:
         """The rules in order, as `rules`."""
         return self._rules
 
+    def count(self) -> int:
+        """How many rules there are."""
+        return len(self._rules)
+
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
         with self._lock:
