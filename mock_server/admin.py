@@ -62,7 +62,8 @@ class SameOrigin:
     `Origin`, when sent, names the host the request is for) and carry JSON: 403 and 415 otherwise,
     since a form or `fetch` from another site may POST text without asking first. And while the
     admin API is open (no token) on a loopback socket, the `Host` must be a loopback name or the
-    server's own address: a page whose name was rebound to 127.0.0.1 (DNS rebinding) gets 403.
+    server's own address: a page whose name was rebound to 127.0.0.1 (DNS rebinding) gets 403
+    (health, the output files and the dashboard's static files, public, answer any host).
     """
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
@@ -95,9 +96,12 @@ class SameOrigin:
         return None
 
     def _checks_host(self, scope: Scope) -> bool:
-        # Open, and served on a loopback socket: in-process transports and token-guarded servers are not rebindable.
+        # Open, and served on a loopback socket: in-process transports and token-guarded servers are
+        # not rebindable. What needs no token needs no local host either: outputs are public, like a CDN's links.
+        if self.service.settings.admin_token is not None or scope["path"].startswith(TOKEN_FREE_PATHS):
+            return False
         server = scope.get("server")
-        return self.service.settings.admin_token is None and server is not None and _loopback_address(str(server[0]))
+        return server is not None and _loopback_address(str(server[0]))
 
 
 FOREIGN_HOST = (

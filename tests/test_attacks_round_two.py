@@ -262,7 +262,7 @@ def test_a_cross_site_write_is_refused_and_changes_nothing(server: tuple[Segmind
 
 
 def test_a_rebound_host_cannot_read_the_admin_api(server: tuple[SegmindMock, str]) -> None:
-    url = server[1]
+    mock, url = server
     port = httpx.URL(url).port
     with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
         http.get("/v2/requests/x/status")
@@ -270,8 +270,14 @@ def test_a_rebound_host_cannot_read_the_admin_api(server: tuple[SegmindMock, str
         assert rebound.status_code == 403 and "web page whose name points here" in rebound.json()["error"]
         for host in (f"localhost:{port}", f"127.0.0.1:{port}", "app.localhost"):
             assert http.get("/_mock/requests", headers={"host": host}).status_code == 200, host
-        # Segmind's routes and the output files answer any host, as before.
-        assert http.get("/v2/requests/x/status", headers={"host": "evil.example"}).status_code == 404
+        # Segmind's routes, health and the output files answer any host, as before.
+        job = http.post("/v2/svd", json=SVD, headers={"host": "proxied.example"}).json()
+        mock.advance(1000)
+        output = http.get(f"/v2/requests/{job['request_id']}", headers={"host": "proxied.example"}).json()["output"]
+        assert output.startswith("http://proxied.example/_mock/outputs/")
+        path = httpx.URL(output).path
+        assert http.get(path, headers={"host": "proxied.example"}).status_code == 200
+        assert http.get("/_mock/health", headers={"host": "proxied.example"}).status_code == 200
 
 
 @pytest.mark.parametrize("image", ["http://[::1]/x.png", "https://[2001:db8::1]/cat.png", "http://[::1]:8080/a.png"])
