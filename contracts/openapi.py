@@ -17,7 +17,7 @@ from contracts.responses import (
     VIDEO_CONTENT_TYPE,
     Schema,
 )
-from contracts.spec import IMAGE_PATTERN, INTEGER_TEXT_PATTERN, ModelSpec, Param
+from contracts.spec import IMAGE_PATTERN, INTEGER_TEXT_DIGITS, INTEGER_TEXT_PATTERN, ModelSpec, Param
 
 LIVE_URL = "https://api.segmind.com"
 # The documented endpoints, as path templates (DOCS): the fake routes them and builds its URLs from them.
@@ -72,7 +72,7 @@ def param_schema(param: Param) -> Schema:
         schema["maximum"] = param.maximum
     if param.numeric_string:
         # The docs' own sample sends this integer as a string ("14"); both forms are accepted.
-        text = {"type": "string", "pattern": _integer_text_pattern(param)}
+        text = {"type": "string", "pattern": _integer_text_pattern(param), "maxLength": INTEGER_TEXT_DIGITS}
         schema = {"description": schema.pop("description"), "anyOf": [schema, text]}
     if param.default is not None:
         schema["default"] = param.default

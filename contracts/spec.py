@@ -19,17 +19,20 @@ INTEGRAL_FLOATS_ARE_INTEGERS = True
 # An integer written as text, such as "14" or "-1"; the OpenAPI document repeats it verbatim.
 INTEGER_TEXT_PATTERN = r"^-?[0-9]+$"
 _INTEGER_TEXT = re.compile(INTEGER_TEXT_PATTERN)
-# Integer text longer than this is refused as out of range before int() reads it (a 64-bit integer
-# has at most 20 characters).
+# Integer text longer than this, leading zeros included, is refused as out of range before int()
+# reads it (a 64-bit integer has at most 20 characters); the OpenAPI document states it as maxLength.
 INTEGER_TEXT_DIGITS = 20
+# Integers from this size on are quoted in messages by their number of digits.
+SHOWN_INTEGER = 10**INTEGER_TEXT_DIGITS
 
 # What counts as an input image, as one regular expression (the OpenAPI document's pattern too):
-# an http(s) URL with a host, a base64 data: URI, or raw base64 (older official samples send that).
-# Base64 must be canonically padded. Inline data must also decode as an image, which no pattern
-# can say: the fake answers 400 when it does not. Only printable ASCII: `\s` differs between
-# Python and the ECMA regexes of JSON Schema tools.
+# an http(s) URL with a host (a name, an IPv4 or a bracketed IPv6 address), a base64 data: URI, or
+# raw base64 (older official samples send that). Base64 must be canonically padded. Inline data must
+# also decode as an image, which no pattern can say: the fake answers 400 when it does not. Only
+# printable ASCII: `\s` differs between Python and the ECMA regexes of JSON Schema tools.
 _BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})"
-_URL = r"https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
+# The host: a name or IPv4 address, or an IPv6 literal in brackets (`http://[2001:db8::1]/cat.png`).
+_URL = r"https?://(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
 IMAGE_PATTERN = rf"^(?:{_URL}|data:[A-Za-z0-9!#$&^_.+/;=-]*;base64,{_BASE64}|{_BASE64})$"
 _IMAGE = re.compile(IMAGE_PATTERN)
 
@@ -154,6 +157,11 @@ def show_value(value: Any) -> str:
         return "an object"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, int) and not -SHOWN_INTEGER < value < SHOWN_INTEGER:
+        # repr() of 4,300+ digits raises, and a message quoting thousands of digits helps no one.
+        digits = math.floor(math.log10(abs(value))) + 1
+        digits -= abs(value) < 10 ** (digits - 1)  # log10 of 99...9 rounds up to a whole number
+        return f"{'-' if value < 0 else ''}an integer of {digits} digits"
     return repr(value)
 
 
@@ -165,19 +173,36 @@ def _check_integer(param: Param, value: Any) -> int:
     if INTEGRAL_FLOATS_ARE_INTEGERS and isinstance(value, float) and value.is_integer():
         return int(value)
     if param.numeric_string and isinstance(value, str) and is_integer_text(value):
-        sign, digits = ("-", value[1:]) if value.startswith("-") else ("", value)
-        digits = digits.lstrip("0") or "0"  # "0025" is 25, however many zeros lead
-        if len(digits) > INTEGER_TEXT_DIGITS:
-            # Out of any documented range, and int() of 4,300+ digits raises: refuse it as too large.
-            rule = "enum" if param.enum is not None else "minimum" if sign else "maximum"
+        if len(value) > INTEGER_TEXT_DIGITS:
+            # Leading zeros included: the text, not its value, is what is limited (int() of 4,300+
+            # digits raises). Longer than any 64-bit integer: refuse it as too large.
+            rule = "enum" if param.enum is not None else "minimum" if value.startswith("-") else "maximum"
             raise param._error(rule, value)
-        return int(sign + digits)
+        return int(value)
     raise param._error("type", value)
 
 
 def is_number(value: Any) -> bool:
-    """Tell whether a decoded JSON value is a finite number (JSON `true` is not one)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """Tell whether a decoded JSON value is a finite number (JSON `true` is not one), however many digits it has.
+
+    An int is always finite: `math.isfinite` would raise OverflowError on one past float range.
+    """
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def number_in(value: Any, low: float, below: float) -> bool:
+    """Tell whether `value` is a JSON number with `low <= value < below`: every bounded number the fake reads.
+
+    Compared exactly, so an integer of thousands of digits is refused, never converted to a float first.
+    """
+    return is_number(value) and low <= value < below
+
+
+def show_range(low: float, below: float) -> str:
+    """Say in words which numbers `number_in(value, low, below)` allows, for messages."""
+    return f"{show_value(low)} or more and below {below:g}"
 
 
 def _check_number(param: Param, value: Any) -> float | int:

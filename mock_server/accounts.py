@@ -13,6 +13,7 @@ cannot start more work than it can pay for. Nothing is charged twice, nothing wa
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 from contracts import MODELS
 from contracts.openapi import API_KEY_PATTERN
-from contracts.spec import is_number
+from contracts.spec import number_in, show_range, show_value
 from mock_server import wire
 from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
@@ -74,6 +75,9 @@ def load_config(path: str | Path) -> AccountsConfig:
         raise ConfigError(f"{path}: cannot read it: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except ValueError:  # tomllib's int() of an integer of more digits than Python converts
+        limit = sys.get_int_max_str_digits()
+        raise ConfigError(f"{path}: an integer in it has more than {limit} digits, past any value allowed") from None
     try:
         return parse_config(data)
     except ConfigError as error:
@@ -113,7 +117,8 @@ def _key_config(key: str, table: Mapping[str, Any]) -> KeyConfig:
         rpm = wire.RATE_LIMIT_PLANS[table["plan"]]
     elif rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or not 1 <= rpm <= LARGEST_COUNT):
         raise ConfigError(
-            f"{where}.rpm must be a whole number of requests a minute, 1 or more (up to {LARGEST_COUNT}) (got {rpm!r})"
+            f"{where}.rpm must be a whole number of requests a minute, 1 or more (up to {LARGEST_COUNT}) "
+            f"(got {show_value(rpm)})"
         )
     return KeyConfig(credits=credits, models=models, rpm=rpm)
 
@@ -131,9 +136,9 @@ def _no_unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
 
 
 def _credits(value: Any, where: str) -> float:
-    if not is_number(value) or not 0 <= value < LARGEST_AMOUNT:
+    if not number_in(value, 0, LARGEST_AMOUNT):
         raise ConfigError(
-            f"{where} must be a number of credits, 0 or more and below {LARGEST_AMOUNT:g} (got {value!r})"
+            f"{where} must be a number of credits, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})"
         )
     return float(value)
 

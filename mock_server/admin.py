@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.responses import VIDEO_CONTENT_TYPE
-from contracts.spec import is_number, show_value
+from contracts.spec import number_in, show_range, show_value
 from mock_server import admin_query, dashboard, media, wire
 from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.jobs import State
@@ -54,10 +57,112 @@ class AdminToken:
         await JSONResponse(wire.error_body(TOKEN_NEEDED), 401, headers)(scope, receive, send)
 
 
+class SameOrigin:
+    """Refuses what a web page the developer opens could make a browser send to the admin API (Jupyter's checks).
+
+    A write (any method but GET and HEAD) must come from no page or from the server's own (its
+    `Origin`, when sent, names the host the request is for) and carry JSON: 403 and 415 otherwise,
+    since a form or `fetch` from another site may POST text without asking first. And while the
+    admin API is open (no token) on a loopback socket, the `Host` must be a loopback name or the
+    server's own address: a page whose name was rebound to 127.0.0.1 (DNS rebinding) gets 403
+    (health, the output files and the dashboard's static files, public, answer any host).
+    """
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a request from the server's own pages or from no page on; answer any other with 403 or 415."""
+        refusal = None if scope["type"] != "http" else self._refusal(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message = refusal
+        await JSONResponse(wire.error_body(message), status)(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        if host is not None and self._checks_host(scope) and not _local_host(host, scope):
+            return 403, f"{FOREIGN_HOST} (got Host {show_value(host)})"
+        if scope["method"] in ("GET", "HEAD"):
+            return None
+        origin = headers.get("origin")
+        if origin is not None and _netloc(origin) != (host or "").lower():
+            return 403, f"{FOREIGN_ORIGIN} (got Origin {show_value(origin)} for Host {show_value(host or '')})"
+        content_type = headers.get("content-type")
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        if (content_type is not None or has_body) and not _is_json(content_type or ""):
+            return 415, f"{NOT_JSON} (got {show_value(content_type) if content_type else 'none'})"
+        return None
+
+    def _checks_host(self, scope: Scope) -> bool:
+        # Open, and served on a loopback socket: in-process transports and token-guarded servers are
+        # not rebindable. What needs no token needs no local host either: outputs are public, like a CDN's links.
+        if self.service.settings.admin_token is not None or scope["path"].startswith(TOKEN_FREE_PATHS):
+            return False
+        server = scope.get("server")
+        return server is not None and _loopback_address(str(server[0]))
+
+
+FOREIGN_HOST = (
+    "The admin API answers only requests for this server's own host (localhost, a loopback address, or the "
+    "address it listens on): a web page whose name points here may not use it"
+)
+FOREIGN_ORIGIN = (
+    "The admin API takes writes only from its own pages (the dashboard) or from clients that send no Origin: "
+    "a web page of another site may not change the fake"
+)
+NOT_JSON = "The admin API takes JSON: send the body with `Content-Type: application/json`"
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _netloc(url: str) -> str | None:
+    """The host and port an Origin names, lower case; None for `null` or anything that is no URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _local_host(host: str, scope: Scope) -> bool:
+    """Tell whether a Host header names this machine's loopback, or the address the server listens on."""
+    try:
+        name = urlsplit(f"//{host}").hostname
+    except ValueError:
+        return False
+    if name is None:
+        return False
+    server = scope.get("server")
+    own = str(server[0]).lower() if server else None
+    return name == "localhost" or name.endswith(".localhost") or name == own or _loopback_address(name)
+
+
+def _loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _allowed(scope: Scope, token: str) -> bool:
     path: str = scope["path"]
-    if path.startswith(TOKEN_FREE_PATHS):
+    if path.startswith(TOKEN_FREE_PATHS) or carries_token(scope, token):
         return True
+    if path == DASHBOARD_PATH and scope["method"] == "GET":
+        query = Request(scope).query_params
+        return _same(query.get("token", ""), token)
+    return False
+
+
+def carries_token(scope: Scope, token: str) -> bool:
+    """Tell whether a request carries the admin token, as `Authorization: Bearer` or the dashboard's cookie."""
     for name, raw in scope["headers"]:
         value = raw.decode("latin-1")
         if name == b"authorization":
@@ -66,9 +171,6 @@ def _allowed(scope: Scope, token: str) -> bool:
                 return True
         elif name == b"cookie" and _same(cookie_parser(value).get(dashboard.ADMIN_COOKIE, ""), token):
             return True
-    if path == DASHBOARD_PATH and scope["method"] == "GET":
-        query = Request(scope).query_params
-        return _same(query.get("token", ""), token)
     return False
 
 
@@ -118,8 +220,8 @@ async def _body_of(request: Request, *fields: str) -> dict[str, Any]:
 
 def _seconds(body: dict[str, Any], name: str) -> float:
     value: Any = body.get(name)
-    if not is_number(value) or not 0 <= value < LARGEST_AMOUNT:
-        raise wire.ApiError(400, f"{name} must be a number, 0 or more (got {value!r})")
+    if not number_in(value, 0, LARGEST_AMOUNT):
+        raise wire.ApiError(400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})")
     return float(value)
 
 
@@ -257,8 +359,12 @@ async def accounts(request: Request) -> Response:
 async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
     add: Any = (await _body_of(request, "add")).get("add")
-    if not is_number(add) or not abs(add) < LARGEST_AMOUNT:
-        raise wire.ApiError(400, f'add must be a number of credits, e.g. {{"add": 10}} (got {add!r})')
+    if not number_in(add, -LARGEST_AMOUNT, LARGEST_AMOUNT) or add == -LARGEST_AMOUNT:
+        raise wire.ApiError(
+            400,
+            f"add must be a number of credits above -{LARGEST_AMOUNT:g} and below {LARGEST_AMOUNT:g}, "
+            f'e.g. {{"add": 10}} (got {show_value(add)})',
+        )
     key = request.path_params["key"]
     return JSONResponse(await _in_store(request, lambda service: service.top_up(key, float(add))))
 

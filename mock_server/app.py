@@ -39,7 +39,7 @@ class App:
         self.router: Router[Handler] = Router(SegmindRoutes(service, self._settle).routes)
         self.own = Starlette(
             routes=admin.ROUTES,
-            middleware=[Middleware(admin.AdminToken, service=service)],
+            middleware=[Middleware(admin.SameOrigin, service=service), Middleware(admin.AdminToken, service=service)],
             exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
         # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.

@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     serve.add_argument(
+        "--max-scenarios",
+        type=whole,
+        default=defaults.MAX_SCENARIOS,
+        help="scenario rules kept at once; more are refused with 400 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-scenario-bytes",
+        type=positive,
+        default=defaults.MAX_SCENARIO_BYTES,
+        help="largest scenario rule, as JSON; larger ones are refused with 400 (default: %(default)s)",
+    )
+    serve.add_argument(
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "

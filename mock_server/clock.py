@@ -7,10 +7,12 @@ are here, once for every store: the speed and advance checks, reading the time, 
 from __future__ import annotations
 
 import math
+import sys
 from contextlib import AbstractContextManager
 
 import anyio
 
+from contracts.spec import is_number, number_in, show_value
 from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, ClockStore
 from mock_server.store_memory import MemoryClock
@@ -22,18 +24,18 @@ WAIT_STEP_SECONDS = 0.02
 
 def check_speed(speed: float) -> float:
     """Return `speed` as a float, or raise ValueError unless it is finite and 0 or more."""
-    if not 0 <= speed < math.inf:  # also refuses NaN, which compares false
-        raise ValueError("speed must be a finite number, 0 or more")
+    if not number_in(speed, 0, sys.float_info.max):  # refuses NaN, infinity and ints no float holds
+        raise ValueError(f"speed must be a finite number, 0 or more (got {show_value(speed)})")
     return float(speed)
 
 
 def check_seconds(seconds: float) -> float:
     """Return `seconds` to advance by as a float, or raise ValueError unless finite and 0 or more."""
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError("the clock only moves forward")
-    if math.isinf(seconds):
-        raise ValueError("the clock cannot advance by an infinite time")
-    return float(seconds)
+    if number_in(seconds, 0, sys.float_info.max):
+        return float(seconds)
+    if seconds == math.inf or (is_number(seconds) and seconds > 0):
+        raise ValueError("the clock cannot advance by an infinite time, or one past what a float holds")
+    raise ValueError("the clock only moves forward")
 
 
 class Clock:
@@ -75,6 +77,10 @@ class Clock:
         readings of the same store (docs/accounts.md).
         """
         return self.store.real_time() + self.store.read().jumped
+
+    def jumps(self) -> bool:
+        """Tell whether a wait jumps the clock to its deadline (virtual mode, or a frozen clock): see `wait_until`."""
+        return self.virtual or not self.store.read().speed
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""

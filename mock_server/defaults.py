@@ -31,6 +31,11 @@ FETCH_TIMEOUT_SECONDS = 10.0
 # file's header before decoding, since a 74 kB PNG can declare 4096x4096 (50 MB decoded).
 MAX_PIXELS = 2048 * 2048
 
+# Scenario rules kept at once, and the size of each (as JSON): what the admin API lets any caller
+# make the fake hold, and match against (`--max-scenarios`, `--max-scenario-bytes`).
+MAX_SCENARIOS = 1000
+MAX_SCENARIO_BYTES = 16 * 1024
+
 # What one client may hold of the server (`server.Limits`): the request line and headers together;
 # seconds from a request's first byte until its body is complete; requests served at once by one worker.
 MAX_HEADER_BYTES = 32 * 1024

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
+from contracts.openapi import API_KEY_PATTERN
 from mock_server.payload import parse_json
 from mock_server.wire import ApiError
 
@@ -16,22 +18,57 @@ BODY_CAPTURE_BYTES = 4096
 # the ends the masked view shows are kept (KEY_CAPTURE_BYTES at each end).
 TEXT_CAPTURE_CHARS = 2048
 KEY_CAPTURE_BYTES = 16
-# Query parameters whose values are shown masked, like the x-api-key header.
-_SECRET_PARAMETER = re.compile(r"((?:^|&)[^=&]*(?:key|token|secret|password)[^=&]*=)([^&]*)", re.IGNORECASE)
+# Query parameters whose values are shown masked whatever they hold, like the x-api-key header
+# (matched in the decoded name: `api%5Fkey` is `api_key`).
+_SECRET_NAME = re.compile(r"key|token|secret|passw|auth|credential|signature|session|bearer", re.IGNORECASE)
+# A Segmind key anywhere in a decoded query value, whoever's it is (the contract's shape; `search`
+# finds it inside a value).
+_SEGMIND_KEY = API_KEY_PATTERN
+# Of a masked key, the fixed prefix every Segmind key has is shown (it tells nothing), then at most
+# this many of its last characters, and never more than a third of them.
+KEY_PREFIX = "SG_"
+SHOWN_KEY_CHARS = 4
 
 
 def mask_key(key: str | None) -> str | None:
-    """Hide all of an API key but its first three and last four characters."""
+    """Hide all of an API key but the `SG_` prefix and at most its last 4 characters (never over a third of them)."""
     if not key:
         return key
-    return key[:3] + "…" + key[-4:] if len(key) > 10 else "…"
+    prefix = KEY_PREFIX if key.startswith(KEY_PREFIX) else ""
+    rest = key[len(prefix) :]
+    shown = min(SHOWN_KEY_CHARS, len(rest) // 3)
+    return prefix + "…" + (rest[-shown:] if shown else "")
 
 
 def mask_query(query: str, api_key: str | None) -> str:
-    """A query string with the values of key-like parameters, and the request's own API key, masked."""
-    if api_key and len(api_key) > 3:
-        query = query.replace(api_key, mask_key(api_key) or "")
-    return _SECRET_PARAMETER.sub(lambda found: found.group(1) + (mask_key(found.group(2)) or ""), query)
+    """A query string with key-like parameters, and any parameter holding a key, masked: decoded before matching."""
+    if not query:
+        return query
+    pieces = _key_pieces(api_key)
+    return "&".join(_mask_parameter(part, pieces) for part in query.split("&"))
+
+
+def _key_pieces(api_key: str | None) -> tuple[str, ...]:
+    """What of the request's key to look for: the key, and its kept ends (a long key is journaled by its ends)."""
+    if not api_key or len(api_key) <= 3:
+        return ()
+    if len(api_key) < 2 * KEY_CAPTURE_BYTES:
+        return (api_key,)
+    return (api_key, api_key[:KEY_CAPTURE_BYTES], api_key[-KEY_CAPTURE_BYTES:])
+
+
+def _mask_parameter(part: str, pieces: tuple[str, ...]) -> str:
+    name, equals, value = part.partition("=")
+    clear_name, clear_value = unquote_plus(name), unquote_plus(value)
+    if _holds_key(clear_name, pieces):
+        name = mask_key(clear_name) or ""
+    if value and (_SECRET_NAME.search(clear_name) or _holds_key(clear_value, pieces)):
+        value = mask_key(clear_value) or ""
+    return name + equals + value
+
+
+def _holds_key(text: str, pieces: tuple[str, ...]) -> bool:
+    return any(piece in text for piece in pieces) or _SEGMIND_KEY.search(text) is not None
 
 
 # An exchange as a journal store keeps it: Entry's fields in order, in a plain tuple. Holding

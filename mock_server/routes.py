@@ -22,6 +22,7 @@ from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
 from mock_server import wire
+from mock_server.admin import carries_token
 from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, Job, State
 from mock_server.payload import parse_json_object, read_body
@@ -198,8 +199,16 @@ class SegmindRoutes:
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
 
+        # A v1 call's wait may jump a stopped clock, which every job shares: that takes the admin
+        # API's rights, which need the admin token where one is set (docs/admin.md).
+        token = service.settings.admin_token
+        moves_clock = not sync or token is None or carries_token(call.scope, token)
+
         def submit() -> Result:
-            return then(call, service.submit(spec, payload, api_key, sync=sync, override=override, checked=decoded))
+            accepted = service.submit(
+                spec, payload, api_key, sync=sync, override=override, checked=decoded, moves_clock=moves_clock
+            )
+            return then(call, accepted)
 
         if service.reads_image(spec, payload):
             return await service.run_blocking(spec, payload, submit)

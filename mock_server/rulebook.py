@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
+import msgspec
+
+from contracts import MODELS
+from mock_server.defaults import MAX_SCENARIO_BYTES, MAX_SCENARIOS
 from mock_server.scenarios import Rule, parse_rule
 from mock_server.storage import RuleStore
+
+# A rule with its place in the order rules are tried.
+Placed = tuple[int, Rule]
+_NONE: tuple[list[Placed], dict[str, list[Placed]]] = ([], {})
+
+
+class RuleIndex:
+    """The rules a request could match, by target and model, then by key: a request looks at its candidates only.
+
+    Built once for each version of the rules (the store hands out the same sequence while none
+    is added or removed), so many rules for other models, keys or routes cost a request nothing.
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = rules
+        # (target, model) -> (rules matching any key, rules by the one key they match)
+        self._routes: dict[tuple[str, str], tuple[list[Placed], dict[str, list[Placed]]]] = {}
+        for place, rule in enumerate(rules):
+            models = [rule.match["model"]] if "model" in rule.match else list(MODELS)
+            for model in models:
+                anyone, by_key = self._routes.setdefault((rule.target, model), ([], {}))
+                key = rule.match.get("api_key")
+                (anyone if key is None else by_key.setdefault(key, [])).append((place, rule))
+
+    def candidates(self, target: str, model: str, api_key: str) -> Iterable[Rule]:
+        """The rules for `target` on `model` that match any key or `api_key`, in the order they are tried."""
+        anyone, by_key = self._routes.get((target, model), _NONE)
+        own = by_key.get(api_key)
+        placed: Iterable[Placed] = anyone if own is None else heapq.merge(anyone, own, key=lambda item: item[0])
+        return (rule for _, rule in placed)
 
 
 class RuleBook:
@@ -19,10 +55,23 @@ class RuleBook:
 
     def __init__(self, store: RuleStore) -> None:
         self.store = store
+        self._index = RuleIndex(())
 
-    def add(self, data: Mapping[str, Any]) -> Rule:
-        """Add a rule from its JSON form; raise ValueError saying what to fix."""
-        rule = parse_rule(data, rule_id=self.store.next_id())
+    def add(self, data: Mapping[str, Any], max_rules: int = MAX_SCENARIOS, max_bytes: int = MAX_SCENARIO_BYTES) -> Rule:
+        """Add a rule from its JSON form; raise ValueError saying what to fix, or which cap it would pass."""
+        rule = parse_rule(data, rule_id="new")
+        size = len(msgspec.json.encode(asdict(rule)))
+        if size > max_bytes:
+            raise ValueError(
+                f"the rule takes {size} bytes as JSON; a rule may take at most {max_bytes} (--max-scenario-bytes)"
+            )
+        # Counted before adding: with a shared store, workers adding at once may pass the cap by a few.
+        if self.store.count() >= max_rules:
+            raise ValueError(
+                f"the fake keeps at most {max_rules} scenario rules (--max-scenarios); remove some first "
+                "(DELETE /_mock/scenarios/{id}, or DELETE /_mock/scenarios for all)"
+            )
+        rule.id = self.store.next_id()
         self.store.add(rule)
         return rule
 
@@ -49,9 +98,12 @@ class RuleBook:
         rules = self.store.matching()
         if not rules:  # the common case, on every request
             return None
+        index = self._index
+        if index.rules is not rules:  # rules added or removed since: index them again, once
+            index = self._index = RuleIndex(rules)
         candidates = [
             (rule.id, not refused or rule.outcome == "http_error")
-            for rule in rules
-            if rule.applies(target, model, api_key, params)
+            for rule in index.candidates(target, model, api_key)
+            if rule.matches(model, api_key, params)
         ]
         return self.store.take(candidates, count_undecided=not refused) if candidates else None

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import MODELS, ModelSpec, ParamError
-from contracts.responses import POLL_ERROR_CODES
-from contracts.spec import is_number, show_value
+from contracts.responses import POLL_ERROR_CODES, RESULT_RETENTION_SECONDS
+from contracts.spec import number_in, show_range, show_value
 from mock_server import wire
 from mock_server.journal import mask_key
 from mock_server.wire import STATUS_MESSAGES
@@ -57,6 +57,13 @@ HEADER_FIELDS: dict[str, str] = {
     "x-mock-queue-seconds": "queue_seconds",
     "x-mock-processing-seconds": "processing_seconds",
 }
+
+# The timing fields a header may set, and their bound there: any client can send headers, and a
+# timeline longer than the result retention only makes a job no client will see end.
+HEADER_SECONDS = frozenset({"delay_seconds", "queue_seconds", "processing_seconds"})
+LONGEST_HEADER_SECONDS = RESULT_RETENTION_SECONDS
+# Scenario seconds (through the admin API) stay below this.
+LARGEST_SECONDS = 1e9
 
 _MATCH_SPECIAL = ("model", "api_key")
 # `times` and `nth` stay below this: every store counts them exactly (Redis's Lua numbers are
@@ -162,6 +169,12 @@ def rule_from_headers(headers: Mapping[str, str]) -> Rule | None:
             raise ValueError(f"unknown header {name}; use {', '.join(HEADER_FIELDS)}")
         field_name = HEADER_FIELDS[name]
         data[field_name] = value if field_name in ("outcome", "error") else _header_number(name, value)
+        if field_name in HEADER_SECONDS and not 0 <= data[field_name] <= LONGEST_HEADER_SECONDS:
+            raise ValueError(
+                f"{name} must be a number of seconds, 0 or more and at most {LONGEST_HEADER_SECONDS:g} (one hour, "
+                "the result retention); a longer timeline needs a scenario added through the admin API "
+                f"(got {show_value(value)})"
+            )
     if not data:
         return None
     if "status" in data:
@@ -231,7 +244,8 @@ def _parse_target(outcome: str, target: Any) -> str:
 def _parse_nth(nth: Any) -> int:
     if isinstance(nth, bool) or not isinstance(nth, int) or not 1 <= nth <= LARGEST_COUNT:
         raise ValueError(
-            f"nth must be a positive integer (up to {LARGEST_COUNT}), the matching request it starts at (got {nth!r})"
+            f"nth must be a positive integer (up to {LARGEST_COUNT}), the matching request it starts at "
+            f"(got {show_value(nth)})"
         )
     return nth
 
@@ -239,7 +253,8 @@ def _parse_nth(nth: Any) -> int:
 def _parse_times(times: Any) -> int:
     if isinstance(times, bool) or not isinstance(times, int) or not (1 <= times <= LARGEST_COUNT or times == -1):
         raise ValueError(
-            f"times must be a positive integer (up to {LARGEST_COUNT}), or -1 for until removed (got {times!r})"
+            f"times must be a positive integer (up to {LARGEST_COUNT}), or -1 for until removed "
+            f"(got {show_value(times)})"
         )
     return times
 
@@ -257,7 +272,7 @@ def _parse_status(outcome: str, status: Any, target: str) -> int | None:
         return None
     if isinstance(status, bool) or not isinstance(status, int) or status not in STATUS_MESSAGES:
         codes = ", ".join(str(code) for code in STATUS_MESSAGES)
-        raise ValueError(f"status must be one of the documented error codes {codes} (got {status!r})")
+        raise ValueError(f"status must be one of the documented error codes {codes} (got {show_value(status)})")
     if target != "submit" and status not in POLL_ERROR_CODES:
         # The contract's list, which the OpenAPI document gives the poll operations: nothing else.
         codes = ", ".join(str(code) for code in POLL_ERROR_CODES)
@@ -287,13 +302,13 @@ def _parse_headers(headers: Any) -> dict[str, str]:
 
 def _parse_mirror(mirror: Any) -> bool | None:
     if mirror is not None and not isinstance(mirror, bool):
-        raise ValueError(f"mirror_urls must be true or false (got {mirror!r})")
+        raise ValueError(f"mirror_urls must be true or false (got {show_value(mirror)})")
     return mirror or None
 
 
-def _parse_seconds(name: str, seconds: Any) -> float | None:
+def _parse_seconds(name: str, seconds: Any, below: float = LARGEST_SECONDS) -> float | None:
     if seconds is None:
         return None
-    if not is_number(seconds) or not 0 <= seconds < 1e9:
-        raise ValueError(f"{name} must be a number of seconds, 0 or more (got {seconds!r})")
+    if not number_in(seconds, 0, below):
+        raise ValueError(f"{name} must be a number of seconds, {show_range(0, below)} (got {show_value(seconds)})")
     return float(seconds)

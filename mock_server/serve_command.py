@@ -59,6 +59,8 @@ def serve(args: argparse.Namespace) -> int:
             queue_seconds=args.queue_seconds,
             max_body_bytes=args.max_body_bytes,
             journal_size=args.journal_size,
+            max_scenarios=args.max_scenarios,
+            max_scenario_bytes=args.max_scenario_bytes,
             accounts=accounts,
             images=ImageSource(
                 allowed_dirs=tuple(args.allow_dir),

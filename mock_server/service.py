@@ -27,6 +27,8 @@ from mock_server.defaults import (
     FETCH_THREADS,
     JOURNAL_SIZE,
     MAX_BODY_BYTES,
+    MAX_SCENARIO_BYTES,
+    MAX_SCENARIOS,
     MEMORY,
     QUEUE_SECONDS,
     RENDER_THREADS,
@@ -73,6 +75,9 @@ class Settings:
     # The token the admin API requires (None: open). Servers bound beyond loopback get one
     # generated unless one is given (server.admin_token_for); docs/robustness.md.
     admin_token: str | None = None
+    # Scenario rules kept at once, and the size of each as JSON (rulebook.py).
+    max_scenarios: int = MAX_SCENARIOS
+    max_scenario_bytes: int = MAX_SCENARIO_BYTES
 
 
 # Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
@@ -153,6 +158,7 @@ class Service:
         sync: bool = False,
         override: Rule | None = None,
         checked: bool = False,
+        moves_clock: bool = True,
     ) -> Accepted:
         """Accept a submission of an authenticated key (see `model`), or raise the ApiError the service would answer.
 
@@ -160,9 +166,12 @@ class Service:
         up. `checked` says the payload is already what the contract's validation returns
         (`contracts.decoding.decode_params`), so it is not validated twice. Checks, in order:
         403 (model not allowed), 429 (rate limit), the rule's `http_error`, 400 (parameters),
-        406 (credits).
+        406 (credits). A `sync` call, whose wait jumps a stopped clock for every client, is first
+        refused (400) unless the caller `moves_clock` (the front end decides who may: the admin's rights).
         """
         now = self.clock.now()
+        if sync and not moves_clock and self.clock.jumps():
+            raise wire.ApiError(400, wire.STOPPED_CLOCK)
         self.accounts.admit(api_key, spec.slug, self.clock.window_now())
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
@@ -252,7 +261,7 @@ class Service:
 
     def add_scenario(self, data: Mapping[str, Any]) -> Rule:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
-        return self.rules.add(data)
+        return self.rules.add(data, self.settings.max_scenarios, self.settings.max_scenario_bytes)
 
     def record(self, record: Callable[[float, *Args], Record], *args: *Args) -> None:
         """Journal `record(now, *args)`: a store that cannot take it, or tell the time, loses it alone (counted)."""

@@ -144,6 +144,9 @@ class RuleStore(Protocol):
     def matching(self) -> Sequence[Rule]:
         """The active rules in order, to match a request against: counters may be stale (inside a request, cached)."""
 
+    def count(self) -> int:
+        """How many rules are active (without reading them)."""
+
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
 

@@ -143,6 +143,7 @@ class MemoryRuleStore:
 
     def __init__(self) -> None:
         self._rules: tuple[Rule, ...] = ()
+        self._by_id: dict[str, Rule] = {}  # the same rules, for `take` to find its candidates without a scan
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -154,6 +155,7 @@ class MemoryRuleStore:
         """Keep a new rule, tried last."""
         with self._lock:
             self._rules = (*self._rules, rule)
+            self._by_id[rule.id] = rule
 
     def rules(self) -> Sequence[Rule]:
         """The rules in order (read without the lock: the tuple is never changed in place)."""
@@ -163,22 +165,28 @@ class MemoryRuleStore:
         """The rules in order, as `rules`."""
         return self._rules
 
+    def count(self) -> int:
+        """How many rules there are."""
+        return len(self._rules)
+
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
         with self._lock:
-            before = len(self._rules)
+            if self._by_id.pop(rule_id, None) is None:
+                return False
             self._rules = tuple(rule for rule in self._rules if rule.id != rule_id)
-            return len(self._rules) < before
+            return True
 
     def clear(self) -> None:
         """Remove every rule."""
         with self._lock:
             self._rules = ()
+            self._by_id = {}
 
     def take(self, candidates: Sequence[tuple[str, bool]], count_undecided: bool) -> Rule | None:
         """Count the request and use the deciding rule up, under the lock."""
         with self._lock:
-            by_id = {rule.id: rule for rule in self._rules}
+            by_id = self._by_id
             matching = [(by_id[rule_id], may) for rule_id, may in candidates if rule_id in by_id]
             decider = next(((rule, may) for rule, may in matching if rule.seen + 1 >= rule.nth), None)
             if (decider is None and count_undecided) or (decider is not None and decider[1]):
@@ -191,6 +199,7 @@ class MemoryRuleStore:
             if chosen.times > 0:
                 chosen.times -= 1
                 if chosen.times == 0:
+                    del self._by_id[chosen.id]
                     self._rules = tuple(rule for rule in self._rules if rule is not chosen)
             return chosen
 

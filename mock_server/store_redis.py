@@ -1002,6 +1002,10 @@ class RedisRuleStore:
             self._cached = (at, list(rules))
         return rules
 
+    def count(self) -> int:
+        """How many rules the index holds: one round trip, no rule read."""
+        return int(self._redis.zcard(self._index))
+
     def remove(self, rule_id: str) -> bool:
         """Remove one rule; tell whether it existed."""
         removed = bool(self._remove(keys=[self._index, self._rule_prefix + rule_id, self._version], args=[rule_id]))

@@ -58,6 +58,13 @@ MISSING_KEY = (
 )
 # The 503 of a v1 call still waiting for its job when the server shuts down (GUESS: the fake's own).
 SHUTTING_DOWN = "Service Unavailable: the fake is shutting down; send the request again once it is back"
+# The 400 of a v1 call that would move a stopped clock for every client on a fake whose admin API
+# needs its token, from a caller without it (CHOICE: the fake's own rule, docs/admin.md).
+STOPPED_CLOCK = (
+    "The fake's clock is stopped (speed 0, or virtual time): a v1 call would move it to its job's end for every "
+    "client, which this fake allows only with its admin token (send `Authorization: Bearer <token>`). Or start "
+    'the clock (POST /_mock/clock {"speed": 1}), or submit with POST /v2/{model} and poll'
+)
 # The balance reported (v1's `x-remaining-credits`, a completed job's `remaining_credits`) for a key
 # without one: any key in open mode, a declared key without `credits`. A number, since clients parse
 # it as one (segmind-workflow's total_credits_left() calls float()); it never goes down (CHOICE).

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.decoding import decode_params
+from contracts.spec import INTEGER_TEXT_DIGITS
 from contracts.strategies import invalid_payloads, valid_payloads
 from mock_server import SegmindMock
 from mock_server.payload import parse_json_object
@@ -20,7 +21,9 @@ from mock_server.wire import ApiError
 
 SPECS = list(MODELS.values())
 RAW_IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png, but base64").decode()
-IMAGES = st.sampled_from([RAW_IMAGE, f"data:image/png;base64,{RAW_IMAGE}", "http://127.0.0.1:9/cat.png"])
+IMAGES = st.sampled_from(
+    [RAW_IMAGE, f"data:image/png;base64,{RAW_IMAGE}", "http://127.0.0.1:9/cat.png", "https://[2001:db8::1]/cat.png"]
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
@@ -66,7 +69,8 @@ def edited_bodies(draw: st.DrawFn, spec: ModelSpec) -> bytes:
     payload = draw(valid_payloads(spec) | invalid_payloads(spec).map(lambda case: case[0]))
     names = [param.name for param in spec.params]
     name = draw(st.sampled_from(names) | st.text(max_size=6))
-    payload[name] = draw(JSON_VALUES | st.sampled_from([7.0, 14.0, -0.0, 1e400, "014", " 14", "25 ", "1e1"]))
+    tricky = [7.0, 14.0, -0.0, 1e400, 10**400, "014", " 14", "25 ", "1e1", "0" * 18 + "25", "0" * 19 + "14"]
+    payload[name] = draw(JSON_VALUES | st.sampled_from(tricky))
     return json.dumps(payload).encode()
 
 
@@ -94,6 +98,21 @@ def test_valid_bodies_take_the_fast_path_with_the_reference_result(data: st.Data
 def test_any_body_gets_the_reference_result_or_the_reference_path(data: st.DataObject) -> None:
     spec = data.draw(st.sampled_from(SPECS))
     assert_agrees(spec.slug, data.draw(edited_bodies(spec) | mangled_bodies(spec)))
+
+
+@settings(max_examples=300)
+@given(zeros=st.integers(0, 30), value=st.sampled_from([14, 25, 7, -14]))
+def test_integer_text_is_limited_to_its_characters_on_both_paths(zeros: int, value: int) -> None:
+    # "000…014": leading zeros count, so the text limit (INTEGER_TEXT_DIGITS) holds whichever path reads it.
+    spec = MODELS["svd"]
+    sign, digits = ("-", str(-value)) if value < 0 else ("", str(value))
+    text = sign + "0" * zeros + digits
+    body = json.dumps({**spec.example, "frames": text}).encode()
+    accepted = assert_agrees(spec.slug, body) or reference(spec.slug, body)
+    allowed = len(text) <= INTEGER_TEXT_DIGITS and value in (14, 25)
+    assert (accepted is not None) == allowed, text
+    if accepted is not None:
+        assert accepted["frames"] == value
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.slug)

@@ -211,7 +211,10 @@ def test_header_overrides_can_drop_the_connection(live: Live) -> None:
         ({"x-mock-outcome": "explode"}, "outcome must be one of completed, failed"),
         ({"x-mock-status": "418"}, "status must be one of the documented error codes"),
         ({"x-mock-status": "soon"}, "x-mock-status must be a number (got 'soon')"),
-        ({"x-mock-delay-seconds": "-2", "x-mock-outcome": "latency"}, "delay_seconds must be a number of seconds"),
+        (
+            {"x-mock-delay-seconds": "-2", "x-mock-outcome": "latency"},
+            "x-mock-delay-seconds must be a number of seconds",
+        ),
         ({"x-mock-outcom": "failed"}, "unknown header x-mock-outcom; use x-mock-outcome"),
         ({"x-mock-outcome": "failed", "x-mock-status": "500"}, "unknown field(s) status for outcome 'failed'"),
     ],
