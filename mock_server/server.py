@@ -73,11 +73,13 @@ def admin_token_for(host: str, given: str | None = None) -> str | None:
 class Limits:
     """What one client may hold of the server: header bytes, seconds to send a request, requests at once."""
 
-    # The request line and headers together; a larger head is answered 431 and its connection closed
-    # before it is kept anywhere (uvicorn's httptools parser has no limit of its own).
+    # One request's line and headers together, in their usual form (no body, no blank lines before
+    # it); a larger head is answered 431 and its connection closed before it is kept anywhere or
+    # dispatched (uvicorn's httptools parser has no limit of its own).
     max_header_bytes: int = 32 * 1024
-    # Seconds from a request's first byte (or the connection's opening) until its body is complete;
-    # a client still sending by then gets a 408 and its connection closed (slowloris).
+    # Seconds from a request's first byte (a blank line too; pipelined behind an answer, from that
+    # answer's end; a new connection, from its opening) until its body is complete: a client still
+    # sending by then gets a 408 and its connection closed (slowloris), on every request of a connection.
     request_timeout: float = 10.0
     # Requests served at once by one worker; more are answered 503 at once rather than queued.
     max_concurrent: int = 1000
@@ -228,7 +230,8 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
             # begun after a request that ended in it, what the parser has shown of it (never more
             # than was sent: the head is refused for what it holds, never for a neighbour's body).
             if self._requests == requests:
-                self._head_bytes += len(data)
+                # Blank lines before a request line are skipped, not kept: they do not count.
+                self._head_bytes += len(data.lstrip(b"\r\n") if not self._head_bytes else data)
             else:
                 self._head_bytes = self._shown_head_bytes()
             if self._head_bytes > self.limits.max_header_bytes:

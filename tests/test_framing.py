@@ -6,21 +6,28 @@ by a generous timeout: a deadline that never fires fails the test instead of han
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from uvicorn.server import ServerState
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings
-from mock_server.server import Limits, ServerThread
+from mock_server import SegmindMock, Settings, server
+from mock_server.server import EnvelopeHTTPProtocol, Limits, ServerThread
 from tests.support import API_KEY
-from tests.support_framing import Answers, read_answers
+from tests.support_framing import Answers, read_answers, split_answer
 from tests.support_fuzz import assert_envelope
 from tests.support_load import request_bytes
 
@@ -197,3 +204,140 @@ def test_a_pipelined_request_is_refused_after_the_answer_before_it(
     assert_envelope(status, answers[1].headers["content-type"], answers[1].body)
     assert len(mock.jobs) == 1
     assert errors == []
+
+
+# The property: however the network cuts a stream of requests into reads, the answers are those of
+# one read. The reads are handed to the server's protocol exactly as drawn (a socket would merge
+# them), on a real event loop with the real app, the answers read off a real socket.
+SPLIT_LIMITS = Limits(max_header_bytes=8192, request_timeout=READ_TIMEOUT)
+SPLIT_BODY_LIMIT = 64 * 1024
+# Where a stream polls the job made for it: a request id's length, filled in once the job exists.
+_POLLED = "<" + "p" * 34 + ">"
+_REQUEST_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _kept_alive(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", "Host: x", f"x-api-key: {API_KEY}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if body and "Transfer-Encoding" not in (headers or {}):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _chunked(body: bytes, pieces: int) -> bytes:
+    size = -(-len(body) // pieces)
+    parts = [body[start : start + size] for start in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
+
+
+def _head_of(size: int) -> bytes:
+    """A poll whose request line and headers are `size` bytes in all (padded with one header)."""
+    bare = len(_kept_alive("GET", f"/v2/requests/{_POLLED}/status", headers={"x-pad": ""}))
+    return _kept_alive("GET", f"/v2/requests/{_POLLED}/status", headers={"x-pad": "p" * (size - bare)})
+
+
+_REQUESTS = st.one_of(
+    st.just(_kept_alive("GET", f"/v2/requests/{_POLLED}/status")),
+    st.just(_kept_alive("GET", "/v2/requests/unknown/status")),
+    st.just(_kept_alive("PUT", "/v2/svd")),
+    st.just(_kept_alive("POST", "/v2/svd", b"{")),
+    st.just(_head_of(SPLIT_LIMITS.max_header_bytes)),  # at the limit exactly: served
+    st.integers(0, 50_000).map(lambda spaces: _kept_alive("POST", "/v2/svd", padded(SUBMISSION, spaces))),
+    st.tuples(st.integers(0, 80_000), st.integers(1, 5)).map(
+        lambda drawn: _kept_alive("POST", "/v2/svd", _chunked(padded(SUBMISSION, drawn[0]), drawn[1]), CHUNKED)
+    ),
+).flatmap(lambda request: st.sampled_from([request, b"\r\n" + request]))  # a blank line before it, or not
+# Ends a stream: refused, the connection closed.
+_LAST = st.sampled_from([b"", _head_of(SPLIT_LIMITS.max_header_bytes + 1), b"BREW /pot HTTP/1.1\r\n\r\n"])
+
+
+async def _answers_to(reads: list[bytes], turns: list[int], count: int) -> list[tuple[int, bytes]]:
+    """Hand `reads` to a new connection's protocol, the loop turning `turns` times after each; read `count` answers."""
+    config, _ = _split_server()
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    state = ServerState()
+
+    def protocol() -> asyncio.Protocol:
+        return config.http_protocol_class(config=config, server_state=state, app_state={})  # type: ignore[call-arg]
+
+    transport, connection = await loop.connect_accepted_socket(protocol, ours)
+    assert isinstance(connection, EnvelopeHTTPProtocol)
+    answers: list[tuple[int, bytes]] = []
+    try:
+        for read, turn in zip(reads, turns, strict=True):
+            # No read comes while uvicorn has paused reading (a pipelined request waits its turn).
+            for _ in range(10_000):
+                if not connection.flow.read_paused or transport.is_closing():
+                    break
+                await asyncio.sleep(0)
+            if transport.is_closing():
+                break
+            connection.data_received(read)
+            for _ in range(turn):
+                await asyncio.sleep(0)
+        theirs.setblocking(False)
+        buffer = b""
+        while len(answers) < count:
+            answer, buffer = split_answer(buffer)
+            if answer is not None:
+                answers.append((answer.status, _REQUEST_ID.sub(b"<id>", answer.body)))
+                continue
+            chunk = await asyncio.wait_for(loop.sock_recv(theirs, 65536), READ_TIMEOUT)
+            if not chunk:
+                break
+            buffer += chunk
+    finally:
+        transport.close()
+        theirs.close()
+    return answers
+
+
+@functools.cache
+def _split_server() -> tuple[uvicorn.Config, bytes]:
+    """The uvicorn settings of a fake held to SPLIT_LIMITS, loaded, and the id of a job it keeps; made on first use."""
+    mock = SegmindMock(Settings(speed=0, max_body_bytes=SPLIT_BODY_LIMIT))
+    config = server.config(mock.app, SPLIT_LIMITS)
+    config.load()
+    polled = mock.submit("svd", MODELS["svd"].example, API_KEY)[0].request_id
+    assert len(polled) == len(_POLLED)
+    return config, polled.encode()
+
+
+def _run(reads: list[bytes], turns: list[int], count: int) -> list[tuple[int, bytes]]:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_answers_to(reads, turns, count))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop  # what `loop="auto"` serves with
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(requests=st.lists(_REQUESTS, min_size=1, max_size=8), last=_LAST, data=st.data())
+def test_any_split_of_a_pipelined_stream_into_reads_gets_the_answers_of_one_read(
+    requests: list[bytes], last: bytes, data: st.DataObject
+) -> None:
+    stream = (b"".join(requests) + last).replace(_POLLED.encode(), _split_server()[1])
+    count = len(requests) + bool(last)
+    whole = _run([stream], [0], count)
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(stream) - 1), max_size=12), label="cuts"))
+    reads = [stream[start:end] for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    turns = data.draw(st.lists(st.integers(0, 3), min_size=len(reads), max_size=len(reads)), label="turns")
+    assert len(whole) == count, whole
+    assert _run(reads, turns, count) == whole
+
+
+@pytest.mark.parametrize("blank", [b"", b"\r\n", b"\r\n" * 3], ids=["bare", "after a blank line", "after three"])
+def test_a_head_at_the_limit_is_served_wherever_it_is_cut(blank: bytes) -> None:
+    # Every cut in its last bytes leaves the head incomplete after the first read: what is counted
+    # then must never pass what the whole head comes to (blank lines before it are not kept).
+    stream = blank + _head_of(SPLIT_LIMITS.max_header_bytes).replace(_POLLED.encode(), _split_server()[1])
+    whole = _run([stream], [0], 1)
+    assert [status for status, _ in whole] == [200]
+    for cut in range(len(stream) - 40, len(stream)):
+        assert _run([stream[:cut], stream[cut:]], [0, 0], 1) == whole, cut
