@@ -306,8 +306,11 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         self._retime()
 
     def _send_refusal(self, refusal: bytes) -> None:
-        """Write a refusal and half-close: closing with the client's bytes unread would reset the connection
-        before it reads the answer, so what still comes is thrown away until it closes or time is up."""
+        """Write a refusal and half-close.
+
+        Closing with the client's bytes unread would reset the connection before it reads the answer:
+        what still comes is thrown away (the closing phase) until the client closes or time is up.
+        """
         transport = self.transport
         if transport.is_closing():
             return

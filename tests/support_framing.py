@@ -38,3 +38,24 @@ def split_answer(buffer: bytes) -> tuple[RawResponse | None, bytes]:
     if len(rest) < length:
         return None, buffer
     return RawResponse(int(status_line.split()[1]), headers, rest[:length]), rest[length:]
+
+
+def trickle(sock: socket.socket, line: bytes, seconds: float) -> bytes:
+    """Send `line` again and again, each well within any deadline, until the server answers; return the answer.
+
+    Gives up after `seconds` (the test then fails on the empty answer); a reset while sending ends it too.
+    """
+    sock.settimeout(TRICKLE_SECONDS)
+    for _ in range(int(seconds / TRICKLE_SECONDS)):
+        try:
+            sock.sendall(line)
+            return sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:  # reset: the server closed while we were still sending
+            break
+    return b""
+
+
+# Seconds between two lines of a trickle.
+TRICKLE_SECONDS = 0.05

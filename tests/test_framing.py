@@ -27,7 +27,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings, server
 from mock_server.server import EnvelopeHTTPProtocol, Limits, ServerThread
 from tests.support import API_KEY
-from tests.support_framing import Answers, read_answers, split_answer
+from tests.support_framing import Answers, read_answers, split_answer, trickle
 from tests.support_fuzz import assert_envelope
 from tests.support_load import request_bytes
 
@@ -67,6 +67,15 @@ def served() -> Iterator[tuple[SegmindMock, str, list[logging.LogRecord]]]:
 def connect(url: str) -> socket.socket:
     parts = urlsplit(url)
     return socket.create_connection((parts.hostname, parts.port), timeout=READ_TIMEOUT)
+
+
+@contextmanager
+def answered_once(url: str) -> Iterator[socket.socket]:
+    """A kept-alive connection whose first request has been answered."""
+    with connect(url) as sock:
+        sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_answers(sock, count=1)[0].status == 200
+        yield sock
 
 
 def exchange(url: str, data: bytes) -> Answers:
@@ -152,9 +161,7 @@ def test_a_blank_line_after_a_request_does_not_hold_the_connection_open(
     # httptools skips blank lines between requests without a callback; uvicorn stops its keep-alive
     # timer on every read: a CRLF used to leave the connection with no timer at all.
     _, url, _ = served
-    with connect(url) as sock:
-        sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_answers(sock, count=1)[0].status == 200
+    with answered_once(url) as sock:
         sock.sendall(b"\r\n")
         rest = read_answers(sock)  # until the server closes: READ_TIMEOUT means it never does
     # Bytes of a request arrived, so it is a request that did not come whole in time: a 408.
@@ -165,20 +172,9 @@ def test_a_second_request_on_a_kept_alive_connection_gets_its_408(
     served: tuple[SegmindMock, str, list[logging.LogRecord]],
 ) -> None:
     _, url, _ = served
-    with connect(url) as sock:
-        sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_answers(sock, count=1)[0].status == 200
+    with answered_once(url) as sock:
         sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n")
-        # Trickle header lines, each well within the deadline, until the server answers.
-        sock.settimeout(0.05)
-        answer = b""
-        for _ in range(int(READ_TIMEOUT / 0.05)):
-            try:
-                sock.sendall(b"X-A: b\r\n")
-                answer = sock.recv(65536)
-                break
-            except TimeoutError:
-                continue
+        answer = trickle(sock, b"X-A: b\r\n", READ_TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
 
 
