@@ -202,18 +202,12 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         self._expire()
 
     def _expire(self) -> None:
-        """Time is up: 408 for a request begun and not yet answered; otherwise close."""
-        phase = self.phase
-        cycle = self.cycle
-        if phase is Phase.BODY and cycle is not None and not cycle.response_started:
-            # The app is still reading the body: it gets http.disconnect and its answer goes nowhere.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        elif phase is not Phase.HEAD:  # idle, closing, or a body whose request was answered early
+        """Time is up: a request begun gets its 408; an idle or closing connection is closed."""
+        if self.phase in (Phase.HEAD, Phase.BODY):
+            seconds = f"{self.limits.request_timeout:g}"
+            self._refuse(408, f"Request Timeout: the request was not complete within {seconds} s; send it whole")
+        else:
             self.transport.close()
-            return
-        seconds = f"{self.limits.request_timeout:g}"
-        self._refuse(408, f"Request Timeout: the request was not complete within {seconds} s; send it whole")
 
     # Reading: the phase follows the parser's callbacks; the head is counted as it arrives.
 
@@ -294,11 +288,20 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         self._refuse(*rejection)
 
     def _refuse(self, status: int, message: str) -> None:
-        """Refuse the request being read with an answer in the envelope, written once the answers owed are."""
-        self._reading = Phase.CLOSING
-        body = encode_json(wire.error_body(message))
-        head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
-        refusal = head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+        """Refuse the request being read with an answer in the envelope, written once the answers owed are.
+
+        A request answered before its body was in (a 413) gets no second answer: the connection closes.
+        """
+        reading, self._reading = self._reading, Phase.CLOSING
+        cycle = self.cycle if reading is Phase.BODY else None  # a request has its cycle once its head is in
+        if cycle is not None and cycle.response_started:
+            refusal = b""
+        else:
+            if cycle is not None:
+                # The app waits for the rest of the body: it gets http.disconnect, and its answer goes nowhere.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            refusal = _envelope(status, message)
         if self.phase is Phase.DISPATCHED:
             self._refusal = refusal  # on_response_complete writes it
         else:
@@ -306,7 +309,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         self._retime()
 
     def _send_refusal(self, refusal: bytes) -> None:
-        """Write a refusal and half-close.
+        """Write a refusal (if there is one) and half-close.
 
         Closing with the client's bytes unread would reset the connection before it reads the answer:
         what still comes is thrown away (the closing phase) until the client closes or time is up.
@@ -314,7 +317,8 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        transport.write(refusal)
+        if refusal:
+            transport.write(refusal)
         if transport.can_write_eof():
             transport.write_eof()
         else:
@@ -325,6 +329,13 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._lingering = True
+
+
+def _envelope(status: int, message: str) -> bytes:
+    """A whole answer in the JSON envelope that closes its connection."""
+    body = encode_json(wire.error_body(message))
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
+    return head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -337,3 +337,16 @@ def test_a_head_at_the_limit_is_served_wherever_it_is_cut(blank: bytes) -> None:
     assert [status for status, _ in whole] == [200]
     for cut in range(len(stream) - 40, len(stream)):
         assert _run([stream[:cut], stream[cut:]], [0, 0], 1) == whole, cut
+
+
+def test_a_request_answered_before_its_body_ended_gets_no_second_answer() -> None:
+    # A chunked body passes the body limit: the 413 goes out at once, the connection kept alive; then
+    # the rest of the body turns out malformed. The request has had its answer: nothing more is said.
+    with serve(Settings(speed=0, max_body_bytes=4096)) as (mock, url, errors), connect(url) as sock:
+        head = b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\ntransfer-encoding: chunked\r\n\r\n"
+        sock.sendall(head % API_KEY.encode() + b"2000\r\n" + b" " * 0x2000 + b"\r\n")
+        assert [answer.status for answer in read_answers(sock, count=1)] == [413]
+        sock.sendall(b"zz\r\n")  # no chunk size
+        assert read_answers(sock) == []
+    assert mock.jobs == []
+    assert errors == []
