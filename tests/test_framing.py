@@ -313,7 +313,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # what `loop="auto"` serves with
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(requests=st.lists(_REQUESTS, min_size=1, max_size=8), last=_LAST, data=st.data())
 def test_any_split_of_a_pipelined_stream_into_reads_gets_the_answers_of_one_read(
     requests: list[bytes], last: bytes, data: st.DataObject
