@@ -12,13 +12,14 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import uvicorn
+import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from uvicorn.server import ServerState
@@ -85,6 +86,22 @@ def exchange(url: str, data: bytes) -> Answers:
         return read_answers(sock)
 
 
+def kept_alive(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    """A request with the API key that keeps its connection open, its body framed by Content-Length unless chunked."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: x", f"x-api-key: {API_KEY}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if body and "Transfer-Encoding" not in (headers or {}):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def chunked(body: bytes, pieces: int) -> bytes:
+    """`body` in chunked transfer coding, in `pieces` chunks."""
+    size = -(-len(body) // pieces)
+    parts = [body[start : start + size] for start in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
+
+
 def padded(body: bytes, spaces: int) -> bytes:
     """A JSON object with `spaces` blanks before its closing brace: the same request, longer."""
     return body[:-1] + b" " * spaces + b"}"
@@ -114,11 +131,7 @@ def test_inline_png_submissions_of_230_kb_each_in_one_write_are_accepted(
     image = png(np.random.default_rng(22).integers(0, 256, (240, 240, 3), np.uint8))
     body = json.dumps({**MODELS["svd"].example, "image": data_uri(image)}).encode()
     assert 220_000 < len(body) < 240_000
-    request = b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\ncontent-length: %d\r\n\r\n%s" % (
-        API_KEY.encode(),
-        len(body),
-        body,
-    )
+    request = kept_alive("POST", "/v2/svd", body)
     statuses = []
     with connect(url) as sock:
         for _ in range(3):
@@ -134,8 +147,8 @@ def test_300_pipelined_polls_in_one_write_get_300_answers(
 ) -> None:
     _, url, errors = served
     job = httpx.post(f"{url}/v2/svd", json=MODELS["svd"].example, headers=KEY, timeout=READ_TIMEOUT).json()
-    poll = f"GET /v2/requests/{job['request_id']}/status HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n\r\n"
-    stream = poll.encode() * 299 + request_bytes("GET", f"/v2/requests/{job['request_id']}/status", b"", KEY)
+    target = f"/v2/requests/{job['request_id']}/status"
+    stream = kept_alive("GET", target) * 299 + request_bytes("GET", target, b"", KEY)
     assert len(stream) > 32 * 1024  # the pipeline as a whole passes the header limit; each head is small
     answers = exchange(url, stream)
     assert [answer.status for answer in answers] == [200] * 300
@@ -146,8 +159,7 @@ def test_300_pipelined_polls_in_one_write_get_300_answers(
 def test_a_chunked_body_over_the_body_limit_gets_a_413_envelope() -> None:
     with serve(Settings(speed=0, max_body_bytes=64 * 1024)) as (mock, url, errors):
         body = padded(SUBMISSION, 100_000)
-        chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:50_000], body[50_000:]))
-        answers = exchange(url, request_bytes("POST", "/v2/svd", chunks + b"0\r\n\r\n", KEY | CHUNKED))
+        answers = exchange(url, request_bytes("POST", "/v2/svd", chunked(body, 2), KEY | CHUNKED))
     assert [answer.status for answer in answers] == [413]
     assert_envelope(413, answers[0].headers["content-type"], answers[0].body)
     assert "65536 bytes" in answers[0].json()["error"]
@@ -190,12 +202,7 @@ def test_a_pipelined_request_is_refused_after_the_answer_before_it(
     served: tuple[SegmindMock, str, list[logging.LogRecord]], second: bytes, status: int
 ) -> None:
     mock, url, errors = served
-    first = b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\ncontent-length: %d\r\n\r\n%s" % (
-        API_KEY.encode(),
-        len(SUBMISSION),
-        SUBMISSION,
-    )
-    answers = exchange(url, first + second)
+    answers = exchange(url, kept_alive("POST", "/v2/svd", SUBMISSION) + second)
     assert [answer.status for answer in answers] == [200, status]
     assert_envelope(status, answers[1].headers["content-type"], answers[1].body)
     assert len(mock.jobs) == 1
@@ -212,35 +219,21 @@ _POLLED = "<" + "p" * 34 + ">"
 _REQUEST_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _kept_alive(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", "Host: x", f"x-api-key: {API_KEY}"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    if body and "Transfer-Encoding" not in (headers or {}):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def _chunked(body: bytes, pieces: int) -> bytes:
-    size = -(-len(body) // pieces)
-    parts = [body[start : start + size] for start in range(0, len(body), size)]
-    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
-
-
 def _head_of(size: int) -> bytes:
     """A poll whose request line and headers are `size` bytes in all (padded with one header)."""
-    bare = len(_kept_alive("GET", f"/v2/requests/{_POLLED}/status", headers={"x-pad": ""}))
-    return _kept_alive("GET", f"/v2/requests/{_POLLED}/status", headers={"x-pad": "p" * (size - bare)})
+    bare = len(kept_alive("GET", f"/v2/requests/{_POLLED}/status", headers={"x-pad": ""}))
+    return kept_alive("GET", f"/v2/requests/{_POLLED}/status", headers={"x-pad": "p" * (size - bare)})
 
 
 _REQUESTS = st.one_of(
-    st.just(_kept_alive("GET", f"/v2/requests/{_POLLED}/status")),
-    st.just(_kept_alive("GET", "/v2/requests/unknown/status")),
-    st.just(_kept_alive("PUT", "/v2/svd")),
-    st.just(_kept_alive("POST", "/v2/svd", b"{")),
+    st.just(kept_alive("GET", f"/v2/requests/{_POLLED}/status")),
+    st.just(kept_alive("GET", "/v2/requests/unknown/status")),
+    st.just(kept_alive("PUT", "/v2/svd")),
+    st.just(kept_alive("POST", "/v2/svd", b"{")),
     st.just(_head_of(SPLIT_LIMITS.max_header_bytes)),  # at the limit exactly: served
-    st.integers(0, 50_000).map(lambda spaces: _kept_alive("POST", "/v2/svd", padded(SUBMISSION, spaces))),
+    st.integers(0, 50_000).map(lambda spaces: kept_alive("POST", "/v2/svd", padded(SUBMISSION, spaces))),
     st.tuples(st.integers(0, 80_000), st.integers(1, 5)).map(
-        lambda drawn: _kept_alive("POST", "/v2/svd", _chunked(padded(SUBMISSION, drawn[0]), drawn[1]), CHUNKED)
+        lambda drawn: kept_alive("POST", "/v2/svd", chunked(padded(SUBMISSION, drawn[0]), drawn[1]), CHUNKED)
     ),
 ).flatmap(lambda request: st.sampled_from([request, b"\r\n" + request]))  # a blank line before it, or not
 # Ends a stream: refused, the connection closed.
@@ -301,16 +294,8 @@ def _split_server() -> tuple[uvicorn.Config, bytes]:
 
 
 def _run(reads: list[bytes], turns: list[int], count: int) -> list[tuple[int, bytes]]:
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # what `loop="auto"` serves with
         return runner.run(_answers_to(reads, turns, count))
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop  # what `loop="auto"` serves with
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -343,8 +328,7 @@ def test_a_request_answered_before_its_body_ended_gets_no_second_answer() -> Non
     # A chunked body passes the body limit: the 413 goes out at once, the connection kept alive; then
     # the rest of the body turns out malformed. The request has had its answer: nothing more is said.
     with serve(Settings(speed=0, max_body_bytes=4096)) as (mock, url, errors), connect(url) as sock:
-        head = b"POST /v2/svd HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\ntransfer-encoding: chunked\r\n\r\n"
-        sock.sendall(head % API_KEY.encode() + b"2000\r\n" + b" " * 0x2000 + b"\r\n")
+        sock.sendall(kept_alive("POST", "/v2/svd", b"2000\r\n" + b" " * 0x2000 + b"\r\n", CHUNKED))
         assert [answer.status for answer in read_answers(sock, count=1)] == [413]
         sock.sendall(b"zz\r\n")  # no chunk size
         assert read_answers(sock) == []
