@@ -96,6 +96,7 @@ class Phase(enum.Enum):
     HEAD = "head"  # a request's line and headers arriving, from its first byte (a blank line too): the request deadline
     BODY = "body"  # its body arriving: the same deadline, which runs on from the head's
     DISPATCHED = "dispatched"  # an answer is owed: the fake's turn, so no deadline for the client
+    STALLED = "stalled"  # an answer is owed and the client reads none of it: the request deadline, then dropped
     CLOSING = "closing"  # refused, half-closed: what still arrives is thrown away until the client closes or time is up
 
 
@@ -134,14 +135,15 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         self._lingering = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None  # the loop's time when the phase's time is up; None: never
-        self._timed: tuple[Phase, int] | None = None  # the phase (and request) the deadline was set for
+        self._stalls = 0  # times the client stopped taking what the fake writes
+        self._timed: tuple[Phase, int, int] | None = None  # the phase (request, stall) the deadline was set for
 
     @property
     def phase(self) -> Phase:
-        """The connection's phase: dispatched while an answer is owed, else what the parser reads."""
+        """The connection's phase: dispatched (or stalled) while an answer is owed, else what the parser reads."""
         owed = self._owed
         if owed is not None and not owed.response_complete:
-            return Phase.DISPATCHED
+            return Phase.STALLED if self.flow.write_paused else Phase.DISPATCHED
         return self._reading
 
     # The timer: one per connection, set by `_retime` after every event that may change the phase.
@@ -172,8 +174,9 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
     def _retime(self) -> None:
         """Set the deadline of the phase the connection is in, unless it is already set for it."""
         phase = self.phase
-        # A request's head and body share one deadline, from its first byte.
-        timed = (Phase.HEAD if phase is Phase.BODY else phase, self._requests)
+        # A request's head and body share one deadline, from its first byte; each stall has its own.
+        stalls = self._stalls if phase is Phase.STALLED else 0
+        timed = (Phase.HEAD if phase is Phase.BODY else phase, self._requests, stalls)
         if timed == self._timed:
             return
         self._timed = timed
@@ -202,12 +205,25 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         self._expire()
 
     def _expire(self) -> None:
-        """Time is up: a request begun gets its 408; an idle or closing connection is closed."""
+        """Time is up: a request begun gets its 408; an idle, closing or stalled connection is closed."""
         if self.phase in (Phase.HEAD, Phase.BODY):
             seconds = f"{self.limits.request_timeout:g}"
             self._refuse(408, f"Request Timeout: the request was not complete within {seconds} s; send it whole")
+        elif self.transport.get_write_buffer_size():
+            self.transport.abort()  # closing would wait for the client to take what is written: it takes nothing
         else:
             self.transport.close()
+
+    def pause_writing(self) -> None:
+        """The client takes no more for now: an answer owed is stalled, under the request deadline."""
+        super().pause_writing()
+        self._stalls += 1
+        self._retime()
+
+    def resume_writing(self) -> None:
+        """The client takes what is written again."""
+        super().resume_writing()
+        self._retime()
 
     # Reading: the phase follows the parser's callbacks; the head is counted as it arrives.
 

@@ -334,3 +334,23 @@ def test_a_request_answered_before_its_body_ended_gets_no_second_answer() -> Non
         assert read_answers(sock) == []
     assert mock.jobs == []
     assert errors == []
+
+
+def test_a_client_that_reads_none_of_its_answers_is_dropped_at_the_deadline(
+    served: tuple[SegmindMock, str, list[logging.LogRecord]],
+) -> None:
+    # Requests pipelined without end, no answer read: the answers (the 24 kB OpenAPI document) fill
+    # the sockets' buffers and the fake's, and its writes wait. The client is then dropped, as one
+    # sending nothing would be, rather than held with the answer's task for as long as it likes.
+    _, url, _ = served
+    parts = urlsplit(url)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.settimeout(READ_TIMEOUT)
+        sock.connect((parts.hostname, parts.port))
+        requests = kept_alive("GET", "/openapi.json") * 100
+        # The sending blocks once the fake stops reading; it ends when the fake drops the connection.
+        with pytest.raises(ConnectionResetError):
+            for _ in range(1000):
+                sock.sendall(requests)
