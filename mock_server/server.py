@@ -119,8 +119,9 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
       (and thrown away) before the connection closes, so the client gets its answer, not a reset.
 
     The connection's `phase` decides its one timer (uvicorn's keep-alive timer is never left armed),
-    so no order of bytes leaves a connection without one. A refusal (400, 408, 431) is written only
-    once every answer owed before it is complete, and only for a request not yet dispatched.
+    so no order of bytes leaves a connection without one, nor a client that stops reading. A refusal
+    (400, 408, 431) is written once every answer owed before it is complete, and never to a request
+    already answered: a head is refused before the request reaches the app, never after.
     """
 
     def __init__(self, *args: Any, limits: Limits | None = None, **kwargs: Any) -> None:
