@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import ipaddress
 import logging
@@ -18,7 +19,7 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from mock_server import wire
 from mock_server.app import App
@@ -73,11 +74,13 @@ def admin_token_for(host: str, given: str | None = None) -> str | None:
 class Limits:
     """What one client may hold of the server: header bytes, seconds to send a request, requests at once."""
 
-    # The request line and headers together; a larger head is answered 431 and its connection closed
-    # before it is kept anywhere (uvicorn's httptools parser has no limit of its own).
+    # One request's line and headers together, in their usual form (no body, no blank lines before
+    # it); a larger head is answered 431 and its connection closed before it is kept anywhere or
+    # dispatched (uvicorn's httptools parser has no limit of its own).
     max_header_bytes: int = MAX_HEADER_BYTES
-    # Seconds from a request's first byte (or the connection's opening) until its body is complete;
-    # a client still sending by then gets a 408 and its connection closed (slowloris).
+    # Seconds from a request's first byte (a blank line too; pipelined behind an answer, from that
+    # answer's end; a new connection, from its opening) until its body is complete: a client still
+    # sending by then gets a 408 and its connection closed (slowloris), on every request of a connection.
     request_timeout: float = REQUEST_TIMEOUT_SECONDS
     # Requests served at once by one worker; more are answered 503 at once rather than queued.
     max_concurrent: int = MAX_CONCURRENT_REQUESTS
@@ -85,6 +88,25 @@ class Limits:
 
 # Seconds a client is told to wait after a 503 for too many requests at once (GUESS).
 BUSY_RETRY_SECONDS = 1
+
+
+class Phase(enum.Enum):
+    """Where a connection stands, which decides its one timer: what the fake waits for, and how long."""
+
+    IDLE = "idle"  # between requests: closed after the keep-alive seconds (a new connection: the request deadline)
+    HEAD = "head"  # a request's line and headers arriving, from its first byte (a blank line too): the request deadline
+    BODY = "body"  # its body arriving: the same deadline, which runs on from the head's
+    DISPATCHED = "dispatched"  # an answer is owed: the fake's turn, so no deadline for the client
+    STALLED = "stalled"  # an answer is owed and the client reads none of it: the request deadline, then dropped
+    CLOSING = "closing"  # refused, half-closed: what still arrives is thrown away until the client closes or time is up
+
+
+# Bytes of a request line and head besides the method and target: two spaces, "HTTP/1.1", two CRLFs.
+_HEAD_FRAMING = 14
+# Bytes each header adds to its name and value on the wire: ": " and CRLF.
+_HEADER_FRAMING = 4
+# A timer may fire this early (uvloop rounds to milliseconds): not early enough to move a deadline.
+_TIMER_SLACK = 0.001
 
 
 class EnvelopeHTTPProtocol(HttpToolsProtocol):
@@ -96,95 +118,149 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
       a 408, and past `max_concurrent` requests a 503, all in the envelope.
     - A body refused before it was read (a 413) on a `Connection: close` request is read to its end
       (and thrown away) before the connection closes, so the client gets its answer, not a reset.
+
+    The connection's `phase` decides its one timer (uvicorn's keep-alive timer is never left armed),
+    so no order of bytes leaves a connection without one, nor a client that stops reading. A refusal
+    (400, 408, 431) is written once every answer owed before it is complete, and never to a request
+    already answered: a head is refused before the request reaches the app, never after.
     """
 
     def __init__(self, *args: Any, limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits or Limits()
-        self._head_pending = True  # the next request's line and headers have not all arrived
-        self._head_bytes = 0
-        self._refusal: tuple[int, str] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._reading = Phase.IDLE  # what the parser reads: IDLE, HEAD, BODY, or CLOSING once refused
+        self._owed: RequestResponseCycle | None = None  # the newest request read whole, until it is answered
+        self._requests = 0  # requests read whole
+        self._head_bytes = 0  # bytes of the head being read, as far as earlier reads tell
+        self._rejection: tuple[int, str] | None = None  # why a parser callback stopped the parser
+        self._refusal: bytes | None = None  # a refusal waiting for the answers owed before it
         self._lingering = False
-        self._discarding = False  # answered and half-closed: what still arrives is thrown away
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # the loop's time when the phase's time is up; None: never
+        self._stalls = 0  # times the client stopped taking what the fake writes
+        self._timed: tuple[Phase, int, int] | None = None  # the phase (request, stall) the deadline was set for
 
-    # The deadline: armed when a connection opens or a request begins, disarmed once its body is in.
+    @property
+    def phase(self) -> Phase:
+        """The connection's phase: dispatched (or stalled) while an answer is owed, else what the parser reads."""
+        owed = self._owed
+        if owed is not None and not owed.response_complete:
+            return Phase.STALLED if self.flow.write_paused else Phase.DISPATCHED
+        return self._reading
+
+    # The timer: one per connection, set by `_retime` after every event that may change the phase.
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Accept the connection; it must send a whole request before the deadline."""
         super().connection_made(transport)
-        self._arm()
+        self._retime()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the deadline with the connection."""
-        self._disarm()
+        """Forget the timer with the connection."""
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
-    def on_message_begin(self) -> None:
-        """A request starts: its head and body must be in before the deadline."""
-        super().on_message_begin()
-        self._head_pending = True
-        self._head_bytes = 0
-        self._arm()
+    def on_response_complete(self) -> None:
+        """An answer is complete: write a refusal that waited for it, and time what comes next."""
+        super().on_response_complete()  # starts a queued request, or arms uvicorn's keep-alive timer
+        self._unset_keepalive_if_required()  # the connection's one timer is this class's
+        refusal = self._refusal
+        if refusal is not None and self.phase is not Phase.DISPATCHED:
+            self._refusal = None
+            self._send_refusal(refusal)
+        self._retime()
 
-    def on_message_complete(self) -> None:
-        """The request's body is all in: no deadline until the next one begins."""
-        self._disarm()
-        self._head_pending = True
-        self._head_bytes = 0
-        super().on_message_complete()
-        if self._lingering:
-            self.transport.close()
+    def _retime(self) -> None:
+        """Set the deadline of the phase the connection is in, unless it is already set for it."""
+        phase = self.phase
+        # A request's head and body share one deadline, from its first byte; each stall has its own.
+        stalls = self._stalls if phase is Phase.STALLED else 0
+        timed = (Phase.HEAD if phase is Phase.BODY else phase, self._requests, stalls)
+        if timed == self._timed:
+            return
+        self._timed = timed
+        if phase is Phase.DISPATCHED:
+            self._deadline = None  # a timer still pending finds nothing to do
+            return
+        seconds = self.limits.request_timeout
+        if phase is Phase.IDLE and self._requests:
+            seconds = self.timeout_keep_alive
+        self._deadline = deadline = self.loop.time() + seconds
+        timer = self._timer
+        # A pending timer set for a later moment is moved; one set earlier fires and looks again.
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
-    def _arm(self) -> None:
-        if self._deadline is None:
-            self._deadline = self.loop.call_later(self.limits.request_timeout, self._expire)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.transport.is_closing():
+            return
+        if deadline - self.loop.time() > _TIMER_SLACK:  # the deadline moved on since the timer was set
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        self._expire()
 
     def _expire(self) -> None:
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        if self._discarding:
-            self.transport.close()
-            return
-        cycle = self.cycle
-        answered = cycle is not None and cycle.response_started
-        if cycle is not None and not cycle.response_complete:
-            # The app is still reading the body: it gets http.disconnect and its answer goes nowhere.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        if self.scope is not None and not answered and not self._lingering:
+        """Time is up: a request begun gets its 408; an idle, closing or stalled connection is closed."""
+        if self.phase in (Phase.HEAD, Phase.BODY):
             seconds = f"{self.limits.request_timeout:g}"
-            self._answer(408, f"Request Timeout: the request was not complete within {seconds} s; send it whole")
+            self._refuse(408, f"Request Timeout: the request was not complete within {seconds} s; send it whole")
+        elif self.transport.get_write_buffer_size():
+            self.transport.abort()  # closing would wait for the client to take what is written: it takes nothing
         else:
             self.transport.close()
 
-    # The header limit.
+    def pause_writing(self) -> None:
+        """The client takes no more for now: an answer owed is stalled, under the request deadline."""
+        super().pause_writing()
+        self._stalls += 1
+        self._retime()
+
+    def resume_writing(self) -> None:
+        """The client takes what is written again."""
+        super().resume_writing()
+        self._retime()
+
+    # Reading: the phase follows the parser's callbacks; the head is counted as it arrives.
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser, refusing a head that grows past the limit."""
-        if self._discarding:
+        if self._reading is Phase.CLOSING:
             return
-        pending = self._head_pending
+        if self._reading is Phase.IDLE:
+            self._reading = Phase.HEAD  # any byte begins the next request, a blank line too (httptools skips those)
+        requests = self._requests
         super().data_received(data)
-        if pending and self._head_pending and self.parser is not None and not self.transport.is_closing():
-            # The head spans more than this chunk: count it whole (at most one read too many).
-            self._head_bytes += len(data)
+        if self._reading is Phase.HEAD:
+            # The head is still incomplete. Begun before this read, every byte of it is the head's;
+            # begun after a request that ended in it, what the parser has shown of it (never more
+            # than was sent: the head is refused for what it holds, never for a neighbour's body).
+            if self._requests == requests:
+                # Blank lines before a request line are skipped, not kept: they do not count.
+                self._head_bytes += len(data.lstrip(b"\r\n") if not self._head_bytes else data)
+            else:
+                self._head_bytes = self._shown_head_bytes()
             if self._head_bytes > self.limits.max_header_bytes:
-                self._answer(431, self._too_large_message(), drain=True)
+                self._refuse(431, self._too_large_message())
+        self._retime()
+
+    def on_message_begin(self) -> None:
+        """A request starts."""
+        super().on_message_begin()
+        self._reading = Phase.HEAD
 
     def on_headers_complete(self) -> None:
         """Check the whole head's size, then serve the request, or answer 503 when too many are in progress."""
-        self._head_pending = False
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.limits.max_header_bytes:
-            self._refusal = (431, self._too_large_message())
+        if len(self.parser.get_method()) + _HEAD_FRAMING + self._shown_head_bytes() > self.limits.max_header_bytes:
+            self._rejection = (431, self._too_large_message())
             raise ValueError("request head too large")  # the parser stops; send_400_response answers
+        self._reading = Phase.BODY
         if len(self.tasks) < self.limits.max_concurrent:
             super().on_headers_complete()
         else:
@@ -197,6 +273,20 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.keep_alive and _has_body(self.headers):
             cycle.transport = _LingeringTransport(self.transport, self)  # type: ignore[assignment]
 
+    def on_message_complete(self) -> None:
+        """The request is read whole: it is the answer owed until the app completes it."""
+        super().on_message_complete()
+        self._reading = Phase.IDLE
+        self._head_bytes = 0
+        self._requests += 1
+        self._owed = self.cycle
+        if self._lingering:
+            self.transport.close()
+
+    def _shown_head_bytes(self) -> int:
+        """Bytes of the head being read that the parser has handed over: its target and complete headers."""
+        return len(self.url) + sum(len(name) + len(value) + _HEADER_FRAMING for name, value in self.headers)
+
     def _unsupported_upgrade_warning(self) -> None:
         """Say nothing: the fake serves no websocket, and answers an upgrade request as any other (a 404)."""
 
@@ -206,37 +296,64 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
             f"{self.limits.max_header_bytes} bytes (--max-header-bytes)"
         )
 
+    # Refusing: in the envelope, after the answers owed, then half-closed.
+
     def send_400_response(self, msg: str) -> None:
         """Answer 400 in the JSON envelope (or the refusal a parser callback raised) and close the connection."""
-        if self._refusal is not None:
-            self._answer(*self._refusal, drain=True)
-        else:
-            self._answer(400, f"{msg.rstrip('.')}: {wire.UNPARSABLE_REQUEST}")
+        rejection, self._rejection = self._rejection, None
+        if rejection is None:
+            rejection = (400, f"{msg.rstrip('.')}: {wire.UNPARSABLE_REQUEST}")
+        self._refuse(*rejection)
 
-    def _answer(self, status: int, message: str, *, drain: bool = False) -> None:
-        """Write an answer in the JSON envelope straight to the socket and close the connection.
+    def _refuse(self, status: int, message: str) -> None:
+        """Refuse the request being read with an answer in the envelope, written once the answers owed are.
 
-        With `drain`, the client may still be sending (a huge head): closing with its bytes unread
-        would reset the connection before it reads the answer, so the fake half-closes and throws
-        away what still comes until the client closes or the deadline passes.
+        A request answered before its body was in (a 413) gets no second answer: the connection closes.
         """
-        body = encode_json(wire.error_body(message))
-        head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
-        head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-        self.transport.write(head + body)
-        if drain and self.transport.can_write_eof():
-            self.transport.write_eof()
-            self._discarding = True
-            self._arm()
+        reading, self._reading = self._reading, Phase.CLOSING
+        cycle = self.cycle if reading is Phase.BODY else None  # a request has its cycle once its head is in
+        if cycle is not None and cycle.response_started:
+            refusal = b""
         else:
-            self._disarm()
-            self.transport.close()
+            if cycle is not None:
+                # The app waits for the rest of the body: it gets http.disconnect, and its answer goes nowhere.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            refusal = _envelope(status, message)
+        if self.phase is Phase.DISPATCHED:
+            self._refusal = refusal  # on_response_complete writes it
+        else:
+            self._send_refusal(refusal)
+        self._retime()
+
+    def _send_refusal(self, refusal: bytes) -> None:
+        """Write a refusal (if there is one) and half-close.
+
+        Closing with the client's bytes unread would reset the connection before it reads the answer:
+        what still comes is thrown away (the closing phase) until the client closes or time is up.
+        """
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if refusal:
+            transport.write(refusal)
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
 
     def linger(self) -> None:
         """Half-close after an answer sent before the body was read; close once the body is in (or at the deadline)."""
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._lingering = True
+
+
+def _envelope(status: int, message: str) -> bytes:
+    """A whole answer in the JSON envelope that closes its connection."""
+    body = encode_json(wire.error_body(message))
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
+    return head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -255,7 +372,7 @@ class _LingeringTransport:
 
     def close(self) -> None:
         """Close now if the request's body is in; otherwise read it to its end first, so the client sees the answer."""
-        if self._protocol._head_pending or self._transport.is_closing():
+        if self._protocol.phase is not Phase.BODY or self._transport.is_closing():
             self._transport.close()
         else:
             self._protocol.linger()

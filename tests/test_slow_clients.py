@@ -20,6 +20,7 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.server import Limits, ServerThread
 from tests.support import API_KEY
+from tests.support_framing import trickle
 from tests.support_fuzz import assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
 
@@ -72,17 +73,7 @@ def test_a_slowloris_trickling_header_bytes_is_dropped_at_the_deadline(limited: 
     _, url = limited
     with connect(url) as sock:
         sock.sendall(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n")
-        sock.settimeout(0.05)
-        answer = b""
-        for _ in range(int(READ_TIMEOUT / 0.05)):
-            try:
-                sock.sendall(b"X-A: b\r\n")
-                answer = sock.recv(65536)
-                break
-            except TimeoutError:
-                continue
-            except OSError:  # reset: the server closed while we were still sending
-                break
+        answer = trickle(sock, b"X-A: b\r\n", READ_TIMEOUT)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
 
 
