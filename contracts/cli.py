@@ -11,6 +11,7 @@ from types import ModuleType
 import httpx
 
 from contracts.extras import MissingExtra
+from contracts.fake_admin import ADMIN_TOKEN_VARIABLE
 from contracts.flags import Parser, integer, non_negative, positive_seconds, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
@@ -39,8 +40,8 @@ def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.Argumen
         "--max-jobs",
         type=whole,
         default=defaults.max_jobs,
-        help="valid submissions, which cost credits on the live API: the documented examples "
-        "first, then generated payloads (default: %(default)s)",
+        help="paid calls, which cost credits on the live API, in this order: each model's documented example "
+        "(v2), a plain and a base64 v1 call, then generated payloads (v2) (default: %(default)s)",
     )
     parser.add_argument("--no-jobs", action="store_true", help="only the free checks: submit no valid payload")
     parser.add_argument(
@@ -73,7 +74,25 @@ def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.Argumen
     parser.add_argument(
         "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
     )
+    _add_admin_token(parser)
     return parser
+
+
+def _add_admin_token(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        help=f"the admin token of a segmind-mock fake that requires one (serve --admin-token, or a bind beyond "
+        f"loopback); also ${ADMIN_TOKEN_VARIABLE}. Sent to the fake's /_mock/ API only",
+    )
+
+
+def _unreachable(command: str, base_url: str, error: httpx.HTTPError) -> str:
+    """The one line saying why `command` could not run against `base_url`."""
+    line = f"segmind-mock {command}: cannot reach {base_url}: {error}".splitlines()[0]
+    if isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 401:
+        line += f"; the fake's admin API needs its admin token: give --admin-token or set ${ADMIN_TOKEN_VARIABLE}"
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,10 +118,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         report = suite.run_suite(
-            args.base_url, api_key, options, progress=lambda line: print(line, file=sys.stderr, flush=True)
+            args.base_url,
+            api_key,
+            options,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            admin_token=args.admin_token,
         )
     except httpx.HTTPError as error:
-        print(f"segmind-mock contract: cannot reach {args.base_url}: {error}", file=sys.stderr)
+        print(_unreachable("contract", args.base_url, error), file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
     for path, text in ((args.junit, report.to_junit), (args.json, report.to_json)):
@@ -150,15 +173,18 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
         default=COMMAND_TIMEOUT_SECONDS,
         help="real seconds one run of the command may take (default: %(default)s)",
     )
+    _add_admin_token(parser)
     return parser
 
 
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the command client as the parsed arguments say and print the verdict."""
     try:
-        report = verify_command(args.client_command, args.base_url, model=args.model, timeout=args.timeout)
+        report = verify_command(
+            args.client_command, args.base_url, model=args.model, timeout=args.timeout, admin_token=args.admin_token
+        )
     except httpx.HTTPError as error:
-        print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
+        print(_unreachable("verify", args.base_url, error), file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
     return EXIT_OK if report.ok else EXIT_VIOLATIONS

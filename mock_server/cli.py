@@ -19,6 +19,7 @@ from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS
 from contracts import cli as contract_cli
+from contracts.fake_admin import ADMIN_TOKEN_VARIABLE
 from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
 from mock_server import server
 from mock_server.access_log import AccessLog
@@ -49,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument(
         "--admin-token",
-        default=os.environ.get(server.ADMIN_TOKEN_VARIABLE) or None,
+        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
         help=(
             f"token the admin API (/_mock/ but health, outputs and static files) requires; "
-            f"also ${server.ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
+            f"also ${ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
             "start-up beyond it (see docs/robustness.md)"
         ),
     )

@@ -24,8 +24,6 @@ from mock_server.app import App
 from mock_server.responses import JSON_TYPE, encode_json, error_answer, send_answer
 
 STARTUP_TIMEOUT_SECONDS = 10.0
-# Where `segmind-mock serve` reads the admin token when --admin-token is not given.
-ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
 LISTEN_BACKLOG = 2048  # uvicorn's own default
 
 
