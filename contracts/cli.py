@@ -16,11 +16,19 @@ import httpx
 from contracts.extras import MissingExtra
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import VERIFY_API_KEY, Options
+from contracts.options import ADMIN_TOKEN_VARIABLE, VERIFY_API_KEY, Options
 from contracts.verify import CannotVerify, KeyRefused, verify_command
 
 # Exit codes: conforming, violations found, could not run.
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
+
+
+def _unreachable(command: str, base_url: str, error: httpx.HTTPError) -> str:
+    """The one line saying why `command` could not run against `base_url`."""
+    line = f"segmind-mock {command}: cannot reach {base_url}: {error}".splitlines()[0]
+    if isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 401:
+        line += f"; the fake's admin API needs its admin token: give --admin-token or set ${ADMIN_TOKEN_VARIABLE}"
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         report = suite.run_suite(
-            args.base_url, api_key, options, progress=lambda line: print(line, file=sys.stderr, flush=True)
+            args.base_url,
+            api_key,
+            options,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            admin_token=args.admin_token,
         )
     except httpx.HTTPError as error:
-        print(f"segmind-mock contract: cannot reach {args.base_url}: {error}", file=sys.stderr)
+        print(_unreachable("contract", args.base_url, error), file=sys.stderr)
         return EXIT_ERROR
     print(report.render())
     for path, text in ((args.junit, report.to_junit), (args.json, report.to_json)):
@@ -74,10 +86,15 @@ def run_verify(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or VERIFY_API_KEY
     try:
         report = verify_command(
-            args.client_command, args.base_url, model=args.model, api_key=api_key, timeout=args.timeout
+            args.client_command,
+            args.base_url,
+            model=args.model,
+            api_key=api_key,
+            timeout=args.timeout,
+            admin_token=args.admin_token,
         )
     except httpx.HTTPError as error:
-        print(f"segmind-mock verify: cannot reach the fake at {args.base_url}: {error}", file=sys.stderr)
+        print(_unreachable("verify", args.base_url, error), file=sys.stderr)
         return EXIT_ERROR
     except CannotVerify as error:
         hint = f"; give one it accepts with --api-key or ${API_KEY_VARIABLE}" if isinstance(error, KeyRefused) else ""

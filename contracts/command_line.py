@@ -7,11 +7,12 @@ and a bad argument cost no more than argparse.
 from __future__ import annotations
 
 import argparse
+import os
 
 from contracts.flags import Parser, integer, non_negative, positive_seconds, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, VERIFY_API_KEY, Options
+from contracts.options import ADMIN_TOKEN_VARIABLE, COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, VERIFY_API_KEY, Options
 
 
 def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
@@ -32,8 +33,8 @@ def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.Argumen
         "--max-jobs",
         type=whole,
         default=defaults.max_jobs,
-        help="valid submissions, which cost credits on the live API: the documented examples "
-        "first, then generated payloads (default: %(default)s)",
+        help="paid calls, which cost credits on the live API, in this order: each model's documented example "
+        "(v2), a plain and a base64 v1 call, then generated payloads (v2) (default: %(default)s)",
     )
     parser.add_argument("--no-jobs", action="store_true", help="only the free checks: submit no valid payload")
     parser.add_argument(
@@ -66,6 +67,7 @@ def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.Argumen
     parser.add_argument(
         "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
     )
+    _add_admin_token(parser)
     return parser
 
 
@@ -104,4 +106,14 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
         default=COMMAND_TIMEOUT_SECONDS,
         help="real seconds one run of the command may take (default: %(default)s)",
     )
+    _add_admin_token(parser)
     return parser
+
+
+def _add_admin_token(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        help=f"the admin token of a segmind-mock fake that requires one (serve --admin-token, or a bind beyond "
+        f"loopback); also ${ADMIN_TOKEN_VARIABLE}. Sent to the fake's /_mock/ API only",
+    )

@@ -25,6 +25,9 @@ class Options:
 
 # The environment a command client gets (see verify.verify_command).
 COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SEGMIND_PAYLOAD")
+# Where `serve` reads its admin token, and `contract` and `verify` the token of the fake they drive,
+# when --admin-token is not given.
+ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
 # The key a verified client gets when neither `verify --api-key` nor $SEGMIND_API_KEY gives one: any
 # key in open mode.
 VERIFY_API_KEY = "SG_00000000c0ffee00"

@@ -5,7 +5,8 @@
 
 Variables: SEGMIND_CONTRACT_BASE_URL (the test is skipped without it), SEGMIND_API_KEY,
 SEGMIND_CONTRACT_MAX_JOBS, SEGMIND_CONTRACT_NO_JOBS=1, SEGMIND_CONTRACT_INVALID_EXAMPLES,
-SEGMIND_CONTRACT_POLL_INTERVAL, SEGMIND_CONTRACT_POLL_TIMEOUT, SEGMIND_CONTRACT_DOCUMENTED_ONLY=1.
+SEGMIND_CONTRACT_POLL_INTERVAL, SEGMIND_CONTRACT_POLL_TIMEOUT, SEGMIND_CONTRACT_DOCUMENTED_ONLY=1,
+and SEGMIND_MOCK_ADMIN_TOKEN for a fake whose admin API requires its token.
 From your own tests, call
 `contracts.suite.assert_conforms(base_url, api_key, Options(...))` instead.
 """
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 import pytest
 
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import Options
+from contracts.options import ADMIN_TOKEN_VARIABLE, Options
 from contracts.suite import assert_conforms
 
 PREFIX = "SEGMIND_CONTRACT_"
@@ -42,4 +43,5 @@ def test_target_conforms_to_the_documented_contract() -> None:
     base_url = os.environ.get(f"{PREFIX}BASE_URL")
     if not base_url:
         pytest.skip(f"set {PREFIX}BASE_URL to the server to check (and {API_KEY_VARIABLE})")
-    assert_conforms(base_url, os.environ.get(API_KEY_VARIABLE, ""), options_from(os.environ))
+    api_key = os.environ.get(API_KEY_VARIABLE, "")
+    assert_conforms(base_url, api_key, options_from(os.environ), admin_token=os.environ.get(ADMIN_TOKEN_VARIABLE))

@@ -1,8 +1,10 @@
 """The contract suite's report: in words for people, JUnit XML and JSON for CI systems.
 
-JUnit XML: one test suite, one test case per rule (`classname` "segmind-contract.<GRADE>"),
-one `<failure>` per violation carrying the request sent and the answer got, `<skipped>` for a rule
-the run did not check (and why). JSON: the same facts as one object (see docs/contracts.md).
+JUnit XML: one test suite, one test case per rule (`classname` "segmind-contract.<GRADE>"); a
+broken rule is one failed test case, with one `<failure>` listing each violation (the request sent
+and the answer got), so the suite's `failures` counts failed test cases as JUnit's schema means;
+`<skipped>` for a rule the run did not check, with the cause. JSON: the same facts as one object
+(see docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ MEDIA_SKIPPED = (
     "Media checks skipped: PyAV is not installed (pip install av), so frames, fps, 16:9 and "
     "playability were not checked; only that outputs are served as video."
 )
+# The cause given for each video rule then.
+PYAV_MISSING = "PyAV is not installed (pip install av): videos were not decoded"
+# The cause of a rule left unchecked when the run recorded none (Report.left_out).
+NO_CASE = "no case for it arose in this run"
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ class Report:
     fake: bool = False
     jobs: int = 0
     violations: list[Violation] = field(default_factory=list)
-    # Checks made per rule, and the rules left out on purpose with the reason.
+    # Checks made per rule, and why a rule may go unchecked (left out on purpose, or its case
+    # prevented: --max-jobs, PyAV, a job that never completed); reported only for rules unchecked.
     checked: dict[str, int] = field(default_factory=dict)
     left_out: dict[str, str] = field(default_factory=dict)
 
@@ -64,18 +71,17 @@ class Report:
         return {violation.rule for violation in self.violations}
 
     def skipped(self) -> dict[str, str]:
-        """Every rule this run did not check, with the reason."""
-        reasons = dict(self.left_out)
-        for name, rule in RULES.items():
-            if not self.checked.get(name) and name not in reasons:
-                fake_only = rule.fake_only and not self.fake
-                reasons[name] = "checked against segmind-mock only" if fake_only else "no case for it arose in this run"
-        return reasons
+        """Every rule this run did not check, with the cause."""
+        return {name: self.left_out.get(name, NO_CASE) for name in RULES if not self.checked.get(name)}
 
     def render(self) -> str:
         """The report in words: a summary line, then each broken rule with its violations."""
         head = f"Contract suite against {self.base_url}: {self.checks} checks, {self.jobs} paid jobs, "
         notes = [MEDIA_SKIPPED] if self.media_skipped else []
+        skipped = self.skipped()
+        if skipped:
+            notes.append(f"Not checked ({len(skipped)} rules):")
+            notes += [f"  - {name}: {cause}" for name, cause in skipped.items()]
         if self.ok:
             return "\n".join([head + "no violations: the target conforms.", *notes])
         lines = [head + f"{len(self.violations)} violations of {len(self.rules)} rules.", *notes]
@@ -126,7 +132,7 @@ class Report:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_junit(self) -> str:
-        """The report as JUnit XML: each rule a test case, each violation a failure."""
+        """The report as JUnit XML: each rule a test case, failed with one `<failure>` listing its violations."""
         data = self.to_dict()
         failures = sum(rule["outcome"] == "failed" for rule in data["rules"])
         skipped = sum(rule["outcome"] == "skipped" for rule in data["rules"])
@@ -149,9 +155,14 @@ class Report:
             )
             if rule["outcome"] == "skipped":
                 ElementTree.SubElement(case, "skipped", message=rule["skipped"])
-            for violation in rule["violations"]:
-                failure = ElementTree.SubElement(case, "failure", message=violation["message"], type=rule["grade"])
-                failure.text = f"sent: {violation['request']}\ngot:  {violation['response']}"
+            found = rule["violations"]
+            if found:
+                message = (f"{len(found)} violations, the first: " if len(found) > 1 else "") + found[0]["message"]
+                failure = ElementTree.SubElement(case, "failure", message=message, type=rule["grade"])
+                failure.text = "\n\n".join(
+                    f"{violation['message']}\nsent: {violation['request']}\ngot:  {violation['response']}"
+                    for violation in found
+                )
             if rule["outcome"] != "skipped":
                 out = ElementTree.SubElement(case, "system-out")
                 out.text = f"{rule['description']} [{rule['grade']}]; {rule['checks']} checks"

@@ -6,19 +6,21 @@
 
 Free checks first (refusals cost nothing on the real service), then at most `max_jobs` paid
 submissions, each polled to its end. Against the fake (detected by `GET /_mock/health`) the suite
-moves the fake's clock with `POST /_mock/clock/advance` instead of waiting, and drives one extra
-job to FAILED with a scenario; against anything else it polls in real time.
+stops the fake's clock for the run (restoring its speed afterwards), moves it with
+`POST /_mock/clock/advance` instead of waiting, and drives one extra job to FAILED with a
+scenario; against anything else it polls in real time.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +35,7 @@ from contracts.fake_admin import FakeAdmin
 from contracts.models import DOCUMENTED_WIDE_MODELS, MODELS, WIDE_REQUESTS, wants_wide, wide_request_text
 from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH
 from contracts.options import Options as Options  # re-exported: users build Options beside run_suite
-from contracts.report import MEDIA_SKIPPED, Report, Violation
+from contracts.report import MEDIA_SKIPPED, PYAV_MISSING, Report, Violation
 from contracts.responses import (
     ERROR_CODES,
     FAILED_STATUS,
@@ -61,6 +63,15 @@ _WATCH_STEP_SECONDS = 0.005
 # "Just before the retention ends": how many simulated seconds before it ends the result is polled.
 RETENTION_MARGIN_SECONDS = 10.0
 _TEXT_LIMIT = 300
+# What a rule needs before it can be checked: only free calls, a job the target accepted, a COMPLETED
+# job, a decoded video. A rule the run could not check is reported with the cause (Report.skipped).
+_FREE_RULES = ("missing-key-401", "unknown-id-404", "invalid-refused", "error-envelope", "error-content-type")
+_JOB_RULES = ("submit-shape", "poll-answers", "states-forward", "status-shape", "status-request-id", "job-finishes")
+_COMPLETED_RULES = ("completed-metrics", "result-shape", "output-video", "poll-url")
+_VIDEO_RULES = ("video-playable", "video-frames", "video-fps", "video-16-9")
+_AFTER_COMPLETED = (*_COMPLETED_RULES, *_VIDEO_RULES)
+_AFTER_ENDED = ("failed-422", *_AFTER_COMPLETED)
+_AFTER_SUBMIT = (*_JOB_RULES, *_AFTER_ENDED)
 
 
 def run_suite(
@@ -70,11 +81,16 @@ def run_suite(
     *,
     progress: Callable[[str], None] | None = None,
     transport: httpx.BaseTransport | None = None,
+    admin_token: str | None = None,
 ) -> Report:
-    """Run the contract suite against `base_url` and return its report; `transport` serves it in-process."""
+    """Run the contract suite against `base_url` and return its report; `transport` serves it in-process.
+
+    `admin_token`: the token of a fake whose admin API requires one (`serve --admin-token`).
+    """
     base = base_url.rstrip("/")
     with httpx.Client(transport=transport, timeout=60.0, follow_redirects=False) as client:
-        run = _Run(client, base, api_key, options or Options(), progress or (lambda message: None))
+        admin = FakeAdmin(client, base, admin_token)
+        run = _Run(client, admin, api_key, options or Options(), progress or (lambda message: None))
         run.all()
     return run.report
 
@@ -132,32 +148,55 @@ class _Planned:
 
 class _Run:
     def __init__(
-        self, client: httpx.Client, base: str, api_key: str, options: Options, progress: Callable[[str], None]
+        self, client: httpx.Client, admin: FakeAdmin, api_key: str, options: Options, progress: Callable[[str], None]
     ) -> None:
         self.client = client
-        self.base = base
+        self.base = admin.base
         self.api_key = api_key
         self.options = options
         self.progress = progress
-        self.report = Report(base)
-        self.admin = FakeAdmin(client, base)
+        self.report = Report(admin.base)
+        self.admin = admin
         self.av = media.pyav()
         self.report.media_skipped = self.av is None
 
     def all(self) -> None:
         self.report.fake = self.admin.is_fake()
         how = (
-            "a segmind-mock fake: its clock is advanced instead of waiting"
+            "a segmind-mock fake: its clock is stopped for the run and advanced instead of waiting"
             if self.report.fake
             else "polled in real time"
         )
         self.progress(f"Checking {self.base} ({how})")
+        self._known_causes()
+        # Every verdict on the fake that rests on its clock (jobs' progress and retention, rate-limit
+        # resets, v1 calls) is made with the clock stopped: at any speed, on any machine, nothing
+        # moves between reading the time and the call that depends on it.
+        with self.admin.clock_stopped() if self.report.fake else contextlib.nullcontext():
+            self._checks()
+        self.progress(f"Done: {self.report.checks} checks, {len(self.report.violations)} violations")
+
+    def _known_causes(self) -> None:
+        """The rules this run cannot check, known before it starts, with the cause."""
         if self.options.documented_only:
             for name, rule in RULES.items():
                 if not counts(name, True):
-                    self.report.left_out[name] = f"graded {rule.grade}: the run keeps to documented facts"
+                    self._unmet([name], f"graded {rule.grade}: the run keeps to documented facts")
+        if not self.report.fake:
+            self._unmet([name for name, rule in RULES.items() if rule.fake_only], "checked against segmind-mock only")
+            self._unmet(["failed-422"], "no job ended FAILED (only against segmind-mock can the suite make one fail)")
+            self._unmet(["rate-limit-reset"], "no 429 answer arose in this run")
         if self.av is None:
             self.progress("      " + MEDIA_SKIPPED)
+            self._unmet(_VIDEO_RULES, PYAV_MISSING)
+        if not self.options.jobs:
+            self._unmet([name for name in RULES if name not in _FREE_RULES], "no paid jobs (--no-jobs)")
+        if "svd" not in self.options.models:
+            self._unmet(["video-frames"], "only svd's frames are checked, and svd is not among --model")
+        if not set(DOCUMENTED_WIDE_MODELS) & set(self.options.models):
+            self._unmet(["video-16-9"], "no model checked documents a 16:9 request (--model)")
+
+    def _checks(self) -> None:
         self.progress(f"[1/5] requests without {API_KEY_HEADER} and unknown request ids")
         self._missing_key()
         self._unknown_ids()
@@ -169,14 +208,11 @@ class _Run:
             self._sync_calls([plan for plan in planned if plan.kind.startswith("sync-")])
         else:
             self.progress("[3/5] paid jobs skipped (--no-jobs)")
-            for name in ("sync-video", "sync-base64", "sync-headers", "output-video"):
-                self.report.left_out.setdefault(name, "no paid jobs (--no-jobs)")
         if self.report.fake and self.options.jobs:  # free on the fake, but jobs all the same
             retention = show_seconds(RESULT_RETENTION_SECONDS)
             self.progress(f"[5/5] the fake's lifecycle: forced error codes, then the {retention} retention")
             self._forced_errors()
             self._retention()
-        self.progress(f"Done: {self.report.checks} checks, {len(self.report.violations)} violations")
 
     # The free checks.
 
@@ -232,7 +268,19 @@ class _Run:
             _Planned("sync-base64", sync_model, {**MODELS[sync_model].example, "base64": True}),
         ]
         yield from fixed[:budget]
+        within = f"--max-jobs {budget}"
+        if not any(plan.kind == "example-accepted" for plan in fixed[:budget]):
+            causes = ["example-accepted", *_JOB_RULES, *_COMPLETED_RULES, *_VIDEO_RULES]
+            self._unmet(causes, f"{within} leaves no paid v2 job")
+        if not any(plan.kind == "sync-video" and wide for plan in fixed[:budget]):
+            self._unmet(["video-16-9"], f"its request, the plain v1 call asking for 16:9, is not within {within}")
         left = budget - len(fixed)
+        if left <= 0:
+            self._unmet(
+                ["valid-accepted"],
+                f"{within} leaves no paid call for a generated payload: each model's example and the two "
+                f"v1 calls ({len(fixed)} calls) come first",
+            )
         for index, model in enumerate(models):
             share = left // len(models) + (index < left % len(models))
             for payload in draw(valid_payloads(model), share, self.options.seed):
@@ -260,11 +308,13 @@ class _Run:
         )
         if response.status_code != 200:
             self._envelope(response, sent)
+            self._unmet(_AFTER_SUBMIT, f"a {model} submission was refused with {response.status_code}")
             return None
         body = _json(response)
         found = problems(responses.SUBMIT, body)
         self._expect(not found, "submit-shape", "; ".join(found), sent, response)
         if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+            self._unmet(_AFTER_SUBMIT, f"a {model} submit answer carried no request_id to poll")
             return None
         request_id = body["request_id"]
         poll_url = body.get("poll_url")
@@ -293,6 +343,7 @@ class _Run:
                 for job in pending:
                     message = f"job {job.request_id} still {job.states[-1] if job.states else '?'} after {timeout:g}s"
                     self._expect(False, "job-finishes", message, job.sent, "(no final state)")
+                    self._unmet(_AFTER_ENDED, f"{message} (--poll-timeout)")
                 return
             self._wait(interval)
             waited += interval
@@ -307,10 +358,14 @@ class _Run:
             )
             self._envelope(response, sent)
             job.done = True
+            self._unmet(_AFTER_SUBMIT, f"the status of job {job.request_id} answered {response.status_code}")
             return
         if state not in STATES:
             self._expect(False, "status-shape", f"status {state!r} is not a documented state", sent, response)
             job.done = True
+            shown = _short(repr(state))
+            cause = f"job {job.request_id} answered status {shown}, not a documented state, and was left there"
+            self._unmet(_AFTER_SUBMIT, cause)
             return
         self._check_state(job, state, response, sent)
         if state in FINAL_STATES:
@@ -367,13 +422,18 @@ class _Run:
             self._expect(not found, "result-shape", "; ".join(found), sent, response)
             if ok and not found:
                 self._check_output(job, body["output"], sent, response)
+            else:
+                self._unmet(_VIDEO_RULES, f"the result of COMPLETED job {job.request_id} carried no usable output")
         else:
+            self._unmet(_AFTER_COMPLETED, f"job {job.request_id} ended {state}")
             ok = response.status_code == FAILED_STATUS
             self._expect(ok, "failed-422", f"result of a FAILED job answered {response.status_code}", sent, response)
             found = problems(responses.FAILED, body)
             self._expect(not found, "failed-422", "; ".join(found), sent, response)
         if job.poll_url is not None:
             self._check_poll_url(job.poll_url, response, body)
+        else:
+            self._unmet(["poll-url"], f"the submit answer of job {job.request_id} carried no absolute poll_url")
         # Once ended, a job stays ended: poll its status once more.
         again, sent = self._call("GET", job.status_url)
         body = _json(again)
@@ -399,6 +459,7 @@ class _Run:
                 fetched = media.fetch(self.client, output)
             except media.FetchError as error:
                 self._expect(False, "output-video", str(error), f"GET {output}", "(no answer)")
+                self._unmet(_VIDEO_RULES, f"the output of job {job.request_id} could not be fetched: {error}")
                 return
             got = f"{fetched.status} {fetched.content_type} ({len(fetched.data)} bytes)"
             ok = fetched.status == 200 and fetched.content_type.startswith("video/")
@@ -406,12 +467,16 @@ class _Run:
             self._expect(ok, "output-video", message, f"GET {output}", got)
             if ok:
                 self._check_video(job.model, job.payload, fetched.data, f"GET {output} (from {sent})", got)
+            else:
+                self._unmet(_VIDEO_RULES, f"job {job.request_id}'s {message}")
             return
         data = _base64(output)  # with "base64": true the output is the video itself
         ok = data is not None and job.payload.get("base64") is True
         self._expect(ok, "output-video", "output is neither a URL nor base64 video data", sent, result)
         if data is not None:
             self._check_video(job.model, job.payload, data, sent, f"{len(data)} bytes of base64 output")
+        else:
+            self._unmet(_VIDEO_RULES, f"the output of job {job.request_id} is neither a URL nor base64 video data")
 
     def _check_video(self, model: str, payload: dict[str, Any], data: bytes, sent: str, got: str) -> None:
         """Decode a video and check it against what `payload` asked for (skipped without PyAV)."""
@@ -421,6 +486,7 @@ class _Run:
             facts = media.decode(self.av, data)
         except media.DecodeError as error:
             self._expect(False, "video-playable", str(error), sent, got)
+            self._unmet(_VIDEO_RULES, f"a {model} video did not decode: {error}")
             return
         got = f"{got}: {facts.container}, {facts.frames} frames at {facts.fps} fps, {facts.width}x{facts.height}"
         playable = facts.container in media.MP4_FORMATS and facts.frames > 0
@@ -438,7 +504,7 @@ class _Run:
         kinds = {plan.kind for plan in planned}
         for name in ("sync-video", "sync-base64", "sync-headers"):
             if name not in kinds and (name != "sync-headers" or not kinds):
-                self.report.left_out.setdefault(name, f"no such v1 call within --max-jobs {self.options.max_jobs}")
+                self._unmet([name], f"no such v1 call within --max-jobs {self.options.max_jobs}")
         if not planned:
             return
         self.progress(f"      {len(planned)} v1 calls (POST /v1/{{model}}, paid)")
@@ -450,6 +516,7 @@ class _Run:
             )
             if response.status_code != 200:
                 self._envelope(response, sent)
+                self._unmet(["sync-headers", *_VIDEO_RULES], f"the {plan.kind} v1 call answered {response.status_code}")
                 continue
             missing = [name for name in SYNC_HEADERS if name not in response.headers]
             self._expect(not missing, "sync-headers", f"missing {', '.join(missing)}", sent, _headers(response))
@@ -464,12 +531,17 @@ class _Run:
             ok = content_type.startswith("video/") and _is_mp4(response.content)
             message = f"answered {content_type or 'no content type'}, {len(response.content)} bytes, not video bytes"
             self._expect(ok, kind, message, sent, response)
+            if not ok:
+                self._unmet(_VIDEO_RULES, f"the {kind} v1 call {message}")
             return response.content if ok else None
         body = _json(response)
         videos = [data for value in body.values() if (data := _base64(value))] if isinstance(body, dict) else []
         found = next((data for data in videos if _is_mp4(data)), None)
         ok = content_type.startswith("application/json") and found is not None
-        self._expect(ok, kind, f"answered {content_type or 'no content type'} without base64 MP4", sent, response)
+        message = f"answered {content_type or 'no content type'} without base64 MP4"
+        self._expect(ok, kind, message, sent, response)
+        if not ok:
+            self._unmet(_VIDEO_RULES, f"the {kind} v1 call {message}")
         return found
 
     def _sync_call(self, model: str, payload: dict[str, Any]) -> tuple[httpx.Response, str]:
@@ -482,7 +554,9 @@ class _Run:
 
         def call() -> None:
             try:
-                done["answer"] = self._call("POST", url, payload)
+                # With the fake's admin token where it has one: a v1 call on its stopped clock is the
+                # admin's to make (without it the fake refuses one that would move its clock for everyone).
+                done["answer"] = self._call("POST", url, payload, admin=True)
             except httpx.HTTPError as error:
                 done["error"] = error
 
@@ -510,9 +584,14 @@ class _Run:
         model = self.options.models[0]
         url = self.base + SUBMIT_PATH.format(model=model)
         for code in ERROR_CODES:
-            with self.admin.scenario_once({"outcome": "http_error", "status": code}, self.api_key, model):
-                response = self.client.post(url, json=dict(MODELS[model].example), headers=self._key())
-            sent = f"POST {url} (a scenario forcing {code})"
+            with self.admin.scenario_once({"outcome": "http_error", "status": code}, self.api_key, model) as rule_id:
+
+                def rate_limited(response: httpx.Response, rule_id: str = rule_id) -> bool:
+                    # A 429 that left the scenario unused is the key's rate limit, not the forced answer.
+                    return response.status_code == 429 and rule_id in self.admin.scenario_ids()
+
+                response, sent = self._call("POST", url, dict(MODELS[model].example), rate_limited=rate_limited)
+            sent += f" (a scenario forcing {code})"
             message = f"forced {code} answered {response.status_code}"
             self._expect(response.status_code == code, "error-codes", message, sent, response)
             self._envelope(response, sent)
@@ -554,15 +633,24 @@ class _Run:
         return {API_KEY_HEADER: self.api_key}
 
     def _call(
-        self, method: str, url: str, body: Any = None, *, key: bool = True, timeout: float | None = None
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        *,
+        key: bool = True,
+        admin: bool = False,
+        timeout: float | None = None,
+        rate_limited: Callable[[httpx.Response], bool] = lambda response: response.status_code == 429,
     ) -> tuple[httpx.Response, str]:
-        headers = self._key() if key else {}
+        """Send one call of the suite, waiting out a rate limit as the docs say (the one place 429s are handled)."""
+        headers = {**(self._key() if key else {}), **(self.admin.headers if admin else {})}
         sent = f"{method} {url}" + ("" if key else f" (no {API_KEY_HEADER})")
         sent += f" {_short(body)}" if body is not None else ""
         wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         response = self.client.request(method, url, json=body, headers=headers, timeout=wait)
         for _ in range(RATE_LIMIT_RETRIES):
-            if response.status_code != 429:
+            if not rate_limited(response):
                 break
             self._reset_header(response, sent)
             self._wait_for_reset(response)
@@ -588,6 +676,11 @@ class _Run:
         else:
             self.progress(f"      rate limited: waiting {wait:.0f}s before retrying")
         self._wait(wait)
+
+    def _unmet(self, rules: Iterable[str], cause: str) -> None:
+        """Say why `rules` may go unchecked; the first cause given is kept, and reported only if they do."""
+        for rule in rules:
+            self.report.left_out.setdefault(rule, cause)
 
     def _expect(self, ok: bool, rule: str, message: str, sent: str, response: httpx.Response | str) -> None:
         if not counts(rule, self.options.documented_only):

@@ -225,6 +225,7 @@ def verify_client(
     api_key: str = VERIFY_API_KEY,
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
+    admin_token: str | None = None,
 ) -> Verification:
     """Drive `client` through every scenario of the fake at `base_url`; `transport` reaches its admin API in-process.
 
@@ -239,7 +240,7 @@ def verify_client(
     report = Verification()
     planned = scenarios()
     with httpx.Client(transport=transport, timeout=30.0) as http:
-        admin = FakeAdmin(http, base)
+        admin = FakeAdmin(http, base, admin_token)
         speed = admin.speed()
         _check_key(http, base, api_key, model)
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contracts import command_line
 from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
+from contracts.options import ADMIN_TOKEN_VARIABLE
 from mock_server import defaults
 
 
@@ -34,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument(
         "--admin-token",
-        default=os.environ.get(defaults.ADMIN_TOKEN_VARIABLE) or None,
+        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
         help=(
             f"token the admin API (/_mock/ but health, outputs and static files) requires; "
-            f"also ${defaults.ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
+            f"also ${ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
             "start-up beyond it (see docs/robustness.md)"
         ),
     )

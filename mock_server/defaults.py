@@ -47,8 +47,6 @@ MEMORY = "memory"
 # Read at the edges only (`segmind-mock serve`'s default, the pytest plugin's fakes), never by
 # `Settings`: lets a whole suite or CI job run on Redis without changing its fixtures.
 STORE_VARIABLE = "SEGMIND_MOCK_STORE"
-# Where `segmind-mock serve` reads the admin token when --admin-token is not given.
-ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
 
 
 def store_from_environment() -> str:

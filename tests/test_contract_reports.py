@@ -44,10 +44,10 @@ def test_cli_writes_junit_and_json_reports_of_a_drifting_server(
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert set(cases) == set(RULES)  # each rule a test case
     failures = cases[rule].findall("failure")
-    assert failures and suite.get("failures") == "1"
+    assert len(failures) == 1 and suite.get("failures") == "1"
     assert failures[0].get("type") == "DOCS" and "frames" in (failures[0].get("message") or "")
     text = failures[0].text or ""
-    assert text.startswith("sent: POST ") and "/v1/svd" in text and "\ngot:  200 " in text
+    assert "\nsent: POST " in text and "/v1/svd" in text and "\ngot:  200 " in text
     assert cases["video-fps"].find("failure") is None and cases["video-fps"].find("skipped") is None
     # With --max-jobs 3 there is no base64 v1 call: that rule is skipped, saying why.
     skipped = cases["sync-base64"].find("skipped")
@@ -90,4 +90,5 @@ print("media", report.to_dict()["media_checked"], sorted(report.checked))
     done = subprocess.run([sys.executable, "-c", script, API_KEY], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "no violations" in done.stdout and "Media checks skipped: PyAV is not installed" in done.stdout
-    assert "media False" in done.stdout and "'output-video'" in done.stdout and "video-frames" not in done.stdout
+    checked = done.stdout.splitlines()[-1]
+    assert checked.startswith("media False") and "'output-video'" in checked and "video-frames" not in checked
