@@ -61,16 +61,18 @@ JOB_CACHE_BYTES = 8 * 1024 * 1024
 _REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
 LOG = logging.getLogger("segmind_mock.store")
 
-# Every clock script returns the state; the first process to read a namespace's clock sets it up.
-# A read also returns the rule book's version (KEYS[2]), so a request learns both in one round trip.
+# Every clock script returns the state; the first process to read a namespace's clock sets it up,
+# with a random epoch (ARGV[3]) that a Redis losing its data (a restart, a flush) loses with it.
+# A read also returns the rule book's version (KEYS[2]) prefixed by that epoch, so a request learns
+# both in one round trip, and a version counting again from 0 after a loss never repeats one seen.
 _CLOCK_READ = """
 local created = '0'
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2])
+  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2], 'epoch', ARGV[3])
   created = '1'
 end
-local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
-state[4] = redis.call('GET', KEYS[2]) or '0'
+local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'epoch')
+state[4] = (state[4] or '') .. ':' .. (redis.call('GET', KEYS[2]) or '0')
 state[5] = created
 return state
 """
@@ -325,9 +327,11 @@ class RedisBackend:
         self.name = f"{where} (prefix {prefix})"
         # What the current request has read and queued (None outside a request: writes are sent at once).
         self.request: ContextVar[RequestState | None] = ContextVar(f"segmind-mock-request-{id(self)}", default=None)
-        # How many times this process found Redis had lost the namespace's clock (a restart): it
-        # invalidates what it cached by version, since versions count again from zero.
+        # How many times this process found Redis had lost the namespace's data (a restart, a flush):
+        # the clock's epoch changed. Every process meets it at its next clock read, whoever restored
+        # the clock, and drops what it cached (`lost_data`); the rules it cached are keyed by epoch.
         self.restarts = 0
+        self.lost_data: list[Callable[[], None]] = []
         # Tells the clock whether what it read last is still current (the clock and the rule book's version).
         self.watch = ChangeWatch(self, [self.key(CLOCK_KEY), self.key(RULES_VERSION_KEY)])
 
@@ -602,6 +606,7 @@ class RedisClock:
         # generation of that read: current while the generation is.
         self._watch = backend.watch
         self._last: tuple[ClockState, str, int] | None = None
+        self._epoch: str | None = None  # the namespace's epoch as this process last read it
         self._read()  # the first process to open the namespace sets its clock up
 
     def real_time(self) -> float:
@@ -687,7 +692,7 @@ class RedisClock:
         return self._backend.run(Call(script, keys, args))[0]
 
     def _read_call(self) -> Call:
-        args = [repr(self._initial_speed), repr(time.time())]
+        args = [repr(self._initial_speed), repr(time.time()), uuid.uuid4().hex]
         return Call(self._read_script, [self._key, self._rules_version_key], args)
 
     def _read(self) -> Reading:
@@ -701,6 +706,13 @@ class RedisClock:
         # A clock Redis had lost (it restarted) is raised back to this process's last reading.
         if raw[4] == "1" and self._seen is not None:
             raw = self._restore(self._seen) + raw[3:4]
+        epoch = raw[3].partition(":")[0]
+        if epoch != self._epoch:
+            if self._epoch is not None:  # Redis lost the namespace since this process last read it
+                self._backend.restarts += 1
+                for drop in self._backend.lost_data:
+                    drop()
+            self._epoch = epoch
         self._seen = state = self._parse(raw)
         self._last = (state, raw[3], generation) if generation is not None else None
         return state, raw[3]
@@ -709,7 +721,6 @@ class RedisClock:
         """Raise a clock Redis lost (it restarted) back to where this process last saw it: it never goes back."""
         real = time.time()
         floor = seen.sim + (real - seen.real) * seen.speed
-        self._backend.restarts += 1
         LOG.warning(
             "segmind-mock: the Redis store lost the clock (a restart?); simulated time continues from this "
             "worker's last reading, %.3f. Jobs, scenarios, the journal and account usage were lost with it",
@@ -831,6 +842,7 @@ class RedisJobStore:
         self._add = self._redis.register_script(_ADD_JOB)
         self._read = self._redis.register_script(_JOB_READ)
         self.cache = JobCache(JOB_CACHE_JOBS, JOB_CACHE_BYTES)
+        backend.lost_data.append(self.cache.clear)
 
     def job_key(self, request_id: str) -> str:
         """The key of a job's result."""
@@ -958,7 +970,8 @@ class RedisRuleStore:
         # Bumped when a rule is added or removed (counting does not bump it): rules read at a
         # version can be matched again while requests still see that version.
         self._version = backend.key(RULES_VERSION_KEY)
-        self._cached: tuple[tuple[int, str], list[Rule]] | None = None
+        # The rules read at a version (prefixed by the namespace's epoch, so never one seen before a data loss).
+        self._cached: tuple[str, list[Rule]] | None = None
         self._backend = backend
         self._all = self._redis.register_script(_RULES_ALL)
         self._take = self._redis.register_script(_RULES_TAKE)
@@ -992,12 +1005,11 @@ class RedisRuleStore:
         request = self._backend.request.get()
         version = request.rules_version if request is not None else None
         cached = self._cached
-        at = (self._backend.restarts, version or "")
-        if version is not None and cached is not None and cached[0] == at:
+        if version is not None and cached is not None and cached[0] == version:
             return cached[1]
         rules = self.rules()
         if version is not None:
-            self._cached = (at, list(rules))
+            self._cached = (version, list(rules))
         return rules
 
     def remove(self, rule_id: str) -> bool:
