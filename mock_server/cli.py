@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     serve.add_argument(
+        "--max-jobs-kept",
+        type=positive,
+        default=defaults.max_jobs_kept,
+        help="jobs kept at most, and as many outputs, whatever their retention: past it the oldest go first, "
+        "counted by GET /_mock/health (default: %(default)s)",
+    )
+    serve.add_argument(
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
@@ -229,6 +236,7 @@ def serve(args: argparse.Namespace) -> int:
             queue_seconds=args.queue_seconds,
             max_body_bytes=args.max_body_bytes,
             journal_size=args.journal_size,
+            max_jobs_kept=args.max_jobs_kept,
             accounts=accounts,
             images=ImageSource(
                 allowed_dirs=tuple(args.allow_dir),

@@ -13,10 +13,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server.jobs import Job
+from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.journal import JOURNAL_SIZE, Entry, Record
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, Usage, balance_of, round_credits
+from mock_server.storage import MAX_JOBS_KEPT, Charge, ClockState, JobsSummary, Usage, balance_of, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 MEMORY = "memory"
@@ -73,38 +73,54 @@ class MemoryClock:
 
 
 class MemoryJobStore:
-    """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline.
+    """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline or the cap.
 
     Jobs are added in submission order with deadlines a fixed retention later, so the oldest job
-    is always first: eviction costs O(1) per expired job and memory stays bounded however long
-    the fake runs. Each dict's deadlines are kept apart, in a deque in the same order (one each:
-    request ids are unique, `jobs.new_request_id`): the dicts
-    hold the jobs themselves, which the garbage collector does not track (`Job` is a `gc=False`
-    struct), so it never walks them (docs/benchmarks.md), and a lookup is one dict lookup.
+    is always first: eviction costs O(1) per expired job, and past `max_kept` jobs (or outputs)
+    the oldest go first, so memory stays bounded however fast clients submit. Each dict's
+    deadlines are kept apart, in a deque in the same order (one each: request ids are unique,
+    `jobs.new_request_id`): the dicts hold the jobs themselves, which the garbage collector does
+    not track (`Job` is a `gc=False` struct), so it never walks them (docs/benchmarks.md), and a
+    lookup is one dict lookup.
+
+    The count by state is kept as time passes, never by walking the jobs: each job's start and end
+    wait in a heap until the time read reaches them, and are counted then (`summary`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_kept: int = MAX_JOBS_KEPT) -> None:
+        self.max_kept = max_kept
         self._jobs: dict[str, Job] = {}
         self._outputs: dict[str, Job] = {}
         self._job_deadlines: deque[float] = deque()
         self._output_deadlines: deque[float] = deque()
         self._lock = threading.Lock()
         self._next_expiry = math.inf  # no kept job or output expires before this: most adds evict nothing
+        self._counts = _StateCounts()
+        self.jobs_evicted = 0
+        self.outputs_evicted = 0
         # The dicts' own lookups, called straight (never replaced: `clear` empties them in place).
         self.get: Callable[[str], Job | None] = self._jobs.get
         self.output: Callable[[str], Job | None] = self._outputs.get
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
-        """Keep a job (and its future output, if any) until their deadlines."""
+        """Keep a job (and its future output, if any) until their deadlines, within the cap."""
         with self._lock:
             if now >= self._next_expiry:
                 self._evict(now)
             self._jobs[job.request_id] = job
             self._job_deadlines.append(result_until)
+            self._counts.add(job)
+            if len(self._jobs) > self.max_kept:
+                self._drop_oldest_job()
+                self.jobs_evicted += 1
             if output_until is not None:
                 self._outputs[job.request_id] = job
                 self._output_deadlines.append(output_until)
                 result_until = min(result_until, output_until)
+                if len(self._outputs) > self.max_kept:
+                    self._output_deadlines.popleft()
+                    del self._outputs[next(iter(self._outputs))]
+                    self.outputs_evicted += 1
             if result_until < self._next_expiry:
                 self._next_expiry = result_until
 
@@ -118,25 +134,124 @@ class MemoryJobStore:
         """How many jobs are kept."""
         return len(self._jobs)
 
+    def summary(self, now: float) -> JobsSummary:
+        """The kept jobs by state at `now`, from counts kept as they change."""
+        with self._lock:
+            self._evict(now)
+            counts = self._counts
+            counts.reach(now + TIME_SLACK_SECONDS, self._jobs)
+            started, ended = counts.started, counts.completed + counts.failed
+            kept = len(self._jobs)
+            next_end = counts.next_end(self._jobs)
+            return JobsSummary(
+                kept,
+                kept - started,
+                started - ended,
+                counts.completed,
+                counts.failed,
+                next_end,
+                self.jobs_evicted,
+                self.outputs_evicted,
+            )
+
     def clear(self) -> None:
         """Forget every job and output."""
         with self._lock:
             for kept in (self._jobs, self._outputs, self._job_deadlines, self._output_deadlines):
                 kept.clear()
             self._next_expiry = math.inf
+            self._counts = _StateCounts()
+            self.jobs_evicted = self.outputs_evicted = 0
+
+    def _drop_oldest_job(self) -> None:
+        self._job_deadlines.popleft()
+        request_id = next(iter(self._jobs))
+        self._counts.remove(self._jobs.pop(request_id))
 
     def _evict(self, now: float) -> None:
         self._next_expiry = math.inf
-        for kept, deadlines in ((self._jobs, self._job_deadlines), (self._outputs, self._output_deadlines)):
-            # Outputs end in nearly submission order: within one result retention of it, since the
-            # service keeps no output a result could not hand out. One behind a later-ending job
-            # waits for it (an hour at most), and is never served past its time: reads check it.
-            while deadlines:
-                if deadlines[0] > now:
-                    self._next_expiry = min(self._next_expiry, deadlines[0])
-                    break
-                deadlines.popleft()
-                del kept[next(iter(kept))]
+        # Outputs end in nearly submission order: within one result retention of it, since the
+        # service keeps no output a result could not hand out. One behind a later-ending job
+        # waits for it (an hour at most), and is never served past its time: reads check it.
+        deadlines = self._job_deadlines
+        while deadlines and deadlines[0] <= now:
+            self._drop_oldest_job()
+        if deadlines:
+            self._next_expiry = deadlines[0]
+        deadlines = self._output_deadlines
+        while deadlines:
+            if deadlines[0] > now:
+                self._next_expiry = min(self._next_expiry, deadlines[0])
+                break
+            deadlines.popleft()
+            del self._outputs[next(iter(self._outputs))]
+
+
+class _StateCounts:
+    """How many kept jobs had started and ended by the latest time read, kept as that time moves on.
+
+    A job's start and end wait in two heaps until the time read passes them (then counted); a job
+    dropped before they pass leaves its entries behind, skipped when they come up, and the heaps
+    are rebuilt without them once they hold more of those than of kept jobs (amortised O(1) a job).
+    """
+
+    def __init__(self) -> None:
+        self.reached = -math.inf  # every start and end up to this time is counted
+        self.started = self.completed = self.failed = 0
+        self._starts: list[tuple[float, str]] = []
+        self._ends: list[tuple[float, bool, str]] = []
+
+    def add(self, job: Job) -> None:
+        """Count a new job when the time read passes its start and its end."""
+        started_at = job.submitted_at + job.queue_seconds
+        ended_at = started_at + job.processing_seconds  # as `Job.ended_by` adds them
+        failed = job.error is not None
+        if started_at <= self.reached:  # only a clock moved back by a reset, which clears first
+            self.started += 1
+        else:
+            heapq.heappush(self._starts, (started_at, job.request_id))
+        if ended_at <= self.reached:
+            self._count_end(failed, 1)
+        else:
+            heapq.heappush(self._ends, (ended_at, failed, job.request_id))
+
+    def remove(self, job: Job) -> None:
+        """Uncount a job leaving the store (its entries still waiting are skipped when they come up)."""
+        started_at = job.submitted_at + job.queue_seconds
+        if started_at <= self.reached:
+            self.started -= 1
+        if started_at + job.processing_seconds <= self.reached:
+            self._count_end(job.error is not None, -1)
+
+    def reach(self, until: float, kept: dict[str, Job]) -> None:
+        """Count every start and end of a kept job up to `until`."""
+        starts, ends = self._starts, self._ends
+        while starts and starts[0][0] <= until:
+            if heapq.heappop(starts)[1] in kept:
+                self.started += 1
+        while ends and ends[0][0] <= until:
+            _, failed, request_id = heapq.heappop(ends)
+            if request_id in kept:
+                self._count_end(failed, 1)
+        self.reached = max(self.reached, until)
+        if len(starts) + len(ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone: rebuilt
+            self._starts = [entry for entry in starts if entry[1] in kept]
+            self._ends = [entry for entry in ends if entry[2] in kept]
+            heapq.heapify(self._starts)
+            heapq.heapify(self._ends)
+
+    def next_end(self, kept: dict[str, Job]) -> float | None:
+        """The soonest end not yet reached of a kept job."""
+        ends = self._ends
+        while ends and ends[0][2] not in kept:
+            heapq.heappop(ends)
+        return ends[0][0] if ends else None
+
+    def _count_end(self, failed: bool, change: int) -> None:
+        if failed:
+            self.failed += change
+        else:
+            self.completed += change
 
 
 class MemoryRuleStore:
@@ -360,9 +475,9 @@ class MemoryBackend:
         """A clock in this process."""
         return MemoryClock(speed)
 
-    def jobs(self, clock: object) -> MemoryJobStore:
-        """Jobs in dicts, evicted lazily."""
-        return MemoryJobStore()
+    def jobs(self, clock: object, max_kept: int = MAX_JOBS_KEPT) -> MemoryJobStore:
+        """Jobs in dicts, evicted lazily and past `max_kept`."""
+        return MemoryJobStore(max_kept)
 
     def rules(self) -> MemoryRuleStore:
         """Rules in a tuple."""

@@ -31,10 +31,20 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server.jobs import Job
+from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, ClockStore, StoreError, StoreUnavailable, Usage, round_credits
+from mock_server.storage import (
+    MAX_JOBS_KEPT,
+    Charge,
+    ClockState,
+    ClockStore,
+    JobsSummary,
+    StoreError,
+    StoreUnavailable,
+    Usage,
+    round_credits,
+)
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 PREFIX_PARAM = "prefix"
@@ -52,10 +62,15 @@ WATCH_CONFIRM_SECONDS = 1.0
 # The keys the change watch follows, named once for the stores that write them and the watch.
 CLOCK_KEY = "clock"
 RULES_VERSION_KEY = "rules-version"
+# Counts the jobs and outputs the cap evicted: watched too, since an eviction deletes jobs that
+# processes may hold in their `JobCache`.
+EVICTED_KEY = "evicted"
 # How many jobs, and how many bytes of them as stored, a process keeps to answer polls without a
 # round trip (`JobCache`): a few MiB per process, whatever clients send.
 JOB_CACHE_JOBS = 4096
 JOB_CACHE_BYTES = 8 * 1024 * 1024
+# The longest a job's key lives, in real seconds, however slow the clock (`ttl_ms`): 30 days.
+TTL_CAP_SECONDS = 30 * 24 * 3600.0
 # Refusals Redis answers while it cannot change anything: out of memory, a read-only replica,
 # failing to save, no master. Each is answered with a 503, and nothing was changed.
 _REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
@@ -91,15 +106,75 @@ _CLOCK_RESET = """
 redis.call('HSET', KEYS[1], 'speed', ARGV[2], 'sim', ARGV[1], 'real', ARGV[1])
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 """
-# KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), result deadline, id, now.
+# KEYS: job, output, index, sequence, starts, completed ends, failed ends, outputs, evictions.
+# ARGV: data, result ms, output ms ('' for none), result deadline, id, now, start, end, failed
+# ('1'/'0'), output deadline, the cap, the job key prefix, the output key prefix.
 # The index is scored by the result's deadline (simulated), so expired members are pruned by score;
-# members start with a sequence number, so jobs kept until the same instant keep their order.
+# members start with a sequence number, so jobs kept until the same instant keep their order. The
+# same members sit in the starts and ends by time, which count the jobs by state (`_JOBS_SUMMARY`);
+# the outputs are indexed by their deadline (the same members). Past the cap, the oldest jobs and
+# outputs go first.
 _ADD_JOB = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
 local seq = redis.call('INCR', KEYS[4])
-redis.call('ZADD', KEYS[3], ARGV[4], string.format('%020d', seq) .. ':' .. ARGV[5])
+local member = string.format('%020d', seq) .. ':' .. ARGV[5]
+redis.call('ZADD', KEYS[3], ARGV[4], member)
+redis.call('ZADD', KEYS[5], ARGV[7], member)
+redis.call('ZADD', ARGV[9] == '1' and KEYS[7] or KEYS[6], ARGV[8], member)
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+  redis.call('ZADD', KEYS[8], ARGV[10], member)
+end
+local function forget(members)
+  for _, gone in ipairs(members) do
+    redis.call('ZREM', KEYS[5], gone)
+    redis.call('ZREM', KEYS[6], gone)
+    redis.call('ZREM', KEYS[7], gone)
+  end
+end
+forget(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[6]))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', ARGV[6])
+local cap = tonumber(ARGV[11])
+local over = redis.call('ZCARD', KEYS[3]) - cap
+if over > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
+  forget(oldest)
+  for _, gone in ipairs(oldest) do
+    redis.call('ZREM', KEYS[3], gone)
+    redis.call('DEL', ARGV[12] .. string.sub(gone, 22))
+  end
+  redis.call('HINCRBY', KEYS[9], 'jobs', over)
+end
+over = redis.call('ZCARD', KEYS[8]) - cap
+if over > 0 then
+  for _, gone in ipairs(redis.call('ZRANGE', KEYS[8], 0, over - 1)) do
+    redis.call('DEL', ARGV[13] .. string.sub(gone, 22))
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[8], 0, over - 1)
+  redis.call('HINCRBY', KEYS[9], 'outputs', over)
+end
+"""
+# KEYS: index, starts, completed ends, failed ends, evictions; ARGV: now, now with the clock's slack.
+# The jobs by state at `now`, each count O(log n): started and ended are counted by time.
+_JOBS_SUMMARY = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, member in ipairs(gone) do
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+  redis.call('ZREM', KEYS[4], member)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local function next_end(key)
+  local found = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return found[2] or false
+end
+local evicted = redis.call('HMGET', KEYS[5], 'jobs', 'outputs')
+return {
+  redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[2]),
+  redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[2]), redis.call('ZCOUNT', KEYS[4], '-inf', ARGV[2]),
+  next_end(KEYS[3]), next_end(KEYS[4]), evicted[1] or '0', evicted[2] or '0'
+}
 """
 # KEYS: the current clock, then its floor as this worker last saw it projected to now: (speed, sim, real).
 # Raises a clock that is behind the floor (a Redis that restarted and lost it) to the floor; never lowers it.
@@ -332,8 +407,9 @@ class RedisBackend:
         # the clock, and drops what it cached (`lost_data`); the rules it cached are keyed by epoch.
         self.restarts = 0
         self.lost_data: list[Callable[[], None]] = []
-        # Tells the clock whether what it read last is still current (the clock and the rule book's version).
-        self.watch = ChangeWatch(self, [self.key(CLOCK_KEY), self.key(RULES_VERSION_KEY)])
+        # Tells the clock whether what it read last is still current (the clock and the rule book's
+        # version), and the job cache whether the cap evicted jobs.
+        self.watch = ChangeWatch(self, [self.key(name) for name in (CLOCK_KEY, RULES_VERSION_KEY, EVICTED_KEY)])
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -441,9 +517,9 @@ class RedisBackend:
         """The namespace's clock, set up at `speed` unless another process did first."""
         return RedisClock(self, speed)
 
-    def jobs(self, clock: ClockStore) -> RedisJobStore:
-        """Jobs with Redis TTLs."""
-        return RedisJobStore(self, clock)
+    def jobs(self, clock: ClockStore, max_kept: int = MAX_JOBS_KEPT) -> RedisJobStore:
+        """Jobs with Redis TTLs, at most `max_kept` and as many outputs."""
+        return RedisJobStore(self, clock, max_kept)
 
     def rules(self) -> RedisRuleStore:
         """Rules with atomic counters."""
@@ -749,21 +825,24 @@ def ttl_ms(simulated_seconds: float, speed: float) -> int:
     """How long Redis keeps a key that the fake needs for `simulated_seconds` more, in real milliseconds.
 
     Reads check the fake's own clock, so a key kept too long is never served; this only frees the
-    memory. Faster than real time, simulated seconds pass sooner than real ones, so they bound it;
-    slower, the key is kept for as long as those seconds take. Frozen (speed 0), it is kept for
-    the retention in real seconds, which bounds memory however long a frozen fake runs.
+    memory. The simulated seconds take `simulated_seconds / speed` real ones at the speed of the
+    submission (a later slowdown can see a key go before its simulated deadline: set the speed
+    first). Frozen (speed 0), the key is kept for the simulated seconds in real ones. Never past
+    TTL_CAP_SECONDS, which bounds memory however slow the clock, and keeps the milliseconds within
+    what Redis takes (a speed of 1e-300 would make them infinite).
     """
-    real = simulated_seconds / speed if 0 < speed < 1 else simulated_seconds
-    return max(1, math.ceil(real * 1000))
+    real = simulated_seconds / speed if speed > 0 else simulated_seconds
+    return max(1, math.ceil(min(real, TTL_CAP_SECONDS) * 1000))
 
 
 class JobCache:
     """Jobs this process stored or read lately, to answer polls with no round trip; bounded, and dropped at any doubt.
 
     A job never changes once stored; it only disappears: a reset (which then resets the clock),
-    a Redis restart, its key's TTL. So a copy is current while the change watch's generation is the
-    one before the write or read that found the job (the clock's key moves, or the watch is lost,
-    after any deletion but the TTL's), and while its key has time to live. Least recently used
+    a Redis restart, the cap (which counts it under a watched key), its key's TTL. So a copy is
+    current while the change watch's generation is the one before the write or read that found the
+    job (a watched key moves, or the watch is lost, after any deletion but the TTL's), and while its
+    key has time to live. Least recently used
     jobs go first past JOB_CACHE_JOBS jobs or JOB_CACHE_BYTES bytes (as stored); one larger than
     that is not kept.
     """
@@ -831,7 +910,8 @@ class RedisJobStore:
     With a change watch (RESP3), polls are answered from a `JobCache` while it is current.
     """
 
-    def __init__(self, backend: RedisBackend, clock: ClockStore) -> None:
+    def __init__(self, backend: RedisBackend, clock: ClockStore, max_kept: int = MAX_JOBS_KEPT) -> None:
+        self.max_kept = max_kept
         self._backend = backend
         self._redis = backend.redis
         if not isinstance(clock, RedisClock):
@@ -839,7 +919,12 @@ class RedisJobStore:
         self._clock = clock
         self._watch = backend.watch
         self._index = backend.key("jobs")
+        # The same jobs by start and by end (completed, failed), the outputs by deadline, and the cap's evictions.
+        self._by_time = [backend.key("jobs-starts"), backend.key("jobs-ends"), backend.key("jobs-failures")]
+        self._outputs = backend.key("outputs")
+        self._evicted = backend.key(EVICTED_KEY)
         self._add = self._redis.register_script(_ADD_JOB)
+        self._summary = self._redis.register_script(_JOBS_SUMMARY)
         self._read = self._redis.register_script(_JOB_READ)
         self.cache = JobCache(JOB_CACHE_JOBS, JOB_CACHE_BYTES)
         backend.lost_data.append(self.cache.clear)
@@ -857,9 +942,33 @@ class RedisJobStore:
         speed = self._clock.read().speed
         result_ms = ttl_ms(result_until - now, speed)
         output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
-        keys = [self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"]
+        keys = [
+            self.job_key(job.request_id),
+            self.output_key(job.request_id),
+            self._index,
+            self._index + ":seq",
+            *self._by_time,
+            self._outputs,
+            self._evicted,
+        ]
         data = _encode_job(job)
-        args = [data, result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
+        started = job.submitted_at + job.queue_seconds
+        ended = started + job.processing_seconds  # as `Job.ended_by` adds them
+        args = [
+            data,
+            result_ms,
+            output_ms,
+            repr(result_until),
+            job.request_id,
+            repr(now),
+            repr(started),
+            repr(ended),
+            "1" if job.error is not None else "0",
+            repr(output_until),
+            self.max_kept,
+            self.job_key(""),
+            self.output_key(""),
+        ]
         # Cached once Redis has it, at the generation seen before the write (the request's clock read).
         request = self._backend.request.get()
         generation = request.generation if request is not None else self._watch.generation()
@@ -899,10 +1008,27 @@ class RedisJobStore:
         """Jobs in the index: expired ones leave it at the next submission, as in memory."""
         return int(self._redis.zcard(self._index))
 
+    def summary(self, now: float) -> JobsSummary:
+        """The jobs retained at `now` by state: counted by time in Redis, in one script, O(log n)."""
+        keys = [self._index, *self._by_time, self._evicted]
+        raw = self._backend.run(Call(self._summary, keys, [repr(now), repr(now + TIME_SLACK_SECONDS)]))[0]
+        jobs, started, completed, failed, next_completed, next_failed, jobs_evicted, outputs_evicted = raw
+        ends = [float(end) for end in (next_completed, next_failed) if end is not None]
+        return JobsSummary(
+            jobs,
+            jobs - started,
+            started - completed - failed,
+            completed,
+            failed,
+            min(ends, default=None),
+            int(jobs_evicted),
+            int(outputs_evicted),
+        )
+
     def clear(self) -> None:
         """Forget every job and output."""
         self._backend.delete_matching("job:*", "out:*")
-        self._redis.delete(self._index)
+        self._redis.delete(self._index, *self._by_time, self._outputs, self._evicted)
         # What was cached is stale, and so is what a poll running meanwhile is caching: a new generation.
         self._watch.local_change()
         self.cache.clear()

@@ -6,18 +6,25 @@ both stores run once per store.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
 import redis
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings
-from mock_server.store_redis import split_url
+from contracts.responses import RESULT_RETENTION_SECONDS
+from mock_server import SegmindMock, Settings, wire
+from mock_server.jobs import State
+from mock_server.store_memory import MEMORY
+from mock_server.store_redis import TTL_CAP_SECONDS, split_url
 from mock_server.transport import PortalTransport
+from mock_server.wire import ApiError
 from tests.support import API_KEY
 from tests.support_stores import namespaced
 
 SVD = MODELS["svd"]
-MOTION = MODELS["motionctrl-svd"]
+STATES = [state.value for state in State]
 
 
 def _http(mock: SegmindMock) -> httpx.Client:
@@ -45,3 +52,94 @@ def test_every_worker_drops_rules_it_cached_once_redis_loses_its_data(redis_url:
         assert second.job(_submit(two, "motionctrl-svd"))["error"] is not None
         assert second.job(_submit(two))["error"] is None  # svd: no rule applies any more
         assert second.service.backend.restarts == 1  # type: ignore[attr-defined]
+
+
+def _health(client: httpx.Client) -> dict[str, Any]:
+    response = client.get("/_mock/health")
+    assert response.status_code == 200, response.text
+    health: dict[str, Any] = response.json()
+    return health
+
+
+def _counted_from_the_list(client: httpx.Client) -> tuple[dict[str, int], float | None]:
+    """The retained jobs by state, and the next end, counted from `GET /_mock/jobs` (which walks them)."""
+    jobs = client.get("/_mock/jobs").json()
+    now = client.get("/_mock/clock").json()["now"]
+    by_state = {state: sum(job["state"] == state for job in jobs) for state in STATES}
+    return by_state, min((job["finished_at"] for job in jobs if job["finished_at"] > now), default=None)
+
+
+@pytest.mark.stores
+def test_health_counts_jobs_by_state_without_walking_them_and_agrees_with_the_job_list(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mock = SegmindMock(Settings(speed=0, store=store if store == MEMORY else namespaced(store)))
+    with _http(mock) as client:
+        mock.add_scenario(outcome="failed", times=2)
+        mock.add_scenario(match={"model": "motionctrl-svd"}, processing_seconds=500, times=1)
+        for model in ("svd", "svd", "svd", "motionctrl-svd", "svd"):
+            _submit(client, model)
+            mock.advance(1)
+        listed = mock.service.jobs.jobs
+        # The token-free health check never walks the jobs, however many there are.
+        monkeypatch.setattr(type(mock.service.jobs), "jobs", _refuse_walking)
+        for step in (0, 1, 20, 60, 100, 500, RESULT_RETENTION_SECONDS):
+            mock.advance(step)
+            health = _health(client)
+            with monkeypatch.context() as walking:
+                walking.setattr(type(mock.service.jobs), "jobs", lambda _, now: listed(now))
+                by_state, next_end = _counted_from_the_list(client)
+            assert (health["jobs_by_state"], health["next_job_end"]) == (by_state, next_end), step
+            assert health["jobs"] == sum(by_state.values())
+        assert health["jobs"] == 0 and health["jobs_evicted"] == 0
+
+
+def _refuse_walking(store: object, now: float) -> list[object]:
+    raise AssertionError("the health check walked every job")
+
+
+@pytest.mark.stores
+def test_past_the_cap_the_oldest_jobs_and_outputs_go_first_and_are_counted(store: str) -> None:
+    settings = Settings(speed=0, store=store if store == MEMORY else namespaced(store), max_jobs_kept=3)
+    mock = SegmindMock(settings)
+    with _http(mock) as client:
+        first = [_submit(client) for _ in range(5)]
+        health = _health(client)
+        assert (health["jobs"], health["jobs_evicted"]) == (3, 2)
+        assert [job["request_id"] for job in mock.jobs] == first[2:]
+        assert client.get(f"/v2/requests/{first[0]}/status").status_code == 404
+        mock.advance(SVD.latency_seconds + 60)  # they complete; their results then expire, outputs stay
+        mock.advance(RESULT_RETENTION_SECONDS)
+        assert mock.service.output(first[2]).request_id == first[2]
+        later = [_submit(client) for _ in range(2)]
+        mock.advance(SVD.latency_seconds + 60)
+        health = _health(client)
+        assert (health["jobs"], health["jobs_evicted"], health["outputs_evicted"]) == (2, 2, 4)
+        with pytest.raises(ApiError):  # the oldest output kept went first
+            mock.service.output(first[2])
+        assert mock.service.output(first[4]).request_id == first[4]
+        assert mock.service.output(later[1]).request_id == later[1]
+
+
+def test_redis_keeps_keys_for_the_simulated_retention_at_the_clocks_speed(redis_url: str) -> None:
+    # Faster than real time, an hour of retention passes in 36 real seconds at speed 100: the keys
+    # go then, not a real week later, so Redis does not fill for a week under a fast clock.
+    store = namespaced(redis_url)
+    mock = SegmindMock(Settings(speed=100, store=store))
+    with _http(mock) as client, redis.Redis.from_url(split_url(store)[0]) as admin:
+        request_id = _submit(client)
+        prefix = split_url(store)[1]
+        output_seconds = (wire.QUEUE_SECONDS + SVD.latency_seconds + wire.OUTPUT_RETENTION_SECONDS) / 100
+        assert 0 < admin.pttl(f"{prefix}:job:{request_id}") <= RESULT_RETENTION_SECONDS / 100 * 1000 + 1
+        assert output_seconds * 1000 - 5000 < admin.pttl(f"{prefix}:out:{request_id}") <= output_seconds * 1000 + 1
+
+
+@pytest.mark.parametrize("speed", [1e-12, 1e-300, 5e-324])
+def test_redis_serves_a_tiny_speed_keeping_keys_at_most_the_ttl_cap(redis_url: str, speed: float) -> None:
+    store = namespaced(redis_url)
+    mock = SegmindMock(Settings(speed=speed, store=store))
+    with _http(mock) as client, redis.Redis.from_url(split_url(store)[0]) as admin:
+        request_id = _submit(client)
+        assert client.get(f"/v2/requests/{request_id}/status").json()["status"] == "QUEUED"
+        for kind in ("job", "out"):
+            assert 0 < admin.pttl(f"{split_url(store)[1]}:{kind}:{request_id}") <= TTL_CAP_SECONDS * 1000
