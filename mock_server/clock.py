@@ -6,17 +6,22 @@ are here, once for every store: the speed and advance checks, reading the time, 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from contextlib import AbstractContextManager
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, ClockStore
 from mock_server.store_memory import MemoryClock
 
-# How often a blocked v1 call re-reads the clock; a re-read is what lets it notice an advance
-# made by another thread (or, with a shared store, another process) without a per-job timer.
+# How often the waiting v1 calls re-read the clock; a re-read is what lets them notice an advance
+# made by another thread (or, with a shared store, another process) without a per-job timer. One
+# of them reads for all those waiting on the same event loop (`SharedWait`), so the store sees one
+# read per step whatever the number of calls waiting.
 WAIT_STEP_SECONDS = 0.02
 
 
@@ -48,6 +53,8 @@ class Clock:
         self.store = store
         self.virtual = virtual
         self._calls = calls or StoreCalls(shared=False)  # how `wait_until` reads a store that may stall
+        # The calls waiting on this clock, one group per event loop (each has its own tasks to wake).
+        self._shared: RunVar[SharedWait] = RunVar(f"segmind-mock-clock-{id(self)}")
 
     @classmethod
     def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
@@ -82,11 +89,18 @@ class Clock:
         Both jump the clock to `deadline`: a frozen clock would otherwise hold the caller (a v1
         call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
         """
-        while (remaining := deadline - self._at(state := await self._calls(self.store.refresh))) > 0:
-            if self.virtual or not state.speed:
-                await self._calls(self.advance, remaining)
-                return
-            await anyio.sleep(min(remaining / state.speed, WAIT_STEP_SECONDS))
+        # Read once for this call (a shared store also sends the call's queued writes with it).
+        remaining = deadline - self._at(state := await self._calls(self.store.refresh))
+        if remaining <= 0:
+            return
+        if self.virtual or not state.speed:
+            await self._calls(self.advance, remaining)
+            return
+        shared = self._shared.get(None)
+        if shared is None:
+            shared = SharedWait()
+            self._shared.set(shared)
+        await shared.wait(self, deadline)
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""
@@ -94,3 +108,91 @@ class Clock:
 
     def _at(self, state: ClockState) -> float:
         return state.sim + (self.store.real_time() - state.real) * state.speed
+
+    async def read_for(self, waiting: SharedWait) -> None:
+        """Read the clock once for every call waiting, waking those whose deadline it reached; then pause."""
+        state = await self._calls(self.store.refresh)
+        now = self._at(state)
+        earliest = waiting.wake(now)
+        if earliest is None:
+            return
+        if self.virtual or not state.speed:  # frozen or made virtual meanwhile: on to the next deadline
+            await self._calls(self.advance, earliest - now)
+        else:
+            await anyio.sleep(min((earliest - now) / state.speed, WAIT_STEP_SECONDS))
+
+
+class _Waiter:
+    """One call waiting for its deadline; woken when it is reached, or to read the clock for the others."""
+
+    __slots__ = ("deadline", "done", "error", "woken")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.done = False
+        self.error: BaseException | None = None
+        self.woken = anyio.Event()
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the wait (with the error the call then raises, if any) and wake the call."""
+        self.done, self.error = True, error
+        self.woken.set()
+
+
+class SharedWait:
+    """The calls of one event loop waiting on one clock: one of them (the reader) reads it for all.
+
+    The reader reads the clock every WAIT_STEP_SECONDS at most and wakes every call whose deadline
+    it reached; when the reader's own wait ends (or it is cancelled: its client hung up), the next
+    call waiting takes over. A store that fails a read fails every call waiting, as it would have
+    failed each one's own read. So a thousand v1 calls waiting cost the store one read per step.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[float, int, _Waiter]] = []  # a heap, soonest deadline first
+        self._order = itertools.count()  # ties in deadline: first come first
+        self._reader: _Waiter | None = None
+
+    async def wait(self, clock: Clock, deadline: float) -> None:
+        """Return once the clock reaches `deadline`, reading it for every call waiting while this one is the reader."""
+        waiter = _Waiter(deadline)
+        heapq.heappush(self._waiting, (deadline, next(self._order), waiter))
+        try:
+            while not waiter.done:
+                if self._reader is None:
+                    self._reader = waiter
+                if self._reader is waiter:
+                    try:
+                        await clock.read_for(self)
+                    except Exception as error:  # the store failed: every call waiting fails with it
+                        self._fail(error)
+                else:
+                    await waiter.woken.wait()
+                    waiter.woken = anyio.Event()
+        finally:
+            waiter.done = True  # a cancelled call leaves its entry behind, skipped
+            if self._reader is waiter:
+                self._reader = None
+                self._hand_over()
+        if waiter.error is not None:
+            raise waiter.error
+
+    def wake(self, now: float) -> float | None:
+        """End the waits whose deadline `now` reached; the soonest deadline still waited for, if any."""
+        waiting = self._waiting
+        while waiting and (waiting[0][2].done or waiting[0][0] <= now):
+            heapq.heappop(waiting)[2].end()
+        return waiting[0][0] if waiting else None
+
+    def _fail(self, error: Exception) -> None:
+        for _, _, waiter in self._waiting:
+            if not waiter.done:
+                waiter.end(error)
+        self._waiting.clear()
+
+    def _hand_over(self) -> None:
+        # The first call still waiting reads from now on: woken, it finds no reader and becomes it.
+        while self._waiting and self._waiting[0][2].done:
+            heapq.heappop(self._waiting)
+        if self._waiting:
+            self._waiting[0][2].woken.set()
