@@ -73,9 +73,21 @@ JOB_CACHE_BYTES = 8 * 1024 * 1024
 TTL_CAP_SECONDS = 30 * 24 * 3600.0
 # Refusals Redis answers while it cannot change anything: out of memory, a read-only replica,
 # failing to save, no master. Each is answered with a 503, and nothing was changed.
-_REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
+# LATE is the fake's own (`_TIMELY`): a write that reached Redis after its request was answered.
+_REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS", "LATE")
 LOG = logging.getLogger("segmind_mock.store")
 
+# Begins every write a submission makes (a job, a rule used up, a charge held, a request counted):
+# its last argument is a deadline in Redis's own time (microseconds, `RedisBackend.deadline`), half
+# the store's timeout after it was sent. A write Redis runs past it (Redis stalled, then continued)
+# belongs to a request the fake has answered 503, or soon will: it is refused, changing nothing, so
+# no submission answered 503 leaves anything behind.
+_TIMELY = """
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000000 + tonumber(clock[2]) > tonumber(ARGV[#ARGV]) then
+  return redis.error_reply('LATE this write reached Redis after its request had been answered')
+end
+"""
 # Every clock script returns the state; the first process to read a namespace's clock sets it up,
 # with a random epoch (ARGV[3]) that a Redis losing its data (a restart, a flush) loses with it.
 # A read also returns the rule book's version (KEYS[2]) prefixed by that epoch, so a request learns
@@ -114,7 +126,9 @@ return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real')
 # same members sit in the starts and ends by time, which count the jobs by state (`_JOBS_SUMMARY`);
 # the outputs are indexed by their deadline (the same members). Past the cap, the oldest jobs and
 # outputs go first.
-_ADD_JOB = """
+_ADD_JOB = (
+    _TIMELY
+    + """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local seq = redis.call('INCR', KEYS[4])
 local member = string.format('%020d', seq) .. ':' .. ARGV[5]
@@ -154,6 +168,23 @@ if over > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[8], 0, over - 1)
   redis.call('HINCRBY', KEYS[9], 'outputs', over)
 end
+"""
+)
+# Undoes `_ADD_JOB` for a submission that failed after all (`RedisBackend.run`): KEYS: job, output,
+# index, starts, completed ends, failed ends, outputs; ARGV: id, its scores in the index, starts,
+# ends and outputs ('' without output). Its members are found among those of the same score.
+_FORGET_JOB = """
+redis.call('DEL', KEYS[1], KEYS[2])
+local function drop(key, score)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do
+    if string.sub(member, 22) == ARGV[1] then redis.call('ZREM', key, member) end
+  end
+end
+drop(KEYS[3], ARGV[2])
+drop(KEYS[4], ARGV[3])
+drop(KEYS[5], ARGV[4])
+drop(KEYS[6], ARGV[4])
+if ARGV[5] ~= '' then drop(KEYS[7], ARGV[5]) end
 """
 # KEYS: index, starts, completed ends, failed ends, evictions; ARGV: now, now with the clock's slack.
 # The jobs by state at `now`, each count O(log n): started and ended are counted by time.
@@ -209,7 +240,9 @@ return out
 # `RuleStore.take`, atomic across workers: KEYS are the index, the version and the candidate rules
 # in order; ARGV[1] is count_undecided ('1'/'0'), then each candidate's id and whether it may decide.
 # Counters change through HINCRBY only: Redis keeps them as exact 64-bit integers.
-_RULES_TAKE = """
+_RULES_TAKE = (
+    _TIMELY
+    + """
 local chosen = nil
 for i = 3, #KEYS do
   local state = redis.call('HMGET', KEYS[i], 'seen', 'nth')
@@ -234,6 +267,7 @@ if times == 0 then
 end
 return {id, state[1], state[2], state[3], state[4]}
 """
+)
 # KEYS: the rule's hash, the index, the version; ARGV: id, data, nth, times.
 _RULES_ADD = """
 redis.call('HSET', KEYS[1], 'data', ARGV[2], 'nth', ARGV[3], 'times', ARGV[4], 'seen', 0, 'hits', 0)
@@ -365,12 +399,14 @@ class Call(NamedTuple):
     args: Sequence[Any]
     droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
     stored: Callable[[], None] | None = None  # called once Redis has taken the call (a queued write)
+    timely: bool = False  # a `_TIMELY` script: sent with its deadline as the last argument
+    accepts: bool = False  # a new job: once Redis took it, the request's writes are never undone
 
 
 class RequestState:
     """What one request has read from Redis and queued for it, shared by every step of the request."""
 
-    __slots__ = ("clock", "generation", "lost", "queued", "rules_version")
+    __slots__ = ("accepted", "clock", "generation", "lost", "queued", "rules_version", "undo")
 
     def __init__(self) -> None:
         self.clock: ClockState | None = None  # the clock as the request's first read saw it
@@ -380,6 +416,10 @@ class RequestState:
         self.generation: int | None = None
         self.queued: list[Call] = []  # writes to send with the request's next round trip
         self.lost = 0  # journal entries of this request Redis could not take, until `flush` reports them
+        # What undoes the writes Redis took (a charge held) should the request fail before its job
+        # is stored (`accepted`): sent first with the next round trip of any request.
+        self.undo: list[Call] = []
+        self.accepted = False
 
 
 class RedisBackend:
@@ -410,6 +450,13 @@ class RedisBackend:
         # Tells the clock whether what it read last is still current (the clock and the rule book's
         # version), and the job cache whether the cap evicted jobs.
         self.watch = ChangeWatch(self, [self.key(name) for name in (CLOCK_KEY, RULES_VERSION_KEY, EVICTED_KEY)])
+        # Writes to undo, of requests that failed before their job was stored (`run`).
+        self._undo: list[Call] = []
+        self._undo_lock = threading.Lock()
+        # Timely writes' deadlines (`deadline`): in Redis's own time, measured once against this
+        # machine's (they may differ), half the store's timeout after sending.
+        self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
+        self._time_offset = _time_offset(client)
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -439,41 +486,79 @@ class RedisBackend:
         """The answers to `calls`, sent in one round trip after the writes this request queued.
 
         StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
-        then lost alone (counted for `flush` to report).
+        then lost alone (counted for `flush` to report). A request failing so before its job is
+        stored has what it changed undone (`RequestState.undo`), with the next round trip.
         """
         request = self.request.get()
-        queued = request.queued if request is not None else None
-        batch = [*queued, *calls] if queued else list(calls)
-        if queued:
-            queued.clear()
+        try:
+            return self._run(request, calls)
+        except StoreUnavailable:
+            if request is not None and request.undo and not request.accepted:
+                with self._undo_lock:
+                    self._undo.extend(request.undo)
+                request.undo.clear()
+            raise
+
+    def _run(self, request: RequestState | None, calls: Sequence[Call]) -> list[Any]:
+        queued = request.queued if request is not None else []
+        undo: list[Call] = []
+        if self._undo:  # rarely: only after a failure
+            with self._undo_lock:
+                undo, self._undo = self._undo, []
+        batch = [*undo, *queued, *calls] if queued or undo else list(calls)
+        queued.clear()
         try:
             answers = self._execute(batch)
         except StoreUnavailable:
-            if not all(call.droppable for call in batch):
+            self._undo_later(undo)
+            if not all(call.droppable for call in batch[len(undo) :]):
                 raise
-            _lose(request, len(batch))
+            _lose(request, len(batch) - len(undo))
             return [None] * len(calls)
         for index, answer in enumerate(answers):
             call = batch[index]
             if isinstance(answer, redis.exceptions.NoScriptError):
                 answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
-            if isinstance(answer, Exception):
+            if index < len(undo):
+                if isinstance(answer, Exception):
+                    self._undo_later([call])  # tried again with the next round trip
+            elif isinstance(answer, Exception):
                 if not call.droppable:
                     self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
                 _lose(request, 1)
-            elif call.stored is not None:
-                call.stored()
+            else:
+                if call.stored is not None:
+                    call.stored()
+                if call.accepts and request is not None:
+                    request.accepted = True
         return answers[len(batch) - len(calls) :]
+
+    def undo_if_refused(self, call: Call) -> None:
+        """Have `call` undo a write Redis took, should the current request fail before its job is stored."""
+        request = self.request.get()
+        if request is not None and not request.accepted:
+            request.undo.append(call)
+
+    def _undo_later(self, calls: Sequence[Call]) -> None:
+        if calls:
+            with self._undo_lock:
+                self._undo.extend(calls)
+
+    def deadline(self) -> int:
+        """The deadline of a timely write sent now, in Redis's time (microseconds): half the store's timeout on."""
+        return int((time.time() + self._time_offset + self._timeout / 2) * 1_000_000)
 
     def _execute(self, batch: list[Call]) -> list[Any]:
         if len(batch) == 1:
             return [self._run_one(batch[0])]
+        deadline = self.deadline()
         with self.redis.pipeline(transaction=False) as pipe:
             for call in batch:
                 if call.script is None:
                     pipe.get(call.keys[0])
                 else:
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                    args = [*call.args, deadline] if call.timely else call.args
+                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *args)
             answers: list[Any] = self.guard.call(pipe.execute, raise_on_error=False)
         return answers
 
@@ -498,7 +583,8 @@ class RedisBackend:
     def _run_one(self, call: Call) -> Any:
         if call.script is None:
             return self.redis.get(call.keys[0])
-        return call.script(keys=call.keys, args=call.args)  # redis-py loads the script if Redis lacks it
+        args = [*call.args, self.deadline()] if call.timely else call.args
+        return call.script(keys=call.keys, args=args)  # redis-py loads the script if Redis lacks it
 
     def delete_matching(self, *patterns: str) -> None:
         """Delete every key of this namespace matching the glob patterns (given after the prefix)."""
@@ -536,6 +622,13 @@ class RedisBackend:
 
 def _raise(error: Exception) -> None:
     raise error
+
+
+def _time_offset(client: GuardedRedis) -> float:
+    """How far Redis's clock (TIME) is ahead of this machine's, in seconds, read at the middle of one round trip."""
+    sent = time.time()
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000 - (sent + time.time()) / 2
 
 
 def _lose(request: RequestState | None, count: int) -> None:
@@ -925,6 +1018,7 @@ class RedisJobStore:
         self._evicted = backend.key(EVICTED_KEY)
         self._add = self._redis.register_script(_ADD_JOB)
         self._summary = self._redis.register_script(_JOBS_SUMMARY)
+        self._forget = self._redis.register_script(_FORGET_JOB)
         self._read = self._redis.register_script(_JOB_READ)
         self.cache = JobCache(JOB_CACHE_JOBS, JOB_CACHE_BYTES)
         backend.lost_data.append(self.cache.clear)
@@ -975,7 +1069,12 @@ class RedisJobStore:
         stored = None
         if generation is not None:
             stored = functools.partial(self.cache.put, job, len(data), time.monotonic() + result_ms / 1000, generation)
-        self._backend.defer(Call(self._add, keys, args, stored=stored))  # sent before the answer that names the job
+        # Sent before the answer that names the job; refused if it reaches Redis after the answer's
+        # deadline, and forgotten again if the request fails anyway (Redis stalled before answering).
+        forget_keys = [*keys[:3], *self._by_time, self._outputs]
+        forget_args = [job.request_id, repr(result_until), repr(started), repr(ended), args[9] if output_ms else ""]
+        self._backend.undo_if_refused(Call(self._forget, forget_keys, forget_args))
+        self._backend.defer(Call(self._add, keys, args, stored=stored, timely=True, accepts=True))
 
     def get(self, request_id: str) -> Job | None:
         """The job, if its key is still there: from the cache while current, else read (with the clock if it moved)."""
@@ -1157,7 +1256,7 @@ class RedisRuleStore:
         args = ["1" if count_undecided else "0"]
         for rule_id, may in candidates:
             args += [rule_id, "1" if may else "0"]
-        taken = self._backend.run(Call(self._take, keys, args))[0]
+        taken = self._backend.run(Call(self._take, keys, args, timely=True))[0]
         if not taken:
             return None
         rule = _rule(_strings(taken))
@@ -1230,7 +1329,8 @@ end
 _LEDGER_TOUCH = _LEDGER
 # ARGV[4]: the rate limit. Returns the oldest counted time when the window is full, else counts now.
 _LEDGER_COUNT = (
-    _LEDGER
+    _TIMELY
+    + _LEDGER
     + """
 local oldest = recent()
 if redis.call('ZCARD', window) >= tonumber(ARGV[4]) then return oldest end
@@ -1240,7 +1340,8 @@ return false
 )
 # ARGV[4..7]: due, request id, price, billed ('1' or '0'). Returns {balance, held} when refused.
 _LEDGER_HOLD = (
-    _LEDGER
+    _TIMELY
+    + _LEDGER
     + """
 local topped_up, spent, held = settle()
 local price = tonumber(ARGV[6])
@@ -1252,6 +1353,19 @@ redis.call('ZADD', pending, ARGV[4], ARGV[5])
 redis.call('HSET', charges, ARGV[5], ARGV[7] .. ARGV[6])
 redis.call('HSET', acct, 'held', num(round6(held + price)))
 return false
+"""
+)
+# ARGV[4]: the request id. Releases its held charge, if still held (a submission that failed).
+_LEDGER_RELEASE = (
+    _LEDGER
+    + """
+local charge = redis.call('HGET', charges, ARGV[4])
+if not charge then return 0 end
+local held = tonumber(redis.call('HGET', acct, 'held')) or 0
+redis.call('ZREM', pending, ARGV[4])
+redis.call('HDEL', charges, ARGV[4])
+redis.call('HSET', acct, 'held', num(round6(held - tonumber(string.sub(charge, 2)))))
+return 1
 """
 )
 # ARGV[4]: the request id.
@@ -1298,6 +1412,7 @@ class RedisLedger:
         self._touch = self._redis.register_script(_LEDGER_TOUCH)
         self._count = self._redis.register_script(_LEDGER_COUNT)
         self._hold = self._redis.register_script(_LEDGER_HOLD)
+        self._release = self._redis.register_script(_LEDGER_RELEASE)
         self._remaining = self._redis.register_script(_LEDGER_REMAINING)
         self._top_up = self._redis.register_script(_LEDGER_TOP_UP)
         self._usage = self._redis.register_script(_LEDGER_USAGE)
@@ -1314,14 +1429,19 @@ class RedisLedger:
 
     def count(self, key: str, rpm: int, now: float) -> float | None:
         """Count a submission in the window, or return when the window frees up."""
-        oldest = self._backend.run(Call(self._count, self._keys(key), self._args(key, now, None, str(rpm))))[0]
+        call = Call(self._count, self._keys(key), self._args(key, now, None, str(rpm)), timely=True)
+        oldest = self._backend.run(call)[0]
         return float(oldest) + RATE_LIMIT_RESET_SECONDS if oldest is not None else None
 
     def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
         """Hold the charge unless the key cannot pay it."""
         billed = "1" if charge.billed else "0"
         more = (repr(charge.due), charge.request_id, repr(charge.price), billed)
-        call = Call(self._hold, self._keys(key), self._args(key, now, credits, *more))
+        # Released again if the submission fails before its job is stored (answered 503: nothing kept),
+        # whether Redis took the hold or not: a stall may hide it.
+        release = Call(self._release, self._keys(key), self._args(key, now, credits, charge.request_id))
+        self._backend.undo_if_refused(release)
+        call = Call(self._hold, self._keys(key), self._args(key, now, credits, *more), timely=True)
         if credits is None:  # unlimited: never refused, so the request need not wait for the answer
             self._backend.defer(call)
             return None
