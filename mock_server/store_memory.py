@@ -187,68 +187,120 @@ class MemoryJobStore:
             del self._outputs[next(iter(self._outputs))]
 
 
+def _start(job: Job) -> float:
+    return job.submitted_at + job.queue_seconds
+
+
+def _end(job: Job) -> float:
+    return job.submitted_at + job.queue_seconds + job.processing_seconds  # as `Job.ended_by` adds them
+
+
+class _Timeline:
+    """Jobs by the time of one of their events (start or end), soonest first, each popped once that time is reached.
+
+    Nearly every job comes in time order (the same queue and processing times, submitted in
+    order): those wait in a deque of the jobs themselves, a pointer each; the few out of order
+    (a scenario's durations) in a heap beside it.
+    """
+
+    def __init__(self, time_of: Callable[[Job], float]) -> None:
+        self._time_of = time_of
+        self._in_order: deque[Job] = deque()
+        self._last = -math.inf  # the latest time in the deque
+        self._others: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()  # ties in the heap: first come first, never comparing jobs
+
+    def __len__(self) -> int:
+        return len(self._in_order) + len(self._others)
+
+    def push(self, job: Job) -> None:
+        """Add a job, to be popped once its event's time is reached."""
+        at = self._time_of(job)
+        if at >= self._last:
+            self._in_order.append(job)
+            self._last = at
+        else:
+            heapq.heappush(self._others, (at, next(self._order), job))
+
+    def pop_until(self, until: float) -> list[Job]:
+        """The jobs whose event's time is `until` or before, removed."""
+        reached = []
+        in_order, others, time_of = self._in_order, self._others, self._time_of
+        while in_order and time_of(in_order[0]) <= until:
+            reached.append(in_order.popleft())
+        while others and others[0][0] <= until:
+            reached.append(heapq.heappop(others)[2])
+        return reached
+
+    def first(self, kept: dict[str, Job]) -> float | None:
+        """The soonest time among kept jobs (those gone are dropped on the way)."""
+        in_order, others = self._in_order, self._others
+        while in_order and kept.get(in_order[0].request_id) is not in_order[0]:
+            in_order.popleft()
+        while others and kept.get(others[0][2].request_id) is not others[0][2]:
+            heapq.heappop(others)
+        times = [self._time_of(in_order[0])] if in_order else []
+        if others:
+            times.append(others[0][0])
+        return min(times, default=None)
+
+    def keep_only(self, kept: dict[str, Job]) -> None:
+        """Drop the jobs no longer kept."""
+        self._in_order = deque(job for job in self._in_order if kept.get(job.request_id) is job)
+        self._others = [entry for entry in self._others if kept.get(entry[2].request_id) is entry[2]]
+        heapq.heapify(self._others)
+
+
 class _StateCounts:
     """How many kept jobs had started and ended by the latest time read, kept as that time moves on.
 
-    A job's start and end wait in two heaps until the time read passes them (then counted); a job
-    dropped before they pass leaves its entries behind, skipped when they come up, and the heaps
-    are rebuilt without them once they hold more of those than of kept jobs (amortised O(1) a job).
+    A job's start and end wait in two timelines until the time read passes them (then counted); a
+    job dropped before they pass leaves its entries behind, skipped when they come up, and the
+    timelines are rebuilt without them once they hold more of those than of kept jobs (amortised
+    O(1) a job).
     """
 
     def __init__(self) -> None:
         self.reached = -math.inf  # every start and end up to this time is counted
         self.started = self.completed = self.failed = 0
-        self._starts: list[tuple[float, str]] = []
-        self._ends: list[tuple[float, bool, str]] = []
+        self._starts = _Timeline(_start)
+        self._ends = _Timeline(_end)
 
     def add(self, job: Job) -> None:
         """Count a new job when the time read passes its start and its end."""
-        started_at = job.submitted_at + job.queue_seconds
-        ended_at = started_at + job.processing_seconds  # as `Job.ended_by` adds them
-        failed = job.error is not None
-        if started_at <= self.reached:  # only a clock moved back by a reset, which clears first
+        if _start(job) <= self.reached:  # only a clock moved back by a reset, which clears first
             self.started += 1
         else:
-            heapq.heappush(self._starts, (started_at, job.request_id))
-        if ended_at <= self.reached:
-            self._count_end(failed, 1)
+            self._starts.push(job)
+        if _end(job) <= self.reached:
+            self._count_end(job, 1)
         else:
-            heapq.heappush(self._ends, (ended_at, failed, job.request_id))
+            self._ends.push(job)
 
     def remove(self, job: Job) -> None:
         """Uncount a job leaving the store (its entries still waiting are skipped when they come up)."""
-        started_at = job.submitted_at + job.queue_seconds
-        if started_at <= self.reached:
+        if _start(job) <= self.reached:
             self.started -= 1
-        if started_at + job.processing_seconds <= self.reached:
-            self._count_end(job.error is not None, -1)
+        if _end(job) <= self.reached:
+            self._count_end(job, -1)
 
     def reach(self, until: float, kept: dict[str, Job]) -> None:
         """Count every start and end of a kept job up to `until`."""
-        starts, ends = self._starts, self._ends
-        while starts and starts[0][0] <= until:
-            if heapq.heappop(starts)[1] in kept:
-                self.started += 1
-        while ends and ends[0][0] <= until:
-            _, failed, request_id = heapq.heappop(ends)
-            if request_id in kept:
-                self._count_end(failed, 1)
+        self.started += sum(kept.get(job.request_id) is job for job in self._starts.pop_until(until))
+        for job in self._ends.pop_until(until):
+            if kept.get(job.request_id) is job:
+                self._count_end(job, 1)
         self.reached = max(self.reached, until)
-        if len(starts) + len(ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone: rebuilt
-            self._starts = [entry for entry in starts if entry[1] in kept]
-            self._ends = [entry for entry in ends if entry[2] in kept]
-            heapq.heapify(self._starts)
-            heapq.heapify(self._ends)
+        if len(self._starts) + len(self._ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone
+            self._starts.keep_only(kept)
+            self._ends.keep_only(kept)
 
     def next_end(self, kept: dict[str, Job]) -> float | None:
         """The soonest end not yet reached of a kept job."""
-        ends = self._ends
-        while ends and ends[0][2] not in kept:
-            heapq.heappop(ends)
-        return ends[0][0] if ends else None
+        return self._ends.first(kept)
 
-    def _count_end(self, failed: bool, change: int) -> None:
-        if failed:
+    def _count_end(self, job: Job, change: int) -> None:
+        if job.error is not None:
             self.failed += change
         else:
             self.completed += change
