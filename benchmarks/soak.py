@@ -2,7 +2,8 @@
 
 A fast clock (`--speed 100` unless the flags say otherwise) keeps results for 36 real seconds
 and outputs for 1.7 real hours: without a cap the store grows for hours. With `--max-jobs-kept`
-(default 100,000) it levels off once the cap is reached. Prints one line per window: elapsed
+(default 100,000) it levels off once the cap is reached. With `--store redis://...` among the
+flags, the Redis server's own memory is sampled too. Prints one line per window: elapsed
 seconds, submissions so far, their rate, the server's RSS, and what its health check counts.
 """
 
@@ -16,12 +17,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import redis
 import uvloop
 
 from benchmarks.common import API_KEY
 from benchmarks.loadgen import build_request
 from benchmarks.process import FAKE_COMMAND, serving
 from contracts import MODELS
+from mock_server.store_redis import split_url
 
 WINDOW_SECONDS = 20.0
 CONNECTIONS = 32
@@ -58,6 +61,14 @@ async def _window(url: str, request: bytes, seconds: float) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+def redis_mib(flags: list[str]) -> str:
+    """The memory the Redis server of `--store URL` in the flags uses, if there is one."""
+    if "--store" not in flags:
+        return "-"
+    with redis.Redis.from_url(split_url(flags[flags.index("--store") + 1])[0]) as server:
+        return f"{server.info('memory')['used_memory'] / 2**20:.0f}"
+
+
 def main(argv: list[str]) -> None:
     """Submit for `argv[0]` seconds (default 600) against a fake started with the remaining flags."""
     seconds = float(argv[0]) if argv else 600.0
@@ -70,9 +81,10 @@ def main(argv: list[str]) -> None:
         )
         print(f"soak: {' '.join(flags)}, {CONNECTIONS} connections, windows of {WINDOW_SECONDS:.0f} s", flush=True)
         print(
-            "| elapsed s | submissions | per second | refused | RSS MiB | jobs kept | jobs evicted | outputs evicted |"
+            "| elapsed s | submissions | per second | refused | RSS MiB | Redis used MiB | jobs kept | jobs evicted "
+            "| outputs evicted |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         started, submitted, refused = time.monotonic(), 0, 0
         while time.monotonic() - started < seconds:
             answered, failed = runner.run(_window(server.url, request, WINDOW_SECONDS))
@@ -80,7 +92,7 @@ def main(argv: list[str]) -> None:
             health = httpx.get(f"{server.url}/_mock/health", timeout=30).json()
             print(
                 f"| {time.monotonic() - started:.0f} | {submitted} | {answered / WINDOW_SECONDS:.0f} | {refused} "
-                f"| {rss_mib(server.pid):.0f} | {health['jobs']} | {health['jobs_evicted']} "
+                f"| {rss_mib(server.pid):.0f} | {redis_mib(flags)} | {health['jobs']} | {health['jobs_evicted']} "
                 f"| {health['outputs_evicted']} |",
                 flush=True,
             )
