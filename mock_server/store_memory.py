@@ -109,7 +109,7 @@ class MemoryJobStore:
                 self._evict(now)
             self._jobs[job.request_id] = job
             self._job_deadlines.append(result_until)
-            self._counts.add(job)
+            self._counts.add(job, self._jobs)
             if len(self._jobs) > self.max_kept:
                 self._drop_oldest_job()
                 self.jobs_evicted += 1
@@ -196,19 +196,19 @@ def _end(job: Job) -> float:
 
 
 class _Timeline:
-    """Jobs by the time of one of their events (start or end), soonest first, each popped once that time is reached.
+    """Kept jobs by the time of one of their events (start or end), soonest first, popped once it is reached.
 
     Nearly every job comes in time order (the same queue and processing times, submitted in
-    order): those wait in a deque of the jobs themselves, a pointer each; the few out of order
-    (a scenario's durations) in a heap beside it.
+    order): their request ids wait in a deque, a pointer each to the string the store's dict
+    already holds; the few out of order (a scenario's durations) in a heap beside it. A job the
+    store dropped leaves its id behind (never the job itself), skipped when it comes up.
     """
 
     def __init__(self, time_of: Callable[[Job], float]) -> None:
         self._time_of = time_of
-        self._in_order: deque[Job] = deque()
+        self._in_order: deque[str] = deque()
         self._last = -math.inf  # the latest time in the deque
-        self._others: list[tuple[float, int, Job]] = []
-        self._order = itertools.count()  # ties in the heap: first come first, never comparing jobs
+        self._others: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
         return len(self._in_order) + len(self._others)
@@ -217,37 +217,44 @@ class _Timeline:
         """Add a job, to be popped once its event's time is reached."""
         at = self._time_of(job)
         if at >= self._last:
-            self._in_order.append(job)
+            self._in_order.append(job.request_id)
             self._last = at
         else:
-            heapq.heappush(self._others, (at, next(self._order), job))
+            heapq.heappush(self._others, (at, job.request_id))
 
-    def pop_until(self, until: float) -> list[Job]:
-        """The jobs whose event's time is `until` or before, removed."""
+    def pop_until(self, until: float, kept: dict[str, Job]) -> list[Job]:
+        """The kept jobs whose event's time is `until` or before, removed (with the ids of jobs gone met on the way)."""
         reached = []
-        in_order, others, time_of = self._in_order, self._others, self._time_of
-        while in_order and time_of(in_order[0]) <= until:
-            reached.append(in_order.popleft())
+        in_order, others = self._in_order, self._others
+        while in_order:
+            job = kept.get(in_order[0])
+            if job is not None:
+                if self._time_of(job) > until:
+                    break
+                reached.append(job)
+            in_order.popleft()
         while others and others[0][0] <= until:
-            reached.append(heapq.heappop(others)[2])
+            job = kept.get(heapq.heappop(others)[1])
+            if job is not None:
+                reached.append(job)
         return reached
 
     def first(self, kept: dict[str, Job]) -> float | None:
-        """The soonest time among kept jobs (those gone are dropped on the way)."""
+        """The soonest time among kept jobs (the ids of jobs gone are dropped on the way)."""
         in_order, others = self._in_order, self._others
-        while in_order and kept.get(in_order[0].request_id) is not in_order[0]:
+        while in_order and in_order[0] not in kept:
             in_order.popleft()
-        while others and kept.get(others[0][2].request_id) is not others[0][2]:
+        while others and others[0][1] not in kept:
             heapq.heappop(others)
-        times = [self._time_of(in_order[0])] if in_order else []
+        times = [self._time_of(kept[in_order[0]])] if in_order else []
         if others:
             times.append(others[0][0])
         return min(times, default=None)
 
     def keep_only(self, kept: dict[str, Job]) -> None:
-        """Drop the jobs no longer kept."""
-        self._in_order = deque(job for job in self._in_order if kept.get(job.request_id) is job)
-        self._others = [entry for entry in self._others if kept.get(entry[2].request_id) is entry[2]]
+        """Drop the ids of jobs no longer kept."""
+        self._in_order = deque(request_id for request_id in self._in_order if request_id in kept)
+        self._others = [entry for entry in self._others if entry[1] in kept]
         heapq.heapify(self._others)
 
 
@@ -256,8 +263,9 @@ class _StateCounts:
 
     A job's start and end wait in two timelines until the time read passes them (then counted); a
     job dropped before they pass leaves its entries behind, skipped when they come up, and the
-    timelines are rebuilt without them once they hold more of those than of kept jobs (amortised
-    O(1) a job).
+    timelines are rebuilt without them as a job is added once they hold more of those than of
+    kept jobs (amortised O(1) a job), so they never keep dropped jobs alive for long, whether or
+    not anyone reads the counts.
     """
 
     def __init__(self) -> None:
@@ -266,8 +274,11 @@ class _StateCounts:
         self._starts = _Timeline(_start)
         self._ends = _Timeline(_end)
 
-    def add(self, job: Job) -> None:
-        """Count a new job when the time read passes its start and its end."""
+    def add(self, job: Job, kept: dict[str, Job]) -> None:
+        """Count a new job when the time read passes its start and its end (`kept`: the jobs kept, with it)."""
+        if len(self._starts) + len(self._ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone
+            self._starts.keep_only(kept)
+            self._ends.keep_only(kept)
         if _start(job) <= self.reached:  # only a clock moved back by a reset, which clears first
             self.started += 1
         else:
@@ -286,14 +297,10 @@ class _StateCounts:
 
     def reach(self, until: float, kept: dict[str, Job]) -> None:
         """Count every start and end of a kept job up to `until`."""
-        self.started += sum(kept.get(job.request_id) is job for job in self._starts.pop_until(until))
-        for job in self._ends.pop_until(until):
-            if kept.get(job.request_id) is job:
-                self._count_end(job, 1)
+        self.started += len(self._starts.pop_until(until, kept))
+        for job in self._ends.pop_until(until, kept):
+            self._count_end(job, 1)
         self.reached = max(self.reached, until)
-        if len(self._starts) + len(self._ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone
-            self._starts.keep_only(kept)
-            self._ends.keep_only(kept)
 
     def next_end(self, kept: dict[str, Job]) -> float | None:
         """The soonest end not yet reached of a kept job."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import tracemalloc
 from contextvars import ContextVar
 from typing import Any
 
@@ -226,3 +227,23 @@ def test_waiting_calls_each_end_at_their_deadline_when_their_reader_leaves_or_th
         assert all(isinstance(result, StoreUnavailable) for result in results)
 
     asyncio.run(waiting())
+
+
+def test_the_memory_store_stays_within_its_cap_with_no_health_check_called() -> None:
+    # What waits to be counted for health must not keep the jobs the cap dropped alive, however
+    # long nobody asks for health: memory levels off once the cap is reached.
+    mock = SegmindMock(Settings(speed=0, max_jobs_kept=100))
+    body = SVD.example
+
+    def grown_by(submissions: int) -> int:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(submissions):
+            mock.submit("svd", dict(body), API_KEY)
+        return tracemalloc.get_traced_memory()[0] - before
+
+    tracemalloc.start()
+    try:
+        grown_by(3000)  # past the cap, and past any rebuilding of what waits to be counted
+        assert grown_by(3000) < 3000 * 100  # a job is about 800 bytes: none of them is kept
+    finally:
+        tracemalloc.stop()
