@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest scenario rule, as JSON; larger ones are refused with 400 (default: %(default)s)",
     )
     serve.add_argument(
+        "--max-jobs-kept",
+        type=positive,
+        default=defaults.MAX_JOBS_KEPT,
+        help="jobs kept at most, and as many outputs, whatever their retention: past it the oldest go first, "
+        "counted by GET /_mock/health (default: %(default)s)",
+    )
+    serve.add_argument(
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "

@@ -6,19 +6,24 @@ are here, once for every store: the speed and advance checks, reading the time, 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import sys
 from contextlib import AbstractContextManager
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from contracts.spec import is_number, number_in, show_value
 from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, ClockStore
 from mock_server.store_memory import MemoryClock
 
-# How often a blocked v1 call re-reads the clock; a re-read is what lets it notice an advance
-# made by another thread (or, with a shared store, another process) without a per-job timer.
+# How often the waiting v1 calls re-read the clock; a re-read is what lets them notice an advance
+# made by another thread (or, with a shared store, another process) without a per-job timer. One
+# of them reads for all those waiting on the same event loop (`SharedWait`), so the store sees one
+# read per step whatever the number of calls waiting.
 WAIT_STEP_SECONDS = 0.02
 
 
@@ -52,6 +57,8 @@ class Clock:
         self._calls = calls or StoreCalls(shared=False)  # how `wait_until` reads a store that may stall
         # Set while the server shuts down: waits end at once instead of holding the shutdown up.
         self.waits_stopped = False
+        # The calls waiting on this clock, one group per event loop (each has its own tasks to wake).
+        self._shared: RunVar[SharedWait] = RunVar(f"segmind-mock-clock-{id(self)}")
 
     @classmethod
     def in_process(cls, speed: float = 1.0, *, virtual: bool = False) -> Clock:
@@ -101,14 +108,20 @@ class Clock:
         call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
         Return False as soon as `waits_stopped` is set (the server shuts down) before then.
         """
-        while (remaining := deadline - self._at(state := await self._calls(self.store.refresh))) > 0:
-            if self.waits_stopped:
-                return False
-            if self.virtual or not state.speed:
-                await self._calls(self.advance, remaining)
-                return True
-            await anyio.sleep(min(remaining / state.speed, WAIT_STEP_SECONDS))
-        return True
+        # Read once for this call (a shared store also sends the call's queued writes with it).
+        remaining = deadline - self._at(state := await self._calls(self.store.refresh))
+        if remaining <= 0:
+            return True
+        if self.waits_stopped:
+            return False
+        if self.virtual or not state.speed:
+            await self._calls(self.advance, remaining)
+            return True
+        shared = self._shared.get(None)
+        if shared is None:
+            shared = SharedWait()
+            self._shared.set(shared)
+        return await shared.wait(self, deadline)
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""
@@ -116,3 +129,106 @@ class Clock:
 
     def _at(self, state: ClockState) -> float:
         return state.sim + (self.store.real_time() - state.real) * state.speed
+
+    async def read_for(self, waiting: SharedWait) -> None:
+        """Read the clock once for every call waiting, waking those whose deadline it reached; then pause.
+
+        Once `waits_stopped` is set (the server shuts down), every call waiting ends unreached instead.
+        """
+        state = await self._calls(self.store.refresh)
+        if self.waits_stopped:
+            waiting.stop()
+            return
+        now = self._at(state)
+        earliest = waiting.wake(now)
+        if earliest is None:
+            return
+        if self.virtual or not state.speed:  # frozen or made virtual meanwhile: on to the next deadline
+            await self._calls(self.advance, earliest - now)
+        else:
+            await anyio.sleep(min((earliest - now) / state.speed, WAIT_STEP_SECONDS))
+
+
+class _Waiter:
+    """One call waiting for its deadline; woken when it is reached, or to read the clock for the others."""
+
+    __slots__ = ("deadline", "done", "error", "reached", "woken")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.done = False
+        self.error: BaseException | None = None
+        self.reached = True  # False: ended before its deadline, as the server shuts down
+        self.woken = anyio.Event()
+
+    def end(self, error: BaseException | None = None, *, reached: bool = True) -> None:
+        """End the wait (with the error the call then raises, if any) and wake the call."""
+        self.done, self.error, self.reached = True, error, reached
+        self.woken.set()
+
+
+class SharedWait:
+    """The calls of one event loop waiting on one clock: one of them (the reader) reads it for all.
+
+    The reader reads the clock every WAIT_STEP_SECONDS at most and wakes every call whose deadline
+    it reached; when the reader's own wait ends (or it is cancelled: its client hung up), the next
+    call waiting takes over. A store that fails a read fails every call waiting, as it would have
+    failed each one's own read. So a thousand v1 calls waiting cost the store one read per step.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[float, int, _Waiter]] = []  # a heap, soonest deadline first
+        self._order = itertools.count()  # ties in deadline: first come first
+        self._reader: _Waiter | None = None
+
+    async def wait(self, clock: Clock, deadline: float) -> bool:
+        """Return True once the clock reaches `deadline`, False if the waits were stopped; the reader reads for all."""
+        waiter = _Waiter(deadline)
+        heapq.heappush(self._waiting, (deadline, next(self._order), waiter))
+        try:
+            while not waiter.done:
+                if self._reader is None:
+                    self._reader = waiter
+                if self._reader is waiter:
+                    try:
+                        await clock.read_for(self)
+                    except Exception as error:  # the store failed: every call waiting fails with it
+                        self._fail(error)
+                else:
+                    await waiter.woken.wait()
+                    waiter.woken = anyio.Event()
+        finally:
+            waiter.done = True  # a cancelled call leaves its entry behind, skipped
+            if self._reader is waiter:
+                self._reader = None
+                self._hand_over()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.reached
+
+    def wake(self, now: float) -> float | None:
+        """End the waits whose deadline `now` reached; the soonest deadline still waited for, if any."""
+        waiting = self._waiting
+        while waiting and (waiting[0][2].done or waiting[0][0] <= now):
+            heapq.heappop(waiting)[2].end()
+        return waiting[0][0] if waiting else None
+
+    def stop(self) -> None:
+        """End every wait unreached (the server shuts down)."""
+        self._end_all(None, reached=False)
+
+    def _fail(self, error: Exception) -> None:
+        self._end_all(error)
+
+    def _end_all(self, error: Exception | None, *, reached: bool = True) -> None:
+        for _, _, waiter in self._waiting:
+            if not waiter.done:
+                waiter.end(error, reached=reached)
+        self._waiting.clear()
+
+    def _hand_over(self) -> None:
+        # The first call still waiting reads from now on: woken, it finds no reader and becomes it.
+        while self._waiting and self._waiting[0][2].done:
+            heapq.heappop(self._waiting)
+        if self._waiting:
+            self._waiting[0][2].woken.set()

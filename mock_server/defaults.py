@@ -31,6 +31,10 @@ FETCH_TIMEOUT_SECONDS = 10.0
 # file's header before decoding, since a 74 kB PNG can declare 4096x4096 (50 MB decoded).
 MAX_PIXELS = 2048 * 2048
 
+# How many jobs a store keeps, and as many outputs, whatever their retention: past it the oldest
+# go first (counted in `JobsSummary`). A job is about 0.75 KB in memory: 100,000 jobs, and their
+# outputs, stay within about 150 MiB (`serve --max-jobs-kept`; docs/robustness.md).
+MAX_JOBS_KEPT = 100_000
 # Scenario rules kept at once, and the size of each (as JSON): what the admin API lets any caller
 # make the fake hold, and match against (`--max-scenarios`, `--max-scenario-bytes`).
 MAX_SCENARIOS = 1000

@@ -59,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
             queue_seconds=args.queue_seconds,
             max_body_bytes=args.max_body_bytes,
             journal_size=args.journal_size,
+            max_jobs_kept=args.max_jobs_kept,
             max_scenarios=args.max_scenarios,
             max_scenario_bytes=args.max_scenario_bytes,
             accounts=accounts,

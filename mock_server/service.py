@@ -27,6 +27,7 @@ from mock_server.defaults import (
     FETCH_THREADS,
     JOURNAL_SIZE,
     MAX_BODY_BYTES,
+    MAX_JOBS_KEPT,
     MAX_SCENARIO_BYTES,
     MAX_SCENARIOS,
     MEMORY,
@@ -41,7 +42,7 @@ from mock_server.journal import Record, mask_key
 from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
-from mock_server.storage import Backend, JobStore, JournalStore, StoreUnavailable
+from mock_server.storage import Backend, JobsSummary, JobStore, JournalStore, StoreUnavailable
 from mock_server.stores import open_backend
 from mock_server.video import VideoCache, checked_params
 
@@ -62,6 +63,8 @@ class Settings:
     queue_seconds: float = QUEUE_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES
     journal_size: int = JOURNAL_SIZE
+    # Jobs kept, and as many outputs, at most: past it the oldest go first (docs/robustness.md).
+    max_jobs_kept: int = MAX_JOBS_KEPT
     # No keys declared: any non-empty key, unlimited credits, no rate limit (`--config` declares keys).
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     # Where input images may come from: inline data only, unless directories or fetching are allowed.
@@ -115,7 +118,7 @@ class Service:
         self.store_calls = StoreCalls(self.backend.shared)
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
-        self.jobs: JobStore = self.backend.jobs(clock_store)
+        self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
         self.rules = RuleBook(self.backend.rules())
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
@@ -292,6 +295,10 @@ class Service:
         """Every job whose result is retained at `now`, oldest first."""
         return [job for job in self.jobs.jobs(now) if result_kept(job, now)]
 
+    def summary(self) -> JobsSummary:
+        """The retained jobs counted by state now, with the next end and the cap's evictions (no walk over the jobs)."""
+        return self.jobs.summary(self.clock.now())
+
     def job_views(self) -> list[dict[str, Any]]:
         """Every retained job, as `GET /_mock/jobs` shows it."""
         now = self.clock.now()
@@ -312,8 +319,11 @@ class Service:
         self.clock.reset(self.settings.speed)
 
     def configure(self, settings: Settings) -> None:
-        """Start afresh under new settings; the journal keeps its size, the store and admin token stay as they are."""
-        self.settings = replace(settings, store=self.settings.store, admin_token=self.settings.admin_token)
+        """Start afresh under new settings; journal size, job cap, store and admin token stay as they are."""
+        kept = self.settings
+        self.settings = replace(
+            settings, store=kept.store, admin_token=kept.admin_token, max_jobs_kept=kept.max_jobs_kept
+        )
         self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
         self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
+from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.jobs import Job
 from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
@@ -33,6 +34,22 @@ class StoreUnavailable(ApiError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(503, f"Service Unavailable: the fake's store is unavailable ({reason}); retry shortly")
+
+
+class JobsSummary(NamedTuple):
+    """The retained jobs counted by state at one time, the next end, and what the cap evicted: what health shows.
+
+    Kept as jobs come and go, never counted by walking them (O(1) or O(log n) a read, in every store).
+    """
+
+    jobs: int
+    queued: int
+    processing: int
+    completed: int
+    failed: int
+    next_end: float | None  # the soonest end of a retained job still running, if any
+    jobs_evicted: int  # jobs dropped before their retention ended, to stay within the cap
+    outputs_evicted: int  # outputs dropped before theirs ended, likewise
 
 
 class ClockState(NamedTuple):
@@ -108,7 +125,10 @@ class ClockStore(Protocol):
 
 
 class JobStore(Protocol):
-    """Jobs by request id, each kept until the deadlines it was added with; retention is decided above."""
+    """Jobs by request id, each kept until the deadlines it was added with; retention is decided above.
+
+    Past `max_kept` jobs (or outputs), the oldest are dropped first, their deadlines notwithstanding.
+    """
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
         """Keep a job until `result_until` (simulated), and its output until `output_until` (None: no output)."""
@@ -124,6 +144,9 @@ class JobStore(Protocol):
 
     def count(self) -> int:
         """How many jobs are kept (expired ones leave at the next `add` or `jobs`)."""
+
+    def summary(self, now: float) -> JobsSummary:
+        """The jobs retained at `now` by state, after dropping those past their deadline (no walk over them)."""
 
     def clear(self) -> None:
         """Forget every job and output."""
@@ -217,8 +240,8 @@ class Backend(Protocol):
     def clock(self, speed: float) -> ClockStore:
         """The clock (a shared one is set up at `speed` only by the first process to open the store)."""
 
-    def jobs(self, clock: ClockStore) -> JobStore:
-        """The job store (Redis sizes its keys' lifetimes by the clock's speed)."""
+    def jobs(self, clock: ClockStore, max_kept: int = MAX_JOBS_KEPT) -> JobStore:
+        """The job store, keeping `max_kept` jobs and as many outputs at most (Redis sizes TTLs by the speed)."""
 
     def rules(self) -> RuleStore:
         """The scenario rules."""

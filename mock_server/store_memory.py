@@ -13,11 +13,11 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server.defaults import JOURNAL_SIZE, MEMORY
-from mock_server.jobs import Job
+from mock_server.defaults import JOURNAL_SIZE, MAX_JOBS_KEPT, MEMORY
+from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, Usage, balance_of, round_credits
+from mock_server.storage import Charge, ClockState, JobsSummary, Usage, balance_of, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 # Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
@@ -72,38 +72,54 @@ class MemoryClock:
 
 
 class MemoryJobStore:
-    """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline.
+    """Jobs in two insertion-ordered dicts, evicted from the oldest end as they pass their deadline or the cap.
 
     Jobs are added in submission order with deadlines a fixed retention later, so the oldest job
-    is always first: eviction costs O(1) per expired job and memory stays bounded however long
-    the fake runs. Each dict's deadlines are kept apart, in a deque in the same order (one each:
-    request ids are unique, `jobs.new_request_id`): the dicts
-    hold the jobs themselves, which the garbage collector does not track (`Job` is a `gc=False`
-    struct), so it never walks them (docs/benchmarks.md), and a lookup is one dict lookup.
+    is always first: eviction costs O(1) per expired job, and past `max_kept` jobs (or outputs)
+    the oldest go first, so memory stays bounded however fast clients submit. Each dict's
+    deadlines are kept apart, in a deque in the same order (one each: request ids are unique,
+    `jobs.new_request_id`): the dicts hold the jobs themselves, which the garbage collector does
+    not track (`Job` is a `gc=False` struct), so it never walks them (docs/benchmarks.md), and a
+    lookup is one dict lookup.
+
+    The count by state is kept as time passes, never by walking the jobs: each job's start and end
+    wait in a heap until the time read reaches them, and are counted then (`summary`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_kept: int = MAX_JOBS_KEPT) -> None:
+        self.max_kept = max_kept
         self._jobs: dict[str, Job] = {}
         self._outputs: dict[str, Job] = {}
         self._job_deadlines: deque[float] = deque()
         self._output_deadlines: deque[float] = deque()
         self._lock = threading.Lock()
         self._next_expiry = math.inf  # no kept job or output expires before this: most adds evict nothing
+        self._counts = _StateCounts()
+        self.jobs_evicted = 0
+        self.outputs_evicted = 0
         # The dicts' own lookups, called straight (never replaced: `clear` empties them in place).
         self.get: Callable[[str], Job | None] = self._jobs.get
         self.output: Callable[[str], Job | None] = self._outputs.get
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
-        """Keep a job (and its future output, if any) until their deadlines."""
+        """Keep a job (and its future output, if any) until their deadlines, within the cap."""
         with self._lock:
             if now >= self._next_expiry:
                 self._evict(now)
             self._jobs[job.request_id] = job
             self._job_deadlines.append(result_until)
+            self._counts.add(job, self._jobs)
+            if len(self._jobs) > self.max_kept:
+                self._drop_oldest_job()
+                self.jobs_evicted += 1
             if output_until is not None:
                 self._outputs[job.request_id] = job
                 self._output_deadlines.append(output_until)
                 result_until = min(result_until, output_until)
+                if len(self._outputs) > self.max_kept:
+                    self._output_deadlines.popleft()
+                    del self._outputs[next(iter(self._outputs))]
+                    self.outputs_evicted += 1
             if result_until < self._next_expiry:
                 self._next_expiry = result_until
 
@@ -117,25 +133,183 @@ class MemoryJobStore:
         """How many jobs are kept."""
         return len(self._jobs)
 
+    def summary(self, now: float) -> JobsSummary:
+        """The kept jobs by state at `now`, from counts kept as they change."""
+        with self._lock:
+            self._evict(now)
+            counts = self._counts
+            counts.reach(now + TIME_SLACK_SECONDS, self._jobs)
+            started, ended = counts.started, counts.completed + counts.failed
+            kept = len(self._jobs)
+            next_end = counts.next_end(self._jobs)
+            return JobsSummary(
+                kept,
+                kept - started,
+                started - ended,
+                counts.completed,
+                counts.failed,
+                next_end,
+                self.jobs_evicted,
+                self.outputs_evicted,
+            )
+
     def clear(self) -> None:
         """Forget every job and output."""
         with self._lock:
             for kept in (self._jobs, self._outputs, self._job_deadlines, self._output_deadlines):
                 kept.clear()
             self._next_expiry = math.inf
+            self._counts = _StateCounts()
+            self.jobs_evicted = self.outputs_evicted = 0
+
+    def _drop_oldest_job(self) -> None:
+        self._job_deadlines.popleft()
+        request_id = next(iter(self._jobs))
+        self._counts.remove(self._jobs.pop(request_id))
 
     def _evict(self, now: float) -> None:
         self._next_expiry = math.inf
-        for kept, deadlines in ((self._jobs, self._job_deadlines), (self._outputs, self._output_deadlines)):
-            # Outputs end in nearly submission order: within one result retention of it, since the
-            # service keeps no output a result could not hand out. One behind a later-ending job
-            # waits for it (an hour at most), and is never served past its time: reads check it.
-            while deadlines:
-                if deadlines[0] > now:
-                    self._next_expiry = min(self._next_expiry, deadlines[0])
+        # Outputs end in nearly submission order: within one result retention of it, since the
+        # service keeps no output a result could not hand out. One behind a later-ending job
+        # waits for it (an hour at most), and is never served past its time: reads check it.
+        deadlines = self._job_deadlines
+        while deadlines and deadlines[0] <= now:
+            self._drop_oldest_job()
+        if deadlines:
+            self._next_expiry = deadlines[0]
+        deadlines = self._output_deadlines
+        while deadlines:
+            if deadlines[0] > now:
+                self._next_expiry = min(self._next_expiry, deadlines[0])
+                break
+            deadlines.popleft()
+            del self._outputs[next(iter(self._outputs))]
+
+
+def _start(job: Job) -> float:
+    return job.submitted_at + job.queue_seconds
+
+
+def _end(job: Job) -> float:
+    return job.submitted_at + job.queue_seconds + job.processing_seconds  # as `Job.ended_by` adds them
+
+
+class _Timeline:
+    """Kept jobs by the time of one of their events (start or end), soonest first, popped once it is reached.
+
+    Nearly every job comes in time order (the same queue and processing times, submitted in
+    order): their request ids wait in a deque, a pointer each to the string the store's dict
+    already holds; the few out of order (a scenario's durations) in a heap beside it. A job the
+    store dropped leaves its id behind (never the job itself), skipped when it comes up.
+    """
+
+    def __init__(self, time_of: Callable[[Job], float]) -> None:
+        self._time_of = time_of
+        self._in_order: deque[str] = deque()
+        self._last = -math.inf  # the latest time in the deque
+        self._others: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._in_order) + len(self._others)
+
+    def push(self, job: Job) -> None:
+        """Add a job, to be popped once its event's time is reached."""
+        at = self._time_of(job)
+        if at >= self._last:
+            self._in_order.append(job.request_id)
+            self._last = at
+        else:
+            heapq.heappush(self._others, (at, job.request_id))
+
+    def pop_until(self, until: float, kept: dict[str, Job]) -> list[Job]:
+        """The kept jobs whose event's time is `until` or before, removed (with the ids of jobs gone met on the way)."""
+        reached = []
+        in_order, others = self._in_order, self._others
+        while in_order:
+            job = kept.get(in_order[0])
+            if job is not None:
+                if self._time_of(job) > until:
                     break
-                deadlines.popleft()
-                del kept[next(iter(kept))]
+                reached.append(job)
+            in_order.popleft()
+        while others and others[0][0] <= until:
+            job = kept.get(heapq.heappop(others)[1])
+            if job is not None:
+                reached.append(job)
+        return reached
+
+    def first(self, kept: dict[str, Job]) -> float | None:
+        """The soonest time among kept jobs (the ids of jobs gone are dropped on the way)."""
+        in_order, others = self._in_order, self._others
+        while in_order and in_order[0] not in kept:
+            in_order.popleft()
+        while others and others[0][1] not in kept:
+            heapq.heappop(others)
+        times = [self._time_of(kept[in_order[0]])] if in_order else []
+        if others:
+            times.append(others[0][0])
+        return min(times, default=None)
+
+    def keep_only(self, kept: dict[str, Job]) -> None:
+        """Drop the ids of jobs no longer kept."""
+        self._in_order = deque(request_id for request_id in self._in_order if request_id in kept)
+        self._others = [entry for entry in self._others if entry[1] in kept]
+        heapq.heapify(self._others)
+
+
+class _StateCounts:
+    """How many kept jobs had started and ended by the latest time read, kept as that time moves on.
+
+    A job's start and end wait in two timelines until the time read passes them (then counted); a
+    job dropped before they pass leaves its entries behind, skipped when they come up, and the
+    timelines are rebuilt without them as a job is added once they hold more of those than of
+    kept jobs (amortised O(1) a job), so they never keep dropped jobs alive for long, whether or
+    not anyone reads the counts.
+    """
+
+    def __init__(self) -> None:
+        self.reached = -math.inf  # every start and end up to this time is counted
+        self.started = self.completed = self.failed = 0
+        self._starts = _Timeline(_start)
+        self._ends = _Timeline(_end)
+
+    def add(self, job: Job, kept: dict[str, Job]) -> None:
+        """Count a new job when the time read passes its start and its end (`kept`: the jobs kept, with it)."""
+        if len(self._starts) + len(self._ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone
+            self._starts.keep_only(kept)
+            self._ends.keep_only(kept)
+        if _start(job) <= self.reached:  # only a clock moved back by a reset, which clears first
+            self.started += 1
+        else:
+            self._starts.push(job)
+        if _end(job) <= self.reached:
+            self._count_end(job, 1)
+        else:
+            self._ends.push(job)
+
+    def remove(self, job: Job) -> None:
+        """Uncount a job leaving the store (its entries still waiting are skipped when they come up)."""
+        if _start(job) <= self.reached:
+            self.started -= 1
+        if _end(job) <= self.reached:
+            self._count_end(job, -1)
+
+    def reach(self, until: float, kept: dict[str, Job]) -> None:
+        """Count every start and end of a kept job up to `until`."""
+        self.started += len(self._starts.pop_until(until, kept))
+        for job in self._ends.pop_until(until, kept):
+            self._count_end(job, 1)
+        self.reached = max(self.reached, until)
+
+    def next_end(self, kept: dict[str, Job]) -> float | None:
+        """The soonest end not yet reached of a kept job."""
+        return self._ends.first(kept)
+
+    def _count_end(self, job: Job, change: int) -> None:
+        if job.error is not None:
+            self.failed += change
+        else:
+            self.completed += change
 
 
 class MemoryRuleStore:
@@ -368,9 +542,9 @@ class MemoryBackend:
         """A clock in this process."""
         return MemoryClock(speed)
 
-    def jobs(self, clock: object) -> MemoryJobStore:
-        """Jobs in dicts, evicted lazily."""
-        return MemoryJobStore()
+    def jobs(self, clock: object, max_kept: int = MAX_JOBS_KEPT) -> MemoryJobStore:
+        """Jobs in dicts, evicted lazily and past `max_kept`."""
+        return MemoryJobStore(max_kept)
 
     def rules(self) -> MemoryRuleStore:
         """Rules in a tuple."""

@@ -31,10 +31,20 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server.jobs import Job
+from mock_server.defaults import MAX_JOBS_KEPT
+from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.journal import Entry, Record
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, ClockStore, StoreError, StoreUnavailable, Usage, round_credits
+from mock_server.storage import (
+    Charge,
+    ClockState,
+    ClockStore,
+    JobsSummary,
+    StoreError,
+    StoreUnavailable,
+    Usage,
+    round_credits,
+)
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 PREFIX_PARAM = "prefix"
@@ -52,25 +62,44 @@ WATCH_CONFIRM_SECONDS = 1.0
 # The keys the change watch follows, named once for the stores that write them and the watch.
 CLOCK_KEY = "clock"
 RULES_VERSION_KEY = "rules-version"
+# Counts the jobs and outputs the cap evicted: watched too, since an eviction deletes jobs that
+# processes may hold in their `JobCache`.
+EVICTED_KEY = "evicted"
 # How many jobs, and how many bytes of them as stored, a process keeps to answer polls without a
 # round trip (`JobCache`): a few MiB per process, whatever clients send.
 JOB_CACHE_JOBS = 4096
 JOB_CACHE_BYTES = 8 * 1024 * 1024
+# The longest a job's key lives, in real seconds, however slow the clock (`ttl_ms`): 30 days.
+TTL_CAP_SECONDS = 30 * 24 * 3600.0
 # Refusals Redis answers while it cannot change anything: out of memory, a read-only replica,
 # failing to save, no master. Each is answered with a 503, and nothing was changed.
-_REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS")
+# LATE is the fake's own (`_TIMELY`): a write that reached Redis after its request was answered.
+_REFUSALS = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS", "LATE")
 LOG = logging.getLogger("segmind_mock.store")
 
-# Every clock script returns the state; the first process to read a namespace's clock sets it up.
-# A read also returns the rule book's version (KEYS[2]), so a request learns both in one round trip.
+# Begins every write a submission makes (a job, a rule used up, a charge held, a request counted):
+# its last argument is a deadline in Redis's own time (microseconds, `RedisBackend.deadline`), half
+# the store's timeout after it was sent. A write Redis runs past it (Redis stalled, then continued)
+# belongs to a request the fake has answered 503, or soon will: it is refused, changing nothing, so
+# no submission answered 503 leaves anything behind.
+_TIMELY = """
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000000 + tonumber(clock[2]) > tonumber(ARGV[#ARGV]) then
+  return redis.error_reply('LATE this write reached Redis after its request had been answered')
+end
+"""
+# Every clock script returns the state; the first process to read a namespace's clock sets it up,
+# with a random epoch (ARGV[3]) that a Redis losing its data (a restart, a flush) loses with it.
+# A read also returns the rule book's version (KEYS[2]) prefixed by that epoch, so a request learns
+# both in one round trip, and a version counting again from 0 after a loss never repeats one seen.
 _CLOCK_READ = """
 local created = '0'
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2], 'jumped', '0')
+  redis.call('HSET', KEYS[1], 'speed', ARGV[1], 'sim', ARGV[2], 'real', ARGV[2], 'jumped', '0', 'epoch', ARGV[3])
   created = '1'
 end
-local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
-state[5] = redis.call('GET', KEYS[2]) or '0'
+local state = redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped', 'epoch')
+state[5] = (state[5] or '') .. ':' .. (redis.call('GET', KEYS[2]) or '0')
 state[6] = created
 return state
 """
@@ -90,15 +119,94 @@ _CLOCK_RESET = """
 redis.call('HSET', KEYS[1], 'speed', ARGV[2], 'sim', ARGV[1], 'real', ARGV[1], 'jumped', '0')
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 """
-# KEYS: job, output, index, sequence; ARGV: data, result ms, output ms ('' for none), result deadline, id, now.
+# KEYS: job, output, index, sequence, starts, completed ends, failed ends, outputs, evictions.
+# ARGV: data, result ms, output ms ('' for none), result deadline, id, now, start, end, failed
+# ('1'/'0'), output deadline, the cap, the job key prefix, the output key prefix.
 # The index is scored by the result's deadline (simulated), so expired members are pruned by score;
-# members start with a sequence number, so jobs kept until the same instant keep their order.
-_ADD_JOB = """
+# members start with a sequence number, so jobs kept until the same instant keep their order. The
+# same members sit in the starts and ends by time, which count the jobs by state (`_JOBS_SUMMARY`);
+# the outputs are indexed by their deadline (the same members). Past the cap, the oldest jobs and
+# outputs go first.
+_ADD_JOB = (
+    _TIMELY
+    + """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
 local seq = redis.call('INCR', KEYS[4])
-redis.call('ZADD', KEYS[3], ARGV[4], string.format('%020d', seq) .. ':' .. ARGV[5])
+local member = string.format('%020d', seq) .. ':' .. ARGV[5]
+redis.call('ZADD', KEYS[3], ARGV[4], member)
+redis.call('ZADD', KEYS[5], ARGV[7], member)
+redis.call('ZADD', ARGV[9] == '1' and KEYS[7] or KEYS[6], ARGV[8], member)
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+  redis.call('ZADD', KEYS[8], ARGV[10], member)
+end
+local function forget(members)
+  for _, gone in ipairs(members) do
+    redis.call('ZREM', KEYS[5], gone)
+    redis.call('ZREM', KEYS[6], gone)
+    redis.call('ZREM', KEYS[7], gone)
+  end
+end
+forget(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[6]))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', ARGV[6])
+local cap = tonumber(ARGV[11])
+local over = redis.call('ZCARD', KEYS[3]) - cap
+if over > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
+  forget(oldest)
+  for _, gone in ipairs(oldest) do
+    redis.call('ZREM', KEYS[3], gone)
+    redis.call('DEL', ARGV[12] .. string.sub(gone, 22))
+  end
+  redis.call('HINCRBY', KEYS[9], 'jobs', over)
+end
+over = redis.call('ZCARD', KEYS[8]) - cap
+if over > 0 then
+  for _, gone in ipairs(redis.call('ZRANGE', KEYS[8], 0, over - 1)) do
+    redis.call('DEL', ARGV[13] .. string.sub(gone, 22))
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[8], 0, over - 1)
+  redis.call('HINCRBY', KEYS[9], 'outputs', over)
+end
+"""
+)
+# Undoes `_ADD_JOB` for a submission that failed after all (`RedisBackend.run`): KEYS: job, output,
+# index, starts, completed ends, failed ends, outputs; ARGV: id, its scores in the index, starts,
+# ends and outputs ('' without output). Its members are found among those of the same score.
+_FORGET_JOB = """
+redis.call('DEL', KEYS[1], KEYS[2])
+local function drop(key, score)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do
+    if string.sub(member, 22) == ARGV[1] then redis.call('ZREM', key, member) end
+  end
+end
+drop(KEYS[3], ARGV[2])
+drop(KEYS[4], ARGV[3])
+drop(KEYS[5], ARGV[4])
+drop(KEYS[6], ARGV[4])
+if ARGV[5] ~= '' then drop(KEYS[7], ARGV[5]) end
+"""
+# KEYS: index, starts, completed ends, failed ends, evictions; ARGV: now, now with the clock's slack.
+# The jobs by state at `now`, each count O(log n): started and ended are counted by time.
+_JOBS_SUMMARY = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, member in ipairs(gone) do
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+  redis.call('ZREM', KEYS[4], member)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local function next_end(key)
+  local found = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return found[2] or false
+end
+local evicted = redis.call('HMGET', KEYS[5], 'jobs', 'outputs')
+return {
+  redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[2]),
+  redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[2]), redis.call('ZCOUNT', KEYS[4], '-inf', ARGV[2]),
+  next_end(KEYS[3]), next_end(KEYS[4]), evicted[1] or '0', evicted[2] or '0'
+}
 """
 # KEYS: the current clock, then its floor as this worker last saw it projected to now: (speed, sim, real, jumped).
 # Raises a clock that is behind the floor (a Redis that restarted and lost it) to the floor; never lowers it.
@@ -133,7 +241,9 @@ return out
 # `RuleStore.take`, atomic across workers: KEYS are the index, the version and the candidate rules
 # in order; ARGV[1] is count_undecided ('1'/'0'), then each candidate's id and whether it may decide.
 # Counters change through HINCRBY only: Redis keeps them as exact 64-bit integers.
-_RULES_TAKE = """
+_RULES_TAKE = (
+    _TIMELY
+    + """
 local chosen = nil
 for i = 3, #KEYS do
   local state = redis.call('HMGET', KEYS[i], 'seen', 'nth')
@@ -158,6 +268,7 @@ if times == 0 then
 end
 return {id, state[1], state[2], state[3], state[4]}
 """
+)
 # KEYS: the rule's hash, the index, the version; ARGV: id, data, nth, times.
 _RULES_ADD = """
 redis.call('HSET', KEYS[1], 'data', ARGV[2], 'nth', ARGV[3], 'times', ARGV[4], 'seen', 0, 'hits', 0)
@@ -289,12 +400,14 @@ class Call(NamedTuple):
     args: Sequence[Any]
     droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
     stored: Callable[[], None] | None = None  # called once Redis has taken the call (a queued write)
+    timely: bool = False  # a `_TIMELY` script: sent with its deadline as the last argument
+    accepts: bool = False  # a new job: once Redis took it, the request's writes are never undone
 
 
 class RequestState:
     """What one request has read from Redis and queued for it, shared by every step of the request."""
 
-    __slots__ = ("clock", "generation", "lost", "queued", "rules_version")
+    __slots__ = ("accepted", "clock", "generation", "lost", "queued", "rules_version", "undo")
 
     def __init__(self) -> None:
         self.clock: ClockState | None = None  # the clock as the request's first read saw it
@@ -304,6 +417,10 @@ class RequestState:
         self.generation: int | None = None
         self.queued: list[Call] = []  # writes to send with the request's next round trip
         self.lost = 0  # journal entries of this request Redis could not take, until `flush` reports them
+        # What undoes the writes Redis took (a charge held) should the request fail before its job
+        # is stored (`accepted`): sent first with the next round trip of any request.
+        self.undo: list[Call] = []
+        self.accepted = False
 
 
 class RedisBackend:
@@ -326,11 +443,21 @@ class RedisBackend:
         self.name = f"{where} (prefix {prefix})"
         # What the current request has read and queued (None outside a request: writes are sent at once).
         self.request: ContextVar[RequestState | None] = ContextVar(f"segmind-mock-request-{id(self)}", default=None)
-        # How many times this process found Redis had lost the namespace's clock (a restart): it
-        # invalidates what it cached by version, since versions count again from zero.
+        # How many times this process found Redis had lost the namespace's data (a restart, a flush):
+        # the clock's epoch changed. Every process meets it at its next clock read, whoever restored
+        # the clock, and drops what it cached (`lost_data`); the rules it cached are keyed by epoch.
         self.restarts = 0
-        # Tells the clock whether what it read last is still current (the clock and the rule book's version).
-        self.watch = ChangeWatch(self, [self.key(CLOCK_KEY), self.key(RULES_VERSION_KEY)])
+        self.lost_data: list[Callable[[], None]] = []
+        # Tells the clock whether what it read last is still current (the clock and the rule book's
+        # version), and the job cache whether the cap evicted jobs.
+        self.watch = ChangeWatch(self, [self.key(name) for name in (CLOCK_KEY, RULES_VERSION_KEY, EVICTED_KEY)])
+        # Writes to undo, of requests that failed before their job was stored (`run`).
+        self._undo: list[Call] = []
+        self._undo_lock = threading.Lock()
+        # Timely writes' deadlines (`deadline`): in Redis's own time, measured once against this
+        # machine's (they may differ), half the store's timeout after sending.
+        self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
+        self._time_offset = _time_offset(client)
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
@@ -360,41 +487,79 @@ class RedisBackend:
         """The answers to `calls`, sent in one round trip after the writes this request queued.
 
         StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
-        then lost alone (counted for `flush` to report).
+        then lost alone (counted for `flush` to report). A request failing so before its job is
+        stored has what it changed undone (`RequestState.undo`), with the next round trip.
         """
         request = self.request.get()
-        queued = request.queued if request is not None else None
-        batch = [*queued, *calls] if queued else list(calls)
-        if queued:
-            queued.clear()
+        try:
+            return self._run(request, calls)
+        except StoreUnavailable:
+            if request is not None and request.undo and not request.accepted:
+                with self._undo_lock:
+                    self._undo.extend(request.undo)
+                request.undo.clear()
+            raise
+
+    def _run(self, request: RequestState | None, calls: Sequence[Call]) -> list[Any]:
+        queued = request.queued if request is not None else []
+        undo: list[Call] = []
+        if self._undo:  # rarely: only after a failure
+            with self._undo_lock:
+                undo, self._undo = self._undo, []
+        batch = [*undo, *queued, *calls] if queued or undo else list(calls)
+        queued.clear()
         try:
             answers = self._execute(batch)
         except StoreUnavailable:
-            if not all(call.droppable for call in batch):
+            self._undo_later(undo)
+            if not all(call.droppable for call in batch[len(undo) :]):
                 raise
-            _lose(request, len(batch))
+            _lose(request, len(batch) - len(undo))
             return [None] * len(calls)
         for index, answer in enumerate(answers):
             call = batch[index]
             if isinstance(answer, redis.exceptions.NoScriptError):
                 answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
-            if isinstance(answer, Exception):
+            if index < len(undo):
+                if isinstance(answer, Exception):
+                    self._undo_later([call])  # tried again with the next round trip
+            elif isinstance(answer, Exception):
                 if not call.droppable:
                     self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
                 _lose(request, 1)
-            elif call.stored is not None:
-                call.stored()
+            else:
+                if call.stored is not None:
+                    call.stored()
+                if call.accepts and request is not None:
+                    request.accepted = True
         return answers[len(batch) - len(calls) :]
+
+    def undo_if_refused(self, call: Call) -> None:
+        """Have `call` undo a write Redis took, should the current request fail before its job is stored."""
+        request = self.request.get()
+        if request is not None and not request.accepted:
+            request.undo.append(call)
+
+    def _undo_later(self, calls: Sequence[Call]) -> None:
+        if calls:
+            with self._undo_lock:
+                self._undo.extend(calls)
+
+    def deadline(self) -> int:
+        """The deadline of a timely write sent now, in Redis's time (microseconds): half the store's timeout on."""
+        return int((time.time() + self._time_offset + self._timeout / 2) * 1_000_000)
 
     def _execute(self, batch: list[Call]) -> list[Any]:
         if len(batch) == 1:
             return [self._run_one(batch[0])]
+        deadline = self.deadline()
         with self.redis.pipeline(transaction=False) as pipe:
             for call in batch:
                 if call.script is None:
                     pipe.get(call.keys[0])
                 else:
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                    args = [*call.args, deadline] if call.timely else call.args
+                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *args)
             answers: list[Any] = self.guard.call(pipe.execute, raise_on_error=False)
         return answers
 
@@ -419,7 +584,8 @@ class RedisBackend:
     def _run_one(self, call: Call) -> Any:
         if call.script is None:
             return self.redis.get(call.keys[0])
-        return call.script(keys=call.keys, args=call.args)  # redis-py loads the script if Redis lacks it
+        args = [*call.args, self.deadline()] if call.timely else call.args
+        return call.script(keys=call.keys, args=args)  # redis-py loads the script if Redis lacks it
 
     def delete_matching(self, *patterns: str) -> None:
         """Delete every key of this namespace matching the glob patterns (given after the prefix)."""
@@ -438,9 +604,9 @@ class RedisBackend:
         """The namespace's clock, set up at `speed` unless another process did first."""
         return RedisClock(self, speed)
 
-    def jobs(self, clock: ClockStore) -> RedisJobStore:
-        """Jobs with Redis TTLs."""
-        return RedisJobStore(self, clock)
+    def jobs(self, clock: ClockStore, max_kept: int = MAX_JOBS_KEPT) -> RedisJobStore:
+        """Jobs with Redis TTLs, at most `max_kept` and as many outputs."""
+        return RedisJobStore(self, clock, max_kept)
 
     def rules(self) -> RedisRuleStore:
         """Rules with atomic counters."""
@@ -457,6 +623,13 @@ class RedisBackend:
 
 def _raise(error: Exception) -> None:
     raise error
+
+
+def _time_offset(client: GuardedRedis) -> float:
+    """How far Redis's clock (TIME) is ahead of this machine's, in seconds, read at the middle of one round trip."""
+    sent = time.time()
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000 - (sent + time.time()) / 2
 
 
 def _lose(request: RequestState | None, count: int) -> None:
@@ -603,6 +776,7 @@ class RedisClock:
         # generation of that read: current while the generation is.
         self._watch = backend.watch
         self._last: tuple[ClockState, str, int] | None = None
+        self._epoch: str | None = None  # the namespace's epoch as this process last read it
         self._read()  # the first process to open the namespace sets its clock up
 
     def real_time(self) -> float:
@@ -688,7 +862,7 @@ class RedisClock:
         return self._backend.run(Call(script, keys, args))[0]
 
     def _read_call(self) -> Call:
-        args = [repr(self._initial_speed), repr(time.time())]
+        args = [repr(self._initial_speed), repr(time.time()), uuid.uuid4().hex]
         return Call(self._read_script, [self._key, self._rules_version_key], args)
 
     def _read(self) -> Reading:
@@ -702,6 +876,13 @@ class RedisClock:
         # A clock Redis had lost (it restarted) is raised back to this process's last reading.
         if raw[5] == "1" and self._seen is not None:
             raw = self._restore(self._seen) + raw[4:5]
+        epoch = raw[4].partition(":")[0]
+        if epoch != self._epoch:
+            if self._epoch is not None:  # Redis lost the namespace since this process last read it
+                self._backend.restarts += 1
+                for drop in self._backend.lost_data:
+                    drop()
+            self._epoch = epoch
         self._seen = state = self._parse(raw)
         self._last = (state, raw[4], generation) if generation is not None else None
         return state, raw[4]
@@ -710,7 +891,6 @@ class RedisClock:
         """Raise a clock Redis lost (it restarted) back to where this process last saw it: it never goes back."""
         real = time.time()
         floor = seen.sim + (real - seen.real) * seen.speed
-        self._backend.restarts += 1
         LOG.warning(
             "segmind-mock: the Redis store lost the clock (a restart?); simulated time continues from this "
             "worker's last reading, %.3f. Jobs, scenarios, the journal and account usage were lost with it",
@@ -740,21 +920,24 @@ def ttl_ms(simulated_seconds: float, speed: float) -> int:
     """How long Redis keeps a key that the fake needs for `simulated_seconds` more, in real milliseconds.
 
     Reads check the fake's own clock, so a key kept too long is never served; this only frees the
-    memory. Faster than real time, simulated seconds pass sooner than real ones, so they bound it;
-    slower, the key is kept for as long as those seconds take. Frozen (speed 0), it is kept for
-    the retention in real seconds, which bounds memory however long a frozen fake runs.
+    memory. The simulated seconds take `simulated_seconds / speed` real ones at the speed of the
+    submission (a later slowdown can see a key go before its simulated deadline: set the speed
+    first). Frozen (speed 0), the key is kept for the simulated seconds in real ones. Never past
+    TTL_CAP_SECONDS, which bounds memory however slow the clock, and keeps the milliseconds within
+    what Redis takes (a speed of 1e-300 would make them infinite).
     """
-    real = simulated_seconds / speed if 0 < speed < 1 else simulated_seconds
-    return max(1, math.ceil(real * 1000))
+    real = simulated_seconds / speed if speed > 0 else simulated_seconds
+    return max(1, math.ceil(min(real, TTL_CAP_SECONDS) * 1000))
 
 
 class JobCache:
     """Jobs this process stored or read lately, to answer polls with no round trip; bounded, and dropped at any doubt.
 
     A job never changes once stored; it only disappears: a reset (which then resets the clock),
-    a Redis restart, its key's TTL. So a copy is current while the change watch's generation is the
-    one before the write or read that found the job (the clock's key moves, or the watch is lost,
-    after any deletion but the TTL's), and while its key has time to live. Least recently used
+    a Redis restart, the cap (which counts it under a watched key), its key's TTL. So a copy is
+    current while the change watch's generation is the one before the write or read that found the
+    job (a watched key moves, or the watch is lost, after any deletion but the TTL's), and while its
+    key has time to live. Least recently used
     jobs go first past JOB_CACHE_JOBS jobs or JOB_CACHE_BYTES bytes (as stored); one larger than
     that is not kept.
     """
@@ -822,7 +1005,8 @@ class RedisJobStore:
     With a change watch (RESP3), polls are answered from a `JobCache` while it is current.
     """
 
-    def __init__(self, backend: RedisBackend, clock: ClockStore) -> None:
+    def __init__(self, backend: RedisBackend, clock: ClockStore, max_kept: int = MAX_JOBS_KEPT) -> None:
+        self.max_kept = max_kept
         self._backend = backend
         self._redis = backend.redis
         if not isinstance(clock, RedisClock):
@@ -830,9 +1014,16 @@ class RedisJobStore:
         self._clock = clock
         self._watch = backend.watch
         self._index = backend.key("jobs")
+        # The same jobs by start and by end (completed, failed), the outputs by deadline, and the cap's evictions.
+        self._by_time = [backend.key("jobs-starts"), backend.key("jobs-ends"), backend.key("jobs-failures")]
+        self._outputs = backend.key("outputs")
+        self._evicted = backend.key(EVICTED_KEY)
         self._add = self._redis.register_script(_ADD_JOB)
+        self._summary = self._redis.register_script(_JOBS_SUMMARY)
+        self._forget = self._redis.register_script(_FORGET_JOB)
         self._read = self._redis.register_script(_JOB_READ)
         self.cache = JobCache(JOB_CACHE_JOBS, JOB_CACHE_BYTES)
+        backend.lost_data.append(self.cache.clear)
 
     def job_key(self, request_id: str) -> str:
         """The key of a job's result."""
@@ -847,16 +1038,45 @@ class RedisJobStore:
         speed = self._clock.read().speed
         result_ms = ttl_ms(result_until - now, speed)
         output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
-        keys = [self.job_key(job.request_id), self.output_key(job.request_id), self._index, self._index + ":seq"]
+        keys = [
+            self.job_key(job.request_id),
+            self.output_key(job.request_id),
+            self._index,
+            self._index + ":seq",
+            *self._by_time,
+            self._outputs,
+            self._evicted,
+        ]
         data = _encode_job(job)
-        args = [data, result_ms, output_ms, repr(result_until), job.request_id, repr(now)]
+        started = job.submitted_at + job.queue_seconds
+        ended = started + job.processing_seconds  # as `Job.ended_by` adds them
+        args = [
+            data,
+            result_ms,
+            output_ms,
+            repr(result_until),
+            job.request_id,
+            repr(now),
+            repr(started),
+            repr(ended),
+            "1" if job.error is not None else "0",
+            repr(output_until),
+            self.max_kept,
+            self.job_key(""),
+            self.output_key(""),
+        ]
         # Cached once Redis has it, at the generation seen before the write (the request's clock read).
         request = self._backend.request.get()
         generation = request.generation if request is not None else self._watch.generation()
         stored = None
         if generation is not None:
             stored = functools.partial(self.cache.put, job, len(data), time.monotonic() + result_ms / 1000, generation)
-        self._backend.defer(Call(self._add, keys, args, stored=stored))  # sent before the answer that names the job
+        # Sent before the answer that names the job; refused if it reaches Redis after the answer's
+        # deadline, and forgotten again if the request fails anyway (Redis stalled before answering).
+        forget_keys = [*keys[:3], *self._by_time, self._outputs]
+        forget_args = [job.request_id, repr(result_until), repr(started), repr(ended), args[9] if output_ms else ""]
+        self._backend.undo_if_refused(Call(self._forget, forget_keys, forget_args))
+        self._backend.defer(Call(self._add, keys, args, stored=stored, timely=True, accepts=True))
 
     def get(self, request_id: str) -> Job | None:
         """The job, if its key is still there: from the cache while current, else read (with the clock if it moved)."""
@@ -889,10 +1109,27 @@ class RedisJobStore:
         """Jobs in the index: expired ones leave it at the next submission, as in memory."""
         return int(self._redis.zcard(self._index))
 
+    def summary(self, now: float) -> JobsSummary:
+        """The jobs retained at `now` by state: counted by time in Redis, in one script, O(log n)."""
+        keys = [self._index, *self._by_time, self._evicted]
+        raw = self._backend.run(Call(self._summary, keys, [repr(now), repr(now + TIME_SLACK_SECONDS)]))[0]
+        jobs, started, completed, failed, next_completed, next_failed, jobs_evicted, outputs_evicted = raw
+        ends = [float(end) for end in (next_completed, next_failed) if end is not None]
+        return JobsSummary(
+            jobs,
+            jobs - started,
+            started - completed - failed,
+            completed,
+            failed,
+            min(ends, default=None),
+            int(jobs_evicted),
+            int(outputs_evicted),
+        )
+
     def clear(self) -> None:
         """Forget every job and output."""
         self._backend.delete_matching("job:*", "out:*")
-        self._redis.delete(self._index)
+        self._redis.delete(self._index, *self._by_time, self._outputs, self._evicted)
         # What was cached is stale, and so is what a poll running meanwhile is caching: a new generation.
         self._watch.local_change()
         self.cache.clear()
@@ -960,7 +1197,8 @@ class RedisRuleStore:
         # Bumped when a rule is added or removed (counting does not bump it): rules read at a
         # version can be matched again while requests still see that version.
         self._version = backend.key(RULES_VERSION_KEY)
-        self._cached: tuple[tuple[int, str], list[Rule]] | None = None
+        # The rules read at a version (prefixed by the namespace's epoch, so never one seen before a data loss).
+        self._cached: tuple[str, list[Rule]] | None = None
         self._backend = backend
         self._all = self._redis.register_script(_RULES_ALL)
         self._take = self._redis.register_script(_RULES_TAKE)
@@ -994,12 +1232,11 @@ class RedisRuleStore:
         request = self._backend.request.get()
         version = request.rules_version if request is not None else None
         cached = self._cached
-        at = (self._backend.restarts, version or "")
-        if version is not None and cached is not None and cached[0] == at:
+        if version is not None and cached is not None and cached[0] == version:
             return cached[1]
         rules = self.rules()
         if version is not None:
-            self._cached = (at, list(rules))
+            self._cached = (version, list(rules))
         return rules
 
     def count(self) -> int:
@@ -1025,7 +1262,7 @@ class RedisRuleStore:
         args = ["1" if count_undecided else "0"]
         for rule_id, may in candidates:
             args += [rule_id, "1" if may else "0"]
-        taken = self._backend.run(Call(self._take, keys, args))[0]
+        taken = self._backend.run(Call(self._take, keys, args, timely=True))[0]
         if not taken:
             return None
         rule = _rule(_strings(taken))
@@ -1099,7 +1336,8 @@ _LEDGER_TOUCH = _LEDGER
 # ARGV[2] is the rate-limit clock's time here; ARGV[4]: the rate limit. Returns the oldest counted
 # time when the window is full, else counts now.
 _LEDGER_COUNT = (
-    _LEDGER
+    _TIMELY
+    + _LEDGER
     + """
 local oldest = recent(now)
 if redis.call('ZCARD', window) >= tonumber(ARGV[4]) then return oldest end
@@ -1109,7 +1347,8 @@ return false
 )
 # ARGV[4..7]: due, request id, price, billed ('1' or '0'). Returns {balance, held} when refused.
 _LEDGER_HOLD = (
-    _LEDGER
+    _TIMELY
+    + _LEDGER
     + """
 local topped_up, spent, held = settle()
 local price = tonumber(ARGV[6])
@@ -1121,6 +1360,19 @@ redis.call('ZADD', pending, ARGV[4], ARGV[5])
 redis.call('HSET', charges, ARGV[5], ARGV[7] .. ARGV[6])
 redis.call('HSET', acct, 'held', num(round6(held + price)))
 return false
+"""
+)
+# ARGV[4]: the request id. Releases its held charge, if still held (a submission that failed).
+_LEDGER_RELEASE = (
+    _LEDGER
+    + """
+local charge = redis.call('HGET', charges, ARGV[4])
+if not charge then return 0 end
+local held = tonumber(redis.call('HGET', acct, 'held')) or 0
+redis.call('ZREM', pending, ARGV[4])
+redis.call('HDEL', charges, ARGV[4])
+redis.call('HSET', acct, 'held', num(round6(held - tonumber(string.sub(charge, 2)))))
+return 1
 """
 )
 # ARGV[4]: the request id.
@@ -1168,6 +1420,7 @@ class RedisLedger:
         self._touch = self._redis.register_script(_LEDGER_TOUCH)
         self._count = self._redis.register_script(_LEDGER_COUNT)
         self._hold = self._redis.register_script(_LEDGER_HOLD)
+        self._release = self._redis.register_script(_LEDGER_RELEASE)
         self._remaining = self._redis.register_script(_LEDGER_REMAINING)
         self._top_up = self._redis.register_script(_LEDGER_TOP_UP)
         self._usage = self._redis.register_script(_LEDGER_USAGE)
@@ -1184,15 +1437,19 @@ class RedisLedger:
 
     def count(self, key: str, rpm: int, window_now: float) -> float | None:
         """Count a submission in the window, or return when the window frees up."""
-        args = self._args(key, window_now, None, str(rpm))
-        oldest = self._backend.run(Call(self._count, self._keys(key), args))[0]
+        call = Call(self._count, self._keys(key), self._args(key, window_now, None, str(rpm)), timely=True)
+        oldest = self._backend.run(call)[0]
         return float(oldest) + RATE_LIMIT_RESET_SECONDS if oldest is not None else None
 
     def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
         """Hold the charge unless the key cannot pay it."""
         billed = "1" if charge.billed else "0"
         more = (repr(charge.due), charge.request_id, repr(charge.price), billed)
-        call = Call(self._hold, self._keys(key), self._args(key, now, credits, *more))
+        # Released again if the submission fails before its job is stored (answered 503: nothing kept),
+        # whether Redis took the hold or not: a stall may hide it.
+        release = Call(self._release, self._keys(key), self._args(key, now, credits, charge.request_id))
+        self._backend.undo_if_refused(release)
+        call = Call(self._hold, self._keys(key), self._args(key, now, credits, *more), timely=True)
         if credits is None:  # unlimited: never refused, so the request need not wait for the answer
             self._backend.defer(call)
             return None

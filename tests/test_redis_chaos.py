@@ -21,7 +21,8 @@ import pytest
 import redis
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings
+from mock_server import SegmindMock, Settings, wire
+from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
 from tests.support_relay import StallingRelay
@@ -208,3 +209,39 @@ def test_redis_out_of_memory_refuses_submissions_whole_and_loses_no_accepted_job
     assert chaos.http.get("/_mock/health").json()["journal_dropped"] >= 1
     # Redis can take writes again: the fake serves as before.
     assert chaos.http.post("/v2/svd", json=SUBMIT).status_code == 200
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["open", "declared-key"])
+def test_a_submission_answered_503_in_a_redis_stall_leaves_nothing_behind(chaos: Chaos, declared: bool) -> None:
+    # Redis stopped mid-traffic keeps the commands sent to it, and runs them when continued: a
+    # submission whose writes ran after its 503 was kept (a retry duplicated it, and paid twice).
+    keys = {"keys": {API_KEY: {"credits": 1_000_000}}} if declared else {}
+    mock = SegmindMock(Settings(store=namespaced(f"redis://127.0.0.1:{chaos.port}/0"), accounts=parse_config(keys)))
+    stop = threading.Event()
+    answers: list[httpx.Response] = []
+
+    def submit_until_stopped() -> None:
+        with httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as client:
+            while not stop.is_set():
+                answers.append(client.post("/v2/svd", json=SUBMIT))
+
+    with ServerThread(mock.app) as base, ThreadPoolExecutor(8) as pool:
+        clients = [pool.submit(submit_until_stopped) for _ in range(8)]
+        while len(answers) < 50:  # traffic flows
+            threading.Event().wait(0.01)
+        os.kill(chaos.process.pid, signal.SIGSTOP)
+        threading.Event().wait(2.5)  # the stall the issue reproduced: far past the store's timeout
+        os.kill(chaos.process.pid, signal.SIGCONT)
+        with httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as http:
+            until_back(http)
+            stop.set()
+            for client in clients:
+                client.result()
+            accepted = {answer.json()["request_id"] for answer in answers if answer.status_code == 200}
+            assert any(answer.status_code == 503 for answer in answers)
+            assert {answer.status_code for answer in answers} <= {200, 503}
+            kept = {job["request_id"] for job in mock.jobs}
+            assert kept == accepted  # nothing refused was kept, nothing accepted was lost
+            if declared:
+                usage = http.get("/_mock/accounts").json()["accounts"][0]
+                assert usage["held"] + usage["spent"] == pytest.approx(len(accepted) * wire.PRICES["svd"])
