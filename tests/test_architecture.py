@@ -40,8 +40,11 @@ ABOVE_STORAGE = frozenset(
     {"mock_server.service", "mock_server.app", "mock_server.routes", "mock_server.admin", "mock_server.mock"}
 )
 # What storage.py may import of the package: the records the stores keep, nothing else.
-# The records it stores, and wire for ApiError: StoreUnavailable is the 503 every front end answers.
-STORAGE_IMPORTS = frozenset({"mock_server.jobs", "mock_server.journal", "mock_server.scenarios", "mock_server.wire"})
+# The records it stores, wire for ApiError (StoreUnavailable is the 503 every front end answers), and
+# defaults, the flags' plain values (the cap on jobs kept), which imports nothing of the package.
+STORAGE_IMPORTS = frozenset(
+    {"mock_server.defaults", "mock_server.jobs", "mock_server.journal", "mock_server.scenarios", "mock_server.wire"}
+)
 
 
 def _modules() -> dict[str, ast.Module]:
