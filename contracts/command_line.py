@@ -115,5 +115,6 @@ def _add_admin_token(parser: argparse.ArgumentParser) -> None:
         "--admin-token",
         default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
         help=f"the admin token of a segmind-mock fake that requires one (serve --admin-token, or a bind beyond "
-        f"loopback); also ${ADMIN_TOKEN_VARIABLE}. Sent to the fake's /_mock/ API only",
+        f"loopback); also ${ADMIN_TOKEN_VARIABLE}. Sent to the fake's /_mock/ API and, by contract, "
+        "with its v1 calls to the fake",
     )

@@ -4,7 +4,7 @@ The contract suite and the client verification set the fake up and watch it thro
 client; the routes themselves are described in docs/ (the admin API). Every call but `is_fake`
 raises `httpx.HTTPStatusError` on an error answer. A fake that requires an admin token (`serve
 --admin-token`, or any bind beyond loopback) is sent it as `Authorization: Bearer`, on the admin
-calls only: never on Segmind's routes or the output files.
+calls (`headers`, which the suite adds to its v1 calls to the fake only), never to the output files.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from contracts.responses import (
     ERROR_CODES,
     FAILED_STATUS,
     FINAL_CODES,
+    RATE_LIMIT_WINDOW_SECONDS,
     RESULT_RETENTION_SECONDS,
     TRANSIENT_CODES,
     WAITING_STATES,
@@ -89,6 +90,10 @@ class CannotVerify(Exception):
 
 class KeyRefused(CannotVerify):
     """The fake answers the harness's key with 401 or 403: no client could handle a scenario with it."""
+
+
+class KeyRateLimited(CannotVerify):
+    """The key's own rate limit answered a scenario's submission: what the client met was not the scenario."""
 
 
 @dataclass(frozen=True)
@@ -380,8 +385,10 @@ class _Drive:
 
     def run(self) -> tuple[Outcome, bool]:
         admin, scenario = self.admin, self.scenario
-        # One simulated second apart: the journal's times tell this scenario's calls from the last one's.
-        started = admin.advance(1)
+        # A rate-limit window apart: the key's window (which moves with the fake's clock) starts empty,
+        # whatever the last scenario or the key check sent, and the journal's times tell this
+        # scenario's calls from the last one's.
+        started = admin.advance(RATE_LIMIT_WINDOW_SECONDS + 1)
         admin.set_speed(scenario.speed)
         with contextlib.ExitStack() as scoped:
             if scenario.rule is not None:  # removed once the clock is stopped again
@@ -406,7 +413,20 @@ class _Drive:
             raise self.result["error"]
         if self.job_id is None and (new := admin.job_ids() - before):
             self.job_id = sorted(new)[0]
-        return self._judge(hung, self._journal(started)), hung
+        calls = self._journal(started)
+        self._check_no_rate_limit(calls)
+        return self._judge(hung, calls), hung
+
+    def _check_no_rate_limit(self, calls: list[dict[str, Any]]) -> None:
+        """Raise KeyRateLimited when a 429 the scenario did not force answered the client: no verdict then."""
+        forced = (self.scenario.rule or {}).get("status") == 429
+        limited = [call for call in calls if call["method"] == "POST" and call["status"] == 429]
+        if limited[1 if forced else 0 :]:
+            raise KeyRateLimited(
+                f"the key …{self.api_key[-4:]} has a rate limit, which answered 429 to the client's submission in "
+                f"scenario {self.scenario.name}, not the scenario: verify needs a key without a rate limit "
+                "(a key with no rpm or plan in the fake's --config, or any key in open mode)"
+            )
 
     def _watching_pace(self, appeared: float) -> bool:
         """Whether the harness still watches the client poll the waiting job before moving the clock."""

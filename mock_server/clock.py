@@ -101,12 +101,14 @@ class Clock:
         """Bring simulated time back to the real time of day, running at `speed` from there."""
         self.store.reset(check_speed(speed))
 
-    async def wait_until(self, deadline: float) -> bool:
+    async def wait_until(self, deadline: float, *, jumps: bool = True) -> bool:
         """Return True once simulated time reaches `deadline`: at once in virtual mode or on a frozen clock.
 
         Both jump the clock to `deadline`: a frozen clock would otherwise hold the caller (a v1
         call) until someone moves it, forever for a client without a timeout (docs/wire-format.md).
-        Return False as soon as `waits_stopped` is set (the server shuts down) before then.
+        A caller that may not move the clock for everyone (`jumps` False: no admin token where one
+        is required) waits instead until the clock runs or is moved. Return False as soon as
+        `waits_stopped` is set (the server shuts down) before then.
         """
         # Read once for this call (a shared store also sends the call's queued writes with it).
         remaining = deadline - self._at(state := await self._calls(self.store.refresh))
@@ -114,14 +116,14 @@ class Clock:
             return True
         if self.waits_stopped:
             return False
-        if self.virtual or not state.speed:
+        if jumps and (self.virtual or not state.speed):
             await self._calls(self.advance, remaining)
             return True
         shared = self._shared.get(None)
         if shared is None:
             shared = SharedWait()
             self._shared.set(shared)
-        return await shared.wait(self, deadline)
+        return await shared.wait(self, deadline, jumps=jumps)
 
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""
@@ -143,8 +145,12 @@ class Clock:
         earliest = waiting.wake(now)
         if earliest is None:
             return
-        if self.virtual or not state.speed:  # frozen or made virtual meanwhile: on to the next deadline
-            await self._calls(self.advance, earliest - now)
+        if self.virtual or not state.speed:  # frozen or made virtual meanwhile: on to the next deadline it may jump to
+            jump_to = waiting.earliest_jump()
+            if jump_to is not None:
+                await self._calls(self.advance, jump_to - now)
+            else:
+                await anyio.sleep(WAIT_STEP_SECONDS)
         else:
             await anyio.sleep(min((earliest - now) / state.speed, WAIT_STEP_SECONDS))
 
@@ -152,10 +158,11 @@ class Clock:
 class _Waiter:
     """One call waiting for its deadline; woken when it is reached, or to read the clock for the others."""
 
-    __slots__ = ("deadline", "done", "error", "reached", "woken")
+    __slots__ = ("deadline", "done", "error", "jumps", "reached", "woken")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, jumps: bool) -> None:
         self.deadline = deadline
+        self.jumps = jumps  # whether its caller may jump a stopped clock to its deadline
         self.done = False
         self.error: BaseException | None = None
         self.reached = True  # False: ended before its deadline, as the server shuts down
@@ -181,9 +188,9 @@ class SharedWait:
         self._order = itertools.count()  # ties in deadline: first come first
         self._reader: _Waiter | None = None
 
-    async def wait(self, clock: Clock, deadline: float) -> bool:
+    async def wait(self, clock: Clock, deadline: float, *, jumps: bool = True) -> bool:
         """Return True once the clock reaches `deadline`, False if the waits were stopped; the reader reads for all."""
-        waiter = _Waiter(deadline)
+        waiter = _Waiter(deadline, jumps)
         heapq.heappush(self._waiting, (deadline, next(self._order), waiter))
         try:
             while not waiter.done:
@@ -212,6 +219,12 @@ class SharedWait:
         while waiting and (waiting[0][2].done or waiting[0][0] <= now):
             heapq.heappop(waiting)[2].end()
         return waiting[0][0] if waiting else None
+
+    def earliest_jump(self) -> float | None:
+        """The soonest deadline of a call that may jump a stopped clock to it, if any."""
+        return min(
+            (deadline for deadline, _, waiter in self._waiting if waiter.jumps and not waiter.done), default=None
+        )
 
     def stop(self) -> None:
         """End every wait unreached (the server shuts down)."""

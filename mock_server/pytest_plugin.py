@@ -19,7 +19,6 @@ import pytest
 
 from contracts.extras import MissingExtra
 from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
-from mock_server.defaults import JOURNAL_SIZE
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
@@ -156,9 +155,13 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         yield _live_fixture()
         return
     settings = _settings(request.node)
-    if settings.journal_size != JOURNAL_SIZE:
-        pytest.fail("segmind_server is shared by the session: its journal_size cannot change per test", False)
     mock, url = request.getfixturevalue("segmind_server_session")
+    from mock_server.service import KEPT_SETTINGS  # with the fake, when a test first uses it
+
+    usual = _offline().default_settings(settings.virtual)
+    fixed = [name for name in KEPT_SETTINGS if getattr(settings, name) != getattr(usual, name)]
+    if fixed:
+        pytest.fail(f"segmind_server is shared by the session: its {', '.join(fixed)} cannot change per test", False)
     mock.configure(settings)  # this test's settings, nothing of the last test
     _add_marked_scenarios(request.node, mock)
     monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)

@@ -46,6 +46,9 @@ from mock_server.storage import Backend, JobsSummary, JobStore, JournalStore, St
 from mock_server.stores import open_backend
 from mock_server.video import VideoCache, checked_params
 
+# What `Service.configure` cannot change, fixed when the stores were opened: the journal's size, the
+# cap on jobs kept, the store, and the admin token.
+KEPT_SETTINGS = ("journal_size", "max_jobs_kept", "store", "admin_token")
 # Parameter strings longer than this (base64 images) are shortened in the admin views.
 VIEW_STRING_LIMIT = 120
 
@@ -319,11 +322,9 @@ class Service:
         self.clock.reset(self.settings.speed)
 
     def configure(self, settings: Settings) -> None:
-        """Start afresh under new settings; journal size, job cap, store and admin token stay as they are."""
+        """Start afresh under new settings; those in `KEPT_SETTINGS` stay as they are."""
         kept = self.settings
-        self.settings = replace(
-            settings, store=kept.store, admin_token=kept.admin_token, max_jobs_kept=kept.max_jobs_kept
-        )
+        self.settings = replace(settings, **{name: getattr(kept, name) for name in KEPT_SETTINGS})
         self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
         self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,6 +169,26 @@ def test_a_v1_call_cannot_move_a_stopped_clock_without_the_admin_token(store: st
         ran = http.post("/v1/svd", json=SVD, headers={"authorization": f"Bearer {TOKEN}"})
         assert ran.status_code == 200 and ran.headers["content-type"] == "video/mp4"
         assert mock.clock.now() > before
+
+
+def test_a_v1_call_waiting_when_the_clock_stops_does_not_move_it_without_the_admin_token(store: str) -> None:
+    with client_of(Settings(speed=1, admin_token=TOKEN, store=store)) as (mock, http):
+        answers: list[httpx.Response] = []
+        call = threading.Thread(target=lambda: answers.append(http.post("/v1/svd", json=SVD)))
+        call.start()
+        while not mock.jobs:  # admitted while the clock runs, then waiting for its job's end
+            call.join(0.001)
+        mock.clock.set_speed(0)  # the admin stops the clock
+        stopped = mock.clock.now()
+        # The call's wait reads the clock every 20 ms: before, its first read jumped it to the job's end.
+        watched_until = time.monotonic() + 0.3
+        while time.monotonic() < watched_until:
+            assert mock.clock.now() == stopped
+            call.join(0.01)
+        assert call.is_alive()  # still waiting, for the clock to run or be moved
+        end = mock.clock.advance(RESULT_RETENTION_SECONDS / 2)  # the admin moves it past the job's end
+        call.join()
+        assert answers[0].status_code == 200 and mock.clock.now() == end
 
 
 def test_without_an_admin_token_a_v1_call_still_jumps_a_stopped_clock(http: httpx.Client, mock: SegmindMock) -> None:

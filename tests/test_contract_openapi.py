@@ -199,7 +199,7 @@ def test_an_outsiders_schemathesis_run_finds_nothing(tmp_path: Path) -> None:
         pytest.skip("the schemathesis command is not installed")
     (tmp_path / "schemathesis.toml").write_text(f'[headers]\n"x-api-key" = "{API_KEY}"\n')
     # Inline images must decode as images, which the document cannot say: the run is told (the hook).
-    hooks = {"SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "support_schemathesis.py"), "PYTHONPATH": str(ROOT)}
+    hooks = {"SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "schemathesis_hooks.py"), "PYTHONPATH": str(ROOT)}
     # Declared keys: a made-up key is refused with 401, as schemathesis' ignored_auth check expects.
     mock = SegmindMock(Settings(speed=0, virtual=True, accounts=parse_config({"keys": {API_KEY: {}}})))
     with ServerThread(mock.app) as url:

@@ -107,9 +107,9 @@ def test_contract_runs_against_a_fake_requiring_its_admin_token(
     bind: str, how: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ADMIN_TOKEN_VARIABLE, raising=False)
-    given = "team-secret-1" if bind == "given-token" else None
-    thread = ServerThread(SegmindMock(Settings(speed=1000, admin_token=given)).app, host="127.0.0.1")
-    if bind == "beyond-loopback":
+    if bind == "given-token":
+        thread = ServerThread(SegmindMock(Settings(speed=1000, admin_token="team-secret-1")).app, host="127.0.0.1")
+    else:  # a fresh token, generated for a bind beyond loopback
         thread = ServerThread(SegmindMock(Settings(speed=1000)).app, host="0.0.0.0")
     token = thread.admin_token
     assert token

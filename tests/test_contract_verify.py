@@ -17,18 +17,20 @@ from segmind import SegmindClient
 
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.responses import ERROR_CODES, FINAL_CODES
-from contracts.verify import scenarios, verify_client
+from contracts.verify import KeyRateLimited, scenarios, verify_client
 from mock_server import SegmindMock, Settings
+from mock_server.accounts import parse_config
 from mock_server.cli import main
 from mock_server.journal import mask_key
 from mock_server.server import ServerThread
-from tests.support_accounts import CONFIG, POOR, RICH, SVD_ONLY
+from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD_ONLY
 from tests.support_contracts import sdk_client
 
 NAMES = [scenario.name for scenario in scenarios()]
 REFUSALS = [f"http_{code}" for code in sorted(FINAL_CODES)]
 # A command client in Python, speaking the protocol of `segmind-mock verify --command`.
 COMMAND_CLIENT = Path(__file__).with_name("support_command_client.py")
+ONE_A_MINUTE = "SG_0000000000000ee1"  # a key allowed one submission a minute
 
 
 @pytest.fixture
@@ -376,3 +378,26 @@ def test_verify_cannot_run_a_command_that_cannot_start(
     assert captured.out == ""
     assert captured.err.splitlines() == [f"segmind-mock verify: cannot run: {said}"]
     assert mock.scenarios.rules() == [] and mock.clock.speed == 0
+
+
+@pytest.fixture
+def fake_with_plans() -> Iterator[str]:
+    """A fake whose keys include the free plan's (5 submissions a minute) and one of 1 a minute."""
+    config = parse_config({"keys": {FREE: {"plan": "free"}, ONE_A_MINUTE: {"rpm": 1}}})
+    with ServerThread(SegmindMock(Settings(speed=0, accounts=config)).app) as url:
+        yield url
+
+
+def test_a_correct_client_on_the_free_plan_meets_every_scenarios_own_answer(fake_with_plans: str) -> None:
+    report = verify_client(Polling(), fake_with_plans, api_key=FREE)
+    assert report.ok, report.render()
+    for outcome in report.outcomes:
+        name = outcome.scenario.name
+        if name.startswith("http_"):  # before, the key's own 429s answered most of these
+            assert f"POST /v2/svd -> {name[5:]}" in outcome.calls, (name, outcome.calls)
+
+
+def test_verify_gives_no_verdict_when_the_keys_rate_limit_answers_a_scenario(fake_with_plans: str) -> None:
+    # A client sending a refused submission again: the second is the key's second in a minute.
+    with pytest.raises(KeyRateLimited, match=r"…0ee1 has a rate limit, which answered 429 .* scenario http_400"):
+        verify_client(Polling(retries=1), fake_with_plans, api_key=ONE_A_MINUTE)

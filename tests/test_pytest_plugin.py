@@ -150,11 +150,17 @@ def test_the_shared_server_refuses_a_journal_size_per_test(pytester: pytest.Pyte
         @pytest.mark.segmind_settings(journal_size=5)
         def test_in_process(segmind_mock):
             assert segmind_mock.mock.service.journal._entries.maxlen == 5
+
+        @pytest.mark.segmind_settings(max_jobs_kept=5, admin_token="t")
+        def test_kept_settings(segmind_server):
+            pass
         """
     )
     result = run(pytester)
-    result.assert_outcomes(passed=1, errors=1)
+    result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(["*its journal_size cannot change per test*"])
+    # Before, these were dropped without a word: the test ran on the session's.
+    result.stdout.fnmatch_lines(["*its max_jobs_kept, admin_token cannot change per test*"])
 
 
 def test_virtual_time_off_keeps_real_sleeps_and_a_running_clock(pytester: pytest.Pytester) -> None:

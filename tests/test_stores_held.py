@@ -20,10 +20,10 @@ from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.clock import Clock
+from mock_server.defaults import MEMORY, QUEUE_SECONDS
 from mock_server.jobs import State
 from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, StoreUnavailable
-from mock_server.store_memory import MEMORY
 from mock_server.store_redis import TTL_CAP_SECONDS, split_url
 from mock_server.stores import open_backend
 from mock_server.transport import PortalTransport
@@ -137,7 +137,7 @@ def test_redis_keeps_keys_for_the_simulated_retention_at_the_clocks_speed(redis_
     with _http(mock) as client, redis.Redis.from_url(split_url(store)[0]) as admin:
         request_id = _submit(client)
         prefix = split_url(store)[1]
-        output_seconds = (wire.QUEUE_SECONDS + SVD.latency_seconds + wire.OUTPUT_RETENTION_SECONDS) / 100
+        output_seconds = (QUEUE_SECONDS + SVD.latency_seconds + wire.OUTPUT_RETENTION_SECONDS) / 100
         assert 0 < admin.pttl(f"{prefix}:job:{request_id}") <= RESULT_RETENTION_SECONDS / 100 * 1000 + 1
         assert output_seconds * 1000 - 5000 < admin.pttl(f"{prefix}:out:{request_id}") <= output_seconds * 1000 + 1
 
