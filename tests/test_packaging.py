@@ -50,3 +50,23 @@ def test_the_pytest_extra_brings_every_package_the_docs_pytest_examples_import()
                         missing.add((name, top))
     assert examples()  # the docs' examples were found
     assert missing == set()
+
+
+def test_users_type_checkers_see_the_packages_types(tmp_path: Path) -> None:
+    # Outside the checkout, as a user's project: mypy reads an installed package's types only when
+    # it carries a py.typed marker, and otherwise skips it ("missing library stubs or py.typed marker").
+    user = tmp_path / "test_user.py"
+    user.write_text(
+        "from contracts import MODELS\n"
+        "from mock_server import SegmindMock, Settings\n"
+        "now: int = SegmindMock(Settings(speed=0)).clock.now()\n"
+        "latency: str = MODELS['svd'].latency_seconds\n"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(user)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert 'expression has type "float", variable has type "int"' in checked.stdout, checked.stdout
+    assert 'expression has type "float", variable has type "str"' in checked.stdout, checked.stdout
