@@ -6,7 +6,7 @@ from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 # Begins every write a submission makes (a job, a rule used up, a charge held, a request counted):
-# its last argument is a deadline in Redis's own time (microseconds, `RedisBackend.deadline`), half
+# its last argument is a deadline in Redis's own time (microseconds, `Namespace.deadline`), half
 # the store's timeout after it was sent. A write Redis runs past it (Redis stalled, then continued)
 # belongs to a request the fake has answered 503, or soon will: it is refused, changing nothing, so
 # no submission answered 503 leaves anything behind.
@@ -99,7 +99,7 @@ if over > 0 then
 end
 """
 )
-# Undoes `ADD_JOB` for a submission that failed after all (`RedisBackend.run`): KEYS: job, output,
+# Undoes `ADD_JOB` for a submission that failed after all (`Namespace.run`): KEYS: job, output,
 # index, starts, completed ends, failed ends, outputs; ARGV: id, its scores in the index, starts,
 # ends and outputs ('' without output). Its members are found among those of the same score.
 FORGET_JOB = """
