@@ -13,9 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
-from mock_server.storage import (
-    StoreUnavailable,
-)
+from mock_server.storage import StoreUnavailable
 
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"

@@ -11,10 +11,7 @@ import msgspec
 
 from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.jobs import TIME_SLACK_SECONDS, Job
-from mock_server.storage import (
-    ClockStore,
-    JobsSummary,
-)
+from mock_server.storage import ClockStore, JobsSummary
 from mock_server.store_redis.scripts import ADD_JOB, FORGET_JOB, JOB_READ, JOBS_SUMMARY
 from mock_server.store_redis.session import Call, Namespace, strings
 from mock_server.store_redis.shared_clock import RedisClock

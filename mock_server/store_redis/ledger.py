@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mock_server.storage import (
-    Charge,
-    Usage,
-    round_credits,
-)
+from mock_server.storage import Charge, Usage, round_credits
 from mock_server.store_redis.scripts import (
     LEDGER_COUNT,
     LEDGER_HOLD,

@@ -1,4 +1,4 @@
-"""A request's Redis session: the snapshot it read (clock, rules version, watch generation) and the writes it queued."""
+"""A request's Redis session (its snapshot and its write queue), and the namespace that sends them to Redis."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ from typing import Any, NamedTuple, cast
 import redis
 from redis.commands.core import Script
 
-from mock_server.storage import (
-    ClockState,
-    StoreUnavailable,
-)
+from mock_server.storage import ClockState, StoreUnavailable
 from mock_server.store_redis.connection import SCAN_COUNT, TIMEOUT_SECONDS, GuardedRedis, time_offset
 from mock_server.store_redis.watch import CLOCK_KEY, EVICTED_KEY, RULES_VERSION_KEY, ChangeWatch
 

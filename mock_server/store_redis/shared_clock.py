@@ -9,9 +9,7 @@ from typing import Any
 
 from redis.commands.core import Script
 
-from mock_server.storage import (
-    ClockState,
-)
+from mock_server.storage import ClockState
 from mock_server.store_redis.connection import LOG
 from mock_server.store_redis.scripts import CLOCK_ADVANCE, CLOCK_READ, CLOCK_RESET, CLOCK_RESTORE, CLOCK_SET_SPEED
 from mock_server.store_redis.session import Call, Namespace, RedisSession, strings

@@ -11,9 +11,7 @@ from typing import Any
 import redis
 
 from mock_server.jobs import Job
-from mock_server.storage import (
-    StoreUnavailable,
-)
+from mock_server.storage import StoreUnavailable
 from mock_server.store_redis.connection import LOG, GuardedRedis
 
 # How long a process trusts its change watch's connection without an answer on it (`ChangeWatch`).
