@@ -11,7 +11,7 @@ from typing import Any
 
 from contracts import MODELS, ModelSpec
 from contracts.decoding import decode_params
-from mock_server.payload import parse_json_object
+from mock_server.strict_json import parse_json_object
 
 
 @dataclass(frozen=True)

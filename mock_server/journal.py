@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from contracts.openapi import API_KEY_PATTERN
-from mock_server.payload import parse_json
+from mock_server.strict_json import parse_json
 from mock_server.wire import ApiError
 
 # Bodies are kept up to this size; base64 images would otherwise fill memory.

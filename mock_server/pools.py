@@ -20,7 +20,7 @@ import sniffio
 
 from mock_server.defaults import FETCH_THREADS, RENDER_THREADS
 
-# Calls to a shared store are short round trips (one timeout at most, store_redis.py): a few in
+# Calls to a shared store are short round trips (one timeout at most, store_redis.connection): a few in
 # flight keep a worker busy; more only contend for the GIL (16 threads cost twice the CPU a request).
 STORE_THREADS = 4
 
@@ -49,7 +49,7 @@ class StoreCalls:
     a small pool of their own, they never hold the event loop, so the dashboard and every request
     that needs no store are answered meanwhile. The request's context goes along (a copy referring
     to the same objects), which keeps a request's pinned clock and queued writes
-    (store_redis.RequestState) one across its steps.
+    (store_redis.session.RedisSession) one across its steps.
     """
 
     def __init__(self, shared: bool, threads: int = STORE_THREADS) -> None:

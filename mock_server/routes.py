@@ -25,10 +25,11 @@ from mock_server import wire
 from mock_server.admin import carries_token
 from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, Job, State
-from mock_server.payload import parse_json_object, read_body
+from mock_server.payload import read_body
 from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Service
+from mock_server.strict_json import parse_json_object
 from mock_server.templates import submit_answer, waiting_answer
 
 _VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())

@@ -1,7 +1,7 @@
 """The storage layer: what the fake needs of a store, and the errors a store raises.
 
 Each protocol is met twice, organised the same way: in this process (`store_memory.py`) and in
-Redis, shared by workers and machines (`store_redis.py`). A store keeps and changes records
+Redis, shared by workers and machines (`store_redis/`). A store keeps and changes records
 atomically and knows no rule of the service: which scenario rule applies, the speed check,
 waiting on the clock, retention and settling are decided once, above the stores (`clock.py`,
 `rulebook.py`, `accounts.py`, `service.py`). This module imports only the records it stores.

@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ DEFERRED = frozenset(
     }
 )
 # The layers under the service: none of them may import the service, the HTTP layer or the facade.
+REDIS_STORE = "mock_server.store_redis"
 ABOVE_STORAGE = frozenset(
     {"mock_server.service", "mock_server.app", "mock_server.routes", "mock_server.admin", "mock_server.mock"}
 )
@@ -50,10 +52,16 @@ STORAGE_IMPORTS = frozenset(
 def _modules() -> dict[str, ast.Module]:
     modules = {}
     for package in PACKAGES:
-        for path in sorted((ROOT / package).glob("*.py")):
-            name = f"{package}.{path.stem}" if path.stem != "__init__" else package
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             modules[name] = ast.parse(path.read_text(), str(path))
     return modules
+
+
+def _redis_store(modules: Iterable[str]) -> list[str]:
+    """The Redis store's package and its modules."""
+    return [name for name in modules if name == REDIS_STORE or name.startswith(f"{REDIS_STORE}.")]
 
 
 def _imported(node: ast.Import | ast.ImportFrom, modules: dict[str, ast.Module]) -> list[str]:
@@ -130,12 +138,30 @@ def test_imports_are_at_module_level_except_optional_dependencies() -> None:
 def test_the_storage_layer_imports_only_the_records_it_stores_and_no_store_imports_the_layers_above() -> None:
     graph = _graph(_modules())
     assert {target for target in graph["mock_server.storage"] if target.startswith("mock_server")} <= STORAGE_IMPORTS
-    for store in ("mock_server.storage", "mock_server.store_memory", "mock_server.store_redis"):
+    redis_store = _redis_store(graph)
+    assert len(redis_store) > 5  # the package's modules were found
+    for store in ("mock_server.storage", "mock_server.store_memory", *redis_store):
         assert not graph[store] & ABOVE_STORAGE
+    # The Redis store's modules import the storage layer and one another, nothing else of the package.
+    for module in redis_store:
+        assert {target for target in graph[module] if target.startswith("mock_server")} <= {
+            *STORAGE_IMPORTS,
+            "mock_server.storage",
+            *redis_store,
+        }, module
     # The service knows nothing of HTTP: neither the routes and app, nor Starlette.
     service = ast.unparse(_modules()["mock_server.service"])
     assert not graph["mock_server.service"] & {"mock_server.app", "mock_server.routes", "mock_server.admin"}
     assert "starlette" not in service
+
+
+def test_importing_the_stores_imports_no_http_framework() -> None:
+    code = "import sys, mock_server.store_memory, mock_server.store_redis; print(sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "mock_server.store_redis.backend" in loaded.stdout  # the store really was imported
+    assert not [name for name in loaded.stdout.split("'") if name.split(".")[0] in {"starlette", "uvicorn", "httpx"}]
 
 
 def test_no_module_re_exports_a_contract_constant() -> None:

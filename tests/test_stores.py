@@ -89,7 +89,7 @@ def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_aga
 ) -> None:
     # A NAT or a proxy may forget the watch's idle connection and leave it open: no message ever
     # comes, so only a PING unanswered tells. Proved at every request here (normally once a second).
-    monkeypatch.setattr(store_redis, "WATCH_CONFIRM_SECONDS", 0.0)
+    monkeypatch.setattr(store_redis.watch, "WATCH_CONFIRM_SECONDS", 0.0)
     url = namespaced(redis_url)
     with StallingRelay(urlsplit(url).port or 6379) as relay:
         first = SegmindMock(
@@ -331,7 +331,7 @@ def own_redis(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     The change watch's once-a-second PING is the process's, not a request's: kept out of the counts.
     """
-    monkeypatch.setattr(store_redis, "WATCH_CONFIRM_SECONDS", 3600.0)
+    monkeypatch.setattr(store_redis.watch, "WATCH_CONFIRM_SECONDS", 3600.0)
     binary = redis_server()
     assert binary is not None  # `redis_url` was served by it
     process, url = start_redis(binary, tmp_path)
@@ -423,9 +423,9 @@ def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
         jobs = [_submit(one) for _ in range(6)]
     sizes = _stored_sizes(server, store)
     if bound == "jobs":
-        monkeypatch.setattr(store_redis, "JOB_CACHE_JOBS", 3)
+        monkeypatch.setattr(store_redis.job_store, "JOB_CACHE_JOBS", 3)
     else:  # room for three jobs as stored, not four
-        monkeypatch.setattr(store_redis, "JOB_CACHE_BYTES", 3 * max(sizes) + min(sizes) // 2)
+        monkeypatch.setattr(store_redis.job_store, "JOB_CACHE_BYTES", 3 * max(sizes) + min(sizes) // 2)
     second = SegmindMock(Settings(speed=0, store=store))
     with _http(second) as two:
         _polls(two, *jobs)()  # each read and kept, the oldest read dropped past three

@@ -1,0 +1,49 @@
+"""The journal as a capped Redis list of JSON entries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from mock_server.journal import Entry, Record
+from mock_server.store_redis.scripts import JOURNAL_RECORD
+from mock_server.store_redis.session import Call, Namespace, strings
+
+
+class RedisJournal:
+    """The journal as a capped Redis list of JSON entries."""
+
+    def __init__(self, backend: Namespace, size: int) -> None:
+        self.size = size
+        self._backend = backend
+        self._redis = backend.redis
+        self._key = backend.key("journal")
+        self._record = self._redis.register_script(JOURNAL_RECORD)
+
+    def record(self, record: Record) -> None:
+        """Add an exchange, dropping the oldest past the journal's size."""
+        entry = Entry(*record)
+        fields = asdict(entry)
+        # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
+        for name in _ENTRY_BYTES:
+            fields[name] = getattr(entry, name).decode("latin-1")
+        call = Call(self._record, [self._key], [json.dumps(fields), self.size], droppable=True)
+        self._backend.defer(self._backend.session(), call)
+
+    def entries(self) -> list[Entry]:
+        """Every kept exchange."""
+        return [_entry(raw) for raw in strings(self._redis.lrange(self._key, 0, -1))]
+
+    def clear(self) -> None:
+        """Forget every exchange."""
+        self._redis.delete(self._key)
+
+
+_ENTRY_BYTES = ("query", "api_key", "request_body", "response_type", "response_body")
+
+
+def _entry(raw: str) -> Entry:
+    fields = json.loads(raw)
+    for name in _ENTRY_BYTES:
+        fields[name] = fields[name].encode("latin-1")
+    return Entry(**fields)

@@ -1,0 +1,239 @@
+"""A request's Redis session (its snapshot and its write queue), and the namespace that sends them to Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, NamedTuple, cast
+
+import redis
+from redis.commands.core import Script
+
+from mock_server.storage import ClockState, StoreUnavailable
+from mock_server.store_redis.connection import SCAN_COUNT, TIMEOUT_SECONDS, GuardedRedis, time_offset
+from mock_server.store_redis.watch import CLOCK_KEY, EVICTED_KEY, RULES_VERSION_KEY, ChangeWatch
+
+
+class Call(NamedTuple):
+    """One command for a pipeline: a Lua script with its keys and arguments, or (no script) a GET of its one key."""
+
+    script: Script | None
+    keys: Sequence[str]
+    args: Sequence[Any]
+    droppable: bool = False  # a journal entry: lost alone when Redis cannot take it, never failing the answer
+    stored: Callable[[], None] | None = None  # called once Redis has taken the call (a queued write)
+    timely: bool = False  # a `TIMELY` script: sent with its deadline as the last argument
+    accepts: bool = False  # a new job: once Redis took it, the request's writes are never undone
+
+
+class RedisSession:
+    """One request's Redis session: its snapshot (the clock, the rule book's version and the watch's
+    generation, read once) and its write queue, shared by every step of the request."""
+
+    __slots__ = ("accepted", "clock", "generation", "lost", "queued", "rules_version", "undo")
+
+    def __init__(self) -> None:
+        self.clock: ClockState | None = None  # the clock as the request's first read saw it
+        self.rules_version: str | None = None  # the rule book's version, read along with the clock
+        # The change watch's generation when the clock was read (None: not watched): what the
+        # request reads or writes after it is known current while the generation is.
+        self.generation: int | None = None
+        self.queued: list[Call] = []  # writes to send with the request's next round trip
+        self.lost = 0  # journal entries of this request Redis could not take, until `flush` reports them
+        # What undoes the writes Redis took (a charge held) should the request fail before its job
+        # is stored (`accepted`): sent first with the next round trip of any request.
+        self.undo: list[Call] = []
+        self.accepted = False
+
+
+class Namespace:
+    """One Redis namespace as its stores reach it: its keys, its change watch, and the round trips
+    of its request sessions.
+
+    Inside a request (`RedisClock.pinned` opens its `RedisSession`), writes whose answers the
+    request does not need (a new job, an unlimited key's charge, the journal entry) are queued and
+    sent along with the request's next round trip, or by `flush` before the answer goes out: a
+    submission costs one round trip (its writes; the clock is read only when `ChangeWatch` saw it
+    change), and so does a poll of a job this process stored or read lately (`JobCache`: its
+    journal entry), else two (the job, with the clock if it changed, then the journal entry).
+    docs/scaling.md counts them.
+    """
+
+    def __init__(self, client: GuardedRedis, prefix: str) -> None:
+        self.redis = client
+        self.guard = client.guard
+        self.prefix = prefix
+        # The one place a request finds its session. A ContextVar because the stores are called
+        # through storage.py's protocols, which carry no session (the memory stores need none),
+        # from the request's task and from the store threads its steps run on (each gets a copy of
+        # the context, and the copy refers to the same session). One per namespace: two fakes in
+        # one process never see each other's sessions. Each store method reads it once (`session`)
+        # and passes the session on explicitly.
+        self._current: ContextVar[RedisSession | None] = ContextVar(f"segmind-mock-session-{id(self)}", default=None)
+        # How many times this process found Redis had lost the namespace's data (a restart, a flush):
+        # the clock's epoch changed. Every process meets it at its next clock read, whoever restored
+        # the clock, and drops what it cached (`lost_data`); the rules it cached are keyed by epoch.
+        self.restarts = 0
+        self.lost_data: list[Callable[[], None]] = []
+        # Tells the clock whether what it read last is still current (the clock and the rule book's
+        # version), and the job cache whether the cap evicted jobs.
+        self.watch = ChangeWatch(client, [self.key(name) for name in (CLOCK_KEY, RULES_VERSION_KEY, EVICTED_KEY)])
+        # Writes to undo, of requests that failed before their job was stored (`run`).
+        self._undo: list[Call] = []
+        self._undo_lock = threading.Lock()
+        # Timely writes' deadlines (`deadline`): in Redis's own time, measured once against this
+        # machine's (they may differ), half the store's timeout after sending.
+        self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
+        self._time_offset = time_offset(client)
+
+    def session(self) -> RedisSession | None:
+        """The current request's session; None outside a request (writes are then sent at once)."""
+        return self._current.get()
+
+    @contextmanager
+    def open_session(self) -> Iterator[None]:
+        """Within the block (one request), a fresh session: its snapshot and its write queue."""
+        token = self._current.set(RedisSession())
+        try:
+            yield
+        finally:
+            self._current.reset(token)
+
+    def key(self, *parts: str) -> str:
+        """A key of this namespace."""
+        return ":".join((self.prefix, *parts))
+
+    def run(self, session: RedisSession | None, *calls: Call) -> list[Any]:
+        """The answers to `calls`, sent in one round trip after the writes `session` queued.
+
+        StoreUnavailable (a 503) if Redis cannot take any of them but journal entries, which are
+        then lost alone (counted for `flush` to report). A request failing so before its job is
+        stored has what it changed undone (`RedisSession.undo`), with the next round trip.
+        """
+        request = session
+        try:
+            return self._run(request, calls)
+        except StoreUnavailable:
+            if request is not None and request.undo and not request.accepted:
+                with self._undo_lock:
+                    self._undo.extend(request.undo)
+                request.undo.clear()
+            raise
+
+    def _run(self, request: RedisSession | None, calls: Sequence[Call]) -> list[Any]:
+        queued = request.queued if request is not None else []
+        undo: list[Call] = []
+        if self._undo:  # rarely: only after a failure
+            with self._undo_lock:
+                undo, self._undo = self._undo, []
+        batch = [*undo, *queued, *calls] if queued or undo else list(calls)
+        queued.clear()
+        try:
+            answers = self._execute(batch)
+        except StoreUnavailable:
+            self._undo_later(undo)
+            if not all(call.droppable for call in batch[len(undo) :]):
+                raise
+            _lose(request, len(batch) - len(undo))
+            return [None] * len(calls)
+        for index, answer in enumerate(answers):
+            call = batch[index]
+            if isinstance(answer, redis.exceptions.NoScriptError):
+                answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
+            if index < len(undo):
+                if isinstance(answer, Exception):
+                    self._undo_later([call])  # tried again with the next round trip
+            elif isinstance(answer, Exception):
+                if not call.droppable:
+                    self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
+                _lose(request, 1)
+            else:
+                if call.stored is not None:
+                    call.stored()
+                if call.accepts and request is not None:
+                    request.accepted = True
+        return answers[len(batch) - len(calls) :]
+
+    def undo_if_refused(self, session: RedisSession | None, call: Call) -> None:
+        """Have `call` undo a write Redis took, should the session's request fail before its job is stored."""
+        request = session
+        if request is not None and not request.accepted:
+            request.undo.append(call)
+
+    def _undo_later(self, calls: Sequence[Call]) -> None:
+        if calls:
+            with self._undo_lock:
+                self._undo.extend(calls)
+
+    def deadline(self) -> int:
+        """The deadline of a timely write sent now, in Redis's time (microseconds): half the store's timeout on."""
+        return int((time.time() + self._time_offset + self._timeout / 2) * 1_000_000)
+
+    def _execute(self, batch: list[Call]) -> list[Any]:
+        if len(batch) == 1:
+            return [self._run_one(batch[0])]
+        deadline = self.deadline()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for call in batch:
+                if call.script is None:
+                    pipe.get(call.keys[0])
+                else:
+                    args = [*call.args, deadline] if call.timely else call.args
+                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *args)
+            answers: list[Any] = self.guard.call(pipe.execute, raise_on_error=False)
+        return answers
+
+    def defer(self, session: RedisSession | None, call: Call) -> None:
+        """Queue a write for the session's next round trip; outside a request (no session), send it now."""
+        request = session
+        if request is None:
+            self.run(None, call)
+        else:
+            request.queued.append(call)
+
+    def flush(self) -> int:
+        """Send the writes the current request queued, in one round trip; how many of its journal entries were lost."""
+        request = self.session()
+        if request is None:
+            return 0
+        if request.queued:
+            self.run(request)
+        lost, request.lost = request.lost, 0
+        return lost
+
+    def _run_one(self, call: Call) -> Any:
+        if call.script is None:
+            return self.redis.get(call.keys[0])
+        args = [*call.args, self.deadline()] if call.timely else call.args
+        return call.script(keys=call.keys, args=args)  # redis-py loads the script if Redis lacks it
+
+    def delete_matching(self, *patterns: str) -> None:
+        """Delete every key of this namespace matching the glob patterns (given after the prefix)."""
+        escaped = "".join("\\" + char if char in "*?[]\\" else char for char in self.prefix)
+        for pattern in patterns:
+            batch: list[str] = []
+            for key in self.redis.scan_iter(match=f"{escaped}:{pattern}", count=SCAN_COUNT):
+                batch.append(key)
+                if len(batch) >= SCAN_COUNT:
+                    self.redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                self.redis.unlink(*batch)
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def _lose(request: RedisSession | None, count: int) -> None:
+    # Counted per request (its steps run one at a time), so concurrent requests never count each other's.
+    if request is not None:
+        request.lost += count
+
+
+def strings(raw: Any) -> list[str]:
+    # What redis-py returns for a script or command answering an array (decode_responses: str items).
+    return cast(list[str], raw)
