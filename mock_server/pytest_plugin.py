@@ -82,7 +82,7 @@ class SegmindFixture:
         return self.mock.jobs
 
     def reset(self) -> None:
-        """Forget jobs, journal and scenarios, and bring the clock back to the time of day."""
+        """Forget jobs, journal, scenarios and account usage; bring the clock back to the time of day."""
         self.mock.reset()
 
     def now(self) -> float:
