@@ -12,6 +12,7 @@ import pytest
 
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
+from mock_server.defaults import MAX_HEADER_BYTES
 from mock_server.images import ImageSource
 from mock_server.server import ServerThread
 from tests.support import API_KEY
@@ -216,31 +217,56 @@ def test_path_tricks_never_reach_the_admin_api(fuzzed: tuple[SegmindMock, str], 
     assert len(mock.jobs) == kept
 
 
-@pytest.mark.parametrize(
-    "target",
-    [
-        "//v2/svd",
-        "/v2/svd/",
-        "/v2/%73vd",
-        "/v2/sv%64/../svd",
-        "/v2/" + "a" * 60_000,
-        "/v2/requests/" + "x" * 60_000 + "/status",
-        "/v2/%C3%A9t%C3%A9",
-        "/v2/\u00e9t\u00e9",
-        "/v2/%00",
-        "/v2/%ff%fe",
-        "/v2/requests/%2F%2F/status",
-        "*",
-        "http://127.0.0.1/v2/svd",
-    ],
+# What the fake answers odd request targets, as its router sees them: the path percent-decoded
+# once, split on "/", one `{model}` segment after /v2 (any non-empty one), no path normalised.
+NO_ROUTE = "No route for POST {}: see docs/wire-format.md for the routes"
+NO_MODEL = "Model {!r} not found: this fake serves svd, motionctrl-svd"
+HEAD_TOO_LARGE = (
+    f"Request Header Fields Too Large: the request line and headers passed the fake's limit of {MAX_HEADER_BYTES} "
+    "bytes (--max-header-bytes)"
 )
-def test_odd_paths_get_an_answer_in_the_envelope(fuzzed: tuple[SegmindMock, str], target: str) -> None:
-    _, url = fuzzed
+UNPARSABLE = (
+    "Invalid HTTP request received: check the method (upper case), the path (no spaces or control characters) and "
+    "the headers"
+)
+SUBMITTED = None  # the submit route itself: a 200 and a new svd job
+ODD_TARGETS: dict[str, tuple[int, str | None]] = {
+    "//v2/svd": (404, NO_ROUTE.format("//v2/svd")),  # an empty first segment: no route has one
+    "/v2/svd/": (404, NO_ROUTE.format("/v2/svd/")),  # a trailing slash is a fourth, empty, segment
+    "/v2/%73vd": (200, SUBMITTED),  # %73 is "s": /v2/svd
+    "/v2/sv%64/../svd": (404, NO_ROUTE.format("/v2/svd/../svd")),  # ".." is not resolved
+    "/v2/" + "a" * 60_000: (431, HEAD_TOO_LARGE),
+    "/v2/requests/" + "x" * 60_000 + "/status": (431, HEAD_TOO_LARGE),
+    "/v2/%C3%A9t%C3%A9": (404, NO_MODEL.format("\u00e9t\u00e9")),  # UTF-8, decoded: a model the fake lacks
+    "/v2/\u00e9t\u00e9": (400, UNPARSABLE),  # raw non-ASCII bytes in the request line: the parser refuses it
+    "/v2/%00": (404, NO_MODEL.format("\x00")),
+    "/v2/%ff%fe": (404, NO_MODEL.format("\ufffd\ufffd")),  # not UTF-8: decoded with replacement characters
+    "/v2/requests/%2F%2F/status": (404, NO_ROUTE.format("/v2/requests////status")),  # %2F splits segments too
+    "*": (404, NO_ROUTE.format("*")),  # the asterisk form, for OPTIONS only
+    "http://127.0.0.1/v2/svd": (200, SUBMITTED),  # the absolute form: its path is /v2/svd
+}
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "error"),
+    [(target, *answer) for target, answer in ODD_TARGETS.items()],
+    ids=[target if len(target) < 40 else f"{target[:20]}...({len(target)} chars)" for target in ODD_TARGETS],
+)
+def test_odd_paths_get_the_answer_their_routing_gives(
+    fuzzed: tuple[SegmindMock, str], target: str, status: int, error: str | None
+) -> None:
+    mock, url = fuzzed
+    kept = len(mock.jobs)
     response = _raw(url, "POST", target, json.dumps(MODELS["svd"].example).encode(), JSON)
-    if response.status == 200:  # some spellings are the submit route itself, percent-decoded
-        assert "request_id" in response.json()
-        return
-    assert_envelope(response.status, response.headers["content-type"], response.body)
+    assert response.status == status, response.body[:300]
+    assert response.headers["content-type"] == "application/json"
+    if error is SUBMITTED:
+        job = mock.job(response.json()["request_id"])
+        assert job is not None and job["model"] == "svd"
+        assert len(mock.jobs) == kept + 1
+    else:
+        assert response.json() == {"error": error}
+        assert len(mock.jobs) == kept
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "FOO", "get"])
@@ -311,7 +337,4 @@ def test_unparsable_http_is_answered_in_the_envelope(fuzzed: tuple[SegmindMock, 
     _, url = fuzzed
     response = raw_exchange(url, b"FOO /v2/svd HTTP/1.1\r\nHost: x\r\n\r\n")
     assert response.status == 400
-    assert response.json() == {
-        "error": "Invalid HTTP request received: check the method (upper case), the path (no spaces or control "
-        "characters) and the headers"
-    }
+    assert response.json() == {"error": UNPARSABLE}

@@ -42,7 +42,7 @@ HEADERS = [
 
 
 @pytest.fixture
-def http(store: str) -> Iterator[httpx.Client]:
+def http_with_declared_key(store: str) -> Iterator[httpx.Client]:
     """A client of a fake on `store` declaring KEY with credits, through the in-process transport."""
     config = parse_config({"keys": {KEY: {"credits": 100}}})
     mock = SegmindMock(Settings(speed=0, store=store, accounts=config))
@@ -60,15 +60,17 @@ def assert_still_serving(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(("path", "body"), ADMIN_CALLS, ids=[f"{path}:{next(iter(b))}" for path, b in ADMIN_CALLS])
-def test_a_number_no_store_holds_is_refused_and_breaks_nothing(http: httpx.Client, path: str, body: dict) -> None:
-    refused = http.post(path, json=body)
+def test_a_number_no_store_holds_is_refused_and_breaks_nothing(
+    http_with_declared_key: httpx.Client, path: str, body: dict
+) -> None:
+    refused = http_with_declared_key.post(path, json=body)
     assert refused.status_code == 400, refused.text
     assert list(refused.json()) == ["error"]
-    assert_still_serving(http)
+    assert_still_serving(http_with_declared_key)
 
 
 @pytest.mark.parametrize("headers", HEADERS, ids=[next(iter(h)) for h in HEADERS])
-def test_a_huge_number_in_an_override_header_is_refused(http: httpx.Client, headers: dict) -> None:
-    refused = http.post("/v2/svd", json=MODELS["svd"].example, headers=headers)
+def test_a_huge_number_in_an_override_header_is_refused(http_with_declared_key: httpx.Client, headers: dict) -> None:
+    refused = http_with_declared_key.post("/v2/svd", json=MODELS["svd"].example, headers=headers)
     assert refused.status_code == 400, refused.text
-    assert_still_serving(http)
+    assert_still_serving(http_with_declared_key)

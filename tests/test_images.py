@@ -24,10 +24,10 @@ PNG = png(PIXELS)
 
 
 @pytest.fixture
-def server() -> Iterator[ImageServer]:
+def image_server() -> Iterator[ImageServer]:
     """A running ImageServer on 127.0.0.1 serving PNG."""
-    with serve_image(PNG) as image_server:
-        yield image_server
+    with serve_image(PNG) as running:
+        yield running
 
 
 def fetching(**overrides: object) -> ImageSource:
@@ -107,48 +107,48 @@ def test_a_small_file_declaring_a_huge_picture_costs_no_decoding_memory() -> Non
         load_image(base64.b64encode(huge).decode(), ImageSource())
 
 
-def test_a_remote_url_is_never_fetched_by_default(server: ImageServer) -> None:
-    assert load_image(server.url, ImageSource()) is None
-    assert server.paths == []
+def test_a_remote_url_is_never_fetched_by_default(image_server: ImageServer) -> None:
+    assert load_image(image_server.url, ImageSource()) is None
+    assert image_server.paths == []
 
 
-def test_an_opted_in_fetch_still_refuses_loopback_without_allow_private(server: ImageServer) -> None:
+def test_an_opted_in_fetch_still_refuses_loopback_without_allow_private(image_server: ImageServer) -> None:
     with pytest.raises(ImageError, match="private"):
-        load_image(server.url, fetching())
+        load_image(image_server.url, fetching())
     with pytest.raises(ImageError, match="private"):
-        load_image(server.url.replace("127.0.0.1", "localhost"), fetching())
+        load_image(image_server.url.replace("127.0.0.1", "localhost"), fetching())
     with pytest.raises(ImageError, match="private"):
-        load_image(server.url.replace("127.0.0.1", "[::ffff:127.0.0.1]"), fetching())
-    assert server.paths == []
+        load_image(image_server.url.replace("127.0.0.1", "[::ffff:127.0.0.1]"), fetching())
+    assert image_server.paths == []
 
 
-def test_an_opted_in_fetch_with_allow_private_reads_the_image(server: ImageServer) -> None:
-    loaded = load_image(server.url + "?size=small", fetching(allow_private=True))
+def test_an_opted_in_fetch_with_allow_private_reads_the_image(image_server: ImageServer) -> None:
+    loaded = load_image(image_server.url + "?size=small", fetching(allow_private=True))
     assert loaded is not None
     assert np.array_equal(loaded.pixels, PIXELS)
-    assert server.paths == ["/input.png?size=small"]
+    assert image_server.paths == ["/input.png?size=small"]
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
-def test_a_fetch_stops_at_the_size_limit(server: ImageServer, declare_length: bool) -> None:
-    server.body, server.declare_length = PNG + bytes(300_000), declare_length
+def test_a_fetch_stops_at_the_size_limit(image_server: ImageServer, declare_length: bool) -> None:
+    image_server.body, image_server.declare_length = PNG + bytes(300_000), declare_length
     with pytest.raises(ImageError, match="limit of 200000 bytes"):
-        load_image(server.url, fetching(allow_private=True, max_bytes=200_000))
+        load_image(image_server.url, fetching(allow_private=True, max_bytes=200_000))
 
 
-def test_a_fetch_stops_at_the_time_limit(server: ImageServer) -> None:
-    server.stall = True
+def test_a_fetch_stops_at_the_time_limit(image_server: ImageServer) -> None:
+    image_server.stall = True
     with pytest.raises(ImageError, match=r"took longer than 0\.2 s"):
-        load_image(server.url, fetching(allow_private=True, timeout_seconds=0.2))
+        load_image(image_server.url, fetching(allow_private=True, timeout_seconds=0.2))
 
 
-def test_a_fetch_is_cut_at_its_deadline_however_steadily_bytes_arrive(server: ImageServer) -> None:
+def test_a_fetch_is_cut_at_its_deadline_however_steadily_bytes_arrive(image_server: ImageServer) -> None:
     # A byte every 50 ms never trips a per-read timeout of 0.3 s; the whole fetch still ends at 0.3 s.
-    server.drip_seconds = 0.05
+    image_server.drip_seconds = 0.05
     with pytest.raises(ImageError, match=r"took longer than 0\.3 s"):
-        load_image(server.url, fetching(allow_private=True, timeout_seconds=0.3))
+        load_image(image_server.url, fetching(allow_private=True, timeout_seconds=0.3))
     # Cut while the status line and headers (40 bytes) were still coming: the fetch did not wait for more.
-    assert server.dripped < 30
+    assert image_server.dripped < 30
 
 
 @pytest.mark.parametrize(
@@ -169,16 +169,16 @@ def test_metadata_multicast_and_broadcast_addresses_are_never_fetched(host: str)
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "99999999999999999999"])
-def test_a_url_port_outside_1_to_65535_is_refused(server: ImageServer, port: str) -> None:
+def test_a_url_port_outside_1_to_65535_is_refused(image_server: ImageServer, port: str) -> None:
     with pytest.raises(ImageError, match="port must be a number from 1 to 65535"):
         load_image(f"http://127.0.0.1:{port}/input.png", fetching(allow_private=True))
-    assert server.paths == []
+    assert image_server.paths == []
 
 
-def test_a_fetch_that_does_not_answer_200_is_refused(server: ImageServer) -> None:
-    server.status = 302
+def test_a_fetch_that_does_not_answer_200_is_refused(image_server: ImageServer) -> None:
+    image_server.status = 302
     with pytest.raises(ImageError, match="HTTP 302"):
-        load_image(server.url, fetching(allow_private=True))
+        load_image(image_server.url, fetching(allow_private=True))
 
 
 @pytest.fixture

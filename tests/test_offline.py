@@ -32,33 +32,35 @@ SVD = MODELS["svd"]
 
 @pytest.fixture
 def offline(store: str) -> Iterator[SegmindMock]:
+    """The fake `segmind_offline` routes httpx to, on `store`."""
     with segmind_offline(replace(default_settings(), store=store)) as mock:
         yield mock
 
 
 @pytest.fixture
-def sdk(offline: SegmindMock) -> Iterator[SegmindClient]:
+def offline_sdk(offline: SegmindMock) -> Iterator[SegmindClient]:
+    """The official SDK at its default base URL, reaching `offline` through `segmind_offline`'s routing."""
     client = SegmindClient(api_key=API_KEY)  # the SDK's own client, default base URL: api.segmind.com
     yield client
     client._client.close()
 
 
 def test_run_completes_on_the_simulated_clock_with_the_documented_inference_time(
-    sdk: SegmindClient, offline: SegmindMock
+    offline_sdk: SegmindClient, offline: SegmindMock
 ) -> None:
     start = offline.clock.now()
-    result = sdk.run("svd", **SVD.example)
+    result = offline_sdk.run("svd", **SVD.example)
     assert result["metrics"]["inference_time"] == SVD.latency_seconds == 29.63
     # run() polls once a second: QUEUED 2 s, PROCESSING 29.63 s, seen COMPLETED at the 32nd second.
     assert offline.clock.now() - start == pytest.approx(32)
     polls = [entry for entry in offline.requests if entry["path"].endswith("/status")]
     assert len(polls) == 33
-    assert sdk._client.get(result["output"]).content[4:8] == b"ftyp"
+    assert offline_sdk._client.get(result["output"]).content[4:8] == b"ftyp"
 
 
-def test_wait_times_out_at_its_deadline_in_simulated_seconds(sdk: SegmindClient, offline: SegmindMock) -> None:
+def test_wait_times_out_at_its_deadline_in_simulated_seconds(offline_sdk: SegmindClient, offline: SegmindMock) -> None:
     offline.add_scenario(processing_seconds=10_000)
-    job = sdk.submit_async("svd", **SVD.example)
+    job = offline_sdk.submit_async("svd", **SVD.example)
     start = offline.clock.now()
     with pytest.raises(InferenceTimeout) as raised:
         job.wait(timeout=90, interval=10)
