@@ -51,6 +51,29 @@ class JobsSummary(NamedTuple):
     jobs_evicted: int  # jobs dropped before their retention ended, to stay within the cap
     outputs_evicted: int  # outputs dropped before theirs ended, likewise
 
+    @classmethod
+    def of_counts(
+        cls,
+        jobs: int,
+        started: int,
+        completed: int,
+        failed: int,
+        next_end: float | None,
+        jobs_evicted: int,
+        outputs_evicted: int,
+    ) -> JobsSummary:
+        """The summary from what a store counts: jobs kept, and of them those started, completed and failed."""
+        return cls(
+            jobs,
+            jobs - started,
+            started - completed - failed,
+            completed,
+            failed,
+            next_end,
+            jobs_evicted,
+            outputs_evicted,
+        )
+
 
 class ClockState(NamedTuple):
     """The clock as stored: simulated time is `sim + (real_time() - real) * speed`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import threading
 import time
 from collections import deque
@@ -139,16 +140,12 @@ class MemoryJobStore:
             self._evict(now)
             counts = self._counts
             counts.reach(now + TIME_SLACK_SECONDS, self._jobs)
-            started, ended = counts.started, counts.completed + counts.failed
-            kept = len(self._jobs)
-            next_end = counts.next_end(self._jobs)
-            return JobsSummary(
-                kept,
-                kept - started,
-                started - ended,
+            return JobsSummary.of_counts(
+                len(self._jobs),
+                counts.started,
                 counts.completed,
                 counts.failed,
-                next_end,
+                counts.next_end(self._jobs),
                 self.jobs_evicted,
                 self.outputs_evicted,
             )
@@ -184,14 +181,6 @@ class MemoryJobStore:
                 break
             deadlines.popleft()
             del self._outputs[next(iter(self._outputs))]
-
-
-def _start(job: Job) -> float:
-    return job.submitted_at + job.queue_seconds
-
-
-def _end(job: Job) -> float:
-    return job.submitted_at + job.queue_seconds + job.processing_seconds  # as `Job.ended_by` adds them
 
 
 class _Timeline:
@@ -270,28 +259,28 @@ class _StateCounts:
     def __init__(self) -> None:
         self.reached = -math.inf  # every start and end up to this time is counted
         self.started = self.completed = self.failed = 0
-        self._starts = _Timeline(_start)
-        self._ends = _Timeline(_end)
+        self._starts = _Timeline(operator.attrgetter("started_at"))
+        self._ends = _Timeline(operator.attrgetter("finished_at"))
 
     def add(self, job: Job, kept: dict[str, Job]) -> None:
         """Count a new job when the time read passes its start and its end (`kept`: the jobs kept, with it)."""
         if len(self._starts) + len(self._ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone
             self._starts.keep_only(kept)
             self._ends.keep_only(kept)
-        if _start(job) <= self.reached:  # only a clock moved back by a reset, which clears first
+        if job.started_at <= self.reached:  # only a clock moved back by a reset, which clears first
             self.started += 1
         else:
             self._starts.push(job)
-        if _end(job) <= self.reached:
+        if job.finished_at <= self.reached:
             self._count_end(job, 1)
         else:
             self._ends.push(job)
 
     def remove(self, job: Job) -> None:
         """Uncount a job leaving the store (its entries still waiting are skipped when they come up)."""
-        if _start(job) <= self.reached:
+        if job.started_at <= self.reached:
             self.started -= 1
-        if _end(job) <= self.reached:
+        if job.finished_at <= self.reached:
             self._count_end(job, -1)
 
     def reach(self, until: float, kept: dict[str, Job]) -> None:

@@ -15,6 +15,6 @@ a namespace opened from a URL, and its stores).
 
 from mock_server.store_redis.backend import RedisBackend
 from mock_server.store_redis.connection import split_url, with_prefix
-from mock_server.store_redis.job_store import TTL_CAP_SECONDS, ttl_ms
+from mock_server.store_redis.job_store import TTL_CAP_SECONDS
 
-__all__ = ["TTL_CAP_SECONDS", "RedisBackend", "split_url", "ttl_ms", "with_prefix"]
+__all__ = ["TTL_CAP_SECONDS", "RedisBackend", "split_url", "with_prefix"]

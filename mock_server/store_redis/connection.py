@@ -52,6 +52,7 @@ def with_prefix(url: str) -> str:
 
 
 def fresh_prefix() -> str:
+    """A namespace of its own, for a fake whose store URL names none."""
     return f"{PREFIX_ROOT}:{uuid.uuid4().hex[:12]}"
 
 
@@ -150,7 +151,7 @@ def time_offset(client: GuardedRedis) -> float:
 
 
 def safe_url(url: str) -> str:
-    # Never print a password.
+    """The store URL to print: without its password."""
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=host))

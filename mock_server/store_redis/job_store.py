@@ -54,6 +54,8 @@ class RedisJobStore:
         self._clock = clock
         self._watch = backend.watch
         self._index = backend.key("jobs")
+        self._sequence = backend.key("jobs", "seq")
+        self._job_prefix, self._output_prefix = backend.key("job", ""), backend.key("out", "")
         # The same jobs by start and by end (completed, failed), the outputs by deadline, and the cap's evictions.
         self._by_time = [backend.key("jobs-starts"), backend.key("jobs-ends"), backend.key("jobs-failures")]
         self._outputs = backend.key("outputs")
@@ -67,11 +69,11 @@ class RedisJobStore:
 
     def job_key(self, request_id: str) -> str:
         """The key of a job's result."""
-        return self._backend.key("job", request_id)
+        return self._job_prefix + request_id
 
     def output_key(self, request_id: str) -> str:
         """The key of a completed job's output."""
-        return self._backend.key("out", request_id)
+        return self._output_prefix + request_id
 
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
         """Keep a job (and its future output, if any), their keys expiring after their deadlines."""
@@ -82,14 +84,13 @@ class RedisJobStore:
             self.job_key(job.request_id),
             self.output_key(job.request_id),
             self._index,
-            self._index + ":seq",
+            self._sequence,
             *self._by_time,
             self._outputs,
             self._evicted,
         ]
         data = _encode_job(job)
-        started = job.submitted_at + job.queue_seconds
-        ended = started + job.processing_seconds  # as `Job.ended_by` adds them
+        started, ended = job.started_at, job.finished_at
         args = [
             data,
             result_ms,
@@ -102,8 +103,8 @@ class RedisJobStore:
             "1" if job.error is not None else "0",
             repr(output_until),
             self.max_kept,
-            self.job_key(""),
-            self.output_key(""),
+            self._job_prefix,
+            self._output_prefix,
         ]
         # Cached once Redis has it, at the generation seen before the write (the request's clock read).
         session = self._backend.session()
@@ -157,15 +158,9 @@ class RedisJobStore:
         raw = self._backend.run(self._backend.session(), call)[0]
         jobs, started, completed, failed, next_completed, next_failed, jobs_evicted, outputs_evicted = raw
         ends = [float(end) for end in (next_completed, next_failed) if end is not None]
-        return JobsSummary(
-            jobs,
-            jobs - started,
-            started - completed - failed,
-            completed,
-            failed,
-            min(ends, default=None),
-            int(jobs_evicted),
-            int(outputs_evicted),
+        next_end = min(ends, default=None)
+        return JobsSummary.of_counts(
+            jobs, started, completed, failed, next_end, int(jobs_evicted), int(outputs_evicted)
         )
 
     def clear(self) -> None:

@@ -113,18 +113,17 @@ class Namespace:
         then lost alone (counted for `flush` to report). A request failing so before its job is
         stored has what it changed undone (`RedisSession.undo`), with the next round trip.
         """
-        request = session
         try:
-            return self._run(request, calls)
+            return self._run(session, calls)
         except StoreUnavailable:
-            if request is not None and request.undo and not request.accepted:
+            if session is not None and session.undo and not session.accepted:
                 with self._undo_lock:
-                    self._undo.extend(request.undo)
-                request.undo.clear()
+                    self._undo.extend(session.undo)
+                session.undo.clear()
             raise
 
-    def _run(self, request: RedisSession | None, calls: Sequence[Call]) -> list[Any]:
-        queued = request.queued if request is not None else []
+    def _run(self, session: RedisSession | None, calls: Sequence[Call]) -> list[Any]:
+        queued = session.queued if session is not None else []
         undo: list[Call] = []
         if self._undo:  # rarely: only after a failure
             with self._undo_lock:
@@ -137,7 +136,7 @@ class Namespace:
             self._undo_later(undo)
             if not all(call.droppable for call in batch[len(undo) :]):
                 raise
-            _lose(request, len(batch) - len(undo))
+            _lose(session, len(batch) - len(undo))
             return [None] * len(calls)
         for index, answer in enumerate(answers):
             call = batch[index]
@@ -149,19 +148,18 @@ class Namespace:
             elif isinstance(answer, Exception):
                 if not call.droppable:
                     self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
-                _lose(request, 1)
+                _lose(session, 1)
             else:
                 if call.stored is not None:
                     call.stored()
-                if call.accepts and request is not None:
-                    request.accepted = True
+                if call.accepts and session is not None:
+                    session.accepted = True
         return answers[len(batch) - len(calls) :]
 
     def undo_if_refused(self, session: RedisSession | None, call: Call) -> None:
         """Have `call` undo a write Redis took, should the session's request fail before its job is stored."""
-        request = session
-        if request is not None and not request.accepted:
-            request.undo.append(call)
+        if session is not None and not session.accepted:
+            session.undo.append(call)
 
     def _undo_later(self, calls: Sequence[Call]) -> None:
         if calls:
@@ -188,20 +186,19 @@ class Namespace:
 
     def defer(self, session: RedisSession | None, call: Call) -> None:
         """Queue a write for the session's next round trip; outside a request (no session), send it now."""
-        request = session
-        if request is None:
+        if session is None:
             self.run(None, call)
         else:
-            request.queued.append(call)
+            session.queued.append(call)
 
     def flush(self) -> int:
         """Send the writes the current request queued, in one round trip; how many of its journal entries were lost."""
-        request = self.session()
-        if request is None:
+        session = self.session()
+        if session is None:
             return 0
-        if request.queued:
-            self.run(request)
-        lost, request.lost = request.lost, 0
+        if session.queued:
+            self.run(session)
+        lost, session.lost = session.lost, 0
         return lost
 
     def _run_one(self, call: Call) -> Any:
@@ -235,5 +232,5 @@ def _lose(request: RedisSession | None, count: int) -> None:
 
 
 def strings(raw: Any) -> list[str]:
-    # What redis-py returns for a script or command answering an array (decode_responses: str items).
+    """An array answer as what it is with decode_responses: a list of str (typed, not converted)."""
     return cast(list[str], raw)
