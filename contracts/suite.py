@@ -17,7 +17,6 @@ import base64
 import binascii
 import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -57,9 +56,8 @@ from contracts.strategies import invalid_cases, invalid_payloads, valid_payloads
 # real time; against the fake the suite moves its clock instead, as far as the reset needs).
 RATE_LIMIT_RETRIES = 3
 RATE_LIMIT_WAIT_CAP_SECONDS = 90.0
-# Real seconds a v1 call to the fake may take once the suite has moved its clock past the job's end.
-SYNC_WATCH_SECONDS = 60.0
-_WATCH_STEP_SECONDS = 0.005
+# Real seconds a v1 call to the fake may take (its stopped clock moves to the job's end at once).
+SYNC_TIMEOUT_SECONDS = 60.0
 # "Just before the retention ends": how many simulated seconds before it ends the result is polled.
 RETENTION_MARGIN_SECONDS = 10.0
 _TEXT_LIMIT = 300
@@ -270,8 +268,7 @@ class _Run:
         yield from fixed[:budget]
         within = f"--max-jobs {budget}"
         if not any(plan.kind == "example-accepted" for plan in fixed[:budget]):
-            causes = ["example-accepted", *_JOB_RULES, *_COMPLETED_RULES, *_VIDEO_RULES]
-            self._unmet(causes, f"{within} leaves no paid v2 job")
+            self._unmet(["example-accepted", *_JOB_RULES, *_AFTER_COMPLETED], f"{within} leaves no paid v2 job")
         if not any(plan.kind == "sync-video" and wide for plan in fixed[:budget]):
             self._unmet(["video-16-9"], f"its request, the plain v1 call asking for 16:9, is not within {within}")
         left = budget - len(fixed)
@@ -548,35 +545,9 @@ class _Run:
         url = self.base + SYNC_PATH.format(model=model)
         if not self.report.fake:
             return self._call("POST", url, payload, timeout=self.options.poll_timeout)
-        # The fake answers once its clock reaches the job's end: call in a thread, move the clock.
-        before = self.admin.job_ids()
-        done: dict[str, Any] = {}
-
-        def call() -> None:
-            try:
-                # With the fake's admin token where it has one: a v1 call on its stopped clock is the
-                # admin's to make (without it the fake refuses one that would move its clock for everyone).
-                done["answer"] = self._call("POST", url, payload, admin=True)
-            except httpx.HTTPError as error:
-                done["error"] = error
-
-        thread = threading.Thread(target=call, name="contract-v1", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + SYNC_WATCH_SECONDS
-        moved = False
-        while thread.is_alive() and time.monotonic() < deadline:
-            new = [job for job in self.admin.jobs() if job["request_id"] not in before]
-            if new and not moved:
-                self._wait(max(job["finished_at"] for job in new) - self.admin.now() + 1)
-                moved = True
-            thread.join(_WATCH_STEP_SECONDS)
-        thread.join(SYNC_WATCH_SECONDS)
-        if "error" in done:
-            raise done["error"]
-        if "answer" not in done:
-            raise httpx.ReadTimeout(f"the fake's v1 call did not answer within {SYNC_WATCH_SECONDS:g}s")
-        answer: tuple[httpx.Response, str] = done["answer"]
-        return answer
+        # On the fake's stopped clock the call moves the clock to its job's end and answers at once:
+        # with the fake's admin token where it has one, since that move is the admin's to make.
+        return self._call("POST", url, payload, admin=True, timeout=SYNC_TIMEOUT_SECONDS)
 
     # The fake's lifecycle, forced through its scenarios and clock (free).
 
@@ -585,12 +556,13 @@ class _Run:
         url = self.base + SUBMIT_PATH.format(model=model)
         for code in ERROR_CODES:
             with self.admin.scenario_once({"outcome": "http_error", "status": code}, self.api_key, model) as rule_id:
-
-                def rate_limited(response: httpx.Response, rule_id: str = rule_id) -> bool:
-                    # A 429 that left the scenario unused is the key's rate limit, not the forced answer.
-                    return response.status_code == 429 and rule_id in self.admin.scenario_ids()
-
-                response, sent = self._call("POST", url, dict(MODELS[model].example), rate_limited=rate_limited)
+                # A 429 that left the scenario unused is the key's rate limit, not the forced answer.
+                response, sent = self._call(
+                    "POST",
+                    url,
+                    dict(MODELS[model].example),
+                    rate_limited=lambda answer: answer.status_code == 429 and rule_id in self.admin.scenario_ids(),
+                )
             sent += f" (a scenario forcing {code})"
             message = f"forced {code} answered {response.status_code}"
             self._expect(response.status_code == code, "error-codes", message, sent, response)

@@ -108,6 +108,13 @@ class Scenario:
     speed: float = REAL_TIME  # the clock's speed while the client runs
     judge_pace: bool = False  # watch the client poll the waiting job before moving the clock
 
+    @property
+    def submit_status(self) -> int | None:
+        """The status the scenario forces on the submission, if it forces one."""
+        rule = self.rule or {}
+        status: int | None = rule.get("status") if rule.get("target", "submit") == "submit" else None
+        return status
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -246,9 +253,9 @@ def verify_client(
     planned = scenarios()
     with httpx.Client(transport=transport, timeout=30.0) as http:
         admin = FakeAdmin(http, base, admin_token)
-        speed = admin.speed()
         _check_key(http, base, api_key, model)
-        try:
+        # Each scenario sets the speed it runs at; the fake's own is restored afterwards.
+        with admin.clock_stopped():
             for index, scenario in enumerate(planned):
                 outcome, hung = _Drive(admin, call, scenario, base, api_key, model, payload, timeout).run()
                 report.outcomes.append(outcome)
@@ -261,10 +268,6 @@ def verify_client(
                     # Raising on everything would look like handling every failure.
                     report.not_judged = planned[1:]
                     break
-        finally:
-            # Best effort, as before: an error answer here must not replace the one in flight.
-            with contextlib.suppress(httpx.HTTPStatusError):
-                admin.set_speed(speed)
     return report
 
 
@@ -399,8 +402,7 @@ class _Drive:
             deadline = time.monotonic() + self.timeout
             appeared = 0.0
             while thread.is_alive() and time.monotonic() < deadline:
-                if self.job_id is None and (new := admin.job_ids() - before):
-                    self.job_id = sorted(new)[0]
+                if self.job_id is None and self._find_job(before):
                     appeared = time.monotonic()
                 watching = self.job_id is not None and self.moved_at is None and scenario.advance > 0
                 if watching and not self._watching_pace(appeared):
@@ -411,15 +413,22 @@ class _Drive:
         hung = thread.is_alive()
         if isinstance(self.result.get("error"), CannotVerify):
             raise self.result["error"]
-        if self.job_id is None and (new := admin.job_ids() - before):
-            self.job_id = sorted(new)[0]
+        if self.job_id is None:
+            self._find_job(before)
         calls = self._journal(started)
         self._check_no_rate_limit(calls)
         return self._judge(hung, calls), hung
 
+    def _find_job(self, before: set[str]) -> bool:
+        """Take the first job the client made since `before` as its job; tell whether there is one."""
+        new = self.admin.job_ids() - before
+        if new:
+            self.job_id = sorted(new)[0]
+        return bool(new)
+
     def _check_no_rate_limit(self, calls: list[dict[str, Any]]) -> None:
         """Raise KeyRateLimited when a 429 the scenario did not force answered the client: no verdict then."""
-        forced = (self.scenario.rule or {}).get("status") == 429
+        forced = self.scenario.submit_status == 429
         limited = [call for call in calls if call["method"] == "POST" and call["status"] == 429]
         if limited[1 if forced else 0 :]:
             raise KeyRateLimited(
@@ -477,9 +486,8 @@ class _Drive:
         if self.scenario.judge_pace:
             waiting = [self._real(call["at"]) for call in polls if _answered_waiting(call)]
             problems += _pace_problems(waiting)
-        rule = self.scenario.rule or {}
-        status = rule.get("status")
-        if status and rule.get("target", "submit") == "submit":
+        status = self.scenario.submit_status
+        if status:
             submits = [call for call in calls if call["method"] == "POST"]
             if status in FINAL_CODES and len(submits) > 1:
                 problems.append(f"retried a refusal that will not change ({status}): {len(submits)} submissions")

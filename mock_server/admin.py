@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import os
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.requests import Request, cookie_parser
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,6 +18,7 @@ from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import number_in, show_range, show_value
 from mock_server import admin_query, dashboard, media, wire
 from mock_server.accounts import LARGEST_AMOUNT
+from mock_server.admin_token import carries_token, same_token
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
 from mock_server.responses import JSONResponse
@@ -157,26 +157,8 @@ def _allowed(scope: Scope, token: str) -> bool:
         return True
     if path == DASHBOARD_PATH and scope["method"] == "GET":
         query = Request(scope).query_params
-        return _same(query.get("token", ""), token)
+        return same_token(query.get("token", ""), token)
     return False
-
-
-def carries_token(scope: Scope, token: str) -> bool:
-    """Tell whether a request carries the admin token, as `Authorization: Bearer` or the dashboard's cookie."""
-    for name, raw in scope["headers"]:
-        value = raw.decode("latin-1")
-        if name == b"authorization":
-            scheme, _, credential = value.partition(" ")
-            if scheme.lower() == "bearer" and _same(credential.strip(), token):
-                return True
-        elif name == b"cookie" and _same(cookie_parser(value).get(dashboard.ADMIN_COOKIE, ""), token):
-            return True
-    return False
-
-
-def _same(given: str, token: str) -> bool:
-    # In constant time: how long a refusal takes says nothing about how much of the token matched.
-    return hmac.compare_digest(given.encode(), token.encode())
 
 
 Result = TypeVar("Result")

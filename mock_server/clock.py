@@ -87,7 +87,7 @@ class Clock:
 
     def jumps(self) -> bool:
         """Tell whether a wait jumps the clock to its deadline (virtual mode, or a frozen clock): see `wait_until`."""
-        return self.virtual or not self.store.read().speed
+        return self._jumps(self.store.read())
 
     def advance(self, seconds: float) -> float:
         """Move simulated time forward by `seconds` and return the new time."""
@@ -116,7 +116,7 @@ class Clock:
             return True
         if self.waits_stopped:
             return False
-        if jumps and (self.virtual or not state.speed):
+        if jumps and self._jumps(state):
             await self._calls(self.advance, remaining)
             return True
         shared = self._shared.get(None)
@@ -128,6 +128,9 @@ class Clock:
     def pinned(self) -> AbstractContextManager[None]:
         """Within the block (one request), read a shared clock once and queue its writes (sent by `Backend.flush`)."""
         return self.store.pinned()
+
+    def _jumps(self, state: ClockState) -> bool:
+        return self.virtual or not state.speed
 
     def _at(self, state: ClockState) -> float:
         return state.sim + (self.store.real_time() - state.real) * state.speed
@@ -145,7 +148,7 @@ class Clock:
         earliest = waiting.wake(now)
         if earliest is None:
             return
-        if self.virtual or not state.speed:  # frozen or made virtual meanwhile: on to the next deadline it may jump to
+        if self._jumps(state):  # frozen or made virtual meanwhile: on to the next deadline it may jump to
             jump_to = waiting.earliest_jump()
             if jump_to is not None:
                 await self._calls(self.advance, jump_to - now)

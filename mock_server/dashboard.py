@@ -15,11 +15,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mock_server import wire
+from mock_server.admin_token import ADMIN_COOKIE
 
 STATIC_DIR = Path(__file__).with_name("static")
-# The agreed interface of the admin token: a browser hands it over once as `/_mock/?token=...`,
-# and the server keeps it in this cookie, which it accepts like `Authorization: Bearer`.
-ADMIN_COOKIE = "segmind_mock_admin"
 # The page loads nothing but its own files and the fake's own videos.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",

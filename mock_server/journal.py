@@ -21,9 +21,6 @@ KEY_CAPTURE_BYTES = 16
 # Query parameters whose values are shown masked whatever they hold, like the x-api-key header
 # (matched in the decoded name: `api%5Fkey` is `api_key`).
 _SECRET_NAME = re.compile(r"key|token|secret|passw|auth|credential|signature|session|bearer", re.IGNORECASE)
-# A Segmind key anywhere in a decoded query value, whoever's it is (the contract's shape; `search`
-# finds it inside a value).
-_SEGMIND_KEY = API_KEY_PATTERN
 # Of a masked key, the fixed prefix every Segmind key has is shown (it tells nothing), then at most
 # this many of its last characters, and never more than a third of them.
 KEY_PREFIX = "SG_"
@@ -68,7 +65,8 @@ def _mask_parameter(part: str, pieces: tuple[str, ...]) -> str:
 
 
 def _holds_key(text: str, pieces: tuple[str, ...]) -> bool:
-    return any(piece in text for piece in pieces) or _SEGMIND_KEY.search(text) is not None
+    # The request's key (or the ends kept of a long one), or any Segmind-shaped key, whoever's it is.
+    return any(piece in text for piece in pieces) or API_KEY_PATTERN.search(text) is not None
 
 
 # An exchange as a journal store keeps it: Entry's fields in order, in a plain tuple. Holding

@@ -22,7 +22,7 @@ from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
 from mock_server import wire
-from mock_server.admin import carries_token
+from mock_server.admin_token import carries_token
 from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, Job, State
 from mock_server.payload import read_body
@@ -160,8 +160,9 @@ class SegmindRoutes:
     async def run_sync(self, call: Call) -> Reply:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
         service = self.service
-        job, rule = await self._accept(call, then=_accepted, sync=True)
-        if not await self._wait_for_end(call, job):
+        moves_clock = self._moves_clock(call)
+        job, rule = await self._accept(call, then=_accepted, sync=True, moves_clock=moves_clock)
+        if not await self._wait_for_end(call, job, moves_clock):
             return (wire.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None  # journaled only
         headers = wire.sync_headers(job, await service.store_calls(service.billing, job))
         if job.error is not None:
@@ -187,8 +188,13 @@ class SegmindRoutes:
         body = wire.ended_status_body(job, state, billing)
         return self._settle(call, answer(body, FAILED_STATUS if state is State.FAILED else 200), rule)
 
-    async def _accept(self, call: Call, *, then: Callable[[Call, Accepted], Result], sync: bool) -> Result:
-        """Accept a submission and pass it to `then`, in the one step that calls the store."""
+    async def _accept(
+        self, call: Call, *, then: Callable[[Call, Accepted], Result], sync: bool, moves_clock: bool = True
+    ) -> Result:
+        """Accept a submission and pass it to `then`, in the one step that calls the store.
+
+        `moves_clock`: whether a sync call may jump a stopped clock (`_moves_clock`).
+        """
         service = self.service
         api_key = call.api_key
         spec = service.model(call.param, api_key)  # 401, then 404, before the body is read
@@ -199,8 +205,6 @@ class SegmindRoutes:
         checked = decode_params(spec.slug, body)
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
-
-        moves_clock = not sync or self._moves_clock(call)
 
         def submit() -> Result:
             accepted = service.submit(
@@ -221,7 +225,7 @@ class SegmindRoutes:
         token = self.service.settings.admin_token
         return token is None or carries_token(call.scope, token)
 
-    async def _wait_for_end(self, call: Call, job: Job) -> bool:
+    async def _wait_for_end(self, call: Call, job: Job, moves_clock: bool) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first, the 503 on shutdown.
 
         A frozen clock may never get there: without this, an abandoned call would wait forever and
@@ -238,7 +242,7 @@ class SegmindRoutes:
                 waiting.cancel_scope.cancel()
 
             waiting.start_soon(watch_for_hang_up)
-            ended = await self.service.clock.wait_until(job.finished_at, jumps=self._moves_clock(call))
+            ended = await self.service.clock.wait_until(job.finished_at, jumps=moves_clock)
             waiting.cancel_scope.cancel()
         if ended is False:
             raise wire.ApiError(503, wire.SHUTTING_DOWN)

@@ -118,8 +118,7 @@ class MemoryJobStore:
                 self._output_deadlines.append(output_until)
                 result_until = min(result_until, output_until)
                 if len(self._outputs) > self.max_kept:
-                    self._output_deadlines.popleft()
-                    del self._outputs[next(iter(self._outputs))]
+                    self._drop_oldest_output()
                     self.outputs_evicted += 1
             if result_until < self._next_expiry:
                 self._next_expiry = result_until
@@ -164,6 +163,10 @@ class MemoryJobStore:
         request_id = next(iter(self._jobs))
         self._counts.remove(self._jobs.pop(request_id))
 
+    def _drop_oldest_output(self) -> None:
+        self._output_deadlines.popleft()
+        del self._outputs[next(iter(self._outputs))]
+
     def _evict(self, now: float) -> None:
         self._next_expiry = math.inf
         # Outputs end in nearly submission order: within one result retention of it, since the
@@ -179,8 +182,7 @@ class MemoryJobStore:
             if deadlines[0] > now:
                 self._next_expiry = min(self._next_expiry, deadlines[0])
                 break
-            deadlines.popleft()
-            del self._outputs[next(iter(self._outputs))]
+            self._drop_oldest_output()
 
 
 class _Timeline:

@@ -12,7 +12,7 @@ import pytest
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
-from mock_server.dashboard import ADMIN_COOKIE
+from mock_server.admin_token import ADMIN_COOKIE
 from mock_server.server import ServerThread
 from tests.support import API_KEY
 

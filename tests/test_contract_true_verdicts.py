@@ -70,8 +70,8 @@ def test_the_clock_speed_is_restored_when_the_run_breaks_off(capsys: pytest.Capt
     mock = SegmindMock(Settings(speed=1000))
 
     async def jobs_list_broken(scope: Scope, receive: Receive, send: Send) -> None:
-        # The admin API's job list, which the suite reads during its v1 calls, fails: the run stops there.
-        if scope["type"] == "http" and scope["path"] == "/_mock/jobs":
+        # The admin API's job reads, which the suite makes in its retention step, fail: the run stops there.
+        if scope["type"] == "http" and scope["path"].startswith("/_mock/jobs"):
             await send({"type": "http.response.start", "status": 500, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return

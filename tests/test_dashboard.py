@@ -13,7 +13,7 @@ import pytest
 from contracts import MODELS
 from contracts.responses import VIDEO_CONTENT_TYPE
 from mock_server import SegmindMock
-from mock_server.dashboard import ADMIN_COOKIE
+from mock_server.admin_token import ADMIN_COOKIE
 from tests.support import API_KEY
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import parse_config
-from mock_server.dashboard import ADMIN_COOKIE
+from mock_server.admin_token import ADMIN_COOKIE
 from mock_server.server import ServerThread
 from tests.support import API_KEY
 
