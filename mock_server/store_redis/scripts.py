@@ -47,6 +47,20 @@ CLOCK_RESET = """
 redis.call('HSET', KEYS[1], 'speed', ARGV[2], 'sim', ARGV[1], 'real', ARGV[1], 'jumped', '0')
 return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 """
+# What the job scripts share. A job's member in the index and the by-time sets is a 20-digit
+# sequence number, ':', its id; the by-time sets are the starts, the completed ends and the failed ends.
+JOB_MEMBERS = """
+local function id_of(member) return string.sub(member, 22) end
+local function forget(by_time, members)
+  for _, gone in ipairs(members) do
+    for _, key in ipairs(by_time) do redis.call('ZREM', key, gone) end
+  end
+end
+local function prune(index, by_time, now)
+  forget(by_time, redis.call('ZRANGEBYSCORE', index, '-inf', now))
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+end
+"""
 # KEYS: job, output, index, sequence, starts, completed ends, failed ends, outputs, evictions.
 # ARGV: data, result ms, output ms ('' for none), result deadline, id, now, start, end, failed
 # ('1'/'0'), output deadline, the cap, the job key prefix, the output key prefix.
@@ -57,6 +71,7 @@ return redis.call('HMGET', KEYS[1], 'speed', 'sim', 'real', 'jumped')
 # outputs go first.
 ADD_JOB = (
     TIMELY
+    + JOB_MEMBERS
     + """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local seq = redis.call('INCR', KEYS[4])
@@ -68,31 +83,22 @@ if ARGV[3] ~= '' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
   redis.call('ZADD', KEYS[8], ARGV[10], member)
 end
-local function forget(members)
-  for _, gone in ipairs(members) do
-    redis.call('ZREM', KEYS[5], gone)
-    redis.call('ZREM', KEYS[6], gone)
-    redis.call('ZREM', KEYS[7], gone)
-  end
-end
-forget(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[6]))
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+local by_time = {KEYS[5], KEYS[6], KEYS[7]}
+prune(KEYS[3], by_time, ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', ARGV[6])
 local cap = tonumber(ARGV[11])
 local over = redis.call('ZCARD', KEYS[3]) - cap
 if over > 0 then
   local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
-  forget(oldest)
-  for _, gone in ipairs(oldest) do
-    redis.call('ZREM', KEYS[3], gone)
-    redis.call('DEL', ARGV[12] .. string.sub(gone, 22))
-  end
+  forget(by_time, oldest)
+  for _, gone in ipairs(oldest) do redis.call('DEL', ARGV[12] .. id_of(gone)) end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
   redis.call('HINCRBY', KEYS[9], 'jobs', over)
 end
 over = redis.call('ZCARD', KEYS[8]) - cap
 if over > 0 then
   for _, gone in ipairs(redis.call('ZRANGE', KEYS[8], 0, over - 1)) do
-    redis.call('DEL', ARGV[13] .. string.sub(gone, 22))
+    redis.call('DEL', ARGV[13] .. id_of(gone))
   end
   redis.call('ZREMRANGEBYRANK', KEYS[8], 0, over - 1)
   redis.call('HINCRBY', KEYS[9], 'outputs', over)
@@ -102,11 +108,13 @@ end
 # Undoes `ADD_JOB` for a submission that failed after all (`Namespace.run`): KEYS: job, output,
 # index, starts, completed ends, failed ends, outputs; ARGV: id, its scores in the index, starts,
 # ends and outputs ('' without output). Its members are found among those of the same score.
-FORGET_JOB = """
+FORGET_JOB = (
+    JOB_MEMBERS
+    + """
 redis.call('DEL', KEYS[1], KEYS[2])
 local function drop(key, score)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do
-    if string.sub(member, 22) == ARGV[1] then redis.call('ZREM', key, member) end
+    if id_of(member) == ARGV[1] then redis.call('ZREM', key, member) end
   end
 end
 drop(KEYS[3], ARGV[2])
@@ -115,16 +123,13 @@ drop(KEYS[5], ARGV[4])
 drop(KEYS[6], ARGV[4])
 if ARGV[5] ~= '' then drop(KEYS[7], ARGV[5]) end
 """
+)
 # KEYS: index, starts, completed ends, failed ends, evictions; ARGV: now, now with the clock's slack.
 # The jobs by state at `now`, each count O(log n): started and ended are counted by time.
-JOBS_SUMMARY = """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for _, member in ipairs(gone) do
-  redis.call('ZREM', KEYS[2], member)
-  redis.call('ZREM', KEYS[3], member)
-  redis.call('ZREM', KEYS[4], member)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+JOBS_SUMMARY = (
+    JOB_MEMBERS
+    + """
+prune(KEYS[1], {KEYS[2], KEYS[3], KEYS[4]}, ARGV[1])
 local function next_end(key)
   local found = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return found[2] or false
@@ -136,6 +141,7 @@ return {
   next_end(KEYS[3]), next_end(KEYS[4]), evicted[1] or '0', evicted[2] or '0'
 }
 """
+)
 # KEYS: the current clock, then its floor as this worker last saw it projected to now: (speed, sim, real, jumped).
 # Raises a clock that is behind the floor (a Redis that restarted and lost it) to the floor; never lowers it.
 CLOCK_RESTORE = """
