@@ -1,15 +1,21 @@
 """Shared fixtures, registered once here: the fake in-process and on real uvicorn servers, on each store.
 
+One chain: `store` -> `mock` (in-process; `fake_settings` marks add settings) -> `http`, `client`,
+`sdk`; `store` -> `server` (the session's real server for that store) -> `live_http`. A fake with
+other settings comes from the `make_fake` factory, which also serves it and builds its clients,
+and closes all it made after the test.
+
 A module marked `pytestmark = pytest.mark.stores` runs each test that uses the `store` fixture
-(directly, or through `mock`, `server`, `fake`...) once per store: memory, then Redis. Other
-modules run on memory. The store reaches every fake through `Settings(store=...)`.
+(directly, or through `mock`, `server`...) once per store: memory, then Redis. Other modules run on
+memory. The store reaches every fake through `Settings(store=...)`.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, NoReturn
 
 import httpx
@@ -19,9 +25,8 @@ from segmind import SegmindClient
 from mock_server import SegmindMock, Settings
 from mock_server.defaults import MEMORY
 from mock_server.server import ServerThread
-from mock_server.transport import PortalTransport
-from tests.support import API_KEY, NO_CHROMIUM, SEGMIND
-from tests.support_accounts import CONFIG, RICH
+from tests.support import NO_CHROMIUM
+from tests.support_fakes import FakeFactory
 from tests.support_stores import STORES, redis_server, start_redis
 
 if TYPE_CHECKING:
@@ -80,32 +85,38 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def mock(store: str) -> SegmindMock:
-    """A fresh fake whose clock is frozen: time moves only when the test advances it."""
-    return SegmindMock(Settings(speed=0, store=store))
+def make_fake() -> Iterator[FakeFactory]:
+    """Build fakes with given settings, and clients and servers of them; everything made is closed after the test."""
+    with ExitStack() as exits:
+        yield FakeFactory(exits)
 
 
 @pytest.fixture
-def transport(mock: SegmindMock) -> Iterator[PortalTransport]:
-    """The in-process transport serving `mock`."""
-    with PortalTransport(mock.app) as portal:
-        yield portal
+def mock(request: pytest.FixtureRequest, store: str, make_fake: FakeFactory) -> SegmindMock:
+    """A fresh fake on the test's store, its clock frozen (time moves only when the test advances it).
+
+    `@pytest.mark.fake_settings(**settings)` on the test or its module adds to those settings.
+    """
+    marker = request.node.get_closest_marker("fake_settings")
+    return make_fake(**{"speed": 0, "store": store, **(marker.kwargs if marker else {})})
 
 
 @pytest.fixture
-def http(transport: PortalTransport) -> Iterator[httpx.Client]:
-    """An httpx client that reaches the in-process fake as if it were api.segmind.com."""
-    with httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": API_KEY}) as client:
-        yield client
+def http(mock: SegmindMock, make_fake: FakeFactory) -> httpx.Client:
+    """An httpx client that reaches `mock` in-process as if it were api.segmind.com, with the test key."""
+    return make_fake.http(mock)
 
 
 @pytest.fixture
-def sdk(transport: PortalTransport) -> Iterator[SegmindClient]:
-    """The official SDK, its own httpx client served by the in-process fake."""
-    client = SegmindClient(api_key=API_KEY, base_url=f"{SEGMIND}/v1")
-    client._client._transport = transport
-    yield client
-    client._client.close()
+def client(mock: SegmindMock, make_fake: FakeFactory) -> httpx.Client:
+    """An httpx client that reaches `mock` in-process as api.segmind.com, without a key of its own."""
+    return make_fake.http(mock, api_key=None)
+
+
+@pytest.fixture
+def sdk(mock: SegmindMock, make_fake: FakeFactory) -> SegmindClient:
+    """The official SDK with the test key, its own httpx client served by `mock` in-process."""
+    return make_fake.sdk(mock)
 
 
 class _Servers:
@@ -130,92 +141,25 @@ class _Servers:
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[_Servers]:
-    """The session's real servers, one per store."""
+    """The session's real servers, one per store: a server per test would cost a start and a stop each."""
     running = _Servers()
     yield running
     running.stop()
 
 
 @pytest.fixture
-def live_mock(store: str, servers: _Servers) -> SegmindMock:
-    """The fake behind this store's real uvicorn server, shared by the session."""
-    return servers.get(store)[0]
+def server(store: str, servers: _Servers) -> Iterator[tuple[SegmindMock, str]]:
+    """This store's real uvicorn server shared by the session, and its fake, reset for this test (its settings too)."""
+    mock, url = servers.get(store)
+    mock.configure(Settings(speed=0))
+    yield mock, url
+    mock.configure(Settings(speed=0))
 
 
 @pytest.fixture
-def live_url(store: str, servers: _Servers) -> str:
-    """Base URL of this store's real server."""
-    return servers.get(store)[1]
-
-
-@pytest.fixture
-def server(live_mock: SegmindMock, live_url: str) -> Iterator[tuple[SegmindMock, str]]:
-    """The real server and its fake, reset for this test (its settings too)."""
-    live_mock.configure(Settings(speed=0))
-    yield live_mock, live_url
-    live_mock.configure(Settings(speed=0))
-
-
-@pytest.fixture
-def make_sdk() -> Iterator[Callable[..., SegmindClient]]:
-    """Build official SDK clients for a base URL, closing them after the test."""
-    clients: list[SegmindClient] = []
-
-    def build(base_url: str, api_key: str = API_KEY) -> SegmindClient:
-        client = SegmindClient(api_key=api_key, base_url=f"{base_url}/v1")
-        clients.append(client)
-        return client
-
-    yield build
-    for client in clients:
-        client._client.close()
-
-
-# The accounts and network-fault tests: the fake with a config of keys, in-process and live.
-
-
-@pytest.fixture
-def fake(store: str) -> SegmindMock:
-    """A fake with the test config of keys, its clock frozen."""
-    return SegmindMock(Settings(speed=0, accounts=CONFIG, store=store))
-
-
-@pytest.fixture
-def portal(fake: SegmindMock) -> Iterator[PortalTransport]:
-    """The in-process transport serving `fake`."""
-    with PortalTransport(fake.app) as transport:
-        yield transport
-
-
-@pytest.fixture
-def client(portal: PortalTransport) -> Iterator[httpx.Client]:
-    """An httpx client reaching the in-process fake as api.segmind.com, without a key of its own."""
-    with httpx.Client(transport=portal, base_url=SEGMIND) as http:
-        yield http
-
-
-@pytest.fixture
-def sdk_for(portal: PortalTransport) -> Iterator[Callable[[str], SegmindClient]]:
-    """Build official SDK clients for a key, served by the in-process fake; closed after the test."""
-    clients: list[SegmindClient] = []
-
-    def build(api_key: str) -> SegmindClient:
-        sdk = SegmindClient(api_key=api_key, base_url=f"{SEGMIND}/v1")
-        sdk._client._transport = portal
-        clients.append(sdk)
-        return sdk
-
-    yield build
-    for sdk in clients:
-        sdk._client.close()
-
-
-@pytest.fixture
-def live(server: tuple[SegmindMock, str]) -> Iterator[tuple[SegmindMock, httpx.Client]]:
-    """The real server (one per store), reset, and an httpx client on a real socket to it."""
-    mock, url = server
-    with httpx.Client(base_url=url, headers={"x-api-key": RICH}) as http:
-        yield mock, http
+def live_http(server: tuple[SegmindMock, str], make_fake: FakeFactory) -> httpx.Client:
+    """An httpx client of the real server, on a real socket, as a user's client calls it (with the test key)."""
+    return make_fake.http(server[1])
 
 
 # Debian's chromium, as root on a machine with no outside network (docs/dashboard.md).
@@ -228,13 +172,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture
-def live_http(server: tuple[SegmindMock, str]) -> Iterator[httpx.Client]:
-    """An httpx client of the real server, as a user's client calls it (with the test key)."""
-    with httpx.Client(base_url=server[1], headers={"x-api-key": API_KEY}) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

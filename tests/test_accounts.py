@@ -13,23 +13,23 @@ from segmind import SegmindError
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, wire
 from mock_server.accounts import ConfigError, load_config, parse_config
 from mock_server.journal import mask_key
-from mock_server.transport import PortalTransport
-from tests.support import SEGMIND
 from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD, SVD_ONLY, submit
+from tests.support_fakes import FakeFactory
 
-pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
+# Each test using `store` runs on memory and on Redis; the in-process fake (`mock`) declares the test keys.
+pytestmark = [pytest.mark.stores, pytest.mark.fake_settings(accounts=CONFIG)]
 
 
 SVD_PRICE = wire.PRICES["svd"]
 
 
-def finish(http: httpx.Client, fake: SegmindMock, job: httpx.Response, api_key: str) -> httpx.Response:
+def finish(http: httpx.Client, mock: SegmindMock, job: httpx.Response, api_key: str) -> httpx.Response:
     """Move the clock past the job's end and read its status."""
     assert job.status_code == 200, job.text
-    fake.advance(1000)
+    mock.advance(1000)
     return http.get(job.json()["status_url"], headers={"x-api-key": api_key})
 
 
@@ -41,18 +41,20 @@ def account(http: httpx.Client, key: str) -> dict:
 # API keys
 
 
-def test_without_a_config_any_segmind_shaped_key_is_accepted_with_unlimited_credits(store: str) -> None:
-    mock = SegmindMock(Settings(speed=0, store=store))
-    with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
-        for _ in range(10):
-            assert submit(http, "SG_00000000000abcde").status_code == 200
-        done = finish(http, mock, submit(http, "SG_00000000000abcde"), "SG_00000000000abcde").json()
-        assert done["metrics"]["cost"] == SVD_PRICE
-        # An unlimited key has no balance: it reports the documented stand-in, a number.
-        assert done["metrics"]["remaining_credits"] == wire.OPEN_KEY_CREDITS
-        view = http.get("/_mock/accounts").json()
-        assert view["open"] is True
-        assert view["accounts"] == []  # open, the fake keeps no account per key: keys leave no state behind
+def test_without_a_config_any_segmind_shaped_key_is_accepted_with_unlimited_credits(
+    store: str, make_fake: FakeFactory
+) -> None:
+    mock = make_fake(speed=0, store=store)
+    http = make_fake.http(mock, api_key=None)
+    for _ in range(10):
+        assert submit(http, "SG_00000000000abcde").status_code == 200
+    done = finish(http, mock, submit(http, "SG_00000000000abcde"), "SG_00000000000abcde").json()
+    assert done["metrics"]["cost"] == SVD_PRICE
+    # An unlimited key has no balance: it reports the documented stand-in, a number.
+    assert done["metrics"]["remaining_credits"] == wire.OPEN_KEY_CREDITS
+    view = http.get("/_mock/accounts").json()
+    assert view["open"] is True
+    assert view["accounts"] == []  # open, the fake keeps no account per key: keys leave no state behind
 
 
 def test_under_a_config_an_undeclared_key_gets_the_real_401(client: httpx.Client) -> None:
@@ -64,9 +66,9 @@ def test_under_a_config_an_undeclared_key_gets_the_real_401(client: httpx.Client
     assert client.post("/v2/svd", json=SVD).json() == {"error": wire.MISSING_KEY}
 
 
-def test_sdk_with_an_undeclared_key_raises_401(sdk_for) -> None:
+def test_sdk_with_an_undeclared_key_raises_401(mock: SegmindMock, make_fake: FakeFactory) -> None:
     with pytest.raises(SegmindError) as raised:
-        sdk_for("SG_not_declared").submit_async("svd", **SVD)
+        make_fake.sdk(mock, "SG_not_declared").submit_async("svd", **SVD)
     assert raised.value.status == 401
     assert raised.value.detail == wire.STATUS_MESSAGES[401]
 
@@ -74,7 +76,7 @@ def test_sdk_with_an_undeclared_key_raises_401(sdk_for) -> None:
 # Models
 
 
-def test_a_key_may_call_only_its_models(client: httpx.Client, sdk_for) -> None:
+def test_a_key_may_call_only_its_models(client: httpx.Client, mock: SegmindMock, make_fake: FakeFactory) -> None:
     assert submit(client, SVD_ONLY, "svd").status_code == 200
     refused = submit(client, SVD_ONLY, "motionctrl-svd")
     assert refused.status_code == 403
@@ -86,7 +88,7 @@ def test_a_key_may_call_only_its_models(client: httpx.Client, sdk_for) -> None:
         == 403
     )
     with pytest.raises(SegmindError) as raised:
-        sdk_for(SVD_ONLY).submit_async("motionctrl-svd", **MODELS["motionctrl-svd"].example)
+        make_fake.sdk(mock, SVD_ONLY).submit_async("motionctrl-svd", **MODELS["motionctrl-svd"].example)
     assert (raised.value.status, raised.value.detail) == (403, refused.json()["error"])
 
 
@@ -94,27 +96,27 @@ def test_a_key_may_call_only_its_models(client: httpx.Client, sdk_for) -> None:
 
 
 def test_a_completed_job_charges_its_price_and_reports_cost_and_remaining_credits(
-    client: httpx.Client, fake: SegmindMock
+    client: httpx.Client, mock: SegmindMock
 ) -> None:
     job = submit(client, RICH)
     assert account(client, RICH)["held"] == SVD_PRICE  # held while in progress, not yet spent
     assert account(client, RICH)["balance"] == 100
-    done = finish(client, fake, job, RICH).json()
+    done = finish(client, mock, job, RICH).json()
     expected = {"cost": SVD_PRICE, "remaining_credits": round(100 - SVD_PRICE, 6)}
-    assert done["metrics"] == {**wire.metrics(fake.lookup(job.json()["request_id"])[0]), **expected}
+    assert done["metrics"] == {**wire.metrics(mock.lookup(job.json()["request_id"])[0]), **expected}
     result = client.get(job.json()["response_url"], headers={"x-api-key": RICH}).json()
     assert {key: result["metrics"][key] for key in expected} == expected
     # Reading again never charges again; a later job reports the balance after its own charge.
-    assert finish(client, fake, job, RICH).json()["metrics"]["remaining_credits"] == expected["remaining_credits"]
-    second = finish(client, fake, submit(client, RICH, "motionctrl-svd"), RICH).json()
+    assert finish(client, mock, job, RICH).json()["metrics"]["remaining_credits"] == expected["remaining_credits"]
+    second = finish(client, mock, submit(client, RICH, "motionctrl-svd"), RICH).json()
     left = round(100 - SVD_PRICE - wire.PRICES["motionctrl-svd"], 6)
     assert second["metrics"]["remaining_credits"] == left
     assert account(client, RICH) | {"balance": left, "held": 0.0} == account(client, RICH)
 
 
-def test_a_failed_job_is_not_charged(client: httpx.Client, fake: SegmindMock) -> None:
-    fake.add_scenario(outcome="failed", error="worker crashed", times=1)
-    failed = finish(client, fake, submit(client, POOR), POOR)
+def test_a_failed_job_is_not_charged(client: httpx.Client, mock: SegmindMock) -> None:
+    mock.add_scenario(outcome="failed", error="worker crashed", times=1)
+    failed = finish(client, mock, submit(client, POOR), POOR)
     assert failed.status_code == 422
     assert set(failed.json()["metrics"]) == {"inference_time", "queue_time", "total_time"}  # no billing fields
     assert account(client, POOR)["balance"] == 1
@@ -122,7 +124,7 @@ def test_a_failed_job_is_not_charged(client: httpx.Client, fake: SegmindMock) ->
 
 
 def test_a_key_that_cannot_pay_gets_406_naming_balance_and_price_counting_jobs_in_flight(
-    client: httpx.Client, fake: SegmindMock, sdk_for
+    client: httpx.Client, mock: SegmindMock, make_fake: FakeFactory
 ) -> None:
     runs = int(1 // SVD_PRICE)  # 5 runs of 0.167 fit in 1 credit
     for _ in range(runs):
@@ -134,15 +136,15 @@ def test_a_key_that_cannot_pay_gets_406_naming_balance_and_price_counting_jobs_i
         "error": f"Insufficient credits to process this request: it costs {SVD_PRICE} credits and the balance "
         f"is 1, of which {held} is held for requests in progress"
     }
-    fake.advance(1000)  # the held jobs complete: the balance itself is now too low
+    mock.advance(1000)  # the held jobs complete: the balance itself is now too low
     with pytest.raises(SegmindError) as raised:
-        sdk_for(POOR).submit_async("svd", **SVD)
+        make_fake.sdk(mock, POOR).submit_async("svd", **SVD)
     assert raised.value.status == 406
     assert raised.value.detail == (
         f"Insufficient credits to process this request: it costs {SVD_PRICE} credits "
         f"and the balance is {round(1 - held, 6)}"
     )
-    assert fake.jobs and all(job["api_key"] == "SG_…00bb" for job in fake.jobs)  # the refused ones made no job
+    assert mock.jobs and all(job["api_key"] == "SG_…00bb" for job in mock.jobs)  # the refused ones made no job
 
 
 def test_the_admin_api_tops_a_key_up(client: httpx.Client) -> None:
@@ -170,27 +172,27 @@ def test_a_bad_top_up_says_what_to_fix(client: httpx.Client, key: str, body: dic
     assert message in refused.json()["error"]
 
 
-def test_v1_answers_carry_the_billing_headers(client: httpx.Client, fake: SegmindMock) -> None:
-    fake.clock.virtual = True  # the sync call jumps to its end instead of waiting
+def test_v1_answers_carry_the_billing_headers(client: httpx.Client, mock: SegmindMock) -> None:
+    mock.clock.virtual = True  # the sync call jumps to its end instead of waiting
     answer = client.post("/v1/svd", json=SVD, headers={"x-api-key": RICH})
     assert answer.status_code == 200
     assert answer.headers["x-cost"] == str(SVD_PRICE)
     assert answer.headers["x-remaining-credits"] == str(round(100 - SVD_PRICE, 6))
     assert answer.headers["x-seed-value"] == str(SVD["seed"])
     assert answer.headers["x-generation-time"] == f"{MODELS['svd'].latency_seconds:.2f}"
-    assert fake.job(answer.headers["x-request-id"])["state"] == "COMPLETED"
-    fake.add_scenario(outcome="failed", times=1)
+    assert mock.job(answer.headers["x-request-id"])["state"] == "COMPLETED"
+    mock.add_scenario(outcome="failed", times=1)
     failed = client.post("/v1/svd", json=SVD, headers={"x-api-key": RICH})
     assert failed.status_code == SYNC_FAILED_STATUS
     assert "x-cost" not in failed.headers and "x-remaining-credits" not in failed.headers
 
 
 def test_charges_outlive_the_jobs_retention_and_reset_restores_the_config(
-    client: httpx.Client, fake: SegmindMock
+    client: httpx.Client, mock: SegmindMock
 ) -> None:
-    finish(client, fake, submit(client, POOR), POOR)
-    fake.advance(RESULT_RETENTION_SECONDS * 2)
-    assert fake.jobs == []
+    finish(client, mock, submit(client, POOR), POOR)
+    mock.advance(RESULT_RETENTION_SECONDS * 2)
+    assert mock.jobs == []
     assert account(client, POOR)["balance"] == round(1 - SVD_PRICE, 6)
     client.post("/_mock/reset")
     assert account(client, POOR)["balance"] == 1
@@ -200,10 +202,10 @@ def test_charges_outlive_the_jobs_retention_and_reset_restores_the_config(
 
 
 def test_the_free_plan_allows_five_a_minute_on_a_sliding_window(
-    client: httpx.Client, fake: SegmindMock, sdk_for
+    client: httpx.Client, mock: SegmindMock, make_fake: FakeFactory
 ) -> None:
     assert submit(client, FREE).status_code == 200
-    fake.advance(30)
+    mock.advance(30)
     for _ in range(4):
         assert submit(client, FREE).status_code == 200
     asked_at = time.time()
@@ -217,13 +219,13 @@ def test_the_free_plan_allows_five_a_minute_on_a_sliding_window(
     # When the oldest request leaves the window, on the wall clock: 30 s on, the advance having counted.
     assert asked_at + 30 - 1 < reset_at <= time.time() + 30 + 1
     with pytest.raises(SegmindError) as raised:
-        sdk_for(FREE).submit_async("svd", **SVD)
+        make_fake.sdk(mock, FREE).submit_async("svd", **SVD)
     assert (raised.value.status, raised.value.detail) == (429, refused.json()["error"])
     assert account(client, FREE)["rate_limit_reset_at_utc"] == reset
-    fake.advance(reset_at - time.time())  # wait until the reset time (by advancing): one slot is free again
+    mock.advance(reset_at - time.time())  # wait until the reset time (by advancing): one slot is free again
     assert submit(client, FREE).status_code == 200
     assert submit(client, FREE).status_code == 429  # the four later requests are still in the window
-    fake.advance(30)
+    mock.advance(30)
     assert [submit(client, FREE).status_code for _ in range(5)] == [200, 200, 200, 200, 429]
 
 
@@ -300,9 +302,9 @@ def test_load_config_names_the_file_it_cannot_use(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
 
 
-def test_configured_prices_are_charged(store: str) -> None:
+def test_configured_prices_are_charged(store: str, make_fake: FakeFactory) -> None:
     config = parse_config({"keys": {POOR: {"credits": 1}}, "prices": {"svd": 0.25}})
-    mock = SegmindMock(Settings(speed=0, accounts=config, store=store))
+    mock = make_fake(speed=0, accounts=config, store=store)
     job, _ = mock.submit("svd", SVD, POOR)
     mock.advance(1000)
     assert mock.service.billing(job) == {"cost": 0.25, "remaining_credits": 0.75}

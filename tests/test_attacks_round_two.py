@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -25,8 +23,8 @@ from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import parse_config
 from mock_server.images import ImageSource
-from mock_server.transport import PortalTransport
-from tests.support import API_KEY, SEGMIND
+from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -36,17 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVE = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]
 TOKEN = "admin-token-for-tests"
 MAX_RULES = 1000  # the documented default (docs/robustness.md)
-
-
-@contextmanager
-def client_of(settings: Settings) -> Iterator[tuple[SegmindMock, httpx.Client]]:
-    """A fake with `settings` and a client of it through the in-process transport."""
-    mock = SegmindMock(settings)
-    with (
-        PortalTransport(mock.app) as transport,
-        httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http,
-    ):
-        yield mock, http
 
 
 def with_number(body: dict, name: str, digits: int) -> bytes:
@@ -111,16 +98,16 @@ def test_a_huge_integer_in_an_admin_body_is_a_400_envelope(
 
 
 @pytest.mark.parametrize("digits", DIGITS)
-def test_a_huge_integer_in_a_scenario_match_or_a_top_up_is_a_400(digits: int) -> None:
+def test_a_huge_integer_in_a_scenario_match_or_a_top_up_is_a_400(digits: int, make_fake: FakeFactory) -> None:
     key = "SG_declared_key_0001"
     config = parse_config({"keys": {key: {"credits": 10}}})
-    with client_of(Settings(speed=0, accounts=config)) as (_, http):
-        match = b'{"outcome": "failed", "match": {"cond_aug": ' + b"9" * digits + b"}}"
-        top_up = b'{"add": -' + b"9" * digits + b"}"
-        for path, content in [("/_mock/scenarios", match), (f"/_mock/accounts/{key}/credits", top_up)]:
-            response = http.post(path, content=content, headers={"content-type": "application/json"})
-            assert response.status_code == 400, response.text
-            assert len(response.json()["error"]) < 400
+    http = make_fake.http(make_fake(speed=0, accounts=config))
+    match = b'{"outcome": "failed", "match": {"cond_aug": ' + b"9" * digits + b"}}"
+    top_up = b'{"add": -' + b"9" * digits + b"}"
+    for path, content in [("/_mock/scenarios", match), (f"/_mock/accounts/{key}/credits", top_up)]:
+        response = http.post(path, content=content, headers={"content-type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert len(response.json()["error"]) < 400
 
 
 @pytest.mark.parametrize("digits", DIGITS)
@@ -155,40 +142,44 @@ def test_timing_headers_are_bounded_by_the_retention(http: httpx.Client, mock: S
         assert http.post("/v2/svd", json=SVD, headers={name: str(RESULT_RETENTION_SECONDS)}).status_code == 200
 
 
-def test_a_v1_call_cannot_move_a_stopped_clock_without_the_admin_token(store: str) -> None:
-    with client_of(Settings(speed=0, admin_token=TOKEN, store=store)) as (mock, http):
-        before = mock.clock.now()
-        refused = http.post("/v1/svd", json=SVD)
-        assert refused.status_code == 400
-        assert refused.json() == {"error": wire.STOPPED_CLOCK}
-        assert mock.jobs == [] and mock.clock.now() == before  # nothing accepted, the clock where it was
-        # Every other client's job is still there.
-        job = http.post("/v2/svd", json=SVD).json()["request_id"]
-        assert http.get(f"/v2/requests/{job}/status").status_code == 200
-        # With the token, the call runs its job to the end, moving the clock as before.
-        ran = http.post("/v1/svd", json=SVD, headers={"authorization": f"Bearer {TOKEN}"})
-        assert ran.status_code == 200 and ran.headers["content-type"] == "video/mp4"
-        assert mock.clock.now() > before
+def test_a_v1_call_cannot_move_a_stopped_clock_without_the_admin_token(store: str, make_fake: FakeFactory) -> None:
+    mock = make_fake(speed=0, admin_token=TOKEN, store=store)
+    http = make_fake.http(mock)
+    before = mock.clock.now()
+    refused = http.post("/v1/svd", json=SVD)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": wire.STOPPED_CLOCK}
+    assert mock.jobs == [] and mock.clock.now() == before  # nothing accepted, the clock where it was
+    # Every other client's job is still there.
+    job = http.post("/v2/svd", json=SVD).json()["request_id"]
+    assert http.get(f"/v2/requests/{job}/status").status_code == 200
+    # With the token, the call runs its job to the end, moving the clock as before.
+    ran = http.post("/v1/svd", json=SVD, headers={"authorization": f"Bearer {TOKEN}"})
+    assert ran.status_code == 200 and ran.headers["content-type"] == "video/mp4"
+    assert mock.clock.now() > before
 
 
-def test_a_v1_call_waiting_when_the_clock_stops_does_not_move_it_without_the_admin_token(store: str) -> None:
-    with client_of(Settings(speed=1, admin_token=TOKEN, store=store)) as (mock, http):
-        answers: list[httpx.Response] = []
-        call = threading.Thread(target=lambda: answers.append(http.post("/v1/svd", json=SVD)))
-        call.start()
-        while not mock.jobs:  # admitted while the clock runs, then waiting for its job's end
-            call.join(0.001)
-        mock.clock.set_speed(0)  # the admin stops the clock
-        stopped = mock.clock.now()
-        # The call's wait reads the clock every 20 ms: before, its first read jumped it to the job's end.
-        watched_until = time.monotonic() + 0.3
-        while time.monotonic() < watched_until:
-            assert mock.clock.now() == stopped
-            call.join(0.01)
-        assert call.is_alive()  # still waiting, for the clock to run or be moved
-        end = mock.clock.advance(RESULT_RETENTION_SECONDS / 2)  # the admin moves it past the job's end
-        call.join()
-        assert answers[0].status_code == 200 and mock.clock.now() == end
+def test_a_v1_call_waiting_when_the_clock_stops_does_not_move_it_without_the_admin_token(
+    store: str, make_fake: FakeFactory
+) -> None:
+    mock = make_fake(speed=1, admin_token=TOKEN, store=store)
+    http = make_fake.http(mock)
+    answers: list[httpx.Response] = []
+    call = threading.Thread(target=lambda: answers.append(http.post("/v1/svd", json=SVD)))
+    call.start()
+    while not mock.jobs:  # admitted while the clock runs, then waiting for its job's end
+        call.join(0.001)
+    mock.clock.set_speed(0)  # the admin stops the clock
+    stopped = mock.clock.now()
+    # The call's wait reads the clock every 20 ms: before, its first read jumped it to the job's end.
+    watched_until = time.monotonic() + 0.3
+    while time.monotonic() < watched_until:
+        assert mock.clock.now() == stopped
+        call.join(0.01)
+    assert call.is_alive()  # still waiting, for the clock to run or be moved
+    end = mock.clock.advance(RESULT_RETENTION_SECONDS / 2)  # the admin moves it past the job's end
+    call.join()
+    assert answers[0].status_code == 200 and mock.clock.now() == end
 
 
 def test_without_an_admin_token_a_v1_call_still_jumps_a_stopped_clock(http: httpx.Client, mock: SegmindMock) -> None:
@@ -197,20 +188,21 @@ def test_without_an_admin_token_a_v1_call_still_jumps_a_stopped_clock(http: http
     assert mock.clock.now() > before
 
 
-def test_the_number_of_scenario_rules_is_capped(store: str) -> None:
-    with client_of(Settings(speed=0, store=store)) as (mock, http):
-        for _ in range(MAX_RULES):
-            mock.add_scenario({"model": "motionctrl-svd"}, "failed")
-        refused = http.post("/_mock/scenarios", json={"outcome": "failed"})
-        assert refused.status_code == 400
-        assert f"at most {MAX_RULES} scenario rules (--max-scenarios)" in refused.json()["error"]
-        assert len(http.get("/_mock/scenarios").json()) == MAX_RULES
-        # Rules for another model are not this one's: an svd submission completes.
-        job = http.post("/v2/svd", json=SVD).json()["request_id"]
-        assert mock.job(job)["error"] is None  # type: ignore[index]
-        # Removing one makes room for one.
-        assert http.delete("/_mock/scenarios/1").status_code == 204
-        assert http.post("/_mock/scenarios", json={"outcome": "failed"}).status_code == 201
+def test_the_number_of_scenario_rules_is_capped(store: str, make_fake: FakeFactory) -> None:
+    mock = make_fake(speed=0, store=store)
+    http = make_fake.http(mock)
+    for _ in range(MAX_RULES):
+        mock.add_scenario({"model": "motionctrl-svd"}, "failed")
+    refused = http.post("/_mock/scenarios", json={"outcome": "failed"})
+    assert refused.status_code == 400
+    assert f"at most {MAX_RULES} scenario rules (--max-scenarios)" in refused.json()["error"]
+    assert len(http.get("/_mock/scenarios").json()) == MAX_RULES
+    # Rules for another model are not this one's: an svd submission completes.
+    job = http.post("/v2/svd", json=SVD).json()["request_id"]
+    assert mock.job(job)["error"] is None  # type: ignore[index]
+    # Removing one makes room for one.
+    assert http.delete("/_mock/scenarios/1").status_code == 204
+    assert http.post("/_mock/scenarios", json={"outcome": "failed"}).status_code == 201
 
 
 def test_a_scenario_rule_over_the_size_cap_is_refused(http: httpx.Client, mock: SegmindMock) -> None:
@@ -253,12 +245,12 @@ def test_keys_in_the_query_are_masked_however_encoded(http: httpx.Client, mock: 
 
 
 @pytest.mark.parametrize("key", ["SG_12345678", "abcdefghijk", "SG_" + "0123456789abcdef"])
-def test_a_masked_key_shows_at_most_four_characters_and_never_a_third(key: str) -> None:
-    with client_of(Settings(speed=0, accounts=parse_config({"keys": {key: {"credits": 1}}}))) as (_, http):
-        shown = http.get("/_mock/accounts").json()["accounts"][0]["key"]
-        secret = key.removeprefix("SG_")
-        visible = shown.removeprefix("SG_").removeprefix("…")
-        assert secret.endswith(visible) and len(visible) <= min(4, len(secret) // 3), shown
+def test_a_masked_key_shows_at_most_four_characters_and_never_a_third(key: str, make_fake: FakeFactory) -> None:
+    http = make_fake.http(make_fake(speed=0, accounts=parse_config({"keys": {key: {"credits": 1}}})))
+    shown = http.get("/_mock/accounts").json()["accounts"][0]["key"]
+    secret = key.removeprefix("SG_")
+    visible = shown.removeprefix("SG_").removeprefix("…")
+    assert secret.endswith(visible) and len(visible) <= min(4, len(secret) // 3), shown
 
 
 # The admin API on a real loopback server, as a browser on another site would reach it.
@@ -309,8 +301,8 @@ def test_an_ipv6_literal_image_url_is_a_url(http: httpx.Client, image: str) -> N
 
 
 @pytest.mark.parametrize("image", ["http://[::1]/x.png", "https://[2001:db8::1]/cat.png"])
-def test_an_ipv6_literal_of_a_private_address_is_never_fetched(image: str) -> None:
-    with client_of(Settings(speed=0, images=ImageSource(fetch_remote=True))) as (_, http):
-        refused = http.post("/v2/svd", json={**SVD, "image": image})
-        assert refused.status_code == 400
-        assert "loopback, private or reserved address" in refused.json()["error"]
+def test_an_ipv6_literal_of_a_private_address_is_never_fetched(image: str, make_fake: FakeFactory) -> None:
+    http = make_fake.http(make_fake(speed=0, images=ImageSource(fetch_remote=True)))
+    refused = http.post("/v2/svd", json={**SVD, "image": image})
+    assert refused.status_code == 400
+    assert "loopback, private or reserved address" in refused.json()["error"]

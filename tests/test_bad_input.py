@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings
+from mock_server import SegmindMock
 from mock_server.images import ImageSource
-from mock_server.transport import PortalTransport
-from tests.support import API_KEY, SEGMIND
+from tests.support_fakes import FakeFactory
 
 
 @pytest.mark.parametrize(
@@ -38,16 +37,15 @@ def test_malformed_body_is_400_in_the_envelope(http: httpx.Client, body: bytes, 
         assert hint in response.json()["error"]
 
 
-def test_body_past_the_limit_is_413_naming_the_limit() -> None:
-    mock = SegmindMock(Settings(speed=0, max_body_bytes=1000))
-    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http:
-        huge = {**MODELS["svd"].example, "image": "QUJD" * 1000}
-        response = http.post("/v2/svd", json=huge)
-        assert response.status_code == 413
-        assert response.json() == {"error": "Request body is larger than the fake's limit of 1000 bytes"}
-        chunked = http.post("/v2/svd", content=iter([b"{", b" " * 2000, b"}"]))
-        assert chunked.status_code == 413
-        assert http.post("/v2/svd", json=MODELS["svd"].example).status_code == 200
+@pytest.mark.fake_settings(max_body_bytes=1000)
+def test_body_past_the_limit_is_413_naming_the_limit(http: httpx.Client) -> None:
+    huge = {**MODELS["svd"].example, "image": "QUJD" * 1000}
+    response = http.post("/v2/svd", json=huge)
+    assert response.status_code == 413
+    assert response.json() == {"error": "Request body is larger than the fake's limit of 1000 bytes"}
+    chunked = http.post("/v2/svd", content=iter([b"{", b" " * 2000, b"}"]))
+    assert chunked.status_code == 413
+    assert http.post("/v2/svd", json=MODELS["svd"].example).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -86,10 +84,9 @@ def test_wrong_method_is_405_json_naming_the_allowed_one(
     assert response.json() == {"error": f"Method {method} is not allowed on {path}; use {allow}"}
 
 
-def test_an_image_url_with_an_impossible_port_is_400_when_fetching() -> None:
-    mock = SegmindMock(Settings(speed=0, images=ImageSource(fetch_remote=True)))
-    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http:
-        response = http.post("/v2/svd", json={**MODELS["svd"].example, "image": "http://a.example:99999/x.png"})
+@pytest.mark.fake_settings(images=ImageSource(fetch_remote=True))
+def test_an_image_url_with_an_impossible_port_is_400_when_fetching(http: httpx.Client) -> None:
+    response = http.post("/v2/svd", json={**MODELS["svd"].example, "image": "http://a.example:99999/x.png"})
     assert response.status_code == 400
     assert "port must be a number from 1 to 65535" in response.json()["error"]
 
@@ -107,12 +104,13 @@ def _broken_submit(*args: object, **kwargs: object) -> NoReturn:
     raise RuntimeError("a bug in the fake")
 
 
-def test_a_bug_in_the_fake_is_a_500_in_the_envelope_and_journaled(monkeypatch: pytest.MonkeyPatch) -> None:
-    mock = SegmindMock(Settings(speed=0))
+def test_a_bug_in_the_fake_is_a_500_in_the_envelope_and_journaled(
+    mock: SegmindMock, make_fake: FakeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(mock.service, "submit", _broken_submit)  # a bug: every submission raises
-    with httpx.Client(transport=PortalTransport(mock.app), base_url=SEGMIND, headers={"x-api-key": API_KEY}) as http:
-        response = http.post("/v2/svd", json=MODELS["svd"].example)
-        assert response.status_code == 500
-        assert response.json() == {"error": "The fake failed unexpectedly: RuntimeError: a bug in the fake"}
-        assert http.get("/_mock/health").status_code == 200  # the fake carries on
+    http = make_fake.http(mock)
+    response = http.post("/v2/svd", json=MODELS["svd"].example)
+    assert response.status_code == 500
+    assert response.json() == {"error": "The fake failed unexpectedly: RuntimeError: a bug in the fake"}
+    assert http.get("/_mock/health").status_code == 200  # the fake carries on
     assert [(entry["path"], entry["status"]) for entry in mock.requests] == [("/v2/svd", 500)]

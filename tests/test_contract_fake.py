@@ -12,12 +12,12 @@ import pytest
 from contracts import MODELS
 from contracts.rules import RULES
 from contracts.suite import RATE_LIMIT_RETRIES, Options, assert_conforms, run_suite
-from mock_server import SegmindMock, Settings
+from mock_server import SegmindMock
 from mock_server.cli import main
 from mock_server.jobs import State
 from mock_server.server import ServerThread
-from mock_server.transport import PortalTransport
 from tests.support_contracts import API_KEY, broken_variants, product_variants, shared_fake
+from tests.support_fakes import FakeFactory
 
 FAKE_URL = "http://fake.test"
 # More jobs than the live default, since the fake's are free: examples plus generated payloads.
@@ -26,11 +26,10 @@ BROKEN = broken_variants()
 PRODUCT = product_variants()
 
 
-def test_the_fake_conforms_in_process() -> None:
-    mock = SegmindMock(Settings(speed=0))
+def test_the_fake_conforms_in_process(mock: SegmindMock, make_fake: FakeFactory) -> None:
     lines: list[str] = []
-    with PortalTransport(mock.app) as transport:
-        report = run_suite(FAKE_URL, API_KEY, FAKE_OPTIONS, progress=lines.append, transport=transport)
+    transport = make_fake.transport(mock)
+    report = run_suite(FAKE_URL, API_KEY, FAKE_OPTIONS, progress=lines.append, transport=transport)
     assert report.ok, report.render()
     assert report.fake and report.jobs == FAKE_OPTIONS.max_jobs
     # Every job was polled to its end, the forced FAILED one included, by moving the fake's clock.
@@ -45,28 +44,26 @@ def test_the_fake_conforms_in_process() -> None:
     assert mock.jobs == []
 
 
-def test_the_fake_conforms_on_a_real_server() -> None:
-    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
-        report = assert_conforms(url, API_KEY, Options(max_jobs=2, invalid_examples=5))
+def test_the_fake_conforms_on_a_real_server(mock: SegmindMock, make_fake: FakeFactory) -> None:
+    report = assert_conforms(make_fake.serve(mock), API_KEY, Options(max_jobs=2, invalid_examples=5))
     assert report.checks > 50 and report.jobs == 2
 
 
 @pytest.mark.parametrize("times", [1, RATE_LIMIT_RETRIES + 1])
 def test_a_429_moves_the_fakes_clock_past_the_reset_and_never_sleeps(
-    times: int, monkeypatch: pytest.MonkeyPatch
+    times: int, monkeypatch: pytest.MonkeyPatch, mock: SegmindMock, make_fake: FakeFactory
 ) -> None:
     def no_sleeping(seconds: float) -> None:
         raise AssertionError(f"the suite slept {seconds}s in real time against the fake")
 
     monkeypatch.setattr(time, "sleep", no_sleeping)
-    mock = SegmindMock(Settings(speed=0))
     mock.scenarios.add({"outcome": "http_error", "status": 429, "times": times, "match": {"api_key": API_KEY}})
     start = mock.clock.now()
     lines: list[str] = []
-    with PortalTransport(mock.app) as transport:
-        report = run_suite(
-            FAKE_URL, API_KEY, Options(jobs=False, invalid_examples=0), progress=lines.append, transport=transport
-        )
+    transport = make_fake.transport(mock)
+    report = run_suite(
+        FAKE_URL, API_KEY, Options(jobs=False, invalid_examples=0), progress=lines.append, transport=transport
+    )
     # The first keyed call (an invalid payload) met the 429s; each retry came after the reset (60 s on).
     waits = [line for line in lines if "rate limited: moving the fake's clock" in line]
     assert len(waits) == min(times, RATE_LIMIT_RETRIES)
@@ -78,14 +75,15 @@ def test_a_429_moves_the_fakes_clock_past_the_reset_and_never_sleeps(
 
 
 @pytest.mark.parametrize("refused", [False, True], ids=["another-client-submits-meanwhile", "the-submit-is-refused"])
-def test_the_suites_failed_scenario_meets_only_its_own_job_and_is_removed(refused: bool) -> None:
-    mock = SegmindMock(Settings(speed=0))
+def test_the_suites_failed_scenario_meets_only_its_own_job_and_is_removed(
+    refused: bool, mock: SegmindMock, make_fake: FakeFactory
+) -> None:
     app, others = shared_fake(mock, other_client=not refused, refuse_next_submit=refused)
     lines: list[str] = []
-    with PortalTransport(app) as transport:
-        report = run_suite(
-            FAKE_URL, API_KEY, Options(max_jobs=1, invalid_examples=0), progress=lines.append, transport=transport
-        )
+    transport = make_fake.transport(app)
+    report = run_suite(
+        FAKE_URL, API_KEY, Options(max_jobs=1, invalid_examples=0), progress=lines.append, transport=transport
+    )
     assert mock.scenarios.rules() == []  # used or not, the suite's scenario is gone
     # Another client's job, submitted while the scenario was in place, or the suite key's next one, completes.
     # (Expired by now, since the suite's retention check moved the clock an hour: its fate was set at submission.)
@@ -100,19 +98,18 @@ def test_the_suites_failed_scenario_meets_only_its_own_job_and_is_removed(refuse
         assert sum(line.endswith("-> FAILED") for line in lines) == 1  # the suite's own forced job
 
 
-def test_no_jobs_runs_only_the_free_checks() -> None:
-    mock = SegmindMock(Settings(speed=0))
-    with PortalTransport(mock.app) as transport:
-        report = run_suite(FAKE_URL, API_KEY, Options(jobs=False, invalid_examples=3), transport=transport)
+def test_no_jobs_runs_only_the_free_checks(mock: SegmindMock, make_fake: FakeFactory) -> None:
+    transport = make_fake.transport(mock)
+    report = run_suite(FAKE_URL, API_KEY, Options(jobs=False, invalid_examples=3), transport=transport)
     assert report.ok, report.render()
     assert report.jobs == 0 and mock.jobs == []
 
 
 @pytest.mark.parametrize("variant", list(BROKEN))
-def test_each_broken_variant_fails_naming_the_broken_rule(variant: str) -> None:
+def test_each_broken_variant_fails_naming_the_broken_rule(variant: str, make_fake: FakeFactory) -> None:
     build, rule = BROKEN[variant]
-    with PortalTransport(build()) as transport:
-        report = run_suite(FAKE_URL, API_KEY, Options(max_jobs=2, invalid_examples=3), transport=transport)
+    transport = make_fake.transport(build())
+    report = run_suite(FAKE_URL, API_KEY, Options(max_jobs=2, invalid_examples=3), transport=transport)
     assert rule in report.rules, report.render()
     text = report.render()
     assert f"FAIL {rule} " in text and RULES[rule].description in text
@@ -120,9 +117,11 @@ def test_each_broken_variant_fails_naming_the_broken_rule(variant: str) -> None:
     assert violation.request.startswith(("GET ", "POST ")) and violation.response
 
 
-def test_cli_exits_0_on_the_fake_and_shows_progress(capsys: pytest.CaptureFixture[str]) -> None:
-    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
-        code = main(["contract", "--base-url", url, "--api-key", API_KEY, "--max-jobs", "2", "--invalid-examples", "3"])
+def test_cli_exits_0_on_the_fake_and_shows_progress(
+    capsys: pytest.CaptureFixture[str], mock: SegmindMock, make_fake: FakeFactory
+) -> None:
+    url = make_fake.serve(mock)
+    code = main(["contract", "--base-url", url, "--api-key", API_KEY, "--max-jobs", "2", "--invalid-examples", "3"])
     out, err = capsys.readouterr()
     assert code == 0, out
     assert "no violations: the target conforms" in out
@@ -158,19 +157,18 @@ def test_cli_needs_a_key_and_a_reachable_target(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("variant", "outcome"), [(None, "1 passed"), ("uses a non-envelope error body", "1 failed")])
-def test_the_pytest_entry_point(variant: str | None, outcome: str) -> None:
-    app = SegmindMock(Settings(speed=0)).app if variant is None else BROKEN[variant][0]()
-    with ServerThread(app) as url:
-        env = {
-            **os.environ,
-            "SEGMIND_CONTRACT_BASE_URL": url,
-            "SEGMIND_API_KEY": API_KEY,
-            "SEGMIND_CONTRACT_MAX_JOBS": "1",
-            "SEGMIND_CONTRACT_INVALID_EXAMPLES": "2",
-            "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
-        }
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "contracts.pytest_suite"]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+def test_the_pytest_entry_point(variant: str | None, outcome: str, mock: SegmindMock, make_fake: FakeFactory) -> None:
+    url = make_fake.serve(mock if variant is None else BROKEN[variant][0]())
+    env = {
+        **os.environ,
+        "SEGMIND_CONTRACT_BASE_URL": url,
+        "SEGMIND_API_KEY": API_KEY,
+        "SEGMIND_CONTRACT_MAX_JOBS": "1",
+        "SEGMIND_CONTRACT_INVALID_EXAMPLES": "2",
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "contracts.pytest_suite"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert outcome in done.stdout, done.stdout + done.stderr
     if variant is not None:
         assert "FAIL error-envelope" in done.stdout

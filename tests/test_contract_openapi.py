@@ -27,6 +27,7 @@ from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_video import data_uri, png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,10 +84,10 @@ def captured(response: httpx.Response) -> tuple[CapturedRequest, CapturedRespons
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[SegmindMock, httpx.Client, OpenAPI]]:
+def served(make_fake: FakeFactory) -> Iterator[tuple[SegmindMock, httpx.Client, OpenAPI]]:
     """The fake with a declared key (others 401, credits for one job), on a real server, and its own document."""
     config = parse_config({"keys": {API_KEY: {}, "SG_00000000000000aa": {"credits": 0.2, "models": ["svd"]}}})
-    mock = SegmindMock(Settings(speed=0, accounts=config))
+    mock = make_fake(speed=0, accounts=config)
     with ServerThread(mock.app) as url, httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) as http:
         yield mock, http, OpenAPI.from_dict(openapi_document(url))
 
@@ -193,7 +194,7 @@ SCHEMATHESIS = [
 
 
 @pytest.mark.slow
-def test_an_outsiders_schemathesis_run_finds_nothing(tmp_path: Path) -> None:
+def test_an_outsiders_schemathesis_run_finds_nothing(tmp_path: Path, make_fake: FakeFactory) -> None:
     executable = shutil.which("schemathesis")
     if executable is None:
         pytest.skip("the schemathesis command is not installed")
@@ -201,16 +202,16 @@ def test_an_outsiders_schemathesis_run_finds_nothing(tmp_path: Path) -> None:
     # Inline images must decode as images, which the document cannot say: the run is told (the hook).
     hooks = {"SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "schemathesis_hooks.py"), "PYTHONPATH": str(ROOT)}
     # Declared keys: a made-up key is refused with 401, as schemathesis' ignored_auth check expects.
-    mock = SegmindMock(Settings(speed=0, virtual=True, accounts=parse_config({"keys": {API_KEY: {}}})))
-    with ServerThread(mock.app) as url:
-        done = subprocess.run(
-            [executable, *SCHEMATHESIS, f"{url}/openapi.json"],
-            cwd=tmp_path,
-            env={**os.environ, **hooks},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    mock = make_fake(speed=0, virtual=True, accounts=parse_config({"keys": {API_KEY: {}}}))
+    url = make_fake.serve(mock)
+    done = subprocess.run(
+        [executable, *SCHEMATHESIS, f"{url}/openapi.json"],
+        cwd=tmp_path,
+        env={**os.environ, **hooks},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-5000:]
     assert "No issues found" in out or " passed" in out, out[-3000:]

@@ -25,12 +25,11 @@ from contracts.report import PYAV_MISSING
 from contracts.responses import ERROR_CODES
 from contracts.rules import RULES
 from contracts.suite import Options, run_suite
-from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
 from mock_server.cli import main
-from mock_server.server import ServerThread
 from tests.support import API_KEY
 from tests.support_contracts import rewrite, rewrite_raw, substitute_video
+from tests.support_fakes import FakeFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 # Small runs: every paid call, the fake's lifecycle, a few invalid payloads.
@@ -55,19 +54,21 @@ def _speed(url: str, token: str | None = None) -> float:
 
 @pytest.mark.parametrize("speed", [1000, 1_000_000], ids=["speed-1000", "an-hour-in-4ms"])
 def test_the_fake_passes_at_any_clock_speed_and_gets_its_speed_back(
-    speed: float, capsys: pytest.CaptureFixture[str]
+    speed: float, capsys: pytest.CaptureFixture[str], make_fake: FakeFactory
 ) -> None:
-    with ServerThread(SegmindMock(Settings(speed=speed)).app) as url:
-        code = _contract(url, *ARGS)
-        after = _speed(url)
+    url = make_fake.serve(make_fake(speed=speed))
+    code = _contract(url, *ARGS)
+    after = _speed(url)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "no violations: the target conforms" in out
     assert after == speed
 
 
-def test_the_clock_speed_is_restored_when_the_run_breaks_off(capsys: pytest.CaptureFixture[str]) -> None:
-    mock = SegmindMock(Settings(speed=1000))
+def test_the_clock_speed_is_restored_when_the_run_breaks_off(
+    capsys: pytest.CaptureFixture[str], make_fake: FakeFactory
+) -> None:
+    mock = make_fake(speed=1000)
 
     async def jobs_list_broken(scope: Scope, receive: Receive, send: Send) -> None:
         # The admin API's job reads, which the suite makes in its retention step, fail: the run stops there.
@@ -77,9 +78,9 @@ def test_the_clock_speed_is_restored_when_the_run_breaks_off(capsys: pytest.Capt
             return
         await mock.app(scope, receive, send)
 
-    with ServerThread(jobs_list_broken) as url:
-        code = _contract(url, *ARGS)
-        after = _speed(url)
+    url = make_fake.serve(jobs_list_broken)
+    code = _contract(url, *ARGS)
+    after = _speed(url)
     assert code == 2 and "500 Internal Server Error" in capsys.readouterr().err
     assert after == 1000
 
@@ -88,10 +89,10 @@ def test_the_clock_speed_is_restored_when_the_run_breaks_off(capsys: pytest.Capt
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
-def test_the_fake_passes_on_any_plan(plan: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_fake_passes_on_any_plan(plan: str, capsys: pytest.CaptureFixture[str], make_fake: FakeFactory) -> None:
     accounts = parse_config({"keys": {API_KEY: PLANS[plan]}})
-    with ServerThread(SegmindMock(Settings(speed=1, accounts=accounts)).app) as url:
-        report = run_suite(url, API_KEY, Options(max_jobs=6, invalid_examples=3))
+    url = make_fake.serve(make_fake(speed=1, accounts=accounts))
+    report = run_suite(url, API_KEY, Options(max_jobs=6, invalid_examples=3))
     assert report.ok, report.render()
     # Every forced error code was met as itself, whatever the key's rate limit answered first.
     assert report.checked["error-codes"] == len(ERROR_CODES) and report.checked["rate-limit-reset"] >= 1
@@ -104,58 +105,59 @@ def test_the_fake_passes_on_any_plan(plan: str, capsys: pytest.CaptureFixture[st
 @pytest.mark.parametrize("how", ["--admin-token", ADMIN_TOKEN_VARIABLE])
 @pytest.mark.parametrize("bind", ["given-token", "beyond-loopback"])
 def test_contract_runs_against_a_fake_requiring_its_admin_token(
-    bind: str, how: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    bind: str, how: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, make_fake: FakeFactory
 ) -> None:
     monkeypatch.delenv(ADMIN_TOKEN_VARIABLE, raising=False)
     if bind == "given-token":
-        thread = ServerThread(SegmindMock(Settings(speed=1000, admin_token="team-secret-1")).app, host="127.0.0.1")
+        mock = make_fake(speed=1000, admin_token="team-secret-1")
+        url = make_fake.serve(mock, host="127.0.0.1")
     else:  # a fresh token, generated for a bind beyond loopback
-        thread = ServerThread(SegmindMock(Settings(speed=1000)).app, host="0.0.0.0")
-    token = thread.admin_token
+        mock = make_fake(speed=1000)
+        url = make_fake.serve(mock, host="0.0.0.0")
+    token = mock.settings.admin_token
     assert token
-    with thread as url:
-        assert _contract(url, *ARGS) == 2
-        err = capsys.readouterr().err
-        assert "401 Unauthorized" in err and f"give --admin-token or set ${ADMIN_TOKEN_VARIABLE}" in err
-        if how == "--admin-token":
-            code = _contract(url, *ARGS, "--admin-token", token)
-        else:
-            monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, token)
-            code = _contract(url, *ARGS)
-        assert _speed(url, token) == 1000
+    assert _contract(url, *ARGS) == 2
+    err = capsys.readouterr().err
+    assert "401 Unauthorized" in err and f"give --admin-token or set ${ADMIN_TOKEN_VARIABLE}" in err
+    if how == "--admin-token":
+        code = _contract(url, *ARGS, "--admin-token", token)
+    else:
+        monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, token)
+        code = _contract(url, *ARGS)
+    assert _speed(url, token) == 1000
     out = capsys.readouterr().out
     assert code == 0, out
 
 
-def test_the_pytest_form_reads_the_admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    with ServerThread(SegmindMock(Settings(speed=0, admin_token="team-secret-2")).app) as url:
-        monkeypatch.setenv("SEGMIND_CONTRACT_BASE_URL", url)
-        monkeypatch.setenv("SEGMIND_API_KEY", API_KEY)
-        monkeypatch.setenv("SEGMIND_CONTRACT_MAX_JOBS", "1")
-        monkeypatch.setenv("SEGMIND_CONTRACT_INVALID_EXAMPLES", "0")
-        monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, "team-secret-2")
+def test_the_pytest_form_reads_the_admin_token(monkeypatch: pytest.MonkeyPatch, make_fake: FakeFactory) -> None:
+    url = make_fake.serve(make_fake(speed=0, admin_token="team-secret-2"))
+    monkeypatch.setenv("SEGMIND_CONTRACT_BASE_URL", url)
+    monkeypatch.setenv("SEGMIND_API_KEY", API_KEY)
+    monkeypatch.setenv("SEGMIND_CONTRACT_MAX_JOBS", "1")
+    monkeypatch.setenv("SEGMIND_CONTRACT_INVALID_EXAMPLES", "0")
+    monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, "team-secret-2")
+    contracts.pytest_suite.test_target_conforms_to_the_documented_contract()
+    monkeypatch.delenv(ADMIN_TOKEN_VARIABLE)
+    with pytest.raises(httpx.HTTPStatusError, match="401 Unauthorized"):
         contracts.pytest_suite.test_target_conforms_to_the_documented_contract()
-        monkeypatch.delenv(ADMIN_TOKEN_VARIABLE)
-        with pytest.raises(httpx.HTTPStatusError, match="401 Unauthorized"):
-            contracts.pytest_suite.test_target_conforms_to_the_documented_contract()
 
 
 @pytest.mark.parametrize("how", ["--admin-token", ADMIN_TOKEN_VARIABLE])
 def test_verify_runs_against_a_fake_requiring_its_admin_token(
-    how: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    how: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, make_fake: FakeFactory
 ) -> None:
     monkeypatch.delenv(ADMIN_TOKEN_VARIABLE, raising=False)
-    mock = SegmindMock(Settings(speed=0, admin_token="team-secret-3"))
+    mock = make_fake(speed=0, admin_token="team-secret-3")
     command = f"{sys.executable} {ROOT / 'tests' / 'support_command_client.py'} sdk"
     verify = ["verify", "--command", command, "--timeout", "30"]
-    with ServerThread(mock.app) as url:
-        assert main([*verify, "--base-url", url]) == 2
-        assert "give --admin-token" in capsys.readouterr().err
-        if how == "--admin-token":
-            code = main([*verify, "--base-url", url, "--admin-token", "team-secret-3"])
-        else:
-            monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, "team-secret-3")
-            code = main([*verify, "--base-url", url])
+    url = make_fake.serve(mock)
+    assert main([*verify, "--base-url", url]) == 2
+    assert "give --admin-token" in capsys.readouterr().err
+    if how == "--admin-token":
+        code = main([*verify, "--base-url", url, "--admin-token", "team-secret-3"])
+    else:
+        monkeypatch.setenv(ADMIN_TOKEN_VARIABLE, "team-secret-3")
+        code = main([*verify, "--base-url", url])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "scenarios handled" in out and mock.scenarios.rules() == []
@@ -182,9 +184,11 @@ def _skipped(data: dict[str, Any], suite: ElementTree.Element) -> tuple[dict[str
     return in_json, in_junit
 
 
-def test_rules_the_budget_leaves_out_name_max_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
-        code, data, suite = _reports(tmp_path, url, "--max-jobs", "3", "--invalid-examples", "0")
+def test_rules_the_budget_leaves_out_name_max_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_fake: FakeFactory
+) -> None:
+    url = make_fake.serve(make_fake(speed=0))
+    code, data, suite = _reports(tmp_path, url, "--max-jobs", "3", "--invalid-examples", "0")
     out = capsys.readouterr().out
     assert code == 0, out
     in_json, in_junit = _skipped(data, suite)
@@ -195,22 +199,22 @@ def test_rules_the_budget_leaves_out_name_max_jobs(tmp_path: Path, capsys: pytes
     assert "the two v1 calls" in in_json["valid-accepted"]
     assert "Not checked (2 rules):" in out
     assert f"  - valid-accepted: {in_json['valid-accepted']}" in out and "  - sync-base64: " in out
-    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
-        code, data, suite = _reports(tmp_path, url, "--max-jobs", "2", "--invalid-examples", "0")
+    url = make_fake.serve(make_fake(speed=0))
+    code, data, suite = _reports(tmp_path, url, "--max-jobs", "2", "--invalid-examples", "0")
     in_json, _ = _skipped(data, suite)
     assert "video-16-9" in in_json and "--max-jobs 2" in in_json["video-16-9"]
 
 
 def test_a_job_stuck_in_an_undocumented_state_is_named_as_the_cause(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_fake: FakeFactory
 ) -> None:
     def starting(method: str, path: str, status: int, body: Any) -> tuple[int, Any]:
         stuck = path.endswith("/status") and isinstance(body, dict) and body.get("status") in ("QUEUED", "PROCESSING")
         return status, {**body, "status": "STARTING"} if stuck else body
 
-    with ServerThread(rewrite(SegmindMock(Settings(speed=0)).app, starting)) as url:
-        # Only v2 jobs: the v1 calls would meet the video rules.
-        code, data, suite = _reports(tmp_path, url, "--max-jobs", "2", "--invalid-examples", "0")
+    url = make_fake.serve(rewrite(make_fake(speed=0).app, starting))
+    # Only v2 jobs: the v1 calls would meet the video rules.
+    code, data, suite = _reports(tmp_path, url, "--max-jobs", "2", "--invalid-examples", "0")
     assert code == 1
     in_json, in_junit = _skipped(data, suite)
     assert in_json == in_junit
@@ -219,7 +223,7 @@ def test_a_job_stuck_in_an_undocumented_state_is_named_as_the_cause(
     assert all("no case for it arose" not in cause for cause in in_json.values()), in_json
 
 
-def test_without_pyav_every_video_rule_says_so(tmp_path: Path) -> None:
+def test_without_pyav_every_video_rule_says_so(tmp_path: Path, make_fake: FakeFactory) -> None:
     script = f"""
 import sys
 sys.modules["av"] = None
@@ -229,10 +233,10 @@ sys.exit(main(["contract", "--base-url", sys.argv[1], "--api-key", "{API_KEY}", 
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     path = tmp_path / "contract.json"
-    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
-        done = subprocess.run(
-            [sys.executable, "-c", script, url, str(path)], env=env, capture_output=True, text=True, timeout=120
-        )
+    url = make_fake.serve(make_fake(speed=0))
+    done = subprocess.run(
+        [sys.executable, "-c", script, url, str(path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     skipped = {rule["rule"]: rule.get("skipped") for rule in json.loads(path.read_text())["rules"]}
     assert {rule: skipped[rule] for rule in VIDEO_RULES} == dict.fromkeys(VIDEO_RULES, PYAV_MISSING)
@@ -240,13 +244,13 @@ sys.exit(main(["contract", "--base-url", sys.argv[1], "--api-key", "{API_KEY}", 
 
 
 def test_junit_counts_failed_test_cases_each_holding_one_failure(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_fake: FakeFactory
 ) -> None:
     # 14 frames at 24 fps whatever was asked: every video breaks video-fps, the 25-frame one video-frames.
     build = substitute_video(14, 24, (512, 288))
-    app = SegmindMock(Settings(speed=0)).app
-    with ServerThread(rewrite_raw(app, build)) as url:
-        code, data, suite = _reports(tmp_path, url, "--max-jobs", "6", "--invalid-examples", "0")
+    app = make_fake(speed=0).app
+    url = make_fake.serve(rewrite_raw(app, build))
+    code, data, suite = _reports(tmp_path, url, "--max-jobs", "6", "--invalid-examples", "0")
     assert code == 1
     cases = list(suite.iter("testcase"))
     failed = [case for case in cases if case.find("failure") is not None]
@@ -276,12 +280,12 @@ def test_max_jobs_help_says_the_v1_calls_use_the_budget(capsys: pytest.CaptureFi
 # 5. The docs say which API keys the fake accepts.
 
 
-def test_the_docs_state_the_key_shape_the_fake_accepts() -> None:
+def test_the_docs_state_the_key_shape_the_fake_accepts(make_fake: FakeFactory) -> None:
     docs = " ".join((ROOT / "docs" / "contracts.md").read_text().split())
     assert "any non-empty API key" not in docs
     assert f"accepts any key shaped like Segmind's ({API_KEY_SHAPE}" in docs
-    with ServerThread(SegmindMock(Settings(speed=0)).app) as url:
-        example = {"image": "https://example.com/cat.png"}
-        for key, status in (("your-api-key", 401), ("SG_0123", 401), (API_KEY, 200)):
-            answer = httpx.post(f"{url}/v2/svd", json=example, headers={"x-api-key": key})
-            assert answer.status_code == status, key
+    url = make_fake.serve(make_fake(speed=0))
+    example = {"image": "https://example.com/cat.png"}
+    for key, status in (("your-api-key", 401), ("SG_0123", 401), (API_KEY, 200)):
+        answer = httpx.post(f"{url}/v2/svd", json=example, headers={"x-api-key": key})
+        assert answer.status_code == status, key

@@ -7,7 +7,6 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,13 @@ from segmind import SegmindClient
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.responses import ERROR_CODES, FINAL_CODES
 from contracts.verify import KeyRateLimited, scenarios, verify_client
-from mock_server import SegmindMock, Settings
+from mock_server import SegmindMock
 from mock_server.accounts import parse_config
 from mock_server.cli import main
 from mock_server.journal import mask_key
-from mock_server.server import ServerThread
 from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD_ONLY
 from tests.support_contracts import sdk_client
+from tests.support_fakes import FakeFactory
 
 NAMES = [scenario.name for scenario in scenarios()]
 REFUSALS = [f"http_{code}" for code in sorted(FINAL_CODES)]
@@ -34,10 +33,10 @@ ONE_A_MINUTE = "SG_0000000000000ee1"  # a key allowed one submission a minute
 
 
 @pytest.fixture
-def fake_url() -> Iterator[tuple[str, SegmindMock]]:
-    mock = SegmindMock(Settings(speed=0))
-    with ServerThread(mock.app) as url:
-        yield url, mock
+def fake_url(make_fake: FakeFactory) -> tuple[str, SegmindMock]:
+    """A frozen-clock fake of its own on a real server: its URL, and the fake."""
+    mock = make_fake(speed=0)
+    return make_fake.serve(mock), mock
 
 
 # The careless client's polls of one job: each is a real HTTP round trip, far more than the
@@ -281,10 +280,10 @@ def paced(interval: float, retry_429_after: float | None = None) -> str:
 
 
 @pytest.fixture
-def fake_with_keys() -> Iterator[tuple[str, SegmindMock]]:
-    mock = SegmindMock(Settings(speed=0, accounts=CONFIG))
-    with ServerThread(mock.app) as url:
-        yield url, mock
+def fake_with_keys(make_fake: FakeFactory) -> tuple[str, SegmindMock]:
+    """A frozen-clock fake declaring the test keys on a real server: its URL, and the fake."""
+    mock = make_fake(speed=0, accounts=CONFIG)
+    return make_fake.serve(mock), mock
 
 
 @pytest.mark.parametrize("interval", [0, 0.01])
@@ -381,11 +380,10 @@ def test_verify_cannot_run_a_command_that_cannot_start(
 
 
 @pytest.fixture
-def fake_with_plans() -> Iterator[str]:
+def fake_with_plans(make_fake: FakeFactory) -> str:
     """A fake whose keys include the free plan's (5 submissions a minute) and one of 1 a minute."""
     config = parse_config({"keys": {FREE: {"plan": "free"}, ONE_A_MINUTE: {"rpm": 1}}})
-    with ServerThread(SegmindMock(Settings(speed=0, accounts=config)).app) as url:
-        yield url
+    return make_fake.serve(make_fake(speed=0, accounts=config))
 
 
 def test_a_correct_client_on_the_free_plan_meets_every_scenarios_own_answer(fake_with_plans: str) -> None:

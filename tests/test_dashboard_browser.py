@@ -17,8 +17,8 @@ from contracts import MODELS
 from mock_server import SegmindMock, Settings, wire
 from mock_server.accounts import parse_config
 from mock_server.admin_token import ADMIN_COOKIE
-from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.browser
 # The page polls once a second; a loaded CI machine may take a few polls to show a change.
@@ -223,14 +223,16 @@ def test_a_token_in_the_url_is_kept_in_a_cookie_the_page_sends_but_cannot_read(
     assert f"{ADMIN_COOKIE}=s3cret" in poll.value.all_headers()["cookie"]
 
 
-def test_beyond_loopback_the_dashboard_works_once_opened_with_its_token(browser: Browser) -> None:
-    mock = SegmindMock(Settings(speed=0))
-    thread = ServerThread(mock.app, host="0.0.0.0")  # bound to all, called through 127.0.0.1 only
-    with thread as url, browser.new_context() as context:
+def test_beyond_loopback_the_dashboard_works_once_opened_with_its_token(
+    browser: Browser, make_fake: FakeFactory
+) -> None:
+    mock = make_fake(speed=0)
+    url = make_fake.serve(mock, host="0.0.0.0")  # bound to all, called through 127.0.0.1 only
+    with browser.new_context() as context:
         page = context.new_page()
         refused = page.goto(f"{url}/_mock/")
         assert refused is not None and refused.status == 401  # without the token, not even the page
-        page.goto(f"{url}/_mock/?token={thread.admin_token}")
+        page.goto(f"{url}/_mock/?token={mock.settings.admin_token}")  # the token the server generated
         assert page.url == f"{url}/_mock/"  # the token left the address bar for an HttpOnly cookie
         request_id = httpx.post(f"{url}/v2/svd", json=SVD, headers={"x-api-key": API_KEY}).json()["request_id"]
         row = job_row(page, request_id)

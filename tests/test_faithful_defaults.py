@@ -3,7 +3,7 @@ scenarios that could never match, reset's speed, and v1 calls on a frozen clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,38 +12,29 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from contracts.openapi import API_KEY_PATTERN
-from mock_server import SegmindMock, Settings, defaults, wire
+from mock_server import SegmindMock, defaults, wire
 from mock_server.accounts import parse_config
-from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 SVD = MODELS["svd"].example
 MOTIONCTRL = MODELS["motionctrl-svd"].example
 HINT = "keys look like SG_ and 16 hex digits"
+# Starts a fake with the given settings on a real server of its own: the fake, and a client of it.
+Start = Callable[..., tuple[SegmindMock, httpx.Client]]
 
 
 @pytest.fixture
-def started(store: str) -> Iterator[Any]:
-    """Start a fake with these settings on a real server; yield a function returning (mock, client)."""
-    threads: list[ServerThread] = []
-    clients: list[httpx.Client] = []
+def started(store: str, make_fake: FakeFactory) -> Start:
+    """Start fakes with given settings on this store, each on a real server of its own."""
 
     def start(**settings: Any) -> tuple[SegmindMock, httpx.Client]:
-        mock = SegmindMock(Settings(store=store, **settings))
-        thread = ServerThread(mock.app)
-        url = thread.__enter__()
-        threads.append(thread)
-        client = httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=30)
-        clients.append(client)
-        return mock, client
+        mock = make_fake(store=store, **settings)
+        return mock, make_fake.http(make_fake.serve(mock), timeout=30)
 
-    yield start
-    for client in clients:
-        client.close()
-    for thread in threads:
-        thread.__exit__(None, None, None)
+    return start
 
 
 # Keys: open mode accepts Segmind-shaped keys only; a config's keys are accepted whatever their shape.
@@ -75,7 +66,9 @@ def test_the_key_pattern_is_the_documented_shape() -> None:
     assert not API_KEY_PATTERN.fullmatch("SG_" + "0" * 15)
 
 
-def test_keys_declared_in_a_config_are_accepted_whatever_their_shape(started: Any) -> None:
+def test_keys_declared_in_a_config_are_accepted_whatever_their_shape(
+    started: Start,
+) -> None:
     _, client = started(speed=0, accounts=parse_config({"keys": {"team-ci": {}}}))
     assert client.post("/v2/svd", json=SVD, headers={"x-api-key": "team-ci"}).status_code == 200
     refused = client.post("/v2/svd", json=SVD)  # shaped right, but not declared
@@ -86,7 +79,9 @@ def test_keys_declared_in_a_config_are_accepted_whatever_their_shape(started: An
 # Billing headers: every v1 answer has them, a float for a key without a balance too.
 
 
-def test_a_v1_answer_of_an_open_key_carries_cost_and_remaining_credits_as_numbers(started: Any) -> None:
+def test_a_v1_answer_of_an_open_key_carries_cost_and_remaining_credits_as_numbers(
+    started: Start,
+) -> None:
     _, client = started(speed=0, virtual=True)
     response = client.post("/v1/svd", json=SVD)
     assert response.status_code == 200
@@ -139,7 +134,9 @@ def test_a_scenario_matching_either_model_s_parameter_still_fires(server: Any, l
 # Reset restores the speed the fake started with.
 
 
-def test_reset_restores_the_start_up_speed_not_the_one_set_at_run_time(started: Any) -> None:
+def test_reset_restores_the_start_up_speed_not_the_one_set_at_run_time(
+    started: Start,
+) -> None:
     _, client = started(speed=5)
     assert client.post("/_mock/clock", json={"speed": 0}).json()["speed"] == 0
     assert client.post("/_mock/reset").status_code == 200
@@ -149,7 +146,9 @@ def test_reset_restores_the_start_up_speed_not_the_one_set_at_run_time(started: 
 # A v1 call on a frozen clock never hangs: the clock jumps to the job's end.
 
 
-def test_a_v1_call_on_a_frozen_clock_jumps_the_clock_to_the_job_s_end(started: Any) -> None:
+def test_a_v1_call_on_a_frozen_clock_jumps_the_clock_to_the_job_s_end(
+    started: Start,
+) -> None:
     mock, client = started(speed=0)
     before = mock.clock.now()
     response = client.post("/v1/svd", json=SVD, timeout=30)
@@ -159,7 +158,9 @@ def test_a_v1_call_on_a_frozen_clock_jumps_the_clock_to_the_job_s_end(started: A
     assert mock.clock.speed == 0  # still frozen
 
 
-def test_the_sdk_s_run_sync_returns_on_a_frozen_clock_with_the_billing_headers(started: Any) -> None:
+def test_the_sdk_s_run_sync_returns_on_a_frozen_clock_with_the_billing_headers(
+    started: Start,
+) -> None:
     _, client = started(speed=0)
     sdk = SegmindClient(api_key=API_KEY, base_url=f"{str(client.base_url).rstrip('/')}/v1")
     try:

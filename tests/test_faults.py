@@ -6,20 +6,29 @@ import json
 
 import httpx
 import pytest
-from segmind import InferenceFailed, SegmindClient, SegmindError
+from segmind import InferenceFailed, SegmindError
 
 from mock_server import SegmindMock, wire
 from mock_server.scenarios import OUTCOME_FIELDS
-from tests.support_accounts import RICH, SVD, submit
+from tests.support_accounts import CONFIG, RICH, SVD, submit
+from tests.support_fakes import FakeFactory
 from tests.support_scenarios import add
 
-pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
+# Each test using `store` runs on memory and on Redis; the in-process fake (`mock`) declares the test keys.
+pytestmark = [pytest.mark.stores, pytest.mark.fake_settings(accounts=CONFIG)]
 
 
 # Real seconds: these stand for the network. Kept tiny; tests assert what happens, not how long it takes.
 DELAY = 0.05
 
 Live = tuple[SegmindMock, httpx.Client]
+
+
+@pytest.fixture
+def live(server: tuple[SegmindMock, str], make_fake: FakeFactory) -> Live:
+    """The session's real server for this store, reset, and a client of it on a real socket sending RICH."""
+    mock, url = server
+    return mock, make_fake.http(url, RICH)
 
 
 # On a real socket (uvicorn)
@@ -58,32 +67,31 @@ def test_a_malformed_result_is_a_200_whose_json_is_cut_short(live: Live) -> None
     assert http.get(job["response_url"]).json()["status"] == "COMPLETED"
 
 
-def test_latency_holds_the_answer_back_in_real_time(live: Live, live_url: str) -> None:
+def test_latency_holds_the_answer_back_in_real_time(live: Live, server: tuple[SegmindMock, str]) -> None:
     fake, http = live
     add(http, {"outcome": "latency", "delay_seconds": 1.0, "times": 1})
     # Time to connect, but not to wait a whole second for the answer.
     impatience = httpx.Timeout(10.0, read=0.1)
-    impatient = httpx.Client(base_url=live_url, headers={"x-api-key": RICH}, timeout=impatience)
+    impatient = httpx.Client(base_url=server[1], headers={"x-api-key": RICH}, timeout=impatience)
     with impatient, pytest.raises(httpx.ReadTimeout):
         submit(impatient, RICH)
     assert submit(http, RICH).status_code == 200  # the rule was used up: on time again
     assert len(fake.jobs) == 2  # the late answer's job was accepted all the same
 
 
-def test_a_gateway_timeout_after_a_delay_on_status_polls(live: Live, live_url: str) -> None:
+def test_a_gateway_timeout_after_a_delay_on_status_polls(
+    live: Live, server: tuple[SegmindMock, str], make_fake: FakeFactory
+) -> None:
     _, http = live
     job = submit(http, RICH).json()
     add(http, {"target": "status", "outcome": "http_error", "status": 504, "delay_seconds": DELAY, "times": 1})
     late = http.get(job["status_url"])
     assert late.status_code == 504
     assert late.json() == {"error": wire.STATUS_MESSAGES[504]}
-    sdk = SegmindClient(api_key=RICH, base_url=f"{live_url}/v1")
+    sdk = make_fake.sdk(server[1], RICH)
     add(http, {"target": "status", "outcome": "http_error", "status": 502, "delay_seconds": DELAY})
-    try:
-        with pytest.raises(SegmindError) as raised:
-            sdk.submit_async("svd", **SVD).wait(timeout=5, interval=0.001)
-    finally:
-        sdk._client.close()
+    with pytest.raises(SegmindError) as raised:
+        sdk.submit_async("svd", **SVD).wait(timeout=5, interval=0.001)
     assert (raised.value.status, raised.value.detail) == (502, wire.STATUS_MESSAGES[502])
 
 
@@ -108,14 +116,15 @@ def test_poll_rules_match_the_polled_jobs_model(live: Live) -> None:
     assert http.get(motion["response_url"]).status_code == 200  # status rules leave results alone
 
 
-def test_the_sdk_meets_a_dropped_connection_on_submit(live: Live, live_url: str) -> None:
+def test_the_sdk_meets_a_dropped_connection_on_submit(
+    live: Live, server: tuple[SegmindMock, str], make_fake: FakeFactory
+) -> None:
     _, http = live
-    sdk = SegmindClient(api_key=RICH, base_url=f"{live_url}/v1")
+    sdk = make_fake.sdk(server[1], RICH)
     add(http, {"outcome": "disconnect", "times": 1})
     with pytest.raises(httpx.RemoteProtocolError):
         sdk.submit_async("svd", **SVD)
     assert sdk.submit_async("svd", **SVD).request_id
-    sdk._client.close()
 
 
 # In-process (PortalTransport): the same faults as the errors httpx raises on a socket
@@ -125,12 +134,14 @@ def test_the_sdk_meets_a_dropped_connection_on_submit(live: Live, live_url: str)
     ("outcome", "message"),
     [("disconnect", "without sending a response"), ("truncated", "without sending complete message body")],
 )
-def test_in_process_faults_raise_what_a_socket_would(client: httpx.Client, sdk_for, outcome: str, message: str) -> None:
+def test_in_process_faults_raise_what_a_socket_would(
+    client: httpx.Client, mock: SegmindMock, make_fake: FakeFactory, outcome: str, message: str
+) -> None:
     client.post("/_mock/scenarios", json={"outcome": outcome, "times": 2})
     with pytest.raises(httpx.RemoteProtocolError, match=message):
         submit(client, RICH)
     with pytest.raises(httpx.RemoteProtocolError, match=message):
-        sdk_for(RICH).submit_async("svd", **SVD)
+        make_fake.sdk(mock, RICH).submit_async("svd", **SVD)
     assert submit(client, RICH).status_code == 200
 
 
@@ -167,25 +178,27 @@ def test_every_outcome_is_offered(client: httpx.Client) -> None:
 # Header overrides: one submission's outcome, for clients that cannot reach the admin API
 
 
-def test_x_mock_outcome_fails_that_submission_only(client: httpx.Client, fake: SegmindMock, sdk_for) -> None:
-    sdk = sdk_for(RICH)
+def test_x_mock_outcome_fails_that_submission_only(
+    client: httpx.Client, mock: SegmindMock, make_fake: FakeFactory
+) -> None:
+    sdk = make_fake.sdk(mock, RICH)
     sdk._client.headers.update({"x-mock-outcome": "failed", "x-mock-error": "CUDA out of memory"})
     job = sdk.submit_async("svd", **SVD)
-    fake.advance(1000)
+    mock.advance(1000)
     with pytest.raises(InferenceFailed) as raised:
         job.wait(timeout=5, interval=0.001)
     assert raised.value.detail == "CUDA out of memory"
     ok = submit(client, RICH)
-    fake.advance(1000)
+    mock.advance(1000)
     assert client.get(ok.json()["status_url"], headers={"x-api-key": RICH}).json()["status"] == "COMPLETED"
 
 
-def test_x_mock_status_refuses_with_that_code(client: httpx.Client, sdk_for) -> None:
+def test_x_mock_status_refuses_with_that_code(client: httpx.Client, mock: SegmindMock, make_fake: FakeFactory) -> None:
     limited = submit(client, RICH, **{"x-mock-status": "429"})
     assert limited.status_code == 429
     assert limited.json() == {"error": wire.STATUS_MESSAGES[429]}
     assert "x-rate-limit-reset-at-utc" in limited.headers
-    sdk = sdk_for(RICH)
+    sdk = make_fake.sdk(mock, RICH)
     sdk._client.headers.update({"x-mock-status": "502", "x-mock-error": "upstream gone"})
     with pytest.raises(SegmindError) as raised:
         sdk.submit_async("svd", **SVD)
@@ -220,10 +233,10 @@ def test_header_overrides_can_drop_the_connection(live: Live) -> None:
     ],
 )
 def test_a_bad_override_header_is_a_400_that_says_what_to_fix(
-    client: httpx.Client, fake: SegmindMock, headers: dict, message: str
+    client: httpx.Client, mock: SegmindMock, headers: dict, message: str
 ) -> None:
     refused = submit(client, RICH, **headers)
     assert refused.status_code == 400
     assert refused.json()["error"].startswith("Invalid x-mock-* header: ")
     assert message in refused.json()["error"]
-    assert fake.jobs == []
+    assert mock.jobs == []

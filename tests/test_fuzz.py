@@ -16,6 +16,7 @@ from mock_server.defaults import MAX_HEADER_BYTES
 from mock_server.images import ImageSource
 from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_fuzz import BODY_ROUTES, KEY, LIMIT, assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
 
@@ -157,8 +158,8 @@ def test_hostile_ranges_get_the_video_a_part_or_a_416_envelope(fuzzed: tuple[Seg
         assert response.headers["content-range"].startswith("bytes */")
 
 
-def test_odd_image_paths_under_an_allowed_directory_get_a_400(tmp_path: Path) -> None:
-    mock = SegmindMock(Settings(speed=0, images=ImageSource(allowed_dirs=(tmp_path,))))
+def test_odd_image_paths_under_an_allowed_directory_get_a_400(tmp_path: Path, make_fake: FakeFactory) -> None:
+    mock = make_fake(speed=0, images=ImageSource(allowed_dirs=(tmp_path,)))
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
     (tmp_path / "folder").mkdir()
     os.mkfifo(tmp_path / "fifo")

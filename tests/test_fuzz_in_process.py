@@ -1,42 +1,33 @@
 """Hostile input on the in-process fake: arbitrary JSON and bytes, and inputs that once failed, get a 4xx envelope.
 
-Not per store: its one client for the module is built on the store $SEGMIND_MOCK_STORE names (memory when unset).
+Not per store: each test's fake (the `mock` fixture, through `http`) is on memory.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mock_server import SegmindMock, Settings
-from mock_server.transport import PortalTransport
-from tests.support_fuzz import BODY_ROUTES, KEY, LIMIT, any_json, assert_envelope, near_payload
+from tests.support_fuzz import BODY_ROUTES, LIMIT, any_json, assert_envelope, near_payload
 
-
-@pytest.fixture(scope="module")
-def in_process() -> Iterator[httpx.Client]:
-    """An httpx client on the in-process fake (small body limit)."""
-    mock = SegmindMock(Settings(speed=0, max_body_bytes=LIMIT))
-    with httpx.Client(transport=PortalTransport(mock.app), base_url="http://fake", headers=KEY) as client:
-        yield client
+# The in-process fake of each test (`http`), with a small body limit.
+pytestmark = pytest.mark.fake_settings(max_body_bytes=LIMIT)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=any_json | near_payload, path=st.sampled_from(BODY_ROUTES))
-def test_arbitrary_json_never_gets_a_5xx(in_process: httpx.Client, body: object, path: str) -> None:
-    response = in_process.post(path, json=body)
+def test_arbitrary_json_never_gets_a_5xx(http: httpx.Client, body: object, path: str) -> None:
+    response = http.post(path, json=body)
     if response.status_code not in (200, 201):
         assert_envelope(response.status_code, response.headers["content-type"], response.content)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(max_size=300), path=st.sampled_from(BODY_ROUTES))
-def test_arbitrary_bytes_never_get_a_5xx(in_process: httpx.Client, body: bytes, path: str) -> None:
-    response = in_process.post(path, content=body, headers={"Content-Type": "application/json"})
+def test_arbitrary_bytes_never_get_a_5xx(http: httpx.Client, body: bytes, path: str) -> None:
+    response = http.post(path, content=body, headers={"Content-Type": "application/json"})
     if response.status_code not in (200, 201):
         assert_envelope(response.status_code, response.headers["content-type"], response.content)
 
@@ -55,10 +46,8 @@ def test_arbitrary_bytes_never_get_a_5xx(in_process: httpx.Client, body: bytes, 
         ("/v2/svd/", b"{}", "No route for POST /v2/svd/"),
     ],
 )
-def test_inputs_that_once_made_the_fake_fail_are_400s(
-    in_process: httpx.Client, path: str, body: bytes, message: str
-) -> None:
+def test_inputs_that_once_made_the_fake_fail_are_400s(http: httpx.Client, path: str, body: bytes, message: str) -> None:
     # Each of these answered 500 (or a bare 307 redirect) before the fix named in docs/robustness.md.
-    response = in_process.post(path, content=body, headers={"Content-Type": "application/json"})
+    response = http.post(path, content=body, headers={"Content-Type": "application/json"})
     assert_envelope(response.status_code, response.headers["content-type"], response.content)
     assert message in response.json()["error"]

@@ -6,17 +6,14 @@ were cleared; floats past ~1e302 overflow Lua's arithmetic to inf.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings
 from mock_server.accounts import parse_config
-from mock_server.transport import PortalTransport
-from tests.support import SEGMIND
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -42,15 +39,10 @@ HEADERS = [
 
 
 @pytest.fixture
-def http_with_declared_key(store: str) -> Iterator[httpx.Client]:
+def http_with_declared_key(store: str, make_fake: FakeFactory) -> httpx.Client:
     """A client of a fake on `store` declaring KEY with credits, through the in-process transport."""
     config = parse_config({"keys": {KEY: {"credits": 100}}})
-    mock = SegmindMock(Settings(speed=0, store=store, accounts=config))
-    with (
-        PortalTransport(mock.app) as transport,
-        httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": KEY}) as client,
-    ):
-        yield client
+    return make_fake.http(make_fake(speed=0, store=store, accounts=config), api_key=KEY)
 
 
 def assert_still_serving(http: httpx.Client) -> None:

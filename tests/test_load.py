@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings
-from mock_server.server import ServerThread
+from mock_server import SegmindMock
+from tests.support_fakes import FakeFactory
 
 # Each test using `store` runs on memory and on Redis; every test here is long.
 pytestmark = [pytest.mark.stores, pytest.mark.slow]
@@ -24,11 +23,10 @@ REQUEST_TIMEOUT_SECONDS = 90
 
 
 @pytest.fixture
-def loaded_server(store: str) -> Iterator[tuple[SegmindMock, str]]:
+def loaded_server(store: str, make_fake: FakeFactory) -> tuple[SegmindMock, str]:
     """A frozen-clock fake on a real uvicorn server, on each store in turn (the `store` fixture)."""
-    mock = SegmindMock(Settings(speed=0, journal_size=10_000, store=store))
-    with ServerThread(mock.app) as url:
-        yield mock, url
+    mock = make_fake(speed=0, journal_size=10_000, store=store)
+    return mock, make_fake.serve(mock)
 
 
 async def _client(http: httpx.AsyncClient, index: int) -> list[str]:

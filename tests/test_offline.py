@@ -24,6 +24,7 @@ from mock_server.clock import Clock
 from mock_server.offline import SEGMIND_URL, default_settings, route_to_app, segmind_offline
 from mock_server.virtual_time import virtual_time
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -110,8 +111,8 @@ def test_a_users_own_respx_mock_takes_the_other_hosts(offline: SegmindMock) -> N
             assert http.post(f"{SEGMIND_URL}/v2/svd", json=SVD.example).json()["status"] == "QUEUED"
 
 
-def test_route_to_app_serves_any_origin_and_only_that(store: str) -> None:
-    mock = SegmindMock(Settings(speed=0, store=store))
+def test_route_to_app_serves_any_origin_and_only_that(store: str, make_fake: FakeFactory) -> None:
+    mock = make_fake(speed=0, store=store)
     with route_to_app(mock.app, "http://segmind.test:8080"), httpx.Client(headers={"x-api-key": API_KEY}) as http:
         submitted = http.post("http://segmind.test:8080/v2/svd", json=SVD.example).json()
         assert submitted["status_url"].startswith("http://segmind.test:8080/v2/requests/")

@@ -16,15 +16,13 @@ import httpx
 import pytest
 
 from contracts.responses import RATE_LIMIT_RESET_FORMAT, RATE_LIMIT_RESET_HEADER, RATE_LIMIT_WINDOW_SECONDS
-from mock_server import SegmindMock, Settings
+from mock_server import Settings
 from mock_server.accounts import parse_config
 from mock_server.journal import mask_key
 from mock_server.offline import SEGMIND_URL, segmind_offline
-from mock_server.server import ServerThread
 from mock_server.store_memory import MemoryClock
-from mock_server.transport import PortalTransport
-from tests.support import SEGMIND
 from tests.support_accounts import SVD
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -55,13 +53,15 @@ def unix(text: str) -> float:
 
 
 @pytest.mark.parametrize("speed", [0, 1, 100])
-def test_the_reset_time_is_at_most_one_window_after_date_however_far_the_clock_ran(speed: float, store: str) -> None:
-    mock = SegmindMock(Settings(speed=speed, store=store, accounts=ONE_A_MINUTE))
+def test_the_reset_time_is_at_most_one_window_after_date_however_far_the_clock_ran(
+    speed: float, store: str, make_fake: FakeFactory
+) -> None:
+    mock = make_fake(speed=speed, store=store, accounts=ONE_A_MINUTE)
     mock.advance(TWO_DAYS)  # the fake's clock far from the wall clock, as after a while at --speed 100
-    with ServerThread(mock.app) as url, httpx.Client(base_url=url) as http:
-        refused = limited(http)
-        forced = http.post("/v2/svd", json=SVD, headers={"x-api-key": UNLIMITED, "x-mock-status": "429"})
-        view = http.get("/_mock/accounts").json()["accounts"][0]
+    http = make_fake.http(make_fake.serve(mock), api_key=None)
+    refused = limited(http)
+    forced = http.post("/v2/svd", json=SVD, headers={"x-api-key": UNLIMITED, "x-mock-status": "429"})
+    view = http.get("/_mock/accounts").json()["accounts"][0]
     assert view["key"] == mask_key(KEY)
     for response in (refused, forced):
         date = parsedate_to_datetime(response.headers["date"]).timestamp()
@@ -85,14 +85,13 @@ def wall_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
 
 @pytest.mark.parametrize("speed", [0, 0.5, 1, 100])
 def test_a_client_waiting_until_the_reset_by_its_own_clock_is_admitted_within_one_window(
-    speed: float, store: str, wall_clock: Callable[[float], None]
+    speed: float, store: str, wall_clock: Callable[[float], None], make_fake: FakeFactory
 ) -> None:
-    mock = SegmindMock(Settings(speed=speed, store=store, accounts=ONE_A_MINUTE))
-    with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=SEGMIND) as http:
-        wait = reset_of(limited(http)) - time.time()
-        assert 0 < wait <= RATE_LIMIT_WINDOW_SECONDS + 1
-        wall_clock(wait)  # the client waits until the reset by its own clock
-        assert http.post("/v2/svd", json=SVD, headers={"x-api-key": KEY}).status_code == 200
+    http = make_fake.http(make_fake(speed=speed, store=store, accounts=ONE_A_MINUTE), api_key=None)
+    wait = reset_of(limited(http)) - time.time()
+    assert 0 < wait <= RATE_LIMIT_WINDOW_SECONDS + 1
+    wall_clock(wait)  # the client waits until the reset by its own clock
+    assert http.post("/v2/svd", json=SVD, headers={"x-api-key": KEY}).status_code == 200
 
 
 def test_a_test_sleeping_until_the_reset_on_virtual_time_is_admitted(store: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,11 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, wire
 from mock_server.images import ImageSource
 from mock_server.render import render_video
-from mock_server.transport import PortalTransport
-from tests.support import API_KEY, SEGMIND
+from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_video import blob, blob_image, data_uri, decode, png, serve_image
 
 pytest.importorskip("av")
@@ -26,8 +25,6 @@ SVD = MODELS["svd"]
 MOTIONCTRL = MODELS["motionctrl-svd"]
 BLOB = blob_image()
 BLOB_URI = data_uri(png(BLOB))
-# Builds a fake with the given settings and an httpx client of it (the `make_fake` fixture).
-MakeFake = Callable[..., tuple[SegmindMock, httpx.Client]]
 
 
 def instant(mock: SegmindMock) -> None:
@@ -40,24 +37,6 @@ def output_of(http: httpx.Client, mock: SegmindMock, model: str, params: dict[st
     job = http.post(f"/v2/{model}", json=params).json()
     mock.advance(1000)
     return http.get(http.get(job["response_url"]).json()["output"]).content
-
-
-@pytest.fixture
-def make_fake() -> Iterator[MakeFake]:
-    """Build fakes with chosen settings, each with an httpx client reaching it in-process."""
-    made: list[tuple[PortalTransport, httpx.Client]] = []
-
-    def build(**settings: Any) -> tuple[SegmindMock, httpx.Client]:
-        mock = SegmindMock(Settings(speed=0, **settings))
-        transport = PortalTransport(mock.app)
-        client = httpx.Client(transport=transport, base_url=SEGMIND, headers={"x-api-key": API_KEY})
-        made.append((transport, client))
-        return mock, client
-
-    yield build
-    for transport, client in made:
-        client.close()
-        transport.close()
 
 
 @pytest.mark.parametrize("frames", [25, "25"])
@@ -162,34 +141,38 @@ def test_a_remote_image_url_is_never_fetched_and_a_test_card_stands_in(http: htt
     assert video == render_video("svd", params, params["seed"], None)
 
 
-def test_remote_images_are_fetched_only_when_allowed(make_fake: MakeFake) -> None:
+def test_remote_images_are_fetched_only_when_allowed(make_fake: FakeFactory) -> None:
     with serve_image(png(BLOB)) as server:
         params = {**SVD.example, "image": server.url}
-        mock, http = make_fake(images=ImageSource(fetch_remote=True))
+        mock = make_fake(speed=0, images=ImageSource(fetch_remote=True))
+        http = make_fake.http(mock)
         refused = http.post("/v2/svd", json=params)
         assert refused.status_code == 400
         assert refused.json()["error"].startswith("image cannot be used:")
         assert "private" in refused.json()["error"]
         assert server.paths == [] and mock.jobs == []
-        mock, http = make_fake(images=ImageSource(fetch_remote=True, allow_private=True))
+        mock = make_fake(speed=0, images=ImageSource(fetch_remote=True, allow_private=True))
+        http = make_fake.http(mock)
         video = output_of(http, mock, "svd", params)
         assert server.paths  # read at submission to check it, and again to render it
     assert video == render_video("svd", params, params["seed"], BLOB)
 
 
-def test_image_files_are_read_only_under_an_allowed_directory(make_fake: MakeFake, tmp_path: Path) -> None:
+def test_image_files_are_read_only_under_an_allowed_directory(make_fake: FakeFactory, tmp_path: Path) -> None:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     (allowed / "input.png").write_bytes(png(BLOB))
     (tmp_path / "secret.png").write_bytes(png(BLOB))
-    mock, http = make_fake(images=ImageSource(allowed_dirs=(allowed,)))
+    mock = make_fake(speed=0, images=ImageSource(allowed_dirs=(allowed,)))
+    http = make_fake.http(mock)
     expected = render_video("svd", SVD.example, SVD.example["seed"], BLOB)
     for reference in (str(allowed / "input.png"), (allowed / "input.png").as_uri()):
         assert output_of(http, mock, "svd", {**SVD.example, "image": reference}) == expected
     refused = http.post("/v2/svd", json={**SVD.example, "image": str(tmp_path / "secret.png")})
     assert refused.status_code == 400
     assert "outside the directories" in refused.json()["error"]
-    mock, http = make_fake()
+    mock = make_fake(speed=0)
+    http = make_fake.http(mock)
     refused = http.post("/v2/svd", json={**SVD.example, "image": str(allowed / "input.png")})
     assert refused.status_code == 400
     assert refused.json()["error"].startswith("image must be an http(s) URL")
@@ -215,9 +198,12 @@ def test_an_unusable_image_is_refused_at_submission_naming_the_parameter(
     assert mock.jobs == []
 
 
-def test_an_input_file_changed_after_acceptance_is_reported_not_rendered(make_fake: MakeFake, tmp_path: Path) -> None:
+def test_an_input_file_changed_after_acceptance_is_reported_not_rendered(
+    make_fake: FakeFactory, tmp_path: Path
+) -> None:
     (tmp_path / "input.png").write_bytes(png(BLOB))
-    mock, http = make_fake(images=ImageSource(allowed_dirs=(tmp_path,)))
+    mock = make_fake(speed=0, images=ImageSource(allowed_dirs=(tmp_path,)))
+    http = make_fake.http(mock)
     job = http.post("/v2/svd", json={**SVD.example, "image": str(tmp_path / "input.png")}).json()
     (tmp_path / "input.png").write_bytes(png(blob_image(x=100)))
     mock.advance(1000)
@@ -272,8 +258,9 @@ def test_outputs_expire_after_the_output_retention_on_the_fake_clock(http: httpx
     assert set(gone.json()) == {"error"}
 
 
-def test_rendered_videos_are_kept_within_the_configured_memory(make_fake: MakeFake) -> None:
-    mock, http = make_fake(video_cache_bytes=100_000)
+def test_rendered_videos_are_kept_within_the_configured_memory(make_fake: FakeFactory) -> None:
+    mock = make_fake(speed=0, video_cache_bytes=100_000)
+    http = make_fake.http(mock)
     videos = [output_of(http, mock, "svd", {**SVD.example, "seed": seed}) for seed in range(4)]
     assert len(set(videos)) == 4
     assert mock.service.videos.total_bytes <= 100_000 < sum(map(len, videos))
@@ -282,10 +269,11 @@ def test_rendered_videos_are_kept_within_the_configured_memory(make_fake: MakeFa
 
 @pytest.mark.parametrize(("cache_bytes", "served"), [(10_000_000, True), (0, False)])
 def test_a_cached_video_is_served_without_reading_the_input_again(
-    make_fake: MakeFake, tmp_path: Path, cache_bytes: int, served: bool
+    make_fake: FakeFactory, tmp_path: Path, cache_bytes: int, served: bool
 ) -> None:
     (tmp_path / "input.png").write_bytes(png(BLOB))
-    mock, http = make_fake(images=ImageSource(allowed_dirs=(tmp_path,)), video_cache_bytes=cache_bytes)
+    mock = make_fake(speed=0, images=ImageSource(allowed_dirs=(tmp_path,)), video_cache_bytes=cache_bytes)
+    http = make_fake.http(mock)
     job = http.post("/v2/svd", json={**SVD.example, "image": str(tmp_path / "input.png")}).json()
     mock.advance(1000)
     first = http.get(job["response_url"])

@@ -21,10 +21,11 @@ import pytest
 import redis
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, wire
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_relay import StallingRelay
 from tests.support_stores import namespaced, redis_server, start_redis
 
@@ -68,13 +69,13 @@ class Chaos:
 
 
 @pytest.fixture
-def chaos(tmp_path: Path) -> Iterator[Chaos]:
+def chaos(tmp_path: Path, make_fake: FakeFactory) -> Iterator[Chaos]:
     binary = redis_server()
     if binary is None:
         pytest.skip("no redis-server or valkey-server")
     process, url = start_redis(binary, tmp_path)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    mock = SegmindMock(Settings(store=namespaced(url), speed=0))
+    mock = make_fake(store=namespaced(url), speed=0)
     try:
         with ServerThread(mock.app) as base, httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as http:
             state = Chaos(binary, tmp_path, port, process, mock, http)
@@ -158,9 +159,9 @@ def test_stopped_redis_gets_503_within_the_timeout_and_the_worker_keeps_answerin
     assert until_back(chaos.http).json()["status"] == "ok"
 
 
-def test_a_stalled_redis_never_holds_the_event_loop(chaos: Chaos) -> None:
+def test_a_stalled_redis_never_holds_the_event_loop(chaos: Chaos, make_fake: FakeFactory) -> None:
     with StallingRelay(chaos.port) as relay:
-        mock = SegmindMock(Settings(store=namespaced(f"redis://127.0.0.1:{relay.port}/0"), speed=0))
+        mock = make_fake(store=namespaced(f"redis://127.0.0.1:{relay.port}/0"), speed=0)
         with (
             ServerThread(mock.app) as base,
             httpx.Client(base_url=base, headers=HEADERS, timeout=PROMPT) as http,
@@ -212,11 +213,13 @@ def test_redis_out_of_memory_refuses_submissions_whole_and_loses_no_accepted_job
 
 
 @pytest.mark.parametrize("declared", [False, True], ids=["open", "declared-key"])
-def test_a_submission_answered_503_in_a_redis_stall_leaves_nothing_behind(chaos: Chaos, declared: bool) -> None:
+def test_a_submission_answered_503_in_a_redis_stall_leaves_nothing_behind(
+    chaos: Chaos, declared: bool, make_fake: FakeFactory
+) -> None:
     # Redis stopped mid-traffic keeps the commands sent to it, and runs them when continued: a
     # submission whose writes ran after its 503 was kept (a retry duplicated it, and paid twice).
     keys = {"keys": {API_KEY: {"credits": 1_000_000}}} if declared else {}
-    mock = SegmindMock(Settings(store=namespaced(f"redis://127.0.0.1:{chaos.port}/0"), accounts=parse_config(keys)))
+    mock = make_fake(store=namespaced(f"redis://127.0.0.1:{chaos.port}/0"), accounts=parse_config(keys))
     stop = threading.Event()
     answers: list[httpx.Response] = []
 

@@ -12,9 +12,9 @@ from segmind import InferenceFailed, InferenceTimeout, SegmindClient, SegmindErr
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
-from mock_server import SegmindMock, Settings, defaults, wire
-from mock_server.transport import PortalTransport
-from tests.support import API_KEY, SEGMIND
+from mock_server import SegmindMock, defaults, wire
+from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -91,13 +91,10 @@ def test_invalid_parameters_reach_the_sdk_as_400(sdk: SegmindClient) -> None:
     assert "fps must be an integer from 1 to 60 (got 61)" in raised.value.detail
 
 
-def test_run_sync_returns_mp4_bytes_after_the_simulated_duration(store: str) -> None:
-    mock = SegmindMock(Settings(speed=0, virtual=True, store=store))
-    client = SegmindClient(api_key=API_KEY, base_url=f"{SEGMIND}/v1")
-    client._client._transport = PortalTransport(mock.app)
+@pytest.mark.fake_settings(virtual=True)
+def test_run_sync_returns_mp4_bytes_after_the_simulated_duration(mock: SegmindMock, sdk: SegmindClient) -> None:
     start = mock.clock.now()
-    response = client.run_sync("svd", **MODELS["svd"].example)
-    client._client.close()
+    response = sdk.run_sync("svd", **MODELS["svd"].example)
     assert response.headers["content-type"] == "video/mp4"
     assert response.content[4:8] == b"ftyp"
     assert response.headers["x-seed-value"] == str(MODELS["svd"].example["seed"])
@@ -134,18 +131,18 @@ def test_run_sync_of_a_failing_job_raises(sdk: SegmindClient, mock: SegmindMock)
 # The same through a real uvicorn server on loopback.
 
 
-def test_real_server_serves_the_sdk_end_to_end(server, make_sdk: Callable[..., SegmindClient]) -> None:
+def test_real_server_serves_the_sdk_end_to_end(server, make_fake: FakeFactory) -> None:
     mock, url = server
-    client = make_sdk(url)
+    client = make_fake.sdk(url)
     result = wait_done(client, mock, "motionctrl-svd")
     assert result["status"] == "COMPLETED"
     assert result["output"].startswith(f"{url}/_mock/outputs/")
     assert client._client.get(result["output"]).content[4:8] == b"ftyp"
 
 
-def test_real_server_failures_and_expiry(server, make_sdk: Callable[..., SegmindClient]) -> None:
+def test_real_server_failures_and_expiry(server, make_fake: FakeFactory) -> None:
     mock, url = server
-    client = make_sdk(url)
+    client = make_fake.sdk(url)
     mock.add_scenario(outcome="failed", error="boom", times=1)
     with pytest.raises(InferenceFailed):
         wait_done(client, mock, "svd")
@@ -156,17 +153,17 @@ def test_real_server_failures_and_expiry(server, make_sdk: Callable[..., Segmind
     assert raised.value.status == 404
 
 
-def test_real_server_run_sync_returns_mp4(server, make_sdk: Callable[..., SegmindClient]) -> None:
+def test_real_server_run_sync_returns_mp4(server, make_fake: FakeFactory) -> None:
     mock, url = server
     mock.add_scenario(queue_seconds=0, processing_seconds=0)
-    response = make_sdk(url).run_sync("svd", **MODELS["svd"].example)
+    response = make_fake.sdk(url).run_sync("svd", **MODELS["svd"].example)
     assert response.headers["content-type"] == "video/mp4"
     assert response.content[4:8] == b"ftyp"
 
 
-def test_real_server_answers_missing_key_with_401(server, make_sdk: Callable[..., SegmindClient]) -> None:
+def test_real_server_answers_missing_key_with_401(server, make_fake: FakeFactory) -> None:
     _, url = server
-    client = make_sdk(url, api_key="")
+    client = make_fake.sdk(url, api_key="")
     client._client.headers.pop("x-api-key", None)
     with pytest.raises(SegmindError) as raised:
         client.submit_async("svd", **MODELS["svd"].example)

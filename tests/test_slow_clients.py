@@ -10,16 +10,16 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings, wire
-from mock_server.server import Limits, ServerThread
+from mock_server import SegmindMock, wire
+from mock_server.server import Limits
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_framing import trickle
 from tests.support_fuzz import assert_envelope
 from tests.support_load import RawResponse, raw_exchange, request_bytes
@@ -31,11 +31,10 @@ READ_TIMEOUT = 10.0
 
 
 @pytest.fixture
-def limited() -> Iterator[tuple[SegmindMock, str]]:
+def limited(make_fake: FakeFactory) -> tuple[SegmindMock, str]:
     """The frozen-clock fake on a real uvicorn server held to LIMITS and a small body limit."""
-    mock = SegmindMock(Settings(speed=0, max_body_bytes=BODY_LIMIT))
-    with ServerThread(mock.app, limits=LIMITS) as url:
-        yield mock, url
+    mock = make_fake(speed=0, max_body_bytes=BODY_LIMIT)
+    return mock, make_fake.serve(mock, limits=LIMITS)
 
 
 def connect(url: str) -> socket.socket:

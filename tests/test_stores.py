@@ -23,6 +23,7 @@ from mock_server.storage import StoreError
 from mock_server.store_redis import split_url
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_relay import StallingRelay
 from tests.support_stores import namespaced, redis_server, start_redis
 
@@ -50,10 +51,12 @@ def _status(client: httpx.Client, request_id: str) -> httpx.Response:
 # In-process: two fakes on one namespace stand for two machines.
 
 
-def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(redis_url: str) -> None:
+def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(
+    redis_url: str, make_fake: FakeFactory
+) -> None:
     url = namespaced(redis_url)
-    settings = Settings(speed=0, store=url, accounts=parse_config({"keys": {API_KEY: {"credits": 10}}}))
-    first, second = SegmindMock(settings), SegmindMock(settings)
+    accounts = parse_config({"keys": {API_KEY: {"credits": 10}}})
+    first, second = make_fake(speed=0, store=url, accounts=accounts), make_fake(speed=0, store=url, accounts=accounts)
     with _http(first) as one, _http(second) as two:
         second.add_scenario(outcome="failed", times=1)
         failed = _submit(one)  # the rule added through the other fake decides it
@@ -70,11 +73,11 @@ def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(
         assert (second.jobs, second.requests, _status(two, completed).status_code) == ([], [], 404)
 
 
-def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: str) -> None:
+def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: str, make_fake: FakeFactory) -> None:
     # A submission uses the clock its process read last unless Redis said it changed since: the
     # change must be seen by the very next request, whichever process made it.
     url = namespaced(redis_url)
-    first, second = SegmindMock(Settings(speed=0, store=url)), SegmindMock(Settings(speed=0, store=url))
+    first, second = make_fake(speed=0, store=url), make_fake(speed=0, store=url)
     with _http(first) as one:
         _submit(one)
         for _ in range(20):
@@ -85,17 +88,15 @@ def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: s
 
 
 def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_again(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, make_fake: FakeFactory
 ) -> None:
     # A NAT or a proxy may forget the watch's idle connection and leave it open: no message ever
     # comes, so only a PING unanswered tells. Proved at every request here (normally once a second).
     monkeypatch.setattr(store_redis.watch, "WATCH_CONFIRM_SECONDS", 0.0)
     url = namespaced(redis_url)
     with StallingRelay(urlsplit(url).port or 6379) as relay:
-        first = SegmindMock(
-            Settings(speed=0, store=url.replace(split_url(url)[0], f"redis://127.0.0.1:{relay.port}/0"))
-        )
-        second = SegmindMock(Settings(speed=0, store=url))
+        first = make_fake(speed=0, store=url.replace(split_url(url)[0], f"redis://127.0.0.1:{relay.port}/0"))
+        second = make_fake(speed=0, store=url)
         with _http(first) as one, redis.Redis.from_url(split_url(url)[0], decode_responses=True) as admin:
             _submit(one)
             ports = [int(client["addr"].rsplit(":", 1)[1]) for client in admin.client_list() if "t" in client["flags"]]
@@ -104,8 +105,8 @@ def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_aga
             assert first.job(_submit(one))["submitted_at"] == moved_to
 
 
-def test_fakes_without_a_prefix_each_get_a_namespace_of_their_own(redis_url: str) -> None:
-    first, second = SegmindMock(Settings(speed=0, store=redis_url)), SegmindMock(Settings(speed=0, store=redis_url))
+def test_fakes_without_a_prefix_each_get_a_namespace_of_their_own(redis_url: str, make_fake: FakeFactory) -> None:
+    first, second = make_fake(speed=0, store=redis_url), make_fake(speed=0, store=redis_url)
     with _http(first) as one:
         _submit(one)
     assert len(first.jobs) == 1 and second.jobs == []
@@ -113,9 +114,11 @@ def test_fakes_without_a_prefix_each_get_a_namespace_of_their_own(redis_url: str
     assert second.clock.now() < first.clock.now()
 
 
-def test_a_times_1_rule_applies_to_exactly_one_of_many_concurrent_submissions(redis_url: str) -> None:
+def test_a_times_1_rule_applies_to_exactly_one_of_many_concurrent_submissions(
+    redis_url: str, make_fake: FakeFactory
+) -> None:
     url = namespaced(redis_url)
-    fakes = [SegmindMock(Settings(speed=0, store=url)) for _ in range(2)]
+    fakes = [make_fake(speed=0, store=url) for _ in range(2)]
     fakes[0].add_scenario(outcome="failed", times=1)
     jobs: list[str] = []
 
@@ -134,9 +137,11 @@ def test_a_times_1_rule_applies_to_exactly_one_of_many_concurrent_submissions(re
     assert (len(states), states.count("FAILED"), fakes[1].scenarios.rules()) == (80, 1, [])
 
 
-def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retention(redis_url: str) -> None:
+def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retention(
+    redis_url: str, make_fake: FakeFactory
+) -> None:
     url = namespaced(redis_url)
-    mock = SegmindMock(Settings(speed=0, store=url))
+    mock = make_fake(speed=0, store=url)
     keys = redis.Redis.from_url(split_url(url)[0])
     prefix = split_url(url)[1]
     with _http(mock) as client, keys:
@@ -353,7 +358,11 @@ def _polls(client: httpx.Client, *request_ids: str, status: int = 200) -> Callab
 
 @pytest.mark.parametrize(("options", "trips"), [("", 1), ("&protocol=2", 2)], ids=["resp3", "resp2"])
 def test_a_submit_costs_one_round_trip_and_a_poll_one_with_resp3_two_without(
-    own_redis: tuple[str, redis.Redis], options: str, trips: int, caplog: pytest.LogCaptureFixture
+    own_redis: tuple[str, redis.Redis],
+    options: str,
+    trips: int,
+    caplog: pytest.LogCaptureFixture,
+    make_fake: FakeFactory,
 ) -> None:
     # The writes a request makes go in one pipeline before its answer; the clock is read again
     # only once Redis says it changed (RESP3 tracking), on every request where it cannot (RESP2).
@@ -361,7 +370,7 @@ def test_a_submit_costs_one_round_trip_and_a_poll_one_with_resp3_two_without(
     # one round trip is its journal entry; without it, the job is read with the clock, then
     # journaled. 4 and 3 round trips at first, then 1 and 2.
     url, server = own_redis
-    mock = SegmindMock(Settings(speed=0, store=namespaced(url) + options))
+    mock = make_fake(speed=0, store=namespaced(url) + options)
     assert ("cannot track changes" in caplog.text) == (trips == 2)
     with _http(mock) as client:
         request_id = _submit(client)  # the first request of a process sets its state up
@@ -371,19 +380,19 @@ def test_a_submit_costs_one_round_trip_and_a_poll_one_with_resp3_two_without(
 
 
 @contextmanager
-def _two_fakes(url: str) -> Iterator[tuple[SegmindMock, httpx.Client, httpx.Client]]:
+def _two_fakes(url: str, make_fake: FakeFactory) -> Iterator[tuple[SegmindMock, httpx.Client, httpx.Client]]:
     """Two fakes on one fresh namespace of `url`: the first fake, and a client of each."""
     store = namespaced(url)
-    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
+    first, second = make_fake(speed=0, store=store), make_fake(speed=0, store=store)
     with _http(first) as one, _http(second) as two:
         yield first, one, two
 
 
 def test_a_job_submitted_through_one_fake_is_polled_through_the_other_in_one_round_trip_once_read(
-    own_redis: tuple[str, redis.Redis],
+    own_redis: tuple[str, redis.Redis], make_fake: FakeFactory
 ) -> None:
     url, server = own_redis
-    with _two_fakes(url) as (first, one, two):
+    with _two_fakes(url, make_fake) as (first, one, two):
         _polls(two, _submit(one))()  # the second fake's first poll sets its state up (it reads the rules)
         request_id = _submit(one)
         assert _round_trips(server, _polls(two, request_id), 1) == 2  # read (the clock is current), journaled
@@ -395,10 +404,10 @@ def test_a_job_submitted_through_one_fake_is_polled_through_the_other_in_one_rou
 
 
 def test_a_job_cached_by_one_fake_is_404_there_at_once_after_a_reset_through_the_other(
-    own_redis: tuple[str, redis.Redis],
+    own_redis: tuple[str, redis.Redis], make_fake: FakeFactory
 ) -> None:
     url, server = own_redis
-    with _two_fakes(url) as (_, one, two):
+    with _two_fakes(url, make_fake) as (_, one, two):
         read, stored = _submit(one), _submit(two)  # the second fake reads the first, stores the second
         _polls(two, read, stored)()
         assert _round_trips(server, _polls(two, read, stored), 10) == 2  # both answered from the cache
@@ -414,11 +423,11 @@ def _stored_sizes(server: redis.Redis, store: str) -> list[int]:
 
 @pytest.mark.parametrize("bound", ["jobs", "bytes"])
 def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
-    own_redis: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, bound: str
+    own_redis: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, bound: str, make_fake: FakeFactory
 ) -> None:
     url, server = own_redis
     store = namespaced(url)
-    first = SegmindMock(Settings(speed=0, store=store))
+    first = make_fake(speed=0, store=store)
     with _http(first) as one:
         jobs = [_submit(one) for _ in range(6)]
     sizes = _stored_sizes(server, store)
@@ -426,7 +435,7 @@ def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
         monkeypatch.setattr(store_redis.job_store, "JOB_CACHE_JOBS", 3)
     else:  # room for three jobs as stored, not four
         monkeypatch.setattr(store_redis.job_store, "JOB_CACHE_BYTES", 3 * max(sizes) + min(sizes) // 2)
-    second = SegmindMock(Settings(speed=0, store=store))
+    second = make_fake(speed=0, store=store)
     with _http(second) as two:
         _polls(two, *jobs)()  # each read and kept, the oldest read dropped past three
         assert _round_trips(server, _polls(two, *jobs[3:]), 5) == 3  # the three read last: from the cache

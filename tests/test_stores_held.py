@@ -18,7 +18,7 @@ import redis
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, wire
 from mock_server.clock import Clock
 from mock_server.defaults import MEMORY, QUEUE_SECONDS
 from mock_server.jobs import State
@@ -29,6 +29,7 @@ from mock_server.stores import open_backend
 from mock_server.transport import PortalTransport
 from mock_server.wire import ApiError
 from tests.support import API_KEY
+from tests.support_fakes import FakeFactory
 from tests.support_stores import namespaced
 
 SVD = MODELS["svd"]
@@ -46,11 +47,11 @@ def _submit(client: httpx.Client, model: str = "svd") -> str:
     return request_id
 
 
-def test_every_worker_drops_rules_it_cached_once_redis_loses_its_data(redis_url: str) -> None:
+def test_every_worker_drops_rules_it_cached_once_redis_loses_its_data(redis_url: str, make_fake: FakeFactory) -> None:
     # Rule ids and the rule book's version count again from 0 after Redis loses its data: a worker
     # that did not restore the clock itself must not match the rules it cached at the same version.
     store = namespaced(redis_url)
-    first, second = SegmindMock(Settings(speed=0, store=store)), SegmindMock(Settings(speed=0, store=store))
+    first, second = make_fake(speed=0, store=store), make_fake(speed=0, store=store)
     with _http(first) as one, _http(second) as two, redis.Redis.from_url(split_url(store)[0]) as admin:
         first.add_scenario(match={"model": "svd"}, outcome="failed")  # version 1
         assert second.job(_submit(two))["error"] is not None  # the second worker caches it at version 1
@@ -79,9 +80,9 @@ def _counted_from_the_list(client: httpx.Client) -> tuple[dict[str, int], float 
 
 @pytest.mark.stores
 def test_health_counts_jobs_by_state_without_walking_them_and_agrees_with_the_job_list(
-    store: str, monkeypatch: pytest.MonkeyPatch
+    store: str, monkeypatch: pytest.MonkeyPatch, make_fake: FakeFactory
 ) -> None:
-    mock = SegmindMock(Settings(speed=0, store=store if store == MEMORY else namespaced(store)))
+    mock = make_fake(speed=0, store=store if store == MEMORY else namespaced(store))
     with _http(mock) as client:
         mock.add_scenario(outcome="failed", times=2)
         mock.add_scenario(match={"model": "motionctrl-svd"}, processing_seconds=500, times=1)
@@ -107,9 +108,8 @@ def _refuse_walking(store: object, now: float) -> list[object]:
 
 
 @pytest.mark.stores
-def test_past_the_cap_the_oldest_jobs_and_outputs_go_first_and_are_counted(store: str) -> None:
-    settings = Settings(speed=0, store=store if store == MEMORY else namespaced(store), max_jobs_kept=3)
-    mock = SegmindMock(settings)
+def test_past_the_cap_the_oldest_jobs_and_outputs_go_first_and_are_counted(store: str, make_fake: FakeFactory) -> None:
+    mock = make_fake(speed=0, store=store if store == MEMORY else namespaced(store), max_jobs_kept=3)
     with _http(mock) as client:
         first = [_submit(client) for _ in range(5)]
         health = _health(client)
@@ -129,11 +129,13 @@ def test_past_the_cap_the_oldest_jobs_and_outputs_go_first_and_are_counted(store
         assert mock.service.output(later[1]).request_id == later[1]
 
 
-def test_redis_keeps_keys_for_the_simulated_retention_at_the_clocks_speed(redis_url: str) -> None:
+def test_redis_keeps_keys_for_the_simulated_retention_at_the_clocks_speed(
+    redis_url: str, make_fake: FakeFactory
+) -> None:
     # Faster than real time, an hour of retention passes in 36 real seconds at speed 100: the keys
     # go then, not a real week later, so Redis does not fill for a week under a fast clock.
     store = namespaced(redis_url)
-    mock = SegmindMock(Settings(speed=100, store=store))
+    mock = make_fake(speed=100, store=store)
     with _http(mock) as client, redis.Redis.from_url(split_url(store)[0]) as admin:
         request_id = _submit(client)
         prefix = split_url(store)[1]
@@ -143,9 +145,11 @@ def test_redis_keeps_keys_for_the_simulated_retention_at_the_clocks_speed(redis_
 
 
 @pytest.mark.parametrize("speed", [1e-12, 1e-300, 5e-324])
-def test_redis_serves_a_tiny_speed_keeping_keys_at_most_the_ttl_cap(redis_url: str, speed: float) -> None:
+def test_redis_serves_a_tiny_speed_keeping_keys_at_most_the_ttl_cap(
+    redis_url: str, speed: float, make_fake: FakeFactory
+) -> None:
     store = namespaced(redis_url)
-    mock = SegmindMock(Settings(speed=speed, store=store))
+    mock = make_fake(speed=speed, store=store)
     with _http(mock) as client, redis.Redis.from_url(split_url(store)[0]) as admin:
         request_id = _submit(client)
         assert client.get(f"/v2/requests/{request_id}/status").json()["status"] == "QUEUED"
@@ -229,10 +233,10 @@ def test_waiting_calls_each_end_at_their_deadline_when_their_reader_leaves_or_th
     asyncio.run(waiting())
 
 
-def test_the_memory_store_stays_within_its_cap_with_no_health_check_called() -> None:
+def test_the_memory_store_stays_within_its_cap_with_no_health_check_called(make_fake: FakeFactory) -> None:
     # What waits to be counted for health must not keep the jobs the cap dropped alive, however
     # long nobody asks for health: memory levels off once the cap is reached.
-    mock = SegmindMock(Settings(speed=0, max_jobs_kept=100))
+    mock = make_fake(speed=0, max_jobs_kept=100)
     body = SVD.example
 
     def grown_by(submissions: int) -> int:
