@@ -45,6 +45,10 @@ class SegmindMock:
         """The accounts: keys, credits, rate limits."""
         return self.service.accounts
 
+    def now(self) -> float:
+        """The fake's simulated time, in Unix seconds."""
+        return self.service.clock.now()
+
     def advance(self, seconds: float) -> float:
         """Move the fake's clock forward and return the new simulated time."""
         return self.service.clock.advance(seconds)

@@ -9,11 +9,11 @@ the fake (and respx, the `pytest` extra) when a test first uses them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import fields, replace
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,7 +22,6 @@ from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
-    from mock_server.scenarios import Rule
     from mock_server.service import Settings
 
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
@@ -30,7 +29,7 @@ FAKE_API_KEY = "SG_0123456789abcdef"
 
 MARKERS = (
     "segmind_scenario(match=None, outcome='completed', times=-1, **details): a scenario rule for the whole "
-    "test, as segmind_mock.add_scenario(...); the mark nearest the test is tried first. Fake-only.",
+    "test, as segmind_mock.mock.add_scenario(...); the mark nearest the test is tried first. Fake-only.",
     "segmind_settings(virtual_time=True, speed=..., queue_seconds=..., max_body_bytes=..., journal_size=...): "
     "how the fake runs in this test; virtual_time=False keeps real sleeps and a real-time clock.",
     "segmind_fake_only: the test controls the fake, so it is skipped with --segmind-live.",
@@ -38,10 +37,10 @@ MARKERS = (
 
 
 class SegmindFixture:
-    """What a test gets from `segmind_mock` or `segmind_server`: where to send requests, a key, the controls.
+    """What a test gets from `segmind_mock` or `segmind_server`: where to send requests, a key, and the fake.
 
-    With `--segmind-live`, `url` and `api_key` are the real API's and the fake-only controls
-    skip the test.
+    The fake's controls are the `SegmindMock`'s own (`mock.advance(...)`, `mock.add_scenario(...)`...),
+    not copies. With `--segmind-live`, `url` and `api_key` are the real API's and `mock` skips the test.
     """
 
     def __init__(self, url: str, api_key: str, mock: SegmindMock | None) -> None:
@@ -60,34 +59,6 @@ class SegmindFixture:
         if self._mock is None:
             pytest.skip("this test controls the fake, which --segmind-live replaces by the real API")
         return self._mock
-
-    def advance(self, seconds: float) -> float:
-        """Move the fake's clock forward and return the new simulated time."""
-        return self.mock.advance(seconds)
-
-    def add_scenario(
-        self, match: Mapping[str, Any] | None = None, outcome: str = "completed", times: int = -1, **details: Any
-    ) -> Rule:
-        """Add a scenario rule, with the same meaning as `POST /_mock/scenarios`."""
-        return self.mock.add_scenario(match, outcome, times, **details)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """The journal of exchanges with the Segmind routes, oldest first."""
-        return self.mock.requests
-
-    @property
-    def jobs(self) -> list[dict[str, Any]]:
-        """Every retained job, as `GET /_mock/jobs` shows it."""
-        return self.mock.jobs
-
-    def reset(self) -> None:
-        """Forget jobs, journal, scenarios and account usage; bring the clock back to the time of day."""
-        self.mock.reset()
-
-    def now(self) -> float:
-        """The fake's simulated time, in Unix seconds."""
-        return self.mock.clock.now()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

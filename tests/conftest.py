@@ -48,6 +48,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `implementation` the tests of modules named test_impl_*: they pin how, not what users see."""
+    for item in items:
+        if item.path.name.startswith("test_impl_"):
+            item.add_marker(pytest.mark.implementation)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `store` over every store in modules marked `stores`."""
     if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("stores"):

@@ -13,6 +13,10 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+
+from contracts import MODELS
+
 STARTUP_SECONDS = 10.0
 STORES = ("memory", "redis")
 
@@ -62,3 +66,16 @@ def start_redis(binary: str, folder: Path, port: int | None = None) -> tuple[sub
 def namespaced(url: str) -> str:
     """The Redis URL with a fresh namespace of its own."""
     return f"{url}?prefix=test-{uuid.uuid4().hex[:12]}"
+
+
+def submit(client: httpx.Client, model: str = "svd") -> str:
+    """Submit the model's documented example through `client`; return the new job's id."""
+    response = client.post(f"/v2/{model}", json=MODELS[model].example)
+    assert response.status_code == 200, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id
+
+
+def status(client: httpx.Client, request_id: str) -> httpx.Response:
+    """Poll a job's status through `client`."""
+    return client.get(f"/v2/requests/{request_id}/status")

@@ -56,10 +56,10 @@ def test_state_never_leaks_from_one_test_to_the_next(pytester: pytest.Pytester, 
         @pytest.mark.segmind_settings(speed=50, queue_seconds=9)
         @pytest.mark.segmind_scenario(outcome="failed")
         def test_first_leaves_jobs_rules_requests_and_a_moved_clock({fixture}):
-            {fixture}.add_scenario(outcome="http_error", status=429, match={{"fps": 60}})
+            {fixture}.mock.add_scenario(outcome="http_error", status=429, match={{"fps": 60}})
             assert submit({fixture}).status_code == 200
-            {fixture}.advance(7200)
-            assert {fixture}.requests and {fixture}.mock.scenarios.rules()
+            {fixture}.mock.advance(7200)
+            assert {fixture}.mock.requests and {fixture}.mock.scenarios.rules()
             assert {fixture}.mock.clock.speed == 50
 
 
@@ -240,22 +240,22 @@ def test_listed_modules_of_your_own_sleep_on_virtual_time(pytester: pytest.Pytes
 
 
         def test_sync_poller(segmind_mock):
-            start = segmind_mock.now()
+            start = segmind_mock.mock.now()
             assert poller.wait(submit(segmind_mock), segmind_mock.api_key, timeout=600) == "COMPLETED"
-            assert segmind_mock.now() - start == 35  # seven polls 5 s apart: past 31.63 s
+            assert segmind_mock.mock.now() - start == 35  # seven polls 5 s apart: past 31.63 s
             assert poller.sleep is not real_sleep
 
 
         def test_timeout_on_virtual_time(segmind_mock):
-            segmind_mock.add_scenario(processing_seconds=10_000)
+            segmind_mock.mock.add_scenario(processing_seconds=10_000)
             assert poller.wait(submit(segmind_mock), segmind_mock.api_key, timeout=60) == "TIMEOUT"
-            assert 60 <= segmind_mock.now() - segmind_mock.jobs[0]["submitted_at"] <= 70
+            assert 60 <= segmind_mock.mock.now() - segmind_mock.mock.jobs[0]["submitted_at"] <= 70
 
 
         def test_async_poller(segmind_mock):
-            start = segmind_mock.now()
+            start = segmind_mock.mock.now()
             assert asyncio.run(poller.wait_async(submit(segmind_mock), segmind_mock.api_key)) == "COMPLETED"
-            assert segmind_mock.now() - start == 35
+            assert segmind_mock.mock.now() - start == 35
             assert asyncio.sleep is not poller.asyncio.sleep
 
 
@@ -304,7 +304,7 @@ def test_live_mode_skips_fake_only_tests_and_points_the_rest_at_the_real_api(
 
 
         def test_a_control_skips_where_it_is_used(segmind_mock):
-            segmind_mock.advance(10)
+            segmind_mock.mock.advance(10)
             ran.append("after advance")
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import anyio
@@ -25,7 +23,7 @@ from mock_server.transport import PortalTransport
 from tests.support import API_KEY
 from tests.support_fakes import FakeFactory
 from tests.support_relay import StallingRelay
-from tests.support_stores import namespaced, redis_server, start_redis
+from tests.support_stores import namespaced, status, submit
 
 SVD = MODELS["svd"]
 DURATION = defaults.QUEUE_SECONDS + SVD.latency_seconds
@@ -36,16 +34,6 @@ LOAD_SECONDS = 60
 
 def _http(mock: SegmindMock) -> httpx.Client:
     return httpx.Client(transport=PortalTransport(mock.app), base_url="http://fake", headers={"x-api-key": API_KEY})
-
-
-def _submit(client: httpx.Client) -> str:
-    response = client.post("/v2/svd", json=SVD.example)
-    assert response.status_code == 200, response.text
-    return response.json()["request_id"]
-
-
-def _status(client: httpx.Client, request_id: str) -> httpx.Response:
-    return client.get(f"/v2/requests/{request_id}/status")
 
 
 # In-process: two fakes on one namespace stand for two machines.
@@ -59,18 +47,18 @@ def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(
     first, second = make_fake(speed=0, store=url, accounts=accounts), make_fake(speed=0, store=url, accounts=accounts)
     with _http(first) as one, _http(second) as two:
         second.add_scenario(outcome="failed", times=1)
-        failed = _submit(one)  # the rule added through the other fake decides it
-        completed = _submit(two)
+        failed = submit(one)  # the rule added through the other fake decides it
+        completed = submit(two)
         assert {job["request_id"] for job in first.jobs} == {failed, completed}
         assert second.advance(DURATION) == first.clock.now()
-        assert _status(two, failed).json()["status"] == "FAILED"
-        assert _status(one, completed).json()["status"] == "COMPLETED"
+        assert status(two, failed).json()["status"] == "FAILED"
+        assert status(one, completed).json()["status"] == "COMPLETED"
         assert second.scenarios.rules() == []  # used up by the one submission
         assert [entry["request_id"] for entry in first.requests][:2] == [failed, completed]
         spent = second.service.account_view()["accounts"][0]["spent"]
         assert spent == wire.PRICES["svd"]  # one completed job, charged once whichever fake served it
         first.reset()
-        assert (second.jobs, second.requests, _status(two, completed).status_code) == ([], [], 404)
+        assert (second.jobs, second.requests, status(two, completed).status_code) == ([], [], 404)
 
 
 def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: str, make_fake: FakeFactory) -> None:
@@ -79,12 +67,12 @@ def test_a_submission_sees_the_clock_another_fake_moved_just_before(redis_url: s
     url = namespaced(redis_url)
     first, second = make_fake(speed=0, store=url), make_fake(speed=0, store=url)
     with _http(first) as one:
-        _submit(one)
+        submit(one)
         for _ in range(20):
             moved_to = second.advance(600)
-            assert first.job(_submit(one))["submitted_at"] == moved_to  # frozen: exactly where it was moved
+            assert first.job(submit(one))["submitted_at"] == moved_to  # frozen: exactly where it was moved
             second.add_scenario(outcome="failed", times=1)
-            assert first.job(_submit(one))["error"] is not None  # the rule added just before decides it
+            assert first.job(submit(one))["error"] is not None  # the rule added just before decides it
 
 
 def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_again(
@@ -98,17 +86,17 @@ def test_a_change_watch_that_dies_without_a_word_is_found_and_the_clock_read_aga
         first = make_fake(speed=0, store=url.replace(split_url(url)[0], f"redis://127.0.0.1:{relay.port}/0"))
         second = make_fake(speed=0, store=url)
         with _http(first) as one, redis.Redis.from_url(split_url(url)[0], decode_responses=True) as admin:
-            _submit(one)
+            submit(one)
             ports = [int(client["addr"].rsplit(":", 1)[1]) for client in admin.client_list() if "t" in client["flags"]]
             relay.freeze(next(port for port in ports if port in relay.upstream_ports()))  # the first fake's watch
             moved_to = second.advance(600)
-            assert first.job(_submit(one))["submitted_at"] == moved_to
+            assert first.job(submit(one))["submitted_at"] == moved_to
 
 
 def test_fakes_without_a_prefix_each_get_a_namespace_of_their_own(redis_url: str, make_fake: FakeFactory) -> None:
     first, second = make_fake(speed=0, store=redis_url), make_fake(speed=0, store=redis_url)
     with _http(first) as one:
-        _submit(one)
+        submit(one)
     assert len(first.jobs) == 1 and second.jobs == []
     first.advance(100)
     assert second.clock.now() < first.clock.now()
@@ -145,7 +133,7 @@ def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retenti
     keys = redis.Redis.from_url(split_url(url)[0])
     prefix = split_url(url)[1]
     with _http(mock) as client, keys:
-        request_id = _submit(client)
+        request_id = submit(client)
         result_ttl = keys.pttl(f"{prefix}:job:{request_id}") / 1000
         output_ttl = keys.pttl(f"{prefix}:out:{request_id}") / 1000
         # Frozen, the keys are kept for the retentions in real seconds (see `ttl_ms`).
@@ -155,7 +143,7 @@ def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retenti
         mock.advance(DURATION)
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200
         mock.advance(RESULT_RETENTION_SECONDS - DURATION)  # the result retention runs from submission
-        assert _status(client, request_id).status_code == 404
+        assert status(client, request_id).status_code == 404
         assert mock.jobs == []
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200  # outputs stay a week
         mock.advance(wire.OUTPUT_RETENTION_SECONDS)
@@ -219,9 +207,9 @@ def clients(workers: tuple[str, str]) -> Iterator[list[httpx.Client]]:
 @pytest.mark.slow
 def test_jobs_submitted_through_either_worker_are_seen_by_both(clients: list[httpx.Client]) -> None:
     first, second = clients
-    one, two = _submit(first), _submit(second)
+    one, two = submit(first), submit(second)
     for client in clients:
-        assert [_status(client, job).status_code for job in (one, two)] == [200, 200]
+        assert [status(client, job).status_code for job in (one, two)] == [200, 200]
         assert {job["request_id"] for job in client.get("/_mock/jobs").json()} == {one, two}
         submissions = [entry for entry in client.get("/_mock/requests").json() if entry["method"] == "POST"]
         assert [entry["request_id"] for entry in submissions] == [one, two]
@@ -230,11 +218,11 @@ def test_jobs_submitted_through_either_worker_are_seen_by_both(clients: list[htt
 @pytest.mark.slow
 def test_the_clock_advanced_through_one_worker_moves_every_worker(clients: list[httpx.Client]) -> None:
     first, second = clients
-    job = _submit(first)
+    job = submit(first)
     before = first.get("/_mock/clock").json()["now"]
     moved = second.post("/_mock/clock/advance", json={"seconds": DURATION}).json()["now"]
     assert moved == first.get("/_mock/clock").json()["now"] == before + DURATION  # frozen clock: exact
-    assert _status(first, job).json()["status"] == "COMPLETED"
+    assert status(first, job).json()["status"] == "COMPLETED"
 
 
 @pytest.mark.slow
@@ -247,7 +235,7 @@ def test_a_times_1_rule_applies_once_across_workers_under_concurrent_submissions
     jobs: list[str] = []
 
     def submit_many(client: httpx.Client) -> None:
-        jobs.extend(_submit(client) for _ in range(10))
+        jobs.extend(submit(client) for _ in range(10))
 
     # Both workers' connections plus fresh ones, all at once.
     extra = [httpx.Client(base_url=url, headers={"x-api-key": API_KEY}) for _ in range(6)]
@@ -259,7 +247,7 @@ def test_a_times_1_rule_applies_once_across_workers_under_concurrent_submissions
     for client in extra:
         client.close()
     second.post("/_mock/clock/advance", json={"seconds": DURATION})
-    states = [_status(first, job).json()["status"] for job in jobs]
+    states = [status(first, job).json()["status"] for job in jobs]
     assert (len(set(jobs)), states.count("FAILED"), second.get("/_mock/scenarios").json()) == (80, 1, [])
 
 
@@ -269,12 +257,12 @@ def test_results_expire_through_the_shared_clock_and_redis_ttls(
 ) -> None:
     _, store = workers
     first, second = clients
-    job = _submit(first)
+    job = submit(first)
     server, prefix = split_url(store)
     with redis.Redis.from_url(server) as keys:
         assert 0 < keys.pttl(f"{prefix}:job:{job}") <= RESULT_RETENTION_SECONDS * 1000
     second.post("/_mock/clock/advance", json={"seconds": RESULT_RETENTION_SECONDS})
-    assert [_status(client, job).status_code for client in clients] == [404, 404]
+    assert [status(client, job).status_code for client in clients] == [404, 404]
 
 
 @pytest.mark.slow
@@ -319,127 +307,3 @@ def test_hundreds_of_concurrent_clients_lose_no_job_across_workers(
     assert set(codes) == {200} and states == ["COMPLETED"] * len(ids)  # no request failed, every job completed
     listed = {job["request_id"] for job in clients[1].get("/_mock/jobs").json()}
     assert listed == set(ids)
-
-
-def _round_trips(server: redis.Redis, send: Callable[[], object], times: int) -> float:
-    """Round trips per call of `send`, as the Redis server counts the client reads it processed."""
-    before = server.info("stats")["total_reads_processed"]
-    for _ in range(times):
-        send()
-    after = server.info("stats")["total_reads_processed"]
-    return (after - before - 1) / times  # less the first INFO's own read
-
-
-@pytest.fixture
-def own_redis(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, redis.Redis]]:
-    """A Redis server of the test's own (its URL, and a client counting its reads): nothing else uses it meanwhile.
-
-    The change watch's once-a-second PING is the process's, not a request's: kept out of the counts.
-    """
-    monkeypatch.setattr(store_redis.watch, "WATCH_CONFIRM_SECONDS", 3600.0)
-    binary = redis_server()
-    assert binary is not None  # `redis_url` was served by it
-    process, url = start_redis(binary, tmp_path)
-    try:
-        with redis.Redis.from_url(url) as server:
-            yield url, server
-    finally:
-        process.kill()
-        process.wait(10)
-
-
-def _polls(client: httpx.Client, *request_ids: str, status: int = 200) -> Callable[[], None]:
-    def poll() -> None:
-        for request_id in request_ids:
-            assert _status(client, request_id).status_code == status
-
-    return poll
-
-
-@pytest.mark.parametrize(("options", "trips"), [("", 1), ("&protocol=2", 2)], ids=["resp3", "resp2"])
-def test_a_submit_costs_one_round_trip_and_a_poll_one_with_resp3_two_without(
-    own_redis: tuple[str, redis.Redis],
-    options: str,
-    trips: int,
-    caplog: pytest.LogCaptureFixture,
-    make_fake: FakeFactory,
-) -> None:
-    # The writes a request makes go in one pipeline before its answer; the clock is read again
-    # only once Redis says it changed (RESP3 tracking), on every request where it cannot (RESP2).
-    # A poll of a job the process stored or read lately is answered from its cache (RESP3): its
-    # one round trip is its journal entry; without it, the job is read with the clock, then
-    # journaled. 4 and 3 round trips at first, then 1 and 2.
-    url, server = own_redis
-    mock = make_fake(speed=0, store=namespaced(url) + options)
-    assert ("cannot track changes" in caplog.text) == (trips == 2)
-    with _http(mock) as client:
-        request_id = _submit(client)  # the first request of a process sets its state up
-        assert _round_trips(server, lambda: _submit(client), 20) == trips
-        assert _round_trips(server, _polls(client, request_id), 20) == trips
-    assert len(mock.jobs) == 21 and len(mock.requests) == 41  # nothing queued was lost
-
-
-@contextmanager
-def _two_fakes(url: str, make_fake: FakeFactory) -> Iterator[tuple[SegmindMock, httpx.Client, httpx.Client]]:
-    """Two fakes on one fresh namespace of `url`: the first fake, and a client of each."""
-    store = namespaced(url)
-    first, second = make_fake(speed=0, store=store), make_fake(speed=0, store=store)
-    with _http(first) as one, _http(second) as two:
-        yield first, one, two
-
-
-def test_a_job_submitted_through_one_fake_is_polled_through_the_other_in_one_round_trip_once_read(
-    own_redis: tuple[str, redis.Redis], make_fake: FakeFactory
-) -> None:
-    url, server = own_redis
-    with _two_fakes(url, make_fake) as (first, one, two):
-        _polls(two, _submit(one))()  # the second fake's first poll sets its state up (it reads the rules)
-        request_id = _submit(one)
-        assert _round_trips(server, _polls(two, request_id), 1) == 2  # read (the clock is current), journaled
-        assert _round_trips(server, _polls(two, request_id), 20) == 1  # journaled only
-        assert _status(two, request_id).json()["status"] == "QUEUED"
-        first.advance(DURATION)  # the clock moves: the next poll reads it, and the job, again
-        assert _round_trips(server, _polls(two, request_id), 1) == 2
-        assert _status(two, request_id).json()["status"] == "COMPLETED"
-
-
-def test_a_job_cached_by_one_fake_is_404_there_at_once_after_a_reset_through_the_other(
-    own_redis: tuple[str, redis.Redis], make_fake: FakeFactory
-) -> None:
-    url, server = own_redis
-    with _two_fakes(url, make_fake) as (_, one, two):
-        read, stored = _submit(one), _submit(two)  # the second fake reads the first, stores the second
-        _polls(two, read, stored)()
-        assert _round_trips(server, _polls(two, read, stored), 10) == 2  # both answered from the cache
-        assert one.post("/_mock/reset").status_code == 200
-        _polls(two, read, stored, status=404)()
-        after = _submit(one)  # and a job stored after the reset is found
-        _polls(two, after)()
-
-
-def _stored_sizes(server: redis.Redis, store: str) -> list[int]:
-    return [int(server.strlen(key)) for key in server.scan_iter(match=f"{split_url(store)[1]}:job:*")]
-
-
-@pytest.mark.parametrize("bound", ["jobs", "bytes"])
-def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
-    own_redis: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, bound: str, make_fake: FakeFactory
-) -> None:
-    url, server = own_redis
-    store = namespaced(url)
-    first = make_fake(speed=0, store=store)
-    with _http(first) as one:
-        jobs = [_submit(one) for _ in range(6)]
-    sizes = _stored_sizes(server, store)
-    if bound == "jobs":
-        monkeypatch.setattr(store_redis.job_store, "JOB_CACHE_JOBS", 3)
-    else:  # room for three jobs as stored, not four
-        monkeypatch.setattr(store_redis.job_store, "JOB_CACHE_BYTES", 3 * max(sizes) + min(sizes) // 2)
-    second = make_fake(speed=0, store=store)
-    with _http(second) as two:
-        _polls(two, *jobs)()  # each read and kept, the oldest read dropped past three
-        assert _round_trips(server, _polls(two, *jobs[3:]), 5) == 3  # the three read last: from the cache
-        assert _round_trips(server, _polls(two, jobs[0]), 1) == 2  # read again, dropping the least recently used
-        assert _round_trips(server, _polls(two, jobs[0], *jobs[4:]), 1) == 3
-        assert _round_trips(server, _polls(two, jobs[3]), 1) == 2
-    assert len(second.service.jobs.cache) == 3  # type: ignore[attr-defined]
