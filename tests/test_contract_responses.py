@@ -16,6 +16,7 @@ from contracts import responses as shapes
 from contracts.openapi import RESULT_OPERATION, STATUS_OPERATION, openapi_document, request_schema
 from contracts.strategies import invalid_payloads, valid_payloads
 from mock_server import SegmindMock, defaults
+from tests.support import examples
 
 
 def conforms(schema: dict[str, Any], body: Any) -> None:
@@ -122,7 +123,7 @@ def test_the_documented_example_meets_the_request_schema(spec) -> None:
     jsonschema.Draft202012Validator(request_schema(spec)).validate(dict(spec.example))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_the_request_schemas_agree_with_the_validator(data: st.DataObject) -> None:
     spec = data.draw(st.sampled_from(list(MODELS.values())))

@@ -14,11 +14,11 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
 from mock_server import SegmindMock, Settings
-from tests.support import API_KEY
+from tests.support import API_KEY, examples
 from tests.support_schemathesis import map_body
 
 HEADERS = {"x-api-key": API_KEY}
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(20), deadline=None, suppress_health_check=list(HealthCheck))
 
 # Frozen clock: linked polls see QUEUED jobs. Virtual: a v1 call jumps to its job's end at once.
 FAKE = SegmindMock(Settings(speed=0, virtual=True))
@@ -75,5 +75,5 @@ class JobFlow(positive.as_state_machine()):  # type: ignore[misc]
 
 
 def test_stateful_phase_follows_links_to_status_and_result() -> None:
-    JobFlow.run(settings=settings(SETTINGS, max_examples=15, stateful_step_count=4))
+    JobFlow.run(settings=settings(SETTINGS, max_examples=examples(15), stateful_step_count=4))
     assert JobFlow.linked_steps > 0

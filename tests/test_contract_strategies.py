@@ -8,19 +8,20 @@ from hypothesis import strategies as st
 
 from contracts import MODELS, PayloadError
 from contracts.strategies import BrokenRule, invalid_cases, invalid_payloads, valid_payloads
+from tests.support import examples
 
 SPECS = list(MODELS.values())
 models = st.sampled_from(SPECS)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.data())
 def test_valid_payloads_pass_validation(data: st.DataObject) -> None:
     spec = data.draw(models)
     spec.validate(data.draw(valid_payloads(spec)))
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(st.data())
 def test_invalid_payloads_break_exactly_the_labelled_rule(data: st.DataObject) -> None:
     spec = data.draw(models)

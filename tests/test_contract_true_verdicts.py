@@ -142,6 +142,7 @@ def test_the_pytest_form_reads_the_admin_token(monkeypatch: pytest.MonkeyPatch, 
         contracts.pytest_suite.test_target_conforms_to_the_documented_contract()
 
 
+@pytest.mark.slow  # the official SDK as the command, polling once a real second: about 40 s a run
 @pytest.mark.parametrize("how", ["--admin-token", ADMIN_TOKEN_VARIABLE])
 def test_verify_runs_against_a_fake_requiring_its_admin_token(
     how: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, make_fake: FakeFactory

@@ -191,6 +191,7 @@ def test_a_well_behaved_polling_client_passes(fake_url: tuple[str, SegmindMock])
     assert report.ok, report.render()
 
 
+@pytest.mark.slow  # a whole verify run with real-time polling: the full suite runs it, the inner loop not
 def test_a_client_retrying_refusals_that_will_not_change_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
     url, _ = fake_url
     report = verify_client(Polling(retries=2), url)
@@ -199,6 +200,7 @@ def test_a_client_retrying_refusals_that_will_not_change_is_flagged(fake_url: tu
     assert "retried a refusal that will not change (400): 2 submissions" in report.render()
 
 
+@pytest.mark.slow  # a whole verify run with real-time polling: the full suite runs it, the inner loop not
 def test_a_client_inventing_a_result_after_a_failed_poll_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
     url, _ = fake_url
     report = verify_client(Polling(invents=True), url)
@@ -207,6 +209,7 @@ def test_a_client_inventing_a_result_after_a_failed_poll_is_flagged(fake_url: tu
     assert all("returned a result it never fetched" in outcome.problems[0] for outcome in report.outcomes[2:7])
 
 
+@pytest.mark.slow  # a whole verify run with real-time polling: the full suite runs it, the inner loop not
 def test_a_client_giving_up_in_a_long_queue_is_flagged(fake_url: tuple[str, SegmindMock]) -> None:
     url, _ = fake_url
     # Other jobs stay QUEUED until the harness moves the clock, which it does at once; the long queue
@@ -215,6 +218,7 @@ def test_a_client_giving_up_in_a_long_queue_is_flagged(fake_url: tuple[str, Segm
     assert report.failed == ["long_queue"], report.render()
 
 
+@pytest.mark.slow  # a whole verify run with real-time polling: the full suite runs it, the inner loop not
 def test_the_run_stops_after_a_client_hangs(fake_url: tuple[str, SegmindMock]) -> None:
     url, mock = fake_url
     release = threading.Event()

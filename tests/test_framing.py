@@ -27,7 +27,7 @@ from uvicorn.server import ServerState
 from contracts import MODELS
 from mock_server import SegmindMock, Settings, server
 from mock_server.server import EnvelopeHTTPProtocol, Limits, ServerThread
-from tests.support import API_KEY
+from tests.support import API_KEY, examples
 from tests.support_framing import Answers, read_answers, split_answer, trickle
 from tests.support_fuzz import assert_envelope
 from tests.support_load import request_bytes
@@ -298,7 +298,9 @@ def _run(reads: list[bytes], turns: list[int], count: int) -> list[tuple[int, by
         return runner.run(_answers_to(reads, turns, count))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(requests=st.lists(_REQUESTS, min_size=1, max_size=8), last=_LAST, data=st.data())
 def test_any_split_of_a_pipelined_stream_into_reads_gets_the_answers_of_one_read(
     requests: list[bytes], last: bytes, data: st.DataObject

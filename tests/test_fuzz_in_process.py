@@ -10,13 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import examples
 from tests.support_fuzz import BODY_ROUTES, LIMIT, any_json, assert_envelope, near_payload
 
 # The in-process fake of each test (`http`), with a small body limit.
 pytestmark = pytest.mark.fake_settings(max_body_bytes=LIMIT)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=any_json | near_payload, path=st.sampled_from(BODY_ROUTES))
 def test_arbitrary_json_never_gets_a_5xx(http: httpx.Client, body: object, path: str) -> None:
     response = http.post(path, json=body)
@@ -24,7 +25,7 @@ def test_arbitrary_json_never_gets_a_5xx(http: httpx.Client, body: object, path:
         assert_envelope(response.status_code, response.headers["content-type"], response.content)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(max_size=300), path=st.sampled_from(BODY_ROUTES))
 def test_arbitrary_bytes_never_get_a_5xx(http: httpx.Client, body: bytes, path: str) -> None:
     response = http.post(path, content=body, headers={"Content-Type": "application/json"})

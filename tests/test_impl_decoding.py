@@ -18,6 +18,7 @@ from contracts.strategies import invalid_payloads, valid_payloads
 from mock_server import SegmindMock
 from mock_server.strict_json import parse_json_object
 from mock_server.wire import ApiError
+from tests.support import examples
 
 SPECS = list(MODELS.values())
 RAW_IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png, but base64").decode()
@@ -85,7 +86,7 @@ def mangled_bodies(draw: st.DrawFn, spec: ModelSpec) -> bytes:
     return bytes(body)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.data())
 def test_valid_bodies_take_the_fast_path_with_the_reference_result(data: st.DataObject) -> None:
     spec = data.draw(st.sampled_from(SPECS))
@@ -93,14 +94,14 @@ def test_valid_bodies_take_the_fast_path_with_the_reference_result(data: st.Data
     assert assert_agrees(spec.slug, body) is not None
 
 
-@settings(max_examples=600)
+@settings(max_examples=examples(600))
 @given(st.data())
 def test_any_body_gets_the_reference_result_or_the_reference_path(data: st.DataObject) -> None:
     spec = data.draw(st.sampled_from(SPECS))
     assert_agrees(spec.slug, data.draw(edited_bodies(spec) | mangled_bodies(spec)))
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(zeros=st.integers(0, 30), value=st.sampled_from([14, 25, 7, -14]))
 def test_integer_text_is_limited_to_its_characters_on_both_paths(zeros: int, value: int) -> None:
     # "000…014": leading zeros count, so the text limit (INTEGER_TEXT_DIGITS) holds whichever path reads it.
