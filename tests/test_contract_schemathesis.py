@@ -8,6 +8,7 @@ the fake accepts only Segmind-shaped keys.
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.generation.modes import GenerationMode
@@ -35,6 +36,7 @@ positive = _load(GenerationMode.POSITIVE)
 negative = _load(GenerationMode.NEGATIVE)
 
 
+@pytest.mark.slow  # every operation's generated cases; the negative phase and the stateful run stay in the inner loop
 @positive.parametrize()
 @SETTINGS
 def test_positive_phase(case: schemathesis.Case) -> None:

@@ -224,6 +224,7 @@ def test_a_job_stuck_in_an_undocumented_state_is_named_as_the_cause(
     assert all("no case for it arose" not in cause for cause in in_json.values()), in_json
 
 
+@pytest.mark.slow  # a whole contract run in a subprocess without PyAV
 def test_without_pyav_every_video_rule_says_so(tmp_path: Path, make_fake: FakeFactory) -> None:
     script = f"""
 import sys

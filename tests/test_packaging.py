@@ -52,6 +52,7 @@ def test_the_pytest_extra_brings_every_package_the_docs_pytest_examples_import()
     assert missing == set()
 
 
+@pytest.mark.slow  # a mypy run over a user's file and both packages
 def test_users_type_checkers_see_the_packages_types(tmp_path: Path) -> None:
     # Outside the checkout, as a user's project: mypy reads an installed package's types only when
     # it carries a py.typed marker, and otherwise skips it ("missing library stubs or py.typed marker").
