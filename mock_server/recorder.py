@@ -223,30 +223,36 @@ class Recorder:
             await response.aclose()
 
     async def _stream(self, exchange: Exchange, response: httpx.Response, send: Send) -> None:
-        """Pass a media body on as it arrives, holding back its last piece until the exchange is recorded."""
+        """Pass a media body on as it arrives; what completes it goes out only once the exchange is recorded.
+
+        With a known length, the piece that completes it is held back (the client is done when it has
+        them all); without one, the body's end (the last, empty chunk).
+        """
         headers = _passed_headers(response, None, "")
+        length = _length(headers)
         await send({"type": "http.response.start", "status": exchange.status, "headers": headers})
         digest = hashlib.sha256()
         kept: list[bytes] | None = []
-        pending = b""
-        for_size = 0
+        size = 0
+        last = b""
         async for chunk in response.aiter_bytes():
             digest.update(chunk)
-            for_size += len(chunk)
+            size += len(chunk)
             if kept is not None:
                 kept.append(chunk)
-                if for_size > MEDIA_BUFFER_BYTES:
+                if size > MEDIA_BUFFER_BYTES:
                     kept = None
-            if pending:
-                await send({"type": "http.response.body", "body": pending, "more_body": True})
-            pending = chunk
+            if length is not None and size >= length:
+                last += chunk
+            else:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         exchange.ended = time.perf_counter()
         exchange.digest = digest.hexdigest()
-        exchange.response_size = for_size
+        exchange.response_size = size
         exchange.wire_size = response.num_bytes_downloaded
         exchange.response_body = b"".join(kept) if kept is not None else b""
         await self._record(exchange)
-        await send({"type": "http.response.body", "body": pending})
+        await send({"type": "http.response.body", "body": last})
 
     # Recording.
 
@@ -398,6 +404,12 @@ def _passed_headers(response: httpx.Response, length: int | None, proxy: str) ->
     elif "content-encoding" not in response.headers and "content-length" in response.headers:
         headers.append((b"content-length", response.headers["content-length"].encode("latin-1")))
     return headers
+
+
+def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The content length the client is told, if any."""
+    value = header(headers, b"content-length")
+    return int(value) if value.isdigit() else None
 
 
 def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
