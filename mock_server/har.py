@@ -155,10 +155,10 @@ class Timings(msgspec.Struct, frozen=True):
     send: float
     wait: float
     receive: float
-    blocked: float = -1
-    dns: float = -1
-    connect: float = -1
-    ssl: float = -1
+    blocked: float = -1.0
+    dns: float = -1.0
+    connect: float = -1.0
+    ssl: float = -1.0
 
 
 class EntryFacts(msgspec.Struct, frozen=True):
