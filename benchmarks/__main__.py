@@ -12,7 +12,7 @@ from pathlib import Path
 import starlette
 import uvicorn
 
-from benchmarks import decoding, footprint, inprocess, redis_trips, throughput, workers
+from benchmarks import decoding, footprint, inprocess, recording, redis_trips, throughput, workers
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
@@ -160,10 +160,31 @@ def _sdk_run(lines: list[str]) -> None:
     )
 
 
+def _recording(lines: list[str]) -> None:
+    print(
+        "recording: status polls through `segmind-mock record` and direct, interleaved ...", file=sys.stderr, flush=True
+    )
+    pairs = recording.measure()
+    added = statistics.median(pair.added_ms for pair in pairs)
+    lines += [
+        "",
+        f"### Recording (`segmind-mock record`; target: at most {recording.TARGET_MS:g} ms added per exchange)",
+        "",
+    ]
+    lines += [f"Median added per exchange over the session: **{added:.2f} ms**.", ""]
+    lines += _table(
+        ["entries recorded", "direct ms", "through record ms", "added ms"],
+        [
+            [f"{pair.entries}", f"{pair.direct_ms:.2f}", f"{pair.recorded_ms:.2f}", f"{pair.added_ms:.2f}"]
+            for pair in pairs
+        ],
+    )
+
+
 def report() -> str:
     """Run every benchmark and return the results as Markdown."""
     lines = [f"Machine: {machine()}; load average before the run: {os.getloadavg()[0]:.2f}.", ""]
-    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run):
+    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run, _recording):
         part(lines)
     return "\n".join(lines) + "\n"
 
