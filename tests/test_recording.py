@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import httpx
@@ -33,6 +34,9 @@ from mock_server.video import video_available
 from tests.support import API_KEY
 from tests.support_har import har_validator_errors, install_har_validator, schema_errors
 from tests.support_video import decode
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 SVD = MODELS["svd"].example
 # A key of Segmind's shape that is not the one in use: found by its shape alone.
@@ -374,3 +378,25 @@ def test_record_refuses_an_upstream_that_is_no_url(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--upstream must be an http(s) URL" in done.stderr
     assert not (tmp_path / "x.har").exists()
+
+
+@pytest.mark.browser
+def test_an_outside_reader_plays_the_recording_back_playwrights_route_from_har(
+    server: tuple[SegmindMock, str],
+    proxied: tuple[Recorder, str],
+    make_sdk: Callable[..., SegmindClient],
+    browser: Browser,
+) -> None:
+    recorder, url = proxied
+    job = make_sdk(url).submit_async("svd", **SVD)
+    assert job.status()["status"] == "QUEUED"
+    server[0].advance(1000)  # live, the job has ended now; the recording saw it queued
+    status_url = entries(recorder)[1].request.url
+    context = browser.new_context()
+    try:
+        context.route_from_har(recorder.out, not_found="abort")
+        page = context.new_page()
+        page.goto(status_url)
+        assert json.loads(page.locator("body").inner_text())["status"] == "QUEUED"
+    finally:
+        context.close()
