@@ -318,6 +318,9 @@ class HarWriter:
         self._entries: list[Entry] = []
         self._starts: list[str] = []
         self._encoded: list[bytes] = []
+        findings = redaction.scan(msgspec.to_builtins(self.har()), tuple(self.secrets))
+        if findings:
+            raise SecretFound(f"refused to write {self.path}: {redaction.describe(findings)}")
         head, _, tail = encode(self.har()).partition(_NO_ENTRIES)
         self._head, self._tail = head + b'"entries": [\n', b"\n" + _ENTRIES_INDENT[:-2] + b"]" + tail
         self._write()

@@ -28,6 +28,7 @@ from msgspec import UNSET, UnsetType
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
 from mock_server import defaults, har, redaction, wire
 from mock_server.payload import read_body
@@ -428,8 +429,15 @@ def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
 
 
 def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
-    """The API key the client sends: a secret never to be written."""
-    return [value for name, value in headers if name.lower() == "x-api-key" and value]
+    """The credentials the client sends (its API key, a bearer token): secrets never to be written."""
+    keys = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == API_KEY_HEADER and value:
+            keys.append(value)
+        elif lower in ("authorization", "proxy-authorization"):
+            keys.append(value.partition(" ")[2] or value)
+    return keys
 
 
 def _host(scope: Scope) -> str:
