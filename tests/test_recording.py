@@ -172,7 +172,7 @@ def test_npms_har_validator_does_refuse_a_broken_file(har_validator: Path, tmp_p
     assert "creator" in har_validator_errors(har_validator, broken)
 
 
-def test_the_key_kept_with_kept_media_is_named_by_its_sha256_beside_the_file(
+def test_kept_media_is_named_by_its_sha256_beside_the_file(
     server: tuple[SegmindMock, str],
     recording: Callable[..., tuple[Recorder, str]],
     make_sdk: Callable[..., SegmindClient],
