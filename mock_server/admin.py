@@ -21,7 +21,7 @@ from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.admin_token import carries_token, same_token
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
-from mock_server.responses import JSONResponse
+from mock_server.responses import JSONResponse, error_answer, send_answer
 from mock_server.service import Service
 
 # Open without the admin token: liveness, the output files clients download (like a CDN's), and
@@ -54,7 +54,7 @@ class AdminToken:
             await self.app(scope, receive, send)
             return
         headers = {"WWW-Authenticate": 'Bearer realm="segmind-mock admin"'}
-        await JSONResponse(wire.error_body(TOKEN_NEEDED), 401, headers)(scope, receive, send)
+        await send_answer(send, error_answer(wire.ApiError(401, TOKEN_NEEDED, headers)))
 
 
 class SameOrigin:
@@ -78,8 +78,7 @@ class SameOrigin:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        status, message = refusal
-        await JSONResponse(wire.error_body(message), status)(scope, receive, send)
+        await send_answer(send, error_answer(wire.ApiError(*refusal)))
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
@@ -207,11 +206,6 @@ def _seconds(body: dict[str, Any], name: str) -> float:
     return float(value)
 
 
-def _clock_view(service: Service) -> dict[str, Any]:
-    clock = service.clock
-    return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
-
-
 async def health(request: Request) -> Response:
     """`GET /_mock/health`: liveness, the clock, the retained jobs by state and the next end, the serving process."""
     return JSONResponse(await _in_store(request, _health))
@@ -234,7 +228,7 @@ def _health(service: Service) -> dict[str, Any]:
         # Jobs and outputs dropped before their retention ended, to stay within --max-jobs-kept.
         "jobs_evicted": summary.jobs_evicted,
         "outputs_evicted": summary.outputs_evicted,
-        **_clock_view(service),
+        **service.clock_view(),
         "worker": os.getpid(),
         # Exchanges this worker could not journal while the store was unavailable.
         "journal_dropped": service.journal_dropped,
@@ -253,8 +247,8 @@ async def clock(request: Request) -> Response:
 
     def view(service: Service) -> dict[str, Any]:
         if speed is not None:
-            service.clock.set_speed(speed)
-        return _clock_view(service)
+            service.set_speed(speed)
+        return service.clock_view()
 
     return JSONResponse(await _in_store(request, view))
 
@@ -264,8 +258,8 @@ async def advance(request: Request) -> Response:
     seconds = _seconds(await _body_of(request, "seconds"), "seconds")
 
     def advanced(service: Service) -> dict[str, Any]:
-        service.clock.advance(seconds)
-        return _clock_view(service)
+        service.advance(seconds)
+        return service.clock_view()
 
     return JSONResponse(await _in_store(request, advanced))
 
@@ -278,7 +272,7 @@ async def requests(request: Request) -> Response:
 
     def journal(service: Service) -> list[dict[str, Any]]:
         if clear:
-            service.journal.clear()
+            service.clear_journal()
         return service.requests()
 
     entries = [entry for entry in await _in_store(request, journal) if passes(entry)]
@@ -292,12 +286,8 @@ async def jobs(request: Request) -> Response:
     if wanted is not None and wanted not in State.__members__:
         raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
 
-    def listed(service: Service) -> tuple[list[dict[str, Any]], int]:
-        now = service.clock.now()
-        found = [job for job in service.retained(now) if wanted is None or job.state_at(now).value == wanted]
-        return [service.describe(job, now) for job in page.of(found)], len(found)
-
-    shown, total = await _in_store(request, listed)
+    state = None if wanted is None else State(wanted)
+    shown, total = await _in_store(request, lambda service: service.job_views(state, page.of))
     return JSONResponse(shown, headers=admin_query.total_header(total))
 
 
@@ -323,8 +313,8 @@ async def scenarios(request: Request) -> Response:
 
     def listed(service: Service) -> list[dict[str, Any]]:
         if clear:
-            service.rules.clear()
-        return [rule.to_dict() for rule in service.rules.rules()]
+            service.clear_scenarios()
+        return service.scenarios()
 
     return JSONResponse(await _in_store(request, listed))
 
@@ -332,7 +322,7 @@ async def scenarios(request: Request) -> Response:
 async def scenario(request: Request) -> Response:
     """`DELETE /_mock/scenarios/{id}`: remove one rule."""
     rule_id = request.path_params["rule_id"]
-    if not await _in_store(request, lambda service: service.rules.remove(rule_id)):
+    if not await _in_store(request, lambda service: service.remove_scenario(rule_id)):
         raise wire.ApiError(404, f"Scenario {rule_id} not found")
     return Response(status_code=204)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
 from mock_server.recording import entry
-from mock_server.responses import Answer, error_answer, send_answer, server_error
+from mock_server.responses import error_answer, send_answer, server_error
 from mock_server.router import Router
 from mock_server.routes import Reply, Route, SegmindRequest, SegmindRoutes
 from mock_server.service import Service
@@ -55,10 +54,10 @@ class App:
             await self.own(scope, receive, send)
             return
         own = scope["path"].startswith(OWN_PREFIX)
-        if not own and not self.service.backend.shared:
+        if not own and not self.service.shared:
             await self._serve(scope, receive, send)  # a clock in the process has nothing to pin
             return
-        with self.service.clock.pinned():
+        with self.service.pinned():
             if own:
                 await self.own(scope, receive, send)
             else:
@@ -140,16 +139,9 @@ def refused(request: SegmindRequest, error: wire.ApiError) -> Reply:
     return error_answer(error), (faults.GatewayDelay(error.delay_seconds) if error.delay_seconds else None)
 
 
-async def _gateway_answer(error: wire.ApiError) -> Answer:
-    """The envelope of `error`, after its delay if it stands for a slow gateway."""
-    if error.delay_seconds:  # real seconds, like every network delay (see faults.py)
-        await anyio.sleep(error.delay_seconds)
-    return error_answer(error)
-
-
-async def _error_response(error: wire.ApiError) -> Response:
-    # The fake's own routes answer errors as Segmind's do, as a Starlette Response.
-    status, headers, body = await _gateway_answer(error)
+def _error_response(error: wire.ApiError) -> Response:
+    # The fake's own routes answer errors as Segmind's do (no scenario delays them), as a Starlette Response.
+    status, headers, body = error_answer(error)
     response = Response(body, status)
     response.raw_headers = headers
     return response
@@ -157,7 +149,7 @@ async def _error_response(error: wire.ApiError) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, wire.ApiError)
-    return await _error_response(exc)
+    return _error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -170,8 +162,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = wire.method_not_allowed(request.method, request.url.path, allow.split(", ") if allow else [])
     else:
         error = wire.ApiError(exc.status_code, str(exc.detail), dict(exc.headers or {}))
-    return await _error_response(error)
+    return _error_response(error)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return await _error_response(server_error(exc))
+    return _error_response(server_error(exc))

@@ -47,7 +47,7 @@ class SegmindMock:
 
     def advance(self, seconds: float) -> float:
         """Move the fake's clock forward and return the new simulated time."""
-        return self.service.clock.advance(seconds)
+        return self.service.advance(seconds)
 
     def add_scenario(
         self,
@@ -67,7 +67,7 @@ class SegmindMock:
     @property
     def jobs(self) -> list[dict[str, Any]]:
         """Every retained job, as `GET /_mock/jobs` shows it."""
-        return self.service.job_views()
+        return self.service.job_views()[0]
 
     def job(self, request_id: str) -> dict[str, Any] | None:
         """One retained job, or None once it is unknown or expired."""

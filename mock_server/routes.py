@@ -28,7 +28,7 @@ from mock_server.bounded_cache import BoundedCache
 from mock_server.faults import Shape
 from mock_server.jobs import WAITING, Job, State
 from mock_server.payload import read_body
-from mock_server.responses import Answer, answer, header_list
+from mock_server.responses import Answer, answer, error_answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Polled, Service
 from mock_server.strict_json import parse_json_object
@@ -206,7 +206,7 @@ class SegmindRoutes:
         job, rule, video = waited
         headers = wire.sync_headers(job, self.service.billing(job))
         if job.error is not None:
-            return answer(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule
+            return error_answer(wire.ApiError(SYNC_FAILED_STATUS, job.error, headers)), rule
         assert video is not None  # rendered for every job that did not fail
         if job.params["base64"]:
             return answer({BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers), rule
@@ -258,7 +258,7 @@ class SegmindRoutes:
                 waiting.cancel_scope.cancel()
 
             waiting.start_soon(watch_for_hang_up)
-            ended = await self.service.clock.wait_until(job.finished_at, jumps=moves_clock)
+            ended = await self.service.wait_until(job.finished_at, jumps=moves_clock)
             waiting.cancel_scope.cancel()
         if ended is False:
             raise wire.ApiError(503, wire.SHUTTING_DOWN)

@@ -25,7 +25,7 @@ from mock_server import wire
 from mock_server.app import App
 from mock_server.clock import Clock
 from mock_server.defaults import MAX_CONCURRENT_REQUESTS, MAX_HEADER_BYTES, REQUEST_TIMEOUT_SECONDS
-from mock_server.responses import JSON_TYPE, encode_json, error_answer, send_answer
+from mock_server.responses import error_answer, send_answer
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 LISTEN_BACKLOG = 2048  # uvicorn's own default
@@ -350,10 +350,11 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
 
 
 def _envelope(status: int, message: str) -> bytes:
-    """A whole answer in the JSON envelope that closes its connection."""
-    body = encode_json(wire.error_body(message))
-    head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
-    return head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+    """A whole answer in the JSON envelope (`responses.error_answer`) that closes its connection, as bytes."""
+    status, headers, body = error_answer(wire.ApiError(status, message))
+    head = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+    fields = b"".join(b"%s: %s\r\n" % header for header in headers)
+    return head + fields + b"connection: close\r\n\r\n" + body
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:

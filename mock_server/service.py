@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -109,8 +110,9 @@ class Service:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
+        self.shared = self.backend.shared  # several processes may serve the same state
         # Where the routes call the store from: off the event loop when it is shared (it may stall).
-        self.store_calls = StoreCalls(self.backend.shared)
+        self.store_calls = StoreCalls(self.shared)
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
@@ -275,7 +277,7 @@ class Service:
             except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
                 self.count_dropped(1)
                 LOG.exception("segmind-mock: journaling an exchange failed")
-        if self.backend.shared:
+        if self.shared:
             self.count_dropped(self.backend.flush())
 
     async def run_step(
@@ -296,6 +298,43 @@ class Service:
         """The journal of exchanges with the Segmind routes, oldest first, described."""
         return [entry.to_dict() for entry in self.journal.entries()]
 
+    def clear_journal(self) -> None:
+        """Forget every journaled exchange."""
+        self.journal.clear()
+
+    def scenarios(self) -> list[dict[str, Any]]:
+        """The active scenario rules in the order they are tried, as the admin API shows them."""
+        return [rule.to_dict() for rule in self.rules.rules()]
+
+    def remove_scenario(self, rule_id: str) -> bool:
+        """Remove one scenario rule; tell whether it existed."""
+        return self.rules.remove(rule_id)
+
+    def clear_scenarios(self) -> None:
+        """Remove every scenario rule."""
+        self.rules.clear()
+
+    def clock_view(self) -> dict[str, Any]:
+        """The clock as `GET /_mock/clock` shows it: the fake's time, its speed, and whether it is virtual."""
+        clock = self.clock
+        return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
+
+    def set_speed(self, speed: float) -> None:
+        """Run the clock at `speed` (finite, 0 or more) from now on, without a jump."""
+        self.clock.set_speed(speed)
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's time forward by `seconds` (finite, 0 or more); return the new time."""
+        return self.clock.advance(seconds)
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Around one request: a shared store's clock read once, its writes queued (`finish` sends them)."""
+        return self.clock.pinned()
+
+    async def wait_until(self, deadline: float, *, jumps: bool) -> bool:
+        """Wait until the fake's time reaches `deadline` (`Clock.wait_until`); False if the server shuts down first."""
+        return await self.clock.wait_until(deadline, jumps=jumps)
+
     def retained(self, now: float) -> list[Job]:
         """Every job whose result is retained at `now`, oldest first."""
         return [job for job in self.jobs.jobs(now) if result_kept(job, now)]
@@ -304,10 +343,13 @@ class Service:
         """The retained jobs counted by state now, with the next end and the cap's evictions (no walk over the jobs)."""
         return self.jobs.summary(self.clock.now())
 
-    def job_views(self) -> list[dict[str, Any]]:
-        """Every retained job, as `GET /_mock/jobs` shows it."""
+    def job_views(
+        self, state: State | None = None, page: Callable[[list[Job]], list[Job]] = list
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The retained jobs (in `state`, if given) as `GET /_mock/jobs` shows them, `page` of them; and how many."""
         now = self.clock.now()
-        return [self.describe(job, now) for job in self.retained(now)]
+        found = [job for job in self.retained(now) if state is None or job.state_at(now) is state]
+        return [self.describe(job, now) for job in page(found)], len(found)
 
     def job_view(self, request_id: str) -> dict[str, Any] | None:
         """One retained job as the admin API shows it, or None once it is unknown or expired."""

@@ -286,7 +286,7 @@ def test_results_are_kept_for_the_retention_after_submission(service: Service) -
     service.clock.advance(1)
     with pytest.raises(wire.ApiError):
         service.lookup(job.request_id)
-    assert service.job_views() == []
+    assert service.job_views() == ([], 0)
 
 
 def test_configure_declares_only_the_new_configs_keys(service: Service) -> None:
