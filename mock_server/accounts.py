@@ -23,6 +23,7 @@ from typing import Any
 
 from contracts import MODELS
 from contracts.openapi import API_KEY_PATTERN
+from contracts.responses import RESULT_RETENTION_SECONDS
 from contracts.spec import number_in, show_range, show_value
 from mock_server import wire
 from mock_server.jobs import Job, State
@@ -198,9 +199,10 @@ class Accounts:
         if rpm is None:
             return
         # Refused requests are not counted: the window frees up one minute after the oldest.
-        reset_at = self._ledger.count(api_key, rpm, window_now)
-        if reset_at is not None:
-            raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at - window_now))
+        oldest = self._ledger.count(api_key, rpm, window_now, window_since(window_now))
+        if oldest is not None:
+            reset_in = oldest + wire.RATE_LIMIT_RESET_SECONDS - window_now
+            raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_in))
 
     def charge(self, job: Job, now: float) -> None:
         """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it.
@@ -211,7 +213,7 @@ class Accounts:
             return
         price = self.price(job.model)
         charge = Charge(job.finished_at, job.request_id, price, job.error is None)
-        refused = self._ledger.hold(job.api_key, charge, self._config(job.api_key).credits, now)
+        refused = self._ledger.hold(job.api_key, charge, self._config(job.api_key).credits, now, kept_since(now))
         if refused is not None:
             raise wire.ApiError(406, wire.insufficient_credits(price, *refused))
 
@@ -225,7 +227,8 @@ class Accounts:
             # An unlimited key has no balance: clients still read one (docs/wire-format.md).
             return {**billing, "remaining_credits": wire.OPEN_KEY_CREDITS}
         # The job's state may allow for rounding at its end; its charge is due then all the same.
-        remaining = self._ledger.remaining(job.api_key, job.request_id, credits, max(now, job.finished_at))
+        at = max(now, job.finished_at)
+        remaining = self._ledger.remaining(job.api_key, job.request_id, credits, at, kept_since(at))
         if remaining is not None:
             billing["remaining_credits"] = remaining
         return billing
@@ -240,11 +243,12 @@ class Accounts:
             raise wire.ApiError(
                 400, f"API key {mask_key(api_key)} has unlimited credits: give it `credits` in the config"
             )
-        return self._view(self._ledger.top_up(api_key, credits, config.credits, now, window_now), window_now)
+        usage = self._ledger.top_up(api_key, credits, config.credits, now, kept_since(now), window_since(window_now))
+        return self._view(usage, window_now)
 
     def view(self, now: float, window_now: float) -> dict[str, Any]:
         """Every account, as `GET /_mock/accounts` shows it: credits at `now`, rate windows at `window_now`."""
-        usages = self._ledger.usage(self._credits, now, window_now)
+        usages = self._ledger.usage(self._credits, now, kept_since(now), window_since(window_now))
         accounts = [self._view(usage, window_now) for usage in usages]
         return {"open": self.config.open, "prices": dict(self.config.prices), "accounts": accounts}
 
@@ -279,6 +283,16 @@ class Accounts:
 
     def _credits(self, api_key: str) -> float | None:
         return self._config(api_key).credits
+
+
+def kept_since(now: float) -> float:
+    """Balances after charges due by then are forgotten at `now`: their jobs' results are no longer retained."""
+    return now - RESULT_RETENTION_SECONDS
+
+
+def window_since(window_now: float) -> float:
+    """Submissions counted by then have left the sliding rate-limit window at `window_now` (rate-limit clock)."""
+    return window_now - wire.RATE_LIMIT_RESET_SECONDS
 
 
 def _masked(key: str) -> str:

@@ -263,6 +263,28 @@ def test_one_writer_builds_the_error_envelope() -> None:
     assert set(writers) == {ENVELOPE_WRITER}  # wire defines the body; only the writer uses it
 
 
+def test_the_stores_apply_no_rule_decided_above_them() -> None:
+    # Retention and the rate-limit window are decided once, above the stores (service.py,
+    # accounts.py), which hand the stores deadlines and cutoffs: no store names them.
+    modules = _modules()
+    stores = ["mock_server.storage", "mock_server.store_memory", *_redis_store(modules)]
+    named = [
+        (store, node.id)
+        for store in stores
+        for node in ast.walk(modules[store])
+        if isinstance(node, ast.Name) and ("RETENTION" in node.id or "RATE_LIMIT" in node.id)
+    ]
+    imported = [
+        (store, alias.name)
+        for store in stores
+        for node in ast.walk(modules[store])
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if "RETENTION" in alias.name or "RATE_LIMIT" in alias.name
+    ]
+    assert named == imported == []
+
+
 def test_importing_the_stores_imports_no_http_framework() -> None:
     code = "import sys, mock_server.store_memory, mock_server.store_redis; print(sorted(sys.modules))"
     loaded = subprocess.run(
