@@ -16,12 +16,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import number_in, show_range, show_value
-from mock_server import admin_query, dashboard, media, wire
+from mock_server import admin_query, api_errors, dashboard, ranges
 from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.admin_token import carries_token, same_token
+from mock_server.answers import JSONResponse, error_answer, send_answer
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
-from mock_server.responses import JSONResponse, error_answer, send_answer
 from mock_server.service import Service
 
 # Open without the admin token: liveness, the output files clients download (like a CDN's), and
@@ -54,7 +54,7 @@ class AdminToken:
             await self.app(scope, receive, send)
             return
         headers = {"WWW-Authenticate": 'Bearer realm="segmind-mock admin"'}
-        await send_answer(send, error_answer(wire.ApiError(401, TOKEN_NEEDED, headers)))
+        await send_answer(send, error_answer(api_errors.ApiError(401, TOKEN_NEEDED, headers)))
 
 
 class SameOrigin:
@@ -78,7 +78,7 @@ class SameOrigin:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        await send_answer(send, error_answer(wire.ApiError(*refusal)))
+        await send_answer(send, error_answer(api_errors.ApiError(*refusal)))
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
@@ -195,14 +195,16 @@ async def _body_of(request: Request, *fields: str) -> dict[str, Any]:
         more = f" and {len(unknown) - SHOWN_KEYS} more" if len(unknown) > SHOWN_KEYS else ""
         takes = ", ".join(show_value(field) for field in fields)
         message = f"unknown {keys} {shown}{more}: {request.method} {request.url.path} takes {takes}"
-        raise wire.ApiError(400, message)
+        raise api_errors.ApiError(400, message)
     return body
 
 
 def _seconds(body: dict[str, Any], name: str) -> float:
     value: Any = body.get(name)
     if not number_in(value, 0, LARGEST_AMOUNT):
-        raise wire.ApiError(400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})")
+        raise api_errors.ApiError(
+            400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})"
+        )
     return float(value)
 
 
@@ -284,7 +286,7 @@ async def jobs(request: Request) -> Response:
     page = admin_query.page_of(request.query_params)
     wanted = request.query_params.get("state")
     if wanted is not None and wanted not in State.__members__:
-        raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
+        raise api_errors.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
 
     state = None if wanted is None else State(wanted)
     shown, total = await _in_store(request, lambda service: service.job_views(state, page.of))
@@ -296,7 +298,7 @@ async def job(request: Request) -> Response:
     request_id = request.path_params["request_id"]
     view = await _in_store(request, lambda service: service.job_view(request_id))
     if view is None:
-        raise wire.not_found(request_id)
+        raise api_errors.not_found(request_id)
     return JSONResponse(view)
 
 
@@ -307,7 +309,7 @@ async def scenarios(request: Request) -> Response:
         try:
             rule = await _in_store(request, lambda service: service.add_scenario(data))
         except ValueError as error:
-            raise wire.ApiError(400, f"Invalid scenario: {error}") from None
+            raise api_errors.ApiError(400, f"Invalid scenario: {error}") from None
         return JSONResponse(rule.to_dict(), 201)
     clear = request.method == "DELETE"
 
@@ -323,7 +325,7 @@ async def scenario(request: Request) -> Response:
     """`DELETE /_mock/scenarios/{id}`: remove one rule."""
     rule_id = request.path_params["rule_id"]
     if not await _in_store(request, lambda service: service.remove_scenario(rule_id)):
-        raise wire.ApiError(404, f"Scenario {rule_id} not found")
+        raise api_errors.ApiError(404, f"Scenario {rule_id} not found")
     return Response(status_code=204)
 
 
@@ -336,7 +338,7 @@ async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
     add: Any = (await _body_of(request, "add")).get("add")
     if not number_in(add, -LARGEST_AMOUNT, LARGEST_AMOUNT) or add == -LARGEST_AMOUNT:
-        raise wire.ApiError(
+        raise api_errors.ApiError(
             400,
             f"add must be a number of credits above -{LARGEST_AMOUNT:g} and below {LARGEST_AMOUNT:g}, "
             f'e.g. {{"add": 10}} (got {show_value(add)})',
@@ -349,7 +351,7 @@ async def output(request: Request) -> Response:
     """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
     request_id = request.path_params["request_id"]
     job = await _in_store(request, lambda service: service.output(request_id))
-    return media.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
+    return ranges.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
 
 
 ROUTES = [

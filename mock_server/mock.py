@@ -14,7 +14,7 @@ from mock_server.app import App
 from mock_server.clock import Clock
 from mock_server.jobs import Job, State
 from mock_server.rulebook import RuleBook
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Outcome, Rule
 from mock_server.service import Accepted, Service, Settings
 
 
@@ -52,7 +52,7 @@ class SegmindMock:
     def add_scenario(
         self,
         match: Mapping[str, Any] | None = None,
-        outcome: str = "completed",
+        outcome: Outcome = "completed",
         times: int = -1,
         **details: Any,
     ) -> Rule:

@@ -21,7 +21,7 @@ import msgspec
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.responses import RESULT_RETENTION_SECONDS
 from contracts.spec import is_image_reference
-from mock_server import outputs, wire
+from mock_server import api_errors, outputs, pricing, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
 from mock_server.defaults import (
@@ -42,9 +42,9 @@ from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import Entry, mask_key
 from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Rule, Target
 from mock_server.storage import Backend, JobsSummary, JobStore, JournalStore, StoreUnavailable
-from mock_server.stores import open_backend
+from mock_server.store_urls import open_backend
 from mock_server.video import VideoCache, checked_params
 
 # What `Service.configure` cannot change, fixed when the stores were opened: the journal's size, the
@@ -132,7 +132,7 @@ class Service:
         self.accounts.authenticate(api_key)
         spec = MODELS.get(model)
         if spec is None:
-            raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
+            raise api_errors.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
         return spec
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
@@ -169,7 +169,7 @@ class Service:
         """
         now = self.clock.now()
         if sync and not moves_clock and self.clock.jumps():
-            raise wire.ApiError(400, wire.STOPPED_CLOCK)
+            raise api_errors.ApiError(400, api_errors.STOPPED_CLOCK)
         self.accounts.admit(api_key, spec.slug, self.clock.window_now())
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
@@ -186,7 +186,7 @@ class Service:
             )
             if rule is not None and rule.outcome == "http_error":
                 raise self._http_error(rule) from None
-            raise wire.ApiError(400, str(error)) from None
+            raise api_errors.ApiError(400, str(error)) from None
         rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule)
@@ -211,10 +211,10 @@ class Service:
         job = self.jobs.get(request_id)  # first: a shared store reads the clock in the same round trip
         now = self.clock.now()
         if job is None or not result_kept(job, now):
-            raise wire.not_found(request_id)
+            raise api_errors.not_found(request_id)
         return job, job.state_at(now)
 
-    def poll(self, request_id: str, api_key: str, target: str) -> Polled:
+    def poll(self, request_id: str, api_key: str, target: Target) -> Polled:
         """Serve a `status` or `result` request: authenticate, look the job up, apply the scenario rule, bill.
 
         Rules match on the polled job's model, key and parameters; an `http_error` one is raised.
@@ -244,7 +244,7 @@ class Service:
         """The completed job whose output file is served now, or raise its 404."""
         job = self.jobs.output(request_id)
         if job is None or not output_served(job, self.clock.now()):
-            raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
+            raise api_errors.ApiError(404, f"Output {request_id}.mp4 not found")
         return job
 
     async def video(self, job: Job) -> bytes:
@@ -436,11 +436,11 @@ class Service:
         )
 
     @staticmethod
-    def _http_error(rule: Rule) -> wire.ApiError:
+    def _http_error(rule: Rule) -> api_errors.ApiError:
         assert rule.status is not None  # parse_rule sets it for every http_error rule
-        headers = wire.rate_limit_headers(wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
-        message = rule.error or wire.STATUS_MESSAGES[rule.status]
-        return wire.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
+        headers = api_errors.rate_limit_headers(pricing.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
+        message = rule.error or api_errors.STATUS_MESSAGES[rule.status]
+        return api_errors.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
 
 
 def _shorten(value: Any) -> Any:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
+from mock_server.api_errors import ApiError
 from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.jobs import Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule
-from mock_server.wire import ApiError
 
 
 class StoreError(ValueError):

@@ -43,10 +43,16 @@ ABOVE_STORAGE = frozenset(
     {"mock_server.service", "mock_server.app", "mock_server.routes", "mock_server.admin", "mock_server.mock"}
 )
 # What storage.py may import of the package: the records the stores keep, nothing else.
-# The records it stores, wire for ApiError (StoreUnavailable is the 503 every front end answers), and
+# The records it stores, api_errors for ApiError (StoreUnavailable is the 503 every front end answers), and
 # defaults, the flags' plain values (the cap on jobs kept), which imports nothing of the package.
 STORAGE_IMPORTS = frozenset(
-    {"mock_server.defaults", "mock_server.jobs", "mock_server.journal", "mock_server.scenarios", "mock_server.wire"}
+    {
+        "mock_server.api_errors",
+        "mock_server.defaults",
+        "mock_server.jobs",
+        "mock_server.journal",
+        "mock_server.scenarios",
+    }
 )
 
 
@@ -59,8 +65,8 @@ STATE_ATTRIBUTES = frozenset({"clock", "jobs", "rules", "journal", "accounts", "
 HTTP_IMPORTS_BELOW = frozenset(
     {("mock_server.storage", "StoreUnavailable"), ("mock_server.accounts", "LARGEST_AMOUNT")}
 )
-# The one writer of the error envelope (`responses.error_answer`), the only caller of the body builder.
-ENVELOPE_WRITER = "mock_server.responses"
+# The one writer of the error envelope (`answers.error_answer`), the only caller of the body builder.
+ENVELOPE_WRITER = "mock_server.answers"
 
 
 def _layers() -> list[tuple[str, set[str]]]:

@@ -10,7 +10,7 @@ import pytest
 
 from contracts import MODELS, ModelSpec
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, defaults, wire
+from mock_server import SegmindMock, api_errors, defaults, pricing, wire
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -84,8 +84,8 @@ def test_job_moves_through_the_documented_states_on_the_clock(http: httpx.Client
             "inference_time": spec.latency_seconds,
             "queue_time": defaults.QUEUE_SECONDS,
             "total_time": round(spec.latency_seconds + defaults.QUEUE_SECONDS, 2),
-            "cost": wire.PRICES[spec.slug],
-            "remaining_credits": wire.OPEN_KEY_CREDITS,  # the open mode's stand-in balance
+            "cost": pricing.PRICES[spec.slug],
+            "remaining_credits": pricing.OPEN_KEY_CREDITS,  # the open mode's stand-in balance
         },
     }
 
@@ -224,4 +224,4 @@ def test_status_needs_an_api_key(http: httpx.Client) -> None:
     job = submit(http, "svd")
     response = http.get(job["status_url"], headers={"x-api-key": ""})
     assert response.status_code == 401
-    assert response.json() == {"error": wire.MISSING_KEY}
+    assert response.json() == {"error": api_errors.MISSING_KEY}
