@@ -30,9 +30,9 @@ from starlette.types import Receive, Scope, Send
 
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
-from mock_server import defaults, har, redaction, wire
+from mock_server import api_errors, defaults, har, redaction
+from mock_server.answers import error_answer, header, send_answer
 from mock_server.payload import read_body
-from mock_server.responses import error_answer, header, send_answer
 from mock_server.video import video_available
 
 # Headers that describe one connection, not the message: never passed on (RFC 9110, section 7.6.1).
@@ -41,21 +41,6 @@ HOP_BY_HOP = frozenset(
 )
 # Media bodies kept in memory for the probe and --keep-media up to this size; past it, size and sha256 only.
 MEDIA_BUFFER_BYTES = 256 * 1024 * 1024
-
-
-def budget_spent(max_jobs: int) -> wire.ApiError:
-    """The 406 of a paid call past the session's budget: never forwarded."""
-    return wire.ApiError(
-        406,
-        f"Not forwarded: this recording session has sent its {max_jobs} paid "
-        f"call{'s' if max_jobs != 1 else ''} (--max-jobs {max_jobs}); restart `segmind-mock record` with a larger "
-        "--max-jobs to record more",
-    )
-
-
-def unreachable(upstream: str, error: Exception) -> wire.ApiError:
-    """The 502 of a call the recorder could not forward or whose answer broke off (not retried, not recorded)."""
-    return wire.ApiError(502, f"Bad Gateway: the recorder got no whole answer from {upstream}: {error!r}; not retried")
 
 
 def media_facts(data: bytes) -> har.MediaFacts | None:
@@ -158,7 +143,7 @@ class Recorder:
             return
         try:
             await self._forward(scope, receive, send)
-        except wire.ApiError as error:
+        except api_errors.ApiError as error:
             await send_answer(send, error_answer(error))
         except ClientDisconnect:
             pass  # the client left while sending its request: nothing was forwarded, nobody to answer
@@ -192,7 +177,7 @@ class Recorder:
         exchange.body = await read_body(declared, receive, self.max_body_bytes)
         if exchange.role in ("submit", "sync"):
             if self.paid_calls >= self.max_jobs:
-                raise budget_spent(self.max_jobs)
+                raise api_errors.budget_spent(self.max_jobs)
             self.paid_calls += 1  # counted before it goes: calls at once cannot pass the budget together
         client = self._upstream_client()
         forwarded = [(name, value) for name, value in exchange.headers if name.lower() not in _NOT_FORWARDED]
@@ -202,7 +187,7 @@ class Recorder:
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as error:
-            raise unreachable(self.upstream, error) from None
+            raise api_errors.unreachable(self.upstream, error) from None
         try:
             exchange.head = time.perf_counter()
             exchange.status = response.status_code
@@ -225,7 +210,7 @@ class Recorder:
         except httpx.HTTPError as error:
             if exchange.answering:
                 return  # the answer broke off halfway: the client's connection closes with it; not recorded
-            raise unreachable(self.upstream, error) from None
+            raise api_errors.unreachable(self.upstream, error) from None
         finally:
             await response.aclose()
 
