@@ -49,6 +49,14 @@ class Pair:
         """What recording added to each exchange."""
         return self.recorded_ms - self.direct_ms
 
+    def cells(self) -> list[str]:
+        """The pair as a row of the table under `HEADER`."""
+        figures = (self.direct_ms, self.recorded_ms, self.added_ms, self.recorder_cpu_ms)
+        return [f"{self.entries}", *(f"{figure:.2f}" for figure in figures)]
+
+
+HEADER = ["entries recorded", "direct ms", "through record ms", "added ms", "recorder CPU ms"]
+
 
 def _median_ms(client: httpx.Client, url: str, count: int) -> float:
     times = []
@@ -88,13 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=BATCH, help="polls per batch")
     args = parser.parse_args(argv)
     pairs = measure(args.exchanges, args.batch)
-    print("| entries recorded | direct ms | through record ms | added ms | recorder CPU ms |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| " + " | ".join(HEADER) + " |")
+    print("|" + "---:|" * len(HEADER))
     for pair in pairs:
-        print(
-            f"| {pair.entries} | {pair.direct_ms:.2f} | {pair.recorded_ms:.2f} | {pair.added_ms:.2f} "
-            f"| {pair.recorder_cpu_ms:.2f} |"
-        )
+        print("| " + " | ".join(pair.cells()) + " |")
     worst = max(pair.added_ms for pair in pairs)
     median = statistics.median(pair.added_ms for pair in pairs)
     cpu = statistics.median(pair.recorder_cpu_ms for pair in pairs)
