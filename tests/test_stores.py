@@ -19,8 +19,11 @@ from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, defaults, store_redis, wire
 from mock_server.accounts import parse_config
-from mock_server.storage import StoreError
+from mock_server.jobs import Job
+from mock_server.storage import Backend, StoreError
+from mock_server.store_memory import MemoryClock
 from mock_server.store_redis import split_url
+from mock_server.stores import open_backend
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
 from tests.support_relay import StallingRelay
@@ -155,6 +158,26 @@ def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retenti
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200  # outputs stay a week
         mock.advance(wire.OUTPUT_RETENTION_SECONDS)
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 404
+
+
+def test_a_redis_job_store_keeps_time_by_any_clock_it_is_given_through_the_protocol(redis_url: str) -> None:
+    url = namespaced(redis_url)
+    backend: Backend = open_backend(url)
+    jobs = backend.jobs(MemoryClock(100.0))  # a `ClockStore` of the process, not the namespace's RedisClock
+    now = 1000.0
+    job = Job("r1", "svd", {"seed": 7}, API_KEY, now, 2.0, 10.0, 7, None)
+    with backend.clock(0.0).pinned():  # one request's session: the add is queued, then flushed
+        jobs.add(job, now + RESULT_RETENTION_SECONDS, None, now)
+        backend.flush()
+        assert jobs.get("r1") == job
+    keys = redis.Redis.from_url(split_url(url)[0])
+    with keys:
+        result_ttl = keys.pttl(f"{split_url(url)[1]}:job:r1") / 1000
+    # The TTL follows the given clock's speed: an hour at 100x lives 36 real seconds.
+    assert RESULT_RETENTION_SECONDS / 100 - 5 < result_ttl <= RESULT_RETENTION_SECONDS / 100
+    assert jobs.get("r1") == job  # outside a request too
+    assert jobs.jobs(now) == [job]
+    assert jobs.get("r2") is None
 
 
 def test_a_redis_store_without_redis_py_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
