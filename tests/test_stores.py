@@ -8,12 +8,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
@@ -22,7 +25,7 @@ from mock_server.accounts import parse_config
 from mock_server.jobs import Job
 from mock_server.storage import Backend, StoreError
 from mock_server.store_memory import MemoryClock
-from mock_server.store_redis import split_url
+from mock_server.store_redis import session, split_url
 from mock_server.stores import open_backend
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
@@ -457,3 +460,24 @@ def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
         assert _round_trips(server, _polls(two, jobs[0], *jobs[4:]), 1) == 3
         assert _round_trips(server, _polls(two, jobs[3]), 1) == 2
     assert len(second.service.jobs.cache) == 3  # type: ignore[attr-defined]
+
+
+# Pinning the implementation: the namespace writes Redis's protocol itself (`session._pack`), and
+# must write what redis-py would for the commands it sends and any arguments.
+
+_ARGUMENTS = st.one_of(
+    st.binary(),
+    st.text(st.characters(exclude_categories=("Cs",))),  # lone surrogates are not UTF-8 for either
+    st.integers(),
+    st.floats(allow_nan=False),
+)
+
+
+_COMMANDS = st.tuples(st.sampled_from(["EVALSHA", "GET"]), st.lists(_ARGUMENTS, max_size=30)).map(
+    lambda command: (command[0], *command[1])
+)
+
+
+@given(st.lists(_COMMANDS, min_size=1, max_size=4))
+def test_the_store_packs_commands_byte_for_byte_as_redis_py_does(commands: list[tuple[Any, ...]]) -> None:
+    assert session._pack(commands) == b"".join(redis.Connection().pack_commands(commands))
