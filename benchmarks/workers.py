@@ -1,6 +1,6 @@
 """How `segmind-mock serve` throughput grows from 1 to 2 workers on the Redis store, as ratios.
 
-    python benchmarks/workers.py [--seconds 1] [--rounds 5] [--connections 32] [--redis redis://HOST:PORT/DB]
+    python benchmarks/workers.py [--seconds 1] [--rounds 5] [--connections 32] [--redis URL] [--before CHECKOUT]
 
 Starts a throwaway redis-server (unless --redis is given) and `serve` on the memory store, and on
 Redis with 1 and 2 workers; in interleaved rounds, drives each with the same load generator (raw
@@ -70,8 +70,13 @@ async def _drive(url: str, seconds: float, connections: int) -> float:
 
 
 ROUNDS = 5
+BEFORE = "redis, 1 worker, --before tree"  # served only with `--before CHECKOUT`
 # How many workers serve each setup: rates are compared per worker.
-WORKERS = {"memory, 1 worker": 1, "redis, 1 worker": 1, "redis, 2 workers": 2}
+WORKERS = {"memory, 1 worker": 1, "redis, 1 worker": 1, "redis, 2 workers": 2, BEFORE: 1}
+
+
+# The command line of a tree's fake: its modules first on the path, whatever PYTHONPATH says.
+_FROM_TREE = "import sys; sys.path.insert(0, {!r}); from mock_server.cli import main; sys.exit(main())"
 
 
 class Runs(NamedTuple):
@@ -96,12 +101,19 @@ def _drive_measured(server: Server, seconds: float, connections: int) -> tuple[f
     return rate, (_server_cpu(server) - used) / cycles * 1e6
 
 
-def measure_all(seconds: float = 1.0, connections: int = 32, redis: str | None = None, rounds: int = ROUNDS) -> Runs:
+def measure_all(
+    seconds: float = 1.0,
+    connections: int = 32,
+    redis: str | None = None,
+    rounds: int = ROUNDS,
+    before: Path | None = None,
+) -> Runs:
     """Cycles per second and CPU per cycle, round by round, on memory with 1 worker and on Redis with 1 and 2.
 
     All three servers run at once (on a throwaway redis-server unless `redis` is given) and are
     driven one after the other in each round, in alternating order, so ratios can be taken within
-    a round: on a shared machine, load from other processes moves figures between rounds.
+    a round: on a shared machine, load from other processes moves figures between rounds. With
+    `before` (another tree, a `git archive` of main), that tree's fake serves Redis with 1 worker too.
     """
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         if redis is None:
@@ -111,9 +123,13 @@ def measure_all(seconds: float = 1.0, connections: int = 32, redis: str | None =
             process, redis = start_redis(binary, Path(folder))
             stack.callback(process.wait, 10)
             stack.callback(process.terminate)
-        command = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "0", "--store"]
+        arguments = ["serve", "--port", "0", "--speed", "0", "--store"]
         servers = {}
         for name, workers in WORKERS.items():
+            if name == BEFORE and before is None:
+                continue
+            tree = before if name == BEFORE else ROOT
+            command = [sys.executable, "-c", _FROM_TREE.format(str(tree)), *arguments]
             store = "memory" if name.startswith("memory") else redis
             servers[name] = stack.enter_context(serving([*command, store, "--workers", str(workers)]))
             if workers > 1:
@@ -145,9 +161,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default: %(default)s)")
     parser.add_argument("--redis", help="an existing Redis URL (default: start a throwaway redis-server)")
+    parser.add_argument("--before", type=Path, help="another tree (`git archive` of main) to serve Redis beside")
     args = parser.parse_args()
     try:
-        runs = measure_all(args.seconds, args.connections, args.redis, args.rounds)
+        runs = measure_all(args.seconds, args.connections, args.redis, args.rounds, args.before)
     except RuntimeError as error:
         sys.exit(str(error))
     cpu = cpu_model("?")
