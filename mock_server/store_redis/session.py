@@ -16,6 +16,12 @@ from mock_server.storage import ClockState, StoreUnavailable
 from mock_server.store_redis.connection import SCAN_COUNT, TIMEOUT_SECONDS, GuardedRedis, time_offset
 from mock_server.store_redis.watch import CLOCK_KEY, EVICTED_KEY, RULES_VERSION_KEY, ChangeWatch
 
+# A connection idle longer than this is checked before use, as redis-py's pool checks every one:
+# one Redis closed (a restart) is opened anew instead of failing a request with a 503. Busy, a
+# worker reuses its connections within milliseconds and skips the check (a poll of the socket);
+# a restart takes longer than this, so a connection used before it is checked after it.
+IDLE_CHECK_SECONDS = 0.01
+
 
 class Call(NamedTuple):
     """One command for a pipeline: a Lua script with its keys and arguments, or (no script) a GET of its one key."""
@@ -107,7 +113,7 @@ class Namespace:
         # machine's (they may differ), half the store's timeout after sending.
         self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
         self._time_offset = time_offset(client)
-        self._idle: list[Any] = []  # connections no call is using (`_send`)
+        self._idle: list[tuple[Any, float]] = []  # connections no call is using, and since when (`_send`)
 
     def session(self) -> RedisSession | None:
         """The current request's session; None outside a request (writes are then sent at once)."""
@@ -230,10 +236,13 @@ class Namespace:
         opened again by its next use.
         """
         try:
-            connection = self._idle.pop()  # atomic: each store thread takes a connection of its own
+            connection, released = self._idle.pop()  # atomic: each store thread takes a connection of its own
         except IndexError:
             pool = self.redis.connection_pool  # its class and settings: TCP, TLS or a Unix socket alike
             connection = pool.connection_class(**pool.connection_kwargs)
+        else:
+            if time.monotonic() - released > IDLE_CHECK_SECONDS:
+                _reconnect_if_closed(connection)
         try:
             deadline = self.deadline() if any(call.timely for call in batch) else 0
             connection.send_packed_command([_pack([_command(call, deadline) for call in batch])])
@@ -248,7 +257,7 @@ class Namespace:
             connection.disconnect()  # answers may be left unread on it
             raise
         finally:
-            self._idle.append(connection)
+            self._idle.append((connection, time.monotonic()))
 
     def defer(self, session: RedisSession | None, call: Call) -> None:
         """Queue a write for the session's next round trip; outside a request (no session), send it now."""
@@ -295,6 +304,16 @@ def _command(call: Call, deadline: int) -> tuple[Any, ...]:
     if call.timely:
         return ("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args, deadline)
     return ("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args)
+
+
+def _reconnect_if_closed(connection: Any) -> None:
+    """Close a connection Redis closed (it restarted), as redis-py's pool does: the next call opens it anew."""
+    try:
+        # Only a connection that is open can be looked at: can_read would open a closed one.
+        if connection._sock is not None and connection.can_read(timeout=0):  # unread data, or the end of it
+            connection.disconnect()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        connection.disconnect()
 
 
 def _pack(commands: list[tuple[Any, ...]]) -> bytes:
