@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from contracts.models import MODELS
+from contracts.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class Options:
     poll_timeout: float = 900.0
     seed: int = 0
     models: tuple[str, ...] = tuple(MODELS)
+    # Every model loaded (the shipped two and those of --model-file), by slug; `models` picks among them.
+    registry: Mapping[str, ModelSpec] = field(default_factory=lambda: MODELS)
     # Check only rules graded DOCS (documented by Segmind), leaving out SDK, 2ND and GUESS ones.
     documented_only: bool = False
 

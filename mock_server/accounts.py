@@ -16,12 +16,12 @@ from __future__ import annotations
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
 from contracts.openapi import API_KEY_PATTERN
 from contracts.spec import number_in, show_range, show_value
 from mock_server import wire
@@ -59,6 +59,11 @@ class AccountsConfig:
 
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
     prices: Mapping[str, float] = field(default_factory=lambda: dict(wire.PRICES))
+
+    def priced(self, models: Mapping[str, ModelSpec]) -> AccountsConfig:
+        """This config with a price for every model of `models`: its file's, unless the config sets one."""
+        missing = {slug: spec.price for slug, spec in models.items() if slug not in self.prices}
+        return replace(self, prices={**self.prices, **missing}) if missing else self
 
     @cached_property  # read on every request: derived once
     def open(self) -> bool:

@@ -20,7 +20,13 @@ from starlette.types import Receive, Scope
 
 from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
-from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
+from contracts.responses import (
+    BASE64_IMAGE_KEY,
+    BASE64_VIDEO_KEY,
+    FAILED_STATUS,
+    SYNC_FAILED_STATUS,
+    VIDEO_CONTENT_TYPE,
+)
 from mock_server import wire
 from mock_server.admin_token import carries_token
 from mock_server.bounded_cache import BoundedCache
@@ -154,7 +160,8 @@ class SegmindRoutes:
             return answer(wire.failed_body(job), FAILED_STATUS), rule
         if state is State.COMPLETED:
             video = await self.service.video(job)
-            return answer(wire.completed_body(job, call.host_base(), video, billing)), rule
+            media_type = self.service.spec_of(job).output
+            return answer(wire.completed_body(job, call.host_base(), video, billing, media_type)), rule
         return answer(wire.pending_result_body(job, state, call.base())), rule
 
     async def run_sync(self, call: Call) -> Reply:
@@ -168,13 +175,16 @@ class SegmindRoutes:
         if job.error is not None:
             return answer(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule
         video = await service.video(job)
-        if job.params["base64"]:
-            return answer({BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers), rule
-        return (200, [(b"content-length", b"%d" % len(video)), _VIDEO_TYPE, *header_list(headers)], video), rule
+        spec = service.spec_of(job)
+        if job.params.get("base64"):
+            key = BASE64_VIDEO_KEY if spec.is_video else BASE64_IMAGE_KEY
+            return answer({key: base64.b64encode(video).decode()}, headers=headers), rule
+        media_type = _VIDEO_TYPE if spec.is_video else (b"content-type", spec.output.encode())
+        return (200, [(b"content-length", b"%d" % len(video)), media_type, *header_list(headers)], video), rule
 
     async def openapi(self, call: Call) -> Reply:
         """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
-        return answer(openapi_document(call.base())), None
+        return answer(openapi_document(call.base(), self.service.settings.models)), None
 
     def _submitted(self, call: Call, accepted: Accepted) -> Reply:
         job, rule = accepted
@@ -202,7 +212,7 @@ class SegmindRoutes:
         body = call.body = await read_body(call.length, call.receive, service.settings.max_body_bytes)
         # One pass for the bodies clients nearly always send; the reference path for any other,
         # so every message stays the one that names each broken parameter.
-        checked = decode_params(spec.slug, body)
+        checked = decode_params(spec, body)
         payload = parse_json_object(body) if checked is None else checked
         decoded = checked is not None
 

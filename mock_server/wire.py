@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from contracts.models import MODELS
 from contracts.openapi import API_KEY_SHAPE, POLL_PATH, RESULT_PATH, STATUS_PATH
 from contracts.responses import (
     ERROR_CODES,
@@ -22,6 +23,7 @@ from contracts.responses import (
     RATE_LIMIT_WINDOW_SECONDS,
     VIDEO_CONTENT_TYPE,
 )
+from contracts.spec import EXTENSIONS
 from mock_server.jobs import Job, State
 
 # Output files outlive results (2ND).
@@ -32,7 +34,7 @@ RATE_LIMIT_RESET_SECONDS = RATE_LIMIT_WINDOW_SECONDS
 RATE_LIMIT_PLANS: dict[str, int] = {"free": 5, "pro": 50}
 # Price of one run in credits: the "~$" figure on each model page (DOCS), one credit taken to be
 # one US dollar (GUESS). The real price varies a little with the parameters ("Affects Pricing").
-PRICES: dict[str, float] = {"svd": 0.167, "motionctrl-svd": 0.089}
+PRICES: dict[str, float] = {spec.slug: spec.price for spec in MODELS.values()}
 # Recorded in the journal for a v1 call whose client hung up before its job ended (nginx's code
 # for it); nobody receives it.
 CLIENT_GONE_STATUS = 499
@@ -174,9 +176,9 @@ def urls(base: str, request_id: str) -> dict[str, str]:
 MIRROR_PREFIX = "/mirror"
 
 
-def output_url(base: str, request_id: str) -> str:
-    """Where the fake serves a completed job's video on the host `base` (real outputs live on a CDN)."""
-    return f"{base}/_mock/outputs/{request_id}.mp4"
+def output_url(base: str, request_id: str, extension: str = "mp4") -> str:
+    """Where the fake serves a completed job's output file on the host `base` (real outputs live on a CDN)."""
+    return f"{base}/_mock/outputs/{request_id}.{extension}"
 
 
 def submit_body(request_id: str, base: str) -> dict[str, Any]:
@@ -221,29 +223,34 @@ def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
     return _waiting({"status": state, "error": None, "output": None}, job.request_id, base)
 
 
-def completed_body(job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
+def completed_body(
+    job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None, media_type: str = VIDEO_CONTENT_TYPE
+) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}` once COMPLETED, its output on the host `base`.
 
     Outputs are not mirrored: a result polled under the mirror prefix names the one output route.
 
-    `output` is the video's URL (DOCS), or the base64 video when the request set
-    `"base64": true` (GUESS).
+    `output` is the output file's URL (DOCS), or the base64 file when the request set
+    `"base64": true` (GUESS). An image model's result has no `video` object (GUESS).
     """
-    url = output_url(base, job.request_id)
-    return {
+    extension = EXTENSIONS[media_type]
+    url = output_url(base, job.request_id, extension)
+    body: dict[str, Any] = {
         "status": State.COMPLETED.value,
         "error": None,
         "output": base64.b64encode(video).decode() if job.params.get("base64") else url,
         "metrics": metrics(job, billing),
         "request_id": job.request_id,
+    }
+    if media_type == VIDEO_CONTENT_TYPE:
         # 2ND: a `video` object may accompany the output.
-        "video": {
+        body["video"] = {
             "url": url,
             "content_type": VIDEO_CONTENT_TYPE,
-            "file_name": f"{job.request_id}.mp4",
+            "file_name": f"{job.request_id}.{extension}",
             "file_size": len(video),
-        },
-    }
+        }
+    return body
 
 
 def sync_headers(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, str]:
