@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 
 from contracts.extras import MissingExtra
+from contracts.model_file import ModelFileError, load_models
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import ADMIN_TOKEN_VARIABLE, VERIFY_API_KEY, Options
+from contracts.spec import ModelSpec
 from contracts.verify import CannotVerify, KeyRefused, verify_command
 
 # Exit codes: conforming, violations found, could not run.
@@ -37,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     if not api_key:
         print(f"segmind-mock contract: give --api-key or set {API_KEY_VARIABLE}", file=sys.stderr)
         return EXIT_ERROR
+    try:
+        registry = loaded_models(args.model_file, args.model, "contract")
+    except ModelFileError as error:
+        print(f"segmind-mock contract: {error}", file=sys.stderr)
+        return EXIT_ERROR
     options = Options(
         max_jobs=args.max_jobs,
         jobs=not args.no_jobs,
@@ -44,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         poll_timeout=args.poll_timeout,
         seed=args.seed,
-        models=tuple(args.model or MODELS),
+        models=tuple(args.model or registry),
+        registry=registry,
         documented_only=args.documented_only,
     )
     try:
@@ -70,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
 
 
+def loaded_models(files: list[str], chosen: list[str] | None, command: str) -> Mapping[str, ModelSpec]:
+    """The shipped models and those of `files`; raise ModelFileError for a bad file or a `--model` none of them is."""
+    registry = load_models(files, MODELS)
+    unknown = [slug for slug in chosen or () if slug not in registry]
+    if unknown:
+        raise ModelFileError(f"--model {unknown[0]}: not a loaded model; choose from {', '.join(registry)}")
+    return registry
+
+
 def _suite() -> ModuleType:
     """The contract suite module, or MissingExtra when Hypothesis (the `contracts` extra) is absent."""
     try:
@@ -85,10 +103,15 @@ def run_verify(args: argparse.Namespace) -> int:
     """Verify the command client as the parsed arguments say and print the verdict."""
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or VERIFY_API_KEY
     try:
+        registry = loaded_models(args.model_file, [args.model], "verify")
+    except ModelFileError as error:
+        print(f"segmind-mock verify: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
         report = verify_command(
             args.client_command,
             args.base_url,
-            model=args.model,
+            model=registry[args.model],
             api_key=api_key,
             timeout=args.timeout,
             admin_token=args.admin_token,

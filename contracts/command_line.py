@@ -65,8 +65,12 @@ def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.Argumen
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--seed", type=integer, default=defaults.seed, help="seed of the generated payloads")
     parser.add_argument(
-        "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
+        "--model",
+        action="append",
+        metavar="SLUG",
+        help=f"check only this model, one of {', '.join(MODELS)} or a --model-file's (repeatable; default: all)",
     )
+    add_model_file_flag(parser)
     _add_admin_token(parser)
     return parser
 
@@ -93,7 +97,13 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     parser.add_argument(
         "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
     )
-    parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        default="svd",
+        metavar="SLUG",
+        help=f"the model to call: {', '.join(MODELS)} or a --model-file's (default: %(default)s)",
+    )
+    add_model_file_flag(parser)
     parser.add_argument(
         "--api-key",
         default=None,
@@ -108,6 +118,17 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     )
     _add_admin_token(parser)
     return parser
+
+
+def add_model_file_flag(parser: argparse.ArgumentParser) -> None:
+    """Add `--model-file PATH` (repeatable): models beside the shipped two (docs/models.md)."""
+    parser.add_argument(
+        "--model-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a model file (TOML, docs/models.md) to load beside svd and motionctrl-svd (repeatable)",
+    )
 
 
 def _add_admin_token(parser: argparse.ArgumentParser) -> None:

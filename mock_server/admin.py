@@ -237,6 +237,8 @@ def _health(service: Service) -> dict[str, Any]:
         "worker": os.getpid(),
         # Exchanges this worker could not journal while the store was unavailable.
         "journal_dropped": service.journal_dropped,
+        # The models served (the shipped two and any model files), by slug.
+        "models": list(service.settings.models),
     }
 
 

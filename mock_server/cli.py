@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
-        "rate limits, and model prices; see docs/accounts.md (default: any key, unlimited)",
+        "rate limits, model prices, and model files to load; see docs/accounts.md (default: any key, unlimited)",
     )
     serve.add_argument(
         "--store",
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one line per request to standard output: method, path, status, time in ms (default: off)",
     )
+    command_line.add_model_file_flag(serve)
     _add_limit_flags(serve)
     _add_video_flags(serve)
     command_line.add_parser(commands)

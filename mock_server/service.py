@@ -124,7 +124,7 @@ class Service:
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
-        self.rules = RuleBook(self.backend.rules())
+        self.rules = RuleBook(self.backend.rules(), self.settings.models)
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
         self.accounts = Accounts(self.settings.accounts.priced(self.settings.models), self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
@@ -337,6 +337,7 @@ class Service:
         self.settings = replace(settings, **{name: getattr(kept, name) for name in KEPT_SETTINGS})
         # reset() then declares only the new config's keys
         self.accounts.config = settings.accounts.priced(self.settings.models)
+        self.rules.models = settings.models
         self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual
         self.videos = VideoCache(settings.video_cache_bytes)
@@ -352,6 +353,7 @@ class Service:
             started_at=job.started_at,
             finished_at=job.finished_at,
             expires_at=job.submitted_at + RESULT_RETENTION_SECONDS,
+            output_file=f"{job.request_id}.{self.spec_of(job).extension}",
         )
         return view
 
