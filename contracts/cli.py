@@ -15,6 +15,7 @@ from types import ModuleType
 import httpx
 
 from contracts.extras import MissingExtra
+from contracts.from_page import from_page
 from contracts.model_file import ModelFileError, load_models
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
@@ -77,6 +78,32 @@ def run(args: argparse.Namespace) -> int:
         if path:
             Path(path).write_text(text(), encoding="utf-8")
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
+
+
+def run_from_page(args: argparse.Namespace) -> int:
+    """`model from-page`: write the model file of a page; say what the page did not give."""
+    try:
+        page = Path(args.page).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"segmind-mock model from-page: cannot read {args.page}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    read = from_page(page)
+    if args.out:
+        Path(args.out).write_text(read.text, encoding="utf-8")
+    else:
+        sys.stdout.write(read.text)
+    for note in read.unread:
+        print(f"segmind-mock model from-page: could not read {note}", file=sys.stderr)
+    try:
+        spec = read.spec()
+    except ModelFileError as error:
+        print(f"segmind-mock model from-page: the file written does not load: {error}", file=sys.stderr)
+        return EXIT_VIOLATIONS
+    where = args.out or "standard output"
+    print(
+        f"segmind-mock model from-page: wrote {spec.slug} ({len(spec.params)} parameters) to {where}", file=sys.stderr
+    )
+    return EXIT_OK
 
 
 def loaded_models(files: list[str], chosen: list[str] | None, command: str) -> Mapping[str, ModelSpec]:

@@ -120,6 +120,24 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     return parser
 
 
+def add_model_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
+    """Add `model from-page`: a model file written from a Segmind model page."""
+    parser = commands.add_parser(
+        "model", help="write model files (docs/models.md)", description="Model files: see docs/models.md."
+    )
+    actions = parser.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    page = actions.add_parser(
+        "from-page",
+        help="write a model file from the text of a Segmind model page",
+        description="Read PAGE (the text of a Segmind model page, as in shared/api-reference/) and write its model "
+        "file to --out, or to standard output. What the page does not say is listed on standard error. Exit 0 "
+        "when the file was written and loads, 1 when it was written but does not load, 2 when PAGE cannot be read.",
+    )
+    page.add_argument("page", metavar="PAGE", help="the page's text, e.g. kling.txt")
+    page.add_argument("--out", metavar="FILE", help="where to write the model file (default: standard output)")
+    return parser
+
+
 def add_model_file_flag(parser: argparse.ArgumentParser) -> None:
     """Add `--model-file PATH` (repeatable): models beside the shipped two (docs/models.md)."""
     parser.add_argument(

@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
+    command_line.add_model_parser(commands)
     return parser
 
 
@@ -216,10 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
     # The command's module, imported once the arguments are known to be good (see the docstring).
-    if args.command in ("contract", "verify"):
+    if args.command in ("contract", "verify", "model"):
         from contracts import cli as contract_cli
 
-        return contract_cli.run(args) if args.command == "contract" else contract_cli.run_verify(args)
+        runners = {"contract": contract_cli.run, "verify": contract_cli.run_verify, "model": contract_cli.run_from_page}
+        return runners[args.command](args)
     from mock_server import serve_command
 
     try:

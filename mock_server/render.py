@@ -366,6 +366,20 @@ def prepared_card_lines(fallback: Fallback) -> list[str]:
     ]
 
 
+# The prepared image's size: what an image model known from a file gets without the video extra.
+PREPARED_IMAGE_SIZE = (512, 512)
+
+
+def render_prepared_image(media_type: str) -> bytes:
+    """The prepared picture of an image type, served for every image model without the video extra."""
+    lines = [
+        f"SEGMIND-MOCK PREPARED: {media_type}",
+        "not your size, seed or image",
+        "install the video extra to render yours",
+    ]
+    return encode_image(draw_test_card(PREPARED_IMAGE_SIZE, lines), media_type)
+
+
 def render_fallback(fallback: Fallback) -> bytes:
     """Render a prepared file's video with its card, from the model's example request."""
     spec = MODELS[fallback.model]
