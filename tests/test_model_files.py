@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import io
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -148,3 +150,29 @@ def test_the_contract_suite_finds_the_fake_conforming_for_them() -> None:
         report = run_suite("http://fake.test", API_KEY, options, transport=transport)
     assert report.ok, report.render()
     assert report.checked["output-video"] >= 2 and report.checked["invalid-refused"] > 20
+
+
+def test_without_the_video_extra_a_model_known_from_a_file_gets_its_kinds_prepared_file() -> None:
+    script = f"""
+import sys
+sys.modules["av"] = None  # as in the light install
+import httpx
+from contracts import MODELS
+from contracts.model_file import load_models
+from mock_server import SegmindMock, Settings
+from mock_server.transport import PortalTransport
+from mock_server.video import fixture_path
+
+models = load_models([{str(FILES / "still-image.toml")!r}, {str(FILES / "clip-maker.toml")!r}], MODELS)
+mock = SegmindMock(Settings(speed=0, virtual=True, models=models))
+with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url="{LIVE}") as http:
+    headers = {{"x-api-key": "{API_KEY}"}}
+    picture = http.post("/v1/still-image", json={{"prompt": "x", "width": 100}}, headers=headers)
+    assert picture.headers["content-type"] == "image/png", picture.text
+    assert picture.content == fixture_path("placeholder.png").read_bytes()
+    video = http.post("/v1/clip-maker", json={dict(VIDEO.example)!r}, headers=headers)
+    assert video.content == fixture_path("placeholder.mp4").read_bytes()
+print("served")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout == "served\n", result.stderr
