@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,3 +33,10 @@ def cpu_model(default: str) -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return default
+
+
+def answer_help(doc: str | None) -> None:
+    """Print `doc` and exit when the command line asks for help, as the argparse benchmarks do."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(doc)
+        raise SystemExit(0)

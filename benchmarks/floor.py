@@ -16,6 +16,7 @@ from collections import deque
 
 from starlette.types import Receive, Scope, Send
 
+from benchmarks.common import answer_help
 from benchmarks.process import serve_app
 from contracts.decoding import DECODERS
 from mock_server.defaults import JOURNAL_SIZE
@@ -64,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     main()

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import answer_help
 from contracts import MODELS
 from contracts.model_file import load_models
 
@@ -65,6 +66,7 @@ def serve_seconds(paths: list[Path]) -> float:
 
 def main() -> None:
     """Print the figures."""
+    answer_help(__doc__)
     with tempfile.TemporaryDirectory() as folder:
         paths = write_files(Path(folder))
         loading = load_seconds(paths)

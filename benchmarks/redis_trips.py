@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import redis
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, answer_help
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.transport import PortalTransport
@@ -81,6 +81,7 @@ def measure() -> list[Trips]:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     for row in measure():
         commands = ", ".join(f"{name} {count:g}" for name, count in sorted(row.commands.items()))
         print(f"{row.route}: {row.round_trips:.2f} round trips; commands: {commands}")

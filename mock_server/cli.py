@@ -15,7 +15,7 @@ from pathlib import Path
 
 from contracts import command_line
 from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
-from contracts.options import ADMIN_TOKEN_VARIABLE
+from contracts.options import ADMIN_TOKEN_VARIABLE, admin_token_from
 from mock_server import defaults
 
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument(
         "--admin-token",
-        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        default=admin_token_from(os.environ),
         help=(
             f"token the admin API (/_mock/ but health, outputs and static files) requires; "
             f"also ${ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
