@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from contracts import MODELS
-from contracts.model_file import read_model_file
+from contracts.model_file import load_models, read_model_file
+from mock_server import SegmindMock, Settings
 from mock_server.cli import main
 from mock_server.serve_command import load_accounts_and_models
+from mock_server.server import ServerThread
 from tests.support_pytest import run
 
 FILES = Path(__file__).parent / "model_files"
@@ -224,3 +226,14 @@ def test_the_plugin_fails_a_test_whose_model_file_is_malformed_in_one_line(pytes
     result.stdout.fnmatch_lines(
         ["*segmind-mock: *tiny.toml:14: params.steps.default: an integer from 1 to 50 (got 99)"]
     )
+
+
+@pytest.mark.slow  # sixteen runs of a command client, each a Python start-up
+def test_verify_judges_a_client_on_a_model_from_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(FILES / "still-image.toml")]
+    mock = SegmindMock(Settings(speed=0, models=load_models(files, MODELS)))
+    client = f"{sys.executable} {Path(__file__).with_name('support_command_client.py')} sdk"
+    with ServerThread(mock.app) as url:
+        argv = ["verify", "--command", client, "--base-url", url, "--model-file", *files, "--model", "still-image"]
+        assert main(argv) == 0, capsys.readouterr()
+    assert all(job["model"] == "still-image" for job in mock.jobs)
