@@ -273,7 +273,9 @@ def _steer(table: Any, params: tuple[Param, ...], where: _Where) -> Steering:
         value = table[key]
         if value not in by_name or by_name[value].type not in types:
             choices = [param.name for param in params if param.type in types]
-            allowed = f"the name of a {' or '.join(types)} parameter ({', '.join(choices) or 'none'})"
+            kinds = " or ".join(types)
+            article = "an" if kinds[0] in "aeiou" else "a"
+            allowed = f"the name of {article} {kinds} parameter ({', '.join(choices) or 'none'})"
             raise where.error(f"steer.{key}", allowed, value)
         return cast(str, value)
 

@@ -80,6 +80,12 @@ MALFORMED = {
         "params.prompt.type",
         "one of string, integer",
     ),
+    "steering by no parameter": (
+        SMALL.replace("latency_seconds = 3.0", 'latency_seconds = 3.0\n\n[steer]\nfps = "rate"'),
+        5,
+        "steer.fps",
+        'the name of an integer or number parameter (steps) (got "rate")',
+    ),
 }
 
 
