@@ -176,3 +176,28 @@ print("served")
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.stdout == "served\n", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("output", "extension", "signature"),
+    [("image/jpeg", "jpg", b"\xff\xd8\xff"), ("image/webp", "webp", b"RIFF")],
+)
+def test_jpeg_and_webp_models_answer_their_type(tmp_path: Path, output: str, extension: str, signature: bytes) -> None:
+    pytest.importorskip("av")
+    path = tmp_path / "still.toml"
+    path.write_text((FILES / "still-image.toml").read_text().replace('"image/png"', f'"{output}"'))
+    mock = SegmindMock(Settings(speed=0, virtual=True, models=load_models([path], MODELS)))
+    with PortalTransport(mock.app) as transport, httpx.Client(transport=transport, base_url=LIVE) as http:
+        headers = {"x-api-key": API_KEY}
+        answer = http.post("/v1/still-image", json={"prompt": "x", "width": 90, "height": 70}, headers=headers)
+        assert answer.headers["content-type"] == output and answer.content.startswith(signature)
+        job = http.post("/v2/still-image", json={"prompt": "x"}, headers=headers).json()
+        mock.advance(100)
+        result = http.get(f"/v2/requests/{job['request_id']}", headers=headers).json()
+        assert result["output"].endswith(f".{extension}")
+        assert http.get(result["output"]).headers["content-type"] == output
+        assert http.get(result["output"].replace(f".{extension}", ".mp4")).status_code == 404
+    av = pytest.importorskip("av")
+    with av.open(io.BytesIO(answer.content)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (90, 70)
