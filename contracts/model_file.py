@@ -12,7 +12,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -253,12 +253,8 @@ def _param(entry: Mapping[str, Any], index: int, where: _Where) -> Param:
             default = param.check(entry["default"])
         except ParamError:
             raise where.error(f"{key}.default", param.allowed(), entry["default"], param=index) from None
-        param = Param(name, param.type, description, default, *_rest(param))
+        param = replace(param, default=default)
     return param
-
-
-def _rest(param: Param) -> tuple[bool, float | None, float | None, tuple[Any, ...] | None, bool]:
-    return param.required, param.minimum, param.maximum, param.enum, param.numeric_string
 
 
 def _steer(table: Any, params: tuple[Param, ...], where: _Where) -> Steering:
