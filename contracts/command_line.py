@@ -16,6 +16,7 @@ from contracts.options import (
     ADMIN_TOKEN_VARIABLE,
     COMMAND_TIMEOUT_SECONDS,
     COMMAND_VARIABLES,
+    MODEL_FILES,
     VERIFY_API_KEY,
     Options,
     admin_token_from,
@@ -150,7 +151,7 @@ def add_model_file_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-file",
         action="append",
-        default=[],
+        default=list(MODEL_FILES),
         metavar="PATH",
         help="a model file (TOML, docs/models.md) to load beside svd and motionctrl-svd (repeatable)",
     )

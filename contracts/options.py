@@ -44,3 +44,5 @@ def admin_token_from(environ: Mapping[str, str]) -> str | None:
 VERIFY_API_KEY = "SG_00000000c0ffee00"
 # Real seconds one run of a client's command may take (`verify --timeout`).
 COMMAND_TIMEOUT_SECONDS = 60.0
+# The model files `serve`, `contract` and `verify` load beside the shipped two (`--model-file`): none.
+MODEL_FILES: tuple[str, ...] = ()
