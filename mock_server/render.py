@@ -69,9 +69,10 @@ _CAMERA_MOVES: dict[str, Motion] = {
 _STILL: Motion = (0.0, 0.0, 1.0, 0.0)
 
 
-def render_output(spec: ModelSpec, params: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
-    """Render a job's output file: the MP4 of a video model, the picture of an image model."""
-    return render_video(spec, params, seed, image) if spec.is_video else render_image(spec, params, seed, image)
+def render_output(spec: ModelSpec, checked: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
+    """Render a job's output file from its checked parameters: a video model's MP4, an image model's picture."""
+    render = render_checked if spec.is_video else render_image
+    return render(spec, checked, seed, image)
 
 
 def render_video(
@@ -84,9 +85,21 @@ def render_video(
     """Render the H.264 MP4 a job of `model` outputs; `image` is RGB pixels, None for the test card.
 
     The test card prints `card`, by default the request's own model, parameters and seed.
+    `params` are checked by the contract first (a job's were, when it was accepted: `render_checked`).
     """
     spec = spec_of(model)
-    checked = checked_params(spec, params)
+    return render_checked(spec, checked_params(spec, params), seed, image, card)
+
+
+def render_checked(
+    model: str | ModelSpec,
+    checked: Mapping[str, Any],
+    seed: int,
+    image: np.ndarray | None,
+    card: Sequence[str] | None = None,
+) -> bytes:
+    """Render as `render_video` does, from parameters already checked (an accepted job's)."""
+    spec = spec_of(model)
     size = output_size(spec, checked, image)
     lines = card if card is not None else card_lines(spec.slug, checked, seed)
     source = image if image is not None else draw_test_card(size, lines)
@@ -96,9 +109,8 @@ def render_video(
     return encode_mp4(frames, size, frame_rate(spec, checked))
 
 
-def render_image(spec: ModelSpec, params: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
-    """Render an image model's output: the input (or the test card) at the requested size, in its type."""
-    checked = checked_params(spec, params)
+def render_image(spec: ModelSpec, checked: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
+    """Render an image model's output from checked parameters: the input (or the test card) at the requested size."""
     size = output_size(spec, checked, image)
     source = image if image is not None else draw_test_card(size, card_lines(spec.slug, checked, seed))
     pixels = _warp(np.ascontiguousarray(source), size, (0.0, 0.0, 1.0, 0.0))
