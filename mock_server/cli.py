@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
-        "rate limits, and model prices; see docs/accounts.md (default: any key, unlimited)",
+        "rate limits, model prices, and model files to load; see docs/accounts.md (default: any key, unlimited)",
     )
     serve.add_argument(
         "--store",
@@ -113,10 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one line per request to standard output: method, path, status, time in ms (default: off)",
     )
+    command_line.add_model_file_flag(serve)
     _add_limit_flags(serve)
     _add_video_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
+    command_line.add_model_parser(commands)
     _add_recording_parsers(commands)
     return parser
 
@@ -282,18 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
     # The command's module, imported once the arguments are known to be good (see the docstring).
-    if args.command in ("contract", "verify"):
+    if args.command in ("contract", "verify", "model"):
         from contracts import cli as contract_cli
 
-        return contract_cli.run(args) if args.command == "contract" else contract_cli.run_verify(args)
+        runners = {"contract": contract_cli.run, "verify": contract_cli.run_verify, "model": contract_cli.run_from_page}
+        return runners[args.command](args)
     if args.command in ("record", "scan", "journal"):
         from mock_server import record_command
 
-        if args.command == "scan":
-            return record_command.scan(args)
-        if args.command == "journal":
-            return record_command.journal(args)
-        return record_command.record(args)
+        recording = {"record": record_command.record, "scan": record_command.scan, "journal": record_command.journal}
+        return recording[args.command](args)
     from mock_server import serve_command
 
     try:
