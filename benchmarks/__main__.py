@@ -12,7 +12,7 @@ from pathlib import Path
 import starlette
 import uvicorn
 
-from benchmarks import decoding, footprint, inprocess, redis_trips, throughput, workers
+from benchmarks import decoding, footprint, inprocess, recording, redis_trips, throughput, workers
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
@@ -96,15 +96,24 @@ def _redis(lines: list[str]) -> None:
     memory, redis_one = "memory, 1 worker", "redis, 1 worker"
     lines += ["", "### Workers and stores (`segmind-mock serve`, submit + status cycles per second)", ""]
     lines += _table(
-        ["served by", "cycles/s (median)", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
+        [
+            "served by",
+            "cycles/s (median)",
+            "per worker",
+            "per worker, ratio to memory",
+            "ratio to redis, 1 worker",
+            "CPU µs per cycle",
+        ],
         [
             [
                 name,
                 f"{statistics.median(rates):,.0f}",
-                f"{workers.ratio(runs, name, memory):.2f}",
-                f"{workers.ratio(runs, name, redis_one):.2f}" if "redis" in name else "",
+                f"{statistics.median(rates) / workers.WORKERS[name]:,.0f}",
+                f"{workers.per_worker_ratio(runs.rates, name, memory):.2f}",
+                f"{workers.ratio(runs.rates, name, redis_one):.2f}" if "redis" in name else "",
+                f"{statistics.median(runs.cpu_us[name]):,.0f}",
             ]
-            for name, rates in runs.items()
+            for name, rates in runs.rates.items()
         ],
     )
 
@@ -160,10 +169,26 @@ def _sdk_run(lines: list[str]) -> None:
     )
 
 
+def _recording(lines: list[str]) -> None:
+    print(
+        "recording: status polls through `segmind-mock record` and direct, interleaved ...", file=sys.stderr, flush=True
+    )
+    pairs = recording.measure()
+    added = statistics.median(pair.added_ms for pair in pairs)
+    lines += [
+        "",
+        f"### Recording (`segmind-mock record`; target: at most {recording.TARGET_MS:g} ms added per exchange)",
+        "",
+    ]
+    cpu = statistics.median(pair.recorder_cpu_ms for pair in pairs)
+    lines += [f"Median added per exchange: **{added:.2f} ms**; the recorder's own CPU: {cpu:.2f} ms.", ""]
+    lines += _table(recording.HEADER, [pair.cells() for pair in pairs])
+
+
 def report() -> str:
     """Run every benchmark and return the results as Markdown."""
     lines = [f"Machine: {machine()}; load average before the run: {os.getloadavg()[0]:.2f}.", ""]
-    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run):
+    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run, _recording):
         part(lines)
     return "\n".join(lines) + "\n"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from contracts.models import MODELS
+from contracts.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class Options:
     poll_timeout: float = 900.0
     seed: int = 0
     models: tuple[str, ...] = tuple(MODELS)
+    # Every model loaded (the shipped two and those of --model-file), by slug; `models` picks among them.
+    registry: Mapping[str, ModelSpec] = field(default_factory=lambda: MODELS)
     # Check only rules graded DOCS (documented by Segmind), leaving out SDK, 2ND and GUESS ones.
     documented_only: bool = False
 
@@ -28,8 +32,17 @@ COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SE
 # Where `serve` reads its admin token, and `contract` and `verify` the token of the fake they drive,
 # when --admin-token is not given.
 ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
+
+
+def admin_token_from(environ: Mapping[str, str]) -> str | None:
+    """The admin token `environ` gives through ADMIN_TOKEN_VARIABLE; None when unset or empty."""
+    return environ.get(ADMIN_TOKEN_VARIABLE) or None
+
+
 # The key a verified client gets when neither `verify --api-key` nor $SEGMIND_API_KEY gives one: any
 # key in open mode.
 VERIFY_API_KEY = "SG_00000000c0ffee00"
 # Real seconds one run of a client's command may take (`verify --timeout`).
 COMMAND_TIMEOUT_SECONDS = 60.0
+# The model files `serve`, `contract` and `verify` load beside the shipped two (`--model-file`): none.
+MODEL_FILES: tuple[str, ...] = ()

@@ -14,20 +14,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import number_in, show_range, show_value
-from mock_server import admin_query, dashboard, media, wire
+from mock_server import admin_query, api_errors, dashboard, har, ranges
 from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.admin_token import carries_token, same_token
+from mock_server.answers import JSONResponse, error_answer, send_answer
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
-from mock_server.responses import JSONResponse
 from mock_server.service import Service
 
 # Open without the admin token: liveness, the output files clients download (like a CDN's), and
 # the dashboard's own static files (no state in them).
 TOKEN_FREE_PATHS = ("/_mock/health", "/_mock/outputs/", "/_mock/static/")
 DASHBOARD_PATH = "/_mock/"
+# The name a downloaded journal is saved under.
+JOURNAL_FILE = "segmind-mock-journal.har"
 # How many unknown keys of an admin body its 400 names.
 SHOWN_KEYS = 5
 TOKEN_NEEDED = (
@@ -54,7 +55,7 @@ class AdminToken:
             await self.app(scope, receive, send)
             return
         headers = {"WWW-Authenticate": 'Bearer realm="segmind-mock admin"'}
-        await JSONResponse(wire.error_body(TOKEN_NEEDED), 401, headers)(scope, receive, send)
+        await send_answer(send, error_answer(api_errors.ApiError(401, TOKEN_NEEDED, headers)))
 
 
 class SameOrigin:
@@ -78,8 +79,7 @@ class SameOrigin:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        status, message = refusal
-        await JSONResponse(wire.error_body(message), status)(scope, receive, send)
+        await send_answer(send, error_answer(api_errors.ApiError(*refusal)))
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
@@ -175,7 +175,7 @@ async def _in_store(request: Request, work: Callable[[Service], Result]) -> Resu
 
     def work_then_send() -> Result:
         result = work(service)
-        service.flush()
+        service.finish(None)
         return result
 
     return await service.store_calls(work_then_send)
@@ -196,20 +196,17 @@ async def _body_of(request: Request, *fields: str) -> dict[str, Any]:
         more = f" and {len(unknown) - SHOWN_KEYS} more" if len(unknown) > SHOWN_KEYS else ""
         takes = ", ".join(show_value(field) for field in fields)
         message = f"unknown {keys} {shown}{more}: {request.method} {request.url.path} takes {takes}"
-        raise wire.ApiError(400, message)
+        raise api_errors.ApiError(400, message)
     return body
 
 
 def _seconds(body: dict[str, Any], name: str) -> float:
     value: Any = body.get(name)
     if not number_in(value, 0, LARGEST_AMOUNT):
-        raise wire.ApiError(400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})")
+        raise api_errors.ApiError(
+            400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})"
+        )
     return float(value)
-
-
-def _clock_view(service: Service) -> dict[str, Any]:
-    clock = service.clock
-    return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
 
 
 async def health(request: Request) -> Response:
@@ -234,10 +231,12 @@ def _health(service: Service) -> dict[str, Any]:
         # Jobs and outputs dropped before their retention ended, to stay within --max-jobs-kept.
         "jobs_evicted": summary.jobs_evicted,
         "outputs_evicted": summary.outputs_evicted,
-        **_clock_view(service),
+        **service.clock_view(),
         "worker": os.getpid(),
         # Exchanges this worker could not journal while the store was unavailable.
         "journal_dropped": service.journal_dropped,
+        # The models served (the shipped two and any model files), by slug.
+        "models": list(service.settings.models),
     }
 
 
@@ -253,8 +252,8 @@ async def clock(request: Request) -> Response:
 
     def view(service: Service) -> dict[str, Any]:
         if speed is not None:
-            service.clock.set_speed(speed)
-        return _clock_view(service)
+            service.set_speed(speed)
+        return service.clock_view()
 
     return JSONResponse(await _in_store(request, view))
 
@@ -264,8 +263,8 @@ async def advance(request: Request) -> Response:
     seconds = _seconds(await _body_of(request, "seconds"), "seconds")
 
     def advanced(service: Service) -> dict[str, Any]:
-        service.clock.advance(seconds)
-        return _clock_view(service)
+        service.advance(seconds)
+        return service.clock_view()
 
     return JSONResponse(await _in_store(request, advanced))
 
@@ -278,11 +277,23 @@ async def requests(request: Request) -> Response:
 
     def journal(service: Service) -> list[dict[str, Any]]:
         if clear:
-            service.journal.clear()
+            service.clear_journal()
         return service.requests()
 
     entries = [entry for entry in await _in_store(request, journal) if passes(entry)]
     return JSONResponse(page.of(entries), headers=admin_query.total_header(len(entries)))
+
+
+async def journal_har(request: Request) -> Response:
+    """`GET /_mock/journal.har`: the journal as a HAR recording to download, times simulated (docs/recording.md)."""
+    base = str(request.base_url)
+    recording = await _in_store(request, lambda service: service.journal_recording(base))
+    try:
+        data = har.dumps(recording)
+    except har.SecretFound as refused:
+        raise api_errors.ApiError(422, f"{refused}: the journal is not exported while it holds one") from None
+    headers = {"content-disposition": f'attachment; filename="{JOURNAL_FILE}"'}
+    return Response(data, 200, headers, media_type="application/json")
 
 
 async def jobs(request: Request) -> Response:
@@ -290,14 +301,10 @@ async def jobs(request: Request) -> Response:
     page = admin_query.page_of(request.query_params)
     wanted = request.query_params.get("state")
     if wanted is not None and wanted not in State.__members__:
-        raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
+        raise api_errors.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
 
-    def listed(service: Service) -> tuple[list[dict[str, Any]], int]:
-        now = service.clock.now()
-        found = [job for job in service.retained(now) if wanted is None or job.state_at(now).value == wanted]
-        return [service.describe(job, now) for job in page.of(found)], len(found)
-
-    shown, total = await _in_store(request, listed)
+    state = None if wanted is None else State(wanted)
+    shown, total = await _in_store(request, lambda service: service.job_views(state, page.of))
     return JSONResponse(shown, headers=admin_query.total_header(total))
 
 
@@ -306,7 +313,7 @@ async def job(request: Request) -> Response:
     request_id = request.path_params["request_id"]
     view = await _in_store(request, lambda service: service.job_view(request_id))
     if view is None:
-        raise wire.not_found(request_id)
+        raise api_errors.not_found(request_id)
     return JSONResponse(view)
 
 
@@ -317,14 +324,14 @@ async def scenarios(request: Request) -> Response:
         try:
             rule = await _in_store(request, lambda service: service.add_scenario(data))
         except ValueError as error:
-            raise wire.ApiError(400, f"Invalid scenario: {error}") from None
+            raise api_errors.ApiError(400, f"Invalid scenario: {error}") from None
         return JSONResponse(rule.to_dict(), 201)
     clear = request.method == "DELETE"
 
     def listed(service: Service) -> list[dict[str, Any]]:
         if clear:
-            service.rules.clear()
-        return [rule.to_dict() for rule in service.rules.rules()]
+            service.clear_scenarios()
+        return service.scenarios()
 
     return JSONResponse(await _in_store(request, listed))
 
@@ -332,8 +339,8 @@ async def scenarios(request: Request) -> Response:
 async def scenario(request: Request) -> Response:
     """`DELETE /_mock/scenarios/{id}`: remove one rule."""
     rule_id = request.path_params["rule_id"]
-    if not await _in_store(request, lambda service: service.rules.remove(rule_id)):
-        raise wire.ApiError(404, f"Scenario {rule_id} not found")
+    if not await _in_store(request, lambda service: service.remove_scenario(rule_id)):
+        raise api_errors.ApiError(404, f"Scenario {rule_id} not found")
     return Response(status_code=204)
 
 
@@ -346,7 +353,7 @@ async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
     add: Any = (await _body_of(request, "add")).get("add")
     if not number_in(add, -LARGEST_AMOUNT, LARGEST_AMOUNT) or add == -LARGEST_AMOUNT:
-        raise wire.ApiError(
+        raise api_errors.ApiError(
             400,
             f"add must be a number of credits above -{LARGEST_AMOUNT:g} and below {LARGEST_AMOUNT:g}, "
             f'e.g. {{"add": 10}} (got {show_value(add)})',
@@ -356,19 +363,23 @@ async def credits(request: Request) -> Response:
 
 
 async def output(request: Request) -> Response:
-    """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
+    """`GET`/`HEAD /_mock/outputs/{id}.mp4` (.png, .jpg, .webp): a job's output, public like a CDN link, with ranges."""
     request_id = request.path_params["request_id"]
     job = await _in_store(request, lambda service: service.output(request_id))
-    return media.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
+    spec = _service(request).spec_of(job)
+    if request.path_params["extension"] != spec.extension:
+        raise api_errors.ApiError(404, f"Output {request_id}.{request.path_params['extension']} not found")
+    return ranges.ranged_response(request, await _service(request).video(job), spec.output)
 
 
 ROUTES = [
-    Route("/_mock/outputs/{request_id}.mp4", output, methods=["GET"]),
+    Route("/_mock/outputs/{request_id}.{extension}", output, methods=["GET"]),
     Route("/_mock/health", health, methods=["GET"]),
     Route("/_mock/reset", reset, methods=["POST"]),
     Route("/_mock/clock", clock, methods=["GET", "POST"]),
     Route("/_mock/clock/advance", advance, methods=["POST"]),
     Route("/_mock/requests", requests, methods=["GET", "DELETE"]),
+    Route("/_mock/journal.har", journal_har, methods=["GET"]),
     Route("/_mock/jobs", jobs, methods=["GET"]),
     Route("/_mock/jobs/{request_id}", job, methods=["GET"]),
     Route("/_mock/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),

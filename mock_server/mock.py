@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from contracts.openapi import LIVE_URL
+from mock_server import har
 from mock_server.accounts import Accounts
 from mock_server.app import App
 from mock_server.clock import Clock
 from mock_server.jobs import Job, State
 from mock_server.rulebook import RuleBook
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Outcome, Rule
 from mock_server.service import Accepted, Service, Settings
 
 
@@ -51,12 +53,12 @@ class SegmindMock:
 
     def advance(self, seconds: float) -> float:
         """Move the fake's clock forward and return the new simulated time."""
-        return self.service.clock.advance(seconds)
+        return self.service.advance(seconds)
 
     def add_scenario(
         self,
         match: Mapping[str, Any] | None = None,
-        outcome: str = "completed",
+        outcome: Outcome = "completed",
         times: int = -1,
         **details: Any,
     ) -> Rule:
@@ -68,10 +70,14 @@ class SegmindMock:
         """The journal of exchanges with the Segmind routes, oldest first."""
         return self.service.requests()
 
+    def journal_har(self, base_url: str = LIVE_URL) -> bytes:
+        """The journal as a HAR recording (`GET /_mock/journal.har`), or raise har.SecretFound if it holds a secret."""
+        return har.dumps(self.service.journal_recording(base_url))
+
     @property
     def jobs(self) -> list[dict[str, Any]]:
         """Every retained job, as `GET /_mock/jobs` shows it."""
-        return self.service.job_views()
+        return self.service.job_views()[0]
 
     def job(self, request_id: str) -> dict[str, Any] | None:
         """One retained job, or None once it is unknown or expired."""

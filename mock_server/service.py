@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -20,7 +21,7 @@ import msgspec
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.responses import RESULT_RETENTION_SECONDS
 from contracts.spec import is_image_reference
-from mock_server import outputs, wire
+from mock_server import api_errors, outputs, pricing, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
 from mock_server.defaults import (
@@ -36,14 +37,17 @@ from mock_server.defaults import (
     SPEED,
     VIDEO_CACHE_BYTES,
 )
+from mock_server.har import Har
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import Record, mask_key
+from mock_server.journal import Entry, mask_key
+from mock_server.journal_har import journal_har
 from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Rule, Target
 from mock_server.storage import Backend, JobsSummary, JobStore, JournalStore, StoreUnavailable
-from mock_server.stores import open_backend
+from mock_server.store_urls import open_backend
+from mock_server.version import installed_version
 from mock_server.video import VideoCache, checked_params
 
 # What `Service.configure` cannot change, fixed when the stores were opened: the journal's size, the
@@ -84,6 +88,8 @@ class Settings:
     # Scenario rules kept at once, and the size of each as JSON (rulebook.py).
     max_scenarios: int = MAX_SCENARIOS
     max_scenario_bytes: int = MAX_SCENARIO_BYTES
+    # The models served, by slug: the shipped two, and those of `--model-file` (docs/models.md).
+    models: Mapping[str, ModelSpec] = field(default_factory=lambda: MODELS)
 
 
 # Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
@@ -103,28 +109,22 @@ def output_served(job: Job, now: float) -> bool:
     return job.ended_by(now) and now < job.finished_at + wire.OUTPUT_RETENTION_SECONDS
 
 
-def model_spec(model: str) -> ModelSpec:
-    """Return the spec of a served model, or raise the 404 for an unknown one."""
-    spec = MODELS.get(model)
-    if spec is None:
-        raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
-    return spec
-
-
 class Service:
     """The fake Segmind service: its clock, jobs, scenarios, journal and accounts, on one store."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
+        self.shared = self.backend.shared  # several processes may serve the same state
         # Where the routes call the store from: off the event loop when it is shared (it may stall).
-        self.store_calls = StoreCalls(self.backend.shared)
+        self.store_calls = StoreCalls(self.shared)
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
-        self.rules = RuleBook(self.backend.rules())
+        self.rules = RuleBook(self.backend.rules(), self.settings.models)
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
-        self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
+        self.journaling = self.journal.size > 0  # `--journal-size 0` keeps nothing: nothing is recorded
+        self.accounts = Accounts(self.settings.accounts.priced(self.settings.models), self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
         self.journal_dropped = 0  # exchanges the store could not journal (it was unavailable)
@@ -132,24 +132,24 @@ class Service:
 
     # Segmind's API.
 
-    def authenticate(self, api_key: str) -> None:
-        """Accept the request's key (the `x-api-key` header, empty when none was sent), or raise its 401."""
-        if not api_key:
-            raise wire.ApiError(401, wire.MISSING_KEY)
-        self.accounts.authenticate(api_key)
-
     def model(self, model: str, api_key: str) -> ModelSpec:
         """Authenticate a submission and look its model up (401, then 404), before its body is read."""
-        self.authenticate(api_key)
-        return model_spec(model)
+        self.accounts.authenticate(api_key)
+        models = self.settings.models
+        spec = models.get(model)
+        if spec is None:
+            raise api_errors.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(models)}")
+        return spec
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
-        return reads_image(payload.get(spec.image_param.name), self.settings.images)
+        name = spec.image_name
+        return name is not None and reads_image(payload.get(name), self.settings.images)
 
     def fetches_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` (or rendering its video) fetches a remote image: the fetch pool's work."""
-        return fetches_image(payload.get(spec.image_param.name), self.settings.images)
+        name = spec.image_name
+        return name is not None and fetches_image(payload.get(name), self.settings.images)
 
     async def run_blocking(self, spec: ModelSpec, payload: Mapping[str, Any], work: Callable[[], Result]) -> Result:
         """Run blocking work on `payload`'s image (a submission reading it) in the pool it belongs to."""
@@ -177,13 +177,14 @@ class Service:
         """
         now = self.clock.now()
         if sync and not moves_clock and self.clock.jumps():
-            raise wire.ApiError(400, wire.STOPPED_CLOCK)
+            raise api_errors.ApiError(400, api_errors.STOPPED_CLOCK)
         self.accounts.admit(api_key, spec.slug, self.clock.window_now())
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
-            image = params[spec.image_param.name]
+            image = params[spec.image_name] if spec.image_name is not None else None
             # Nearly every submission names a URL the fake does not fetch: the test card, no reading.
-            image_digest = self._inspect_image(spec, image) if reads_image(image, self.settings.images) else None
+            reading = image is not None and reads_image(image, self.settings.images)
+            image_digest = self._inspect_image(spec, image) if image is not None and reading else None
         except (PayloadError, ImageError) as error:
             # Refused for its parameters, the submission uses no rule up, unless an `http_error`
             # rule answers it first (a gateway refuses before anyone reads the parameters).
@@ -194,7 +195,7 @@ class Service:
             )
             if rule is not None and rule.outcome == "http_error":
                 raise self._http_error(rule) from None
-            raise wire.ApiError(400, str(error)) from None
+            raise api_errors.ApiError(400, str(error)) from None
         rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule)
@@ -219,16 +220,16 @@ class Service:
         job = self.jobs.get(request_id)  # first: a shared store reads the clock in the same round trip
         now = self.clock.now()
         if job is None or not result_kept(job, now):
-            raise wire.not_found(request_id)
+            raise api_errors.not_found(request_id)
         return job, job.state_at(now)
 
-    def poll(self, request_id: str, api_key: str, target: str) -> Polled:
+    def poll(self, request_id: str, api_key: str, target: Target) -> Polled:
         """Serve a `status` or `result` request: authenticate, look the job up, apply the scenario rule, bill.
 
         Rules match on the polled job's model, key and parameters; an `http_error` one is raised.
         Only a completed job is billed.
         """
-        self.authenticate(api_key)
+        self.accounts.authenticate(api_key)
         job, state = self.lookup(request_id)
         rule = self.rules.take(target, job.model, job.api_key, job.params)
         if rule is not None and rule.outcome == "http_error":
@@ -252,16 +253,21 @@ class Service:
         """The completed job whose output file is served now, or raise its 404."""
         job = self.jobs.output(request_id)
         if job is None or not output_served(job, self.clock.now()):
-            raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
+            raise api_errors.ApiError(404, f"Output {request_id} not found")
         return job
 
+    def spec_of(self, job: Job) -> ModelSpec:
+        """The spec of a job's model (its output type, its steering)."""
+        return self.settings.models[job.model]
+
     async def video(self, job: Job) -> bytes:
-        """Return the MP4 bytes of a completed job, the same for the same request and seed."""
-        cached = outputs.cached_video(job, self.videos)
+        """Return the output file (MP4 or image) of a completed job, the same for the same request and seed."""
+        spec = self.spec_of(job)
+        cached = outputs.cached_video(spec, job, self.videos)
         if cached is not None:  # served on the event loop: no pool, however busy, holds it up
             return cached
-        render = functools.partial(outputs.video_for, job, self.settings.images, self.videos)
-        return await self.run_blocking(MODELS[job.model], job.params, render)
+        render = functools.partial(outputs.video_for, spec, job, self.settings.images, self.videos)
+        return await self.run_blocking(spec, job.params, render)
 
     # Controls, as the admin API and SegmindMock offer them.
 
@@ -269,20 +275,32 @@ class Service:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
         return self.rules.add(data, self.settings.max_scenarios, self.settings.max_scenario_bytes)
 
-    def record(self, record: Callable[[float, *Args], Record], *args: *Args) -> None:
-        """Journal `record(now, *args)`: a store that cannot take it, or tell the time, loses it alone (counted)."""
-        try:
-            self.journal.record(record(self.clock.now(), *args))
-        except StoreUnavailable:
-            self.count_dropped(1)
-        except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
-            self.count_dropped(1)
-            LOG.exception("segmind-mock: journaling an exchange failed")
+    def finish(self, entry: Entry | None) -> None:
+        """End a request's step: journal its exchange (stamped with the fake's time) and store what its answer names.
 
-    def flush(self) -> None:
-        """Send what a shared store queued for the current request, counting journal entries it lost."""
-        if self.backend.shared:
+        A shared store sends what the request queued (the job the answer names, and the entry) in
+        one round trip, before the answer goes: StoreUnavailable (a 503) if it could not take the
+        job; an entry it could not take, or a bug building it, loses the entry alone (counted).
+        """
+        if entry is not None:
+            try:
+                entry.at = self.clock.now()
+                self.journal.record(entry)
+            except StoreUnavailable:
+                self.count_dropped(1)
+            except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
+                self.count_dropped(1)
+                LOG.exception("segmind-mock: journaling an exchange failed")
+        if self.shared:
             self.count_dropped(self.backend.flush())
+
+    async def run_step(
+        self, work: Callable[[*Args], Result], *args: *Args, image: tuple[ModelSpec, Mapping[str, Any]] | None = None
+    ) -> Result:
+        """Run a request's step where it belongs: on the worker pools if it reads `image`, else by `store_calls`."""
+        if image is not None:
+            return await self.run_blocking(*image, functools.partial(work, *args))
+        return await self.store_calls(work, *args)
 
     def count_dropped(self, exchanges: int) -> None:
         """Count exchanges the store could not journal (`journal_dropped`, shown by the health check)."""
@@ -294,6 +312,47 @@ class Service:
         """The journal of exchanges with the Segmind routes, oldest first, described."""
         return [entry.to_dict() for entry in self.journal.entries()]
 
+    def journal_recording(self, base_url: str) -> Har:
+        """The journal as a HAR recording of the fake at `base_url`, its times simulated (`journal_har`)."""
+        return journal_har(self.journal.entries(), self.jobs.get, base_url, installed_version(), self.clock.now())
+
+    def clear_journal(self) -> None:
+        """Forget every journaled exchange."""
+        self.journal.clear()
+
+    def scenarios(self) -> list[dict[str, Any]]:
+        """The active scenario rules in the order they are tried, as the admin API shows them."""
+        return [rule.to_dict() for rule in self.rules.rules()]
+
+    def remove_scenario(self, rule_id: str) -> bool:
+        """Remove one scenario rule; tell whether it existed."""
+        return self.rules.remove(rule_id)
+
+    def clear_scenarios(self) -> None:
+        """Remove every scenario rule."""
+        self.rules.clear()
+
+    def clock_view(self) -> dict[str, Any]:
+        """The clock as `GET /_mock/clock` shows it: the fake's time, its speed, and whether it is virtual."""
+        clock = self.clock
+        return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
+
+    def set_speed(self, speed: float) -> None:
+        """Run the clock at `speed` (finite, 0 or more) from now on, without a jump."""
+        self.clock.set_speed(speed)
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's time forward by `seconds` (finite, 0 or more); return the new time."""
+        return self.clock.advance(seconds)
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Around one request: a shared store's clock read once, its writes queued (`finish` sends them)."""
+        return self.clock.pinned()
+
+    async def wait_until(self, deadline: float, *, jumps: bool) -> bool:
+        """Wait until the fake's time reaches `deadline` (`Clock.wait_until`); False if the server shuts down first."""
+        return await self.clock.wait_until(deadline, jumps=jumps)
+
     def retained(self, now: float) -> list[Job]:
         """Every job whose result is retained at `now`, oldest first."""
         return [job for job in self.jobs.jobs(now) if result_kept(job, now)]
@@ -302,10 +361,13 @@ class Service:
         """The retained jobs counted by state now, with the next end and the cap's evictions (no walk over the jobs)."""
         return self.jobs.summary(self.clock.now())
 
-    def job_views(self) -> list[dict[str, Any]]:
-        """Every retained job, as `GET /_mock/jobs` shows it."""
+    def job_views(
+        self, state: State | None = None, page: Callable[[list[Job]], list[Job]] = list
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The retained jobs (in `state`, if given) as `GET /_mock/jobs` shows them, `page` of them; and how many."""
         now = self.clock.now()
-        return [self.describe(job, now) for job in self.retained(now)]
+        found = [job for job in self.retained(now) if state is None or job.state_at(now) is state]
+        return [self.describe(job, now) for job in page(found)], len(found)
 
     def job_view(self, request_id: str) -> dict[str, Any] | None:
         """One retained job as the admin API shows it, or None once it is unknown or expired."""
@@ -325,7 +387,9 @@ class Service:
         """Start afresh under new settings; those in `KEPT_SETTINGS` stay as they are."""
         kept = self.settings
         self.settings = replace(settings, **{name: getattr(kept, name) for name in KEPT_SETTINGS})
-        self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
+        # reset() then declares only the new config's keys
+        self.accounts.config = settings.accounts.priced(self.settings.models)
+        self.rules.models = settings.models
         self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual
         self.videos = VideoCache(settings.video_cache_bytes)
@@ -341,23 +405,24 @@ class Service:
             started_at=job.started_at,
             finished_at=job.finished_at,
             expires_at=job.submitted_at + RESULT_RETENTION_SECONDS,
+            output_file=f"{job.request_id}.{self.spec_of(job).extension}",
         )
         return view
 
     def _validate(self, spec: ModelSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check `payload` by the contract; with directories allowed, the image may also name a local file."""
-        reference = payload.get(spec.image_param.name)
+        reference = payload.get(spec.image_name) if spec.image_name is not None else None
         if not self.settings.images.allowed_dirs or not isinstance(reference, str) or is_image_reference(reference):
             return spec.validate(payload)
         # The contract knows URLs and inline data only: _inspect_image checks the file.
-        return checked_params(spec.slug, payload)
+        return checked_params(spec, payload)
 
     def _inspect_image(self, spec: ModelSpec, image: str) -> str | None:
         """Read and decode the input image now, so a job is never accepted and then fails on it."""
         try:
             return inspect_image(image, self.settings.images)
         except ImageError as error:
-            raise ImageError(f"{spec.image_param.name} cannot be used: {error}") from None
+            raise ImageError(f"{spec.image_name} cannot be used: {error}") from None
 
     def _new_job(
         self,
@@ -376,7 +441,10 @@ class Service:
             queue = rule.queue_seconds if rule.queue_seconds is not None else queue
             processing = rule.processing_seconds if rule.processing_seconds is not None else processing
             error = wire.RAI_BLOCKED if rule.outcome == "rai_blocked" else rule.error
-        params["seed"] = seed = resolve_seed(spec, params["seed"])
+        asked = params.get("seed", -1)  # a model without an integer seed gets a random one, as -1 asks
+        seed = resolve_seed(spec, asked if isinstance(asked, int) and not isinstance(asked, bool) else -1)
+        if "seed" in params:
+            params["seed"] = seed
         return Job(
             request_id=new_request_id(),
             model=spec.slug,
@@ -392,11 +460,11 @@ class Service:
         )
 
     @staticmethod
-    def _http_error(rule: Rule) -> wire.ApiError:
+    def _http_error(rule: Rule) -> api_errors.ApiError:
         assert rule.status is not None  # parse_rule sets it for every http_error rule
-        headers = wire.rate_limit_headers(wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
-        message = rule.error or wire.STATUS_MESSAGES[rule.status]
-        return wire.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
+        headers = api_errors.rate_limit_headers(pricing.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
+        message = rule.error or api_errors.STATUS_MESSAGES[rule.status]
+        return api_errors.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
 
 
 def _shorten(value: Any) -> Any:

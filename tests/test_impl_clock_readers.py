@@ -16,7 +16,7 @@ from mock_server.clock import Clock
 from mock_server.defaults import MEMORY
 from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, StoreUnavailable
-from mock_server.stores import open_backend
+from mock_server.store_urls import open_backend
 from tests.support_stores import namespaced
 
 WAITER: ContextVar[int] = ContextVar("waiter")

@@ -16,8 +16,8 @@ from contracts.decoding import decode_params
 from contracts.spec import INTEGER_TEXT_DIGITS
 from contracts.strategies import invalid_payloads, valid_payloads
 from mock_server import SegmindMock
+from mock_server.api_errors import ApiError
 from mock_server.strict_json import parse_json_object
-from mock_server.wire import ApiError
 from tests.support import examples
 
 SPECS = list(MODELS.values())

@@ -12,7 +12,7 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, api_errors, wire
 from mock_server.images import ImageSource
 from mock_server.render import render_video
 from tests.support import API_KEY
@@ -208,8 +208,8 @@ def test_an_input_file_changed_after_acceptance_is_reported_not_rendered(
     (tmp_path / "input.png").write_bytes(png(blob_image(x=100)))
     mock.advance(1000)
     response = http.get(job["response_url"])
-    assert response.status_code == wire.INPUT_CHANGED_STATUS
-    assert response.json()["error"].startswith(wire.INPUT_CHANGED)
+    assert response.status_code == api_errors.INPUT_CHANGED_STATUS
+    assert response.json()["error"].startswith(api_errors.INPUT_CHANGED)
 
 
 def test_outputs_serve_byte_ranges_and_head_as_players_need(server: tuple[SegmindMock, str]) -> None:
@@ -283,4 +283,4 @@ def test_a_cached_video_is_served_without_reading_the_input_again(
         assert again.status_code == 200
         assert again.content == render_video("svd", SVD.example, SVD.example["seed"], BLOB)
     else:
-        assert again.status_code == wire.INPUT_CHANGED_STATUS
+        assert again.status_code == api_errors.INPUT_CHANGED_STATUS

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from contracts import MODELS
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, pricing
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
@@ -117,6 +117,16 @@ def test_killed_redis_gets_prompt_503s_on_every_route_then_recovers(chaos: Chaos
         assert_unavailable(call(chaos.http, method, path))
     chaos.restart()
     until_back(chaos.http)
+    after = chaos.http.post("/v2/svd", json=SUBMIT)
+    assert after.status_code == 200, after.text
+    assert chaos.http.get(f"/v2/requests/{after.json()['request_id']}/status").status_code == 200
+
+
+def test_a_redis_restarted_between_two_requests_costs_no_503(chaos: Chaos) -> None:
+    # The store keeps its connections open between requests; one Redis closed is opened anew.
+    assert chaos.http.post("/v2/svd", json=SUBMIT).status_code == 200
+    chaos.kill()
+    chaos.restart()
     after = chaos.http.post("/v2/svd", json=SUBMIT)
     assert after.status_code == 200, after.text
     assert chaos.http.get(f"/v2/requests/{after.json()['request_id']}/status").status_code == 200
@@ -247,4 +257,4 @@ def test_a_submission_answered_503_in_a_redis_stall_leaves_nothing_behind(
             assert kept == accepted  # nothing refused was kept, nothing accepted was lost
             if declared:
                 usage = http.get("/_mock/accounts").json()["accounts"][0]
-                assert usage["held"] + usage["spent"] == pytest.approx(len(accepted) * wire.PRICES["svd"])
+                assert usage["held"] + usage["spent"] == pytest.approx(len(accepted) * pricing.PRICES["svd"])
