@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_limit_flags(serve)
     _add_video_flags(serve)
+    _add_replay_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
     return parser
@@ -141,6 +142,32 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
         type=positive,
         default=defaults.MAX_CONCURRENT_REQUESTS,
         help="requests served at once by each worker; more get 503 (default: %(default)s)",
+    )
+
+
+def _add_replay_flags(serve: argparse.ArgumentParser) -> None:
+    replay = serve.add_argument_group("replaying recordings (see docs/recording.md)")
+    replay.add_argument(
+        "--replay",
+        metavar="FILE.har",
+        type=Path,
+        action="append",
+        default=[],
+        help="serve the recorded flows of this recording: a matching submission gets the recorded job's answers "
+        "at the simulated times they were seen; repeatable",
+    )
+    replay.add_argument(
+        "--replay-match",
+        choices=defaults.REPLAY_MATCHES,
+        default=defaults.REPLAY_MATCH,
+        help="what a submission must share with a recorded one to replay it: its model and every parameter, "
+        "or its model alone (default: %(default)s)",
+    )
+    replay.add_argument(
+        "--replay-strict",
+        action="store_true",
+        help="refuse a submission no recording matches (404 naming the nearest recorded request) instead of "
+        "letting the fake answer it",
     )
 
 

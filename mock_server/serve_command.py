@@ -17,12 +17,13 @@ from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS
-from mock_server import server
+from mock_server import har, server
 from mock_server.access_log import AccessLog
 from mock_server.accounts import AccountsConfig, ConfigError, load_config
 from mock_server.defaults import MEMORY
 from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock
+from mock_server.replay import Replay
 from mock_server.service import Settings
 from mock_server.storage import StoreError
 from mock_server.stores import shared_url
@@ -53,6 +54,17 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.replay and args.workers > 1:
+        print(
+            f"segmind-mock: --replay keeps its replayed jobs in one process; drop --workers {args.workers}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        replay = Replay.from_files(args.replay, args.replay_match, args.replay_strict) if args.replay else None
+    except har.NotARecording as error:
+        print(f"segmind-mock: --replay: {error}", file=sys.stderr)
+        return 2
     try:
         settings = Settings(
             speed=args.speed,
@@ -79,7 +91,7 @@ def serve(args: argparse.Namespace) -> int:
             store=shared_url(args.store),
         )
         # Built here even with workers: it checks the store and sets the shared clock up at --speed.
-        mock = SegmindMock(settings)
+        mock = SegmindMock(settings, replay)
     except StoreError as error:
         print(f"segmind-mock: --store: {error}", file=sys.stderr)
         return 2
@@ -117,6 +129,11 @@ def serve(args: argparse.Namespace) -> int:
         keys = f"{len(accounts.keys)} API key{'s' if len(accounts.keys) > 1 else ''}"
         print(f"  accepting only the {keys} declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
+    if replay is not None:
+        flows = len(replay.recordings.flows)
+        strict = ", strict" if replay.strict else ""
+        files = len(args.replay)
+        print(f"  replaying {flows} recorded flows from {files} files (match {replay.match}{strict})", flush=True)
     if args.access_log:
         print("  access log on: method, path, status, time", flush=True)
     if args.workers == 1:

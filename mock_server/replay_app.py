@@ -1,0 +1,203 @@
+"""Replay over HTTP: an ASGI layer in front of the fake's app, serving recorded flows (`replay.py`).
+
+A request the recordings match is answered here, as recorded (ids, host and output URLs made the
+fake's own); the job it starts lives in the fake's store under a fresh id, with the recorded
+timeline, so retention, the journal and the admin views see it as any other. Anything else goes on
+to the fake's app, or, with a strict replay, a submission nothing matches is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from contracts import MODELS
+from mock_server import har, media, wire
+from mock_server.admin_token import carries_token
+from mock_server.jobs import Job
+from mock_server.payload import read_body
+from mock_server.recording import entry
+from mock_server.replay import STARTS, Flow, Replay, Seen, answer_headers, kept_bytes, replacements, rewrite
+from mock_server.responses import Answer, error_answer, header, send_answer
+from mock_server.routes import Call
+from mock_server.service import Service
+
+# Where the fake serves outputs; a replayed job's kept bytes are served there.
+OUTPUTS = "/_mock/outputs/"
+OUTPUT_SUFFIX = ".mp4"
+# The status of a strict replay's refusal: nothing recorded answers it (WireMock's and MockServer's choice).
+UNMATCHED_STATUS = 404
+
+
+class ReplayApp:
+    """The fake's app with recorded flows served in front of it."""
+
+    def __init__(self, app: ASGIApp, service: Service, replay: Replay) -> None:
+        self.app = app
+        self.service = service
+        self.replay = replay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a recorded answer where one applies; pass anything else to the fake's app."""
+        if scope["type"] == "http":
+            route = har.route_of(scope["method"], scope["path"])
+            if route is not None and route[0] in STARTS and route[1] in MODELS:
+                await self._start(Call(scope, receive), route[0], route[1] or "", send)
+                return
+            if route is not None and route[2]:
+                await self._poll(Call(scope, receive), route[0], route[2], send)
+                return
+            path = scope["path"]
+            if path.startswith(OUTPUTS) and path.endswith(OUTPUT_SUFFIX) and await self._output(scope, receive, send):
+                return
+        await self.app(scope, receive, send)
+
+    async def _start(self, call: Call, role: str, model: str, send: Send) -> None:
+        service = self.service
+        try:
+            body = call.body = await read_body(call.length, call.receive, service.settings.max_body_bytes)
+        except wire.ApiError as error:
+            await self._send(call, send, error_answer(error))
+            return
+        except ClientDisconnect:
+            return
+        payload = _json(body)
+        flow = self.replay.find(role, model, payload, bool(call.key))
+        if flow is None:
+            if self.replay.strict:
+                message = (
+                    f"segmind-mock --replay-strict: no recorded request matches {call.scope['method']} "
+                    f"{call.scope['path']}; {self.replay.nearest(role, model, payload)}"
+                )
+                await self._send(call, send, error_answer(wire.ApiError(UNMATCHED_STATUS, message)))
+            else:
+                await self.app(call.scope, _body_again(body, call.receive), send)
+            return
+        if not flow.accepted:  # refused as recorded: no job
+            await self._send(call, send, _recorded(flow.answer, replacements(flow, "", call.host_base(), "")))
+            return
+        if not isinstance(payload, dict):  # the fake says what is wrong with the body
+            await self.app(call.scope, _body_again(body, call.receive), send)
+            return
+        try:
+            answer = await self._accept(call, role, model, payload, flow)
+        except wire.ApiError as error:
+            answer = error_answer(error)
+        await self._send(call, send, answer)
+
+    async def _accept(self, call: Call, role: str, model: str, payload: dict[str, Any], flow: Flow) -> Answer:
+        """Make the job with the recorded timeline, and answer as recorded (a v1 call once the job has ended)."""
+        service = self.service
+        spec = service.model(model, call.api_key)
+        token = service.settings.admin_token
+        moves_clock = token is None or carries_token(call.scope, token)
+        sync = role == "sync"
+        submit = functools.partial(service.submit, sync=sync, override=flow.rule(), moves_clock=moves_clock)
+        job, _ = await service.store_calls(submit, spec, payload, call.api_key)
+        self.replay.start(job.request_id, flow)
+        base = call.host_base()
+        pairs = replacements(flow, job.request_id, base, wire.output_url(base, job.request_id))
+        if not sync:
+            return _recorded(flow.answer, pairs)
+        if not await service.clock.wait_until(job.finished_at, jumps=moves_clock):
+            raise wire.ApiError(503, wire.SHUTTING_DOWN)
+        if flow.answer.text is not None:
+            return _recorded(flow.answer, pairs)
+        return _recorded(flow.answer, pairs, await self._video(flow, job))
+
+    async def _poll(self, call: Call, role: str, request_id: str, send: Send) -> None:
+        service = self.service
+        flow = self.replay.job(request_id)
+        if flow is None:
+            missing = self.replay.missing(role)
+            if missing is None or await self._known(request_id):
+                await self.app(call.scope, call.receive, send)
+                return
+            recorded, recorded_id = missing
+            await self._send(call, send, _recorded(recorded, [(recorded_id, request_id)]))
+            return
+        try:
+            job, state, _, _ = await service.store_calls(service.poll, request_id, call.api_key, role)
+        except wire.ApiError as error:
+            await self._send(call, send, error_answer(error))
+            return
+        seen = flow.at(role, service.clock.now() - job.submitted_at, state.value)
+        if seen is None:  # never seen in this state on this route: the fake's own answer, on the same timeline
+            await self.app(call.scope, call.receive, send)
+            return
+        base = call.host_base()
+        pairs = replacements(flow, request_id, base, wire.output_url(base, request_id))
+        await self._send(call, send, _recorded(seen, pairs))
+
+    async def _output(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve a replayed job's kept output bytes; False to let the fake serve (and render) it."""
+        request_id = scope["path"][len(OUTPUTS) : -len(OUTPUT_SUFFIX)]
+        flow = self.replay.job(request_id)
+        kept = None if flow is None else kept_bytes(flow)
+        if flow is None or kept is None or flow.output is None:
+            return False
+        try:
+            await self.service.store_calls(self.service.output, request_id)
+            response = media.ranged_response(Request(scope), kept, flow.output.content.mimeType)
+        except wire.ApiError as error:
+            await send_answer(send, error_answer(error))
+            return True
+        await response(scope, receive, send)
+        return True
+
+    async def _known(self, request_id: str) -> bool:
+        try:
+            await self.service.store_calls(self.service.lookup, request_id)
+        except wire.ApiError:
+            return False
+        return True
+
+    async def _video(self, flow: Flow, job: Job) -> bytes:
+        kept = kept_bytes(flow)
+        return kept if kept is not None else await self.service.video(job)
+
+    async def _send(self, call: Call, send: Send, answer: Answer) -> None:
+        """Journal the answer as the fake's app does, then send it."""
+        status, headers, body = answer
+        await self.service.store_calls(self._journal, call, (status, header(headers, b"content-type"), body))
+        await send_answer(send, answer)
+
+    def _journal(self, call: Call, answer: tuple[int, bytes, bytes]) -> None:
+        service = self.service
+        if service.journal.size:
+            service.record(entry, call.scope, call.key, call.body, answer)
+        service.flush()
+
+
+def _recorded(seen: Seen, pairs: list[tuple[str, str]], video: bytes | None = None) -> Answer:
+    """A recorded answer, its recorded values made the replaying job's; `video` for a binary body."""
+    body = rewrite(seen.text, pairs).encode() if seen.text is not None else (video or b"")
+    headers = answer_headers(seen, pairs)
+    if not any(name == b"content-type" for name, _ in headers):
+        headers.append((b"content-type", seen.content.mimeType.encode("latin-1")))
+    return seen.status, [(b"content-length", b"%d" % len(body)), *headers], body
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+
+
+def _body_again(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read once more, then what the client sends next."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
