@@ -148,13 +148,10 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
 def _add_replay_flags(serve: argparse.ArgumentParser) -> None:
     replay = serve.add_argument_group("replaying recordings (see docs/recording.md)")
     replay.add_argument(
-        "--replay",
-        metavar="FILE.har",
-        type=Path,
-        action="append",
-        default=[],
-        help="serve the recorded flows of this recording: a matching submission gets the recorded job's answers "
-        "at the simulated times they were seen; repeatable",
+        "--replay-strict",
+        action="store_true",
+        help="refuse a submission no recording matches (404 naming the nearest recorded request) instead of "
+        "letting the fake answer it",
     )
     replay.add_argument(
         "--replay-match",
@@ -164,10 +161,13 @@ def _add_replay_flags(serve: argparse.ArgumentParser) -> None:
         "or its model alone (default: %(default)s)",
     )
     replay.add_argument(
-        "--replay-strict",
-        action="store_true",
-        help="refuse a submission no recording matches (404 naming the nearest recorded request) instead of "
-        "letting the fake answer it",
+        "--replay",
+        metavar="FILE.har",
+        type=Path,
+        action="append",
+        default=[],
+        help="serve the recorded flows of this recording: a matching submission gets the recorded job's answers "
+        "at the simulated times they were seen; repeatable",
     )
 
 

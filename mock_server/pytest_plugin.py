@@ -22,6 +22,7 @@ from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
+    from mock_server.replay import Replay
     from mock_server.scenarios import Rule
     from mock_server.service import Settings
 
@@ -34,7 +35,13 @@ MARKERS = (
     "segmind_settings(virtual_time=True, speed=..., queue_seconds=..., max_body_bytes=..., journal_size=...): "
     "how the fake runs in this test; virtual_time=False keeps real sleeps and a real-time clock.",
     "segmind_fake_only: the test controls the fake, so it is skipped with --segmind-live.",
+    "segmind_replay(*files, match='params', strict=False): segmind_mock serves these recordings (HAR files, "
+    "relative to the test's file) as `serve --replay` does. Fake-only.",
 )
+
+
+# Markers of tests that only make sense against the fake: --segmind-live skips them.
+FAKE_ONLY_MARKERS = ("segmind_fake_only", "segmind_scenario", "segmind_replay")
 
 
 class SegmindFixture:
@@ -116,9 +123,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under `--segmind-live`, skip the tests that only make sense against the fake."""
     if not _live(config):
         return
-    skip = pytest.mark.skip(reason="fake-only test (segmind_fake_only or segmind_scenario): --segmind-live skips it")
+    skip = pytest.mark.skip(reason=f"fake-only test ({' or '.join(FAKE_ONLY_MARKERS)}): --segmind-live skips it")
     for item in items:
-        if item.get_closest_marker("segmind_fake_only") or item.get_closest_marker("segmind_scenario"):
+        if any(item.get_closest_marker(name) for name in FAKE_ONLY_MARKERS):
             item.add_marker(skip)
 
 
@@ -131,7 +138,10 @@ def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     offline = _offline()
     settings = _settings(request.node)
     modules = _time_modules(request.config)
-    with offline.segmind_offline(settings, virtual=settings.virtual, virtual_time_modules=modules) as mock:
+    replay = _replay(request.node)
+    with offline.segmind_offline(
+        settings, virtual=settings.virtual, virtual_time_modules=modules, replay=replay
+    ) as mock:
         _add_marked_scenarios(request.node, mock)
         monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
         yield SegmindFixture(LIVE_URL, FAKE_API_KEY, mock)
@@ -155,6 +165,10 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         yield _live_fixture()
         return
     settings = _settings(request.node)
+    if request.node.get_closest_marker("segmind_replay"):
+        pytest.fail(
+            "segmind_replay serves recordings with segmind_mock; segmind_server is shared by the session", False
+        )
     mock, url = request.getfixturevalue("segmind_server_session")
     from mock_server.service import KEPT_SETTINGS  # with the fake, when a test first uses it
 
@@ -216,6 +230,24 @@ def _settings(node: pytest.Item) -> Settings:
         pytest.fail(f"segmind_settings got unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}", False)
     settings: Settings = replace(_offline().default_settings(virtual), **options)
     return settings
+
+
+def _replay(node: pytest.Item) -> Replay | None:
+    """The recordings a `segmind_replay` mark names, read; None without the mark."""
+    marker = node.get_closest_marker("segmind_replay")
+    if marker is None:
+        return None
+    if not marker.args:
+        pytest.fail("segmind_replay names one or more recordings, e.g. segmind_replay('recordings/svd.har')", False)
+    from mock_server import har  # with the fake, when a test first uses it
+    from mock_server.replay import Replay
+
+    here = node.path.parent
+    files = [here / str(name) for name in marker.args]
+    try:
+        return Replay.from_files(files, **marker.kwargs)
+    except (har.NotARecording, TypeError, ValueError) as error:
+        pytest.fail(f"segmind_replay: {error}", False)
 
 
 def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:

@@ -34,6 +34,8 @@ DEFERRED = frozenset(
         ("mock_server.pytest_plugin", "mock_server.server"),
         ("mock_server.pytest_plugin", "mock_server.service"),
         ("mock_server.pytest_plugin", "mock_server.virtual_time"),
+        ("mock_server.pytest_plugin", "mock_server.har"),
+        ("mock_server.pytest_plugin", "mock_server.replay"),
     }
 )
 # The layers under the service: none of them may import the service, the HTTP layer or the facade.
