@@ -120,7 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
+    _add_drift_parser(commands)
     return parser
+
+
+def _add_drift_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    drift = commands.add_parser(
+        "drift",
+        help="grade recordings of the live API against the contract and the fake",
+        description="Grade each recording (HAR files from `segmind-mock record`) against the contract's rules, "
+        "with their DOCS/SDK/2ND/GUESS grades, and against an in-process fake sent the recorded requests at the "
+        "same simulated times. Per fact a verdict: confirmed, contradicted, unobserved or stale. Exit 0 when no "
+        "DOCS, SDK or 2ND fact is contradicted, 1 when one is (GUESS facts and new surface too with --strict), "
+        "2 when it cannot run or a file is not a recording, 3 when a file holds a secret. See docs/recording.md.",
+    )
+    drift.add_argument("files", nargs="+", metavar="FILE.har", help="the recordings to grade")
+    drift.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON")
+    drift.add_argument("--junit", metavar="PATH", help="also write the verdicts as JUnit XML (one test case per fact)")
+    drift.add_argument("--markdown", metavar="PATH", help="also write the verdicts as a markdown report")
+    drift.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help="facts seen only in recordings older than this are stale, not judged: seconds, or 30d, 12h, 90m "
+        "(default: no limit)",
+    )
+    drift.add_argument(
+        "--strict", action="store_true", help="fail on a contradicted GUESS fact or new surface too (exit 1)"
+    )
 
 
 def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
@@ -242,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
     # The command's module, imported once the arguments are known to be good (see the docstring).
+    if args.command == "drift":
+        from mock_server import drift_command
+
+        return drift_command.run(args)
     if args.command in ("contract", "verify"):
         from contracts import cli as contract_cli
 

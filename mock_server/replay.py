@@ -123,52 +123,61 @@ def load(paths: Iterable[str | Path]) -> Recordings:
     missing: dict[str, Seen] = {}
     missing_ids: dict[str, str] = {}
     for path in paths:
-        path = Path(path)
-        recording = har.load(path)
-        by_id: dict[str, Flow] = {}
-        first: dict[str, float] = {}
-        for index, entry in enumerate(recording.log.entries):
-            facts = entry.segmind
-            request = entry.request
-            seen = _seen(index, entry)
-            if facts.role in STARTS or (facts.role == "error" and request.method == "POST" and facts.model):
-                role = _start_role(request.url) if facts.role == "error" else facts.role
-                flow = Flow(
-                    file=path,
-                    role=role,
-                    model=facts.model or "",
-                    params=request.json(),
-                    keyed=request.header(API_KEY_HEADER) is not None,
-                    answer=seen,
-                    request_id=facts.request_id,
-                    origin=_origin(request.url),
-                    duration=entry.time / 1000,
-                )
-                flows.append(flow)
-                if facts.request_id and role == "submit":
-                    by_id[facts.request_id] = flow
-                    first[facts.request_id] = entry.started.timestamp()
+        recorded = load_recording(Path(path), har.load(path))
+        flows += recorded.flows
+        for role, seen in recorded.missing.items():
+            missing.setdefault(role, seen)
+            missing_ids.setdefault(role, recorded.missing_ids[role])
+    return Recordings(tuple(flows), missing, missing_ids)
+
+
+def load_recording(path: Path, recording: har.Har) -> Recordings:
+    """The flows of one recording read from `path` (kept bytes are found beside it)."""
+    flows: list[Flow] = []
+    missing: dict[str, Seen] = {}
+    missing_ids: dict[str, str] = {}
+    by_id: dict[str, Flow] = {}
+    for index, entry in enumerate(recording.log.entries):
+        facts = entry.segmind
+        request = entry.request
+        seen = _seen(index, entry)
+        if facts.role in STARTS or (facts.role == "error" and request.method == "POST" and facts.model):
+            role = _start_role(request.url) if facts.role == "error" else facts.role
+            flow = Flow(
+                file=path,
+                role=role,
+                model=facts.model or "",
+                params=request.json(),
+                keyed=request.header(API_KEY_HEADER) is not None,
+                answer=seen,
+                request_id=facts.request_id,
+                origin=_origin(request.url),
+                duration=entry.time / 1000,
+            )
+            flows.append(flow)
+            if facts.request_id and role == "submit":
+                by_id[facts.request_id] = flow
+            continue
+        request_id = facts.request_id or _id_in(request.url)
+        flow_of = by_id.get(request_id or "")
+        if facts.role in POLLS and flow_of is not None:
+            flow_of.polls.setdefault(facts.role, []).append(seen)
+        elif facts.role == "output" and request_id is not None:
+            flow_of = flow_of or _flow_with_output(flows, request.url)
+            if flow_of is not None:
+                flow_of.output, flow_of.output_url = seen, request.url
+        elif facts.role == "error" and request_id:
+            polled = har.route_of(request.method, urlsplit(request.url).path)
+            if polled is None:
                 continue
-            request_id = facts.request_id or _id_in(request.url)
-            flow_of = by_id.get(request_id or "")
-            if facts.role in POLLS and flow_of is not None:
-                flow_of.polls.setdefault(facts.role, []).append(seen)
-            elif facts.role == "output" and request_id is not None:
-                flow_of = flow_of or _flow_with_output(flows, request.url)
-                if flow_of is not None:
-                    flow_of.output, flow_of.output_url = seen, request.url
-            elif facts.role == "error" and request_id:
-                polled = har.route_of(request.method, urlsplit(request.url).path)
-                if polled is None:
-                    continue
-                if flow_of is not None:  # an error answering a poll of a recorded job is part of its timeline
-                    flow_of.polls.setdefault(polled[0], []).append(seen)
-                elif seen.status == 404:
-                    missing.setdefault(polled[0], seen)
-                    missing_ids.setdefault(polled[0], request_id)
-        for flow in by_id.values():
-            for items in flow.polls.values():
-                items.sort(key=lambda item: item.since)
+            if flow_of is not None:  # an error answering a poll of a recorded job is part of its timeline
+                flow_of.polls.setdefault(polled[0], []).append(seen)
+            elif seen.status == 404:
+                missing.setdefault(polled[0], seen)
+                missing_ids.setdefault(polled[0], request_id)
+    for flow in by_id.values():
+        for items in flow.polls.values():
+            items.sort(key=lambda item: item.since)
     return Recordings(tuple(flows), missing, missing_ids)
 
 
