@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contracts import command_line
 from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
+from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import ADMIN_TOKEN_VARIABLE
 from mock_server import defaults
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the fake Segmind API on a uvicorn server",
         description="Run the fake Segmind API (docs/cli.md). Admin API under /_mock/ (docs/admin.md).",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    _add_listen_flags(serve, defaults.SERVE_PORT)
     serve.add_argument(
         "--admin-token",
         default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
@@ -41,9 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
             f"also ${ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
             "start-up beyond it (see docs/robustness.md)"
         ),
-    )
-    serve.add_argument(
-        "--port", type=port, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
     serve.add_argument(
         "--speed",
@@ -120,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
+    _add_recording_parsers(commands)
     _add_drift_parser(commands)
     return parser
 
@@ -146,6 +145,82 @@ def _add_drift_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     drift.add_argument(
         "--strict", action="store_true", help="fail on a contradicted GUESS fact or new surface too (exit 1)"
+    )
+
+
+def _add_recording_parsers(commands: argparse._SubParsersAction[Parser]) -> None:
+    """`record`, `scan` and `journal`: live traffic as HAR, secrets kept out of it (docs/recording.md)."""
+    record = commands.add_parser(
+        "record",
+        help="record live traffic as HAR through a loopback proxy",
+        description="Forward calls to the upstream (the live API) and record each exchange into a HAR file, "
+        "valid after every exchange; the key passes through and is never written (docs/recording.md).",
+    )
+    record.add_argument("--out", required=True, metavar="FILE.har", help="the HAR file to write (replaced)")
+    record.add_argument(
+        "--upstream", default=defaults.RECORD_UPSTREAM, metavar="URL", help="where to forward (default: %(default)s)"
+    )
+    _add_listen_flags(record, defaults.RECORD_PORT)
+    record.add_argument(
+        "--max-jobs",
+        type=whole,
+        default=defaults.RECORD_MAX_JOBS,
+        help="paid calls (v2 submissions and v1 calls) forwarded at most; past it a 406 in the error envelope, "
+        "never forwarded (default: %(default)s)",
+    )
+    record.add_argument(
+        "--keep-media",
+        type=Path,
+        metavar="DIR",
+        help="keep video and image bodies in DIR, named by their sha256 (default: described only)",
+    )
+    record.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=defaults.RECORD_TIMEOUT_SECONDS,
+        help="seconds an upstream answer may take; also how long Ctrl-C waits for calls in progress "
+        "(default: %(default)s)",
+    )
+    scan = commands.add_parser(
+        "scan",
+        help="check files for secrets (exit 0 clean, 3 secret found, 2 unreadable)",
+        description="Scan files (HAR or any JSON or text) for the secrets a recording must not hold: Segmind "
+        "keys, Authorization and cookies, presigned-URL parameters and tokens. Exit 0 when clean, 3 when a "
+        "secret is found (saying where), 2 when a file cannot be read.",
+    )
+    scan.add_argument("files", nargs="+", metavar="FILE")
+    scan.add_argument(
+        "--key",
+        default=os.environ.get(API_KEY_VARIABLE) or None,
+        help=f"an API key to look for too, whatever its shape (default: ${API_KEY_VARIABLE})",
+    )
+    scan.add_argument("--verbose", action="store_true", help="say so for each clean file")
+    journal = commands.add_parser(
+        "journal",
+        help="save a running fake's journal as HAR",
+        description="Fetch GET {URL}/_mock/journal.har from a running fake and write it to a file (docs/recording.md).",
+    )
+    journal.add_argument(
+        "--url", default=f"http://127.0.0.1:{defaults.SERVE_PORT}", help="the fake's base URL (default: %(default)s)"
+    )
+    journal.add_argument("--out", required=True, metavar="FILE.har", help="the HAR file to write (replaced)")
+    journal.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        help=f"the fake's admin token, if it has one (default: ${ADMIN_TOKEN_VARIABLE})",
+    )
+    journal.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=defaults.FETCH_TIMEOUT_SECONDS,
+        help="seconds (default: %(default)s)",
+    )
+
+
+def _add_listen_flags(parser: argparse.ArgumentParser, default_port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port, default=default_port, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
 
 
@@ -276,6 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from contracts import cli as contract_cli
 
         return contract_cli.run(args) if args.command == "contract" else contract_cli.run_verify(args)
+    if args.command in ("record", "scan", "journal"):
+        from mock_server import record_command
+
+        if args.command == "scan":
+            return record_command.scan(args)
+        if args.command == "journal":
+            return record_command.journal(args)
+        return record_command.record(args, installed_version())
     from mock_server import serve_command
 
     try:

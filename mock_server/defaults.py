@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from contracts.openapi import LIVE_URL
+
 # Simulated seconds per real second: real time.
 SPEED = 1.0
 # Time a job waits for a worker before PROCESSING (GUESS; the docs give only the model latency).
@@ -45,6 +47,16 @@ MAX_SCENARIO_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_CONCURRENT_REQUESTS = 1000
+
+# The port `segmind-mock serve` listens on.
+SERVE_PORT = 8000
+# `segmind-mock record`: where it forwards to (the live API), the port it listens on (beside `serve`'s
+# 8000), how many paid calls (v2 submissions and v1 calls) one session may forward, and how long an
+# answer may take (a v1 call waits for its job: 30-60 s live).
+RECORD_UPSTREAM = LIVE_URL
+RECORD_PORT = 8001
+RECORD_MAX_JOBS = 3
+RECORD_TIMEOUT_SECONDS = 300.0
 
 # The store of this process only.
 MEMORY = "memory"

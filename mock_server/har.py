@@ -278,7 +278,7 @@ class HarWriter:
 
     def __init__(self, path: Path, facts: LogFacts, version: str, secrets: Sequence[str] = ()) -> None:
         self.path = path
-        self.secrets = tuple(secrets)
+        self.secrets: set[str] = set(secrets)
         self._facts = facts
         self._creator = Creator(TOOL, version)
         self._entries: list[Entry] = []
@@ -292,7 +292,7 @@ class HarWriter:
     def add(self, entry: Entry) -> None:
         """Add an exchange and rewrite the file, or raise SecretFound (the file unchanged) if it holds a secret."""
         index = bisect.bisect_right([kept.startedDateTime for kept in self._entries], entry.startedDateTime)
-        findings = redaction.scan(msgspec.to_builtins(entry), self.secrets, f"log.entries[{index}]")
+        findings = redaction.scan(msgspec.to_builtins(entry), tuple(self.secrets), f"log.entries[{index}]")
         if findings:
             raise SecretFound(f"refused to write {self.path}: {redaction.describe(findings)}")
         self._entries.insert(index, entry)
