@@ -65,6 +65,8 @@ FAKE_AGREES = Fact("fake-agrees", "the fake answers each recorded request as liv
 KNOWN_SURFACE = Fact(
     "known-surface", "every field and header live sends is one the contract or the fake knows", "GUESS"
 )
+# The facts drift adds to the contract's: the fake against live, and the known surface.
+OWN_FACTS = frozenset({FAKE_AGREES.name, KNOWN_SURFACE.name})
 FACTS: dict[str, Fact] = {fact.name: fact for fact in (*RULES.values(), *GUESSES, FAKE_AGREES, KNOWN_SURFACE)}
 
 # What recording observes each fact: said of an unobserved one.
@@ -173,11 +175,23 @@ class Observation:
     expected: str = ""
     seen: str = ""
     stale: bool = False
+    # For the fake differing from live: the contract fact live contradicts at the same entry, if any.
+    explained_by: str | None = None
 
     @property
     def where(self) -> str:
         """The HAR entry, as a report names it."""
         return f"{self.file} entry {self.index}"
+
+    @property
+    def diagnosis(self) -> str:
+        """What this contradiction means, and who acts on it."""
+        if self.explained_by is not None:
+            return (
+                f"the fake does what the contract says, and live contradicts the contract here "
+                f"({self.explained_by}): settle that fact first"
+            )
+        return diagnosis(FACTS[self.fact])
 
 
 @dataclass
@@ -218,7 +232,7 @@ class Drift:
             if verdict == "unobserved":
                 item["observe_with"] = OBSERVED_BY[name]
             item["contradictions"] = [
-                {"entry": seen.where, "expected": seen.expected, "seen": seen.seen, "diagnosis": diagnosis(fact)}
+                {"entry": seen.where, "expected": seen.expected, "seen": seen.seen, "diagnosis": seen.diagnosis}
                 for seen in self.contradictions(name)
             ]
             facts.append(item)
@@ -235,7 +249,9 @@ class Drift:
             if not found:
                 continue
             lines.append(f"\nCONTRADICTED {name} [{fact.grade}]: {fact.description}\n  {diagnosis(fact)}")
-            lines += [f"  - {seen.where}: expected {seen.expected}; seen {seen.seen}" for seen in found[:3]]
+            lines += [
+                f"  - {seen.where}: expected {seen.expected}; seen {seen.seen}{_explained(seen)}" for seen in found[:3]
+            ]
             if len(found) > 3:
                 lines.append(f"  ... and {len(found) - 3} more")
         stale = [name for name in FACTS if self.verdict(name) == "stale"]
@@ -260,7 +276,9 @@ class Drift:
             found = self.contradictions(name)
             if found:
                 lines += ["", f"## {name} [{fact.grade}]", "", diagnosis(fact), ""]
-                lines += [f"- {seen.where}: expected {seen.expected}; seen {seen.seen}" for seen in found]
+                lines += [
+                    f"- {seen.where}: expected {seen.expected}; seen {seen.seen}{_explained(seen)}" for seen in found
+                ]
         return "\n".join(lines) + "\n"
 
     def to_junit(self) -> str:
@@ -272,11 +290,15 @@ class Drift:
             if verdict in ("unobserved", "stale"):
                 report.left_out[name] = f"{verdict}: observed by {OBSERVED_BY[name]}"
             for seen in self.contradictions(name):
-                message = f"{seen.where}: {diagnosis(FACTS[name])}"
+                message = f"{seen.where}: {seen.diagnosis}"
                 report.violations.append(
                     Violation(name, message, seen.where, f"expected {seen.expected}; seen {seen.seen}")
                 )
         return report.to_junit()
+
+
+def _explained(seen: Observation) -> str:
+    return f" (explained: live contradicts {seen.explained_by} here)" if seen.explained_by else ""
 
 
 def diagnosis(fact: Fact) -> str:
@@ -321,8 +343,9 @@ def grade(paths: Sequence[Path], max_age_seconds: float | None = None, now: floa
         recorded = datetime.fromisoformat(recording.log.segmind.recorded_at).timestamp()
         stale = max_age_seconds is not None and moment - recorded > max_age_seconds
         found = [*_contract(recording), *_against_fake(path, recording)]
+        broken = {index: fact for fact, index, held, _, _ in found if not held and fact not in OWN_FACTS}
         drift.observations += [
-            Observation(fact, path.name, index, held, expected, seen, stale)
+            Observation(fact, path.name, index, held, expected, seen, stale, _explaining(fact, index, broken))
             for fact, index, held, expected, seen in found
         ]
     return drift
@@ -330,6 +353,11 @@ def grade(paths: Sequence[Path], max_age_seconds: float | None = None, now: floa
 
 # One observation before it is placed: the fact, the entry's index, whether it held, expected, seen.
 Found = tuple[str, int, bool, str, str]
+
+
+def _explaining(fact: str, index: int, broken: Mapping[int, str]) -> str | None:
+    """The contract fact live contradicts at an entry where the fake differs from live, if any."""
+    return broken.get(index) if fact == FAKE_AGREES.name else None
 
 
 def _check(fact: str, index: int, held: bool, expected: str, seen: Any) -> Found:
@@ -432,6 +460,8 @@ def _poll(index: int, role: str, request_id: str, status: int, body: Any, url: s
             "failed-422", index, failed and status == FAILED_STATUS, "422 with status FAILED", f"{status} {state}"
         )
     if not isinstance(state, str):
+        if role == "status" and status == 200:
+            yield _check("status-shape", index, False, "a status body with its `status`", body)
         return
     if role == "status":
         fact = "processing-shape" if state == "PROCESSING" else "status-shape"

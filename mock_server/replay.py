@@ -141,11 +141,10 @@ def load_recording(path: Path, recording: har.Har) -> Recordings:
         facts = entry.segmind
         request = entry.request
         seen = _seen(index, entry)
-        if facts.role in STARTS or (facts.role == "error" and request.method == "POST" and facts.model):
-            role = _start_role(request.url) if facts.role == "error" else facts.role
+        if facts.role in STARTS:
             flow = Flow(
                 file=path,
-                role=role,
+                role=facts.role,
                 model=facts.model or "",
                 params=request.json(),
                 keyed=request.header(API_KEY_HEADER) is not None,
@@ -155,26 +154,20 @@ def load_recording(path: Path, recording: har.Har) -> Recordings:
                 duration=entry.time / 1000,
             )
             flows.append(flow)
-            if facts.request_id and role == "submit":
+            if facts.request_id and facts.role == "submit":
                 by_id[facts.request_id] = flow
             continue
         request_id = facts.request_id or _id_in(request.url)
         flow_of = by_id.get(request_id or "")
         if facts.role in POLLS and flow_of is not None:
             flow_of.polls.setdefault(facts.role, []).append(seen)
+        elif facts.role in POLLS and request_id and seen.status == 404:  # a poll of an id nobody submitted here
+            missing.setdefault(facts.role, seen)
+            missing_ids.setdefault(facts.role, request_id)
         elif facts.role == "output" and request_id is not None:
             flow_of = flow_of or _flow_with_output(flows, request.url)
             if flow_of is not None:
                 flow_of.output, flow_of.output_url = seen, request.url
-        elif facts.role == "error" and request_id:
-            polled = har.route_of(request.method, urlsplit(request.url).path)
-            if polled is None:
-                continue
-            if flow_of is not None:  # an error answering a poll of a recorded job is part of its timeline
-                flow_of.polls.setdefault(polled[0], []).append(seen)
-            elif seen.status == 404:
-                missing.setdefault(polled[0], seen)
-                missing_ids.setdefault(polled[0], request_id)
     for flow in by_id.values():
         for items in flow.polls.values():
             items.sort(key=lambda item: item.since)
@@ -324,10 +317,6 @@ def _error(seen: Seen) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _start_role(url: str) -> str:
-    return "sync" if urlsplit(url).path.startswith("/v1/") else "submit"
 
 
 def _id_in(url: str) -> str | None:

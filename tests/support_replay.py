@@ -33,6 +33,8 @@ RECORDED_INTERVAL = 2.0
 # A request id nobody submitted: its polls are recorded 404s.
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 UNKNOWN_HEADER = "x-segmind-region"
+# Paid calls a recording forwards (the probe session makes four: v2, two v1, the refused one).
+PAID_CALLS = 10
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ def recording(out: Path, moves: Moves | None = None, keep_media: Path | None = N
     clock = upstream.clock
     with ExitStack() as stack:
         upstream_url = stack.enter_context(ServerThread(app))
-        proxy = Recorder(upstream_url, out, version="test", keep_media=keep_media, say=lambda line: None)
+        proxy = Recorder(
+            upstream_url, out, version="test", max_jobs=PAID_CALLS, keep_media=keep_media, say=lambda line: None
+        )
         patch = stack.enter_context(pytest.MonkeyPatch.context())
         # The recorder's clock is the upstream's simulated one (see the module's docstring).
         patch.setattr(recorder, "time", SimpleNamespace(time=clock.now, perf_counter=clock.now))
