@@ -93,7 +93,7 @@ def test_new_surface_is_reported_and_fails_only_with_strict(
     assert failure is not None and UNKNOWN_HEADER in (failure.text or "")
     assert cases["known-surface"].get("classname") == "segmind-drift.GUESS"
     assert cases["retention-1h"].find("skipped") is not None
-    assert f"| known-surface | GUESS | contradicted | unknown_header.har entry 0 |" in markdown.read_text()
+    assert "| known-surface | GUESS | contradicted | unknown_header.har entry 0 |" in markdown.read_text()
 
 
 def test_recordings_older_than_max_age_are_stale_not_judged(
