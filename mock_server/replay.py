@@ -9,6 +9,7 @@ whatever the client's poll cadence: a state is taken to begin when the recording
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,6 +67,16 @@ class Flow:
     output: Seen | None = None
     output_url: str | None = None
     duration: float = 0.0
+    _by_state: dict[tuple[str, str], list[Seen]] = field(default_factory=dict)
+
+    def index(self) -> None:
+        """Sort the polls by time, and index them by route and state (once every entry is read)."""
+        self._by_state.clear()
+        for role, items in self.polls.items():
+            items.sort(key=lambda item: item.since)
+            for item in items:
+                if item.state is not None:
+                    self._by_state.setdefault((role, item.state), []).append(item)
 
     @property
     def source(self) -> str:
@@ -96,12 +107,17 @@ class Flow:
         outcome = "completed" if error is None else "failed"
         return Rule(id="replay", outcome=outcome, error=error, queue_seconds=queue, processing_seconds=processing)
 
+    @functools.cached_property
+    def output_urls(self) -> list[str]:
+        """The output URLs the recorded answers name, longest first: the output fetched, any http(s) `output`."""
+        return _output_urls(self)
+
     def at(self, role: str, since: float, state: str) -> Seen | None:
         """The recorded answer of `role` in `state` at `since` seconds since submission; None if none was seen.
 
         The last one seen by then, else the first one seen later.
         """
-        candidates = [item for item in self.polls.get(role, ()) if item.state == state]
+        candidates = self._by_state.get((role, state), ())
         earlier = [item for item in candidates if item.since <= since]
         if earlier:
             return earlier[-1]
@@ -169,8 +185,7 @@ def load_recording(path: Path, recording: har.Har) -> Recordings:
             if flow_of is not None:
                 flow_of.output, flow_of.output_url = seen, request.url
     for flow in by_id.values():
-        for items in flow.polls.values():
-            items.sort(key=lambda item: item.since)
+        flow.index()
     return Recordings(tuple(flows), missing, missing_ids)
 
 
@@ -265,7 +280,7 @@ def rewrite(text: str, pairs: Sequence[tuple[str, str]]) -> str:
 def replacements(flow: Flow, request_id: str, base: str, output_url: str) -> list[tuple[str, str]]:
     """What a replayed job's answers change of the recorded ones: its output URLs, then its host, then its id."""
     pairs: list[tuple[str, str]] = []
-    for url in _output_urls(flow):
+    for url in flow.output_urls:
         pairs.append((url, output_url))
     pairs.append((flow.origin, base))
     if flow.request_id:
