@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import number_in, show_range, show_value
-from mock_server import admin_query, dashboard, media, wire
+from mock_server import admin_query, dashboard, har, media, wire
 from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.admin_token import carries_token, same_token
 from mock_server.jobs import State
@@ -28,6 +28,8 @@ from mock_server.service import Service
 # the dashboard's own static files (no state in them).
 TOKEN_FREE_PATHS = ("/_mock/health", "/_mock/outputs/", "/_mock/static/")
 DASHBOARD_PATH = "/_mock/"
+# The name a downloaded journal is saved under.
+JOURNAL_FILE = "segmind-mock-journal.har"
 # How many unknown keys of an admin body its 400 names.
 SHOWN_KEYS = 5
 TOKEN_NEEDED = (
@@ -285,6 +287,18 @@ async def requests(request: Request) -> Response:
     return JSONResponse(page.of(entries), headers=admin_query.total_header(len(entries)))
 
 
+async def journal_har(request: Request) -> Response:
+    """`GET /_mock/journal.har`: the journal as a HAR recording to download, times simulated (docs/recording.md)."""
+    base = str(request.base_url)
+    recording = await _in_store(request, lambda service: service.journal_recording(base))
+    try:
+        data = har.dumps(recording)
+    except har.SecretFound as refused:
+        raise wire.ApiError(422, f"{refused}: the journal is not exported while it holds one") from None
+    headers = {"content-disposition": f'attachment; filename="{JOURNAL_FILE}"'}
+    return Response(data, 200, headers, media_type="application/json")
+
+
 async def jobs(request: Request) -> Response:
     """`GET /_mock/jobs`: the retained jobs with their derived state, oldest first, filtered by state and paged."""
     page = admin_query.page_of(request.query_params)
@@ -369,6 +383,7 @@ ROUTES = [
     Route("/_mock/clock", clock, methods=["GET", "POST"]),
     Route("/_mock/clock/advance", advance, methods=["POST"]),
     Route("/_mock/requests", requests, methods=["GET", "DELETE"]),
+    Route("/_mock/journal.har", journal_har, methods=["GET"]),
     Route("/_mock/jobs", jobs, methods=["GET"]),
     Route("/_mock/jobs/{request_id}", job, methods=["GET"]),
     Route("/_mock/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),

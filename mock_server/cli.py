@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 from contracts import command_line
@@ -18,6 +17,7 @@ from contracts.flags import Parser, non_negative, port, positive, positive_secon
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import ADMIN_TOKEN_VARIABLE
 from mock_server import defaults
+from mock_server.version import installed_version
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,14 +331,6 @@ def _add_video_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
-def installed_version() -> str:
-    """The version of the installed segmind-mock package, from its metadata."""
-    try:
-        return metadata.version("segmind-mock")
-    except metadata.PackageNotFoundError:
-        return "(not installed: no package metadata; pip install -e .)"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
@@ -358,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return record_command.scan(args)
         if args.command == "journal":
             return record_command.journal(args)
-        return record_command.record(args, installed_version())
+        return record_command.record(args)
     from mock_server import serve_command
 
     try:

@@ -19,8 +19,10 @@ import os
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 from msgspec import UNSET, UnsetType, field
@@ -43,6 +45,8 @@ REDACTED = "<redacted>"
 Role = Literal["submit", "status", "result", "output", "sync", "error"]
 ROLES: tuple[Role, ...] = ("submit", "status", "result", "output", "sync", "error")
 JobState = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
+# Bodies of these types are described by size, sha256 and media facts rather than inline.
+MEDIA_TYPES = ("video/", "image/", "audio/", "application/octet-stream")
 # Pretty-printing indent of the written file.
 INDENT = 2
 
@@ -111,7 +115,7 @@ class Request(msgspec.Struct, frozen=True):
 
     def json(self) -> Any:
         """The body decoded as JSON, or None when there is none or it is not JSON."""
-        return _json(self.body_text())
+        return decoded_json(self.body_text())
 
 
 class Response(msgspec.Struct, frozen=True):
@@ -137,7 +141,7 @@ class Response(msgspec.Struct, frozen=True):
 
     def json(self) -> Any:
         """The body decoded as JSON, or None when it is binary or not JSON."""
-        return _json(self.body_text())
+        return decoded_json(self.body_text())
 
     @property
     def is_media(self) -> bool:
@@ -248,6 +252,34 @@ def route_of(method: str, path: str) -> tuple[Role, str | None, str | None] | No
     return None
 
 
+def is_media(content_type: str) -> bool:
+    """Whether a body of this type is binary, described by size, sha256 and media facts rather than inline."""
+    return content_type.lower().startswith(MEDIA_TYPES)
+
+
+def status_text(status: int) -> str:
+    """HTTP's reason phrase of a status ("" for one it does not name, and for 0: no answer)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def query_string(url: str) -> list[Header]:
+    """HAR's `queryString` of a URL: its parameters decoded, in order."""
+    return [Header(name, value) for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True)]
+
+
+def decoded_json(body: bytes | str | None) -> Any:
+    """A body decoded as JSON, or None when there is none or it is not JSON."""
+    if not body:
+        return None
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+
+
 def encode(har: Har) -> bytes:
     """The file's text: pretty-printed JSON, keys in the model's order, ending in a newline."""
     return msgspec.json.format(msgspec.json.encode(har), indent=INDENT) + b"\n"
@@ -349,12 +381,3 @@ def load(path: str | os.PathLike[str]) -> Har:
 def _header(headers: Sequence[Header], name: str) -> str | None:
     wanted = name.lower()
     return next((header.value for header in headers if header.name.lower() == wanted), None)
-
-
-def _json(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        return msgspec.json.decode(text)
-    except msgspec.DecodeError:
-        return None

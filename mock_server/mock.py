@@ -11,6 +11,8 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from contracts.openapi import LIVE_URL
+from mock_server import har
 from mock_server.accounts import Accounts
 from mock_server.app import App
 from mock_server.clock import Clock
@@ -69,6 +71,10 @@ class SegmindMock:
     def requests(self) -> list[dict[str, Any]]:
         """The journal of exchanges with the Segmind routes, oldest first."""
         return self.service.requests()
+
+    def journal_har(self, base_url: str = LIVE_URL) -> bytes:
+        """The journal as a HAR recording (`GET /_mock/journal.har`), or raise har.SecretFound if it holds a secret."""
+        return har.dumps(self.service.journal_recording(base_url))
 
     @property
     def jobs(self) -> list[dict[str, Any]]:

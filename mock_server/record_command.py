@@ -19,6 +19,7 @@ import uvicorn
 
 from mock_server import har, redaction, server
 from mock_server.recorder import Recorder
+from mock_server.version import installed_version
 
 # Exit statuses of `scan` (and of `journal` when what it would write holds a secret).
 CLEAN, UNREADABLE, SECRET = 0, 2, 3
@@ -29,10 +30,10 @@ class _Refused(Exception):
     """The command line asks for what cannot be done: said, exit 2."""
 
 
-def record(args: argparse.Namespace, version: str) -> int:
+def record(args: argparse.Namespace) -> int:
     """Run the recording proxy until interrupted (Ctrl-C or SIGTERM), the file valid throughout; exit 0."""
     try:
-        sock, recorder = _open(args, version)
+        sock, recorder = _open(args)
     except _Refused as refused:
         print(f"segmind-mock record: {refused}", file=sys.stderr)
         return 2
@@ -61,7 +62,7 @@ def record(args: argparse.Namespace, version: str) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace, version: str) -> tuple[socket.socket, Recorder]:
+def _open(args: argparse.Namespace) -> tuple[socket.socket, Recorder]:
     """The listening socket and the recorder (its file written empty), or _Refused saying why not."""
     upstream = str(args.upstream).rstrip("/")
     parts = urlsplit(upstream)
@@ -72,7 +73,12 @@ def _open(args: argparse.Namespace, version: str) -> tuple[socket.socket, Record
         raise _Refused(f"--out {out}: the directory {out.parent} does not exist")
     try:
         recorder = Recorder(
-            upstream, out, version=version, max_jobs=args.max_jobs, keep_media=args.keep_media, timeout=args.timeout
+            upstream,
+            out,
+            version=installed_version(),
+            max_jobs=args.max_jobs,
+            keep_media=args.keep_media,
+            timeout=args.timeout,
         )
     except OSError as error:
         raise _Refused(f"cannot write {out}: {error.strerror or error}") from None

@@ -14,19 +14,16 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio.to_thread
 import httpx
-import msgspec
 from msgspec import UNSET, UnsetType
 from starlette.types import Receive, Scope, Send
 
@@ -40,9 +37,6 @@ from mock_server.video import video_available
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host"}
 )
-# Bodies of these types are described by size, sha256 and media facts rather than inline.
-_MEDIA_TYPES = ("video/", "image/", "audio/", "application/octet-stream")
-_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>\\]+")
 # Media bodies kept in memory for the probe and --keep-media up to this size; past it, size and sha256 only.
 MEDIA_BUFFER_BYTES = 256 * 1024 * 1024
 
@@ -60,11 +54,6 @@ def budget_spent(max_jobs: int) -> wire.ApiError:
 def unreachable(upstream: str, error: Exception) -> wire.ApiError:
     """The 502 of a call the recorder could not forward or whose answer broke off (not retried, not recorded)."""
     return wire.ApiError(502, f"Bad Gateway: the recorder got no whole answer from {upstream}: {error!r}; not retried")
-
-
-def is_media(content_type: str) -> bool:
-    """Whether a body of this type is binary, described rather than inlined."""
-    return content_type.lower().startswith(_MEDIA_TYPES)
 
 
 def media_facts(data: bytes) -> har.MediaFacts | None:
@@ -217,7 +206,7 @@ class Recorder:
             exchange.response_headers = [(name, value) for name, value in response.headers.multi_items()]
             proxy = f"http://{_host(scope)}"
             content_type = response.headers.get("content-type", "")
-            if is_media(content_type):
+            if har.is_media(content_type):
                 await self._stream(exchange, response, send)
             else:
                 body = await response.aread()
@@ -234,30 +223,36 @@ class Recorder:
             await response.aclose()
 
     async def _stream(self, exchange: Exchange, response: httpx.Response, send: Send) -> None:
-        """Pass a media body on as it arrives, holding back its last piece until the exchange is recorded."""
+        """Pass a media body on as it arrives; what completes it goes out only once the exchange is recorded.
+
+        With a known length, the piece that completes it is held back (the client is done when it has
+        them all); without one, the body's end (the last, empty chunk).
+        """
         headers = _passed_headers(response, None, "")
+        length = _length(headers)
         await send({"type": "http.response.start", "status": exchange.status, "headers": headers})
         digest = hashlib.sha256()
         kept: list[bytes] | None = []
-        pending = b""
-        for_size = 0
+        size = 0
+        last = b""
         async for chunk in response.aiter_bytes():
             digest.update(chunk)
-            for_size += len(chunk)
+            size += len(chunk)
             if kept is not None:
                 kept.append(chunk)
-                if for_size > MEDIA_BUFFER_BYTES:
+                if size > MEDIA_BUFFER_BYTES:
                     kept = None
-            if pending:
-                await send({"type": "http.response.body", "body": pending, "more_body": True})
-            pending = chunk
+            if length is not None and size >= length:
+                last += chunk
+            else:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         exchange.ended = time.perf_counter()
         exchange.digest = digest.hexdigest()
-        exchange.response_size = for_size
+        exchange.response_size = size
         exchange.wire_size = response.num_bytes_downloaded
         exchange.response_body = b"".join(kept) if kept is not None else b""
         await self._record(exchange)
-        await send({"type": "http.response.body", "body": pending})
+        await send({"type": "http.response.body", "body": last})
 
     # Recording.
 
@@ -303,7 +298,7 @@ class Recorder:
     def _entry(self, exchange: Exchange, facts: har.MediaFacts | None) -> har.Entry:
         """The HAR entry of an exchange, redacted; learns the job it names (called under the lock)."""
         role, model, request_id = exchange.role, exchange.model, exchange.request_id
-        body = _json(exchange.response_body) if exchange.digest is None else None
+        body = har.decoded_json(exchange.response_body) if exchange.digest is None else None
         state = None
         if role == "submit" and isinstance(body, dict) and isinstance(body.get("request_id"), str):
             request_id = body["request_id"]
@@ -350,7 +345,7 @@ class Recorder:
             url=url,
             httpVersion="HTTP/1.1",
             headers=[har.Header(name, value) for name, value in headers],
-            queryString=[har.Header(name, value) for name, value in httpx.URL(url).params.multi_items()],
+            queryString=har.query_string(url),
             bodySize=len(exchange.body),
             postData=post,
         )
@@ -367,13 +362,11 @@ class Recorder:
                 file=self._keep(exchange, content_type),
             )
         else:
-            text = _URL_IN_TEXT.sub(
-                lambda found: redaction.unsigned_url(found.group()), exchange.response_body.decode("utf-8", "replace")
-            )
+            text = redaction.unsigned_text(exchange.response_body.decode("utf-8", "replace"))
             content = har.Content(size=exchange.response_size, mimeType=content_type, text=text)
         return har.Response(
             status=exchange.status,
-            statusText=_phrase(exchange.status),
+            statusText=har.status_text(exchange.status),
             httpVersion="HTTP/1.1",
             headers=[har.Header(name, value) for name, value in headers],
             content=content,
@@ -413,6 +406,12 @@ def _passed_headers(response: httpx.Response, length: int | None, proxy: str) ->
     return headers
 
 
+def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The content length the client is told, if any."""
+    value = header(headers, b"content-length")
+    return int(value) if value.isdigit() else None
+
+
 def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
     """The API key the client sends: a secret never to be written."""
     return [value for name, value in headers if name.lower() == "x-api-key" and value]
@@ -430,22 +429,8 @@ def _value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     return next((value for key, value in headers if key.lower() == name), None)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        return None
-
-
 def _ms(seconds: float) -> float:
     return round(max(seconds, 0.0) * 1000, 3)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def _stderr(stream: TextIO) -> Callable[[str], None]:

@@ -10,7 +10,7 @@ the decoded JSON, so an escape (`\\u0053G_...`) or percent-encoding hides nothin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
@@ -59,6 +59,7 @@ _SIGNATURE_PARAM = re.compile(
     re.IGNORECASE,
 )
 _PARAM_IN_TEXT = re.compile(r"[?&]([A-Za-z0-9_.~-]+)=")
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>\\]+")
 _BEARER = re.compile(r"\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 # The key in use is looked for only when it is this long: a shorter one would match ordinary text.
 SHORTEST_KEY = 8
@@ -116,6 +117,19 @@ def unsigned_urls(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: unsigned_urls(item) for key, item in value.items()}
     return value
+
+
+def unsigned_text(text: str) -> str:
+    """Text (a JSON body) with every http(s) URL in it unsigned, the rest as it was."""
+    return _URL_IN_TEXT.sub(lambda found: unsigned_url(found.group()), text)
+
+
+def without_keys(text: str, keys: Iterable[str]) -> str:
+    """Text with each of `keys` (SHORTEST_KEY characters or more) and anything shaped like a Segmind key replaced."""
+    for key in keys:
+        if len(key) >= SHORTEST_KEY:
+            text = text.replace(key, PLACEHOLDER)
+    return API_KEY_PATTERN.sub(PLACEHOLDER, text)
 
 
 def scan(data: Any, secrets: Sequence[str] = (), root: str = "") -> list[Finding]:

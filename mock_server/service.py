@@ -36,14 +36,17 @@ from mock_server.defaults import (
     SPEED,
     VIDEO_CACHE_BYTES,
 )
+from mock_server.har import Har
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
 from mock_server.journal import Record, mask_key
+from mock_server.journal_har import journal_har
 from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Rule
 from mock_server.storage import Backend, JobsSummary, JobStore, JournalStore, StoreUnavailable
 from mock_server.stores import open_backend
+from mock_server.version import installed_version
 from mock_server.video import VideoCache, checked_params
 
 # What `Service.configure` cannot change, fixed when the stores were opened: the journal's size, the
@@ -293,6 +296,10 @@ class Service:
     def requests(self) -> list[dict[str, Any]]:
         """The journal of exchanges with the Segmind routes, oldest first, described."""
         return [entry.to_dict() for entry in self.journal.entries()]
+
+    def journal_recording(self, base_url: str) -> Har:
+        """The journal as a HAR recording of the fake at `base_url`, its times simulated (`journal_har`)."""
+        return journal_har(self.journal.entries(), self.jobs.get, base_url, installed_version(), self.clock.now())
 
     def retained(self, now: float) -> list[Job]:
         """Every job whose result is retained at `now`, oldest first."""
