@@ -15,7 +15,6 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts import MODELS
 from mock_server import har, media, wire
 from mock_server.admin_token import carries_token
 from mock_server.jobs import Job
@@ -45,7 +44,7 @@ class ReplayApp:
         """Serve a recorded answer where one applies; pass anything else to the fake's app."""
         if scope["type"] == "http":
             route = har.route_of(scope["method"], scope["path"])
-            if route is not None and route[0] in STARTS and route[1] in MODELS:
+            if route is not None and route[0] in STARTS:
                 await self._start(Call(scope, receive), route[0], route[1] or "", send)
                 return
             if route is not None and route[2]:
