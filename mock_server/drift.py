@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from msgspec import UnsetType
 
 from contracts import MODELS, PayloadError
 from contracts.openapi import API_KEY_HEADER
@@ -370,7 +371,12 @@ def _contract(recording: har.Har) -> Iterator[Found]:
     states: dict[str, list[str]] = {}
     for index, entry in enumerate(recording.log.entries):
         facts, request, response = entry.segmind, entry.request, entry.response
-        body = response.json()
+        # A journal keeps only the content type of the headers, and cuts long bodies (saying so in `comment`).
+        kept = _Kept(
+            headers=any(header.name.lower() != "content-type" for header in response.headers),
+            body=isinstance(response.content.comment, UnsetType),
+        )
+        body = response.json() if kept.body else None
         kind = response.header("content-type") or response.content.mimeType
         yield from _surface(index, response, body)
         if request.header(API_KEY_HEADER) is None and facts.role != "output":
@@ -379,7 +385,7 @@ def _contract(recording: har.Har) -> Iterator[Found]:
         if refused:
             yield _check("error-envelope", index, not problems(ERROR, body), '{"error": "<message>"}', body)
             yield _check("error-content-type", index, kind.startswith("application/json"), "application/json", kind)
-        if response.status == 429:
+        if response.status == 429 and kept.headers:
             yield _check(
                 "rate-limit-reset",
                 index,
@@ -388,7 +394,7 @@ def _contract(recording: har.Har) -> Iterator[Found]:
                 response.header(RATE_LIMIT_RESET_HEADER) or "absent",
             )
         if request.method == "POST" and facts.model in MODELS and request.header(API_KEY_HEADER) is not None:
-            yield from _submission(index, facts.model or "", request.json(), response, body, kind)
+            yield from _submission(index, facts.model or "", request.json(), response, body, kind, kept)
             if facts.request_id and response.status == 200:
                 submitted[facts.request_id] = request.json()
         elif facts.role in ("status", "result") and facts.request_id:
@@ -403,7 +409,9 @@ def _contract(recording: har.Har) -> Iterator[Found]:
             yield from _output(index, kind, response.content, submitted.get(facts.request_id or ""))
 
 
-def _submission(index: int, model: str, payload: Any, response: har.Response, body: Any, kind: str) -> Iterator[Found]:
+def _submission(
+    index: int, model: str, payload: Any, response: har.Response, body: Any, kind: str, kept: _Kept
+) -> Iterator[Found]:
     spec = MODELS[model]
     if response.status in (401, 403, 406, 429) or response.status >= 500:
         return  # refused for another cause than its parameters
@@ -428,17 +436,19 @@ def _submission(index: int, model: str, payload: Any, response: har.Response, bo
             "submit-shape", index, held, "request_id, status QUEUED, absolute status_url and response_url", body
         )
         return
-    if params.get("base64"):
+    if params.get("base64") and kept.body:
         carried = isinstance(body, dict) and any(isinstance(value, str) and len(value) > 100 for value in body.values())
         yield _check(
             "sync-base64", index, carried, "JSON carrying the video as base64", body if body is not None else kind
         )
         if carried:
             yield _check("base64-key", index, BASE64_VIDEO_KEY in body, f"key {BASE64_VIDEO_KEY!r}", sorted(body))
-    else:
+    elif not params.get("base64"):
         yield _check("sync-video", index, kind.startswith("video/") and body is None, "a video/* body", kind)
         if kind.startswith("video/"):
             yield _check("video-type", index, kind == VIDEO_CONTENT_TYPE, VIDEO_CONTENT_TYPE, kind)
+    if not kept.headers:
+        return
     missing = [name for name in SYNC_HEADERS if response.header(name) is None]
     yield _check(
         "sync-headers",
@@ -447,6 +457,14 @@ def _submission(index: int, model: str, payload: Any, response: har.Response, bo
         ", ".join(SYNC_HEADERS),
         f"missing {', '.join(missing)}" if missing else "all",
     )
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What a recording kept of an answer: its headers (a journal keeps the content type alone), its whole body."""
+
+    headers: bool
+    body: bool
 
 
 def _poll(index: int, role: str, request_id: str, status: int, body: Any, url: str) -> Iterator[Found]:
@@ -589,7 +607,7 @@ def _compare(seen: Seen, answer: httpx.Response) -> Iterator[Found]:
     live_type = seen.content.mimeType
     if fake_type.split(";")[0] != live_type.split(";")[0]:
         differences.append(f"content-type {fake_type} (live {live_type})")
-    if seen.body is not None and fake_type.startswith("application/json"):
+    if seen.body is not None and seen.whole and fake_type.startswith("application/json"):
         differences += _field_differences(seen.body, answer.json())
     if differences:
         yield _check("fake-agrees", seen.index, False, "the fake answering as live did", "; ".join(differences))

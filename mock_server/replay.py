@@ -50,6 +50,11 @@ class Seen:
     body: Any
     content: har.Content
 
+    @property
+    def whole(self) -> bool:
+        """Whether the recorded body is all there: a journal cuts long ones, and says so in `comment`."""
+        return isinstance(self.content.comment, msgspec.UnsetType)
+
 
 @dataclass
 class Flow:
@@ -75,7 +80,7 @@ class Flow:
         for role, items in self.polls.items():
             items.sort(key=lambda item: item.since)
             for item in items:
-                if item.state is not None:
+                if item.state is not None and item.whole:
                     self._by_state.setdefault((role, item.state), []).append(item)
 
     @property

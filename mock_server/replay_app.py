@@ -8,6 +8,7 @@ to the fake's app, or, with a strict replay, a submission nothing matches is ref
 
 from __future__ import annotations
 
+import base64
 import functools
 from typing import Any
 
@@ -15,13 +16,14 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts.responses import BASE64_VIDEO_KEY
 from mock_server import har, media, wire
 from mock_server.admin_token import carries_token
 from mock_server.jobs import Job
 from mock_server.payload import read_body
 from mock_server.recording import entry
 from mock_server.replay import STARTS, Flow, Replay, Seen, answer_headers, kept_bytes, replacements, rewrite
-from mock_server.responses import Answer, error_answer, header, send_answer
+from mock_server.responses import Answer, encode_json, error_answer, header, send_answer
 from mock_server.routes import Call
 from mock_server.service import Service
 
@@ -104,9 +106,13 @@ class ReplayApp:
             return _recorded(flow.answer, pairs)
         if not await service.clock.wait_until(job.finished_at, jumps=moves_clock):
             raise wire.ApiError(503, wire.SHUTTING_DOWN)
-        if flow.answer.text is not None:
+        if flow.answer.text is None:
+            return _recorded(flow.answer, pairs, await self._video(flow, job))
+        if flow.answer.whole or job.error is not None:
             return _recorded(flow.answer, pairs)
-        return _recorded(flow.answer, pairs, await self._video(flow, job))
+        # A base64 answer the journal cut: the video in the fake's own base64 body, the recorded headers.
+        video = base64.b64encode(await self._video(flow, job)).decode()
+        return _recorded(flow.answer, pairs, encode_json({BASE64_VIDEO_KEY: video}))
 
     async def _poll(self, call: Call, role: str, request_id: str, send: Send) -> None:
         service = self.service
@@ -172,9 +178,10 @@ class ReplayApp:
         service.flush()
 
 
-def _recorded(seen: Seen, pairs: list[tuple[str, str]], video: bytes | None = None) -> Answer:
-    """A recorded answer, its recorded values made the replaying job's; `video` for a binary body."""
-    body = rewrite(seen.text, pairs).encode() if seen.text is not None else (video or b"")
+def _recorded(seen: Seen, pairs: list[tuple[str, str]], body: bytes | None = None) -> Answer:
+    """A recorded answer, its recorded values made the replaying job's; `body` instead of one not recorded whole."""
+    if body is None:
+        body = rewrite(seen.text, pairs).encode() if seen.text is not None else b""
     headers = answer_headers(seen, pairs)
     if not any(name == b"content-type" for name, _ in headers):
         headers.append((b"content-type", seen.content.mimeType.encode("latin-1")))

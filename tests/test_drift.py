@@ -7,10 +7,14 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from segmind import SegmindClient, SegmindError
 
+from contracts import MODELS
 from contracts.rules import RULES
 from mock_server.cli import main
 from mock_server.drift import FACTS, OBSERVED_BY
+from mock_server.offline import segmind_offline
+from tests.support import API_KEY
 from tests.support_replay import UNKNOWN_HEADER, Moves, recorded
 
 
@@ -137,3 +141,18 @@ def test_a_file_that_is_not_a_recording_exits_2(
     assert code == 2 and said in err
     assert drift(capsys, tmp_path / "absent.har")[0] == 2
     assert drift(capsys, path, "--max-age", "soon")[0] == 2
+
+
+def test_the_fakes_own_journal_agrees_with_the_fake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "journal.har"
+    with segmind_offline() as mock:
+        sdk = SegmindClient(api_key=API_KEY)
+        sdk.submit_async("svd", **MODELS["svd"].example).wait(timeout=600, interval=2.0)
+        sdk.run_sync("svd", **MODELS["svd"].example)
+        with pytest.raises(SegmindError):
+            sdk.submit_async("svd", **{**MODELS["svd"].example, "frames": 30})
+        sdk._client.close()
+        journal.write_bytes(mock.journal_har())
+    code, out, _ = drift(capsys, journal, "--strict")
+    assert code == 0, out
+    assert "0 contradicted" in out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from segmind import SegmindClient, SegmindError
+from segmind import InferenceFailed, SegmindClient, SegmindError
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
@@ -141,7 +141,7 @@ def test_the_pytest_mark_replays_a_recording(pytester: pytest.Pytester, live_har
     pytester.makepyfile(
         """
         import pytest
-        from segmind import SegmindClient, SegmindError
+        from segmind import InferenceFailed, SegmindClient, SegmindError
 
         EXAMPLE = {"image": "https://segmind-sd-models.s3.amazonaws.com/outputs/svd_input.png"}
 
@@ -184,3 +184,42 @@ def test_replay_keeps_the_fakes_retention(live_har: Path) -> None:
         assert client.get(submitted["status_url"]).status_code == 404
         client.close()
     assert default_settings().virtual
+
+
+def test_a_recorded_failure_and_a_keyless_call_replay_as_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "failed.har"
+    with recording(out) as session:
+        session.upstream.add_scenario(outcome="failed", error="worker lost", times=1)
+        with pytest.raises(InferenceFailed):
+            session.sdk.submit_async("svd", **EXAMPLE).wait(timeout=600, interval=2.0)
+        keyless = httpx.post(f"{session.http.base_url}/v2/svd", json=EXAMPLE)
+    assert keyless.status_code == 401
+    with segmind_offline(replay=_replayed(out, strict=True)):
+        sdk = SegmindClient(api_key=API_KEY)
+        with pytest.raises(InferenceFailed) as failed:
+            sdk.submit_async("svd", **EXAMPLE).wait(timeout=600, interval=0.5)
+        sdk._client.close()
+        replayed = httpx.post(f"{SEGMIND}/v2/svd", json=EXAMPLE)
+    assert failed.value.detail == "worker lost"
+    assert (replayed.status_code, replayed.json()) == (401, keyless.json())
+
+
+def test_the_fakes_own_journal_replays(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.har"
+    with segmind_offline() as mock:
+        sdk = SegmindClient(api_key=API_KEY)
+        recorded_result = sdk.submit_async("svd", **EXAMPLE).wait(timeout=600, interval=5.0)
+        sdk._client.post(f"{SEGMIND}/v1/svd", json={**EXAMPLE, "base64": True}, headers={"x-api-key": API_KEY})
+        sdk._client.close()
+        journal.write_bytes(mock.journal_har())
+    with segmind_offline(replay=_replayed(journal, strict=True)):
+        sdk = SegmindClient(api_key=API_KEY)
+        result, seen = states_seen(sdk, lambda: 0.0, 0.5)
+        # The journal cut this answer at 4 KiB: the replay serves the whole video in the same body.
+        encoded = sdk._client.post(
+            f"{SEGMIND}/v1/svd", json={**EXAMPLE, "base64": True}, headers={"x-api-key": API_KEY}
+        )
+        sdk._client.close()
+    assert same_result(result) == same_result(recorded_result)
+    assert [state for _, state in seen][-1] == "COMPLETED"
+    assert base64.b64decode(encoded.json()[BASE64_VIDEO_KEY])[4:8] == b"ftyp"
