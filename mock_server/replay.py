@@ -72,7 +72,7 @@ class Flow:
     output: Seen | None = None
     output_url: str | None = None
     duration: float = 0.0
-    _by_state: dict[tuple[str, str], list[Seen]] = field(default_factory=dict)
+    _by_state: dict[tuple[str, str], list[Seen]] = field(default_factory=dict, init=False, repr=False)
 
     def index(self) -> None:
         """Sort the polls by time, and index them by route and state (once every entry is read)."""
