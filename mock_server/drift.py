@@ -367,7 +367,7 @@ def _check(fact: str, index: int, held: bool, expected: str, seen: Any) -> Found
 
 def _contract(recording: har.Har) -> Iterator[Found]:
     """The contract's rules and the fake's guesses, checked entry by entry and job by job."""
-    submitted: dict[str, Any] = {}
+    submitted: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
     states: dict[str, list[str]] = {}
     for index, entry in enumerate(recording.log.entries):
         facts, request, response = entry.segmind, entry.request, entry.response
@@ -396,7 +396,7 @@ def _contract(recording: har.Har) -> Iterator[Found]:
         if request.method == "POST" and facts.model in MODELS and request.header(API_KEY_HEADER) is not None:
             yield from _submission(index, facts.model or "", request.json(), response, body, kind, kept)
             if facts.request_id and response.status == 200:
-                submitted[facts.request_id] = request.json()
+                submitted[facts.request_id] = (facts.model, _validated(facts.model or "", request.json()))
         elif facts.role in ("status", "result") and facts.request_id:
             if facts.request_id not in submitted and response.status == 404:
                 yield _check("unknown-id-404", index, True, "404", 404)
@@ -406,7 +406,7 @@ def _contract(recording: har.Har) -> Iterator[Found]:
                     states.setdefault(facts.request_id, []).append(body["status"])
                     yield from _order(index, states[facts.request_id])
         elif facts.role == "output":
-            yield from _output(index, kind, response.content, submitted.get(facts.request_id or ""))
+            yield from _output(index, kind, response.content, *submitted.get(facts.request_id or "", (None, None)))
 
 
 def _submission(
@@ -415,10 +415,7 @@ def _submission(
     spec = MODELS[model]
     if response.status in (401, 403, 406, 429) or response.status >= 500:
         return  # refused for another cause than its parameters
-    try:
-        params = spec.validate(payload) if isinstance(payload, dict) else None
-    except PayloadError:
-        params = None
+    params = _validated(model, payload)
     if params is None:
         yield _check("invalid-refused", index, response.status == 400, "400", response.status)
         return
@@ -512,7 +509,15 @@ def _order(index: int, states: list[str]) -> Iterator[Found]:
         yield _check("states-forward", index, held, f"after {states[-2]}, not an earlier state", states[-1])
 
 
-def _output(index: int, kind: str, content: har.Content, params: Any) -> Iterator[Found]:
+def _validated(model: str, payload: Any) -> dict[str, Any] | None:
+    """A payload as the contract's validation reads it (frames and fps as numbers); None if it does not pass."""
+    try:
+        return MODELS[model].validate(payload) if isinstance(payload, dict) else None
+    except PayloadError:
+        return None
+
+
+def _output(index: int, kind: str, content: har.Content, model: str | None, params: Any) -> Iterator[Found]:
     yield _check("output-video", index, kind.startswith("video/"), "video/*", kind)
     if kind.startswith("video/"):
         yield _check("video-type", index, kind == VIDEO_CONTENT_TYPE, VIDEO_CONTENT_TYPE, kind)
@@ -520,7 +525,7 @@ def _output(index: int, kind: str, content: har.Content, params: Any) -> Iterato
     if media is None or not isinstance(params, dict):
         return
     yield _check("video-playable", index, bool(media.frames), "decodable frames", f"{media.frames} frames")
-    if "frames" in params and media.frames is not None:
+    if model == "svd" and "frames" in params and media.frames is not None:  # the rule is svd's
         wanted = int(params["frames"])
         yield _check("video-frames", index, media.frames == wanted, f"{wanted} frames", f"{media.frames} frames")
     if "fps" in params and media.fps is not None:
