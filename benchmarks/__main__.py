@@ -12,7 +12,7 @@ from pathlib import Path
 import starlette
 import uvicorn
 
-from benchmarks import decoding, footprint, inprocess, redis_trips, replay, throughput, workers
+from benchmarks import decoding, footprint, inprocess, recording, redis_trips, replay, throughput, workers
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
@@ -160,6 +160,27 @@ def _sdk_run(lines: list[str]) -> None:
     )
 
 
+def _recording(lines: list[str]) -> None:
+    print(
+        "recording: status polls through `segmind-mock record` and direct, interleaved ...", file=sys.stderr, flush=True
+    )
+    pairs = recording.measure()
+    added = statistics.median(pair.added_ms for pair in pairs)
+    lines += [
+        "",
+        f"### Recording (`segmind-mock record`; target: at most {recording.TARGET_MS:g} ms added per exchange)",
+        "",
+    ]
+    lines += [f"Median added per exchange over the session: **{added:.2f} ms**.", ""]
+    lines += _table(
+        ["entries recorded", "direct ms", "through record ms", "added ms"],
+        [
+            [f"{pair.entries}", f"{pair.direct_ms:.2f}", f"{pair.recorded_ms:.2f}", f"{pair.added_ms:.2f}"]
+            for pair in pairs
+        ],
+    )
+
+
 def _replay(lines: list[str]) -> None:
     print("status route under serve --replay against the fake, interleaved rounds ...", file=sys.stderr, flush=True)
     row = replay.measure()
@@ -186,7 +207,7 @@ def _replay(lines: list[str]) -> None:
 def report() -> str:
     """Run every benchmark and return the results as Markdown."""
     lines = [f"Machine: {machine()}; load average before the run: {os.getloadavg()[0]:.2f}.", ""]
-    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run, _replay):
+    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run, _recording, _replay):
         part(lines)
     return "\n".join(lines) + "\n"
 

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, not an installed copy
 
-from benchmarks.common import median_seconds
+from benchmarks.common import API_KEY, answer_help, median_seconds
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.render import FULL_SIZE, X264_OPTIONS, render_video
@@ -71,9 +71,7 @@ def compare_result_fetches(params: dict) -> None:
     mock = SegmindMock(Settings(speed=0))
     with (
         PortalTransport(mock.app) as transport,
-        httpx.Client(
-            transport=transport, base_url="https://api.segmind.com", headers={"x-api-key": "SG_bench"}
-        ) as client,
+        httpx.Client(transport=transport, base_url="https://api.segmind.com", headers={"x-api-key": API_KEY}) as client,
     ):
         # One job per uncached fetch (each seed renders a new video), all finished before timing.
         jobs = [client.post("/v2/svd", json={**params, "seed": seed}).json() for seed in range(RUNS + 1)]
@@ -86,4 +84,5 @@ def compare_result_fetches(params: dict) -> None:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     main()

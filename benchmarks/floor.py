@@ -16,20 +16,21 @@ from collections import deque
 
 from starlette.types import Receive, Scope, Send
 
+from benchmarks.common import answer_help
 from benchmarks.process import serve_app
 from contracts.decoding import DECODERS
 from mock_server.defaults import JOURNAL_SIZE
 from mock_server.jobs import Job, State, new_request_id
-from mock_server.journal import Record
+from mock_server.journal import Entry
 from mock_server.recording import entry
-from mock_server.responses import JSON_TYPE, Answer
+from mock_server.responses import Answer
 from mock_server.templates import submit_answer, waiting_answer
 
 BASE = "http://127.0.0.1"
 QUEUE_SECONDS = 1e9  # jobs stay QUEUED, as under `serve --speed 0`
 
 _jobs: dict[str, Job] = {}
-_journal: deque[Record] = deque(maxlen=JOURNAL_SIZE)
+_journal: deque[Entry] = deque(maxlen=JOURNAL_SIZE)
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,7 +53,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         answer = waiting_answer(_jobs[parts[3]].request_id, State.QUEUED, BASE)
     status, headers, content = answer
-    _journal.append(entry(now, scope, key, body, (status, JSON_TYPE, content)))
+    journaled = entry(scope, key, body, status, headers, content)
+    journaled.at = now
+    _journal.append(journaled)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
@@ -64,4 +67,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     main()

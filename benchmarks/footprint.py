@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, answer_help
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings
@@ -85,6 +85,7 @@ def _scaling_at(size: int, calls: int) -> Scaling:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     for slug in MODELS:
         print(f"{slug}: {memory_per_job(slug):.0f} bytes per job")
     for row in scaling():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from segmind import SegmindClient
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, answer_help
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.server import ServerThread
@@ -62,6 +62,7 @@ def measure(runs: int = 30) -> list[RunCost]:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     for row in measure():
         print(
             f"{row.where}: {row.ms_per_run:.1f} ms per run, {row.requests_per_run:.0f} requests, "

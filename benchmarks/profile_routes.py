@@ -31,7 +31,8 @@ BODY = json.dumps(MODELS["svd"].example).encode()
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"x-api-key", API_KEY.encode()), (b"content-type", b"application/json")]
 
 
-def _scope(method: str, path: str, body: bytes) -> dict[str, Any]:
+def asgi_scope(method: str, path: str, body: bytes) -> dict[str, Any]:
+    """The ASGI scope of one request to the fake, as uvicorn builds it."""
     headers = [*HEADERS, (b"content-length", str(len(body)).encode())] if body else HEADERS
     return {
         "type": "http",
@@ -61,7 +62,7 @@ async def _calls(app: ASGIApp, method: str, path: str, body: bytes, count: int) 
             statuses.append(message["status"])
 
     for _ in range(count):
-        await app(_scope(method, path, body), receive, send)
+        await app(asgi_scope(method, path, body), receive, send)
     if set(statuses) != {200}:
         raise RuntimeError(f"{method} {path} answered {sorted(set(statuses))}")
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from starlette.types import Message, Receive, Scope, Send
 
 from benchmarks.bare import STATUS_BODY, SUBMIT_BODY
+from benchmarks.common import answer_help
 from benchmarks.process import serve_app
 
 
@@ -48,4 +49,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     main()

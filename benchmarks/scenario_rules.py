@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, answer_help
 from contracts import MODELS
 from mock_server import SegmindMock, Settings
 from mock_server.defaults import MAX_SCENARIOS
@@ -69,6 +69,7 @@ def ms_per_submit(cases: dict[str, Callable[[SegmindMock, int], None] | None], s
 
 
 if __name__ == "__main__":
+    answer_help(__doc__)
     costs = ms_per_submit(
         {
             "no rules": None,

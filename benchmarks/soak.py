@@ -9,6 +9,7 @@ seconds, submissions so far, their rate, the server's RSS, and what its health c
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -70,9 +71,12 @@ def redis_mib(flags: list[str]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """Submit for `argv[0]` seconds (default 600) against a fake started with the remaining flags."""
-    seconds = float(argv[0]) if argv else 600.0
-    flags = argv[1:] or ["--speed", "100"]
+    """Submit for SECONDS (default 600) against a fake started with the remaining (serve) flags."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("seconds", nargs="?", type=float, default=600.0, help="how long to submit (default 600)")
+    known, rest = parser.parse_known_args(argv)
+    seconds: float = known.seconds
+    flags = rest or ["--speed", "100"]
     command = [*FAKE_COMMAND, "--port", "0", "--journal-size", "0", *flags]
     body = json.dumps(MODELS["svd"].example).encode()
     with serving(command) as server, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

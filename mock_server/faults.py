@@ -8,20 +8,17 @@ connection is closed with nothing (or half a body) sent; in-process, `PortalTran
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import NamedTuple, Protocol
 
 import anyio
 from starlette.types import Receive, Send
 
-from mock_server.responses import Answer, header, send_answer
-from mock_server.scenarios import BROKEN_ANSWERS, Rule
+from mock_server.responses import Answer, send_answer
+from mock_server.scenarios import BROKEN_ANSWERS
 
 # What httpcore says when a server closes the connection early; in-process clients see the same.
 NO_RESPONSE = "Server disconnected without sending a response."
 SHORT_BODY = "peer closed connection without sending complete message body (received {sent} bytes, expected {length})"
-
-# Journals what reached the client: its status (None: nothing was sent), content type and body.
-Journal = Callable[[int | None, bytes, bytes], Awaitable[None]]
 
 
 class ConnectionDropped(BaseException):
@@ -32,34 +29,67 @@ class ConnectionDropped(BaseException):
     """
 
 
-def shapes(rule: Rule | None) -> bool:
-    """Tell whether `rule` delays or breaks the answer on its way out."""
-    return rule is not None and (rule.outcome in BROKEN_ANSWERS or bool(rule.delay_seconds))
+class Shape(Protocol):
+    """How an answer goes out: after `delay_seconds` (real), broken as `outcome` says (a scenario `Rule`)."""
+
+    @property
+    def outcome(self) -> str:
+        """The rule's outcome: one of `BROKEN_ANSWERS` breaks the answer, any other leaves it whole."""
+
+    @property
+    def delay_seconds(self) -> float | None:
+        """Real seconds to hold the answer back, if any."""
 
 
-async def deliver(answer: Answer, rule: Rule, send: Send, journal: Journal) -> None:
-    """Send `answer` as `rule` says: late, cut short, garbled or not at all; journal what the client got.
+class GatewayDelay(NamedTuple):
+    """An error envelope held back like a slow gateway's (an `http_error` rule's delay), then sent whole."""
 
-    Raises ConnectionDropped for an answer cut short or never sent.
-    """
-    if rule.delay_seconds:
-        await anyio.sleep(rule.delay_seconds)
+    delay_seconds: float
+    outcome: str = "http_error"
+
+
+class Delivery(NamedTuple):
+    """What reaches the client of a shaped answer: what the journal shows, and what is sent."""
+
+    status: int | None  # None: nothing is sent
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    dropped: str | None  # the connection is then dropped, and a client's HTTP library says this
+
+
+def shapes(shape: Shape | None) -> bool:
+    """Tell whether `shape` delays or breaks the answer on its way out."""
+    return shape is not None and (shape.outcome in BROKEN_ANSWERS or bool(shape.delay_seconds))
+
+
+async def delivered(answer: Answer, shape: Shape) -> Delivery:
+    """What of `answer` reaches the client as `shape` says, after its delay: late, cut short, garbled or nothing."""
+    if shape.delay_seconds:
+        await anyio.sleep(shape.delay_seconds)
     status, headers, body = answer
-    content_type = header(headers, b"content-type")
-    if rule.outcome == "disconnect":
-        await journal(None, b"", b"")
-        raise ConnectionDropped(NO_RESPONSE)
-    if rule.outcome in BROKEN_ANSWERS:
-        half = body[: len(body) // 2]
-        if rule.outcome == "truncated":
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": half, "more_body": True})
-            await journal(status, content_type, half)
-            raise ConnectionDropped(SHORT_BODY.format(sent=len(half), length=len(body)))
-        # Malformed: half the body, sent whole as a 200.
-        status, headers, body = 200, [(b"content-length", b"%d" % len(half)), (b"content-type", content_type)], half
-    await journal(status, content_type, body)
-    await send_answer(send, (status, headers, body))
+    if shape.outcome == "disconnect":
+        return Delivery(None, [], b"", NO_RESPONSE)
+    half = body[: len(body) // 2]
+    if shape.outcome == "truncated":
+        # The head promises the whole body; half of it arrives.
+        return Delivery(status, headers, half, SHORT_BODY.format(sent=len(half), length=len(body)))
+    if shape.outcome == "malformed":  # half the body, sent whole as a 200
+        content_type = next((value for name, value in headers if name == b"content-type"), b"")
+        return Delivery(200, [(b"content-length", b"%d" % len(half)), (b"content-type", content_type)], half, None)
+    return Delivery(status, headers, body, None)
+
+
+async def send_delivery(send: Send, receive: Receive, delivery: Delivery) -> None:
+    """Send what `delivered` said reaches the client, then drop the connection if it says so."""
+    status, headers, body, dropped = delivery
+    if dropped is None:
+        assert status is not None  # only a dropped connection sends nothing
+        await send_answer(send, (status, headers, body))
+        return
+    if status is not None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    await drop_connection(receive, ConnectionDropped(dropped))
 
 
 async def drop_connection(receive: Receive, dropped: ConnectionDropped) -> None:

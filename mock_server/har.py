@@ -155,10 +155,10 @@ class Timings(msgspec.Struct, frozen=True):
     send: float
     wait: float
     receive: float
-    blocked: float = -1
-    dns: float = -1
-    connect: float = -1
-    ssl: float = -1
+    blocked: float = -1.0
+    dns: float = -1.0
+    connect: float = -1.0
+    ssl: float = -1.0
 
 
 class EntryFacts(msgspec.Struct, frozen=True):
@@ -305,7 +305,9 @@ class HarWriter:
     """A recording on disk, rewritten whole after each exchange; every entry scanned for secrets first.
 
     `secrets` are strings never to be written (the API key in use), beyond the shapes `redaction`
-    knows. The file exists, with no entries, as soon as the writer is made.
+    knows. The file exists, with no entries, as soon as the writer is made. Each entry is encoded
+    once, when added: a rewrite joins the encoded entries (the same bytes `encode` writes), so an
+    exchange costs the same late in a long session as early (docs/recording.md, benchmarks).
     """
 
     def __init__(self, path: Path, facts: LogFacts, version: str, secrets: Sequence[str] = ()) -> None:
@@ -314,6 +316,13 @@ class HarWriter:
         self._facts = facts
         self._creator = Creator(TOOL, version)
         self._entries: list[Entry] = []
+        self._starts: list[str] = []
+        self._encoded: list[bytes] = []
+        findings = redaction.scan(msgspec.to_builtins(self.har()), tuple(self.secrets))
+        if findings:
+            raise SecretFound(f"refused to write {self.path}: {redaction.describe(findings)}")
+        head, _, tail = encode(self.har()).partition(_NO_ENTRIES)
+        self._head, self._tail = head + b'"entries": [\n', b"\n" + _ENTRIES_INDENT[:-2] + b"]" + tail
         self._write()
 
     @property
@@ -323,11 +332,14 @@ class HarWriter:
 
     def add(self, entry: Entry) -> None:
         """Add an exchange and rewrite the file, or raise SecretFound (the file unchanged) if it holds a secret."""
-        index = bisect.bisect_right([kept.startedDateTime for kept in self._entries], entry.startedDateTime)
+        index = bisect.bisect_right(self._starts, entry.startedDateTime)
         findings = redaction.scan(msgspec.to_builtins(entry), tuple(self.secrets), f"log.entries[{index}]")
         if findings:
             raise SecretFound(f"refused to write {self.path}: {redaction.describe(findings)}")
+        lines = msgspec.json.format(msgspec.json.encode(entry), indent=INDENT).split(b"\n")
         self._entries.insert(index, entry)
+        self._starts.insert(index, entry.startedDateTime)
+        self._encoded.insert(index, b"\n".join(_ENTRIES_INDENT + line for line in lines))
         self._write()
 
     def har(self) -> Har:
@@ -335,7 +347,15 @@ class HarWriter:
         return Har(Log(HAR_VERSION, self._creator, list(self._entries), self._facts))
 
     def _write(self) -> None:
-        write_atomically(self.path, encode(self.har()))
+        if not self._encoded:
+            write_atomically(self.path, encode(self.har()))
+            return
+        write_atomically(self.path, b"".join((self._head, b",\n".join(self._encoded), self._tail)))
+
+
+# How `encode` writes a log without entries, and how deep it indents each entry's lines.
+_NO_ENTRIES = b'"entries": []'
+_ENTRIES_INDENT = b" " * (3 * INDENT)
 
 
 def dumps(har: Har, secrets: Sequence[str] = ()) -> bytes:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
+
+import msgspec
 
 from contracts.openapi import API_KEY_PATTERN
 from mock_server.strict_json import parse_json
@@ -69,21 +70,16 @@ def _holds_key(text: str, pieces: tuple[str, ...]) -> bool:
     return any(piece in text for piece in pieces) or API_KEY_PATTERN.search(text) is not None
 
 
-# An exchange as a journal store keeps it: Entry's fields in order, in a plain tuple. Holding
-# only strings, bytes and numbers, it is one the garbage collector stops tracking at once: a
-# thousand entries, each living a thousand requests, cost no collections (docs/benchmarks.md).
-Record = tuple[float, str, str, bytes, bytes, bytes, int, int | None, bytes, bytes, int]
-
-
-@dataclass(slots=True)
-class Entry:
+class Entry(msgspec.Struct, gc=False):
     """One exchange, kept raw as the server saw it; decoding waits until someone reads the journal.
 
-    Of the headers, only the two the journal shows are kept: holding whole header lists for a
-    thousand exchanges measurably slowed every poll in a server (docs/benchmarks.md).
+    A msgspec struct holding only strings, bytes and numbers, which the garbage collector never
+    tracks (`gc=False`): a thousand entries, each living a thousand requests, cost no collections
+    (docs/benchmarks.md). Of the headers, only the two the journal shows are kept: holding whole
+    header lists for a thousand exchanges measurably slowed every poll in a server.
     """
 
-    at: float
+    at: float  # the fake's time when journaled (`Service.finish` stamps it)
     method: str
     path: str
     query: bytes

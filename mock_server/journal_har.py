@@ -22,7 +22,7 @@ from mock_server.jobs import Job
 from mock_server.journal import Entry
 
 # The journal answers at one simulated moment: no time passes in it.
-_INSTANT = har.Timings(send=0, wait=0, receive=0)
+_INSTANT = har.Timings(send=0.0, wait=0.0, receive=0.0)
 
 
 def journal_har(
@@ -63,7 +63,7 @@ def _entry(
     query = _clean(entry.query.decode("latin-1"), keys)
     return har.Entry(
         startedDateTime=har.iso_time(entry.at),
-        time=0,
+        time=0.0,
         request=_request(entry, base + _clean(entry.path, keys) + (f"?{query}" if query else ""), keys),
         response=_response(entry, response_type, keys),
         timings=_INSTANT,

@@ -68,6 +68,8 @@ def _open(args: argparse.Namespace) -> tuple[socket.socket, Recorder]:
     parts = urlsplit(upstream)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise _Refused(f"--upstream must be an http(s) URL like https://api.segmind.com (got {upstream!r})")
+    if parts.username is not None or parts.password is not None:
+        raise _Refused("--upstream must not carry credentials: the client's key passes through the recorder")
     out = Path(args.out)
     if not out.parent.is_dir():
         raise _Refused(f"--out {out}: the directory {out.parent} does not exist")
@@ -82,6 +84,8 @@ def _open(args: argparse.Namespace) -> tuple[socket.socket, Recorder]:
         )
     except OSError as error:
         raise _Refused(f"cannot write {out}: {error.strerror or error}") from None
+    except har.SecretFound as refused:
+        raise _Refused(str(refused)) from None
     try:
         return server.bind(args.host, args.port), recorder
     except OSError as error:

@@ -25,8 +25,10 @@ from typing import Any, TextIO
 import anyio.to_thread
 import httpx
 from msgspec import UNSET, UnsetType
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
 from mock_server import defaults, har, redaction, wire
 from mock_server.payload import read_body
@@ -74,7 +76,7 @@ def media_facts(data: bytes) -> har.MediaFacts | None:
             )
             context = stream.codec_context
             return har.MediaFacts(frames, fps, context.width, context.height, duration)
-    except (av.FFmpegError, IndexError, ValueError):
+    except (av.FFmpegError, IndexError, ValueError, OSError):
         return None
 
 
@@ -106,6 +108,7 @@ class Exchange:
     response_size: int = 0
     wire_size: int = 0
     digest: str | None = None
+    answering: bool = False  # the answer's head has gone to the client
     sent: float = 0.0
     head: float = 0.0
     ended: float = 0.0
@@ -157,6 +160,8 @@ class Recorder:
             await self._forward(scope, receive, send)
         except wire.ApiError as error:
             await send_answer(send, error_answer(error))
+        except ClientDisconnect:
+            pass  # the client left while sending its request: nothing was forwarded, nobody to answer
 
     async def aclose(self) -> None:
         """Close the connections to the upstream."""
@@ -189,8 +194,6 @@ class Recorder:
             if self.paid_calls >= self.max_jobs:
                 raise budget_spent(self.max_jobs)
             self.paid_calls += 1  # counted before it goes: calls at once cannot pass the budget together
-        for secret in _keys(exchange.headers):
-            self.writer.secrets.add(secret)
         client = self._upstream_client()
         forwarded = [(name, value) for name, value in exchange.headers if name.lower() not in _NOT_FORWARDED]
         url = self.upstream + exchange.path + (f"?{exchange.query}" if exchange.query else "")
@@ -216,8 +219,12 @@ class Recorder:
                 exchange.ended = time.perf_counter()
                 await self._record(exchange)
                 shown = body.replace(self.upstream.encode(), proxy.encode())
-                await send_answer(send, (exchange.status, _passed_headers(response, len(shown), proxy), shown))
+                await send_answer(
+                    send, (exchange.status, _passed_headers(response, len(shown), (self.upstream, proxy)), shown)
+                )
         except httpx.HTTPError as error:
+            if exchange.answering:
+                return  # the answer broke off halfway: the client's connection closes with it; not recorded
             raise unreachable(self.upstream, error) from None
         finally:
             await response.aclose()
@@ -228,9 +235,10 @@ class Recorder:
         With a known length, the piece that completes it is held back (the client is done when it has
         them all); without one, the body's end (the last, empty chunk).
         """
-        headers = _passed_headers(response, None, "")
+        headers = _passed_headers(response, None, None)
         length = _length(headers)
         await send({"type": "http.response.start", "status": exchange.status, "headers": headers})
+        exchange.answering = True
         digest = hashlib.sha256()
         kept: list[bytes] | None = []
         size = 0
@@ -290,9 +298,12 @@ class Recorder:
         except har.SecretFound as refused:
             self.refusals.append(str(refused))
             self.say(f"segmind-mock record: {refused}")
+        except OSError as error:  # a full disk: the exchange is lost, said; the client still gets its answer
+            self.say(f"segmind-mock record: cannot write {self.out}: {error.strerror or error}")
 
     def _write(self, exchange: Exchange, facts: har.MediaFacts | None) -> None:
         with self._lock:
+            self.writer.secrets.update(_keys(exchange.headers))  # the key this client sends is never written
             self.writer.add(self._entry(exchange, facts))
 
     def _entry(self, exchange: Exchange, facts: har.MediaFacts | None) -> har.Entry:
@@ -389,15 +400,20 @@ class Recorder:
 _NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding"}
 
 
-def _passed_headers(response: httpx.Response, length: int | None, proxy: str) -> list[tuple[bytes, bytes]]:
-    """The upstream's headers as the client gets them: decoded bodies lose their encoding and length."""
+def _passed_headers(
+    response: httpx.Response, length: int | None, rewrite: tuple[str, str] | None
+) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers as the client gets them: decoded bodies lose their encoding and length.
+
+    `rewrite` (upstream, proxy) points a redirect at the proxy, as the JSON bodies' URLs are.
+    """
     dropped = HOP_BY_HOP | {"content-encoding", "content-length"}
     headers = []
     for name, value in response.headers.multi_items():
         if name.lower() in dropped:
             continue
-        if proxy and name.lower() == "location":
-            value = value.replace(str(response.request.url.copy_with(path="/", query=None))[:-1], proxy)
+        if rewrite is not None and name.lower() == "location":
+            value = value.replace(*rewrite)
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     if length is not None:
         headers.append((b"content-length", b"%d" % length))
@@ -413,8 +429,15 @@ def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
 
 
 def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
-    """The API key the client sends: a secret never to be written."""
-    return [value for name, value in headers if name.lower() == "x-api-key" and value]
+    """The credentials the client sends (its API key, a bearer token): secrets never to be written."""
+    keys = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == API_KEY_HEADER and value:
+            keys.append(value)
+        elif lower in ("authorization", "proxy-authorization"):
+            keys.append(value.partition(" ")[2] or value)
+    return keys
 
 
 def _host(scope: Scope) -> str:

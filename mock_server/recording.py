@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Record
+from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Entry
 
 
-def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple[int | None, bytes, bytes]) -> Record:
-    """The journal's record of one exchange: the bodies' heads (no copies of shorter bodies) and sizes.
+def entry(
+    scope: Scope,
+    api_key: bytes,
+    request: bytes,
+    status: int | None,
+    headers: list[tuple[bytes, bytes]],
+    response: bytes,
+) -> Entry:
+    """The journal's entry of one exchange: the bodies' heads (no copies of shorter bodies) and sizes.
 
-    `answer` is what reached the client: its status (None: nothing was sent), content type and body.
+    `status`, `headers` and `response` are what reached the client (None: nothing was sent). The
+    entry's time is left for the service to stamp (`Service.finish`).
     """
-    status, response_type, response = answer
+    response_type = b""
+    for name, value in headers:
+        if name == b"content-type":
+            response_type = value
+            break
     query: bytes = scope.get("query_string", b"")
     kept_key = api_key
     if len(api_key) > 2 * KEY_CAPTURE_BYTES:
@@ -21,8 +33,8 @@ def entry(at: float, scope: Scope, api_key: bytes, request: bytes, answer: tuple
         if api_key in query:
             # The journal masks the key it keeps wherever the query repeats it: keep the same ends there.
             query = query.replace(api_key, kept_key)
-    return (
-        at,
+    return Entry(
+        0.0,
         scope["method"],
         scope["path"][:TEXT_CAPTURE_CHARS],
         query[:TEXT_CAPTURE_CHARS],

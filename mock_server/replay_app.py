@@ -23,9 +23,10 @@ from mock_server.jobs import Job
 from mock_server.payload import read_body
 from mock_server.recording import entry
 from mock_server.replay import STARTS, Flow, Replay, Seen, answer_headers, kept_bytes, replacements, rewrite
-from mock_server.responses import Answer, encode_json, error_answer, header, send_answer
-from mock_server.routes import Call
+from mock_server.responses import Answer, encode_json, error_answer, send_answer
+from mock_server.routes import SegmindRequest
 from mock_server.service import Service
+from mock_server.storage import StoreUnavailable
 
 # Where the fake serves outputs; a replayed job's kept bytes are served there.
 OUTPUTS = "/_mock/outputs/"
@@ -47,17 +48,17 @@ class ReplayApp:
         if scope["type"] == "http":
             route = har.route_of(scope["method"], scope["path"])
             if route is not None and route[0] in STARTS:
-                await self._start(Call(scope, receive), route[0], route[1] or "", send)
+                await self._start(SegmindRequest(scope, receive), route[0], route[1] or "", send)
                 return
             if route is not None and route[2]:
-                await self._poll(Call(scope, receive), route[0], route[2], send)
+                await self._poll(SegmindRequest(scope, receive), route[0], route[2], send)
                 return
             path = scope["path"]
             if path.startswith(OUTPUTS) and path.endswith(OUTPUT_SUFFIX) and await self._output(scope, receive, send):
                 return
         await self.app(scope, receive, send)
 
-    async def _start(self, call: Call, role: str, model: str, send: Send) -> None:
+    async def _start(self, call: SegmindRequest, role: str, model: str, send: Send) -> None:
         service = self.service
         try:
             body = call.body = await read_body(call.length, call.receive, service.settings.max_body_bytes)
@@ -79,7 +80,7 @@ class ReplayApp:
                 await self.app(call.scope, _body_again(body, call.receive), send)
             return
         if not flow.accepted:  # refused as recorded: no job
-            await self._send(call, send, _recorded(flow.answer, replacements(flow, "", call.host_base(), "")))
+            await self._send(call, send, _recorded(flow.answer, replacements(flow, "", call.base(""), "")))
             return
         if not isinstance(payload, dict):  # the fake says what is wrong with the body
             await self.app(call.scope, _body_again(body, call.receive), send)
@@ -90,7 +91,7 @@ class ReplayApp:
             answer = error_answer(error)
         await self._send(call, send, answer)
 
-    async def _accept(self, call: Call, role: str, model: str, payload: dict[str, Any], flow: Flow) -> Answer:
+    async def _accept(self, call: SegmindRequest, role: str, model: str, payload: dict[str, Any], flow: Flow) -> Answer:
         """Make the job with the recorded timeline, and answer as recorded (a v1 call once the job has ended)."""
         service = self.service
         spec = service.model(model, call.api_key)
@@ -100,7 +101,7 @@ class ReplayApp:
         submit = functools.partial(service.submit, sync=sync, override=flow.rule(), moves_clock=moves_clock)
         job, _ = await service.store_calls(submit, spec, payload, call.api_key)
         self.replay.start(job.request_id, flow)
-        base = call.host_base()
+        base = call.base("")
         pairs = replacements(flow, job.request_id, base, wire.output_url(base, job.request_id))
         if not sync:
             return _recorded(flow.answer, pairs)
@@ -114,7 +115,7 @@ class ReplayApp:
         video = base64.b64encode(await self._video(flow, job)).decode()
         return _recorded(flow.answer, pairs, encode_json({BASE64_VIDEO_KEY: video}))
 
-    async def _poll(self, call: Call, role: str, request_id: str, send: Send) -> None:
+    async def _poll(self, call: SegmindRequest, role: str, request_id: str, send: Send) -> None:
         service = self.service
         flow = self.replay.job(request_id)
         if flow is None:
@@ -134,7 +135,7 @@ class ReplayApp:
         if seen is None:  # never seen in this state on this route: the fake's own answer, on the same timeline
             await self.app(call.scope, call.receive, send)
             return
-        base = call.host_base()
+        base = call.base("")
         pairs = replacements(flow, request_id, base, wire.output_url(base, request_id))
         await self._send(call, send, _recorded(seen, pairs))
 
@@ -165,17 +166,17 @@ class ReplayApp:
         kept = kept_bytes(flow)
         return kept if kept is not None else await self.service.video(job)
 
-    async def _send(self, call: Call, send: Send, answer: Answer) -> None:
-        """Journal the answer as the fake's app does, then send it."""
-        status, headers, body = answer
-        await self.service.store_calls(self._journal, call, (status, header(headers, b"content-type"), body))
+    async def _send(self, call: SegmindRequest, send: Send, answer: Answer) -> None:
+        """Journal the answer and store what it names, as the fake's app does, then send it (the 503 if it cannot)."""
+        try:
+            await self.service.store_calls(self._finish, call, answer)
+        except StoreUnavailable as error:
+            answer = error_answer(error)
         await send_answer(send, answer)
 
-    def _journal(self, call: Call, answer: tuple[int, bytes, bytes]) -> None:
+    def _finish(self, call: SegmindRequest, answer: Answer) -> None:
         service = self.service
-        if service.journal.size:
-            service.record(entry, call.scope, call.key, call.body, answer)
-        service.flush()
+        service.finish(entry(call.scope, call.key, call.body, *answer) if service.journaling else None)
 
 
 def _recorded(seen: Seen, pairs: list[tuple[str, str]], body: bytes | None = None) -> Answer:

@@ -39,7 +39,7 @@ from mock_server.defaults import (
 from mock_server.har import Har
 from mock_server.images import ImageError, ImageSource, fetches_image, inspect_image, reads_image
 from mock_server.jobs import Job, State, new_request_id, resolve_seed
-from mock_server.journal import Record, mask_key
+from mock_server.journal import Entry, mask_key
 from mock_server.journal_har import journal_har
 from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
@@ -106,14 +106,6 @@ def output_served(job: Job, now: float) -> bool:
     return job.ended_by(now) and now < job.finished_at + wire.OUTPUT_RETENTION_SECONDS
 
 
-def model_spec(model: str) -> ModelSpec:
-    """Return the spec of a served model, or raise the 404 for an unknown one."""
-    spec = MODELS.get(model)
-    if spec is None:
-        raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
-    return spec
-
-
 class Service:
     """The fake Segmind service: its clock, jobs, scenarios, journal and accounts, on one store."""
 
@@ -127,6 +119,7 @@ class Service:
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
         self.rules = RuleBook(self.backend.rules())
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
+        self.journaling = self.journal.size > 0  # `--journal-size 0` keeps nothing: nothing is recorded
         self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
@@ -135,16 +128,13 @@ class Service:
 
     # Segmind's API.
 
-    def authenticate(self, api_key: str) -> None:
-        """Accept the request's key (the `x-api-key` header, empty when none was sent), or raise its 401."""
-        if not api_key:
-            raise wire.ApiError(401, wire.MISSING_KEY)
-        self.accounts.authenticate(api_key)
-
     def model(self, model: str, api_key: str) -> ModelSpec:
         """Authenticate a submission and look its model up (401, then 404), before its body is read."""
-        self.authenticate(api_key)
-        return model_spec(model)
+        self.accounts.authenticate(api_key)
+        spec = MODELS.get(model)
+        if spec is None:
+            raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
+        return spec
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
@@ -231,7 +221,7 @@ class Service:
         Rules match on the polled job's model, key and parameters; an `http_error` one is raised.
         Only a completed job is billed.
         """
-        self.authenticate(api_key)
+        self.accounts.authenticate(api_key)
         job, state = self.lookup(request_id)
         rule = self.rules.take(target, job.model, job.api_key, job.params)
         if rule is not None and rule.outcome == "http_error":
@@ -272,20 +262,32 @@ class Service:
         """Add a scenario rule from its JSON form; raise ValueError saying what to fix."""
         return self.rules.add(data, self.settings.max_scenarios, self.settings.max_scenario_bytes)
 
-    def record(self, record: Callable[[float, *Args], Record], *args: *Args) -> None:
-        """Journal `record(now, *args)`: a store that cannot take it, or tell the time, loses it alone (counted)."""
-        try:
-            self.journal.record(record(self.clock.now(), *args))
-        except StoreUnavailable:
-            self.count_dropped(1)
-        except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
-            self.count_dropped(1)
-            LOG.exception("segmind-mock: journaling an exchange failed")
+    def finish(self, entry: Entry | None) -> None:
+        """End a request's step: journal its exchange (stamped with the fake's time) and store what its answer names.
 
-    def flush(self) -> None:
-        """Send what a shared store queued for the current request, counting journal entries it lost."""
+        A shared store sends what the request queued (the job the answer names, and the entry) in
+        one round trip, before the answer goes: StoreUnavailable (a 503) if it could not take the
+        job; an entry it could not take, or a bug building it, loses the entry alone (counted).
+        """
+        if entry is not None:
+            try:
+                entry.at = self.clock.now()
+                self.journal.record(entry)
+            except StoreUnavailable:
+                self.count_dropped(1)
+            except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
+                self.count_dropped(1)
+                LOG.exception("segmind-mock: journaling an exchange failed")
         if self.backend.shared:
             self.count_dropped(self.backend.flush())
+
+    async def run_step(
+        self, work: Callable[[*Args], Result], *args: *Args, image: tuple[ModelSpec, Mapping[str, Any]] | None = None
+    ) -> Result:
+        """Run a request's step where it belongs: on the worker pools if it reads `image`, else by `store_calls`."""
+        if image is not None:
+            return await self.run_blocking(*image, functools.partial(work, *args))
+        return await self.store_calls(work, *args)
 
     def count_dropped(self, exchanges: int) -> None:
         """Count exchanges the store could not journal (`journal_dropped`, shown by the health check)."""

@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 
 from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.jobs import Job
-from mock_server.journal import Entry, Record
+from mock_server.journal import Entry
 from mock_server.scenarios import Rule
 from mock_server.wire import ApiError
 
@@ -215,7 +215,7 @@ class JournalStore(Protocol):
 
     size: int  # the exchanges it keeps; 0 keeps none, and the app then records nothing
 
-    def record(self, record: Record) -> None:
+    def record(self, entry: Entry) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
 
     def entries(self) -> list[Entry]:

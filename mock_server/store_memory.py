@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.defaults import JOURNAL_SIZE, MAX_JOBS_KEPT, MEMORY
 from mock_server.jobs import TIME_SLACK_SECONDS, Job
-from mock_server.journal import Entry, Record
+from mock_server.journal import Entry
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, JobsSummary, Usage, balance_of, round_credits
 from mock_server.wire import RATE_LIMIT_RESET_SECONDS
@@ -375,14 +375,14 @@ class MemoryJournal:
     def __init__(self, size: int = JOURNAL_SIZE) -> None:
         self.size = size
         # No lock: a deque's append, copy and clear are each one step that other threads cannot split.
-        self._entries: deque[Record] = deque(maxlen=size)
+        self._entries: deque[Entry] = deque(maxlen=size)
         # Adding an exchange, the oldest dropped past the journal's size: the deque's own append,
         # called straight on every request.
-        self.record: Callable[[Record], None] = self._entries.append
+        self.record: Callable[[Entry], None] = self._entries.append
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""
-        return [Entry(*record) for record in self._entries.copy()]
+        return list(self._entries.copy())
 
     def clear(self) -> None:
         """Forget every exchange."""

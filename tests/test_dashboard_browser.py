@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, har, wire
 from mock_server.accounts import parse_config
 from mock_server.admin_token import ADMIN_COOKIE
 from mock_server.server import ServerThread
@@ -290,3 +290,12 @@ def test_the_jobs_table_fits_its_panel_at_1400_pixels(
     assert dashboard.viewport_size == {"width": 1400, "height": 1000}
     panel = dashboard.locator("#jobs")
     assert panel.evaluate("panel => panel.scrollWidth <= panel.clientWidth"), "the jobs panel scrolls sideways"
+
+
+def test_the_journal_downloads_as_har_from_the_page(dashboard: Page, live_http: httpx.Client) -> None:
+    request_id = live_http.post("/v2/svd", json=SVD).json()["request_id"]
+    with dashboard.expect_download() as download:
+        dashboard.locator("#journal-har").click()
+    assert download.value.suggested_filename == "segmind-mock-journal.har"
+    recording = har.load(download.value.path())
+    assert [entry.segmind.request_id for entry in recording.log.entries] == [request_id]

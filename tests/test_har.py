@@ -41,7 +41,7 @@ def exchange(started: float, path: str = "/v2/svd", **facts: object) -> har.Entr
             content=har.Content(size=len(body), mimeType="application/json", text=body),
             bodySize=len(body),
         ),
-        timings=har.Timings(send=0, wait=12, receive=0.5),
+        timings=har.Timings(send=0.0, wait=12.0, receive=0.5),
         segmind=har.EntryFacts(
             **{
                 "role": "submit",
@@ -169,3 +169,11 @@ def test_routes_are_told_apart_by_the_contract_paths() -> None:
 def test_the_states_and_roles_written_are_the_contracts_and_the_agreed_ones() -> None:
     assert get_args(har.JobState) == STATES
     assert get_args(har.Role) == har.ROLES == ("submit", "status", "result", "output", "sync", "error")
+
+
+def test_the_writer_writes_what_encoding_the_whole_recording_writes(tmp_path: Path) -> None:
+    out = tmp_path / "session.har"
+    recording = writer(out)
+    for started in (2.0, 1.0, 3.0):
+        recording.add(exchange(1_800_000_000 + started))
+        assert out.read_bytes() == har.encode(har.load(out)) == har.encode(recording.har())

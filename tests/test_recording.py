@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import httpx
@@ -33,6 +34,9 @@ from mock_server.video import video_available
 from tests.support import API_KEY
 from tests.support_har import har_validator_errors, install_har_validator, schema_errors
 from tests.support_video import decode
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 SVD = MODELS["svd"].example
 # A key of Segmind's shape that is not the one in use: found by its shape alone.
@@ -192,8 +196,12 @@ def test_the_key_kept_with_kept_media_is_named_by_its_sha256_beside_the_file(
         ({"params": {"X-Amz-Signature": "abc123"}}, "a presigned-URL or token parameter (X-Amz-Signature)"),
         ({"params": {"token": "s3cr3t"}}, "a presigned-URL or token parameter (token)"),
         ({"params": {"api_key": API_KEY}}, "the API key in use at log.entries[0].request.url"),
+        (
+            {"headers": {"authorization": "Bearer my-own-token-1"}, "json": {**SVD, "prompt": "my-own-token-1"}},
+            "the API key in use at log.entries[0].request.postData.text",
+        ),
     ],
-    ids=["key-in-header", "other-key-in-header", "key-in-body", "key-in-path", "signature", "token", "query-key"],
+    ids=["key-in-header", "other-key", "key-in-body", "key-in-path", "signature", "token", "query-key", "bearer"],
 )
 def test_every_write_holding_a_secret_is_refused_saying_what_and_where(
     proxied: tuple[Recorder, str], plant: dict[str, object], found: str
@@ -364,13 +372,43 @@ def test_a_killed_recorder_leaves_a_valid_file_holding_every_exchange_answered(
     assert [entry.segmind.role for entry in har.load(out).log.entries] == ["submit", "status", "status", "result"]
 
 
-def test_record_refuses_an_upstream_that_is_no_url(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("upstream", "said"),
+    [
+        ("api.segmind.com", "--upstream must be an http(s) URL"),
+        ("https://api.segmind.com/?token=abc", "--upstream must be an http(s) URL"),
+        ("https://me:secret@api.segmind.com", "--upstream must not carry credentials"),
+    ],
+)
+def test_record_refuses_an_upstream_it_cannot_use(tmp_path: Path, upstream: str, said: str) -> None:
     done = subprocess.run(
-        [*RECORD, "--upstream", "api.segmind.com", "--out", str(tmp_path / "x.har")],
+        [*RECORD, "--upstream", upstream, "--out", str(tmp_path / "x.har")],
         capture_output=True,
         text=True,
         timeout=WAIT_SECONDS,
     )
     assert done.returncode == 2
-    assert "--upstream must be an http(s) URL" in done.stderr
+    assert said in done.stderr
     assert not (tmp_path / "x.har").exists()
+
+
+@pytest.mark.browser
+def test_an_outside_reader_plays_the_recording_back_playwrights_route_from_har(
+    server: tuple[SegmindMock, str],
+    proxied: tuple[Recorder, str],
+    make_sdk: Callable[..., SegmindClient],
+    browser: Browser,
+) -> None:
+    recorder, url = proxied
+    job = make_sdk(url).submit_async("svd", **SVD)
+    assert job.status()["status"] == "QUEUED"
+    server[0].advance(1000)  # live, the job has ended now; the recording saw it queued
+    status_url = entries(recorder)[1].request.url
+    context = browser.new_context()
+    try:
+        context.route_from_har(recorder.out, not_found="abort")
+        page = context.new_page()
+        page.goto(status_url)
+        assert json.loads(page.locator("body").inner_text())["status"] == "QUEUED"
+    finally:
+        context.close()

@@ -21,7 +21,7 @@ from mock_server.accounts import Accounts, parse_config
 from mock_server.clock import Clock
 from mock_server.defaults import MEMORY
 from mock_server.jobs import Job, State
-from mock_server.journal import Entry, Record
+from mock_server.journal import Entry
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import LARGEST_COUNT
 from mock_server.service import Service, Settings
@@ -211,8 +211,8 @@ def test_jobs_leave_after_their_deadline_and_a_failing_job_has_no_output(backend
 # The journal.
 
 
-def _entry(body: bytes, status: int | None = 200) -> Record:
-    return (1.5, "POST", "/v2/svd", b"a=1", b"", body, len(body), status, b"application/json", b"", 0)
+def _entry(body: bytes, status: int | None = 200) -> Entry:
+    return Entry(1.5, "POST", "/v2/svd", b"a=1", b"", body, len(body), status, b"application/json", b"", 0)
 
 
 def test_the_journal_keeps_the_latest_exchanges_bytes_as_they_were(backend: Backend) -> None:
@@ -220,7 +220,7 @@ def test_the_journal_keeps_the_latest_exchanges_bytes_as_they_were(backend: Back
     bodies = [b"", b"\xff\x00 not utf-8", b"x" * 4096]
     for body in bodies:
         journal.record(_entry(body, None))
-    assert journal.entries() == [Entry(*_entry(body, None)) for body in bodies[1:]]
+    assert journal.entries() == [_entry(body, None) for body in bodies[1:]]
     journal.clear()
     assert journal.entries() == []
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
-from mock_server.journal import Entry, Record
+import msgspec
+
+from mock_server.journal import Entry
 from mock_server.store_redis.scripts import JOURNAL_RECORD
 from mock_server.store_redis.session import Call, Namespace, strings
 
@@ -20,10 +21,9 @@ class RedisJournal:
         self._key = backend.key("journal")
         self._record = self._redis.register_script(JOURNAL_RECORD)
 
-    def record(self, record: Record) -> None:
+    def record(self, entry: Entry) -> None:
         """Add an exchange, dropping the oldest past the journal's size."""
-        entry = Entry(*record)
-        fields = asdict(entry)
+        fields = msgspec.structs.asdict(entry)
         # Bodies, query and headers are raw bytes; latin-1 maps each byte to one character and back.
         for name in _ENTRY_BYTES:
             fields[name] = getattr(entry, name).decode("latin-1")
