@@ -13,9 +13,11 @@ from segmind import InferenceFailed, SegmindClient, SegmindError
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
-from mock_server import har
+from mock_server import SegmindMock, Settings, har
 from mock_server.offline import default_settings, segmind_offline
 from mock_server.replay import Replay
+from mock_server.server import ServerThread
+from mock_server.virtual_time import SDK_MODULES, virtual_time
 from tests.support import API_KEY, SEGMIND
 from tests.support_pytest import GUARD_CONFTEST, PLUGIN_ARGS
 from tests.support_replay import UNKNOWN_ID, recorded, recording, same_result, states_seen
@@ -223,3 +225,16 @@ def test_the_fakes_own_journal_replays(tmp_path: Path) -> None:
     assert same_result(result) == same_result(recorded_result)
     assert [state for _, state in seen][-1] == "COMPLETED"
     assert base64.b64decode(encoded.json()[BASE64_VIDEO_KEY])[4:8] == b"ftyp"
+
+
+def test_a_real_server_replays_to_the_sdk(live_har: Path, live_result: dict[str, object]) -> None:
+    mock = SegmindMock(Settings(speed=0), _replayed(live_har, strict=True))
+    with ServerThread(mock.app) as url, virtual_time(mock.clock, SDK_MODULES):
+        sdk = SegmindClient(api_key=API_KEY, base_url=f"{url}/v1")
+        result = sdk.submit_async("svd", **EXAMPLE).wait(timeout=600, interval=2.0)
+        video = sdk._client.get(result["output"])
+        head = sdk._client.head(result["output"])
+        sdk._client.close()
+    assert same_result(result) == same_result(live_result)
+    assert result["output"].startswith(url) and video.content[4:8] == b"ftyp"
+    assert head.status_code == 200 and head.headers["content-type"] == VIDEO_CONTENT_TYPE
