@@ -14,6 +14,7 @@ from segmind import InferenceFailed, SegmindClient, SegmindError
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
 from mock_server import SegmindMock, Settings, har
+from mock_server.cli import main
 from mock_server.offline import default_settings, segmind_offline
 from mock_server.replay import Replay
 from mock_server.server import ServerThread
@@ -238,3 +239,9 @@ def test_a_real_server_replays_to_the_sdk(live_har: Path, live_result: dict[str,
     assert same_result(result) == same_result(live_result)
     assert result["output"].startswith(url) and video.content[4:8] == b"ftyp"
     assert head.status_code == 200 and head.headers["content-type"] == VIDEO_CONTENT_TYPE
+
+
+def test_serve_replays_in_one_worker_only(live_har: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["serve", "--replay", str(live_har), "--workers", "2", "--store", "redis://127.0.0.1:1/0"]
+    assert main(argv) == 2
+    assert "--replay keeps its replayed jobs in one process; drop --workers 2" in capsys.readouterr().err
