@@ -107,26 +107,17 @@ OBSERVED_BY: dict[str, str] = {
     "fake-agrees": "any recorded job",
     "known-surface": "any answer",
 }
-# Fields of the fake's answers that differ by nature, compared by type only: ids, URLs, times, money.
-VOLATILE = frozenset(
-    {
-        "request_id",
-        "poll_url",
-        "status_url",
-        "response_url",
-        "output",
-        "video.url",
-        "video.file_name",
-        "video.file_size",
-        "metrics.inference_time",
-        "metrics.queue_time",
-        "metrics.total_time",
-        "metrics.cost",
-        "metrics.remaining_credits",
-        "error",
-    }
+# The metrics and video fields the fake sends (wire.metrics, wire.completed_body; 2ND beside inference_time).
+METRIC_FIELDS = tuple(
+    f"metrics.{name}" for name in ("inference_time", "queue_time", "total_time", "cost", "remaining_credits")
 )
-# Fields the contract or the fake knows, per body: any other is new surface.
+VIDEO_FIELDS = tuple(f"video.{name}" for name in ("url", "content_type", "file_name", "file_size"))
+# Fields of the fake's answers that differ by nature, compared by type only: ids, URLs, times, money, texts.
+VOLATILE = frozenset(
+    {"request_id", "poll_url", "status_url", "response_url", "output", "error", *METRIC_FIELDS}
+    | set(VIDEO_FIELDS) - {"video.content_type"}
+)
+# Fields the contract or the fake knows: any other is new surface.
 KNOWN_FIELDS = frozenset(
     {
         *(
@@ -134,21 +125,10 @@ KNOWN_FIELDS = frozenset(
             for schema in (SUBMIT, ERROR, *STATUS_BY_STATE.values(), *RESULT_BY_STATE.values())
             for name in schema["properties"]
         ),
-        "error",
-        "output",
-        "video",
-        "status_url",
-        "response_url",
+        *VOLATILE,
         "metrics",
-        "metrics.inference_time",
-        "metrics.queue_time",
-        "metrics.total_time",
-        "metrics.cost",
-        "metrics.remaining_credits",
-        "video.url",
-        "video.content_type",
-        "video.file_name",
-        "video.file_size",
+        "video",
+        *VIDEO_FIELDS,
         BASE64_VIDEO_KEY,
     }
 )
