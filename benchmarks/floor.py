@@ -3,7 +3,7 @@
 On the fake's uvicorn stack, like `benchmarks/raw.py`, one function per request: a submit decodes
 and validates its body with the one-pass decoder, keeps a `Job` in a dict and answers from the
 fake's templates; a status poll finds the job and answers from a template; both journal the
-exchange as the fake does (`recording.entry` into a bounded deque). No authentication, accounts,
+exchange as the fake does (`journaling.entry` into a bounded deque). No authentication, accounts,
 scenario rules, image policy, routing, error envelope, faults or store protocol. Whatever the fake
 spends beyond this is the cost of those (docs/benchmarks.md).
 """
@@ -19,11 +19,11 @@ from starlette.types import Receive, Scope, Send
 from benchmarks.common import answer_help
 from benchmarks.process import serve_app
 from contracts.decoding import DECODERS
+from mock_server.answers import Answer
 from mock_server.defaults import JOURNAL_SIZE
 from mock_server.jobs import Job, State, new_request_id
 from mock_server.journal import Entry
-from mock_server.recording import entry
-from mock_server.responses import Answer
+from mock_server.journaling import entry
 from mock_server.templates import submit_answer, waiting_answer
 
 BASE = "http://127.0.0.1"

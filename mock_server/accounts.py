@@ -23,8 +23,9 @@ from typing import Any
 
 from contracts import MODELS
 from contracts.openapi import API_KEY_PATTERN
+from contracts.responses import RESULT_RETENTION_SECONDS
 from contracts.spec import number_in, show_range, show_value
-from mock_server import wire
+from mock_server import api_errors, pricing
 from mock_server.jobs import Job, State
 from mock_server.journal import mask_key
 from mock_server.scenarios import LARGEST_COUNT
@@ -58,7 +59,7 @@ class AccountsConfig:
     """The keys the fake accepts (none declared: any key) and the price of each model."""
 
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
-    prices: Mapping[str, float] = field(default_factory=lambda: dict(wire.PRICES))
+    prices: Mapping[str, float] = field(default_factory=lambda: dict(pricing.PRICES))
 
     @cached_property  # read on every request: derived once
     def open(self) -> bool:
@@ -87,7 +88,7 @@ def load_config(path: str | Path) -> AccountsConfig:
 def parse_config(data: Mapping[str, Any]) -> AccountsConfig:
     """Build an accounts config from its parsed form (TOML tables as dicts), or raise ConfigError."""
     _no_unknown(data, ("keys", "prices"), "the config")
-    prices = dict(wire.PRICES)
+    prices = dict(pricing.PRICES)
     for model, price in _table(data.get("prices", {}), "prices").items():
         if model not in MODELS:
             raise ConfigError(f"prices: unknown model {model!r}; the fake serves {', '.join(MODELS)}")
@@ -112,9 +113,11 @@ def _key_config(key: str, table: Mapping[str, Any]) -> KeyConfig:
         raise ConfigError(f"{where}: give either plan or rpm, not both")
     rpm = table.get("rpm")
     if "plan" in table:
-        if table["plan"] not in wire.RATE_LIMIT_PLANS:
-            raise ConfigError(f"{where}.plan must be one of {', '.join(wire.RATE_LIMIT_PLANS)} (got {table['plan']!r})")
-        rpm = wire.RATE_LIMIT_PLANS[table["plan"]]
+        if table["plan"] not in pricing.RATE_LIMIT_PLANS:
+            raise ConfigError(
+                f"{where}.plan must be one of {', '.join(pricing.RATE_LIMIT_PLANS)} (got {table['plan']!r})"
+            )
+        rpm = pricing.RATE_LIMIT_PLANS[table["plan"]]
     elif rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or not 1 <= rpm <= LARGEST_COUNT):
         raise ConfigError(
             f"{where}.rpm must be a whole number of requests a minute, 1 or more (up to {LARGEST_COUNT}) "
@@ -175,12 +178,12 @@ class Accounts:
         clients make up, however many, leave no state behind.
         """
         if not api_key:
-            raise wire.ApiError(401, wire.MISSING_KEY)
+            raise api_errors.ApiError(401, api_errors.MISSING_KEY)
         if self.config.open:
             if not API_KEY_PATTERN.fullmatch(api_key):
-                raise wire.ApiError(401, wire.MALFORMED_KEY)
+                raise api_errors.ApiError(401, api_errors.MALFORMED_KEY)
         elif api_key not in self.config.keys:
-            raise wire.ApiError(401, wire.STATUS_MESSAGES[401])
+            raise api_errors.ApiError(401, api_errors.STATUS_MESSAGES[401])
 
     def admit(self, api_key: str, model: str, window_now: float) -> None:
         """Let an authenticated key's submission through, or raise its 403 (model not allowed) or 429 (rate limit).
@@ -193,14 +196,15 @@ class Accounts:
         config = self._config(api_key)
         allowed = config.models
         if allowed is not None and model not in allowed:
-            raise wire.ApiError(403, wire.forbidden_model(model, sorted(allowed)))
+            raise api_errors.ApiError(403, api_errors.forbidden_model(model, sorted(allowed)))
         rpm = config.rpm
         if rpm is None:
             return
         # Refused requests are not counted: the window frees up one minute after the oldest.
-        reset_at = self._ledger.count(api_key, rpm, window_now)
-        if reset_at is not None:
-            raise wire.ApiError(429, wire.rate_limited(rpm), wire.rate_limit_headers(reset_at - window_now))
+        oldest = self._ledger.count(api_key, rpm, window_now, window_since(window_now))
+        if oldest is not None:
+            reset_in = oldest + pricing.RATE_LIMIT_RESET_SECONDS - window_now
+            raise api_errors.ApiError(429, api_errors.rate_limited(rpm), api_errors.rate_limit_headers(reset_in))
 
     def charge(self, job: Job, now: float) -> None:
         """Hold a new job's price until it ends, or raise the 406 of a key that cannot pay for it.
@@ -211,9 +215,9 @@ class Accounts:
             return
         price = self.price(job.model)
         charge = Charge(job.finished_at, job.request_id, price, job.error is None)
-        refused = self._ledger.hold(job.api_key, charge, self._config(job.api_key).credits, now)
+        refused = self._ledger.hold(job.api_key, charge, self._config(job.api_key).credits, now, kept_since(now))
         if refused is not None:
-            raise wire.ApiError(406, wire.insufficient_credits(price, *refused))
+            raise api_errors.ApiError(406, api_errors.insufficient_credits(price, *refused))
 
     def billing(self, job: Job, now: float) -> dict[str, float]:
         """`cost` and `remaining_credits` of a completed job (the balance right after its charge)."""
@@ -223,9 +227,10 @@ class Accounts:
         credits = self._config(job.api_key).credits
         if credits is None:
             # An unlimited key has no balance: clients still read one (docs/wire-format.md).
-            return {**billing, "remaining_credits": wire.OPEN_KEY_CREDITS}
+            return {**billing, "remaining_credits": pricing.OPEN_KEY_CREDITS}
         # The job's state may allow for rounding at its end; its charge is due then all the same.
-        remaining = self._ledger.remaining(job.api_key, job.request_id, credits, max(now, job.finished_at))
+        at = max(now, job.finished_at)
+        remaining = self._ledger.remaining(job.api_key, job.request_id, credits, at, kept_since(at))
         if remaining is not None:
             billing["remaining_credits"] = remaining
         return billing
@@ -235,16 +240,17 @@ class Accounts:
         config = self.config.keys.get(api_key)
         if config is None:
             declared = ", ".join(map(_masked, self.config.keys)) or "none: start the fake with a config to declare some"
-            raise wire.ApiError(404, f"No declared API key {mask_key(api_key)}; declared keys: {declared}")
+            raise api_errors.ApiError(404, f"No declared API key {mask_key(api_key)}; declared keys: {declared}")
         if config.credits is None:
-            raise wire.ApiError(
+            raise api_errors.ApiError(
                 400, f"API key {mask_key(api_key)} has unlimited credits: give it `credits` in the config"
             )
-        return self._view(self._ledger.top_up(api_key, credits, config.credits, now, window_now), window_now)
+        usage = self._ledger.top_up(api_key, credits, config.credits, now, kept_since(now), window_since(window_now))
+        return self._view(usage, window_now)
 
     def view(self, now: float, window_now: float) -> dict[str, Any]:
         """Every account, as `GET /_mock/accounts` shows it: credits at `now`, rate windows at `window_now`."""
-        usages = self._ledger.usage(self._credits, now, window_now)
+        usages = self._ledger.usage(self._credits, now, kept_since(now), window_since(window_now))
         accounts = [self._view(usage, window_now) for usage in usages]
         return {"open": self.config.open, "prices": dict(self.config.prices), "accounts": accounts}
 
@@ -265,8 +271,8 @@ class Accounts:
             "requests_last_minute": usage.requests_last_minute,
         }
         if config.rpm is not None and usage.oldest_request is not None and usage.requests_last_minute >= config.rpm:
-            seconds_left = usage.oldest_request + wire.RATE_LIMIT_RESET_SECONDS - window_now
-            view["rate_limit_reset_at_utc"] = wire.reset_time(seconds_left)
+            seconds_left = usage.oldest_request + pricing.RATE_LIMIT_RESET_SECONDS - window_now
+            view["rate_limit_reset_at_utc"] = api_errors.reset_time(seconds_left)
         return view
 
     def _declare(self) -> None:
@@ -279,6 +285,16 @@ class Accounts:
 
     def _credits(self, api_key: str) -> float | None:
         return self._config(api_key).credits
+
+
+def kept_since(now: float) -> float:
+    """Balances after charges due by then are forgotten at `now`: their jobs' results are no longer retained."""
+    return now - RESULT_RETENTION_SECONDS
+
+
+def window_since(window_now: float) -> float:
+    """Submissions counted by then have left the sliding rate-limit window at `window_now` (rate-limit clock)."""
+    return window_now - pricing.RATE_LIMIT_RESET_SECONDS
 
 
 def _masked(key: str) -> str:

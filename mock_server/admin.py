@@ -16,12 +16,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import number_in, show_range, show_value
-from mock_server import admin_query, dashboard, har, media, wire
+from mock_server import admin_query, api_errors, dashboard, har, ranges
 from mock_server.accounts import LARGEST_AMOUNT
 from mock_server.admin_token import carries_token, same_token
+from mock_server.answers import JSONResponse, error_answer, send_answer
 from mock_server.jobs import State
 from mock_server.payload import read_json_object
-from mock_server.responses import JSONResponse
 from mock_server.service import Service
 
 # Open without the admin token: liveness, the output files clients download (like a CDN's), and
@@ -56,7 +56,7 @@ class AdminToken:
             await self.app(scope, receive, send)
             return
         headers = {"WWW-Authenticate": 'Bearer realm="segmind-mock admin"'}
-        await JSONResponse(wire.error_body(TOKEN_NEEDED), 401, headers)(scope, receive, send)
+        await send_answer(send, error_answer(api_errors.ApiError(401, TOKEN_NEEDED, headers)))
 
 
 class SameOrigin:
@@ -80,8 +80,7 @@ class SameOrigin:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        status, message = refusal
-        await JSONResponse(wire.error_body(message), status)(scope, receive, send)
+        await send_answer(send, error_answer(api_errors.ApiError(*refusal)))
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
@@ -198,20 +197,17 @@ async def _body_of(request: Request, *fields: str) -> dict[str, Any]:
         more = f" and {len(unknown) - SHOWN_KEYS} more" if len(unknown) > SHOWN_KEYS else ""
         takes = ", ".join(show_value(field) for field in fields)
         message = f"unknown {keys} {shown}{more}: {request.method} {request.url.path} takes {takes}"
-        raise wire.ApiError(400, message)
+        raise api_errors.ApiError(400, message)
     return body
 
 
 def _seconds(body: dict[str, Any], name: str) -> float:
     value: Any = body.get(name)
     if not number_in(value, 0, LARGEST_AMOUNT):
-        raise wire.ApiError(400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})")
+        raise api_errors.ApiError(
+            400, f"{name} must be a number, {show_range(0, LARGEST_AMOUNT)} (got {show_value(value)})"
+        )
     return float(value)
-
-
-def _clock_view(service: Service) -> dict[str, Any]:
-    clock = service.clock
-    return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
 
 
 async def health(request: Request) -> Response:
@@ -236,7 +232,7 @@ def _health(service: Service) -> dict[str, Any]:
         # Jobs and outputs dropped before their retention ended, to stay within --max-jobs-kept.
         "jobs_evicted": summary.jobs_evicted,
         "outputs_evicted": summary.outputs_evicted,
-        **_clock_view(service),
+        **service.clock_view(),
         "worker": os.getpid(),
         # Exchanges this worker could not journal while the store was unavailable.
         "journal_dropped": service.journal_dropped,
@@ -255,8 +251,8 @@ async def clock(request: Request) -> Response:
 
     def view(service: Service) -> dict[str, Any]:
         if speed is not None:
-            service.clock.set_speed(speed)
-        return _clock_view(service)
+            service.set_speed(speed)
+        return service.clock_view()
 
     return JSONResponse(await _in_store(request, view))
 
@@ -266,8 +262,8 @@ async def advance(request: Request) -> Response:
     seconds = _seconds(await _body_of(request, "seconds"), "seconds")
 
     def advanced(service: Service) -> dict[str, Any]:
-        service.clock.advance(seconds)
-        return _clock_view(service)
+        service.advance(seconds)
+        return service.clock_view()
 
     return JSONResponse(await _in_store(request, advanced))
 
@@ -280,7 +276,7 @@ async def requests(request: Request) -> Response:
 
     def journal(service: Service) -> list[dict[str, Any]]:
         if clear:
-            service.journal.clear()
+            service.clear_journal()
         return service.requests()
 
     entries = [entry for entry in await _in_store(request, journal) if passes(entry)]
@@ -294,7 +290,7 @@ async def journal_har(request: Request) -> Response:
     try:
         data = har.dumps(recording)
     except har.SecretFound as refused:
-        raise wire.ApiError(422, f"{refused}: the journal is not exported while it holds one") from None
+        raise api_errors.ApiError(422, f"{refused}: the journal is not exported while it holds one") from None
     headers = {"content-disposition": f'attachment; filename="{JOURNAL_FILE}"'}
     return Response(data, 200, headers, media_type="application/json")
 
@@ -304,14 +300,10 @@ async def jobs(request: Request) -> Response:
     page = admin_query.page_of(request.query_params)
     wanted = request.query_params.get("state")
     if wanted is not None and wanted not in State.__members__:
-        raise wire.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
+        raise api_errors.ApiError(400, f"state must be one of {', '.join(State.__members__)} (got {wanted!r})")
 
-    def listed(service: Service) -> tuple[list[dict[str, Any]], int]:
-        now = service.clock.now()
-        found = [job for job in service.retained(now) if wanted is None or job.state_at(now).value == wanted]
-        return [service.describe(job, now) for job in page.of(found)], len(found)
-
-    shown, total = await _in_store(request, listed)
+    state = None if wanted is None else State(wanted)
+    shown, total = await _in_store(request, lambda service: service.job_views(state, page.of))
     return JSONResponse(shown, headers=admin_query.total_header(total))
 
 
@@ -320,7 +312,7 @@ async def job(request: Request) -> Response:
     request_id = request.path_params["request_id"]
     view = await _in_store(request, lambda service: service.job_view(request_id))
     if view is None:
-        raise wire.not_found(request_id)
+        raise api_errors.not_found(request_id)
     return JSONResponse(view)
 
 
@@ -331,14 +323,14 @@ async def scenarios(request: Request) -> Response:
         try:
             rule = await _in_store(request, lambda service: service.add_scenario(data))
         except ValueError as error:
-            raise wire.ApiError(400, f"Invalid scenario: {error}") from None
+            raise api_errors.ApiError(400, f"Invalid scenario: {error}") from None
         return JSONResponse(rule.to_dict(), 201)
     clear = request.method == "DELETE"
 
     def listed(service: Service) -> list[dict[str, Any]]:
         if clear:
-            service.rules.clear()
-        return [rule.to_dict() for rule in service.rules.rules()]
+            service.clear_scenarios()
+        return service.scenarios()
 
     return JSONResponse(await _in_store(request, listed))
 
@@ -346,8 +338,8 @@ async def scenarios(request: Request) -> Response:
 async def scenario(request: Request) -> Response:
     """`DELETE /_mock/scenarios/{id}`: remove one rule."""
     rule_id = request.path_params["rule_id"]
-    if not await _in_store(request, lambda service: service.rules.remove(rule_id)):
-        raise wire.ApiError(404, f"Scenario {rule_id} not found")
+    if not await _in_store(request, lambda service: service.remove_scenario(rule_id)):
+        raise api_errors.ApiError(404, f"Scenario {rule_id} not found")
     return Response(status_code=204)
 
 
@@ -360,7 +352,7 @@ async def credits(request: Request) -> Response:
     """`POST /_mock/accounts/{key}/credits` with `{"add": N}`: top a declared key up (or drain it, N < 0)."""
     add: Any = (await _body_of(request, "add")).get("add")
     if not number_in(add, -LARGEST_AMOUNT, LARGEST_AMOUNT) or add == -LARGEST_AMOUNT:
-        raise wire.ApiError(
+        raise api_errors.ApiError(
             400,
             f"add must be a number of credits above -{LARGEST_AMOUNT:g} and below {LARGEST_AMOUNT:g}, "
             f'e.g. {{"add": 10}} (got {show_value(add)})',
@@ -373,7 +365,7 @@ async def output(request: Request) -> Response:
     """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
     request_id = request.path_params["request_id"]
     job = await _in_store(request, lambda service: service.output(request_id))
-    return media.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
+    return ranges.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
 
 
 ROUTES = [

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from starlette.datastructures import QueryParams
 
-from mock_server import wire
+from mock_server import api_errors
 from mock_server.journal import mask_key
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ def page_of(query: QueryParams) -> Page:
     """Read `offset`, `limit` and `order` from a query string, or raise the 400 saying what to fix."""
     order = query.get("order", "oldest")
     if order not in ORDERS:
-        raise wire.ApiError(400, f"order must be one of {', '.join(ORDERS)} (got {order!r})")
+        raise api_errors.ApiError(400, f"order must be one of {', '.join(ORDERS)} (got {order!r})")
     limit = query.get("limit")
     return Page(
         offset=_count(query.get("offset", "0"), "offset", 0),
@@ -63,7 +63,9 @@ def journal_filter(query: QueryParams) -> Callable[[dict[str, Any]], bool]:
     """The test a journal entry passes under the query's `status`, `path` and `key` filters."""
     status = query.get("status", "").strip().lower()
     if status and not _STATUS_FILTER.fullmatch(status):
-        raise wire.ApiError(400, f"status must be a code such as 422, a class such as 4xx, or none (got {status!r})")
+        raise api_errors.ApiError(
+            400, f"status must be a code such as 422, a class such as 4xx, or none (got {status!r})"
+        )
     path = query.get("path", "")
     key = query.get("key", "")
     # A key is matched whole, in clear or as the journal masks it: the journal never shows keys in clear.
@@ -80,5 +82,5 @@ def journal_filter(query: QueryParams) -> Callable[[dict[str, Any]], bool]:
 
 def _count(text: str, name: str, least: int) -> int:
     if not _COUNT.fullmatch(text) or int(text) < least:
-        raise wire.ApiError(400, f"{name} must be a whole number, {least} or more (got {text!r})")
+        raise api_errors.ApiError(400, f"{name} must be a whole number, {least} or more (got {text!r})")
     return int(text)

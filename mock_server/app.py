@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -13,9 +12,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mock_server import admin, faults, wire
-from mock_server.recording import entry
-from mock_server.responses import Answer, error_answer, send_answer, server_error
+from mock_server import admin, api_errors, faults
+from mock_server.answers import error_answer, send_answer, server_error
+from mock_server.journaling import entry
 from mock_server.router import Router
 from mock_server.routes import Reply, Route, SegmindRequest, SegmindRoutes
 from mock_server.service import Service
@@ -43,7 +42,7 @@ class App:
         self.own = Starlette(
             routes=admin.ROUTES,
             middleware=[Middleware(admin.SameOrigin, service=service), Middleware(admin.AdminToken, service=service)],
-            exception_handlers={wire.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+            exception_handlers={api_errors.ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
         # A trailing slash is a 404 naming the route, not a 307: a redirected POST confuses clients.
         self.own.router.redirect_slashes = False
@@ -55,10 +54,10 @@ class App:
             await self.own(scope, receive, send)
             return
         own = scope["path"].startswith(OWN_PREFIX)
-        if not own and not self.service.backend.shared:
+        if not own and not self.service.shared:
             await self._serve(scope, receive, send)  # a clock in the process has nothing to pin
             return
-        with self.service.clock.pinned():
+        with self.service.pinned():
             if own:
                 await self.own(scope, receive, send)
             else:
@@ -74,7 +73,9 @@ class App:
                 answer, shape = self._exchange(request, route.answer, read)
             else:
                 answer, shape = await service.run_step(self._exchange, request, route.answer, read, image=request.image)
-        except wire.ApiError as error:  # refused before its step (no route, 401, 404, 413, 400): the envelope's step
+        except (
+            api_errors.ApiError
+        ) as error:  # refused before its step (no route, 401, 404, 413, 400): the envelope's step
             answer, shape = await service.store_calls(self._exchange, request, refused, error)
         except ClientDisconnect:  # the client left while sending its body: nobody to answer
             await self._journal_delivered(request, None, [], b"")
@@ -101,7 +102,7 @@ class App:
         """
         try:
             answer, shape = step(request, read)
-        except wire.ApiError as error:
+        except api_errors.ApiError as error:
             answer, shape = refused(request, error)
         service = self.service
         shaped = shape is not None and faults.shapes(shape)
@@ -135,43 +136,36 @@ class App:
 Step = Callable[[SegmindRequest, Any], Reply]
 
 
-def refused(request: SegmindRequest, error: wire.ApiError) -> Reply:
+def refused(request: SegmindRequest, error: api_errors.ApiError) -> Reply:
     """The envelope of an error, as a step's answer; one standing for a slow gateway is held back its delay."""
     return error_answer(error), (faults.GatewayDelay(error.delay_seconds) if error.delay_seconds else None)
 
 
-async def _gateway_answer(error: wire.ApiError) -> Answer:
-    """The envelope of `error`, after its delay if it stands for a slow gateway."""
-    if error.delay_seconds:  # real seconds, like every network delay (see faults.py)
-        await anyio.sleep(error.delay_seconds)
-    return error_answer(error)
-
-
-async def _error_response(error: wire.ApiError) -> Response:
-    # The fake's own routes answer errors as Segmind's do, as a Starlette Response.
-    status, headers, body = await _gateway_answer(error)
+def _error_response(error: api_errors.ApiError) -> Response:
+    # The fake's own routes answer errors as Segmind's do (no scenario delays them), as a Starlette Response.
+    status, headers, body = error_answer(error)
     response = Response(body, status)
     response.raw_headers = headers
     return response
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, wire.ApiError)
-    return await _error_response(exc)
+    assert isinstance(exc, api_errors.ApiError)
+    return _error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     # Starlette's own 404 and 405, in Segmind's envelope instead of plain text.
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        error = wire.no_route(request.method, request.url.path)
+        error = api_errors.no_route(request.method, request.url.path)
     elif exc.status_code == 405:
         allow = (exc.headers or {}).get("Allow", "")
-        error = wire.method_not_allowed(request.method, request.url.path, allow.split(", ") if allow else [])
+        error = api_errors.method_not_allowed(request.method, request.url.path, allow.split(", ") if allow else [])
     else:
-        error = wire.ApiError(exc.status_code, str(exc.detail), dict(exc.headers or {}))
-    return await _error_response(error)
+        error = api_errors.ApiError(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+    return _error_response(error)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return await _error_response(server_error(exc))
+    return _error_response(server_error(exc))

@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mock_server import wire
+from mock_server import api_errors
 from mock_server.admin_token import ADMIN_COOKIE
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -33,7 +33,7 @@ def wants_html(request: Request) -> bool:
 async def page(request: Request) -> Response:
     """`GET /_mock/` from a browser: the dashboard; `?token=T` goes into an HttpOnly cookie, out of the URL."""
     if not wants_html(request):
-        raise wire.no_route(request.method, request.url.path)
+        raise api_errors.no_route(request.method, request.url.path)
     token = request.query_params.get("token")
     if token is not None:
         # Redirected at once, so the token leaves the address bar and the history.

@@ -13,8 +13,8 @@ from typing import NamedTuple, Protocol
 import anyio
 from starlette.types import Receive, Send
 
-from mock_server.responses import Answer, send_answer
-from mock_server.scenarios import BROKEN_ANSWERS
+from mock_server.answers import Answer, send_answer
+from mock_server.scenarios import BROKEN_ANSWERS, Outcome
 
 # What httpcore says when a server closes the connection early; in-process clients see the same.
 NO_RESPONSE = "Server disconnected without sending a response."
@@ -33,7 +33,7 @@ class Shape(Protocol):
     """How an answer goes out: after `delay_seconds` (real), broken as `outcome` says (a scenario `Rule`)."""
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         """The rule's outcome: one of `BROKEN_ANSWERS` breaks the answer, any other leaves it whole."""
 
     @property
@@ -45,7 +45,7 @@ class GatewayDelay(NamedTuple):
     """An error envelope held back like a slow gateway's (an `http_error` rule's delay), then sent whole."""
 
     delay_seconds: float
-    outcome: str = "http_error"
+    outcome: Outcome = "http_error"
 
 
 class Delivery(NamedTuple):

@@ -9,8 +9,8 @@ from urllib.parse import unquote_plus
 import msgspec
 
 from contracts.openapi import API_KEY_PATTERN
+from mock_server.api_errors import ApiError
 from mock_server.strict_json import parse_json
-from mock_server.wire import ApiError
 
 # Bodies are kept up to this size; base64 images would otherwise fill memory.
 BODY_CAPTURE_BYTES = 4096

@@ -20,7 +20,7 @@ from mock_server.jobs import Job, State
 from mock_server.replay import Replay
 from mock_server.replay_app import ReplayApp
 from mock_server.rulebook import RuleBook
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Outcome, Rule
 from mock_server.service import Accepted, Service, Settings
 
 
@@ -55,12 +55,12 @@ class SegmindMock:
 
     def advance(self, seconds: float) -> float:
         """Move the fake's clock forward and return the new simulated time."""
-        return self.service.clock.advance(seconds)
+        return self.service.advance(seconds)
 
     def add_scenario(
         self,
         match: Mapping[str, Any] | None = None,
-        outcome: str = "completed",
+        outcome: Outcome = "completed",
         times: int = -1,
         **details: Any,
     ) -> Rule:
@@ -79,7 +79,7 @@ class SegmindMock:
     @property
     def jobs(self) -> list[dict[str, Any]]:
         """Every retained job, as `GET /_mock/jobs` shows it."""
-        return self.service.job_views()
+        return self.service.job_views()[0]
 
     def job(self, request_id: str) -> dict[str, Any] | None:
         """One retained job, or None once it is unknown or expired."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from contracts import MODELS
-from mock_server import wire
+from mock_server import api_errors
 from mock_server.images import ImageError, ImageSource, load_image
 from mock_server.jobs import Job
 from mock_server.video import VideoCache, cache_key, fallback_video, video_available
@@ -39,9 +39,11 @@ def _input_pixels(job: Job, policy: ImageSource) -> np.ndarray | None:
     try:
         image = load_image(reference, policy)
     except ImageError as error:
-        raise wire.ApiError(wire.INPUT_CHANGED_STATUS, f"{wire.INPUT_CHANGED}: {error}") from None
+        raise api_errors.ApiError(api_errors.INPUT_CHANGED_STATUS, f"{api_errors.INPUT_CHANGED}: {error}") from None
     digest = None if image is None else image.digest
     if digest != job.image_digest:
         # Rendering other pixels would cache a video under a key that does not describe it.
-        raise wire.ApiError(wire.INPUT_CHANGED_STATUS, f"{wire.INPUT_CHANGED}: its content is not the same")
+        raise api_errors.ApiError(
+            api_errors.INPUT_CHANGED_STATUS, f"{api_errors.INPUT_CHANGED}: its content is not the same"
+        )
     return None if image is None else image.pixels

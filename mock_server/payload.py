@@ -7,8 +7,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
+from mock_server.api_errors import ApiError
 from mock_server.strict_json import parse_json_object
-from mock_server.wire import ApiError
 
 
 async def read_body(declared: bytes, receive: Receive, limit: int) -> bytes:

@@ -23,7 +23,7 @@ from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
     from mock_server.replay import Replay
-    from mock_server.scenarios import Rule
+    from mock_server.scenarios import Outcome, Rule
     from mock_server.service import Settings
 
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
@@ -73,7 +73,7 @@ class SegmindFixture:
         return self.mock.advance(seconds)
 
     def add_scenario(
-        self, match: Mapping[str, Any] | None = None, outcome: str = "completed", times: int = -1, **details: Any
+        self, match: Mapping[str, Any] | None = None, outcome: Outcome = "completed", times: int = -1, **details: Any
     ) -> Rule:
         """Add a scenario rule, with the same meaning as `POST /_mock/scenarios`."""
         return self.mock.add_scenario(match, outcome, times, **details)

@@ -30,9 +30,9 @@ from starlette.types import Receive, Scope, Send
 
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
-from mock_server import defaults, har, redaction, wire
+from mock_server import api_errors, defaults, har, redaction
+from mock_server.answers import error_answer, header, send_answer
 from mock_server.payload import read_body
-from mock_server.responses import error_answer, header, send_answer
 from mock_server.video import video_available
 
 # Headers that describe one connection, not the message: never passed on (RFC 9110, section 7.6.1).
@@ -43,9 +43,9 @@ HOP_BY_HOP = frozenset(
 MEDIA_BUFFER_BYTES = 256 * 1024 * 1024
 
 
-def budget_spent(max_jobs: int) -> wire.ApiError:
+def budget_spent(max_jobs: int) -> api_errors.ApiError:
     """The 406 of a paid call past the session's budget: never forwarded."""
-    return wire.ApiError(
+    return api_errors.ApiError(
         406,
         f"Not forwarded: this recording session has sent its {max_jobs} paid "
         f"call{'s' if max_jobs != 1 else ''} (--max-jobs {max_jobs}); restart `segmind-mock record` with a larger "
@@ -53,9 +53,11 @@ def budget_spent(max_jobs: int) -> wire.ApiError:
     )
 
 
-def unreachable(upstream: str, error: Exception) -> wire.ApiError:
+def unreachable(upstream: str, error: Exception) -> api_errors.ApiError:
     """The 502 of a call the recorder could not forward or whose answer broke off (not retried, not recorded)."""
-    return wire.ApiError(502, f"Bad Gateway: the recorder got no whole answer from {upstream}: {error!r}; not retried")
+    return api_errors.ApiError(
+        502, f"Bad Gateway: the recorder got no whole answer from {upstream}: {error!r}; not retried"
+    )
 
 
 def media_facts(data: bytes) -> har.MediaFacts | None:
@@ -158,7 +160,7 @@ class Recorder:
             return
         try:
             await self._forward(scope, receive, send)
-        except wire.ApiError as error:
+        except api_errors.ApiError as error:
             await send_answer(send, error_answer(error))
         except ClientDisconnect:
             pass  # the client left while sending its request: nothing was forwarded, nobody to answer

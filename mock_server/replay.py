@@ -25,7 +25,8 @@ from contracts.openapi import API_KEY_HEADER
 from contracts.responses import FINAL_STATES, RESULT_RETENTION_SECONDS
 from mock_server import har, wire
 from mock_server.defaults import MAX_JOBS_KEPT, REPLAY_MATCH, REPLAY_MATCHES
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Outcome, Rule, Target
+from mock_server.service import Service
 
 # The roles a client's request starts a flow with.
 STARTS = ("submit", "sync")
@@ -109,7 +110,7 @@ class Flow:
     def rule(self) -> Rule:
         """The one-job rule that gives a matched submission this flow's timeline and ending."""
         queue, processing, error = self.timeline()
-        outcome = "completed" if error is None else "failed"
+        outcome: Outcome = "completed" if error is None else "failed"
         return Rule(id="replay", outcome=outcome, error=error, queue_seconds=queue, processing_seconds=processing)
 
     @functools.cached_property
@@ -256,6 +257,15 @@ class Replay:
     def job(self, request_id: str) -> Flow | None:
         """The flow the job `request_id` replays, or None for a job of the fake's own (or none)."""
         return self._jobs.get(request_id)
+
+    def recorded_poll(self, service: Service, request_id: str, api_key: str, role: Target) -> Seen | None:
+        """The recorded answer of a replayed job's state now on `role`'s route; None where none was recorded.
+
+        The poll is the service's first: its 401, its 404, a scenario's error are raised as the ApiError.
+        """
+        flow = self._jobs[request_id]
+        job, state, _, _ = service.poll(request_id, api_key, role)
+        return flow.at(role, service.clock.now() - job.submitted_at, state.value)
 
     def missing(self, role: str) -> tuple[Seen, str] | None:
         """The recorded 404 of a poll (`role`) of an unknown id, with the id it named; None if none was recorded."""

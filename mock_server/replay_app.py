@@ -17,14 +17,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.responses import BASE64_VIDEO_KEY
-from mock_server import har, media, wire
+from mock_server import api_errors, har, ranges, wire
 from mock_server.admin_token import carries_token
+from mock_server.answers import Answer, encode_json, error_answer, send_answer
 from mock_server.jobs import Job
+from mock_server.journaling import entry
 from mock_server.payload import read_body
-from mock_server.recording import entry
 from mock_server.replay import STARTS, Flow, Replay, Seen, answer_headers, kept_bytes, replacements, rewrite
-from mock_server.responses import Answer, encode_json, error_answer, send_answer
 from mock_server.routes import SegmindRequest
+from mock_server.scenarios import Target
 from mock_server.service import Service
 from mock_server.storage import StoreUnavailable
 
@@ -51,7 +52,8 @@ class ReplayApp:
                 await self._start(SegmindRequest(scope, receive), route[0], route[1] or "", send)
                 return
             if route is not None and route[2]:
-                await self._poll(SegmindRequest(scope, receive), route[0], route[2], send)
+                target: Target = "status" if route[0] == "status" else "result"
+                await self._poll(SegmindRequest(scope, receive), target, route[2], send)
                 return
             path = scope["path"]
             if path.startswith(OUTPUTS) and path.endswith(OUTPUT_SUFFIX) and await self._output(scope, receive, send):
@@ -62,7 +64,7 @@ class ReplayApp:
         service = self.service
         try:
             body = call.body = await read_body(call.length, call.receive, service.settings.max_body_bytes)
-        except wire.ApiError as error:
+        except api_errors.ApiError as error:
             await self._send(call, send, error_answer(error))
             return
         except ClientDisconnect:
@@ -75,7 +77,7 @@ class ReplayApp:
                     f"segmind-mock --replay-strict: no recorded request matches {call.scope['method']} "
                     f"{call.scope['path']}; {self.replay.nearest(role, model, payload)}"
                 )
-                await self._send(call, send, error_answer(wire.ApiError(UNMATCHED_STATUS, message)))
+                await self._send(call, send, error_answer(api_errors.ApiError(UNMATCHED_STATUS, message)))
             else:
                 await self.app(call.scope, _body_again(body, call.receive), send)
             return
@@ -87,7 +89,7 @@ class ReplayApp:
             return
         try:
             answer = await self._accept(call, role, model, payload, flow)
-        except wire.ApiError as error:
+        except api_errors.ApiError as error:
             answer = error_answer(error)
         await self._send(call, send, answer)
 
@@ -105,8 +107,8 @@ class ReplayApp:
         pairs = replacements(flow, job.request_id, base, wire.output_url(base, job.request_id))
         if not sync:
             return _recorded(flow.answer, pairs)
-        if not await service.clock.wait_until(job.finished_at, jumps=moves_clock):
-            raise wire.ApiError(503, wire.SHUTTING_DOWN)
+        if not await service.wait_until(job.finished_at, jumps=moves_clock):
+            raise api_errors.ApiError(503, api_errors.SHUTTING_DOWN)
         if flow.answer.text is None:
             return _recorded(flow.answer, pairs, await self._video(flow, job))
         if flow.answer.whole or job.error is not None:
@@ -115,7 +117,7 @@ class ReplayApp:
         video = base64.b64encode(await self._video(flow, job)).decode()
         return _recorded(flow.answer, pairs, encode_json({BASE64_VIDEO_KEY: video}))
 
-    async def _poll(self, call: SegmindRequest, role: str, request_id: str, send: Send) -> None:
+    async def _poll(self, call: SegmindRequest, role: Target, request_id: str, send: Send) -> None:
         service = self.service
         flow = self.replay.job(request_id)
         if flow is None:
@@ -127,11 +129,10 @@ class ReplayApp:
             await self._send(call, send, _recorded(recorded, [(recorded_id, request_id)]))
             return
         try:
-            job, state, _, _ = await service.store_calls(service.poll, request_id, call.api_key, role)
-        except wire.ApiError as error:
+            seen = await service.store_calls(self.replay.recorded_poll, service, request_id, call.api_key, role)
+        except api_errors.ApiError as error:
             await self._send(call, send, error_answer(error))
             return
-        seen = flow.at(role, service.clock.now() - job.submitted_at, state.value)
         if seen is None:  # never seen in this state on this route: the fake's own answer, on the same timeline
             await self.app(call.scope, call.receive, send)
             return
@@ -148,8 +149,8 @@ class ReplayApp:
             return False
         try:
             await self.service.store_calls(self.service.output, request_id)
-            response = media.ranged_response(Request(scope), kept, flow.output.content.mimeType)
-        except wire.ApiError as error:
+            response = ranges.ranged_response(Request(scope), kept, flow.output.content.mimeType)
+        except api_errors.ApiError as error:
             await send_answer(send, error_answer(error))
             return True
         await response(scope, receive, send)
@@ -158,7 +159,7 @@ class ReplayApp:
     async def _known(self, request_id: str) -> bool:
         try:
             await self.service.store_calls(self.service.lookup, request_id)
-        except wire.ApiError:
+        except api_errors.ApiError:
             return False
         return True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from mock_server import wire
+from mock_server import api_errors
 from mock_server.bounded_cache import BoundedCache
 
 H = TypeVar("H")
@@ -53,5 +53,5 @@ class Router(Generic[H]):
                 return handler, param, prefix
             allowed.update(methods)
         if allowed:
-            raise wire.method_not_allowed(method, path, sorted(allowed))
-        raise wire.no_route(method, path)
+            raise api_errors.method_not_allowed(method, path, sorted(allowed))
+        raise api_errors.no_route(method, path)

@@ -22,13 +22,13 @@ from contracts import ModelSpec
 from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
 from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
-from mock_server import wire
+from mock_server import api_errors, wire
 from mock_server.admin_token import carries_token
+from mock_server.answers import Answer, answer, error_answer, header_list
 from mock_server.bounded_cache import BoundedCache
 from mock_server.faults import Shape
 from mock_server.jobs import WAITING, Job, State
 from mock_server.payload import read_body
-from mock_server.responses import Answer, answer, header_list
 from mock_server.scenarios import Rule, rule_from_headers
 from mock_server.service import Accepted, Polled, Service
 from mock_server.strict_json import parse_json_object
@@ -112,7 +112,7 @@ class SegmindRequest:
         try:
             return rule_from_headers(StarletteHeaders(raw=self.scope["headers"]))
         except ValueError as error:
-            raise wire.ApiError(400, f"Invalid x-mock-* header: {error}") from None
+            raise api_errors.ApiError(400, f"Invalid x-mock-* header: {error}") from None
 
 
 class Route(NamedTuple):
@@ -202,11 +202,11 @@ class SegmindRoutes:
     def run_sync(self, request: SegmindRequest, waited: Waited) -> Reply:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
         if waited is None:  # the client hung up: journaled only
-            return (wire.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None
+            return (api_errors.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None
         job, rule, video = waited
         headers = wire.sync_headers(job, self.service.billing(job))
         if job.error is not None:
-            return answer(wire.error_body(job.error), SYNC_FAILED_STATUS, headers), rule
+            return error_answer(api_errors.ApiError(SYNC_FAILED_STATUS, job.error, headers)), rule
         assert video is not None  # rendered for every job that did not fail
         if job.params["base64"]:
             return answer({BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers), rule
@@ -258,8 +258,8 @@ class SegmindRoutes:
                 waiting.cancel_scope.cancel()
 
             waiting.start_soon(watch_for_hang_up)
-            ended = await self.service.clock.wait_until(job.finished_at, jumps=moves_clock)
+            ended = await self.service.wait_until(job.finished_at, jumps=moves_clock)
             waiting.cancel_scope.cancel()
         if ended is False:
-            raise wire.ApiError(503, wire.SHUTTING_DOWN)
+            raise api_errors.ApiError(503, api_errors.SHUTTING_DOWN)
         return ended is not None

@@ -11,7 +11,7 @@ import msgspec
 
 from contracts import MODELS
 from mock_server.defaults import MAX_SCENARIO_BYTES, MAX_SCENARIOS
-from mock_server.scenarios import Rule, parse_rule
+from mock_server.scenarios import Rule, Target, parse_rule
 from mock_server.storage import RuleStore
 
 # A rule with its place in the order rules are tried.
@@ -29,7 +29,7 @@ class RuleIndex:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = rules
         # (target, model) -> (rules matching any key, rules by the one key they match)
-        self._routes: dict[tuple[str, str], tuple[list[Placed], dict[str, list[Placed]]]] = {}
+        self._routes: dict[tuple[Target, str], tuple[list[Placed], dict[str, list[Placed]]]] = {}
         for place, rule in enumerate(rules):
             models = [rule.match["model"]] if "model" in rule.match else list(MODELS)
             for model in models:
@@ -37,7 +37,7 @@ class RuleIndex:
                 key = rule.match.get("api_key")
                 (anyone if key is None else by_key.setdefault(key, [])).append((place, rule))
 
-    def candidates(self, target: str, model: str, api_key: str) -> Iterable[Rule]:
+    def candidates(self, target: Target, model: str, api_key: str) -> Iterable[Rule]:
         """The rules for `target` on `model` that match any key or `api_key`, in the order they are tried."""
         anyone, by_key = self._routes.get((target, model), _NONE)
         own = by_key.get(api_key)
@@ -88,7 +88,7 @@ class RuleBook:
         self.store.clear()
 
     def take(
-        self, target: str, model: str, api_key: str, params: Mapping[str, Any], *, refused: bool = False
+        self, target: Target, model: str, api_key: str, params: Mapping[str, Any], *, refused: bool = False
     ) -> Rule | None:
         """Return the rule that decides this request and use it up; None when none does.
 

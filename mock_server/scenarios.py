@@ -5,17 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeGuard, get_args
 
 from contracts import MODELS, ModelSpec, ParamError
 from contracts.responses import POLL_ERROR_CODES, RESULT_RETENTION_SECONDS
 from contracts.spec import number_in, show_range, show_value
 from mock_server import wire
+from mock_server.api_errors import STATUS_MESSAGES
 from mock_server.journal import mask_key
-from mock_server.wire import STATUS_MESSAGES
+
+# How a rule decides: how the job ends, an error instead of the answer, or a network fault on the answer.
+Outcome = Literal["completed", "failed", "rai_blocked", "http_error", "latency", "disconnect", "truncated", "malformed"]
+# Which requests a rule applies to: submissions (v2 and v1), status polls, or result fetches.
+Target = Literal["submit", "status", "result"]
+TARGETS: tuple[Target, ...] = get_args(Target)
 
 # The fields each outcome takes beside the ones every rule takes.
-OUTCOME_FIELDS: dict[str, frozenset[str]] = {
+OUTCOME_FIELDS: dict[Outcome, frozenset[str]] = {
     # How the job ends (target submit only).
     "completed": frozenset(),
     "failed": frozenset({"error"}),
@@ -28,9 +34,9 @@ OUTCOME_FIELDS: dict[str, frozenset[str]] = {
     "truncated": frozenset(),  # headers promise the whole body, half of it arrives, the connection closes
     "malformed": frozenset(),  # a 200 whose JSON body is cut in half
 }
-JOB_OUTCOMES = frozenset({"completed", "failed", "rai_blocked"})
+JOB_OUTCOMES: frozenset[Outcome] = frozenset({"completed", "failed", "rai_blocked"})
 # The network faults that break the answer, rather than only delay it (`latency`).
-BROKEN_ANSWERS = frozenset({"disconnect", "truncated", "malformed"})
+BROKEN_ANSWERS: frozenset[Outcome] = frozenset({"disconnect", "truncated", "malformed"})
 COMMON_FIELDS = frozenset(
     {
         "match",
@@ -44,8 +50,6 @@ COMMON_FIELDS = frozenset(
         "mirror_urls",
     }
 )
-# Which requests a rule applies to: submissions (v2 and v1), status polls, or result fetches.
-TARGETS = ("submit", "status", "result")
 # Fields that shape a new job or its submit answer, so only rules for submissions take them.
 SUBMIT_FIELDS = frozenset({"queue_seconds", "processing_seconds", "mirror_urls"})
 # Request headers that force an outcome for one submission, and the rule field each sets.
@@ -81,10 +85,10 @@ class Rule:
     """One scenario: which submissions it matches, how they end, and how many more it applies to."""
 
     id: str
-    outcome: str
+    outcome: Outcome
     match: dict[str, Any] = field(default_factory=dict)
     times: int = -1
-    target: str = "submit"
+    target: Target = "submit"
     nth: int = 1
     error: str | None = None
     status: int | None = None
@@ -98,7 +102,7 @@ class Rule:
     hits: int = 0
     seen: int = 0
 
-    def applies(self, target: str, model: str, api_key: str, params: Mapping[str, Any]) -> bool:
+    def applies(self, target: Target, model: str, api_key: str, params: Mapping[str, Any]) -> bool:
         """Tell whether a request for `target` (a submission, or a poll of such a job) is one of this rule's."""
         return self.target == target and self.matches(model, api_key, params)
 
@@ -124,7 +128,7 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
     if not isinstance(data, Mapping):
         raise ValueError('a scenario must be a JSON object such as {"outcome": "failed", "times": 1}')
     outcome = data.get("outcome", "completed")
-    if not isinstance(outcome, str) or outcome not in OUTCOME_FIELDS:
+    if not _is_outcome(outcome):
         raise ValueError(f"outcome must be one of {', '.join(OUTCOME_FIELDS)} (got {outcome!r})")
     target = _parse_target(outcome, data.get("target", "submit"))
     fields = COMMON_FIELDS | OUTCOME_FIELDS[outcome]
@@ -233,12 +237,20 @@ def _canonical(name: str, value: Any, specs: list[ModelSpec]) -> Any:
     raise ValueError(f"match.{name}: {' or '.join(dict.fromkeys(errors))}; the rule could never match")
 
 
-def _parse_target(outcome: str, target: Any) -> str:
-    if target not in TARGETS:
+def _is_outcome(value: Any) -> TypeGuard[Outcome]:
+    return isinstance(value, str) and value in OUTCOME_FIELDS
+
+
+def _is_target(value: Any) -> TypeGuard[Target]:
+    return isinstance(value, str) and value in TARGETS
+
+
+def _parse_target(outcome: Outcome, target: Any) -> Target:
+    if not _is_target(target):
         raise ValueError(f"target must be one of {', '.join(TARGETS)} (got {target!r})")
     if target != "submit" and outcome in JOB_OUTCOMES:
         raise ValueError(f"outcome {outcome!r} decides how a job ends, so its target must be 'submit'")
-    return str(target)
+    return target
 
 
 def _parse_nth(nth: Any) -> int:
@@ -259,7 +271,7 @@ def _parse_times(times: Any) -> int:
     return times
 
 
-def _parse_error(outcome: str, error: Any) -> str | None:
+def _parse_error(outcome: Outcome, error: Any) -> str | None:
     if error is not None and not isinstance(error, str):
         raise ValueError("error must be a string")
     if error:
@@ -267,7 +279,7 @@ def _parse_error(outcome: str, error: Any) -> str | None:
     return wire.FAILED_DEFAULT_ERROR if outcome == "failed" else None
 
 
-def _parse_status(outcome: str, status: Any, target: str) -> int | None:
+def _parse_status(outcome: Outcome, status: Any, target: Target) -> int | None:
     if outcome != "http_error":
         return None
     if isinstance(status, bool) or not isinstance(status, int) or status not in STATUS_MESSAGES:

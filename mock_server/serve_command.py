@@ -26,7 +26,7 @@ from mock_server.mock import SegmindMock
 from mock_server.replay import Replay
 from mock_server.service import Settings
 from mock_server.storage import StoreError
-from mock_server.stores import shared_url
+from mock_server.store_urls import shared_url
 from mock_server.video import video_available
 
 

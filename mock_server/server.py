@@ -21,11 +21,11 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from mock_server import wire
+from mock_server import api_errors
+from mock_server.answers import error_answer, send_answer
 from mock_server.app import App
 from mock_server.clock import Clock
 from mock_server.defaults import MAX_CONCURRENT_REQUESTS, MAX_HEADER_BYTES, REQUEST_TIMEOUT_SECONDS
-from mock_server.responses import JSON_TYPE, encode_json, error_answer, send_answer
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 LISTEN_BACKLOG = 2048  # uvicorn's own default
@@ -302,7 +302,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         """Answer 400 in the JSON envelope (or the refusal a parser callback raised) and close the connection."""
         rejection, self._rejection = self._rejection, None
         if rejection is None:
-            rejection = (400, f"{msg.rstrip('.')}: {wire.UNPARSABLE_REQUEST}")
+            rejection = (400, f"{msg.rstrip('.')}: {api_errors.UNPARSABLE_REQUEST}")
         self._refuse(*rejection)
 
     def _refuse(self, status: int, message: str) -> None:
@@ -350,10 +350,11 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
 
 
 def _envelope(status: int, message: str) -> bytes:
-    """A whole answer in the JSON envelope that closes its connection."""
-    body = encode_json(wire.error_body(message))
-    head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n" % (status, HTTPStatus(status).phrase.encode(), JSON_TYPE)
-    return head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+    """A whole answer in the JSON envelope (`answers.error_answer`) that closes its connection, as bytes."""
+    status, headers, body = error_answer(api_errors.ApiError(status, message))
+    head = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+    fields = b"".join(b"%s: %s\r\n" % header for header in headers)
+    return head + fields + b"connection: close\r\n\r\n" + body
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -383,7 +384,9 @@ class _LingeringTransport:
 
 async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer past `max_concurrent` requests: 503 in the envelope, retry shortly."""
-    await send_answer(send, error_answer(wire.ApiError(503, wire.BUSY, {"retry-after": str(BUSY_RETRY_SECONDS)})))
+    await send_answer(
+        send, error_answer(api_errors.ApiError(503, api_errors.BUSY, {"retry-after": str(BUSY_RETRY_SECONDS)}))
+    )
 
 
 # Seconds an idle keep-alive connection stays open (GUESS: the service's own is unknown).

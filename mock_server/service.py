@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -20,7 +21,7 @@ import msgspec
 from contracts import MODELS, ModelSpec, PayloadError
 from contracts.responses import RESULT_RETENTION_SECONDS
 from contracts.spec import is_image_reference
-from mock_server import outputs, wire
+from mock_server import api_errors, outputs, pricing, wire
 from mock_server.accounts import Accounts, AccountsConfig
 from mock_server.clock import Clock, check_speed
 from mock_server.defaults import (
@@ -43,9 +44,9 @@ from mock_server.journal import Entry, mask_key
 from mock_server.journal_har import journal_har
 from mock_server.pools import StoreCalls, WorkerPools
 from mock_server.rulebook import RuleBook
-from mock_server.scenarios import Rule
+from mock_server.scenarios import Rule, Target
 from mock_server.storage import Backend, JobsSummary, JobStore, JournalStore, StoreUnavailable
-from mock_server.stores import open_backend
+from mock_server.store_urls import open_backend
 from mock_server.version import installed_version
 from mock_server.video import VideoCache, checked_params
 
@@ -112,8 +113,9 @@ class Service:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
+        self.shared = self.backend.shared  # several processes may serve the same state
         # Where the routes call the store from: off the event loop when it is shared (it may stall).
-        self.store_calls = StoreCalls(self.backend.shared)
+        self.store_calls = StoreCalls(self.shared)
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
@@ -133,7 +135,7 @@ class Service:
         self.accounts.authenticate(api_key)
         spec = MODELS.get(model)
         if spec is None:
-            raise wire.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
+            raise api_errors.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
         return spec
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
@@ -170,7 +172,7 @@ class Service:
         """
         now = self.clock.now()
         if sync and not moves_clock and self.clock.jumps():
-            raise wire.ApiError(400, wire.STOPPED_CLOCK)
+            raise api_errors.ApiError(400, api_errors.STOPPED_CLOCK)
         self.accounts.admit(api_key, spec.slug, self.clock.window_now())
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
@@ -187,7 +189,7 @@ class Service:
             )
             if rule is not None and rule.outcome == "http_error":
                 raise self._http_error(rule) from None
-            raise wire.ApiError(400, str(error)) from None
+            raise api_errors.ApiError(400, str(error)) from None
         rule = override if override is not None else self.rules.take("submit", spec.slug, api_key, params)
         if rule is not None and rule.outcome == "http_error":
             raise self._http_error(rule)
@@ -212,10 +214,10 @@ class Service:
         job = self.jobs.get(request_id)  # first: a shared store reads the clock in the same round trip
         now = self.clock.now()
         if job is None or not result_kept(job, now):
-            raise wire.not_found(request_id)
+            raise api_errors.not_found(request_id)
         return job, job.state_at(now)
 
-    def poll(self, request_id: str, api_key: str, target: str) -> Polled:
+    def poll(self, request_id: str, api_key: str, target: Target) -> Polled:
         """Serve a `status` or `result` request: authenticate, look the job up, apply the scenario rule, bill.
 
         Rules match on the polled job's model, key and parameters; an `http_error` one is raised.
@@ -245,7 +247,7 @@ class Service:
         """The completed job whose output file is served now, or raise its 404."""
         job = self.jobs.output(request_id)
         if job is None or not output_served(job, self.clock.now()):
-            raise wire.ApiError(404, f"Output {request_id}.mp4 not found")
+            raise api_errors.ApiError(404, f"Output {request_id}.mp4 not found")
         return job
 
     async def video(self, job: Job) -> bytes:
@@ -278,7 +280,7 @@ class Service:
             except Exception:  # a bug, not an outage: logged, and still never allowed to cut the answer
                 self.count_dropped(1)
                 LOG.exception("segmind-mock: journaling an exchange failed")
-        if self.backend.shared:
+        if self.shared:
             self.count_dropped(self.backend.flush())
 
     async def run_step(
@@ -303,6 +305,43 @@ class Service:
         """The journal as a HAR recording of the fake at `base_url`, its times simulated (`journal_har`)."""
         return journal_har(self.journal.entries(), self.jobs.get, base_url, installed_version(), self.clock.now())
 
+    def clear_journal(self) -> None:
+        """Forget every journaled exchange."""
+        self.journal.clear()
+
+    def scenarios(self) -> list[dict[str, Any]]:
+        """The active scenario rules in the order they are tried, as the admin API shows them."""
+        return [rule.to_dict() for rule in self.rules.rules()]
+
+    def remove_scenario(self, rule_id: str) -> bool:
+        """Remove one scenario rule; tell whether it existed."""
+        return self.rules.remove(rule_id)
+
+    def clear_scenarios(self) -> None:
+        """Remove every scenario rule."""
+        self.rules.clear()
+
+    def clock_view(self) -> dict[str, Any]:
+        """The clock as `GET /_mock/clock` shows it: the fake's time, its speed, and whether it is virtual."""
+        clock = self.clock
+        return {"now": clock.now(), "speed": clock.speed, "virtual": clock.virtual}
+
+    def set_speed(self, speed: float) -> None:
+        """Run the clock at `speed` (finite, 0 or more) from now on, without a jump."""
+        self.clock.set_speed(speed)
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's time forward by `seconds` (finite, 0 or more); return the new time."""
+        return self.clock.advance(seconds)
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Around one request: a shared store's clock read once, its writes queued (`finish` sends them)."""
+        return self.clock.pinned()
+
+    async def wait_until(self, deadline: float, *, jumps: bool) -> bool:
+        """Wait until the fake's time reaches `deadline` (`Clock.wait_until`); False if the server shuts down first."""
+        return await self.clock.wait_until(deadline, jumps=jumps)
+
     def retained(self, now: float) -> list[Job]:
         """Every job whose result is retained at `now`, oldest first."""
         return [job for job in self.jobs.jobs(now) if result_kept(job, now)]
@@ -311,10 +350,13 @@ class Service:
         """The retained jobs counted by state now, with the next end and the cap's evictions (no walk over the jobs)."""
         return self.jobs.summary(self.clock.now())
 
-    def job_views(self) -> list[dict[str, Any]]:
-        """Every retained job, as `GET /_mock/jobs` shows it."""
+    def job_views(
+        self, state: State | None = None, page: Callable[[list[Job]], list[Job]] = list
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The retained jobs (in `state`, if given) as `GET /_mock/jobs` shows them, `page` of them; and how many."""
         now = self.clock.now()
-        return [self.describe(job, now) for job in self.retained(now)]
+        found = [job for job in self.retained(now) if state is None or job.state_at(now) is state]
+        return [self.describe(job, now) for job in page(found)], len(found)
 
     def job_view(self, request_id: str) -> dict[str, Any] | None:
         """One retained job as the admin API shows it, or None once it is unknown or expired."""
@@ -401,11 +443,11 @@ class Service:
         )
 
     @staticmethod
-    def _http_error(rule: Rule) -> wire.ApiError:
+    def _http_error(rule: Rule) -> api_errors.ApiError:
         assert rule.status is not None  # parse_rule sets it for every http_error rule
-        headers = wire.rate_limit_headers(wire.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
-        message = rule.error or wire.STATUS_MESSAGES[rule.status]
-        return wire.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
+        headers = api_errors.rate_limit_headers(pricing.RATE_LIMIT_RESET_SECONDS) if rule.status == 429 else {}
+        message = rule.error or api_errors.STATUS_MESSAGES[rule.status]
+        return api_errors.ApiError(rule.status, message, {**headers, **rule.headers}, rule.delay_seconds or 0.0)
 
 
 def _shorten(value: Any) -> Any:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
+from mock_server.api_errors import ApiError
 from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.jobs import Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule
-from mock_server.wire import ApiError
 
 
 class StoreError(ValueError):
@@ -229,26 +229,38 @@ class Ledger(Protocol):
     """Accounts' usage, each operation atomic whichever process makes it.
 
     Operations that settle take the key's starting credits (None: unlimited), which live in the
-    config, not in the ledger; settling applies every charge due by `now`, in time order.
+    config, not in the ledger; settling applies every charge due by `now`, in time order, and
+    forgets the balance after each charge that fell due at or before `kept_since`. How long a
+    balance is kept, and how long the rate-limit window is, are decided above (accounts.py): a
+    ledger is given the cutoffs.
     """
 
     def touch(self, key: str) -> None:
         """Make sure the key has an account."""
 
-    def count(self, key: str, rpm: int, window_now: float) -> float | None:
-        """Count a submission in the key's window (on the rate-limit clock); if full, return when its oldest leaves."""
+    def count(self, key: str, rpm: int, window_now: float, window_since: float) -> float | None:
+        """Count a submission at `window_now` unless the key's window (the counts after `window_since`) holds `rpm`.
 
-    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+        Then return the oldest count in the window instead. Both times are on the rate-limit clock.
+        """
+
+    def hold(
+        self, key: str, charge: Charge, credits: float | None, now: float, kept_since: float
+    ) -> tuple[float, float] | None:
         """Settle by `now` and hold `charge`, or, when the balance minus what is held cannot pay it, return both."""
 
-    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
-        """Settle by `now`; return the balance right after the job's charge, if it was charged and is retained."""
+    def remaining(self, key: str, request_id: str, credits: float, now: float, kept_since: float) -> float | None:
+        """Settle by `now`; return the balance right after the job's charge, if it was charged and is kept."""
 
-    def top_up(self, key: str, add: float, credits: float | None, now: float, window_now: float) -> Usage:
-        """Settle by `now`, add credits (negative: take them away) and return the usage (its window at `window_now`)."""
+    def top_up(
+        self, key: str, add: float, credits: float | None, now: float, kept_since: float, window_since: float
+    ) -> Usage:
+        """Settle by `now`, add credits (negative: take some); return the usage, its window after `window_since`."""
 
-    def usage(self, credits: Callable[[str], float | None], now: float, window_now: float) -> list[Usage]:
-        """Every account settled at `now`, windows at `window_now`, oldest account first; `credits` gives each key's."""
+    def usage(
+        self, credits: Callable[[str], float | None], now: float, kept_since: float, window_since: float
+    ) -> list[Usage]:
+        """Every account settled at `now`, windows after `window_since`, oldest first; `credits` gives each key's."""
 
     def clear(self) -> None:
         """Forget every account."""

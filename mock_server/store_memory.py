@@ -13,13 +13,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server.defaults import JOURNAL_SIZE, MAX_JOBS_KEPT, MEMORY
 from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule
 from mock_server.storage import Charge, ClockState, JobsSummary, Usage, balance_of, round_credits
-from mock_server.wire import RATE_LIMIT_RESET_SECONDS
 
 # Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
 _UNPINNED = nullcontext()
@@ -404,8 +402,8 @@ class Account:
     after: dict[str, tuple[float, float]] = field(default_factory=dict)
     window: deque[float] = field(default_factory=deque)
 
-    def settle(self, now: float, credits: float | None) -> None:
-        """Apply every charge due by `now`, in time order; forget balances of jobs past retention."""
+    def settle(self, now: float, credits: float | None, kept_since: float) -> None:
+        """Apply every charge due by `now`, in time order; forget balances after charges due by `kept_since`."""
         while self.pending and self.pending[0].due <= now:
             charge = heapq.heappop(self.pending)
             self._apply(charge.price, charge.billed)
@@ -418,7 +416,7 @@ class Account:
                 self._apply(price, billed)
         while self.after:
             request_id, (due, _) = next(iter(self.after.items()))
-            if due + RESULT_RETENTION_SECONDS > now:
+            if due > kept_since:
                 break
             del self.after[request_id]
 
@@ -427,11 +425,11 @@ class Account:
         heapq.heappush(self.pending, charge)
         self.held = round_credits(self.held + charge.price)
 
-    def hold_unlimited(self, charge: Charge, now: float) -> None:
+    def hold_unlimited(self, charge: Charge, now: float, kept_since: float) -> None:
         """Hold an unlimited key's charge: by its due time alone (nothing to refuse, no balance to record)."""
         dues = self.dues.setdefault((charge.price, charge.billed), [])
         if dues and dues[0] <= now:
-            self.settle(now, None)
+            self.settle(now, None, kept_since)
         heapq.heappush(dues, charge.due)
         self.held = round_credits(self.held + charge.price)
 
@@ -441,16 +439,16 @@ class Account:
         if billed:
             self.spent = round_credits(self.spent + price)
 
-    def recent(self, window_now: float) -> deque[float]:
-        """The submissions inside the sliding one-minute window ending at `window_now` (rate-limit clock)."""
-        while self.window and self.window[0] + RATE_LIMIT_RESET_SECONDS <= window_now:
+    def recent(self, window_since: float) -> deque[float]:
+        """The submissions counted after `window_since` (rate-limit clock): the sliding window's."""
+        while self.window and self.window[0] <= window_since:
             self.window.popleft()
         return self.window
 
-    def usage(self, key: str, now: float, credits: float | None, window_now: float) -> Usage:
-        """The account settled at `now`, its window at `window_now`."""
-        self.settle(now, credits)
-        window = self.recent(window_now)
+    def usage(self, key: str, now: float, credits: float | None, kept_since: float, window_since: float) -> Usage:
+        """The account settled at `now`, its window after `window_since`."""
+        self.settle(now, credits, kept_since)
+        window = self.recent(window_since)
         return Usage(key, self.topped_up, self.spent, self.held, len(window), window[0] if window else None)
 
 
@@ -467,49 +465,56 @@ class MemoryLedger:
             with self._lock:
                 self._accounts.setdefault(key, Account())
 
-    def count(self, key: str, rpm: int, window_now: float) -> float | None:
-        """Count a submission in the window, or return when the window frees up."""
+    def count(self, key: str, rpm: int, window_now: float, window_since: float) -> float | None:
+        """Count a submission in the window, or return the window's oldest count when it is full."""
         with self._lock:
-            recent = self._account(key).recent(window_now)
+            recent = self._account(key).recent(window_since)
             if len(recent) >= rpm:
-                return recent[0] + RATE_LIMIT_RESET_SECONDS
+                return recent[0]
             recent.append(window_now)
             return None
 
-    def hold(self, key: str, charge: Charge, credits: float | None, now: float) -> tuple[float, float] | None:
+    def hold(
+        self, key: str, charge: Charge, credits: float | None, now: float, kept_since: float
+    ) -> tuple[float, float] | None:
         """Hold the charge unless the key cannot pay it."""
         with self._lock:
             account = self._account(key)
             if credits is None:  # unlimited (every key in open mode): nothing to refuse
-                account.hold_unlimited(charge, now)
+                account.hold_unlimited(charge, now, kept_since)
                 return None
-            account.settle(now, credits)
+            account.settle(now, credits, kept_since)
             balance = balance_of(credits, account.topped_up, account.spent)
             if balance is not None and round_credits(balance - account.held) < charge.price:
                 return balance, account.held
             account.hold(charge)
             return None
 
-    def remaining(self, key: str, request_id: str, credits: float, now: float) -> float | None:
+    def remaining(self, key: str, request_id: str, credits: float, now: float, kept_since: float) -> float | None:
         """The balance right after the job's charge."""
         with self._lock:
             account = self._account(key)
-            account.settle(now, credits)
+            account.settle(now, credits, kept_since)
             after = account.after.get(request_id)
             return after[1] if after is not None else None
 
-    def top_up(self, key: str, add: float, credits: float | None, now: float, window_now: float) -> Usage:
+    def top_up(
+        self, key: str, add: float, credits: float | None, now: float, kept_since: float, window_since: float
+    ) -> Usage:
         """Add credits after settling."""
         with self._lock:
             account = self._account(key)
-            account.settle(now, credits)
+            account.settle(now, credits, kept_since)
             account.topped_up = round_credits(account.topped_up + add)
-            return account.usage(key, now, credits, window_now)
+            return account.usage(key, now, credits, kept_since, window_since)
 
-    def usage(self, credits: Callable[[str], float | None], now: float, window_now: float) -> list[Usage]:
+    def usage(
+        self, credits: Callable[[str], float | None], now: float, kept_since: float, window_since: float
+    ) -> list[Usage]:
         """Every account under the lock, in the order they were created."""
         with self._lock:
-            return [account.usage(key, now, credits(key), window_now) for key, account in self._accounts.items()]
+            accounts = self._accounts.items()
+            return [account.usage(key, now, credits(key), kept_since, window_since) for key, account in accounts]
 
     def clear(self) -> None:
         """Forget every account."""

@@ -10,7 +10,7 @@ import math
 import sys
 from typing import Any
 
-from mock_server.wire import ApiError
+from mock_server.api_errors import ApiError
 
 
 def _reject_constant(name: str) -> Any:

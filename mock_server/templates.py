@@ -11,9 +11,9 @@ as they are, so joining them in needs no escaping.
 from __future__ import annotations
 
 from mock_server import wire
+from mock_server.answers import Answer, answer, encode_json, json_headers
 from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, State
-from mock_server.responses import Answer, answer, encode_json, json_headers
 
 # Clients call few hosts, but the Host header is theirs to choose: so many bases are kept, and a
 # base too long to keep (`bounded_cache.LONGEST_KEY_CHARS`) gets its answers encoded whole.

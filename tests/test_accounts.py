@@ -13,7 +13,7 @@ from segmind import SegmindError
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, api_errors, pricing, wire
 from mock_server.accounts import ConfigError, load_config, parse_config
 from mock_server.journal import mask_key
 from mock_server.transport import PortalTransport
@@ -23,7 +23,7 @@ from tests.support_accounts import CONFIG, FREE, POOR, RICH, SVD, SVD_ONLY, subm
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
 
-SVD_PRICE = wire.PRICES["svd"]
+SVD_PRICE = pricing.PRICES["svd"]
 
 
 def finish(http: httpx.Client, fake: SegmindMock, job: httpx.Response, api_key: str) -> httpx.Response:
@@ -49,7 +49,7 @@ def test_without_a_config_any_segmind_shaped_key_is_accepted_with_unlimited_cred
         done = finish(http, mock, submit(http, "SG_00000000000abcde"), "SG_00000000000abcde").json()
         assert done["metrics"]["cost"] == SVD_PRICE
         # An unlimited key has no balance: it reports the documented stand-in, a number.
-        assert done["metrics"]["remaining_credits"] == wire.OPEN_KEY_CREDITS
+        assert done["metrics"]["remaining_credits"] == pricing.OPEN_KEY_CREDITS
         view = http.get("/_mock/accounts").json()
         assert view["open"] is True
         assert view["accounts"] == []  # open, the fake keeps no account per key: keys leave no state behind
@@ -61,14 +61,14 @@ def test_under_a_config_an_undeclared_key_gets_the_real_401(client: httpx.Client
     assert refused.json() == {"error": "Unauthorized. API key is invalid or may have expired"}
     job = submit(client, RICH).json()
     assert client.get(job["status_url"], headers={"x-api-key": "SG_not_declared"}).status_code == 401
-    assert client.post("/v2/svd", json=SVD).json() == {"error": wire.MISSING_KEY}
+    assert client.post("/v2/svd", json=SVD).json() == {"error": api_errors.MISSING_KEY}
 
 
 def test_sdk_with_an_undeclared_key_raises_401(sdk_for) -> None:
     with pytest.raises(SegmindError) as raised:
         sdk_for("SG_not_declared").submit_async("svd", **SVD)
     assert raised.value.status == 401
-    assert raised.value.detail == wire.STATUS_MESSAGES[401]
+    assert raised.value.detail == api_errors.STATUS_MESSAGES[401]
 
 
 # Models
@@ -107,7 +107,7 @@ def test_a_completed_job_charges_its_price_and_reports_cost_and_remaining_credit
     # Reading again never charges again; a later job reports the balance after its own charge.
     assert finish(client, fake, job, RICH).json()["metrics"]["remaining_credits"] == expected["remaining_credits"]
     second = finish(client, fake, submit(client, RICH, "motionctrl-svd"), RICH).json()
-    left = round(100 - SVD_PRICE - wire.PRICES["motionctrl-svd"], 6)
+    left = round(100 - SVD_PRICE - pricing.PRICES["motionctrl-svd"], 6)
     assert second["metrics"]["remaining_credits"] == left
     assert account(client, RICH) | {"balance": left, "held": 0.0} == account(client, RICH)
 
@@ -254,7 +254,7 @@ rpm = 12
 """
     )
     config = load_config(path)
-    assert config.prices == {"svd": 0.5, "motionctrl-svd": wire.PRICES["motionctrl-svd"]}
+    assert config.prices == {"svd": 0.5, "motionctrl-svd": pricing.PRICES["motionctrl-svd"]}
     assert config.keys["SG_a"].credits == 3
     assert config.keys["SG_a"].models == frozenset({"svd"})
     assert config.keys["SG_a"].rpm == 50

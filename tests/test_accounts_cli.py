@@ -13,7 +13,7 @@ import pytest
 from segmind import SegmindClient, SegmindError
 
 from contracts import MODELS
-from mock_server import wire
+from mock_server import api_errors, pricing
 from mock_server.journal import mask_key
 from tests.support_accounts import FREE, POOR, SVD
 
@@ -84,8 +84,8 @@ def test_ci_meets_406_429_403_and_a_dropped_connection(served: tuple[str, str]) 
         limited = httpx.post(f"{url}/v2/svd", json=SVD, headers={"x-api-key": FREE})
         assert limited.status_code == 429
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", limited.headers["x-rate-limit-reset-at-utc"])
-        admin.post("/clock/advance", json={"seconds": wire.RATE_LIMIT_RESET_SECONDS})
-        assert jobs[0].wait(timeout=5, interval=0.001)["metrics"]["cost"] == wire.PRICES["svd"]
+        admin.post("/clock/advance", json={"seconds": pricing.RATE_LIMIT_RESET_SECONDS})
+        assert jobs[0].wait(timeout=5, interval=0.001)["metrics"]["cost"] == pricing.PRICES["svd"]
         assert free.submit_async("svd", **SVD).request_id
 
         # 403: the free key may not call motionctrl-svd.
@@ -96,7 +96,7 @@ def test_ci_meets_406_429_403_and_a_dropped_connection(served: tuple[str, str]) 
 
         # 401 for a key the config does not declare.
         stranger = SegmindClient(api_key="SG_ffffffffffffffff", base_url=f"{url}/v1")
-        assert refused(lambda: stranger.submit_async("svd", **SVD)) == (401, wire.STATUS_MESSAGES[401])
+        assert refused(lambda: stranger.submit_async("svd", **SVD)) == (401, api_errors.STATUS_MESSAGES[401])
         stranger._client.close()
 
         # A dropped connection, asked for through the admin API.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -46,11 +47,56 @@ ABOVE_STORAGE = frozenset(
     {"mock_server.service", "mock_server.app", "mock_server.routes", "mock_server.admin", "mock_server.mock"}
 )
 # What storage.py may import of the package: the records the stores keep, nothing else.
-# The records it stores, wire for ApiError (StoreUnavailable is the 503 every front end answers), and
+# The records it stores, api_errors for ApiError (StoreUnavailable is the 503 every front end answers), and
 # defaults, the flags' plain values (the cap on jobs kept), which imports nothing of the package.
 STORAGE_IMPORTS = frozenset(
-    {"mock_server.defaults", "mock_server.jobs", "mock_server.journal", "mock_server.scenarios", "mock_server.wire"}
+    {
+        "mock_server.api_errors",
+        "mock_server.defaults",
+        "mock_server.jobs",
+        "mock_server.journal",
+        "mock_server.scenarios",
+    }
 )
+
+
+# The layer table of docs/architecture.md, top to bottom: what the layer-order test reads.
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+# The HTTP layer's attribute names for the service, and what of the service's state it may not reach past it.
+SERVICE_NAMES = frozenset({"service", "_service"})
+STATE_ATTRIBUTES = frozenset({"clock", "jobs", "rules", "journal", "accounts", "backend"})
+# Names the HTTP layer imports from below the service that are no state: the 503 a store raises, a bound.
+HTTP_IMPORTS_BELOW = frozenset(
+    {("mock_server.storage", "StoreUnavailable"), ("mock_server.accounts", "LARGEST_AMOUNT")}
+)
+# The one writer of the error envelope (`answers.error_answer`), the only caller of the body builder.
+ENVELOPE_WRITER = "mock_server.answers"
+
+
+def _layers() -> list[tuple[str, set[str]]]:
+    """The documented layers, top to bottom, each with its modules (a package stands for its modules)."""
+    table = ARCHITECTURE.read_text().split("## Layers, top to bottom", 1)[1].split("\n## ", 1)[0]
+    layers = []
+    for row in table.splitlines()[4:]:
+        if not row.startswith("|"):
+            continue
+        name, modules = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        found = set()
+        for named in re.findall(r"`([\w/]+(?:\.py|/))`", modules):
+            if named == "contracts/":
+                found.add("contracts")
+            else:
+                found.add("mock_server." + named.removesuffix(".py").removesuffix("/"))
+        layers.append((name, found))
+    return layers
+
+
+def _layer_of(module: str, layers: list[tuple[str, set[str]]]) -> int | None:
+    for rank, (_, members) in enumerate(layers):
+        for member in members:
+            if module == member or module.startswith(f"{member}."):
+                return rank
+    return None
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -157,6 +203,96 @@ def test_the_storage_layer_imports_only_the_records_it_stores_and_no_store_impor
     service = ast.unparse(_modules()["mock_server.service"])
     assert not graph["mock_server.service"] & {"mock_server.app", "mock_server.routes", "mock_server.admin"}
     assert "starlette" not in service
+
+
+def test_every_module_of_the_fake_is_in_one_documented_layer() -> None:
+    layers = _layers()
+    assert [name for name, _ in layers][:3] == ["edges", "facade", "HTTP"]  # the table really was read
+    modules = [name for name in _modules() if name.startswith("mock_server.")]
+    unplaced = [name for name in modules if _layer_of(name, layers) is None]
+    assert unplaced == []
+    listed = [member for _, members in layers for member in members]
+    assert len(listed) == len(set(listed))  # no module in two layers
+
+
+def test_each_layer_imports_only_its_own_and_the_layers_below() -> None:
+    layers = _layers()
+    graph = _graph(_modules())
+    upward = []
+    for module, targets in graph.items():
+        rank = _layer_of(module, layers)
+        if rank is None or module == "mock_server":
+            continue  # the package's own __init__ defers the facade (DEFERRED)
+        for target in targets:
+            below = _layer_of(target, layers)
+            if below is not None and below < rank and (module, target) not in DEFERRED:
+                upward.append(f"{module} ({layers[rank][0]}) imports {target} ({layers[below][0]})")
+    assert upward == []
+
+
+def _http_modules() -> list[str]:
+    layers = _layers()
+    http = dict(layers)["HTTP"]
+    return sorted(name for name in _modules() if name in http)
+
+
+def test_the_http_layer_reaches_the_state_only_through_the_service() -> None:
+    layers = _layers()
+    service_rank = _layer_of("mock_server.service", layers)
+    assert service_rank is not None
+    modules = _modules()
+    reached = []
+    for module in _http_modules():
+        for node in ast.walk(modules[module]):
+            # `service.clock...`, `self.service.journal...`: past the service into what it holds.
+            if isinstance(node, ast.Attribute) and node.attr in STATE_ATTRIBUTES:
+                owner = node.value
+                owner_name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if owner_name in SERVICE_NAMES:
+                    reached.append(f"{module}: {ast.unparse(node)}")
+            # Imports of the layers under the service other than records, wire, defaults and the contract.
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                rank = _layer_of(node.module, layers)
+                if rank is not None and service_rank < rank <= service_rank + 2:
+                    reached += [
+                        f"{module}: from {node.module} import {alias.name}"
+                        for alias in node.names
+                        if (node.module, alias.name) not in HTTP_IMPORTS_BELOW
+                    ]
+    assert reached == []
+
+
+def test_one_writer_builds_the_error_envelope() -> None:
+    writers = [
+        name
+        for name, tree in _modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute | ast.Name)
+        and "error_body" in (getattr(node, "attr", ""), getattr(node, "id", ""))
+    ]
+    assert set(writers) == {ENVELOPE_WRITER}  # wire defines the body; only the writer uses it
+
+
+def test_the_stores_apply_no_rule_decided_above_them() -> None:
+    # Retention and the rate-limit window are decided once, above the stores (service.py,
+    # accounts.py), which hand the stores deadlines and cutoffs: no store names them.
+    modules = _modules()
+    stores = ["mock_server.storage", "mock_server.store_memory", *_redis_store(modules)]
+    named = [
+        (store, node.id)
+        for store in stores
+        for node in ast.walk(modules[store])
+        if isinstance(node, ast.Name) and ("RETENTION" in node.id or "RATE_LIMIT" in node.id)
+    ]
+    imported = [
+        (store, alias.name)
+        for store in stores
+        for node in ast.walk(modules[store])
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if "RETENTION" in alias.name or "RATE_LIMIT" in alias.name
+    ]
+    assert named == imported == []
 
 
 def test_importing_the_stores_imports_no_http_framework() -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, api_errors
 from mock_server.accounts import parse_config
 from mock_server.images import ImageSource
 from mock_server.transport import PortalTransport
@@ -160,7 +160,7 @@ def test_a_v1_call_cannot_move_a_stopped_clock_without_the_admin_token(store: st
         before = mock.clock.now()
         refused = http.post("/v1/svd", json=SVD)
         assert refused.status_code == 400
-        assert refused.json() == {"error": wire.STOPPED_CLOCK}
+        assert refused.json() == {"error": api_errors.STOPPED_CLOCK}
         assert mock.jobs == [] and mock.clock.now() == before  # nothing accepted, the clock where it was
         # Every other client's job is still there.
         job = http.post("/v2/svd", json=SVD).json()["request_id"]

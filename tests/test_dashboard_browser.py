@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings, har, wire
+from mock_server import SegmindMock, Settings, har, pricing
 from mock_server.accounts import parse_config
 from mock_server.admin_token import ADMIN_COOKIE
 from mock_server.server import ServerThread
@@ -200,13 +200,13 @@ def test_accounts_show_balances_holds_and_rate_windows(
     account = dashboard.locator("#accounts-rows tr.row", has_text="SG_…0001")  # the key, masked
     expect(account.locator(".balance")).to_have_text("10")
     live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
-    expect(account.locator(".held")).to_have_text(str(wire.PRICES["svd"]))
+    expect(account.locator(".held")).to_have_text(str(pricing.PRICES["svd"]))
     expect(account.locator(".rate")).to_contain_text("1 / 3")
     for _ in range(2):
         live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
     expect(account.locator(".rate")).to_contain_text("limited until")
     dashboard.get_by_role("button", name="To next job end").click()
-    expect(account.locator(".spent")).to_have_text(str(round(wire.PRICES["svd"] * 3, 4)))
+    expect(account.locator(".spent")).to_have_text(str(round(pricing.PRICES["svd"] * 3, 4)))
 
 
 def test_a_token_in_the_url_is_kept_in_a_cookie_the_page_sends_but_cannot_read(

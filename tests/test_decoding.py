@@ -16,8 +16,8 @@ from contracts.decoding import decode_params
 from contracts.spec import INTEGER_TEXT_DIGITS
 from contracts.strategies import invalid_payloads, valid_payloads
 from mock_server import SegmindMock
+from mock_server.api_errors import ApiError
 from mock_server.strict_json import parse_json_object
-from mock_server.wire import ApiError
 
 SPECS = list(MODELS.values())
 RAW_IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png, but base64").decode()

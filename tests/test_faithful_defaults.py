@@ -12,7 +12,7 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from contracts.openapi import API_KEY_PATTERN
-from mock_server import SegmindMock, Settings, defaults, wire
+from mock_server import SegmindMock, Settings, api_errors, defaults, pricing
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
@@ -59,7 +59,7 @@ def test_open_mode_answers_a_key_not_shaped_like_segmind_s_with_the_real_401_and
     response = live_http.post("/v2/svd", json=SVD, headers={"x-api-key": key})
     assert response.status_code == 401
     message = response.json()["error"]
-    assert message.startswith(wire.STATUS_MESSAGES[401] + ". ")
+    assert message.startswith(api_errors.STATUS_MESSAGES[401] + ". ")
     assert HINT in message
     # Polls are refused the same way, before the job is looked up.
     assert live_http.get("/v2/requests/nope/status", headers={"x-api-key": key}).status_code == 401
@@ -80,7 +80,7 @@ def test_keys_declared_in_a_config_are_accepted_whatever_their_shape(started: An
     assert client.post("/v2/svd", json=SVD, headers={"x-api-key": "team-ci"}).status_code == 200
     refused = client.post("/v2/svd", json=SVD)  # shaped right, but not declared
     assert refused.status_code == 401
-    assert refused.json()["error"] == wire.STATUS_MESSAGES[401]
+    assert refused.json()["error"] == api_errors.STATUS_MESSAGES[401]
 
 
 # Billing headers: every v1 answer has them, a float for a key without a balance too.
@@ -90,9 +90,9 @@ def test_a_v1_answer_of_an_open_key_carries_cost_and_remaining_credits_as_number
     _, client = started(speed=0, virtual=True)
     response = client.post("/v1/svd", json=SVD)
     assert response.status_code == 200
-    assert float(response.headers["x-cost"]) == wire.PRICES["svd"]
+    assert float(response.headers["x-cost"]) == pricing.PRICES["svd"]
     # segmind-workflow's total_credits_left() reads this header with float().
-    assert float(response.headers["x-remaining-credits"]) == wire.OPEN_KEY_CREDITS
+    assert float(response.headers["x-remaining-credits"]) == pricing.OPEN_KEY_CREDITS
 
 
 def test_a_completed_v2_job_of_an_open_key_reports_the_same_balance(server: Any, live_http: httpx.Client) -> None:
@@ -100,7 +100,7 @@ def test_a_completed_v2_job_of_an_open_key_reports_the_same_balance(server: Any,
     job = live_http.post("/v2/svd", json=SVD).json()
     mock.advance(1000)
     metrics = live_http.get(f"/v2/requests/{job['request_id']}/status").json()["metrics"]
-    assert (metrics["cost"], metrics["remaining_credits"]) == (wire.PRICES["svd"], wire.OPEN_KEY_CREDITS)
+    assert (metrics["cost"], metrics["remaining_credits"]) == (pricing.PRICES["svd"], pricing.OPEN_KEY_CREDITS)
 
 
 # Scenarios whose match could never match are refused, saying why.
@@ -167,4 +167,4 @@ def test_the_sdk_s_run_sync_returns_on_a_frozen_clock_with_the_billing_headers(s
     finally:
         sdk._client.close()
     assert response.content[4:8] == b"ftyp"
-    assert float(response.headers["x-remaining-credits"]) == wire.OPEN_KEY_CREDITS
+    assert float(response.headers["x-remaining-credits"]) == pricing.OPEN_KEY_CREDITS

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from segmind import InferenceFailed, SegmindClient, SegmindError
 
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, api_errors
 from mock_server.scenarios import OUTCOME_FIELDS
 from tests.support_accounts import RICH, SVD, submit
 from tests.support_scenarios import add
@@ -76,7 +76,7 @@ def test_a_gateway_timeout_after_a_delay_on_status_polls(live: Live, live_url: s
     add(http, {"target": "status", "outcome": "http_error", "status": 504, "delay_seconds": DELAY, "times": 1})
     late = http.get(job["status_url"])
     assert late.status_code == 504
-    assert late.json() == {"error": wire.STATUS_MESSAGES[504]}
+    assert late.json() == {"error": api_errors.STATUS_MESSAGES[504]}
     sdk = SegmindClient(api_key=RICH, base_url=f"{live_url}/v1")
     add(http, {"target": "status", "outcome": "http_error", "status": 502, "delay_seconds": DELAY})
     try:
@@ -84,7 +84,7 @@ def test_a_gateway_timeout_after_a_delay_on_status_polls(live: Live, live_url: s
             sdk.submit_async("svd", **SVD).wait(timeout=5, interval=0.001)
     finally:
         sdk._client.close()
-    assert (raised.value.status, raised.value.detail) == (502, wire.STATUS_MESSAGES[502])
+    assert (raised.value.status, raised.value.detail) == (502, api_errors.STATUS_MESSAGES[502])
 
 
 def test_nth_picks_which_matching_request_the_rule_hits(live: Live) -> None:
@@ -183,7 +183,7 @@ def test_x_mock_outcome_fails_that_submission_only(client: httpx.Client, fake: S
 def test_x_mock_status_refuses_with_that_code(client: httpx.Client, sdk_for) -> None:
     limited = submit(client, RICH, **{"x-mock-status": "429"})
     assert limited.status_code == 429
-    assert limited.json() == {"error": wire.STATUS_MESSAGES[429]}
+    assert limited.json() == {"error": api_errors.STATUS_MESSAGES[429]}
     assert "x-rate-limit-reset-at-utc" in limited.headers
     sdk = sdk_for(RICH)
     sdk._client.headers.update({"x-mock-status": "502", "x-mock-error": "upstream gone"})

@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, defaults, wire
+from mock_server import SegmindMock, api_errors, defaults, pricing, wire
 
 pytestmark = pytest.mark.stores  # each test using `store` runs on memory and on Redis
 
@@ -84,8 +84,8 @@ def test_job_moves_through_the_documented_states_on_the_clock(http: httpx.Client
             "inference_time": spec.latency_seconds,
             "queue_time": defaults.QUEUE_SECONDS,
             "total_time": round(spec.latency_seconds + defaults.QUEUE_SECONDS, 2),
-            "cost": wire.PRICES[spec.slug],
-            "remaining_credits": wire.OPEN_KEY_CREDITS,  # the open mode's stand-in balance
+            "cost": pricing.PRICES[spec.slug],
+            "remaining_credits": pricing.OPEN_KEY_CREDITS,  # the open mode's stand-in balance
         },
     }
 
@@ -113,6 +113,24 @@ def test_completed_result_links_an_mp4_the_fake_serves(http: httpx.Client, mock:
     assert video.headers["content-type"] == "video/mp4"
     assert video.content[4:8] == b"ftyp"  # an ISO media file
     assert body["video"]["file_size"] == len(video.content)
+
+
+def test_a_completed_jobs_parameters_are_not_validated_again_when_its_result_is_fetched(
+    http: httpx.Client, mock: SegmindMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validated once, at submission: the job keeps the checked parameters, and its video's cache
+    # key is built from them as they are.
+    job = submit(http, "svd")
+    mock.advance(100)
+    first = http.get(job["response_url"]).json()  # renders (or picks) the video once
+
+    def refuse(*args: object) -> dict:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(ModelSpec, "validate", refuse)
+    again = http.get(job["response_url"])
+    assert again.status_code == 200
+    assert again.json() == first
 
 
 def test_a_result_polled_under_the_mirror_links_the_one_output_route(http: httpx.Client, mock: SegmindMock) -> None:
@@ -206,4 +224,4 @@ def test_status_needs_an_api_key(http: httpx.Client) -> None:
     job = submit(http, "svd")
     response = http.get(job["status_url"], headers={"x-api-key": ""})
     assert response.status_code == 401
-    assert response.json() == {"error": wire.MISSING_KEY}
+    assert response.json() == {"error": api_errors.MISSING_KEY}

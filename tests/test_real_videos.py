@@ -13,7 +13,7 @@ from segmind import SegmindClient
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, VIDEO_CONTENT_TYPE
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, api_errors, wire
 from mock_server.images import ImageSource
 from mock_server.render import render_video
 from mock_server.transport import PortalTransport
@@ -222,8 +222,8 @@ def test_an_input_file_changed_after_acceptance_is_reported_not_rendered(make_fa
     (tmp_path / "input.png").write_bytes(png(blob_image(x=100)))
     mock.advance(1000)
     response = http.get(job["response_url"])
-    assert response.status_code == wire.INPUT_CHANGED_STATUS
-    assert response.json()["error"].startswith(wire.INPUT_CHANGED)
+    assert response.status_code == api_errors.INPUT_CHANGED_STATUS
+    assert response.json()["error"].startswith(api_errors.INPUT_CHANGED)
 
 
 def test_outputs_serve_byte_ranges_and_head_as_players_need(server: tuple[SegmindMock, str]) -> None:
@@ -295,4 +295,4 @@ def test_a_cached_video_is_served_without_reading_the_input_again(
         assert again.status_code == 200
         assert again.content == render_video("svd", SVD.example, SVD.example["seed"], BLOB)
     else:
-        assert again.status_code == wire.INPUT_CHANGED_STATUS
+        assert again.status_code == api_errors.INPUT_CHANGED_STATUS

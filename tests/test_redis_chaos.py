@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, pricing
 from mock_server.accounts import parse_config
 from mock_server.server import ServerThread
 from tests.support import API_KEY
@@ -244,4 +244,4 @@ def test_a_submission_answered_503_in_a_redis_stall_leaves_nothing_behind(chaos:
             assert kept == accepted  # nothing refused was kept, nothing accepted was lost
             if declared:
                 usage = http.get("/_mock/accounts").json()["accounts"][0]
-                assert usage["held"] + usage["spent"] == pytest.approx(len(accepted) * wire.PRICES["svd"])
+                assert usage["held"] + usage["spent"] == pytest.approx(len(accepted) * pricing.PRICES["svd"])

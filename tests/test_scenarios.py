@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, wire
+from mock_server import SegmindMock, api_errors, wire
 from tests.support import API_KEY
 from tests.support_scenarios import add
 
@@ -41,12 +41,12 @@ def test_rai_blocked_outcome_fails_with_a_content_policy_error(http: httpx.Clien
     assert body["error"] == wire.RAI_BLOCKED
 
 
-@pytest.mark.parametrize("status", sorted(wire.STATUS_MESSAGES))
+@pytest.mark.parametrize("status", sorted(api_errors.STATUS_MESSAGES))
 def test_http_error_outcome_answers_the_submission_with_the_documented_code(http: httpx.Client, status: int) -> None:
     add(http, {"outcome": "http_error", "status": status, "times": 1})
     refused = http.post("/v2/svd", json=SVD)
     assert refused.status_code == status
-    assert refused.json() == {"error": wire.STATUS_MESSAGES[status]}
+    assert refused.json() == {"error": api_errors.STATUS_MESSAGES[status]}
     assert http.post("/v2/svd", json=SVD).status_code == 200
 
 

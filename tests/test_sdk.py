@@ -12,7 +12,7 @@ from segmind import InferenceFailed, InferenceTimeout, SegmindClient, SegmindErr
 
 from contracts import MODELS
 from contracts.responses import BASE64_VIDEO_KEY, RESULT_RETENTION_SECONDS, SYNC_FAILED_STATUS
-from mock_server import SegmindMock, Settings, defaults, wire
+from mock_server import SegmindMock, Settings, api_errors, defaults, wire
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY, SEGMIND
 
@@ -76,12 +76,12 @@ def test_polling_after_expiry_raises_404(sdk: SegmindClient, mock: SegmindMock) 
     assert raised.value.detail == f"Request {job.request_id} not found"
 
 
-@pytest.mark.parametrize("status", sorted(wire.STATUS_MESSAGES))
+@pytest.mark.parametrize("status", sorted(api_errors.STATUS_MESSAGES))
 def test_error_codes_reach_the_sdk_as_segmind_error(sdk: SegmindClient, mock: SegmindMock, status: int) -> None:
     mock.add_scenario(outcome="http_error", status=status)
     with pytest.raises(SegmindError) as raised:
         sdk.submit_async("svd", **MODELS["svd"].example)
-    assert (raised.value.status, raised.value.detail) == (status, wire.STATUS_MESSAGES[status])
+    assert (raised.value.status, raised.value.detail) == (status, api_errors.STATUS_MESSAGES[status])
 
 
 def test_invalid_parameters_reach_the_sdk_as_400(sdk: SegmindClient) -> None:
@@ -170,7 +170,7 @@ def test_real_server_answers_missing_key_with_401(server, make_sdk: Callable[...
     client._client.headers.pop("x-api-key", None)
     with pytest.raises(SegmindError) as raised:
         client.submit_async("svd", **MODELS["svd"].example)
-    assert (raised.value.status, raised.value.detail) == (401, wire.MISSING_KEY)
+    assert (raised.value.status, raised.value.detail) == (401, api_errors.MISSING_KEY)
 
 
 def test_a_v1_call_whose_client_hangs_up_stops_waiting(server) -> None:
@@ -184,5 +184,5 @@ def test_a_v1_call_whose_client_hangs_up_stops_waiting(server) -> None:
         wait_until(lambda: mock.jobs)  # wait for the call to arrive; the job's end is hours away
     # Hung up: the wait ends and the exchange is journaled, though the clock never reached the job's end.
     wait_until(lambda: mock.requests)
-    assert [entry["status"] for entry in mock.requests] == [wire.CLIENT_GONE_STATUS]
+    assert [entry["status"] for entry in mock.requests] == [api_errors.CLIENT_GONE_STATUS]
     assert mock.jobs[0]["state"] == "QUEUED"  # accepted, and kept

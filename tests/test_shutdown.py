@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import wire
+from mock_server import api_errors
 from tests.support import API_KEY
 
 COMMAND = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--speed", "1"]
@@ -78,7 +78,7 @@ def test_a_v1_call_in_flight_gets_503_and_serve_exits_0_without_a_traceback(
         response = outcome["response"]
         assert isinstance(response, httpx.Response)
         assert response.status_code == 503, response.text
-        assert response.json() == {"error": wire.SHUTTING_DOWN}
+        assert response.json() == {"error": api_errors.SHUTTING_DOWN}
 
 
 def test_an_answer_a_scenario_delays_is_cut_off_by_the_shutdown_with_no_500(

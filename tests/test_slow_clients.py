@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from contracts import MODELS
-from mock_server import SegmindMock, Settings, wire
+from mock_server import SegmindMock, Settings, api_errors
 from mock_server.server import Limits, ServerThread
 from tests.support import API_KEY
 from tests.support_framing import trickle
@@ -148,7 +148,7 @@ def test_past_the_concurrency_limit_requests_get_a_503_envelope(limited: tuple[S
         busy = raw_exchange(url, request_bytes("GET", "/_mock/health"), READ_TIMEOUT)
         assert busy.status == 503
         assert busy.headers["retry-after"] == "1"
-        assert busy.json() == {"error": wire.BUSY}
+        assert busy.json() == {"error": api_errors.BUSY}
         mock.advance(100)
         for sock in held:
             assert parse(read_all(sock)).status == 200

@@ -16,7 +16,7 @@ import pytest
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import wire
+from mock_server import api_errors, pricing
 from mock_server.accounts import Accounts, parse_config
 from mock_server.clock import Clock
 from mock_server.defaults import MEMORY
@@ -26,7 +26,7 @@ from mock_server.rulebook import RuleBook
 from mock_server.scenarios import LARGEST_COUNT
 from mock_server.service import Service, Settings
 from mock_server.storage import Backend
-from mock_server.stores import open_backend
+from mock_server.store_urls import open_backend
 from tests.support_stores import namespaced
 
 pytestmark = pytest.mark.stores
@@ -238,7 +238,7 @@ def test_charges_are_held_then_spent_when_due_and_a_key_cannot_start_more_than_i
     first, second = _job("a"), _job("b")
     accounts.charge(first, 1000.0)
     accounts.charge(second, 1000.0)
-    with pytest.raises(wire.ApiError) as refused:
+    with pytest.raises(api_errors.ApiError) as refused:
         accounts.charge(_job("c"), 1000.0)
     assert refused.value.status == 406 and "of which 0.5 is held" in refused.value.message
     (usage,) = accounts.view(first.finished_at, 0.0)["accounts"]
@@ -257,10 +257,10 @@ def test_the_rate_limit_window_slides(backend: Backend) -> None:
     accounts = _accounts(backend, rpm=2)
     accounts.admit(KEY, "svd", 1000.0)
     accounts.admit(KEY, "svd", 1010.0)
-    with pytest.raises(wire.ApiError) as limited:
+    with pytest.raises(api_errors.ApiError) as limited:
         accounts.admit(KEY, "svd", 1020.0)
     assert limited.value.status == 429
-    accounts.admit(KEY, "svd", 1000.0 + wire.RATE_LIMIT_RESET_SECONDS)
+    accounts.admit(KEY, "svd", 1000.0 + pricing.RATE_LIMIT_RESET_SECONDS)
 
 
 # The service's rules above the stores.
@@ -284,9 +284,9 @@ def test_results_are_kept_for_the_retention_after_submission(service: Service) -
     service.clock.advance(RESULT_RETENTION_SECONDS - 1)
     assert service.lookup(job.request_id)[0] == job
     service.clock.advance(1)
-    with pytest.raises(wire.ApiError):
+    with pytest.raises(api_errors.ApiError):
         service.lookup(job.request_id)
-    assert service.job_views() == []
+    assert service.job_views() == ([], 0)
 
 
 def test_configure_declares_only_the_new_configs_keys(service: Service) -> None:

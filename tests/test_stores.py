@@ -17,7 +17,7 @@ import redis
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server import SegmindMock, Settings, defaults, store_redis, wire
+from mock_server import SegmindMock, Settings, defaults, pricing, store_redis, wire
 from mock_server.accounts import parse_config
 from mock_server.storage import StoreError
 from mock_server.store_redis import split_url
@@ -65,7 +65,7 @@ def test_two_fakes_on_one_namespace_share_jobs_clock_rules_journal_and_accounts(
         assert second.scenarios.rules() == []  # used up by the one submission
         assert [entry["request_id"] for entry in first.requests][:2] == [failed, completed]
         spent = second.service.account_view()["accounts"][0]["spent"]
-        assert spent == wire.PRICES["svd"]  # one completed job, charged once whichever fake served it
+        assert spent == pricing.PRICES["svd"]  # one completed job, charged once whichever fake served it
         first.reset()
         assert (second.jobs, second.requests, _status(two, completed).status_code) == ([], [], 404)
 

@@ -19,15 +19,15 @@ import redis
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, wire
+from mock_server.api_errors import ApiError
 from mock_server.clock import Clock
 from mock_server.defaults import MEMORY, QUEUE_SECONDS
 from mock_server.jobs import State
 from mock_server.pools import StoreCalls
 from mock_server.storage import ClockState, StoreUnavailable
 from mock_server.store_redis import TTL_CAP_SECONDS, split_url
-from mock_server.stores import open_backend
+from mock_server.store_urls import open_backend
 from mock_server.transport import PortalTransport
-from mock_server.wire import ApiError
 from tests.support import API_KEY
 from tests.support_stores import namespaced
 

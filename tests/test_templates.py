@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mock_server import wire
+from mock_server.answers import answer
 from mock_server.jobs import State
-from mock_server.responses import answer
 from mock_server.templates import submit_answer, waiting_answer
 
 # Any base at all, worse than a Host header can make (the server keeps only valid ones): quotes,

@@ -170,13 +170,16 @@ def test_resolve_seed_keeps_a_seed_and_draws_one_for_minus_one() -> None:
 
 
 def test_cache_keys_follow_what_changes_the_pixels() -> None:
-    key = cache_key("svd", svd(frames=14), 1, "abc")
-    assert cache_key("svd", svd(frames="14", base64=True), 1, "abc") == key
-    assert cache_key("svd", svd(frames=25), 1, "abc") != key
-    assert cache_key("svd", svd(frames=14), 2, "abc") != key
-    assert cache_key("svd", svd(frames=14), 1, "abd") != key
+    def checked(**overrides: Any) -> dict[str, Any]:  # a job's parameters, as validated when it was accepted
+        return SVD.validate(svd(**overrides))
+
+    key = cache_key("svd", checked(frames=14), 1, "abc")
+    assert cache_key("svd", checked(frames="14", base64=True), 1, "abc") == key
+    assert cache_key("svd", checked(frames=25), 1, "abc") != key
+    assert cache_key("svd", checked(frames=14), 2, "abc") != key
+    assert cache_key("svd", checked(frames=14), 1, "abd") != key
     # Without an image the card prints the reference, so the reference is part of the key.
-    assert cache_key("svd", svd(image=REMOTE), 1, None) != cache_key("svd", svd(image=REMOTE + "?v=2"), 1, None)
+    assert cache_key("svd", checked(image=REMOTE), 1, None) != cache_key("svd", checked(image=REMOTE + "?v=2"), 1, None)
 
 
 def test_the_cache_drops_the_least_recently_used_videos_beyond_its_size() -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from contracts.responses import RESULT_RETENTION_SECONDS
-from mock_server.wire import RATE_LIMIT_RESET_SECONDS
-
 # Begins every write a submission makes (a job, a rule used up, a charge held, a request counted):
 # its last argument is a deadline in Redis's own time (microseconds, `Namespace.deadline`), half
 # the store's timeout after it was sent. A write Redis runs past it (Redis stalled, then continued)
@@ -220,11 +217,14 @@ return redis.call('ZREM', KEYS[1], ARGV[1])
 # the account hash (topped_up, spent, held, seq), pending (charge ids by due time), charges (id ->
 # billed flag and price), after (id -> balance right after its charge), after-due (those ids by
 # due time), window (submission times, on the rate-limit clock), the index of keys. ARGV: key, now,
-# starting credits ('': unlimited), then the operation's own. Floats travel as strings ('%.17g' keeps them exact) and
-# are kept to a millionth of a credit, as accounts.py rounds them.
+# starting credits ('': unlimited), kept_since (balances after charges due by then are forgotten;
+# '' for an operation that does not settle), then the operation's own. How long balances and the
+# rate-limit window last is decided above the stores (accounts.py), which pass the cutoffs. Floats
+# travel as strings ('%.17g' keeps them exact) and are kept to a millionth of a credit, as
+# accounts.py rounds them.
 LEDGER = """
 local acct, pending, charges, after, after_due, window = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, credits = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, credits, kept_since = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local function round6(x) return math.floor(x * 1e6 + 0.5) / 1e6 end
 local function num(x) return string.format('%.17g', x) end
 if redis.call('HSETNX', acct, 'seq', '0') == 1 then redis.call('RPUSH', KEYS[7], ARGV[1]) end
@@ -252,89 +252,89 @@ local function settle()
   end
   while true do
     local oldest = redis.call('ZRANGE', after_due, 0, 0, 'WITHSCORES')
-    if #oldest == 0 or tonumber(oldest[2]) + RETENTION > now then break end
+    if #oldest == 0 or tonumber(oldest[2]) > kept_since then break end
     redis.call('ZREM', after_due, oldest[1])
     redis.call('HDEL', after, oldest[1])
   end
   return topped_up, spent, held
 end
-local function recent(window_now)
+local function recent(window_since)
   while true do
     local oldest = redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')
-    if #oldest == 0 or tonumber(oldest[2]) + WINDOW > window_now then return oldest[2] end
+    if #oldest == 0 or tonumber(oldest[2]) > window_since then return oldest[2] end
     redis.call('ZREM', window, oldest[1])
   end
 end
-local function usage(topped_up, spent, held, window_now)
-  local oldest = recent(window_now)
+local function usage(topped_up, spent, held, window_since)
+  local oldest = recent(window_since)
   return {num(topped_up), num(spent), num(held), redis.call('ZCARD', window), oldest or false}
 end
-""".replace("RETENTION", repr(float(RESULT_RETENTION_SECONDS))).replace("WINDOW", repr(float(RATE_LIMIT_RESET_SECONDS)))
+"""
 LEDGER_TOUCH = LEDGER
-# ARGV[2] is the rate-limit clock's time here; ARGV[4]: the rate limit. Returns the oldest counted
-# time when the window is full, else counts now.
+# ARGV[2] is the rate-limit clock's time here; ARGV[5]: the rate limit; ARGV[6]: the window's start
+# (counts at or before it have left). Returns the oldest counted time when the window is full, else counts now.
 LEDGER_COUNT = (
     TIMELY
     + LEDGER
     + """
-local oldest = recent(now)
-if redis.call('ZCARD', window) >= tonumber(ARGV[4]) then return oldest end
+local oldest = recent(tonumber(ARGV[6]))
+if redis.call('ZCARD', window) >= tonumber(ARGV[5]) then return oldest end
 redis.call('ZADD', window, ARGV[2], redis.call('HINCRBY', acct, 'seq', 1))
 return false
 """
 )
-# ARGV[4..7]: due, request id, price, billed ('1' or '0'). Returns {balance, held} when refused.
+# ARGV[5..8]: due, request id, price, billed ('1' or '0'). Returns {balance, held} when refused.
 LEDGER_HOLD = (
     TIMELY
     + LEDGER
     + """
 local topped_up, spent, held = settle()
-local price = tonumber(ARGV[6])
+local price = tonumber(ARGV[7])
 if credits then
   local balance = round6(credits + topped_up - spent)
   if round6(balance - held) < price then return {num(balance), num(held)} end
 end
-redis.call('ZADD', pending, ARGV[4], ARGV[5])
-redis.call('HSET', charges, ARGV[5], ARGV[7] .. ARGV[6])
+redis.call('ZADD', pending, ARGV[5], ARGV[6])
+redis.call('HSET', charges, ARGV[6], ARGV[8] .. ARGV[7])
 redis.call('HSET', acct, 'held', num(round6(held + price)))
 return false
 """
 )
-# ARGV[4]: the request id. Releases its held charge, if still held (a submission that failed).
+# ARGV[5]: the request id. Releases its held charge, if still held (a submission that failed).
 LEDGER_RELEASE = (
     LEDGER
     + """
-local charge = redis.call('HGET', charges, ARGV[4])
+local charge = redis.call('HGET', charges, ARGV[5])
 if not charge then return 0 end
 local held = tonumber(redis.call('HGET', acct, 'held')) or 0
-redis.call('ZREM', pending, ARGV[4])
-redis.call('HDEL', charges, ARGV[4])
+redis.call('ZREM', pending, ARGV[5])
+redis.call('HDEL', charges, ARGV[5])
 redis.call('HSET', acct, 'held', num(round6(held - tonumber(string.sub(charge, 2)))))
 return 1
 """
 )
-# ARGV[4]: the request id.
+# ARGV[5]: the request id.
 LEDGER_REMAINING = (
     LEDGER
     + """
 settle()
-return redis.call('HGET', after, ARGV[4])
+return redis.call('HGET', after, ARGV[5])
 """
 )
-# ARGV[4]: credits to add; ARGV[5]: the rate-limit clock's time, for the window. (`LEDGER_USAGE`: ARGV[4].)
+# ARGV[5]: credits to add; ARGV[6]: the window's start, on the rate-limit clock. (`LEDGER_USAGE`: ARGV[5].)
 LEDGER_TOP_UP = (
     LEDGER
     + """
 local topped_up, spent, held = settle()
-topped_up = round6(topped_up + tonumber(ARGV[4]))
+topped_up = round6(topped_up + tonumber(ARGV[5]))
 redis.call('HSET', acct, 'topped_up', num(topped_up))
-return usage(topped_up, spent, held, tonumber(ARGV[5]))
+return usage(topped_up, spent, held, tonumber(ARGV[6]))
 """
 )
 LEDGER_USAGE = (
     LEDGER
     + """
 local topped_up, spent, held = settle()
-return usage(topped_up, spent, held, tonumber(ARGV[4]))
+return usage(topped_up, spent, held, tonumber(ARGV[5]))
 """
 )

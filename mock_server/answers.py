@@ -13,7 +13,7 @@ import msgspec
 from starlette import responses
 from starlette.types import Send
 
-from mock_server import wire
+from mock_server import api_errors, wire
 
 # What a Segmind route answers: the status, the ASGI header list, the body bytes.
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
@@ -48,14 +48,14 @@ async def send_answer(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def error_answer(error: wire.ApiError) -> Answer:
+def error_answer(error: api_errors.ApiError) -> Answer:
     """The documented `{"error": ...}` envelope of an ApiError, with its headers."""
     return answer(wire.error_body(error.message), error.status, error.headers)
 
 
-def server_error(error: BaseException) -> wire.ApiError:
+def server_error(error: BaseException) -> api_errors.ApiError:
     """The 500 of an unexpected exception: never expected, a bug in the fake, said in the envelope."""
-    return wire.ApiError(500, f"The fake failed unexpectedly: {type(error).__name__}: {error}")
+    return api_errors.ApiError(500, f"The fake failed unexpectedly: {type(error).__name__}: {error}")
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:

@@ -10,7 +10,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mock_server import wire
+from mock_server import api_errors
 
 # One range of the `bytes` unit: "a-b", "a-" or "-n" (RFC 9110, section 14.1.2).
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -30,7 +30,7 @@ def ranged_response(request: Request, body: bytes, media_type: str) -> Response:
     elif not wanted:
         headers["content-range"] = f"bytes */{size}"
         message = f"Range {request.headers['range'][:100]} is outside the video, which is {size} bytes long"
-        raise wire.ApiError(416, message, headers)
+        raise api_errors.ApiError(416, message, headers)
     else:
         status, part = 206, body[wanted.start : wanted.stop]
         headers["content-range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{size}"
