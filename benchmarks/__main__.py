@@ -96,15 +96,24 @@ def _redis(lines: list[str]) -> None:
     memory, redis_one = "memory, 1 worker", "redis, 1 worker"
     lines += ["", "### Workers and stores (`segmind-mock serve`, submit + status cycles per second)", ""]
     lines += _table(
-        ["served by", "cycles/s (median)", "ratio to memory, 1 worker", "ratio to redis, 1 worker"],
+        [
+            "served by",
+            "cycles/s (median)",
+            "per worker",
+            "per worker, ratio to memory",
+            "ratio to redis, 1 worker",
+            "CPU µs per cycle",
+        ],
         [
             [
                 name,
                 f"{statistics.median(rates):,.0f}",
-                f"{workers.ratio(runs, name, memory):.2f}",
-                f"{workers.ratio(runs, name, redis_one):.2f}" if "redis" in name else "",
+                f"{statistics.median(rates) / workers.WORKERS[name]:,.0f}",
+                f"{workers.per_worker_ratio(runs.rates, name, memory):.2f}",
+                f"{workers.ratio(runs.rates, name, redis_one):.2f}" if "redis" in name else "",
+                f"{statistics.median(runs.cpu_us[name]):,.0f}",
             ]
-            for name, rates in runs.items()
+            for name, rates in runs.rates.items()
         ],
     )
 

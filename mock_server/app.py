@@ -73,9 +73,8 @@ class App:
                 answer, shape = self._exchange(request, route.answer, read)
             else:
                 answer, shape = await service.run_step(self._exchange, request, route.answer, read, image=request.image)
-        except (
-            api_errors.ApiError
-        ) as error:  # refused before its step (no route, 401, 404, 413, 400): the envelope's step
+        except api_errors.ApiError as error:
+            # Refused before its step (no route, 401, 404, 413, 400): its envelope is the step's answer.
             answer, shape = await service.store_calls(self._exchange, request, refused, error)
         except ClientDisconnect:  # the client left while sending its body: nobody to answer
             await self._journal_delivered(request, None, [], b"")

@@ -22,7 +22,7 @@ def video_for(job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
 
     key = cache_key(job.model, job.params, job.seed, job.image_digest)
     return cache.get_or_render(
-        key, lambda: render.render_video(job.model, job.params, job.seed, _input_pixels(job, policy))
+        key, lambda: render.render_checked(job.model, job.params, job.seed, _input_pixels(job, policy))
     )
 
 

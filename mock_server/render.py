@@ -57,8 +57,15 @@ def render_video(
     """Render the H.264 MP4 a job of `model` outputs; `image` is RGB pixels, None for the test card.
 
     The test card prints `card`, by default the request's own model, parameters and seed.
+    `params` are checked by the contract first (a job's were, when it was accepted: `render_checked`).
     """
-    checked = checked_params(model, params)
+    return render_checked(model, checked_params(model, params), seed, image, card)
+
+
+def render_checked(
+    model: str, checked: Mapping[str, Any], seed: int, image: np.ndarray | None, card: Sequence[str] | None = None
+) -> bytes:
+    """Render as `render_video` does, from parameters already checked (an accepted job's)."""
     size = output_size(model, checked, image)
     lines = card if card is not None else card_lines(model, checked, seed)
     source = image if image is not None else draw_test_card(size, lines)

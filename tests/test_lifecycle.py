@@ -118,19 +118,20 @@ def test_completed_result_links_an_mp4_the_fake_serves(http: httpx.Client, mock:
 def test_a_completed_jobs_parameters_are_not_validated_again_when_its_result_is_fetched(
     http: httpx.Client, mock: SegmindMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Validated once, at submission: the job keeps the checked parameters, and its video's cache
-    # key is built from them as they are.
+    # Validated once, at submission: the job keeps the checked parameters, and its video is
+    # rendered, and its cache key built, from them as they are.
     job = submit(http, "svd")
     mock.advance(100)
-    first = http.get(job["response_url"]).json()  # renders (or picks) the video once
 
     def refuse(*args: object) -> dict:
         raise AssertionError("validated again")
 
     monkeypatch.setattr(ModelSpec, "validate", refuse)
-    again = http.get(job["response_url"])
-    assert again.status_code == 200
-    assert again.json() == first
+    first = http.get(job["response_url"])  # renders (or picks) the video
+    again = http.get(job["response_url"])  # from the cache
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert http.get(first.json()["output"]).content[4:8] == b"ftyp"
 
 
 def test_a_result_polled_under_the_mirror_links_the_one_output_route(http: httpx.Client, mock: SegmindMock) -> None:

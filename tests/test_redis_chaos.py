@@ -121,6 +121,16 @@ def test_killed_redis_gets_prompt_503s_on_every_route_then_recovers(chaos: Chaos
     assert chaos.http.get(f"/v2/requests/{after.json()['request_id']}/status").status_code == 200
 
 
+def test_a_redis_restarted_between_two_requests_costs_no_503(chaos: Chaos) -> None:
+    # The store keeps its connections open between requests; one Redis closed is opened anew.
+    assert chaos.http.post("/v2/svd", json=SUBMIT).status_code == 200
+    chaos.kill()
+    chaos.restart()
+    after = chaos.http.post("/v2/svd", json=SUBMIT)
+    assert after.status_code == 200, after.text
+    assert chaos.http.get(f"/v2/requests/{after.json()['request_id']}/status").status_code == 200
+
+
 def test_a_redis_restart_never_moves_the_clock_back(chaos: Chaos, caplog: pytest.LogCaptureFixture) -> None:
     advanced = chaos.http.post("/_mock/clock/advance", json={"seconds": 3600}).json()["now"]
     chaos.kill()

@@ -8,19 +8,25 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
+from mock_server.stores import open_backend
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings, defaults, pricing, store_redis, wire
 from mock_server.accounts import parse_config
-from mock_server.storage import StoreError
-from mock_server.store_redis import split_url
+from mock_server.jobs import Job
+from mock_server.storage import Backend, StoreError
+from mock_server.store_memory import MemoryClock
+from mock_server.store_redis import session, split_url
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
 from tests.support_relay import StallingRelay
@@ -155,6 +161,26 @@ def test_results_and_outputs_expire_through_redis_ttls_at_the_documented_retenti
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 200  # outputs stay a week
         mock.advance(wire.OUTPUT_RETENTION_SECONDS)
         assert client.get(f"/_mock/outputs/{request_id}.mp4").status_code == 404
+
+
+def test_a_redis_job_store_keeps_time_by_any_clock_it_is_given_through_the_protocol(redis_url: str) -> None:
+    url = namespaced(redis_url)
+    backend: Backend = open_backend(url)
+    jobs = backend.jobs(MemoryClock(100.0))  # a `ClockStore` of the process, not the namespace's RedisClock
+    now = 1000.0
+    job = Job("r1", "svd", {"seed": 7}, API_KEY, now, 2.0, 10.0, 7, None)
+    with backend.clock(0.0).pinned():  # one request's session: the add is queued, then flushed
+        jobs.add(job, now + RESULT_RETENTION_SECONDS, None, now)
+        backend.flush()
+        assert jobs.get("r1") == job
+    keys = redis.Redis.from_url(split_url(url)[0])
+    with keys:
+        result_ttl = keys.pttl(f"{split_url(url)[1]}:job:r1") / 1000
+    # The TTL follows the given clock's speed: an hour at 100x lives 36 real seconds.
+    assert RESULT_RETENTION_SECONDS / 100 - 5 < result_ttl <= RESULT_RETENTION_SECONDS / 100
+    assert jobs.get("r1") == job  # outside a request too
+    assert jobs.jobs(now) == [job]
+    assert jobs.get("r2") is None
 
 
 def test_a_redis_store_without_redis_py_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -434,3 +460,24 @@ def test_the_job_cache_keeps_only_the_jobs_polled_last_within_its_bounds(
         assert _round_trips(server, _polls(two, jobs[0], *jobs[4:]), 1) == 3
         assert _round_trips(server, _polls(two, jobs[3]), 1) == 2
     assert len(second.service.jobs.cache) == 3  # type: ignore[attr-defined]
+
+
+# Pinning the implementation: the namespace writes Redis's protocol itself (`session._pack`), and
+# must write what redis-py would for the commands it sends and any arguments.
+
+_ARGUMENTS = st.one_of(
+    st.binary(),
+    st.text(st.characters(exclude_categories=("Cs",))),  # lone surrogates are not UTF-8 for either
+    st.integers(),
+    st.floats(allow_nan=False),
+)
+
+
+_COMMANDS = st.tuples(st.sampled_from(["EVALSHA", "GET"]), st.lists(_ARGUMENTS, max_size=30)).map(
+    lambda command: (command[0], *command[1])
+)
+
+
+@given(st.lists(_COMMANDS, min_size=1, max_size=4))
+def test_the_store_packs_commands_byte_for_byte_as_redis_py_does(commands: list[tuple[Any, ...]]) -> None:
+    assert session._pack(commands) == b"".join(redis.Connection().pack_commands(commands))

@@ -14,7 +14,6 @@ from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.storage import ClockStore, JobsSummary
 from mock_server.store_redis.scripts import ADD_JOB, FORGET_JOB, JOB_READ, JOBS_SUMMARY
 from mock_server.store_redis.session import Call, Namespace, strings
-from mock_server.store_redis.shared_clock import RedisClock
 from mock_server.store_redis.watch import EVICTED_KEY, JobCache
 
 # How many jobs, and how many bytes of them as stored, a process keeps to answer polls without a
@@ -42,16 +41,16 @@ def ttl_ms(simulated_seconds: float, speed: float) -> int:
 class RedisJobStore:
     """Jobs as JSON under two keys, each expiring through its Redis TTL: the result and the output.
 
-    With a change watch (RESP3), polls are answered from a `JobCache` while it is current.
+    With a change watch (RESP3), polls are answered from a `JobCache` while it is current. A job
+    read also reads the request session's snapshot in the same round trip, when the session has
+    none yet (`Namespace.read_along`).
     """
 
     def __init__(self, backend: Namespace, clock: ClockStore, max_kept: int = MAX_JOBS_KEPT) -> None:
         self.max_kept = max_kept
         self._backend = backend
         self._redis = backend.redis
-        if not isinstance(clock, RedisClock):
-            raise TypeError("a Redis job store reads the clock of its own Redis namespace")
-        self._clock = clock
+        self._clock = clock  # its speed sets the keys' TTLs; any `ClockStore`
         self._watch = backend.watch
         self._index = backend.key("jobs")
         self._sequence = backend.key("jobs", "seq")
@@ -108,7 +107,9 @@ class RedisJobStore:
         ]
         # Cached once Redis has it, at the generation seen before the write (the request's clock read).
         session = self._backend.session()
-        generation = session.generation if session is not None else self._watch.generation()
+        generation = session.generation if session is not None else None
+        if generation is None:
+            generation = self._watch.generation()
         stored = None
         if generation is not None:
             stored = functools.partial(self.cache.put, job, len(data), time.monotonic() + result_ms / 1000, generation)
@@ -124,12 +125,12 @@ class RedisJobStore:
         session = self._backend.session()
         generation = self._watch.generation() if self._backend.guard.down is None else None
         if generation is None:  # nothing watched, or Redis down: no cache, so a plain GET (no TTL needed)
-            return _job(self._clock.read_along(session, Call(None, [self.job_key(request_id)], [])))
+            return _job(self._backend.read_along(session, Call(None, [self.job_key(request_id)], [])))
         cached = self.cache.get(request_id, generation)
-        if cached is not None and self._clock.pin_current(session, generation):
+        if cached is not None and self._backend.pin_current(session, generation):
             return cached
         sent = time.monotonic()
-        raw, ttl = self._clock.read_along(session, Call(self._read, [self.job_key(request_id)], []), generation)
+        raw, ttl = self._backend.read_along(session, Call(self._read, [self.job_key(request_id)], []), generation)
         job = _job(raw)
         if job is not None:
             self.cache.put(job, len(raw), sent + ttl / 1000 if ttl >= 0 else math.inf, generation)
@@ -137,7 +138,8 @@ class RedisJobStore:
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output key is still there."""
-        return _job(self._clock.read_along(self._backend.session(), Call(None, [self.output_key(request_id)], [])))
+        session = self._backend.session()
+        return _job(self._backend.read_along(session, Call(None, [self.output_key(request_id)], [])))
 
     def jobs(self, now: float) -> list[Job]:
         """Every job whose result deadline is after `now`, oldest first."""

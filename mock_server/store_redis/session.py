@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import redis
 from redis.commands.core import Script
@@ -15,6 +15,12 @@ from redis.commands.core import Script
 from mock_server.storage import ClockState, StoreUnavailable
 from mock_server.store_redis.connection import SCAN_COUNT, TIMEOUT_SECONDS, GuardedRedis, time_offset
 from mock_server.store_redis.watch import CLOCK_KEY, EVICTED_KEY, RULES_VERSION_KEY, ChangeWatch
+
+# A connection idle longer than this is checked before use, as redis-py's pool checks every one:
+# one Redis closed (a restart) is opened anew instead of failing a request with a 503. Busy, a
+# worker reuses its connections within milliseconds and skips the check (a poll of the socket);
+# a restart takes longer than this, so a connection used before it is checked after it.
+IDLE_CHECK_SECONDS = 0.01
 
 
 class Call(NamedTuple):
@@ -27,6 +33,23 @@ class Call(NamedTuple):
     stored: Callable[[], None] | None = None  # called once Redis has taken the call (a queued write)
     timely: bool = False  # a `TIMELY` script: sent with its deadline as the last argument
     accepts: bool = False  # a new job: once Redis took it, the request's writes are never undone
+
+
+# A reading of the session's snapshot: the clock, the rule book's version, and the watch's generation it is current at.
+Snapshot = tuple[ClockState, str, int]
+
+
+class SnapshotReader(Protocol):
+    """What reads a session's snapshot from Redis: the namespace's shared clock (`RedisClock`)."""
+
+    def last_reading(self) -> Snapshot | None:
+        """The snapshot this process read last, with the generation it is current at (None: not known current)."""
+
+    def read_call(self) -> Call:
+        """The call that reads the snapshot (sent along with another request's call)."""
+
+    def arrived(self, session: RedisSession | None, raw: list[str], generation: int | None) -> None:
+        """Take the snapshot a read found: parse it, keep it as the last reading, pin it into `session`."""
 
 
 class RedisSession:
@@ -81,6 +104,8 @@ class Namespace:
         # Tells the clock whether what it read last is still current (the clock and the rule book's
         # version), and the job cache whether the cap evicted jobs.
         self.watch = ChangeWatch(client, [self.key(name) for name in (CLOCK_KEY, RULES_VERSION_KEY, EVICTED_KEY)])
+        # The namespace's shared clock, once opened: it reads a session's snapshot (`read_along`).
+        self.snapshot: SnapshotReader | None = None
         # Writes to undo, of requests that failed before their job was stored (`run`).
         self._undo: list[Call] = []
         self._undo_lock = threading.Lock()
@@ -88,6 +113,7 @@ class Namespace:
         # machine's (they may differ), half the store's timeout after sending.
         self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
         self._time_offset = time_offset(client)
+        self._idle: list[tuple[Any, float]] = []  # connections no call is using, and since when (`_send`)
 
     def session(self) -> RedisSession | None:
         """The current request's session; None outside a request (writes are then sent at once)."""
@@ -101,6 +127,33 @@ class Namespace:
             yield
         finally:
             self._current.reset(token)
+
+    def pin_current(self, session: RedisSession | None, generation: int | None) -> bool:
+        """Tell whether the session needs no snapshot read, pinning the last reading if it is current at `generation`.
+
+        True outside a request (no session: nothing to pin), once its snapshot is pinned, and in a
+        namespace whose clock is not shared (no `snapshot` reader); no round trip.
+        """
+        if session is None or session.clock is not None or self.snapshot is None:
+            return True
+        last = self.snapshot.last_reading()
+        if generation is None or last is None or last[2] != generation:
+            return False
+        session.clock, session.rules_version, session.generation = last
+        return True
+
+    def read_along(self, session: RedisSession | None, call: Call, generation: int | None = None) -> Any:
+        """The answer to `call`, with the session's snapshot read in the same round trip unless pinned.
+
+        `generation` is the change watch's as the caller just saw it: a reading current at it pins
+        the snapshot with no read (None: read it along, if the request has not yet).
+        """
+        if self.pin_current(session, generation) or self.snapshot is None:
+            return self.run(session, call)[0]
+        generation = self.watch.before_read()
+        raw, answer = self.run(session, self.snapshot.read_call(), call)
+        self.snapshot.arrived(session, strings(raw), generation)
+        return answer
 
     def key(self, *parts: str) -> str:
         """A key of this namespace."""
@@ -171,18 +224,40 @@ class Namespace:
         return int((time.time() + self._time_offset + self._timeout / 2) * 1_000_000)
 
     def _execute(self, batch: list[Call]) -> list[Any]:
-        if len(batch) == 1:
-            return [self._run_one(batch[0])]
-        deadline = self.deadline()
-        with self.redis.pipeline(transaction=False) as pipe:
-            for call in batch:
-                if call.script is None:
-                    pipe.get(call.keys[0])
-                else:
-                    args = [*call.args, deadline] if call.timely else call.args
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *args)
-            answers: list[Any] = self.guard.call(pipe.execute, raise_on_error=False)
-        return answers
+        # Each answer in order; an error reply is its ResponseError, in its place (`_run` sorts them out).
+        return self.guard.call(self._send, batch)  # type: ignore[no-any-return]
+
+    def _send(self, batch: list[Call]) -> list[Any]:
+        """Send `batch` in one write on an idle connection and read its answers.
+
+        Straight on a connection, not through redis-py's client, pool and pipeline: their layers
+        (a poll of the socket at each checkout, retry and metrics wrappers) cost about 40 µs a round
+        trip, half the client's time (docs/benchmarks.md). A connection that fails is closed, to be
+        opened again by its next use.
+        """
+        try:
+            connection, released = self._idle.pop()  # atomic: each store thread takes a connection of its own
+        except IndexError:
+            pool = self.redis.connection_pool  # its class and settings: TCP, TLS or a Unix socket alike
+            connection = pool.connection_class(**pool.connection_kwargs)
+        else:
+            if time.monotonic() - released > IDLE_CHECK_SECONDS:
+                _reconnect_if_closed(connection)
+        try:
+            deadline = self.deadline() if any(call.timely for call in batch) else 0
+            connection.send_packed_command([_pack([_command(call, deadline) for call in batch])])
+            answers: list[Any] = []
+            for _ in batch:
+                try:
+                    answers.append(connection.read_response())
+                except redis.ResponseError as error:
+                    answers.append(error)
+            return answers
+        except BaseException:
+            connection.disconnect()  # answers may be left unread on it
+            raise
+        finally:
+            self._idle.append((connection, time.monotonic()))
 
     def defer(self, session: RedisSession | None, call: Call) -> None:
         """Queue a write for the session's next round trip; outside a request (no session), send it now."""
@@ -219,6 +294,42 @@ class Namespace:
                     batch.clear()
             if batch:
                 self.redis.unlink(*batch)
+
+
+def _command(call: Call, deadline: int) -> tuple[Any, ...]:
+    """The command `call` sends: its script by SHA (with the deadline if timely), or a GET of its key."""
+    if call.script is None:
+        return ("GET", call.keys[0])
+    script = call.script
+    if call.timely:
+        return ("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args, deadline)
+    return ("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args)
+
+
+def _reconnect_if_closed(connection: Any) -> None:
+    """Close a connection Redis closed (it restarted), as redis-py's pool does: the next call opens it anew."""
+    try:
+        # Only a connection that is open can be looked at: can_read would open a closed one.
+        if connection._sock is not None and connection.can_read(timeout=0):  # unread data, or the end of it
+            connection.disconnect()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        connection.disconnect()
+
+
+def _pack(commands: list[tuple[Any, ...]]) -> bytes:
+    """The commands in Redis's protocol (RESP), in one piece to send.
+
+    redis-py's encoder takes about 1.5 µs an argument (a submission's job script has 23): this
+    takes a third of it. The arguments are what the stores pass: bytes (a job, a journal entry,
+    encoded by msgspec) as they are, str, int and float as their text in UTF-8, as redis-py writes them.
+    """
+    parts: list[bytes] = []
+    for command in commands:
+        parts.append(b"*%d\r\n" % len(command))
+        for argument in command:
+            data = argument if isinstance(argument, bytes) else str(argument).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def _raise(error: Exception) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import AbstractContextManager
-from typing import Any
 
 from redis.commands.core import Script
 
 from mock_server.storage import ClockState
 from mock_server.store_redis.connection import LOG
 from mock_server.store_redis.scripts import CLOCK_ADVANCE, CLOCK_READ, CLOCK_RESET, CLOCK_RESTORE, CLOCK_SET_SPEED
-from mock_server.store_redis.session import Call, Namespace, RedisSession, strings
+from mock_server.store_redis.session import Call, Namespace, RedisSession, Snapshot, strings
 from mock_server.store_redis.watch import CLOCK_KEY, RULES_VERSION_KEY
 
 # A clock read: the state, and the rule book's version read along with it.
@@ -41,9 +40,10 @@ class RedisClock:
         # The state and the rule book's version as this process last read them, with the watch's
         # generation of that read: current while the generation is.
         self._watch = backend.watch
-        self._last: tuple[ClockState, str, int] | None = None
+        self._last: Snapshot | None = None
         self._epoch: str | None = None  # the namespace's epoch as this process last read it
         self._read(backend.session())  # the first process to open the namespace sets its clock up
+        backend.snapshot = self  # requests read their snapshot from this clock
 
     def real_time(self) -> float:
         """The time of day: what every process of the namespace shares."""
@@ -54,37 +54,24 @@ class RedisClock:
         session = self._backend.session()
         if session is not None:
             if session.clock is None:
-                self.pin_current(session, self._watch.generation())  # no round trip while nothing changed
+                self._backend.pin_current(session, self._watch.generation())  # no round trip while nothing changed
             if session.clock is not None:
                 return session.clock
         generation = self._watch.before_read()
         return self._pin(session, self._read_at(session, generation), generation)
 
-    def pin_current(self, session: RedisSession | None, generation: int | None) -> bool:
-        """Tell whether the session needs no clock read, pinning the last reading if it is current at `generation`.
+    def last_reading(self) -> Snapshot | None:
+        """The state and the rule book's version this process read last, with the generation they are current at."""
+        return self._last
 
-        True outside a request (no session: nothing to pin) and once its clock is pinned; no round trip.
-        """
-        if session is None or session.clock is not None:
-            return True
-        last = self._last
-        if generation is None or last is None or last[2] != generation:
-            return False
-        session.clock, session.rules_version, session.generation = last
-        return True
+    def read_call(self) -> Call:
+        """The call reading the clock and the rule book's version, for `Namespace.read_along` to send."""
+        args = [repr(self._initial_speed), repr(time.time()), uuid.uuid4().hex]
+        return Call(self._read_script, [self._key, self._rules_version_key], args)
 
-    def read_along(self, session: RedisSession | None, call: Call, generation: int | None = None) -> Any:
-        """The answer to `call`, with the session's clock read in the same round trip unless pinned.
-
-        `generation` is the change watch's as the caller just saw it: a reading current at it pins
-        the clock with no read (None: read it along, if the request has not yet).
-        """
-        if self.pin_current(session, generation):
-            return self._backend.run(session, call)[0]
-        generation = self._watch.before_read()
-        raw, answer = self._backend.run(session, self._read_call(), call)
-        self._pin(session, self._arrived(strings(raw), generation), generation)
-        return answer
+    def arrived(self, session: RedisSession | None, raw: list[str], generation: int | None) -> None:
+        """Take a reading sent along another call: kept as the last reading, pinned into `session`."""
+        self._pin(session, self._arrived(raw, generation), generation)
 
     def refresh(self) -> ClockState:
         """The state read from Redis anew."""
@@ -123,15 +110,11 @@ class RedisClock:
         self._watch.local_change()  # a change of this process's own: its last reading is not current
         return self._adopt(session, self._parse(strings(raw)))
 
-    def _read_call(self) -> Call:
-        args = [repr(self._initial_speed), repr(time.time()), uuid.uuid4().hex]
-        return Call(self._read_script, [self._key, self._rules_version_key], args)
-
     def _read(self, session: RedisSession | None) -> Reading:
         return self._read_at(session, self._watch.before_read())
 
     def _read_at(self, session: RedisSession | None, generation: int | None) -> Reading:
-        return self._arrived(strings(self._backend.run(session, self._read_call())[0]), generation)
+        return self._arrived(strings(self._backend.run(session, self.read_call())[0]), generation)
 
     def _arrived(self, raw: list[str], generation: int | None) -> Reading:
         """The clock and the rule book's version as a read found them, parsed once and kept as the last reading."""
