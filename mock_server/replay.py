@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from contracts import MODELS, PayloadError
+from contracts import MODELS, ParamError, PayloadError
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import FINAL_STATES, RESULT_RETENTION_SECONDS
 from mock_server import har, wire
 from mock_server.defaults import MAX_JOBS_KEPT, REPLAY_MATCH, REPLAY_MATCHES
+from mock_server.jobs import Job
 from mock_server.scenarios import Outcome, Rule, Target
 from mock_server.service import Service
 
@@ -321,6 +322,29 @@ def kept_bytes(flow: Flow) -> bytes | None:
         return (flow.file.parent / seen.content.file).read_bytes()
     except OSError:
         return None
+
+
+def rendered_as_recorded(flow: Flow, job: Job) -> Job:
+    """The job as the fake renders its output: with the frames and fps the recorded video had.
+
+    Only where the model's parameters take them, within their documented ranges; the job as it is
+    when the recording has no media facts (recorded without PyAV).
+    """
+    seen = flow.output if flow.role == "submit" else flow.answer
+    media = seen.content.media if seen is not None else None
+    if not isinstance(media, har.MediaFacts) or job.model not in MODELS:
+        return job
+    params = dict(job.params)
+    recorded = {"frames": media.frames, "fps": round(media.fps) if media.fps else None}
+    for param in MODELS[job.model].params:
+        value = recorded.get(param.name)
+        if value is None:
+            continue
+        try:
+            params[param.name] = param.check(value)
+        except ParamError:
+            continue
+    return msgspec.structs.replace(job, params=params)
 
 
 def _seen(index: int, entry: har.Entry) -> Seen:

@@ -23,7 +23,17 @@ from mock_server.answers import Answer, encode_json, error_answer, send_answer
 from mock_server.jobs import Job
 from mock_server.journaling import entry
 from mock_server.payload import read_body
-from mock_server.replay import STARTS, Flow, Replay, Seen, answer_headers, kept_bytes, replacements, rewrite
+from mock_server.replay import (
+    STARTS,
+    Flow,
+    Replay,
+    Seen,
+    answer_headers,
+    kept_bytes,
+    rendered_as_recorded,
+    replacements,
+    rewrite,
+)
 from mock_server.routes import SegmindRequest
 from mock_server.scenarios import Target
 from mock_server.service import Service
@@ -141,15 +151,15 @@ class ReplayApp:
         await self._send(call, send, _recorded(seen, pairs))
 
     async def _output(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Serve a replayed job's kept output bytes; False to let the fake serve (and render) it."""
+        """Serve a replayed job's output as recorded (its bytes, or rendered with its facts); False: not one."""
         request_id = scope["path"][len(OUTPUTS) : -len(OUTPUT_SUFFIX)]
         flow = self.replay.job(request_id)
-        kept = None if flow is None else kept_bytes(flow)
-        if flow is None or kept is None or flow.output is None:
+        if flow is None or flow.output is None:
             return False
         try:
-            await self.service.store_calls(self.service.output, request_id)
-            response = ranges.ranged_response(Request(scope), kept, flow.output.content.mimeType)
+            job = await self.service.store_calls(self.service.output, request_id)
+            video = await self._video(flow, job)
+            response = ranges.ranged_response(Request(scope), video, flow.output.content.mimeType)
         except api_errors.ApiError as error:
             await send_answer(send, error_answer(error))
             return True
@@ -164,8 +174,9 @@ class ReplayApp:
         return True
 
     async def _video(self, flow: Flow, job: Job) -> bytes:
+        """The recorded output's kept bytes, else the fake's render with the recorded frames and fps."""
         kept = kept_bytes(flow)
-        return kept if kept is not None else await self.service.video(job)
+        return kept if kept is not None else await self.service.video(rendered_as_recorded(flow, job))
 
     async def _send(self, call: SegmindRequest, send: Send, answer: Answer) -> None:
         """Journal the answer and store what it names, as the fake's app does, then send it (the 503 if it cannot)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from mock_server.virtual_time import SDK_MODULES, virtual_time
 from tests.support import API_KEY, SEGMIND
 from tests.support_pytest import GUARD_CONFTEST, PLUGIN_ARGS
 from tests.support_replay import UNKNOWN_ID, recorded, recording, same_result, states_seen
+from tests.support_video import decode
 
 EXAMPLE = MODELS["svd"].example
 
@@ -245,3 +247,19 @@ def test_serve_replays_in_one_worker_only(live_har: Path, capsys: pytest.Capture
     argv = ["serve", "--replay", str(live_har), "--workers", "2", "--store", "redis://127.0.0.1:1/0"]
     assert main(argv) == 2
     assert "--replay keeps its replayed jobs in one process; drop --workers 2" in capsys.readouterr().err
+
+
+def test_an_output_not_kept_is_rendered_with_the_recorded_media_facts(live_har: Path, tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    moved = tmp_path / "moved.har"
+    data = json.loads(live_har.read_text())
+    (output,) = [entry for entry in data["log"]["entries"] if entry["_segmind"]["role"] == "output"]
+    assert output["response"]["content"]["_media"]["frames"] == 14  # as the example asked
+    output["response"]["content"]["_media"].update(frames=25, fps=10.0)  # what a moved live sent
+    moved.write_text(json.dumps(data))
+    with segmind_offline(replay=_replayed(moved)):
+        sdk = SegmindClient(api_key=API_KEY)
+        video = sdk._client.get(sdk.submit_async("svd", **EXAMPLE).wait(timeout=600, interval=5.0)["output"]).content
+        sdk._client.close()
+    frames, fps = decode(video)
+    assert (len(frames), fps) == (25, 10.0)
