@@ -180,14 +180,9 @@ def _recording(lines: list[str]) -> None:
         f"### Recording (`segmind-mock record`; target: at most {recording.TARGET_MS:g} ms added per exchange)",
         "",
     ]
-    lines += [f"Median added per exchange over the session: **{added:.2f} ms**.", ""]
-    lines += _table(
-        ["entries recorded", "direct ms", "through record ms", "added ms"],
-        [
-            [f"{pair.entries}", f"{pair.direct_ms:.2f}", f"{pair.recorded_ms:.2f}", f"{pair.added_ms:.2f}"]
-            for pair in pairs
-        ],
-    )
+    cpu = statistics.median(pair.recorder_cpu_ms for pair in pairs)
+    lines += [f"Median added per exchange: **{added:.2f} ms**; the recorder's own CPU: {cpu:.2f} ms.", ""]
+    lines += _table(recording.HEADER, [pair.cells() for pair in pairs])
 
 
 def _replay(lines: list[str]) -> None:

@@ -117,3 +117,18 @@ def insufficient_credits(price: float, balance: float, held: float) -> str:
     message = "Insufficient credits to process this request: "
     message += f"it costs {amount(price)} credits and the balance is {amount(balance)}"
     return message + (f", of which {amount(held)} is held for requests in progress" if held else "")
+
+
+def budget_spent(max_jobs: int) -> ApiError:
+    """The 406 of a paid call past `segmind-mock record`'s budget, never forwarded (CHOICE: Segmind's "no credits")."""
+    return ApiError(
+        406,
+        f"Not forwarded: this recording session has sent its {max_jobs} paid "
+        f"call{'s' if max_jobs != 1 else ''} (--max-jobs {max_jobs}); restart `segmind-mock record` with a larger "
+        "--max-jobs to record more",
+    )
+
+
+def unreachable(upstream: str, error: Exception) -> ApiError:
+    """The 502 of a call the recorder could not forward or whose answer broke off (not retried, not recorded)."""
+    return ApiError(502, f"Bad Gateway: the recorder got no whole answer from {upstream}: {error!r}; not retried")

@@ -43,23 +43,6 @@ HOP_BY_HOP = frozenset(
 MEDIA_BUFFER_BYTES = 256 * 1024 * 1024
 
 
-def budget_spent(max_jobs: int) -> api_errors.ApiError:
-    """The 406 of a paid call past the session's budget: never forwarded."""
-    return api_errors.ApiError(
-        406,
-        f"Not forwarded: this recording session has sent its {max_jobs} paid "
-        f"call{'s' if max_jobs != 1 else ''} (--max-jobs {max_jobs}); restart `segmind-mock record` with a larger "
-        "--max-jobs to record more",
-    )
-
-
-def unreachable(upstream: str, error: Exception) -> api_errors.ApiError:
-    """The 502 of a call the recorder could not forward or whose answer broke off (not retried, not recorded)."""
-    return api_errors.ApiError(
-        502, f"Bad Gateway: the recorder got no whole answer from {upstream}: {error!r}; not retried"
-    )
-
-
 def media_facts(data: bytes) -> har.MediaFacts | None:
     """Frames, fps, size and duration of a video (or image) as PyAV decodes it; None without PyAV or if undecodable."""
     if not video_available():
@@ -194,7 +177,7 @@ class Recorder:
         exchange.body = await read_body(declared, receive, self.max_body_bytes)
         if exchange.role in ("submit", "sync"):
             if self.paid_calls >= self.max_jobs:
-                raise budget_spent(self.max_jobs)
+                raise api_errors.budget_spent(self.max_jobs)
             self.paid_calls += 1  # counted before it goes: calls at once cannot pass the budget together
         client = self._upstream_client()
         forwarded = [(name, value) for name, value in exchange.headers if name.lower() not in _NOT_FORWARDED]
@@ -204,7 +187,7 @@ class Recorder:
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as error:
-            raise unreachable(self.upstream, error) from None
+            raise api_errors.unreachable(self.upstream, error) from None
         try:
             exchange.head = time.perf_counter()
             exchange.status = response.status_code
@@ -227,7 +210,7 @@ class Recorder:
         except httpx.HTTPError as error:
             if exchange.answering:
                 return  # the answer broke off halfway: the client's connection closes with it; not recorded
-            raise unreachable(self.upstream, error) from None
+            raise api_errors.unreachable(self.upstream, error) from None
         finally:
             await response.aclose()
 

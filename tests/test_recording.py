@@ -172,7 +172,7 @@ def test_npms_har_validator_does_refuse_a_broken_file(har_validator: Path, tmp_p
     assert "creator" in har_validator_errors(har_validator, broken)
 
 
-def test_the_key_kept_with_kept_media_is_named_by_its_sha256_beside_the_file(
+def test_kept_media_is_named_by_its_sha256_beside_the_file(
     server: tuple[SegmindMock, str],
     recording: Callable[..., tuple[Recorder, str]],
     make_sdk: Callable[..., SegmindClient],
@@ -412,3 +412,24 @@ def test_an_outside_reader_plays_the_recording_back_playwrights_route_from_har(
         assert json.loads(page.locator("body").inner_text())["status"] == "QUEUED"
     finally:
         context.close()
+
+
+def test_paid_calls_sent_at_once_cannot_pass_the_budget_together(
+    server: tuple[SegmindMock, str], recording: Callable[..., tuple[Recorder, str]]
+) -> None:
+    recorder, url = recording(server[1], max_jobs=2)
+    statuses: list[int] = []
+
+    def submit() -> None:
+        with httpx.Client(headers={"x-api-key": API_KEY}, timeout=WAIT_SECONDS) as client:
+            statuses.append(client.post(f"{url}/v2/svd", json=SVD).status_code)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_SECONDS)
+    assert sorted(statuses) == [200, 200, 406, 406, 406, 406]
+    assert len(server[0].jobs) == 2
+    starts = [entry.startedDateTime for entry in entries(recorder)]
+    assert len(starts) == 2 and starts == sorted(starts)
