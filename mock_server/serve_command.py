@@ -130,10 +130,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"  accepting only the {keys} declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
     if replay is not None:
-        flows = len(replay.recordings.flows)
-        strict = ", strict" if replay.strict else ""
-        files = len(args.replay)
-        print(f"  replaying {flows} recorded flows from {files} files (match {replay.match}{strict})", flush=True)
+        flows, files = len(replay.recordings.flows), len(args.replay)
+        said = f"{flows} recorded flow{'s' if flows != 1 else ''} from {files} file{'s' if files != 1 else ''}"
+        print(f"  replaying {said} (match {replay.match}{', strict' if replay.strict else ''})", flush=True)
     if args.access_log:
         print("  access log on: method, path, status, time", flush=True)
     if args.workers == 1:
