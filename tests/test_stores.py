@@ -17,7 +17,6 @@ import pytest
 import redis
 from hypothesis import given
 from hypothesis import strategies as st
-from mock_server.stores import open_backend
 
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
@@ -27,6 +26,7 @@ from mock_server.jobs import Job
 from mock_server.storage import Backend, StoreError
 from mock_server.store_memory import MemoryClock
 from mock_server.store_redis import session, split_url
+from mock_server.store_urls import open_backend
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY
 from tests.support_relay import StallingRelay
