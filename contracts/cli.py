@@ -8,15 +8,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 
 from contracts.extras import MissingExtra
+from contracts.from_page import from_page
+from contracts.model_file import ModelFileError, load_models
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import ADMIN_TOKEN_VARIABLE, VERIFY_API_KEY, Options
+from contracts.spec import ModelSpec
 from contracts.verify import CannotVerify, KeyRefused, verify_command
 
 # Exit codes: conforming, violations found, could not run.
@@ -37,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     if not api_key:
         print(f"segmind-mock contract: give --api-key or set {API_KEY_VARIABLE}", file=sys.stderr)
         return EXIT_ERROR
+    try:
+        registry = loaded_models(args.model_file, args.model, "contract")
+    except ModelFileError as error:
+        print(f"segmind-mock contract: {error}", file=sys.stderr)
+        return EXIT_ERROR
     options = Options(
         max_jobs=args.max_jobs,
         jobs=not args.no_jobs,
@@ -44,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         poll_timeout=args.poll_timeout,
         seed=args.seed,
-        models=tuple(args.model or MODELS),
+        models=tuple(args.model or registry),
+        registry=registry,
         documented_only=args.documented_only,
     )
     try:
@@ -70,6 +80,41 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
 
 
+def run_from_page(args: argparse.Namespace) -> int:
+    """`model from-page`: write the model file of a page; say what the page did not give."""
+    try:
+        page = Path(args.page).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"segmind-mock model from-page: cannot read {args.page}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    read = from_page(page)
+    if args.out:
+        Path(args.out).write_text(read.text, encoding="utf-8")
+    else:
+        sys.stdout.write(read.text)
+    for note in read.unread:
+        print(f"segmind-mock model from-page: could not read {note}", file=sys.stderr)
+    try:
+        spec = read.spec()
+    except ModelFileError as error:
+        print(f"segmind-mock model from-page: the file written does not load: {error}", file=sys.stderr)
+        return EXIT_VIOLATIONS
+    where = args.out or "standard output"
+    print(
+        f"segmind-mock model from-page: wrote {spec.slug} ({len(spec.params)} parameters) to {where}", file=sys.stderr
+    )
+    return EXIT_OK
+
+
+def loaded_models(files: list[str], chosen: list[str] | None, command: str) -> Mapping[str, ModelSpec]:
+    """The shipped models and those of `files`; raise ModelFileError for a bad file or a `--model` none of them is."""
+    registry = load_models(files, MODELS)
+    unknown = [slug for slug in chosen or () if slug not in registry]
+    if unknown:
+        raise ModelFileError(f"--model {unknown[0]}: not a loaded model; choose from {', '.join(registry)}")
+    return registry
+
+
 def _suite() -> ModuleType:
     """The contract suite module, or MissingExtra when Hypothesis (the `contracts` extra) is absent."""
     try:
@@ -85,10 +130,15 @@ def run_verify(args: argparse.Namespace) -> int:
     """Verify the command client as the parsed arguments say and print the verdict."""
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or VERIFY_API_KEY
     try:
+        registry = loaded_models(args.model_file, [args.model], "verify")
+    except ModelFileError as error:
+        print(f"segmind-mock verify: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
         report = verify_command(
             args.client_command,
             args.base_url,
-            model=args.model,
+            model=registry[args.model],
             api_key=api_key,
             timeout=args.timeout,
             admin_token=args.admin_token,

@@ -16,6 +16,7 @@ from contracts.options import (
     ADMIN_TOKEN_VARIABLE,
     COMMAND_TIMEOUT_SECONDS,
     COMMAND_VARIABLES,
+    MODEL_FILES,
     VERIFY_API_KEY,
     Options,
     admin_token_from,
@@ -72,8 +73,12 @@ def add_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.Argumen
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--seed", type=integer, default=defaults.seed, help="seed of the generated payloads")
     parser.add_argument(
-        "--model", action="append", choices=list(MODELS), help="check only this model (repeatable; default: all)"
+        "--model",
+        action="append",
+        metavar="SLUG",
+        help=f"check only this model, one of {', '.join(MODELS)} or a --model-file's (repeatable; default: all)",
     )
+    add_model_file_flag(parser)
     _add_admin_token(parser)
     return parser
 
@@ -100,7 +105,13 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     parser.add_argument(
         "--base-url", default="http://127.0.0.1:8000", help="a running segmind-mock (default: %(default)s)"
     )
-    parser.add_argument("--model", choices=list(MODELS), default="svd", help="the model to call (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        default="svd",
+        metavar="SLUG",
+        help=f"the model to call: {', '.join(MODELS)} or a --model-file's (default: %(default)s)",
+    )
+    add_model_file_flag(parser)
     parser.add_argument(
         "--api-key",
         default=None,
@@ -115,6 +126,35 @@ def add_verify_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.
     )
     _add_admin_token(parser)
     return parser
+
+
+def add_model_parser(commands: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
+    """Add `model from-page`: a model file written from a Segmind model page."""
+    parser = commands.add_parser(
+        "model", help="write model files (docs/models.md)", description="Model files: see docs/models.md."
+    )
+    actions = parser.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    page = actions.add_parser(
+        "from-page",
+        help="write a model file from the text of a Segmind model page",
+        description="Read PAGE (the text of a Segmind model page, as in shared/api-reference/) and write its model "
+        "file to --out, or to standard output. What the page does not say is listed on standard error. Exit 0 "
+        "when the file was written and loads, 1 when it was written but does not load, 2 when PAGE cannot be read.",
+    )
+    page.add_argument("page", metavar="PAGE", help="the page's text, e.g. kling.txt")
+    page.add_argument("--out", metavar="FILE", help="where to write the model file (default: standard output)")
+    return parser
+
+
+def add_model_file_flag(parser: argparse.ArgumentParser) -> None:
+    """Add `--model-file PATH` (repeatable): models beside the shipped two (docs/models.md)."""
+    parser.add_argument(
+        "--model-file",
+        action="append",
+        default=list(MODEL_FILES),
+        metavar="PATH",
+        help="a model file (TOML, docs/models.md) to load beside svd and motionctrl-svd (repeatable)",
+    )
 
 
 def _add_admin_token(parser: argparse.ArgumentParser) -> None:

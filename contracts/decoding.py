@@ -9,6 +9,7 @@ name each broken parameter and what is allowed. So no message depends on msgspec
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -53,6 +54,10 @@ class ParamsDecoder:
     """Decodes one model's submission body into its checked parameters, or None for the reference path."""
 
     def __init__(self, spec: ModelSpec) -> None:
+        self.fast = all(param.name.isidentifier() and not keyword.iskeyword(param.name) for param in spec.params)
+        if not self.fast:
+            # A struct's fields are Python names: a model file's "my-param" goes the reference path.
+            spec = ModelSpec(spec.slug, spec.title, spec.summary, spec.latency_seconds, ())
         struct = msgspec.defstruct(
             f"{spec.slug.title().replace('-', '')}Params",
             [_field(param) for param in spec.params],
@@ -65,6 +70,8 @@ class ParamsDecoder:
 
     def decode(self, body: bytes) -> dict[str, Any] | None:
         """Return the checked parameters with defaults filled in, or None if the body needs the reference path."""
+        if not self.fast:
+            return None
         try:
             params: dict[str, Any] = _asdict(self._decode(body))
         except (msgspec.MsgspecError, ValueError):  # ValueError: a body that is not UTF-8
@@ -91,9 +98,24 @@ def _text_reader(param: Param) -> Callable[[str], Any]:
 
 _asdict = msgspec.structs.asdict  # called straight: every submission goes through here
 DECODERS: dict[str, ParamsDecoder] = {slug: ParamsDecoder(spec) for slug, spec in MODELS.items()}
+# The decoder of every spec decoded for, by identity (specs hold dicts: not hashable), the spec kept
+# alive beside it so that its id is never reused. Specs are made at start-up only: this stays small.
+_BY_SPEC: dict[int, tuple[ModelSpec, ParamsDecoder]] = {
+    id(MODELS[slug]): (MODELS[slug], DECODERS[slug]) for slug in MODELS
+}
 
 
-def decode_params(model: str, body: bytes) -> dict[str, Any] | None:
-    """The checked parameters of a submission body to `model`, or None if it needs the reference path."""
-    decoder = DECODERS.get(model)
-    return None if decoder is None else decoder.decode(body)
+def decoder_of(spec: ModelSpec) -> ParamsDecoder:
+    """The one-pass decoder of `spec`, built at its first use."""
+    found = _BY_SPEC.get(id(spec))
+    if found is None:
+        found = _BY_SPEC[id(spec)] = (spec, ParamsDecoder(spec))
+    return found[1]
+
+
+def decode_params(model: str | ModelSpec, body: bytes) -> dict[str, Any] | None:
+    """The checked parameters of a body to `model` (a shipped slug or a spec), or None for the reference path."""
+    if isinstance(model, str):
+        decoder = DECODERS.get(model)
+        return None if decoder is None else decoder.decode(body)
+    return decoder_of(model).decode(body)

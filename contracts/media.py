@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from types import ModuleType
@@ -23,6 +24,20 @@ MP4_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "mp4", "mov"})
 WIDE = Fraction(16, 9)
 # A frame counts as 16:9 when its sides are within a pixel of it (encoders want even sides).
 WIDE_TOLERANCE_PIXELS = 2
+
+
+# How each output type's file begins (its magic bytes): an ISO media file has an `ftyp` box at 4.
+_MAGIC: dict[str, Callable[[bytes], bool]] = {
+    "video/mp4": lambda data: data[4:8] == b"ftyp",
+    "image/png": lambda data: data.startswith(b"\x89PNG\r\n\x1a\n"),
+    "image/jpeg": lambda data: data.startswith(b"\xff\xd8\xff"),
+    "image/webp": lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP",
+}
+
+
+def is_media(data: bytes, media_type: str) -> bool:
+    """Tell whether `data` begins as a file of `media_type` does (MP4, PNG, JPEG or WebP)."""
+    return _MAGIC[media_type](data)
 
 
 class FetchError(Exception):

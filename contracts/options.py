@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contracts.models import MODELS
+from contracts.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Options:
     poll_timeout: float = 900.0
     seed: int = 0
     models: tuple[str, ...] = tuple(MODELS)
+    # Every model loaded (the shipped two and those of --model-file), by slug; `models` picks among them.
+    registry: Mapping[str, ModelSpec] = field(default_factory=lambda: MODELS)
     # Check only rules graded DOCS (documented by Segmind), leaving out SDK, 2ND and GUESS ones.
     documented_only: bool = False
 
@@ -41,3 +44,5 @@ def admin_token_from(environ: Mapping[str, str]) -> str | None:
 VERIFY_API_KEY = "SG_00000000c0ffee00"
 # Real seconds one run of a client's command may take (`verify --timeout`).
 COMMAND_TIMEOUT_SECONDS = 60.0
+# The model files `serve`, `contract` and `verify` load beside the shipped two (`--model-file`): none.
+MODEL_FILES: tuple[str, ...] = ()

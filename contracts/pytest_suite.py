@@ -6,6 +6,8 @@
 Variables: SEGMIND_CONTRACT_BASE_URL (the test is skipped without it), SEGMIND_API_KEY,
 SEGMIND_CONTRACT_MAX_JOBS, SEGMIND_CONTRACT_NO_JOBS=1, SEGMIND_CONTRACT_INVALID_EXAMPLES,
 SEGMIND_CONTRACT_POLL_INTERVAL, SEGMIND_CONTRACT_POLL_TIMEOUT, SEGMIND_CONTRACT_DOCUMENTED_ONLY=1,
+SEGMIND_CONTRACT_MODEL_FILES (model files, separated as in PATH; docs/models.md),
+SEGMIND_CONTRACT_MODELS (slugs to check, separated by commas; default: every loaded model),
 and SEGMIND_MOCK_ADMIN_TOKEN for a fake whose admin API requires its token.
 From your own tests, call
 `contracts.suite.assert_conforms(base_url, api_key, Options(...))` instead.
@@ -18,6 +20,8 @@ from collections.abc import Mapping
 
 import pytest
 
+from contracts.model_file import load_models
+from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE
 from contracts.options import Options, admin_token_from
 from contracts.suite import assert_conforms
@@ -28,7 +32,12 @@ PREFIX = "SEGMIND_CONTRACT_"
 def options_from(environ: Mapping[str, str]) -> Options:
     """Suite options from SEGMIND_CONTRACT_* variables; unset ones keep their defaults."""
     defaults = Options()
+    files = [path for path in environ.get(f"{PREFIX}MODEL_FILES", "").split(os.pathsep) if path]
+    registry = load_models(files, MODELS)
+    chosen = [slug for slug in environ.get(f"{PREFIX}MODELS", "").split(",") if slug]
     return Options(
+        models=tuple(chosen or registry),
+        registry=registry,
         max_jobs=int(environ.get(f"{PREFIX}MAX_JOBS", defaults.max_jobs)),
         jobs=environ.get(f"{PREFIX}NO_JOBS", "") in ("", "0"),
         invalid_examples=int(environ.get(f"{PREFIX}INVALID_EXAMPLES", defaults.invalid_examples)),

@@ -39,6 +39,8 @@ SYNC_BILLING_HEADERS = ("x-cost", "x-remaining-credits")
 # JSON with the video under this key (GUESS).
 VIDEO_CONTENT_TYPE = "video/mp4"
 BASE64_VIDEO_KEY = "video"
+# An image model's v1 reply with "base64": true has its picture under this key (GUESS).
+BASE64_IMAGE_KEY = "image"
 
 # The documented error codes and their meanings, common to both models (DOCS).
 ERROR_CODES: dict[int, str] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from contracts.models import DOCUMENTED_WIDE_MODELS, wide_request_text
+from contracts.models import DOCUMENTED_WIDE_MODELS, MODELS
 from contracts.openapi import API_KEY_HEADER, SYNC_PATH
 from contracts.responses import (
     FAILED_STATUS,
@@ -76,7 +76,11 @@ _ALL = (
     Rule("video-playable", "the output is a playable MP4 whose every frame decodes", "DOCS"),
     Rule("video-frames", "an svd video has exactly the requested `frames` frames", "DOCS"),
     Rule("video-fps", "the video plays at the requested `fps`", "DOCS"),
-    Rule("video-16-9", f"{'; '.join(map(wide_request_text, DOCUMENTED_WIDE_MODELS))} gives a 16:9 frame", "DOCS"),
+    Rule(
+        "video-16-9",
+        f"{'; '.join(MODELS[slug].wide_request_text() for slug in DOCUMENTED_WIDE_MODELS)} gives a 16:9 frame",
+        "DOCS",
+    ),
     Rule("sync-video", f"POST {SYNC_PATH} answers the video's bytes with a video content type", "SDK"),
     Rule("sync-base64", f'with "base64": true, POST {SYNC_PATH} answers JSON carrying the video as base64', "2ND"),
     Rule("sync-headers", f"a v1 answer carries the {_listed(SYNC_HEADERS)} headers", "2ND"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -10,6 +11,13 @@ from functools import cached_property
 from typing import Any, Literal
 
 ParamType = Literal["integer", "number", "boolean", "string", "image"]
+PARAM_TYPES: tuple[ParamType, ...] = ("string", "integer", "number", "boolean", "image")
+# What a model outputs: a video, or an image of one of these types.
+VIDEO_OUTPUT = "video/mp4"
+IMAGE_OUTPUTS = ("image/png", "image/jpeg", "image/webp")
+OUTPUTS = (VIDEO_OUTPUT, *IMAGE_OUTPUTS)
+# The output file's name ends so, on the fake's output URLs.
+EXTENSIONS = {"video/mp4": "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 # JSON Schema counts 7.0 as an integer, and schemathesis sends such values in its positive
 # phase; the fake accepts integral floats for integer parameters and stores them as ints. The
@@ -99,8 +107,38 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Steering:
+    """Which parameters steer a model's output file: its frames, rate, size and motion (a model file's `[steer]`).
+
+    Each field names a parameter, or is None when no parameter steers it (a fixed count where the
+    type allows one). `model_file.py` fills in what a file leaves out (docs/models.md).
+    """
+
+    # Frames of video: a parameter, or a fixed count; None: `duration` seconds at the frame rate.
+    frames: str | int | None = None
+    # Frames a second: a parameter, or a fixed rate.
+    fps: str | int = 8
+    # Seconds of video, when no parameter gives the frame count.
+    duration: str | None = None
+    # Pixels, when parameters give them.
+    width: str | None = None
+    height: str | None = None
+    # A parameter whose values are shapes written "W:H" ("16:9").
+    aspect: str | None = None
+    # Parameter values that ask for a 16:9 frame, and whether the model's docs say so (else the fake's choice).
+    wide: Mapping[str, Any] = field(default_factory=dict)
+    wide_documented: bool = False
+    # A parameter whose value, over its maximum, scales a seeded drift of the picture.
+    drift: str | None = None
+    # Named camera moves ("Pan Left", "Zoom In", "CW"...), their speed, and a hand-held shake.
+    camera: str | None = None
+    camera_speed: str | None = None
+    shake: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """One documented model: its slug, latency and parameters."""
+    """One documented model: its slug, latency, price, output and parameters."""
 
     slug: str
     title: str
@@ -109,15 +147,47 @@ class ModelSpec:
     params: tuple[Param, ...]
     # The request body of the docs' own sample, verbatim.
     example: Mapping[str, Any] = field(default_factory=dict)
+    # Credits a completed job costs.
+    price: float = 0.0
+    # The output file's media type: VIDEO_OUTPUT or one of IMAGE_OUTPUTS.
+    output: str = VIDEO_OUTPUT
+    steer: Steering = field(default_factory=Steering)
+
+    @property
+    def extension(self) -> str:
+        """How the output file's name ends: mp4, png, jpg or webp."""
+        return EXTENSIONS[self.output]
+
+    @property
+    def is_video(self) -> bool:
+        """Tell whether the model outputs a video (else an image)."""
+        return self.output == VIDEO_OUTPUT
+
+    def wants_wide(self, params: Mapping[str, Any]) -> bool:
+        """Tell whether checked `params` (defaults filled in) ask for a 16:9 frame."""
+        wide = self.steer.wide
+        return bool(wide) and all(params[name] == value for name, value in wide.items())
+
+    def wide_request_text(self) -> str:
+        """The parameters that ask for a 16:9 frame, as words: `resize_method crop_to_16_9`."""
+        return ", ".join(
+            f"{name} {value if isinstance(value, str) else json.dumps(value)}"
+            for name, value in self.steer.wide.items()
+        )
 
     def param(self, name: str) -> Param:
         """Return the parameter called `name`."""
         return next(param for param in self.params if param.name == name)
 
     @cached_property  # read on every submission
-    def image_param(self) -> Param:
-        """The parameter that carries the input image."""
-        return next(param for param in self.params if param.type == "image")
+    def image_param(self) -> Param | None:
+        """The parameter that carries the input image, None for a model that takes none."""
+        return next((param for param in self.params if param.type == "image"), None)
+
+    @cached_property
+    def image_name(self) -> str | None:
+        """The name of the parameter that carries the input image, None for a model that takes none."""
+        return None if self.image_param is None else self.image_param.name
 
     def validate(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Return the payload checked, in canonical types and with defaults filled in.

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 from hypothesis import strategies as st
 
-from contracts.models import MODELS
+from contracts.model_file import GUESSED_IMAGE
+from contracts.models import spec_of
 from contracts.spec import ModelSpec, Param, is_image_reference, is_integer_text
 
 # How far outside a range the first invalid value of each rule lies: "just outside".
@@ -37,16 +38,12 @@ class BrokenRule(NamedTuple):
         return f"{self.param}: {self.rule}"
 
 
-def spec_of(model: str | ModelSpec) -> ModelSpec:
-    """Return the spec of a model given by slug or spec."""
-    return model if isinstance(model, ModelSpec) else MODELS[model]
-
-
 def valid_values(spec: ModelSpec, param: Param) -> st.SearchStrategy[Any]:
     """Values the docs allow for `param`, biased to the boundaries and to each allowed value."""
     if param.type == "image":
         # A real, fetchable image: the documented example's (a live job must be able to run).
-        return st.just(spec.example.get(param.name, param.default))
+        given = spec.example.get(param.name, param.default)
+        return st.just(given if given is not None else GUESSED_IMAGE)
     if param.type == "boolean":
         return st.booleans()
     if param.enum is not None:
@@ -59,7 +56,8 @@ def valid_values(spec: ModelSpec, param: Param) -> st.SearchStrategy[Any]:
     low, high = param.minimum, param.maximum
     if low is None or high is None:
         # No documented range: stay near the default, as far-off values may make a real job slow.
-        low, high = 1, max(2 * int(param.default), 16)
+        low = low if low is not None else min(1, high if high is not None else 1)
+        high = high if high is not None else max(low, 2 * int(param.default or 0), 16)
     if param.type == "integer":
         return st.one_of(st.sampled_from([int(low), int(high)]), st.integers(int(low), int(high)))
     return st.one_of(st.sampled_from([low, high]), st.floats(low, high, allow_nan=False, allow_infinity=False))

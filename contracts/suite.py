@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from contracts import media, responses
 from contracts.fake_admin import FakeAdmin
-from contracts.models import DOCUMENTED_WIDE_MODELS, MODELS, WIDE_REQUESTS, wants_wide, wide_request_text
+from contracts.models import DOCUMENTED_WIDE_MODELS
 from contracts.openapi import API_KEY_HEADER, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH
 from contracts.options import Options as Options  # re-exported: users build Options beside run_suite
 from contracts.report import MEDIA_SKIPPED, PYAV_MISSING, Report, Violation
@@ -49,7 +49,7 @@ from contracts.responses import (
     show_seconds,
 )
 from contracts.rules import RULES, counts
-from contracts.spec import is_number
+from contracts.spec import ModelSpec, is_number
 from contracts.strategies import invalid_cases, invalid_payloads, valid_payloads
 
 # Waiting for a rate limit to lift: at most this many waits per call, each at most this long (in
@@ -212,12 +212,16 @@ class _Run:
             self._forced_errors()
             self._retention()
 
+    def _spec(self, model: str) -> ModelSpec:
+        """The spec of a checked model, among those loaded (`Options.registry`)."""
+        return self.options.registry[model]
+
     # The free checks.
 
     def _missing_key(self) -> None:
         model = self.options.models[0]
         for method, url, body in (
-            ("POST", self.base + SUBMIT_PATH.format(model=model), dict(MODELS[model].example)),
+            ("POST", self.base + SUBMIT_PATH.format(model=model), dict(self._spec(model).example)),
             ("GET", self.base + STATUS_PATH.format(request_id=uuid.uuid4()), None),
         ):
             response, sent = self._call(method, url, body, key=False)
@@ -235,8 +239,8 @@ class _Run:
     def _invalid_payloads(self) -> None:
         cases = []
         for model in self.options.models:
-            generated = draw(invalid_payloads(model), self.options.invalid_examples, self.options.seed)
-            cases += [(model, payload, broken) for payload, broken in [*invalid_cases(model), *generated]]
+            generated = draw(invalid_payloads(self._spec(model)), self.options.invalid_examples, self.options.seed)
+            cases += [(model, payload, broken) for payload, broken in [*invalid_cases(self._spec(model)), *generated]]
         self.progress(f"[2/5] {len(cases)} invalid payloads, each breaking one documented rule (free)")
         for index, (model, payload, broken) in enumerate(cases, 1):
             response, sent = self._call("POST", self.base + SUBMIT_PATH.format(model=model), payload)
@@ -253,17 +257,18 @@ class _Run:
         call, then generated payloads (v2)."""
         budget = self.options.max_jobs
         models = self.options.models
-        sync_model = "svd" if "svd" in models else models[0]
+        videos = [model for model in models if self._spec(model).is_video]
+        sync_model = "svd" if "svd" in models else (videos or models)[0]
         # The v1 call asks for what the example does not, so the video checks meet the most frames
         # the docs allow and 16:9.
-        spec = MODELS[sync_model]
+        spec = self._spec(sync_model)
         frames = spec.param("frames").enum if "frames" in spec.example else None
         longest = {"frames": max(frames)} if frames else {}
-        wide = {**longest, **WIDE_REQUESTS[sync_model]} if sync_model in DOCUMENTED_WIDE_MODELS else {}
-        fixed = [_Planned("example-accepted", model, dict(MODELS[model].example)) for model in models]
+        wide = {**longest, **spec.steer.wide} if sync_model in DOCUMENTED_WIDE_MODELS else {}
+        fixed = [_Planned("example-accepted", model, dict(self._spec(model).example)) for model in models]
         fixed += [
-            _Planned("sync-video", sync_model, {**MODELS[sync_model].example, **wide}),
-            _Planned("sync-base64", sync_model, {**MODELS[sync_model].example, "base64": True}),
+            _Planned("sync-video", sync_model, {**self._spec(sync_model).example, **wide}),
+            _Planned("sync-base64", sync_model, {**self._spec(sync_model).example, "base64": True}),
         ]
         yield from fixed[:budget]
         within = f"--max-jobs {budget}"
@@ -280,7 +285,7 @@ class _Run:
             )
         for index, model in enumerate(models):
             share = left // len(models) + (index < left % len(models))
-            for payload in draw(valid_payloads(model), share, self.options.seed):
+            for payload in draw(valid_payloads(self._spec(model)), share, self.options.seed):
                 yield _Planned("valid-accepted", model, payload)
 
     def _submit_jobs(self, planned: list[_Planned]) -> list[_Job]:
@@ -293,7 +298,7 @@ class _Run:
     def _forced_failed_job(self) -> list[_Job]:
         model = self.options.models[0]
         with self.admin.scenario_once({"outcome": "failed"}, self.api_key, model):
-            job = self._submit("example-accepted", model, dict(MODELS[model].example), paid=False)
+            job = self._submit("example-accepted", model, dict(self._spec(model).example), paid=False)
         return [job] if job else []
 
     def _submit(self, rule: str, model: str, payload: dict[str, Any], paid: bool = True) -> _Job | None:
@@ -459,7 +464,13 @@ class _Run:
                 self._unmet(_VIDEO_RULES, f"the output of job {job.request_id} could not be fetched: {error}")
                 return
             got = f"{fetched.status} {fetched.content_type} ({len(fetched.data)} bytes)"
-            ok = fetched.status == 200 and fetched.content_type.startswith("video/")
+            spec = self._spec(job.model)
+            kind = "video/" if spec.is_video else spec.output
+            ok = (
+                fetched.status == 200
+                and fetched.content_type.startswith(kind)
+                and media.is_media(fetched.data, spec.output)
+            )
             message = f"the output URL answered {fetched.status} as {fetched.content_type or 'no content type'}"
             self._expect(ok, "output-video", message, f"GET {output}", got)
             if ok:
@@ -476,8 +487,9 @@ class _Run:
             self._unmet(_VIDEO_RULES, f"the output of job {job.request_id} is neither a URL nor base64 video data")
 
     def _check_video(self, model: str, payload: dict[str, Any], data: bytes, sent: str, got: str) -> None:
-        """Decode a video and check it against what `payload` asked for (skipped without PyAV)."""
-        if self.av is None:
+        """Decode a video and check it against what `payload` asked for (skipped without PyAV, and for an image)."""
+        spec = self._spec(model)
+        if self.av is None or not spec.is_video:
             return
         try:
             facts = media.decode(self.av, data)
@@ -488,14 +500,16 @@ class _Run:
         got = f"{got}: {facts.container}, {facts.frames} frames at {facts.fps} fps, {facts.width}x{facts.height}"
         playable = facts.container in media.MP4_FORMATS and facts.frames > 0
         self._expect(playable, "video-playable", f"not a playable MP4 ({facts.container})", sent, got)
-        asked = MODELS[model].validate(payload)
+        asked = spec.validate(payload)
         if model == "svd":
             message = f"{facts.frames} frames, {asked['frames']} asked"
             self._expect(facts.frames == asked["frames"], "video-frames", message, sent, got)
-        if model in DOCUMENTED_WIDE_MODELS and wants_wide(model, asked):
-            message = f"a {facts.width}x{facts.height} frame for {wide_request_text(model)}"
+        if model in DOCUMENTED_WIDE_MODELS and spec.wants_wide(asked):
+            message = f"a {facts.width}x{facts.height} frame for {spec.wide_request_text()}"
             self._expect(facts.is_wide(), "video-16-9", message, sent, got)
-        self._expect(facts.fps == asked["fps"], "video-fps", f"{facts.fps} fps, {asked['fps']} asked", sent, got)
+        fps = spec.steer.fps  # checked where a parameter asks for it; a fixed rate is the fake's own choice
+        if isinstance(fps, str):
+            self._expect(facts.fps == asked[fps], "video-fps", f"{facts.fps} fps, {asked[fps]} asked", sent, got)
 
     def _sync_calls(self, planned: list[_Planned]) -> None:
         kinds = {plan.kind for plan in planned}
@@ -517,15 +531,16 @@ class _Run:
                 continue
             missing = [name for name in SYNC_HEADERS if name not in response.headers]
             self._expect(not missing, "sync-headers", f"missing {', '.join(missing)}", sent, _headers(response))
-            data = self._sync_video(plan.kind, response, sent)
+            data = self._sync_video(plan.kind, response, sent, self._spec(plan.model))
             if data is not None:
                 self._check_video(plan.model, plan.payload, data, sent, f"{response.status_code} {len(data)} bytes")
 
-    def _sync_video(self, kind: str, response: httpx.Response, sent: str) -> bytes | None:
-        """The video bytes a v1 answer carries, once its form (raw or base64 JSON) is checked."""
+    def _sync_video(self, kind: str, response: httpx.Response, sent: str, spec: ModelSpec) -> bytes | None:
+        """The output bytes a v1 answer carries, once its form (raw or base64 JSON) is checked."""
         content_type = response.headers.get("content-type", "")
         if kind == "sync-video":
-            ok = content_type.startswith("video/") and _is_mp4(response.content)
+            wanted = "video/" if spec.is_video else spec.output
+            ok = content_type.startswith(wanted) and media.is_media(response.content, spec.output)
             message = f"answered {content_type or 'no content type'}, {len(response.content)} bytes, not video bytes"
             self._expect(ok, kind, message, sent, response)
             if not ok:
@@ -533,7 +548,7 @@ class _Run:
             return response.content if ok else None
         body = _json(response)
         videos = [data for value in body.values() if (data := _base64(value))] if isinstance(body, dict) else []
-        found = next((data for data in videos if _is_mp4(data)), None)
+        found = next((data for data in videos if media.is_media(data, spec.output)), None)
         ok = content_type.startswith("application/json") and found is not None
         message = f"answered {content_type or 'no content type'} without base64 MP4"
         self._expect(ok, kind, message, sent, response)
@@ -560,7 +575,7 @@ class _Run:
                 response, sent = self._call(
                     "POST",
                     url,
-                    dict(MODELS[model].example),
+                    dict(self._spec(model).example),
                     rate_limited=lambda answer: answer.status_code == 429 and rule_id in self.admin.scenario_ids(),
                 )
             sent += f" (a scenario forcing {code})"
@@ -572,7 +587,7 @@ class _Run:
 
     def _retention(self) -> None:
         model = self.options.models[0]
-        job = self._submit("example-accepted", model, dict(MODELS[model].example), paid=False)
+        job = self._submit("example-accepted", model, dict(self._spec(model).example), paid=False)
         if job is None:
             return
         routes = [job.status_url, job.response_url, *([job.poll_url] if job.poll_url else [])]
@@ -720,11 +735,6 @@ def _base64(value: Any) -> bytes | None:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return None
-
-
-def _is_mp4(data: bytes) -> bool:
-    # An ISO media file opens with an `ftyp` box: size (4 bytes), then the type.
-    return data[4:8] == b"ftyp"
 
 
 def _headers(response: httpx.Response) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from contracts.fake_admin import FakeAdmin
-from contracts.models import MODELS
+from contracts.models import spec_of
 from contracts.options import COMMAND_TIMEOUT_SECONDS, COMMAND_VARIABLES, VERIFY_API_KEY
 from contracts.responses import (
     ERROR_CODES,
@@ -49,6 +49,7 @@ from contracts.responses import (
     TRANSIENT_CODES,
     WAITING_STATES,
 )
+from contracts.spec import ModelSpec
 
 Client = Callable[[str, str, str, dict[str, Any]], Any]
 
@@ -233,7 +234,7 @@ def verify_client(
     client: Any,
     base_url: str,
     *,
-    model: str = "svd",
+    model: str | ModelSpec = "svd",
     api_key: str = VERIFY_API_KEY,
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
@@ -248,7 +249,8 @@ def verify_client(
     """
     base = base_url.rstrip("/")
     call, api_key = _as_client(client, base, api_key)
-    payload = dict(MODELS[model].example)
+    spec = spec_of(model)  # a slug of the shipped models, or the spec of one loaded from a file
+    model, payload = spec.slug, dict(spec.example)
     report = Verification()
     planned = scenarios()
     with httpx.Client(transport=transport, timeout=30.0) as http:

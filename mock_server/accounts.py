@@ -16,12 +16,12 @@ from __future__ import annotations
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
 from contracts.openapi import API_KEY_PATTERN
 from contracts.responses import RESULT_RETENTION_SECONDS
 from contracts.spec import number_in, show_range, show_value
@@ -61,17 +61,35 @@ class AccountsConfig:
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
     prices: Mapping[str, float] = field(default_factory=lambda: dict(pricing.PRICES))
 
+    def priced(self, models: Mapping[str, ModelSpec]) -> AccountsConfig:
+        """This config with a price for every model of `models`: its file's, unless the config sets one."""
+        missing = {slug: spec.price for slug, spec in models.items() if slug not in self.prices}
+        return replace(self, prices={**self.prices, **missing}) if missing else self
+
     @cached_property  # read on every request: derived once
     def open(self) -> bool:
         """True when no key is declared, so any key shaped like Segmind's is accepted."""
         return not self.keys
 
 
-def load_config(path: str | Path) -> AccountsConfig:
-    """Read an accounts config from a TOML file, or raise ConfigError naming the file and the fix."""
+def load_config(path: str | Path, models: Mapping[str, ModelSpec] = MODELS) -> AccountsConfig:
+    """Read an accounts config from a TOML file for a fake serving `models`; raise ConfigError naming file and fix."""
+    return parse_config_of(path, read_config(path), models)
+
+
+def parse_config_of(path: str | Path, data: Mapping[str, Any], models: Mapping[str, ModelSpec]) -> AccountsConfig:
+    """`parse_config`, its errors naming the file `path` the data was read from."""
+    try:
+        return parse_config(data, models)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read a config file's TOML, or raise ConfigError naming the file and the fix."""
     try:
         with open(path, "rb") as file:
-            data = tomllib.load(file)
+            return tomllib.load(file)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read it: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
@@ -79,36 +97,43 @@ def load_config(path: str | Path) -> AccountsConfig:
     except ValueError:  # tomllib's int() of an integer of more digits than Python converts
         limit = sys.get_int_max_str_digits()
         raise ConfigError(f"{path}: an integer in it has more than {limit} digits, past any value allowed") from None
-    try:
-        return parse_config(data)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
 
 
-def parse_config(data: Mapping[str, Any]) -> AccountsConfig:
-    """Build an accounts config from its parsed form (TOML tables as dicts), or raise ConfigError."""
-    _no_unknown(data, ("keys", "prices"), "the config")
-    prices = dict(pricing.PRICES)
+def config_model_files(data: Mapping[str, Any], path: str | Path) -> list[Path]:
+    """The model files a config's `models` list names, relative to the config's own folder."""
+    files = data.get("models", [])
+    if not isinstance(files, list) or not all(isinstance(file, str) and file for file in files):
+        raise ConfigError(f"{path}: models must be a list of model file paths (got {show_value(files)})")
+    return [Path(path).parent / file for file in files]
+
+
+def parse_config(data: Mapping[str, Any], models: Mapping[str, ModelSpec] = MODELS) -> AccountsConfig:
+    """Build an accounts config from its parsed TOML for a fake serving `models`, or raise ConfigError.
+
+    Its `models` list (model files) is read by the caller, before: `config_model_files`.
+    """
+    _no_unknown(data, ("keys", "prices", "models"), "the config")
+    prices = {slug: spec.price for slug, spec in models.items()}
     for model, price in _table(data.get("prices", {}), "prices").items():
-        if model not in MODELS:
-            raise ConfigError(f"prices: unknown model {model!r}; the fake serves {', '.join(MODELS)}")
+        if model not in models:
+            raise ConfigError(f"prices: unknown model {model!r}; the fake serves {', '.join(models)}")
         prices[model] = _credits(price, f"prices.{model}")
     tables = _table(data.get("keys", {}), "keys")
-    keys = {key: _key_config(key, _table(table, f"keys.{key}")) for key, table in tables.items()}
+    keys = {key: _key_config(key, _table(table, f"keys.{key}"), models) for key, table in tables.items()}
     return AccountsConfig(keys=keys, prices=prices)
 
 
-def _key_config(key: str, table: Mapping[str, Any]) -> KeyConfig:
+def _key_config(key: str, table: Mapping[str, Any], models: Mapping[str, ModelSpec]) -> KeyConfig:
     where = f"keys.{key}"
     if not key.strip():
         raise ConfigError("keys: an API key may not be empty")
     _no_unknown(table, KEY_FIELDS, where)
     credits = _credits(table["credits"], f"{where}.credits") if "credits" in table else None
-    models = table.get("models")
-    if models is not None:
-        if not isinstance(models, list) or not all(model in MODELS for model in models):
-            raise ConfigError(f"{where}.models must be a list of {', '.join(MODELS)} (got {models!r})")
-        models = frozenset(models)
+    allowed = table.get("models")
+    if allowed is not None:
+        if not isinstance(allowed, list) or not all(model in models for model in allowed):
+            raise ConfigError(f"{where}.models must be a list of {', '.join(models)} (got {allowed!r})")
+        allowed = frozenset(allowed)
     if "plan" in table and "rpm" in table:
         raise ConfigError(f"{where}: give either plan or rpm, not both")
     rpm = table.get("rpm")
@@ -123,7 +148,7 @@ def _key_config(key: str, table: Mapping[str, Any]) -> KeyConfig:
             f"{where}.rpm must be a whole number of requests a minute, 1 or more (up to {LARGEST_COUNT}) "
             f"(got {show_value(rpm)})"
         )
-    return KeyConfig(credits=credits, models=models, rpm=rpm)
+    return KeyConfig(credits=credits, models=allowed, rpm=rpm)
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:

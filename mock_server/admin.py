@@ -14,7 +14,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contracts.responses import VIDEO_CONTENT_TYPE
 from contracts.spec import number_in, show_range, show_value
 from mock_server import admin_query, api_errors, dashboard, har, ranges
 from mock_server.accounts import LARGEST_AMOUNT
@@ -236,6 +235,8 @@ def _health(service: Service) -> dict[str, Any]:
         "worker": os.getpid(),
         # Exchanges this worker could not journal while the store was unavailable.
         "journal_dropped": service.journal_dropped,
+        # The models served (the shipped two and any model files), by slug.
+        "models": list(service.settings.models),
     }
 
 
@@ -362,14 +363,17 @@ async def credits(request: Request) -> Response:
 
 
 async def output(request: Request) -> Response:
-    """`GET`/`HEAD /_mock/outputs/{id}.mp4`: a completed job's video, public like a CDN link, with ranges."""
+    """`GET`/`HEAD /_mock/outputs/{id}.mp4` (.png, .jpg, .webp): a job's output, public like a CDN link, with ranges."""
     request_id = request.path_params["request_id"]
     job = await _in_store(request, lambda service: service.output(request_id))
-    return ranges.ranged_response(request, await _service(request).video(job), VIDEO_CONTENT_TYPE)
+    spec = _service(request).spec_of(job)
+    if request.path_params["extension"] != spec.extension:
+        raise api_errors.ApiError(404, f"Output {request_id}.{request.path_params['extension']} not found")
+    return ranges.ranged_response(request, await _service(request).video(job), spec.output)
 
 
 ROUTES = [
-    Route("/_mock/outputs/{request_id}.mp4", output, methods=["GET"]),
+    Route("/_mock/outputs/{request_id}.{extension}", output, methods=["GET"]),
     Route("/_mock/health", health, methods=["GET"]),
     Route("/_mock/reset", reset, methods=["POST"]),
     Route("/_mock/clock", clock, methods=["GET", "POST"]),

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="FILE",
         help="TOML file declaring API keys (then only those are accepted) with their credits, models and "
-        "rate limits, and model prices; see docs/accounts.md (default: any key, unlimited)",
+        "rate limits, model prices, and model files to load; see docs/accounts.md (default: any key, unlimited)",
     )
     serve.add_argument(
         "--store",
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one line per request to standard output: method, path, status, time in ms (default: off)",
     )
+    command_line.add_model_file_flag(serve)
     _add_limit_flags(serve)
     _add_video_flags(serve)
     _add_replay_flags(serve)
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     command_line.add_verify_parser(commands)
     _add_recording_parsers(commands)
     _add_drift_parser(commands)
+    command_line.add_model_parser(commands)
     return parser
 
 
@@ -339,10 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mock_server import drift_command
 
         return drift_command.run(args)
-    if args.command in ("contract", "verify"):
+    if args.command in ("contract", "verify", "model"):
         from contracts import cli as contract_cli
 
-        return contract_cli.run(args) if args.command == "contract" else contract_cli.run_verify(args)
+        runners = {"contract": contract_cli.run, "verify": contract_cli.run_verify, "model": contract_cli.run_from_page}
+        return runners[args.command](args)
     if args.command in ("record", "scan", "journal"):
         from mock_server import record_command
 

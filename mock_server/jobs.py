@@ -104,6 +104,6 @@ def resolve_seed(spec: ModelSpec, seed: int) -> int:
     """Return the seed a job runs with: -1 asks for a random one within the documented range."""
     if seed != -1:
         return seed
-    param = spec.param("seed")
-    upper = int(param.maximum) if param.maximum is not None else 2**32 - 1
+    param = next((param for param in spec.params if param.name == "seed"), None)
+    upper = int(param.maximum) if param is not None and param.maximum is not None else 2**32 - 1
     return random.randint(0, upper)

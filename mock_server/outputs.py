@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from contracts import MODELS
+from contracts import ModelSpec
 from mock_server import api_errors
 from mock_server.images import ImageError, ImageSource, load_image
 from mock_server.jobs import Job
@@ -14,28 +14,30 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def video_for(job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
-    """Return a completed job's MP4; blocking (decoding and encoding), so call it on a worker thread."""
+def video_for(spec: ModelSpec, job: Job, policy: ImageSource, cache: VideoCache) -> bytes:
+    """Return a completed job's output (MP4 or image); blocking (decoding and encoding): call it on a worker thread."""
     if not video_available():
-        return fallback_video(job.model, job.params)
+        return fallback_video(spec, job.params)
     from mock_server import render  # needs the optional `video` extra (numpy), checked just above
 
-    key = cache_key(job.model, job.params, job.seed, job.image_digest)
+    key = cache_key(spec, job.params, job.seed, job.image_digest)
     return cache.get_or_render(
-        key, lambda: render.render_checked(job.model, job.params, job.seed, _input_pixels(job, policy))
+        key, lambda: render.render_output(spec, job.params, job.seed, _input_pixels(spec, job, policy))
     )
 
 
-def cached_video(job: Job, cache: VideoCache) -> bytes | None:
-    """Return a completed job's MP4 if it is at hand without rendering (cached, or a prepared file)."""
+def cached_video(spec: ModelSpec, job: Job, cache: VideoCache) -> bytes | None:
+    """Return a completed job's output if it is at hand without rendering (cached, or a prepared file)."""
     if not video_available():
         return None  # reading a prepared file is disk work: left to a worker thread
-    return cache.get(cache_key(job.model, job.params, job.seed, job.image_digest))
+    return cache.get(cache_key(spec, job.params, job.seed, job.image_digest))
 
 
-def _input_pixels(job: Job, policy: ImageSource) -> np.ndarray | None:
+def _input_pixels(spec: ModelSpec, job: Job, policy: ImageSource) -> np.ndarray | None:
     """Read the job's input image again; it was checked at submission, so only a change can fail here."""
-    reference = job.params[MODELS[job.model].image_param.name]
+    if spec.image_name is None:
+        return None
+    reference = job.params[spec.image_name]
     try:
         image = load_image(reference, policy)
     except ImageError as error:

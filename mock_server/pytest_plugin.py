@@ -8,17 +8,22 @@ the fake (and respx, the `pytest` extra) when a test first uses them.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import fields, replace
-from types import ModuleType
+from pathlib import Path
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from contracts.extras import MissingExtra
+from contracts.model_file import ModelFileError, load_models
+from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
+from contracts.spec import ModelSpec
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
@@ -37,6 +42,8 @@ MARKERS = (
     "segmind_fake_only: the test controls the fake, so it is skipped with --segmind-live.",
     "segmind_replay(*files, match='params', strict=False): segmind_mock serves these recordings (HAR files, "
     "relative to the test's file) as `serve --replay` does. Fake-only.",
+    "segmind_models(*paths): model files (TOML, docs/models.md) the fake serves in this test, beside the shipped "
+    "two and the segmind_model_files ini option's; paths relative to the test's file.",
 )
 
 
@@ -107,6 +114,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fake-only tests are skipped",
     )
     parser.addini(
+        "segmind_model_files",
+        type="paths",
+        help="model files (TOML, docs/models.md) every fake serves beside the shipped two, relative to the ini file",
+    )
+    parser.addini(
         "segmind_virtual_time_modules",
         type="linelist",
         help="modules whose sleeps advance the fake's clock, beside the official SDK's own",
@@ -136,7 +148,7 @@ def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         yield _live_fixture()
         return
     offline = _offline()
-    settings = _settings(request.node)
+    settings = _settings(request.node, request.config)
     modules = _time_modules(request.config)
     replay = _replay(request.node)
     with offline.segmind_offline(
@@ -164,7 +176,7 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if _live(request.config):
         yield _live_fixture()
         return
-    settings = _settings(request.node)
+    settings = _settings(request.node, request.config)
     if request.node.get_closest_marker("segmind_replay"):
         pytest.fail(
             "segmind_replay serves recordings with segmind_mock; segmind_server is shared by the session", False
@@ -214,7 +226,7 @@ def _offline() -> ModuleType:
     pytest.fail(str(missing), False)  # outside the except block: one line, no chained traceback
 
 
-def _settings(node: pytest.Item) -> Settings:
+def _settings(node: pytest.Item, config: pytest.Config) -> Settings:
     # `virtual_time` picks the defaults (`default_settings`), and with them `Settings.virtual`.
     marker = node.get_closest_marker("segmind_settings")
     options = dict(marker.kwargs) if marker else {}
@@ -228,6 +240,12 @@ def _settings(node: pytest.Item) -> Settings:
     if unknown:
         allowed = ", ".join(sorted({"virtual_time", *names}))
         pytest.fail(f"segmind_settings got unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}", False)
+    files = [*config.getini("segmind_model_files"), *_marked_model_files(node)]
+    if files and "models" not in options:
+        try:
+            options["models"] = _models(tuple(str(path) for path in files))
+        except ModelFileError as error:
+            pytest.fail(f"segmind-mock: {error}", False)
     settings: Settings = replace(_offline().default_settings(virtual), **options)
     return settings
 
@@ -248,6 +266,18 @@ def _replay(node: pytest.Item) -> Replay | None:
         return Replay.from_files(files, **marker.kwargs)
     except (har.NotARecording, TypeError, ValueError) as error:
         pytest.fail(f"segmind_replay: {error}", False)
+
+
+def _marked_model_files(node: pytest.Item) -> list[Path]:
+    """The paths of the test's `segmind_models` marks, relative to its file."""
+    folder = node.path.parent
+    return [folder / path for marker in node.iter_markers("segmind_models") for path in marker.args]
+
+
+@functools.cache  # a session reads each set of files once: they do not change while it runs
+def _models(paths: tuple[str, ...]) -> Mapping[str, ModelSpec]:
+    """The shipped models and those of the files at `paths`, read-only."""
+    return MappingProxyType(load_models(paths, MODELS))
 
 
 def _add_marked_scenarios(node: pytest.Item, mock: SegmindMock) -> None:

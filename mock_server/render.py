@@ -3,11 +3,14 @@
 This module needs the `video` extra (PyAV and numpy): `outputs.py` imports it only when both are
 installed, and `video.py` serves the prepared files otherwise. Every choice below is a fake's choice, not Segmind's:
 
-- Size: a request for 16:9 (`contracts.models.wants_wide`) gives 512x288, SVD's native 1024x576
+- Size: a request for 16:9 (`ModelSpec.wants_wide`) gives 512x288, SVD's native 1024x576
   halved: the same 16:9 shape, multiples of 16, and four times fewer pixels to warp and encode.
   Keeping the input's aspect spends the same pixel budget on its shape (each side even and within
-  `SIZE_LIMITS`); the test card, having no input, is always 16:9.
-- Frames: svd renders exactly `frames`; motionctrl-svd renders 14, SVD's default clip length.
+  `SIZE_LIMITS`); the test card, having no input, is always 16:9. A model file's `[steer]` may
+  name width and height parameters (honoured, within the limits) or an aspect one ("16:9").
+- Frames: what the model file's `[steer]` says: svd renders exactly `frames`; motionctrl-svd
+  renders 14, SVD's default clip length; a `duration` gives seconds at the frame rate.
+- Images: an image model's output is the first frame, as PNG, JPEG or WebP (FFmpeg's encoders).
 - Motion: names are camera moves, so the picture moves the other way: "Pan Left" slides the
   content right, "Zoom In" grows it, "CW" rolls the camera clockwise and turns the content
   anticlockwise. `_CAMERA_MOVES` is the one place to change that.
@@ -20,19 +23,32 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
 from functools import cache
 from typing import Any
 
 import numpy as np
 
-from contracts import MODELS
-from contracts.models import wants_wide
+from contracts import MODELS, ModelSpec
+from contracts.model_file import aspect_of
+from contracts.models import spec_of
 from mock_server.video import Fallback, checked_params, require_av
 
 FULL_SIZE = (512, 288)
-# motionctrl-svd takes no frame count: it renders SVD's default clip length.
-MOTIONCTRL_FRAMES = MODELS["svd"].param("frames").default
 SIZE_LIMITS = (32, 1024)
+# An image model's picture when nothing asks for a size, and the largest side it is given (GUESS).
+IMAGE_SIZE = (1024, 1024)
+IMAGE_SIZE_LIMITS = (16, 2048)
+# Frames rendered at most, whatever a duration and rate ask: 10 s at 25 fps (bounds the work of one job).
+MAX_FRAMES = 250
+# The drift of a model whose file names no parameter for it: half of svd's largest (GUESS).
+GUESSED_DRIFT = 0.5
+# FFmpeg encoders of the image outputs, and the pixel format each is given.
+IMAGE_ENCODERS = {
+    "image/png": ("png", "rgb24"),
+    "image/jpeg": ("mjpeg", "yuvj444p"),
+    "image/webp": ("libwebp", "yuv420p"),
+}
 # veryfast at CRF 28 encodes 25 frames of 512x288 in about 50 ms here and keeps files small.
 X264_OPTIONS = {"preset": "veryfast", "crf": "28", "threads": "1"}
 
@@ -49,39 +65,118 @@ _CAMERA_MOVES: dict[str, Motion] = {
     "CW": (0.0, 0.0, 1.0, -math.radians(20)),
     "ACW": (0.0, 0.0, 1.0, math.radians(20)),
 }
+# A camera value that names no move above: the camera stays still (only the shake moves it).
+_STILL: Motion = (0.0, 0.0, 1.0, 0.0)
+
+
+def render_output(spec: ModelSpec, checked: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
+    """Render a job's output file from its checked parameters: a video model's MP4, an image model's picture."""
+    render = render_checked if spec.is_video else render_image
+    return render(spec, checked, seed, image)
 
 
 def render_video(
-    model: str, params: Mapping[str, Any], seed: int, image: np.ndarray | None, card: Sequence[str] | None = None
+    model: str | ModelSpec,
+    params: Mapping[str, Any],
+    seed: int,
+    image: np.ndarray | None,
+    card: Sequence[str] | None = None,
 ) -> bytes:
     """Render the H.264 MP4 a job of `model` outputs; `image` is RGB pixels, None for the test card.
 
     The test card prints `card`, by default the request's own model, parameters and seed.
     `params` are checked by the contract first (a job's were, when it was accepted: `render_checked`).
     """
-    return render_checked(model, checked_params(model, params), seed, image, card)
+    spec = spec_of(model)
+    return render_checked(spec, checked_params(spec, params), seed, image, card)
 
 
 def render_checked(
-    model: str, checked: Mapping[str, Any], seed: int, image: np.ndarray | None, card: Sequence[str] | None = None
+    model: str | ModelSpec,
+    checked: Mapping[str, Any],
+    seed: int,
+    image: np.ndarray | None,
+    card: Sequence[str] | None = None,
 ) -> bytes:
     """Render as `render_video` does, from parameters already checked (an accepted job's)."""
-    size = output_size(model, checked, image)
-    lines = card if card is not None else card_lines(model, checked, seed)
+    spec = spec_of(model)
+    size = output_size(spec, checked, image)
+    lines = card if card is not None else card_lines(spec.slug, checked, seed)
     source = image if image is not None else draw_test_card(size, lines)
     source = np.ascontiguousarray(source)  # so that _warp can view it as a flat list of pixels
-    motions = _motions(model, checked, seed)
+    motions = _motions(spec, checked, seed)
     frames = (_warp(source, size, motion) for motion in motions)
-    return encode_mp4(frames, size, checked["fps"])
+    return encode_mp4(frames, size, frame_rate(spec, checked))
 
 
-def output_size(model: str, params: Mapping[str, Any], image: np.ndarray | None) -> tuple[int, int]:
-    """Return the (width, height) of the video for these checked parameters and input."""
-    if wants_wide(model, params) or image is None:
+def render_image(spec: ModelSpec, checked: Mapping[str, Any], seed: int, image: np.ndarray | None) -> bytes:
+    """Render an image model's output from checked parameters: the input (or the test card) at the requested size."""
+    size = output_size(spec, checked, image)
+    source = image if image is not None else draw_test_card(size, card_lines(spec.slug, checked, seed))
+    pixels = _warp(np.ascontiguousarray(source), size, (0.0, 0.0, 1.0, 0.0))
+    return encode_image(pixels, spec.output)
+
+
+def encode_image(pixels: np.ndarray, media_type: str) -> bytes:
+    """Encode RGB pixels as one PNG, JPEG or WebP file with FFmpeg's encoder for it."""
+    pyav = require_av()
+    name, pix_fmt = IMAGE_ENCODERS[media_type]
+    context = pyav.CodecContext.create(name, "w")
+    context.height, context.width = pixels.shape[:2]
+    context.pix_fmt = pix_fmt
+    context.time_base = Fraction(1, 25)
+    context.flags |= pyav.codec.context.Flags.bitexact
+    frame = pyav.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24").reformat(format=pix_fmt)
+    frame.pts = 0
+    return b"".join(bytes(packet) for packet in (*context.encode(frame), *context.encode(None)))
+
+
+def frame_count(spec: ModelSpec, params: Mapping[str, Any]) -> int:
+    """Frames of video the checked `params` ask for: the `[steer]` frames, else duration times rate."""
+    frames = spec.steer.frames
+    if frames is None:
+        seconds = params[spec.steer.duration] if spec.steer.duration is not None else 1
+        count = float(seconds) * frame_rate(spec, params)
+    else:
+        count = frames if isinstance(frames, int) else params[frames]
+    return min(max(round(count), 1), MAX_FRAMES)
+
+
+def frame_rate(spec: ModelSpec, params: Mapping[str, Any]) -> int:
+    """Frames a second the checked `params` ask for (a whole number, 1 to 120)."""
+    fps = spec.steer.fps
+    rate = fps if isinstance(fps, int) else params[fps]
+    return int(min(max(round(rate), 1), 120))
+
+
+def output_size(model: str | ModelSpec, params: Mapping[str, Any], image: np.ndarray | None) -> tuple[int, int]:
+    """Return the (width, height) of the output for these checked parameters and input."""
+    spec = spec_of(model)
+    steer = spec.steer
+    if steer.width is not None and steer.height is not None:
+        return _side(spec, params[steer.width]), _side(spec, params[steer.height])
+    full = FULL_SIZE if spec.is_video else IMAGE_SIZE
+    shape = aspect_of(params[steer.aspect]) if steer.aspect is not None else None
+    if spec.wants_wide(params):
+        shape = (16, 9)
+    if shape == (16, 9) and spec.is_video:
         return FULL_SIZE
-    aspect = image.shape[1] / image.shape[0]
-    width = math.sqrt(FULL_SIZE[0] * FULL_SIZE[1] * aspect)
-    return _even(width), _even(width / aspect)
+    if shape is not None:
+        aspect = shape[0] / shape[1]
+    elif image is not None:
+        aspect = image.shape[1] / image.shape[0]
+    else:
+        return full
+    width = math.sqrt(full[0] * full[1] * aspect)
+    return _side(spec, width), _side(spec, width / aspect)
+
+
+def _side(spec: ModelSpec, length: float) -> int:
+    """A side of the output: even for a video (H.264's 4:2:0), within the limits of its kind."""
+    if not spec.is_video:
+        low, high = IMAGE_SIZE_LIMITS
+        return int(min(max(round(length), low), high))
+    return _even(length)
 
 
 def _even(length: float) -> int:
@@ -106,25 +201,25 @@ def encode_mp4(frames: Iterable[np.ndarray], size: tuple[int, int], fps: int) ->
     return output.getvalue()
 
 
-def _motions(model: str, params: Mapping[str, Any], seed: int) -> list[Motion]:
+def _motions(spec: ModelSpec, params: Mapping[str, Any], seed: int) -> list[Motion]:
     """Return each frame's camera state: content shift, zoom and roll."""
     rng = np.random.default_rng(seed % 2**64)
-    if model == "svd":
-        count = params["frames"]
+    count = frame_count(spec, params)
+    steer = spec.steer
+    if steer.camera is None:
         # A gentle drift in a seeded direction: at most 6% of the frame, 8% zoom and 3 degrees of roll.
-        amount = params["motion"] / MODELS["svd"].param("motion").maximum
+        amount = _fraction(spec, steer.drift, params, GUESSED_DRIFT)
         angle = rng.uniform(0, 2 * math.pi)
         zoom = 1 + 0.08 * amount * rng.choice((-1, 1))
         roll = math.radians(3) * amount * rng.uniform(-1, 1)
         total = (0.06 * amount * math.cos(angle), 0.06 * amount * math.sin(angle), zoom, roll)
         shake = 0.0
     else:
-        count = MOTIONCTRL_FRAMES
-        speed = params["motion_speed"]
-        x, y, zoom, roll = _CAMERA_MOVES[params["motion"]]
+        speed = params[steer.camera_speed] if steer.camera_speed is not None else 1
+        x, y, zoom, roll = _CAMERA_MOVES.get(params[steer.camera], _STILL)
         total = (x * speed, y * speed, zoom**speed, roll * speed)
         # A hand-held wobble that grows with the motion bucket, so seeds differ; none when still.
-        bucket = params["motion_bucket_id"] / MODELS["motionctrl-svd"].param("motion_bucket_id").maximum
+        bucket = _fraction(spec, steer.shake, params, GUESSED_DRIFT)
         shake = 0.004 * speed * bucket
     jitter = rng.uniform(-shake, shake, size=(count, 2))
     steps = np.linspace(0.0, 1.0, count)
@@ -132,6 +227,14 @@ def _motions(model: str, params: Mapping[str, Any], seed: int) -> list[Motion]:
         (total[0] * t + dx, total[1] * t + dy, total[2] ** t, total[3] * t)
         for t, (dx, dy) in zip(steps, jitter, strict=True)
     ]
+
+
+def _fraction(spec: ModelSpec, name: str | None, params: Mapping[str, Any], guess: float) -> float:
+    """A steering parameter's value over its documented maximum, or `guess` when none is named or bounded."""
+    if name is None:
+        return guess
+    maximum = spec.param(name).maximum
+    return float(params[name]) / maximum if maximum else guess
 
 
 def _warp(source: np.ndarray, size: tuple[int, int], motion: Motion) -> np.ndarray:
@@ -273,6 +376,20 @@ def prepared_card_lines(fallback: Fallback) -> list[str]:
         "not your fps, size, seed or image",
         "install the video extra to render yours",
     ]
+
+
+# The prepared image's size: what an image model known from a file gets without the video extra.
+PREPARED_IMAGE_SIZE = (512, 512)
+
+
+def render_prepared_image(media_type: str) -> bytes:
+    """The prepared picture of an image type, served for every image model without the video extra."""
+    lines = [
+        f"SEGMIND-MOCK PREPARED: {media_type}",
+        "not your size, seed or image",
+        "install the video extra to render yours",
+    ]
+    return encode_image(draw_test_card(PREPARED_IMAGE_SIZE, lines), media_type)
 
 
 def render_fallback(fallback: Fallback) -> bytes:

@@ -21,7 +21,13 @@ from starlette.types import Receive, Scope
 from contracts import ModelSpec
 from contracts.decoding import decode_params
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH, SUBMIT_PATH, SYNC_PATH, openapi_document
-from contracts.responses import BASE64_VIDEO_KEY, FAILED_STATUS, SYNC_FAILED_STATUS, VIDEO_CONTENT_TYPE
+from contracts.responses import (
+    BASE64_IMAGE_KEY,
+    BASE64_VIDEO_KEY,
+    FAILED_STATUS,
+    SYNC_FAILED_STATUS,
+    VIDEO_CONTENT_TYPE,
+)
 from mock_server import api_errors, wire
 from mock_server.admin_token import carries_token
 from mock_server.answers import Answer, answer, error_answer, header_list
@@ -149,7 +155,7 @@ class SegmindRoutes:
         body = request.body = await read_body(request.length, request.receive, service.settings.max_body_bytes)
         # One pass for the bodies clients nearly always send; the reference path for any other,
         # so every message stays the one that names each broken parameter.
-        checked = decode_params(spec.slug, body)
+        checked = decode_params(spec, body)
         payload = parse_json_object(body) if checked is None else checked
         if service.reads_image(spec, payload):
             request.image = spec, payload
@@ -183,7 +189,8 @@ class SegmindRoutes:
         if state is State.FAILED:
             return answer(wire.failed_body(job), FAILED_STATUS), rule
         if video is not None:
-            return answer(wire.completed_body(job, request.base(""), video, billing)), rule
+            media_type = self.service.spec_of(job).output
+            return answer(wire.completed_body(job, request.base(""), video, billing, media_type)), rule
         return answer(wire.pending_result_body(job, state, request.base())), rule
 
     async def wait_for_job(self, request: SegmindRequest) -> Waited:
@@ -208,13 +215,16 @@ class SegmindRoutes:
         if job.error is not None:
             return error_answer(api_errors.ApiError(SYNC_FAILED_STATUS, job.error, headers)), rule
         assert video is not None  # rendered for every job that did not fail
-        if job.params["base64"]:
-            return answer({BASE64_VIDEO_KEY: base64.b64encode(video).decode()}, headers=headers), rule
-        return (200, [(b"content-length", b"%d" % len(video)), _VIDEO_TYPE, *header_list(headers)], video), rule
+        spec = self.service.spec_of(job)
+        if job.params.get("base64"):  # a model file may have no base64 parameter
+            key = BASE64_VIDEO_KEY if spec.is_video else BASE64_IMAGE_KEY
+            return answer({key: base64.b64encode(video).decode()}, headers=headers), rule
+        media_type = _VIDEO_TYPE if spec.is_video else (b"content-type", spec.output.encode())
+        return (200, [(b"content-length", b"%d" % len(video)), media_type, *header_list(headers)], video), rule
 
     def openapi(self, request: SegmindRequest, _: None) -> Reply:
         """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""
-        return answer(openapi_document(request.base())), None
+        return answer(openapi_document(request.base(), self.service.settings.models)), None
 
     def _accept_sync(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
 from mock_server.defaults import MAX_SCENARIO_BYTES, MAX_SCENARIOS
 from mock_server.scenarios import Rule, Target, parse_rule
 from mock_server.storage import RuleStore
@@ -26,13 +26,12 @@ class RuleIndex:
     is added or removed), so many rules for other models, keys or routes cost a request nothing.
     """
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], models: Iterable[str] = MODELS) -> None:
         self.rules = rules
         # (target, model) -> (rules matching any key, rules by the one key they match)
         self._routes: dict[tuple[Target, str], tuple[list[Placed], dict[str, list[Placed]]]] = {}
         for place, rule in enumerate(rules):
-            models = [rule.match["model"]] if "model" in rule.match else list(MODELS)
-            for model in models:
+            for model in [rule.match["model"]] if "model" in rule.match else models:
                 anyone, by_key = self._routes.setdefault((rule.target, model), ([], {}))
                 key = rule.match.get("api_key")
                 (anyone if key is None else by_key.setdefault(key, [])).append((place, rule))
@@ -53,13 +52,15 @@ class RuleBook:
     and uses rules up atomically (`RuleStore.take`).
     """
 
-    def __init__(self, store: RuleStore) -> None:
+    def __init__(self, store: RuleStore, models: Mapping[str, ModelSpec] = MODELS) -> None:
         self.store = store
+        # The models served: rules are checked against them, and indexed by them.
+        self.models = models
         self._index = RuleIndex(())
 
     def add(self, data: Mapping[str, Any], max_rules: int = MAX_SCENARIOS, max_bytes: int = MAX_SCENARIO_BYTES) -> Rule:
         """Add a rule from its JSON form; raise ValueError saying what to fix, or which cap it would pass."""
-        rule = parse_rule(data, rule_id="new")
+        rule = parse_rule(data, rule_id="new", models=self.models)
         size = len(msgspec.json.encode(asdict(rule)))
         if size > max_bytes:
             raise ValueError(
@@ -100,7 +101,7 @@ class RuleBook:
             return None
         index = self._index
         if index.rules is not rules:  # rules added or removed since: index them again, once
-            index = self._index = RuleIndex(rules)
+            index = self._index = RuleIndex(rules, tuple(self.models))
         candidates = [
             (rule.id, not refused or rule.outcome == "http_error")
             for rule in index.candidates(target, model, api_key)

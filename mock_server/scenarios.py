@@ -123,8 +123,8 @@ class Rule:
         return {"id": self.id, "hits": self.hits, "seen": self.seen, **shown}
 
 
-def parse_rule(data: Any, rule_id: str) -> Rule:
-    """Build a rule from the admin API's JSON, or raise ValueError naming the field to fix."""
+def parse_rule(data: Any, rule_id: str, models: Mapping[str, ModelSpec] = MODELS) -> Rule:
+    """Build a rule from the admin API's JSON for a fake serving `models`; raise ValueError naming the field to fix."""
     if not isinstance(data, Mapping):
         raise ValueError('a scenario must be a JSON object such as {"outcome": "failed", "times": 1}')
     outcome = data.get("outcome", "completed")
@@ -145,7 +145,7 @@ def parse_rule(data: Any, rule_id: str) -> Rule:
     return Rule(
         id=rule_id,
         outcome=outcome,
-        match=_parse_match(data.get("match", {})),
+        match=_parse_match(data.get("match", {}), models),
         times=_parse_times(data.get("times", -1)),
         target=target,
         nth=_parse_nth(data.get("nth", 1)),
@@ -194,22 +194,24 @@ def _header_number(name: str, value: str) -> int | float:
     return int(number) if number.is_integer() and name == "x-mock-status" else number
 
 
-def _parse_match(match: Any) -> dict[str, Any]:
+def _parse_match(match: Any, models: Mapping[str, ModelSpec]) -> dict[str, Any]:
     """Check a rule's `match`, refusing what no request could carry: such a rule would never fire."""
     if not isinstance(match, Mapping):
         raise ValueError(
             f'match must be a JSON object of model, api_key and parameter values, e.g. {{"frames": 14}} '
             f"(got {show_value(match)})"
         )
-    if "model" in match and (not isinstance(match["model"], str) or match["model"] not in MODELS):
-        raise ValueError(f"match.model must be one of {', '.join(MODELS)} (got {match['model']!r})")
+    if "model" in match and (not isinstance(match["model"], str) or match["model"] not in models):
+        raise ValueError(f"match.model must be one of {', '.join(models)} (got {match['model']!r})")
     if "api_key" in match and not isinstance(match["api_key"], str):
         raise ValueError(f"match.api_key must be a string, the key a request sends (got {match['api_key']!r})")
-    specs = [MODELS[match["model"]]] if "model" in match else list(MODELS.values())
-    return {key: value if key in _MATCH_SPECIAL else _canonical(key, value, specs) for key, value in match.items()}
+    specs = [models[match["model"]]] if "model" in match else list(models.values())
+    return {
+        key: value if key in _MATCH_SPECIAL else _canonical(key, value, specs, models) for key, value in match.items()
+    }
 
 
-def _canonical(name: str, value: Any, specs: list[ModelSpec]) -> Any:
+def _canonical(name: str, value: Any, specs: list[ModelSpec], models: Mapping[str, ModelSpec]) -> Any:
     """Return a matched parameter's value in the types validation produces, so {"frames": "14"} matches 14.
 
     Raise ValueError when no request of `specs` can carry it: a parameter no model (or another
@@ -217,13 +219,13 @@ def _canonical(name: str, value: Any, specs: list[ModelSpec]) -> Any:
     """
     params = [param for spec in specs for param in spec.params if param.name == name]
     if not params:
-        owners = [spec.slug for spec in MODELS.values() if any(param.name == name for param in spec.params)]
+        owners = [spec.slug for spec in models.values() if any(param.name == name for param in spec.params)]
         if owners:
             raise ValueError(
                 f"match.{name} is a parameter of {', '.join(owners)}, not of {specs[0].slug}: "
                 "the rule could never match"
             )
-        names = sorted({param.name for spec in MODELS.values() for param in spec.params})
+        names = sorted({param.name for spec in models.values() for param in spec.params})
         raise ValueError(
             f"match has an unknown key {name!r}: it takes {', '.join(_MATCH_SPECIAL)} or a parameter "
             f"({', '.join(names)}); the rule could never match"

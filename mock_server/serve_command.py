@@ -10,16 +10,18 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import NoReturn
 
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
+from contracts.model_file import ModelFileError, load_models
 from mock_server import har, server
 from mock_server.access_log import AccessLog
-from mock_server.accounts import AccountsConfig, ConfigError, load_config
+from mock_server.accounts import AccountsConfig, ConfigError, config_model_files, parse_config_of, read_config
 from mock_server.defaults import MEMORY
 from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock
@@ -40,11 +42,24 @@ def rendering_line() -> str:
     )
 
 
+def load_accounts_and_models(
+    config: str | None, model_files: Sequence[str]
+) -> tuple[AccountsConfig, Mapping[str, ModelSpec]]:
+    """The accounts config and the models to serve: the shipped two, the config's `models` list, then `--model-file`s.
+
+    Raises ConfigError or ModelFileError, whose message is the one line to print.
+    """
+    data = read_config(config) if config else {}
+    files = [*(config_model_files(data, config) if config else ()), *model_files]
+    models = load_models(files, MODELS)
+    return (parse_config_of(config, data, models) if config else AccountsConfig().priced(models)), models
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the fake until interrupted."""
     try:
-        accounts = load_config(args.config) if args.config else AccountsConfig()
-    except ConfigError as error:
+        accounts, models = load_accounts_and_models(args.config, args.model_file)
+    except (ConfigError, ModelFileError) as error:
         print(f"segmind-mock: {error}", file=sys.stderr)
         return 2
     if args.workers > 1 and args.store == MEMORY:
@@ -89,6 +104,7 @@ def serve(args: argparse.Namespace) -> int:
             admin_token=server.admin_token_for(args.host, args.admin_token),
             # Every worker opens the same namespace.
             store=shared_url(args.store),
+            models=models,
         )
         # Built here even with workers: it checks the store and sets the shared clock up at --speed.
         mock = SegmindMock(settings, replay)
@@ -105,7 +121,7 @@ def serve(args: argparse.Namespace) -> int:
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     store = mock.service.backend.name
     print(
-        f"segmind-mock: serving {', '.join(MODELS)} on {url} (speed {settings.speed:g}x, store {store}, "
+        f"segmind-mock: serving {', '.join(models)} on {url} (speed {settings.speed:g}x, store {store}, "
         f"{workers}, admin API at {url}/_mock/)\n"
         f'  point the SDK at it: SegmindClient(api_key="SG_...", base_url="{url}/v1")',
         flush=True,

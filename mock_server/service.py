@@ -88,6 +88,8 @@ class Settings:
     # Scenario rules kept at once, and the size of each as JSON (rulebook.py).
     max_scenarios: int = MAX_SCENARIOS
     max_scenario_bytes: int = MAX_SCENARIO_BYTES
+    # The models served, by slug: the shipped two, and those of `--model-file` (docs/models.md).
+    models: Mapping[str, ModelSpec] = field(default_factory=lambda: MODELS)
 
 
 # Plain tuples, built on every request at no cost (a NamedTuple's constructor is a Python call).
@@ -119,10 +121,10 @@ class Service:
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)
-        self.rules = RuleBook(self.backend.rules())
+        self.rules = RuleBook(self.backend.rules(), self.settings.models)
         self.journal: JournalStore = self.backend.journal(self.settings.journal_size)
         self.journaling = self.journal.size > 0  # `--journal-size 0` keeps nothing: nothing is recorded
-        self.accounts = Accounts(self.settings.accounts, self.backend.ledger())
+        self.accounts = Accounts(self.settings.accounts.priced(self.settings.models), self.backend.ledger())
         self.videos = VideoCache(self.settings.video_cache_bytes)
         self.pools = WorkerPools(self.settings.fetch_threads, self.settings.render_threads)
         self.journal_dropped = 0  # exchanges the store could not journal (it was unavailable)
@@ -133,18 +135,21 @@ class Service:
     def model(self, model: str, api_key: str) -> ModelSpec:
         """Authenticate a submission and look its model up (401, then 404), before its body is read."""
         self.accounts.authenticate(api_key)
-        spec = MODELS.get(model)
+        models = self.settings.models
+        spec = models.get(model)
         if spec is None:
-            raise api_errors.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(MODELS)}")
+            raise api_errors.ApiError(404, f"Model {model!r} not found: this fake serves {', '.join(models)}")
         return spec
 
     def reads_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` reads an image (decoding takes milliseconds: not on the event loop)."""
-        return reads_image(payload.get(spec.image_param.name), self.settings.images)
+        name = spec.image_name
+        return name is not None and reads_image(payload.get(name), self.settings.images)
 
     def fetches_image(self, spec: ModelSpec, payload: Mapping[str, Any]) -> bool:
         """Tell whether submitting `payload` (or rendering its video) fetches a remote image: the fetch pool's work."""
-        return fetches_image(payload.get(spec.image_param.name), self.settings.images)
+        name = spec.image_name
+        return name is not None and fetches_image(payload.get(name), self.settings.images)
 
     async def run_blocking(self, spec: ModelSpec, payload: Mapping[str, Any], work: Callable[[], Result]) -> Result:
         """Run blocking work on `payload`'s image (a submission reading it) in the pool it belongs to."""
@@ -176,9 +181,10 @@ class Service:
         self.accounts.admit(api_key, spec.slug, self.clock.window_now())
         try:
             params: Mapping[str, Any] = payload if checked else self._validate(spec, payload)
-            image = params[spec.image_param.name]
+            image = params[spec.image_name] if spec.image_name is not None else None
             # Nearly every submission names a URL the fake does not fetch: the test card, no reading.
-            image_digest = self._inspect_image(spec, image) if reads_image(image, self.settings.images) else None
+            reading = image is not None and reads_image(image, self.settings.images)
+            image_digest = self._inspect_image(spec, image) if image is not None and reading else None
         except (PayloadError, ImageError) as error:
             # Refused for its parameters, the submission uses no rule up, unless an `http_error`
             # rule answers it first (a gateway refuses before anyone reads the parameters).
@@ -247,16 +253,21 @@ class Service:
         """The completed job whose output file is served now, or raise its 404."""
         job = self.jobs.output(request_id)
         if job is None or not output_served(job, self.clock.now()):
-            raise api_errors.ApiError(404, f"Output {request_id}.mp4 not found")
+            raise api_errors.ApiError(404, f"Output {request_id} not found")
         return job
 
+    def spec_of(self, job: Job) -> ModelSpec:
+        """The spec of a job's model (its output type, its steering)."""
+        return self.settings.models[job.model]
+
     async def video(self, job: Job) -> bytes:
-        """Return the MP4 bytes of a completed job, the same for the same request and seed."""
-        cached = outputs.cached_video(job, self.videos)
+        """Return the output file (MP4 or image) of a completed job, the same for the same request and seed."""
+        spec = self.spec_of(job)
+        cached = outputs.cached_video(spec, job, self.videos)
         if cached is not None:  # served on the event loop: no pool, however busy, holds it up
             return cached
-        render = functools.partial(outputs.video_for, job, self.settings.images, self.videos)
-        return await self.run_blocking(MODELS[job.model], job.params, render)
+        render = functools.partial(outputs.video_for, spec, job, self.settings.images, self.videos)
+        return await self.run_blocking(spec, job.params, render)
 
     # Controls, as the admin API and SegmindMock offer them.
 
@@ -376,7 +387,9 @@ class Service:
         """Start afresh under new settings; those in `KEPT_SETTINGS` stay as they are."""
         kept = self.settings
         self.settings = replace(settings, **{name: getattr(kept, name) for name in KEPT_SETTINGS})
-        self.accounts.config = settings.accounts  # reset() then declares only the new config's keys
+        # reset() then declares only the new config's keys
+        self.accounts.config = settings.accounts.priced(self.settings.models)
+        self.rules.models = settings.models
         self.reset()  # at the new settings' speed
         self.clock.virtual = settings.virtual
         self.videos = VideoCache(settings.video_cache_bytes)
@@ -392,23 +405,24 @@ class Service:
             started_at=job.started_at,
             finished_at=job.finished_at,
             expires_at=job.submitted_at + RESULT_RETENTION_SECONDS,
+            output_file=f"{job.request_id}.{self.spec_of(job).extension}",
         )
         return view
 
     def _validate(self, spec: ModelSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check `payload` by the contract; with directories allowed, the image may also name a local file."""
-        reference = payload.get(spec.image_param.name)
+        reference = payload.get(spec.image_name) if spec.image_name is not None else None
         if not self.settings.images.allowed_dirs or not isinstance(reference, str) or is_image_reference(reference):
             return spec.validate(payload)
         # The contract knows URLs and inline data only: _inspect_image checks the file.
-        return checked_params(spec.slug, payload)
+        return checked_params(spec, payload)
 
     def _inspect_image(self, spec: ModelSpec, image: str) -> str | None:
         """Read and decode the input image now, so a job is never accepted and then fails on it."""
         try:
             return inspect_image(image, self.settings.images)
         except ImageError as error:
-            raise ImageError(f"{spec.image_param.name} cannot be used: {error}") from None
+            raise ImageError(f"{spec.image_name} cannot be used: {error}") from None
 
     def _new_job(
         self,
@@ -427,7 +441,10 @@ class Service:
             queue = rule.queue_seconds if rule.queue_seconds is not None else queue
             processing = rule.processing_seconds if rule.processing_seconds is not None else processing
             error = wire.RAI_BLOCKED if rule.outcome == "rai_blocked" else rule.error
-        params["seed"] = seed = resolve_seed(spec, params["seed"])
+        asked = params.get("seed", -1)  # a model without an integer seed gets a random one, as -1 asks
+        seed = resolve_seed(spec, asked if isinstance(asked, int) and not isinstance(asked, bool) else -1)
+        if "seed" in params:
+            params["seed"] = seed
         return Job(
             request_id=new_request_id(),
             model=spec.slug,

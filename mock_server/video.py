@@ -19,7 +19,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from contracts import MODELS
+from contracts import MODELS, ModelSpec
+from contracts.models import spec_of
 from mock_server.defaults import VIDEO_CACHE_BYTES
 
 
@@ -44,30 +45,34 @@ def require_av() -> ModuleType:
     return av
 
 
-def checked_params(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def checked_params(model: str | ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check `params` by the contract, keeping the image reference as given.
 
     The image is checked where it is read (`images.py`), which also accepts files the contract does
     not know of, under the directories the user allowed.
     """
-    spec = MODELS[model]
-    name = spec.image_param.name
+    spec = spec_of(model)
+    name = spec.image_name
+    if name is None:
+        return spec.validate(params)
     checked = spec.validate({**params, name: spec.example[name]})
     checked[name] = params.get(name, checked[name])
     return checked
 
 
-def cache_key(model: str, params: Mapping[str, Any], seed: int, image_digest: str | None) -> Hashable:
+def cache_key(model: str | ModelSpec, params: Mapping[str, Any], seed: int, image_digest: str | None) -> Hashable:
     """Key a rendering: model, checked parameters, seed and input image digest (None: test card).
 
     The parameters are a job's, validated once when it was accepted: not again on every fetch.
     """
-    image_name = MODELS[model].image_param.name
+    spec = spec_of(model)
+    image_name = spec.image_name
     if image_digest is None:
         # The test card prints the image reference, so the reference itself is the input.
-        image_digest = "card:" + hashlib.sha256(str(params[image_name]).encode()).hexdigest()
+        reference = params[image_name] if image_name is not None else None
+        image_digest = "card:" + hashlib.sha256(str(reference).encode()).hexdigest()
     rest = {name: value for name, value in params.items() if name not in (image_name, "base64", "seed")}
-    return model, json.dumps(rest, sort_keys=True), seed, image_digest
+    return spec.slug, json.dumps(rest, sort_keys=True), seed, image_digest
 
 
 class VideoCache:
@@ -206,9 +211,21 @@ def fixture_path(name: str) -> Path:
     raise FileNotFoundError(f"fixture {name!r} is missing from the installation")
 
 
-def fallback_video(model: str, params: Mapping[str, Any]) -> bytes:
-    """Return the prepared MP4 of `model` whose parameters match the most of `params`."""
-    candidates = [fallback for fallback in FALLBACKS if fallback.model == model]
+# The prepared file of a model known only from a file, by output type: the test card of its kind.
+PREPARED_OUTPUTS = {
+    "video/mp4": "placeholder.mp4",
+    "image/png": "placeholder.png",
+    "image/jpeg": "placeholder.jpg",
+    "image/webp": "placeholder.webp",
+}
+
+
+def fallback_video(model: str | ModelSpec, params: Mapping[str, Any]) -> bytes:
+    """Return the prepared output of `model` whose parameters match the most of `params` (else its kind's card)."""
+    spec = spec_of(model)
+    candidates = [fallback for fallback in FALLBACKS if fallback.model == spec.slug and spec.slug in MODELS]
+    if not candidates:
+        return _read_fixture(PREPARED_OUTPUTS[spec.output])
     best = max(candidates, key=lambda fallback: _matches(fallback.params, params))
     return _read_fixture(best.name)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from contracts.openapi import POLL_PATH, RESULT_PATH, STATUS_PATH
 from contracts.responses import VIDEO_CONTENT_TYPE
+from contracts.spec import EXTENSIONS
 from mock_server.jobs import Job, State
 from mock_server.pricing import amount
 
@@ -48,9 +49,9 @@ def urls(base: str, request_id: str) -> dict[str, str]:
 MIRROR_PREFIX = "/mirror"
 
 
-def output_url(base: str, request_id: str) -> str:
-    """Where the fake serves a completed job's video on the host `base` (real outputs live on a CDN)."""
-    return f"{base}/_mock/outputs/{request_id}.mp4"
+def output_url(base: str, request_id: str, extension: str = "mp4") -> str:
+    """Where the fake serves a completed job's output file on the host `base` (real outputs live on a CDN)."""
+    return f"{base}/_mock/outputs/{request_id}.{extension}"
 
 
 def submit_body(request_id: str, base: str) -> dict[str, Any]:
@@ -95,29 +96,34 @@ def pending_result_body(job: Job, state: State, base: str) -> dict[str, Any]:
     return _waiting({"status": state, "error": None, "output": None}, job.request_id, base)
 
 
-def completed_body(job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None) -> dict[str, Any]:
+def completed_body(
+    job: Job, base: str, video: bytes, billing: Mapping[str, float] | None = None, media_type: str = VIDEO_CONTENT_TYPE
+) -> dict[str, Any]:
     """The body of `GET /v2/requests/{id}` once COMPLETED, its output on the host `base`.
 
     Outputs are not mirrored: a result polled under the mirror prefix names the one output route.
 
-    `output` is the video's URL (DOCS), or the base64 video when the request set
-    `"base64": true` (GUESS).
+    `output` is the output file's URL (DOCS), or the base64 file when the request set
+    `"base64": true` (GUESS). An image model's result has no `video` object (GUESS).
     """
-    url = output_url(base, job.request_id)
-    return {
+    extension = EXTENSIONS[media_type]
+    url = output_url(base, job.request_id, extension)
+    body: dict[str, Any] = {
         "status": State.COMPLETED.value,
         "error": None,
         "output": base64.b64encode(video).decode() if job.params.get("base64") else url,
         "metrics": metrics(job, billing),
         "request_id": job.request_id,
+    }
+    if media_type == VIDEO_CONTENT_TYPE:
         # 2ND: a `video` object may accompany the output.
-        "video": {
+        body["video"] = {
             "url": url,
             "content_type": VIDEO_CONTENT_TYPE,
-            "file_name": f"{job.request_id}.mp4",
+            "file_name": f"{job.request_id}.{extension}",
             "file_size": len(video),
-        },
-    }
+        }
+    return body
 
 
 def sync_headers(job: Job, billing: Mapping[str, float] | None = None) -> dict[str, str]:

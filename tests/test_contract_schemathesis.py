@@ -4,15 +4,22 @@ Beside the checks named here, schemathesis runs its defaults on every call: no s
 documented status codes and content types, bodies matching the documented response schemas,
 valid data accepted and invalid data refused, and (ignored_auth) a made-up or missing key refused:
 the fake accepts only Segmind-shaped keys.
+
+The fake serves the shipped models and two of the tests' own from model files (a video and an
+image model, docs/models.md): every phase covers the operations their files give rise to as well.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
+from contracts import MODELS
+from contracts.model_file import load_models
 from mock_server import SegmindMock, Settings
 from tests.support import API_KEY
 from tests.support_schemathesis import map_body
@@ -20,8 +27,10 @@ from tests.support_schemathesis import map_body
 HEADERS = {"x-api-key": API_KEY}
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 
+FILES = Path(__file__).parent / "model_files"
+MODEL_FILES = [FILES / "clip-maker.toml", FILES / "still-image.toml"]
 # Frozen clock: linked polls see QUEUED jobs. Virtual: a v1 call jumps to its job's end at once.
-FAKE = SegmindMock(Settings(speed=0, virtual=True))
+FAKE = SegmindMock(Settings(speed=0, virtual=True, models=load_models(MODEL_FILES, MODELS)))
 
 
 def _load(mode: GenerationMode) -> schemathesis.schemas.BaseSchema:

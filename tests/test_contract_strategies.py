@@ -11,16 +11,19 @@ from contracts.strategies import BrokenRule, invalid_cases, invalid_payloads, va
 
 SPECS = list(MODELS.values())
 models = st.sampled_from(SPECS)
+# No deadline: a test never asserts wall-clock time, and Hypothesis' default one (200 ms) failed these
+# on a busy machine when one draw of a filtered text took longer (FlakyFailure: unreliable timings).
+UNTIMED = {"deadline": None}
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, **UNTIMED)
 @given(st.data())
 def test_valid_payloads_pass_validation(data: st.DataObject) -> None:
     spec = data.draw(models)
     spec.validate(data.draw(valid_payloads(spec)))
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, **UNTIMED)
 @given(st.data())
 def test_invalid_payloads_break_exactly_the_labelled_rule(data: st.DataObject) -> None:
     spec = data.draw(models)

@@ -28,6 +28,9 @@ def test_the_wheel_ships_the_dashboard(tmp_path: Path) -> None:
     shipped = {f"mock_server/static/{path.name}" for path in STATIC_DIR.iterdir()}
     assert shipped >= {"mock_server/static/dashboard.html", "mock_server/static/dashboard.js"}
     assert shipped <= names
+    # The shipped models are model files, and an image model's prepared pictures serve the light install.
+    assert {"contracts/model_files/svd.toml", "contracts/model_files/motionctrl-svd.toml"} <= names
+    assert {f"mock_server/_fixtures/placeholder.{kind}" for kind in ("png", "jpg", "webp")} <= names
 
 
 def _distribution(requirement: str) -> str:

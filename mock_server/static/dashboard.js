@@ -283,23 +283,41 @@
     const text = pretty(job.params);
     if (params.textContent !== text) params.textContent = text;
     const holder = $(".detail-video", cell);
+    // An image model's output is a picture: shown as one (the file name ends .png, .jpg or .webp).
+    const isVideo = job.output_file.endsWith(".mp4");
     if (job.state === "COMPLETED") {
-      if (!$("video", holder)) {
-        const video = make("video");
-        video.controls = true;
-        video.muted = true;
-        video.loop = true;
-        video.preload = "metadata";
-        video.src = `outputs/${encodeURIComponent(job.request_id)}.mp4`;
-        const link = make("a", "video-link", "open the video");
+      if (!$("video, img", holder)) {
+        const video = make(isVideo ? "video" : "img");
+        if (isVideo) {
+          video.controls = true;
+          video.muted = true;
+          video.loop = true;
+          video.preload = "metadata";
+        } else {
+          video.alt = `the output of ${job.request_id}`;
+        }
+        video.src = `outputs/${encodeURIComponent(job.output_file)}`;
+        const link = make("a", "video-link", isVideo ? "open the video" : "open the image");
         link.href = video.src;
         link.target = "_blank";
         holder.replaceChildren(video, link);
       }
     } else {
-      const waiting = job.state === "FAILED" ? "Failed: no video." : "The video plays here once the job completes.";
+      const kind = isVideo ? "video plays" : "image shows";
+      const waiting = job.state === "FAILED" ? `Failed: no ${kind.split(" ")[0]}.` : `The ${kind} here once the job completes.`;
       if (holder.textContent !== waiting) holder.replaceChildren(make("p", "hint", waiting));
     }
+  }
+
+  // The scenario form's model choices: every model the fake serves, model files' too.
+  function renderModels(models) {
+    const select = $("#rule-model");
+    const shown = [...select.options].slice(1).map((option) => option.value);
+    if (shown.join("\n") === models.join("\n")) return;
+    const chosen = select.value;
+    select.replaceChildren(make("option", "", "any"), ...models.map((model) => make("option", "", model)));
+    select.options[0].value = "";
+    select.value = models.includes(chosen) ? chosen : "";
   }
 
   function renderJobs(health, answer) {
@@ -593,6 +611,7 @@
       if (!health.ok) throw new Error(errorText(health.body, health.status));
       view.health = health.body;
       view.readAt = performance.now();
+      renderModels(view.health.models);
       // A page emptied under the pager (jobs expired, journal cleared) steps back to the last page.
       for (const [state, answer] of [[view.jobs, jobs], [view.requests, requests]]) {
         if (answer.ok && state.offset > 0 && state.offset >= answer.total) {
