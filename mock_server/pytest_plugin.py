@@ -150,7 +150,7 @@ def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     offline = _offline()
     settings = _settings(request.node, request.config)
     modules = _time_modules(request.config)
-    replay = _replay(request.node)
+    replay = _replay(request.node, settings)
     with offline.segmind_offline(
         settings, virtual=settings.virtual, virtual_time_modules=modules, replay=replay
     ) as mock:
@@ -250,7 +250,7 @@ def _settings(node: pytest.Item, config: pytest.Config) -> Settings:
     return settings
 
 
-def _replay(node: pytest.Item) -> Replay | None:
+def _replay(node: pytest.Item, settings: Settings) -> Replay | None:
     """The recordings a `segmind_replay` mark names, read; None without the mark."""
     marker = node.get_closest_marker("segmind_replay")
     if marker is None:
@@ -263,7 +263,7 @@ def _replay(node: pytest.Item) -> Replay | None:
     here = node.path.parent
     files = [here / str(name) for name in marker.args]
     try:
-        return Replay.from_files(files, **marker.kwargs)
+        return Replay.from_files(files, models=settings.models, **marker.kwargs)
     except (har.NotARecording, TypeError, ValueError) as error:
         pytest.fail(f"segmind_replay: {error}", False)
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from contracts import MODELS, ParamError, PayloadError
+from contracts import MODELS, ModelSpec, ParamError, PayloadError
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import FINAL_STATES, RESULT_RETENTION_SECONDS
 from mock_server import har, wire
@@ -205,11 +205,18 @@ class Replay:
     """
 
     def __init__(
-        self, recordings: Recordings, match: str = REPLAY_MATCH, strict: bool = False, kept: int = MAX_JOBS_KEPT
+        self,
+        recordings: Recordings,
+        match: str = REPLAY_MATCH,
+        strict: bool = False,
+        kept: int = MAX_JOBS_KEPT,
+        models: Mapping[str, ModelSpec] = MODELS,
     ) -> None:
         if match not in REPLAY_MATCHES:
             raise ValueError(f"replay match must be one of {', '.join(REPLAY_MATCHES)} (got {match!r})")
         self.recordings = recordings
+        # The models served (the shipped two and any from model files): how parameters are read.
+        self.models = models
         self.match = match
         self.strict = strict
         self._kept = kept
@@ -222,9 +229,15 @@ class Replay:
             self._by_key.setdefault(self._key(flow.role, flow.model, flow.params, flow.keyed), []).append(flow)
 
     @classmethod
-    def from_files(cls, paths: Sequence[str | Path], match: str = REPLAY_MATCH, strict: bool = False) -> Replay:
+    def from_files(
+        cls,
+        paths: Sequence[str | Path],
+        match: str = REPLAY_MATCH,
+        strict: bool = False,
+        models: Mapping[str, ModelSpec] = MODELS,
+    ) -> Replay:
         """Read recordings and replay them; raise har.NotARecording or ValueError saying what to fix."""
-        return cls(load(paths), match, strict)
+        return cls(load(paths), match, strict, models=models)
 
     def find(self, role: str, model: str, payload: Any, keyed: bool) -> Flow | None:
         """The recorded flow a new request (`role` submit or sync) gets, or None when none matches."""
@@ -282,7 +295,7 @@ class Replay:
     def _key(self, role: str, model: str, payload: Any, keyed: bool) -> tuple[Any, ...]:
         if self.match == "model":
             return role, model, keyed
-        return role, model, keyed, _canonical(model, payload)
+        return role, model, keyed, _canonical(self.models.get(model), payload)
 
 
 def rewrite(text: str, pairs: Sequence[tuple[str, str]]) -> str:
@@ -324,7 +337,7 @@ def kept_bytes(flow: Flow) -> bytes | None:
         return None
 
 
-def rendered_as_recorded(flow: Flow, job: Job) -> Job:
+def rendered_as_recorded(flow: Flow, job: Job, spec: ModelSpec) -> Job:
     """The job as the fake renders its output: with the frames and fps the recorded video had.
 
     Only where the model's parameters take them, within their documented ranges; the job as it is
@@ -332,11 +345,11 @@ def rendered_as_recorded(flow: Flow, job: Job) -> Job:
     """
     seen = flow.output if flow.role == "submit" else flow.answer
     media = seen.content.media if seen is not None else None
-    if not isinstance(media, har.MediaFacts) or job.model not in MODELS:
+    if not isinstance(media, har.MediaFacts):
         return job
     params = dict(job.params)
     recorded = {"frames": media.frames, "fps": round(media.fps) if media.fps else None}
-    for param in MODELS[job.model].params:
+    for param in spec.params:
         value = recorded.get(param.name)
         if value is None:
             continue
@@ -399,9 +412,8 @@ def _output_urls(flow: Flow) -> list[str]:
     return sorted(urls, key=len, reverse=True)
 
 
-def _canonical(model: str, payload: Any) -> Any:
+def _canonical(spec: ModelSpec | None, payload: Any) -> Any:
     """A payload as validation reads it (so "14" matches 14, and a default sent matches one left out); else as sent."""
-    spec = MODELS.get(model)
     if spec is not None and isinstance(payload, Mapping):
         try:
             return _frozen(spec.validate(payload))

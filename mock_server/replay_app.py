@@ -176,7 +176,11 @@ class ReplayApp:
     async def _video(self, flow: Flow, job: Job) -> bytes:
         """The recorded output's kept bytes, else the fake's render with the recorded frames and fps."""
         kept = kept_bytes(flow)
-        return kept if kept is not None else await self.service.video(rendered_as_recorded(flow, job))
+        return (
+            kept
+            if kept is not None
+            else await self.service.video(rendered_as_recorded(flow, job, self.service.spec_of(job)))
+        )
 
     async def _send(self, call: SegmindRequest, send: Send, answer: Answer) -> None:
         """Journal the answer and store what it names, as the fake's app does, then send it (the 503 if it cannot)."""

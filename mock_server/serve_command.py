@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        replay = Replay.from_files(args.replay, args.replay_match, args.replay_strict) if args.replay else None
+        replay = Replay.from_files(args.replay, args.replay_match, args.replay_strict, models) if args.replay else None
     except har.NotARecording as error:
         print(f"segmind-mock: --replay: {error}", file=sys.stderr)
         return 2
