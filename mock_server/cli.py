@@ -119,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
+    command_line.add_model_parser(commands)
     _add_recording_parsers(commands)
     _add_drift_parser(commands)
-    command_line.add_model_parser(commands)
     return parser
 
 
@@ -349,11 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("record", "scan", "journal"):
         from mock_server import record_command
 
-        if args.command == "scan":
-            return record_command.scan(args)
-        if args.command == "journal":
-            return record_command.journal(args)
-        return record_command.record(args)
+        recording = {"record": record_command.record, "scan": record_command.scan, "journal": record_command.journal}
+        return recording[args.command](args)
     from mock_server import serve_command
 
     try:
