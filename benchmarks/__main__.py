@@ -12,7 +12,7 @@ from pathlib import Path
 import starlette
 import uvicorn
 
-from benchmarks import decoding, footprint, inprocess, recording, redis_trips, throughput, workers
+from benchmarks import decoding, footprint, inprocess, recording, redis_trips, replay, throughput, workers
 from benchmarks.common import cpu_model
 from contracts import MODELS
 
@@ -185,10 +185,33 @@ def _recording(lines: list[str]) -> None:
     lines += _table(recording.HEADER, [pair.cells() for pair in pairs])
 
 
+def _replay(lines: list[str]) -> None:
+    print("status route under serve --replay against the fake, interleaved rounds ...", file=sys.stderr, flush=True)
+    row = replay.measure()
+    low, high = row.ratio_range
+    lines += [
+        "",
+        f"### Replay: the status route under `serve --replay` (target: {replay.TARGET_RATIO} of the fake or more)",
+    ]
+    lines += ["", f"Driver: {row.driver}; a thousand replayed jobs against a thousand of the fake's own.", ""]
+    lines += _table(
+        ["fake req/s", "replay req/s", "ratio (spread over rounds)", "CPU per request, fake/replay"],
+        [
+            [
+                f"{row.fake_per_second:,.0f}",
+                f"{row.replay_per_second:,.0f}",
+                f"**{row.ratio:.2f}** ({low:.2f} to {high:.2f})",
+                f"{row.cpu_ratio:.2f}",
+            ]
+        ],
+        text_columns=0,
+    )
+
+
 def report() -> str:
     """Run every benchmark and return the results as Markdown."""
     lines = [f"Machine: {machine()}; load average before the run: {os.getloadavg()[0]:.2f}.", ""]
-    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run, _recording):
+    for part in (_throughput, _decoding, _redis, _memory_and_scaling, _sdk_run, _recording, _replay):
         part(lines)
     return "\n".join(lines) + "\n"
 

@@ -10,11 +10,12 @@ and the answer got), so the suite's `failures` counts failed test cases as JUnit
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
-from contracts.rules import RULES
+from contracts.rules import RULES, Rule
 
 # How many violations of one rule the report in words prints in full.
 SHOWN_PER_RULE = 3
@@ -52,6 +53,9 @@ class Report:
     # prevented: --max-jobs, PyAV, a job that never completed); reported only for rules unchecked.
     checked: dict[str, int] = field(default_factory=dict)
     left_out: dict[str, str] = field(default_factory=dict)
+    # The rules reported on, and the JUnit suite's name: the contract's, or another judge's (drift).
+    catalog: Mapping[str, Rule] = field(default_factory=lambda: RULES)
+    suite: str = JUNIT_SUITE
 
     @property
     def checks(self) -> int:
@@ -72,7 +76,7 @@ class Report:
 
     def skipped(self) -> dict[str, str]:
         """Every rule this run did not check, with the cause."""
-        return {name: self.left_out.get(name, NO_CASE) for name in RULES if not self.checked.get(name)}
+        return {name: self.left_out.get(name, NO_CASE) for name in self.catalog if not self.checked.get(name)}
 
     def render(self) -> str:
         """The report in words: a summary line, then each broken rule with its violations."""
@@ -86,7 +90,7 @@ class Report:
             return "\n".join([head + "no violations: the target conforms.", *notes])
         lines = [head + f"{len(self.violations)} violations of {len(self.rules)} rules.", *notes]
         for name in sorted(self.rules):
-            rule = RULES[name]
+            rule = self.catalog[name]
             found = [violation for violation in self.violations if violation.rule == name]
             lines.append(f"\nFAIL {name} ({len(found)}x) [{rule.grade}]: {rule.description}")
             for violation in found[:SHOWN_PER_RULE]:
@@ -103,7 +107,7 @@ class Report:
         """The report as JSON-ready data: summary, then every rule with its grade, checks and violations."""
         skipped = self.skipped()
         rules = []
-        for name, rule in RULES.items():
+        for name, rule in self.catalog.items():
             found = [violation for violation in self.violations if violation.rule == name]
             outcome = "failed" if found else ("skipped" if name in skipped else "passed")
             entry: dict[str, Any] = {
@@ -136,11 +140,11 @@ class Report:
         data = self.to_dict()
         failures = sum(rule["outcome"] == "failed" for rule in data["rules"])
         skipped = sum(rule["outcome"] == "skipped" for rule in data["rules"])
-        suites = ElementTree.Element("testsuites", name=JUNIT_SUITE)
+        suites = ElementTree.Element("testsuites", name=self.suite)
         suite = ElementTree.SubElement(
             suites,
             "testsuite",
-            name=JUNIT_SUITE,
+            name=self.suite,
             tests=str(len(data["rules"])),
             failures=str(failures),
             errors="0",
@@ -151,7 +155,7 @@ class Report:
             ElementTree.SubElement(properties, "property", name=key, value=str(data[key]))
         for rule in data["rules"]:
             case = ElementTree.SubElement(
-                suite, "testcase", name=rule["rule"], classname=f"{JUNIT_SUITE}.{rule['grade']}"
+                suite, "testcase", name=rule["rule"], classname=f"{self.suite}.{rule['grade']}"
             )
             if rule["outcome"] == "skipped":
                 ElementTree.SubElement(case, "skipped", message=rule["skipped"])

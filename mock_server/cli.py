@@ -116,11 +116,38 @@ def build_parser() -> argparse.ArgumentParser:
     command_line.add_model_file_flag(serve)
     _add_limit_flags(serve)
     _add_video_flags(serve)
+    _add_replay_flags(serve)
     command_line.add_parser(commands)
     command_line.add_verify_parser(commands)
     command_line.add_model_parser(commands)
     _add_recording_parsers(commands)
+    _add_drift_parser(commands)
     return parser
+
+
+def _add_drift_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    drift = commands.add_parser(
+        "drift",
+        help="grade recordings of the live API against the contract and the fake",
+        description="Grade each recording (HAR files from `segmind-mock record`) against the contract's rules, "
+        "with their DOCS/SDK/2ND/GUESS grades, and against an in-process fake sent the recorded requests at the "
+        "same simulated times. Per fact a verdict: confirmed, contradicted, unobserved or stale. Exit 0 when no "
+        "DOCS, SDK or 2ND fact is contradicted, 1 when one is (GUESS facts and new surface too with --strict), "
+        "2 when it cannot run or a file is not a recording, 3 when a file holds a secret. See docs/recording.md.",
+    )
+    drift.add_argument("files", nargs="+", metavar="FILE.har", help="the recordings to grade")
+    drift.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON")
+    drift.add_argument("--junit", metavar="PATH", help="also write the verdicts as JUnit XML (one test case per fact)")
+    drift.add_argument("--markdown", metavar="PATH", help="also write the verdicts as a markdown report")
+    drift.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help="facts seen only in recordings older than this are stale, not judged: seconds, or 30d, 12h, 90m "
+        "(default: no limit)",
+    )
+    drift.add_argument(
+        "--strict", action="store_true", help="fail on a contradicted GUESS fact or new surface too (exit 1)"
+    )
 
 
 def _add_recording_parsers(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -221,6 +248,32 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_replay_flags(serve: argparse.ArgumentParser) -> None:
+    replay = serve.add_argument_group("replaying recordings (see docs/recording.md)")
+    replay.add_argument(
+        "--replay-strict",
+        action="store_true",
+        help="refuse a submission no recording matches (404 naming the nearest recorded request) instead of "
+        "letting the fake answer it",
+    )
+    replay.add_argument(
+        "--replay-match",
+        choices=defaults.REPLAY_MATCHES,
+        default=defaults.REPLAY_MATCH,
+        help="what a submission must share with a recorded one to replay it: its model and every parameter, "
+        "or its model alone (default: %(default)s)",
+    )
+    replay.add_argument(
+        "--replay",
+        metavar="FILE.har",
+        type=Path,
+        action="append",
+        default=[],
+        help="serve the recorded flows of this recording: a matching submission gets the recorded job's answers "
+        "at the simulated times they were seen; repeatable",
+    )
+
+
 def _add_video_flags(serve: argparse.ArgumentParser) -> None:
     images = serve.add_argument_group("videos and input images (see docs/videos.md)")
     images.add_argument(
@@ -284,6 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `segmind-mock` command."""
     args = build_parser().parse_args(argv)
     # The command's module, imported once the arguments are known to be good (see the docstring).
+    if args.command == "drift":
+        from mock_server import drift_command
+
+        return drift_command.run(args)
     if args.command in ("contract", "verify", "model"):
         from contracts import cli as contract_cli
 

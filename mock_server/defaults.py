@@ -68,3 +68,9 @@ STORE_VARIABLE = "SEGMIND_MOCK_STORE"
 def store_from_environment() -> str:
     """The store `$SEGMIND_MOCK_STORE` names, else memory."""
     return os.environ.get(STORE_VARIABLE) or MEMORY
+
+
+# Replay (`serve --replay`): a submission gets a recorded flow when its model and every parameter
+# match a recorded one ("params"), or its model alone ("model"); docs/recording.md.
+REPLAY_MATCHES = ("params", "model")
+REPLAY_MATCH = "params"

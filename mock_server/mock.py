@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.types import ASGIApp
+
 from contracts.openapi import LIVE_URL
 from mock_server import har
 from mock_server.accounts import Accounts
 from mock_server.app import App
 from mock_server.clock import Clock
 from mock_server.jobs import Job, State
+from mock_server.replay import Replay
+from mock_server.replay_app import ReplayApp
 from mock_server.rulebook import RuleBook
 from mock_server.scenarios import Outcome, Rule
 from mock_server.service import Accepted, Service, Settings
@@ -23,9 +27,11 @@ from mock_server.service import Accepted, Service, Settings
 class SegmindMock:
     """The fake Segmind service: its clock, jobs, scenarios and journal, and the ASGI app serving them."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, replay: Replay | None = None) -> None:
         self.service = Service(settings)
-        self.app = App(self.service)
+        # Recorded flows, served in front of the fake's own answers (`serve --replay`, docs/recording.md).
+        self.replay = replay
+        self.app: ASGIApp = App(self.service) if replay is None else ReplayApp(App(self.service), self.service, replay)
 
     @property
     def settings(self) -> Settings:
@@ -95,6 +101,8 @@ class SegmindMock:
     def reset(self) -> None:
         """Forget jobs, journal, scenarios and account usage, and bring the clock back to the time of day."""
         self.service.reset()
+        if self.replay is not None:
+            self.replay.reset()
 
     def configure(self, settings: Settings) -> None:
         """Start afresh under new settings, keeping the app (and any server running it).

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 from contracts.openapi import LIVE_URL
 from mock_server.defaults import store_from_environment
 from mock_server.mock import SegmindMock
+from mock_server.replay import Replay
 from mock_server.service import Settings
 from mock_server.transport import PortalTransport
 from mock_server.virtual_time import SDK_MODULES, virtual_time
@@ -85,13 +86,15 @@ def segmind_offline(
     url: str = SEGMIND_URL,
     virtual: bool = True,
     virtual_time_modules: Iterable[str] = SDK_MODULES,
+    replay: Replay | None = None,
 ) -> Iterator[SegmindMock]:
     """Serve Segmind's API in-process with a fresh fake for the block: `with segmind_offline() as mock:`.
 
     Every httpx request to `url` reaches the fake, any other request fails. With `virtual` (the
     default) the fake's clock stands still and waits jump, and sleeps in `virtual_time_modules`
-    (the official SDK's polling) advance it instead of waiting.
+    (the official SDK's polling) advance it instead of waiting. `replay` serves recorded flows
+    (docs/recording.md).
     """
-    mock = SegmindMock(settings or default_settings(virtual))
+    mock = SegmindMock(settings or default_settings(virtual), replay)
     with route_to_app(mock.app, url), virtual_time(mock.clock, virtual_time_modules if virtual else ()):
         yield mock

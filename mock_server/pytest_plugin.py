@@ -27,6 +27,7 @@ from contracts.spec import ModelSpec
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
+    from mock_server.replay import Replay
     from mock_server.service import Settings
 
 # The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
@@ -38,9 +39,15 @@ MARKERS = (
     "segmind_settings(virtual_time=True, speed=..., queue_seconds=..., max_body_bytes=..., journal_size=...): "
     "how the fake runs in this test; virtual_time=False keeps real sleeps and a real-time clock.",
     "segmind_fake_only: the test controls the fake, so it is skipped with --segmind-live.",
+    "segmind_replay(*files, match='params', strict=False): segmind_mock serves these recordings (HAR files, "
+    "relative to the test's file) as `serve --replay` does. Fake-only.",
     "segmind_models(*paths): model files (TOML, docs/models.md) the fake serves in this test, beside the shipped "
     "two and the segmind_model_files ini option's; paths relative to the test's file.",
 )
+
+
+# Markers of tests that only make sense against the fake: --segmind-live skips them.
+FAKE_ONLY_MARKERS = ("segmind_fake_only", "segmind_scenario", "segmind_replay")
 
 
 class SegmindFixture:
@@ -99,9 +106,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under `--segmind-live`, skip the tests that only make sense against the fake."""
     if not _live(config):
         return
-    skip = pytest.mark.skip(reason="fake-only test (segmind_fake_only or segmind_scenario): --segmind-live skips it")
+    skip = pytest.mark.skip(reason=f"fake-only test ({' or '.join(FAKE_ONLY_MARKERS)}): --segmind-live skips it")
     for item in items:
-        if item.get_closest_marker("segmind_fake_only") or item.get_closest_marker("segmind_scenario"):
+        if any(item.get_closest_marker(name) for name in FAKE_ONLY_MARKERS):
             item.add_marker(skip)
 
 
@@ -114,7 +121,10 @@ def segmind_mock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     offline = _offline()
     settings = _settings(request.node, request.config)
     modules = _time_modules(request.config)
-    with offline.segmind_offline(settings, virtual=settings.virtual, virtual_time_modules=modules) as mock:
+    replay = _replay(request.node, settings)
+    with offline.segmind_offline(
+        settings, virtual=settings.virtual, virtual_time_modules=modules, replay=replay
+    ) as mock:
         _add_marked_scenarios(request.node, mock)
         monkeypatch.setenv(API_KEY_VARIABLE, FAKE_API_KEY)
         yield SegmindFixture(LIVE_URL, FAKE_API_KEY, mock)
@@ -138,6 +148,10 @@ def segmind_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         yield _live_fixture()
         return
     settings = _settings(request.node, request.config)
+    if request.node.get_closest_marker("segmind_replay"):
+        pytest.fail(
+            "segmind_replay serves recordings with segmind_mock; segmind_server is shared by the session", False
+        )
     mock, url = request.getfixturevalue("segmind_server_session")
     from mock_server.service import KEPT_SETTINGS  # with the fake, when a test first uses it
 
@@ -205,6 +219,24 @@ def _settings(node: pytest.Item, config: pytest.Config) -> Settings:
             pytest.fail(f"segmind-mock: {error}", False)
     settings: Settings = replace(_offline().default_settings(virtual), **options)
     return settings
+
+
+def _replay(node: pytest.Item, settings: Settings) -> Replay | None:
+    """The recordings a `segmind_replay` mark names, read; None without the mark."""
+    marker = node.get_closest_marker("segmind_replay")
+    if marker is None:
+        return None
+    if not marker.args:
+        pytest.fail("segmind_replay names one or more recordings, e.g. segmind_replay('recordings/svd.har')", False)
+    from mock_server import har  # with the fake, when a test first uses it
+    from mock_server.replay import Replay
+
+    here = node.path.parent
+    files = [here / str(name) for name in marker.args]
+    try:
+        return Replay.from_files(files, models=settings.models, **marker.kwargs)
+    except (har.NotARecording, TypeError, ValueError) as error:
+        pytest.fail(f"segmind_replay: {error}", False)
 
 
 def _marked_model_files(node: pytest.Item) -> list[Path]:

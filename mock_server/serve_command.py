@@ -19,12 +19,13 @@ from uvicorn.supervisors import Multiprocess
 
 from contracts import MODELS, ModelSpec
 from contracts.model_file import ModelFileError, load_models
-from mock_server import server
+from mock_server import har, server
 from mock_server.access_log import AccessLog
 from mock_server.accounts import AccountsConfig, ConfigError, config_model_files, parse_config_of, read_config
 from mock_server.defaults import MEMORY
 from mock_server.images import ImageSource
 from mock_server.mock import SegmindMock
+from mock_server.replay import Replay
 from mock_server.service import Settings
 from mock_server.storage import StoreError
 from mock_server.store_urls import shared_url
@@ -68,6 +69,17 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.replay and args.workers > 1:
+        print(
+            f"segmind-mock: --replay keeps its replayed jobs in one process; drop --workers {args.workers}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        replay = Replay.from_files(args.replay, args.replay_match, args.replay_strict, models) if args.replay else None
+    except har.NotARecording as error:
+        print(f"segmind-mock: --replay: {error}", file=sys.stderr)
+        return 2
     try:
         settings = Settings(
             speed=args.speed,
@@ -95,7 +107,7 @@ def serve(args: argparse.Namespace) -> int:
             models=models,
         )
         # Built here even with workers: it checks the store and sets the shared clock up at --speed.
-        mock = SegmindMock(settings)
+        mock = SegmindMock(settings, replay)
     except StoreError as error:
         print(f"segmind-mock: --store: {error}", file=sys.stderr)
         return 2
@@ -133,6 +145,10 @@ def serve(args: argparse.Namespace) -> int:
         keys = f"{len(accounts.keys)} API key{'s' if len(accounts.keys) > 1 else ''}"
         print(f"  accepting only the {keys} declared in {args.config}", flush=True)
     print(rendering_line(), flush=True)
+    if replay is not None:
+        flows, files = len(replay.recordings.flows), len(args.replay)
+        said = f"{flows} recorded flow{'s' if flows != 1 else ''} from {files} file{'s' if files != 1 else ''}"
+        print(f"  replaying {said} (match {replay.match}{', strict' if replay.strict else ''})", flush=True)
     if args.access_log:
         print("  access log on: method, path, status, time", flush=True)
     if args.workers == 1:

@@ -10,6 +10,7 @@ from segmind import SegmindClient
 from starlette.types import ASGIApp
 
 from mock_server import SegmindMock, Settings
+from mock_server.replay import Replay
 from mock_server.server import Limits, ServerThread
 from mock_server.transport import PortalTransport
 from tests.support import API_KEY, SEGMIND
@@ -28,9 +29,12 @@ class FakeFactory:
         self._exits = exits
         self._transports: dict[int, PortalTransport] = {}
 
-    def __call__(self, **settings: Any) -> SegmindMock:
-        """A fresh fake with these settings; the rest are `Settings`' own defaults (the clock runs unless speed=0)."""
-        return SegmindMock(Settings(**settings))
+    def __call__(self, replay: Replay | None = None, **settings: Any) -> SegmindMock:
+        """A fresh fake with these settings (and recordings to replay); the rest are `Settings`' own defaults.
+
+        The clock runs unless speed=0.
+        """
+        return SegmindMock(Settings(**settings), replay)
 
     def transport(self, served: Served) -> PortalTransport:
         """The in-process transport serving `served`: one per fake or app, shared by its clients."""

@@ -29,6 +29,7 @@ DEFERRED = frozenset(
     {
         ("mock_server.cli", "mock_server.serve_command"),
         ("mock_server.cli", "contracts.cli"),
+        ("mock_server.cli", "mock_server.drift_command"),
         ("mock_server.cli", "mock_server.record_command"),
         ("mock_server", "mock_server.mock"),
         ("mock_server", "mock_server.service"),
@@ -36,6 +37,8 @@ DEFERRED = frozenset(
         ("mock_server.pytest_plugin", "mock_server.server"),
         ("mock_server.pytest_plugin", "mock_server.service"),
         ("mock_server.pytest_plugin", "mock_server.virtual_time"),
+        ("mock_server.pytest_plugin", "mock_server.har"),
+        ("mock_server.pytest_plugin", "mock_server.replay"),
     }
 )
 # The layers under the service: none of them may import the service, the HTTP layer or the facade.

@@ -316,7 +316,7 @@ def test_live_mode_skips_fake_only_tests_and_points_the_rest_at_the_real_api(
     result.assert_outcomes(passed=3, skipped=3)
     result.stdout.fnmatch_lines_random(
         [
-            "*fake-only test (segmind_fake_only or segmind_scenario): --segmind-live skips it*",
+            "*fake-only test (segmind_fake_only or segmind_scenario or segmind_replay): --segmind-live skips it*",
             "*this test controls the fake, which --segmind-live replaces by the real API*",
         ]
     )

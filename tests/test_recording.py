@@ -47,7 +47,7 @@ WAIT_SECONDS = 30.0
 
 
 @pytest.fixture
-def recording(tmp_path: Path, make_fake: FakeFactory) -> Callable[..., tuple[Recorder, str]]:
+def start_recorder(tmp_path: Path, make_fake: FakeFactory) -> Callable[..., tuple[Recorder, str]]:
     """Start a recorder on a real uvicorn server in front of an upstream URL; stopped after the test."""
 
     def start(upstream: str, **options: object) -> tuple[Recorder, str]:
@@ -59,9 +59,11 @@ def recording(tmp_path: Path, make_fake: FakeFactory) -> Callable[..., tuple[Rec
 
 
 @pytest.fixture
-def proxied(server: tuple[SegmindMock, str], recording: Callable[..., tuple[Recorder, str]]) -> tuple[Recorder, str]:
+def proxied(
+    server: tuple[SegmindMock, str], start_recorder: Callable[..., tuple[Recorder, str]]
+) -> tuple[Recorder, str]:
     """A recorder in front of the session's fake (reset, its clock frozen), with a budget for `record_a_session`."""
-    return recording(server[1], max_jobs=10)
+    return start_recorder(server[1], max_jobs=10)
 
 
 @pytest.fixture(scope="session")
@@ -170,11 +172,11 @@ def test_npms_har_validator_does_refuse_a_broken_file(har_validator: Path, tmp_p
 
 def test_kept_media_is_named_by_its_sha256_beside_the_file(
     server: tuple[SegmindMock, str],
-    recording: Callable[..., tuple[Recorder, str]],
+    start_recorder: Callable[..., tuple[Recorder, str]],
     make_fake: FakeFactory,
     tmp_path: Path,
 ) -> None:
-    recorder, url = recording(server[1], keep_media=tmp_path / "media")
+    recorder, url = start_recorder(server[1], keep_media=tmp_path / "media")
     video = make_fake.sdk(url).run_sync("svd", **SVD).content
     content = entries(recorder)[0].response.content
     digest = hashlib.sha256(video).hexdigest()
@@ -241,11 +243,11 @@ def presigning_upstream(scope_log: list[str]) -> Callable[[Scope, Receive, Send]
 
 
 def test_output_urls_keep_no_signature_and_unknown_headers_keep_their_name_only(
-    recording: Callable[..., tuple[Recorder, str]],
+    start_recorder: Callable[..., tuple[Recorder, str]],
 ) -> None:
     paths: list[str] = []
     with ServerThread(presigning_upstream(paths)) as upstream:  # type: ignore[arg-type]
-        recorder, url = recording(upstream)
+        recorder, url = start_recorder(upstream)
         answer = httpx.get(f"{url}/v2/requests/1", headers={"x-api-key": API_KEY}).json()
     assert "X-Amz-Signature=f00d" in answer["output"]  # the client gets the URL it needs
     assert answer["status_url"] == f"{url}/v2/requests/1/status"  # polls come back through the recorder
@@ -259,10 +261,10 @@ def test_output_urls_keep_no_signature_and_unknown_headers_keep_their_name_only(
 
 def test_past_max_jobs_a_paid_call_is_refused_in_the_envelope_and_never_forwarded(
     server: tuple[SegmindMock, str],
-    recording: Callable[..., tuple[Recorder, str]],
+    start_recorder: Callable[..., tuple[Recorder, str]],
     make_fake: FakeFactory,
 ) -> None:
-    recorder, url = recording(server[1], max_jobs=1)
+    recorder, url = start_recorder(server[1], max_jobs=1)
     sdk = make_fake.sdk(url)
     sdk.submit_async("svd", **SVD)
     with pytest.raises(SegmindError) as refused:
@@ -274,11 +276,11 @@ def test_past_max_jobs_a_paid_call_is_refused_in_the_envelope_and_never_forwarde
 
 
 def test_an_upstream_that_cannot_be_reached_gets_502_once_never_retried_nor_recorded(
-    recording: Callable[..., tuple[Recorder, str]],
+    start_recorder: Callable[..., tuple[Recorder, str]],
 ) -> None:
     with ServerThread(presigning_upstream([])) as gone:  # type: ignore[arg-type]
         pass  # a port nothing listens on any more
-    recorder, url = recording(gone)
+    recorder, url = start_recorder(gone)
     answer = httpx.post(f"{url}/v2/svd", json=SVD, headers={"x-api-key": API_KEY})
     assert answer.status_code == 502
     assert "not retried" in answer.json()["error"]
@@ -286,7 +288,7 @@ def test_an_upstream_that_cannot_be_reached_gets_502_once_never_retried_nor_reco
 
 
 def test_a_video_streams_through_before_the_upstream_has_sent_all_of_it(
-    recording: Callable[..., tuple[Recorder, str]],
+    start_recorder: Callable[..., tuple[Recorder, str]],
 ) -> None:
     first_read = threading.Event()
 
@@ -300,7 +302,7 @@ def test_a_video_streams_through_before_the_upstream_has_sent_all_of_it(
         await send({"type": "http.response.body", "body": b"last piece"})
 
     with ServerThread(slow_video) as upstream:  # type: ignore[arg-type]
-        recorder, url = recording(upstream)
+        recorder, url = start_recorder(upstream)
         with httpx.stream("GET", f"{url}/clip.mp4", timeout=WAIT_SECONDS) as response:
             pieces = response.iter_raw()
             assert next(pieces) == b"first piece "
@@ -411,9 +413,9 @@ def test_an_outside_reader_plays_the_recording_back_playwrights_route_from_har(
 
 
 def test_paid_calls_sent_at_once_cannot_pass_the_budget_together(
-    server: tuple[SegmindMock, str], recording: Callable[..., tuple[Recorder, str]]
+    server: tuple[SegmindMock, str], start_recorder: Callable[..., tuple[Recorder, str]]
 ) -> None:
-    recorder, url = recording(server[1], max_jobs=2)
+    recorder, url = start_recorder(server[1], max_jobs=2)
     statuses: list[int] = []
 
     def submit() -> None:
