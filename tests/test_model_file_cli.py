@@ -243,3 +243,12 @@ def test_verify_judges_a_client_on_a_model_from_a_file(capsys: pytest.CaptureFix
         argv = ["verify", "--command", client, "--base-url", url, "--model-file", *files, "--model", "still-image"]
         assert main(argv) == 0, capsys.readouterr()
     assert all(job["model"] == "still-image" for job in mock.jobs)
+
+
+def test_the_docs_format_example_loads_as_serve_would(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    example = docs.split("## The format", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "kling.toml").write_text(example)
+    _, models = load_accounts_and_models(None, [str(tmp_path / "kling.toml")])
+    assert list(models) == [*MODELS, "kling-v2"]
+    assert dict(models["kling-v2"].example) == {"prompt": "a cat surfing", "image": "https://example.com/cat.png"}
