@@ -43,7 +43,18 @@ MALFORMED = {
         "colour",
         "unknown key; allowed: slug",
     ),
-    "wrong type": (SMALL.replace("3.0", '"fast"'), 2, "latency_seconds", 'a number, 0 or more (got "fast")'),
+    "wrong type": (
+        SMALL.replace("3.0", '"fast"'),
+        2,
+        "latency_seconds",
+        'a number, 0 or more and below 1e+09 (got "fast")',
+    ),
+    "a number past its bound": (
+        SMALL.replace("3.0", "3.0\nprice = 1e9"),
+        3,
+        "price",
+        "a number, 0 or more and below 1e+09 (got 1000000000",
+    ),
     "minimum above maximum": (
         SMALL.replace("minimum = 1", "minimum = 60"),
         12,
