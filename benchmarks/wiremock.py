@@ -66,6 +66,9 @@ def serving(path: Path) -> Iterator[Server]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     flags = ["--port", str(port), "--bind-address", "127.0.0.1", "--no-request-journal", "--disable-request-logging"]
+    # Content-Length framing, as the fake answers: WireMock 3.13 chunks every response by default,
+    # which costs it a frame per answer and which the load generator does not parse.
+    flags += ["--use-chunked-encoding", "never"]
     command = ["java", "-jar", str(path), *flags]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -28,6 +28,8 @@ from contracts.spec import (
     show_value,
 )
 
+# A latency or a price at or past this is a typo, not a model (the admin API caps seconds at 1e9 too).
+AMOUNT_BOUND = 1e9
 MODEL_KEYS = ("slug", "title", "summary", "latency_seconds", "price", "output", "example", "params", "steer")
 REQUIRED_MODEL_KEYS = ("slug", "params")
 PARAM_KEYS = ("name", "type", "description", "required", "default", "minimum", "maximum", "enum", "numeric_string")
@@ -343,8 +345,8 @@ def _text(data: Mapping[str, Any], key: str, default: str, where: _Where) -> str
 
 def _amount(data: Mapping[str, Any], key: str, default: float, where: _Where) -> float:
     value = data.get(key, default)
-    if not _is_number(value, "number") or not 0 <= value < 1e9:
-        raise where.error(key, "a number, 0 or more", value)
+    if not _is_number(value, "number") or not 0 <= value < AMOUNT_BOUND:
+        raise where.error(key, f"a number, 0 or more and below {AMOUNT_BOUND:g}", value)
     return cast(float, value)
 
 

@@ -266,10 +266,12 @@ class _Run:
         longest = {"frames": max(frames)} if frames else {}
         wide = {**longest, **spec.steer.wide} if sync_model in DOCUMENTED_WIDE_MODELS else {}
         fixed = [_Planned("example-accepted", model, dict(self._spec(model).example)) for model in models]
-        fixed += [
-            _Planned("sync-video", sync_model, {**self._spec(sync_model).example, **wide}),
-            _Planned("sync-base64", sync_model, {**self._spec(sync_model).example, "base64": True}),
-        ]
+        fixed.append(_Planned("sync-video", sync_model, {**self._spec(sync_model).example, **wide}))
+        # Only a model whose page documents `base64` promises the base64 answer (a model file may not).
+        if any(param.name == "base64" for param in spec.params):
+            fixed.append(_Planned("sync-base64", sync_model, {**spec.example, "base64": True}))
+        else:
+            self._unmet(["sync-base64"], f"{sync_model} documents no base64 parameter")
         yield from fixed[:budget]
         within = f"--max-jobs {budget}"
         if not any(plan.kind == "example-accepted" for plan in fixed[:budget]):

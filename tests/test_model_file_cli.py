@@ -43,7 +43,18 @@ MALFORMED = {
         "colour",
         "unknown key; allowed: slug",
     ),
-    "wrong type": (SMALL.replace("3.0", '"fast"'), 2, "latency_seconds", 'a number, 0 or more (got "fast")'),
+    "wrong type": (
+        SMALL.replace("3.0", '"fast"'),
+        2,
+        "latency_seconds",
+        'a number, 0 or more and below 1e+09 (got "fast")',
+    ),
+    "a number past its bound": (
+        SMALL.replace("3.0", "3.0\nprice = 1e9"),
+        3,
+        "price",
+        "a number, 0 or more and below 1e+09 (got 1000000000",
+    ),
     "minimum above maximum": (
         SMALL.replace("minimum = 1", "minimum = 60"),
         12,
@@ -243,3 +254,12 @@ def test_verify_judges_a_client_on_a_model_from_a_file(capsys: pytest.CaptureFix
         argv = ["verify", "--command", client, "--base-url", url, "--model-file", *files, "--model", "still-image"]
         assert main(argv) == 0, capsys.readouterr()
     assert all(job["model"] == "still-image" for job in mock.jobs)
+
+
+def test_the_docs_format_example_loads_as_serve_would(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    example = docs.split("## The format", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "kling.toml").write_text(example)
+    _, models = load_accounts_and_models(None, [str(tmp_path / "kling.toml")])
+    assert list(models) == [*MODELS, "kling-v2"]
+    assert dict(models["kling-v2"].example) == {"prompt": "a cat surfing", "image": "https://example.com/cat.png"}
