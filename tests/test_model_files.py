@@ -200,7 +200,9 @@ def test_jpeg_and_webp_models_answer_their_type(
         assert (frame.width, frame.height) == (90, 70)
 
 
-def test_the_contract_suite_finds_the_fake_conforming_for_a_model_without_base64(tmp_path: Path) -> None:
+def test_the_contract_suite_finds_the_fake_conforming_for_a_model_without_base64(
+    tmp_path: Path, make_fake: FakeFactory
+) -> None:
     # A model page that documents no `base64` parameter (as docs/models.md's example): the suite
     # must not judge the fake on a v1 base64 answer the model never offered.
     text = (FILES / "clip-maker.toml").read_text()
@@ -209,10 +211,9 @@ def test_the_contract_suite_finds_the_fake_conforming_for_a_model_without_base64
     path.write_text(head + rest.partition("\n\n")[2] if rest else text)
     registry = load_models([path], MODELS)
     assert "base64" not in [param.name for param in registry["clip-maker"].params]
-    mock = SegmindMock(Settings(speed=0, models=registry))
+    mock = make_fake(speed=0, models=registry)
     options = Options(max_jobs=3, invalid_examples=5, models=("clip-maker",), registry=registry)
-    with PortalTransport(mock.app) as transport:
-        report = run_suite("http://fake.test", API_KEY, options, transport=transport)
+    report = run_suite("http://fake.test", API_KEY, options, transport=make_fake.transport(mock))
     assert report.ok, report.render()
     assert "sync-base64" not in report.checked and "base64" in report.left_out["sync-base64"]
     assert report.checked["sync-video"] == 2  # the one plain v1 call: its status, then its bytes
