@@ -7,14 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contracts.responses import (
-    BASE64_VIDEO_KEY,
-    ERROR,
-    RESULT_BY_STATE,
-    STATUS_BY_STATE,
-    SUBMIT,
-    VIDEO_CONTENT_TYPE,
-)
+from contracts.responses import BASE64_VIDEO_KEY, ERROR, RESULT_BY_STATE, STATUS_BY_STATE, SUBMIT, VIDEO_CONTENT_TYPE
 from contracts.rules import RULES
 from contracts.rules import Rule as Fact
 
