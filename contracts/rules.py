@@ -109,3 +109,14 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in _ALL}
 def counts(rule: str, documented_only: bool) -> bool:
     """Tell whether a run limited to documented facts (or not) checks `rule`."""
     return not documented_only or RULES[rule].grade == DOCUMENTED
+
+
+# What a rule needs before it can be checked: only free calls, a job the target accepted, a COMPLETED
+# job, a decoded video. A rule the run could not check is reported with the cause (Report.skipped).
+FREE_RULES = ("missing-key-401", "unknown-id-404", "invalid-refused", "error-envelope", "error-content-type")
+JOB_RULES = ("submit-shape", "poll-answers", "states-forward", "status-shape", "status-request-id", "job-finishes")
+COMPLETED_RULES = ("completed-metrics", "result-shape", "output-video", "poll-url")
+VIDEO_RULES = ("video-playable", "video-frames", "video-fps", "video-16-9")
+AFTER_COMPLETED = (*COMPLETED_RULES, *VIDEO_RULES)
+AFTER_ENDED = ("failed-422", *AFTER_COMPLETED)
+AFTER_SUBMIT = (*JOB_RULES, *AFTER_ENDED)

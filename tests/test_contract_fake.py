@@ -11,7 +11,8 @@ import pytest
 
 from contracts import MODELS
 from contracts.rules import RULES
-from contracts.suite import RATE_LIMIT_RETRIES, Options, assert_conforms, run_suite
+from contracts.suite import Options, assert_conforms, run_suite
+from contracts.suite_calls import RATE_LIMIT_RETRIES
 from mock_server import SegmindMock
 from mock_server.cli import main
 from mock_server.jobs import State

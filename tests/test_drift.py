@@ -12,7 +12,7 @@ from segmind import SegmindClient, SegmindError
 from contracts import MODELS
 from contracts.rules import RULES
 from mock_server.cli import main
-from mock_server.drift import FACTS, OBSERVED_BY
+from mock_server.drift_facts import FACTS, OBSERVED_BY
 from mock_server.offline import segmind_offline
 from tests.support import API_KEY
 from tests.support_replay import UNKNOWN_HEADER, Moves, recorded
