@@ -106,7 +106,7 @@ class RedisJobStore:
             self._output_prefix,
         ]
         # Cached once Redis has it, at the generation seen before the write (the request's clock read).
-        session = self._backend.session()
+        session = self._backend.current.get()
         generation = session.generation if session is not None else None
         if generation is None:
             generation = self._watch.generation()
@@ -122,7 +122,7 @@ class RedisJobStore:
 
     def get(self, request_id: str) -> Job | None:
         """The job, if its key is still there: from the cache while current, else read (with the clock if it moved)."""
-        session = self._backend.session()
+        session = self._backend.current.get()
         generation = self._watch.generation() if self._backend.guard.down is None else None
         if generation is None:  # nothing watched, or Redis down: no cache, so a plain GET (no TTL needed)
             return _job(self._backend.read_along(session, Call(None, [self.job_key(request_id)], [])))
@@ -138,7 +138,7 @@ class RedisJobStore:
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output key is still there."""
-        session = self._backend.session()
+        session = self._backend.current.get()
         return _job(self._backend.read_along(session, Call(None, [self.output_key(request_id)], [])))
 
     def jobs(self, now: float) -> list[Job]:
@@ -157,7 +157,7 @@ class RedisJobStore:
         """The jobs retained at `now` by state: counted by time in Redis, in one script, O(log n)."""
         keys = [self._index, *self._by_time, self._evicted]
         call = Call(self._summary, keys, [repr(now), repr(now + TIME_SLACK_SECONDS)])
-        raw = self._backend.run(self._backend.session(), call)[0]
+        raw = self._backend.run(self._backend.current.get(), call)[0]
         jobs, started, completed, failed, next_completed, next_failed, jobs_evicted, outputs_evicted = raw
         ends = [float(end) for end in (next_completed, next_failed) if end is not None]
         next_end = min(ends, default=None)
