@@ -165,16 +165,6 @@ class Namespace:
         then lost alone (counted for `flush` to report). A request failing so before its job is
         stored has what it changed undone (`RedisSession.undo`), with the next round trip.
         """
-        try:
-            return self._run(session, calls)
-        except StoreUnavailable:
-            if session is not None and session.undo and not session.accepted:
-                with self._undo_lock:
-                    self._undo.extend(session.undo)
-                session.undo.clear()
-            raise
-
-    def _run(self, session: RedisSession | None, calls: Sequence[Call]) -> list[Any]:
         queued = session.queued if session is not None else []
         undo: list[Call] = []
         if self._undo:  # rarely: only after a failure
@@ -183,30 +173,36 @@ class Namespace:
         batch = [*undo, *queued, *calls] if queued or undo else list(calls)
         queued.clear()
         try:
-            # Each answer in order; an error reply is its ResponseError, in its place (sorted out below).
-            answers: list[Any] = self.guard.call(self._send, batch)
+            try:
+                # Each answer in order; an error reply is its ResponseError, in its place (sorted out below).
+                answers: list[Any] = self.guard.call(self._send, batch)
+            except StoreUnavailable:
+                self._undo_later(undo)
+                if not all(call.droppable for call in batch[len(undo) :]):
+                    raise
+                _lose(session, len(batch) - len(undo))
+                return [None] * len(calls)
+            for index, answer in enumerate(answers):
+                call = batch[index]
+                if isinstance(answer, redis.exceptions.NoScriptError):
+                    answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
+                if index < len(undo):
+                    if isinstance(answer, Exception):
+                        self._undo_later([call])  # tried again with the next round trip
+                elif isinstance(answer, Exception):
+                    if not call.droppable:
+                        self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
+                    _lose(session, 1)
+                else:
+                    if call.stored is not None:
+                        call.stored()
+                    if call.accepts and session is not None:
+                        session.accepted = True
         except StoreUnavailable:
-            self._undo_later(undo)
-            if not all(call.droppable for call in batch[len(undo) :]):
-                raise
-            _lose(session, len(batch) - len(undo))
-            return [None] * len(calls)
-        for index, answer in enumerate(answers):
-            call = batch[index]
-            if isinstance(answer, redis.exceptions.NoScriptError):
-                answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
-            if index < len(undo):
-                if isinstance(answer, Exception):
-                    self._undo_later([call])  # tried again with the next round trip
-            elif isinstance(answer, Exception):
-                if not call.droppable:
-                    self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
-                _lose(session, 1)
-            else:
-                if call.stored is not None:
-                    call.stored()
-                if call.accepts and session is not None:
-                    session.accepted = True
+            if session is not None and not session.accepted:
+                self._undo_later(session.undo)
+                session.undo.clear()
+            raise
         return answers[len(batch) - len(calls) :]
 
     def undo_if_refused(self, session: RedisSession | None, call: Call) -> None:
