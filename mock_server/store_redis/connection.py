@@ -66,18 +66,13 @@ class Guard:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._down: str | None = None  # why Redis is down, None while it answers
+        self.down: str | None = None  # why Redis is out of reach now, None while it answers
         self._lock = threading.Lock()
         self.outages = 0  # how many times Redis went down while this process used it
 
-    @property
-    def down(self) -> str | None:
-        """Why Redis is out of reach now, or None while it answers."""
-        return self._down
-
     def call(self, command: Callable[..., Any], *args: Any, **options: Any) -> Any:
         """Run one Redis call, raising StoreUnavailable for a Redis that is down or refuses a change."""
-        down = self._down
+        down = self.down
         if down is not None:
             raise StoreUnavailable(down)
         try:
@@ -98,9 +93,9 @@ class Guard:
 
     def _mark_down(self, reason: str) -> None:
         with self._lock:
-            if self._down is not None:
+            if self.down is not None:
                 return
-            self._down = reason
+            self.down = reason
             self.outages += 1
         LOG.warning("segmind-mock: the Redis store is unavailable (%s); answering 503 until it returns", reason)
         # The probe holds the guard weakly: a fake dropped while Redis is down takes its probe with it.
@@ -116,7 +111,7 @@ class Guard:
 
     def back(self) -> None:
         """Mark Redis as answering again."""
-        self._down = None
+        self.down = None
         LOG.warning("segmind-mock: the Redis store answers again")
 
 

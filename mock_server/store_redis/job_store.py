@@ -54,6 +54,7 @@ class RedisJobStore:
         self._watch = backend.watch
         self._index = backend.key("jobs")
         self._sequence = backend.key("jobs", "seq")
+        # The keys of a job's result and of a completed job's output: the prefix, then the request id.
         self._job_prefix, self._output_prefix = backend.key("job", ""), backend.key("out", "")
         # The same jobs by start and by end (completed, failed), the outputs by deadline, and the cap's evictions.
         self._by_time = [backend.key("jobs-starts"), backend.key("jobs-ends"), backend.key("jobs-failures")]
@@ -66,22 +67,14 @@ class RedisJobStore:
         self.cache = JobCache(JOB_CACHE_JOBS, JOB_CACHE_BYTES)
         backend.lost_data.append(self.cache.clear)
 
-    def job_key(self, request_id: str) -> str:
-        """The key of a job's result."""
-        return self._job_prefix + request_id
-
-    def output_key(self, request_id: str) -> str:
-        """The key of a completed job's output."""
-        return self._output_prefix + request_id
-
     def add(self, job: Job, result_until: float, output_until: float | None, now: float) -> None:
         """Keep a job (and its future output, if any), their keys expiring after their deadlines."""
         speed = self._clock.read().speed
         result_ms = ttl_ms(result_until - now, speed)
         output_ms = ttl_ms(output_until - now, speed) if output_until is not None else ""
         keys = [
-            self.job_key(job.request_id),
-            self.output_key(job.request_id),
+            self._job_prefix + job.request_id,
+            self._output_prefix + job.request_id,
             self._index,
             self._sequence,
             *self._by_time,
@@ -106,7 +99,7 @@ class RedisJobStore:
             self._output_prefix,
         ]
         # Cached once Redis has it, at the generation seen before the write (the request's clock read).
-        session = self._backend.session()
+        session = self._backend.current.get()
         generation = session.generation if session is not None else None
         if generation is None:
             generation = self._watch.generation()
@@ -122,15 +115,15 @@ class RedisJobStore:
 
     def get(self, request_id: str) -> Job | None:
         """The job, if its key is still there: from the cache while current, else read (with the clock if it moved)."""
-        session = self._backend.session()
+        session = self._backend.current.get()
         generation = self._watch.generation() if self._backend.guard.down is None else None
         if generation is None:  # nothing watched, or Redis down: no cache, so a plain GET (no TTL needed)
-            return _job(self._backend.read_along(session, Call(None, [self.job_key(request_id)], [])))
+            return _job(self._backend.read_along(session, Call(None, [self._job_prefix + request_id], [])))
         cached = self.cache.get(request_id, generation)
         if cached is not None and self._backend.pin_current(session, generation):
             return cached
         sent = time.monotonic()
-        raw, ttl = self._backend.read_along(session, Call(self._read, [self.job_key(request_id)], []), generation)
+        raw, ttl = self._backend.read_along(session, Call(self._read, [self._job_prefix + request_id], []), generation)
         job = _job(raw)
         if job is not None:
             self.cache.put(job, len(raw), sent + ttl / 1000 if ttl >= 0 else math.inf, generation)
@@ -138,15 +131,15 @@ class RedisJobStore:
 
     def output(self, request_id: str) -> Job | None:
         """The job whose output key is still there."""
-        session = self._backend.session()
-        return _job(self._backend.read_along(session, Call(None, [self.output_key(request_id)], [])))
+        session = self._backend.current.get()
+        return _job(self._backend.read_along(session, Call(None, [self._output_prefix + request_id], [])))
 
     def jobs(self, now: float) -> list[Job]:
         """Every job whose result deadline is after `now`, oldest first."""
         members = strings(self._redis.zrangebyscore(self._index, f"({now!r}", "+inf"))
         if not members:
             return []
-        found = self._redis.mget([self.job_key(member.split(":", 1)[1]) for member in members])
+        found = self._redis.mget([self._job_prefix + member.split(":", 1)[1] for member in members])
         return [job for job in map(_job, found) if job is not None]
 
     def count(self) -> int:
@@ -157,7 +150,7 @@ class RedisJobStore:
         """The jobs retained at `now` by state: counted by time in Redis, in one script, O(log n)."""
         keys = [self._index, *self._by_time, self._evicted]
         call = Call(self._summary, keys, [repr(now), repr(now + TIME_SLACK_SECONDS)])
-        raw = self._backend.run(self._backend.session(), call)[0]
+        raw = self._backend.run(self._backend.current.get(), call)[0]
         jobs, started, completed, failed, next_completed, next_failed, jobs_evicted, outputs_evicted = raw
         ends = [float(end) for end in (next_completed, next_failed) if end is not None]
         next_end = min(ends, default=None)

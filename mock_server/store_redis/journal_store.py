@@ -28,7 +28,7 @@ class RedisJournal:
         for name in _ENTRY_BYTES:
             fields[name] = getattr(entry, name).decode("latin-1")
         call = Call(self._record, [self._key], [_encode_entry(fields), self.size], droppable=True)
-        self._backend.defer(self._backend.session(), call)
+        self._backend.defer(self._backend.current.get(), call)
 
     def entries(self) -> list[Entry]:
         """Every kept exchange."""

@@ -61,14 +61,15 @@ class RedisLedger:
     def count(self, key: str, rpm: int, window_now: float, window_since: float) -> float | None:
         """Count a submission in the window, or return the window's oldest count when it is full."""
         args = self._args(key, window_now, None, None, str(rpm), repr(window_since))
-        oldest = self._backend.run(self._backend.session(), Call(self._count, self._keys(key), args, timely=True))[0]
+        call = Call(self._count, self._keys(key), args, timely=True)
+        oldest = self._backend.run(self._backend.current.get(), call)[0]
         return float(oldest) if oldest is not None else None
 
     def hold(
         self, key: str, charge: Charge, credits: float | None, now: float, kept_since: float
     ) -> tuple[float, float] | None:
         """Hold the charge unless the key cannot pay it."""
-        session = self._backend.session()
+        session = self._backend.current.get()
         billed = "1" if charge.billed else "0"
         more = (repr(charge.due), charge.request_id, repr(charge.price), billed)
         # Released again if the submission fails before its job is stored (answered 503: nothing kept),
@@ -88,7 +89,7 @@ class RedisLedger:
     def remaining(self, key: str, request_id: str, credits: float, now: float, kept_since: float) -> float | None:
         """The balance right after the job's charge."""
         call = Call(self._remaining, self._keys(key), self._args(key, now, credits, kept_since, request_id))
-        after = self._backend.run(self._backend.session(), call)[0]
+        after = self._backend.run(self._backend.current.get(), call)[0]
         return round_credits(float(after)) if after is not None else None
 
     def top_up(

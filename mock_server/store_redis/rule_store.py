@@ -49,7 +49,7 @@ class RedisRuleStore:
     def rules(self) -> Sequence[Rule]:
         """The rules in order, read from Redis."""
         call = Call(self._all, [self._index, self._rule_prefix], [])
-        flat = strings(self._backend.run(self._backend.session(), call)[0])
+        flat = strings(self._backend.run(self._backend.current.get(), call)[0])
         return [_rule(flat[at : at + 5]) for at in range(0, len(flat), 5)]
 
     def matching(self) -> Sequence[Rule]:
@@ -58,7 +58,7 @@ class RedisRuleStore:
         No round trip while no rule is added or removed (without rules, none at all). Their
         counters may be stale; matching does not use them, and `take` counts in Redis.
         """
-        session = self._backend.session()
+        session = self._backend.current.get()
         version = session.rules_version if session is not None else None
         cached = self._cached
         if version is not None and cached is not None and cached[0] == version:
@@ -91,7 +91,7 @@ class RedisRuleStore:
         args = ["1" if count_undecided else "0"]
         for rule_id, may in candidates:
             args += [rule_id, "1" if may else "0"]
-        taken = self._backend.run(self._backend.session(), Call(self._take, keys, args, timely=True))[0]
+        taken = self._backend.run(self._backend.current.get(), Call(self._take, keys, args, timely=True))[0]
         if not taken:
             return None
         rule = _rule(strings(taken))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, NamedTuple, Protocol, cast
 
 import redis
@@ -42,7 +45,8 @@ Snapshot = tuple[ClockState, str, int]
 class SnapshotReader(Protocol):
     """What reads a session's snapshot from Redis: the namespace's shared clock (`RedisClock`)."""
 
-    def last_reading(self) -> Snapshot | None:
+    @property
+    def last(self) -> Snapshot | None:
         """The snapshot this process read last, with the generation it is current at (None: not known current)."""
 
     def read_call(self) -> Call:
@@ -52,24 +56,22 @@ class SnapshotReader(Protocol):
         """Take the snapshot a read found: parse it, keep it as the last reading, pin it into `session`."""
 
 
+@dataclass(slots=True)
 class RedisSession:
     """One request's Redis session: its snapshot (the clock, the rule book's version and the watch's
     generation, read once) and its write queue, shared by every step of the request."""
 
-    __slots__ = ("accepted", "clock", "generation", "lost", "queued", "rules_version", "undo")
-
-    def __init__(self) -> None:
-        self.clock: ClockState | None = None  # the clock as the request's first read saw it
-        self.rules_version: str | None = None  # the rule book's version, read along with the clock
-        # The change watch's generation when the clock was read (None: not watched): what the
-        # request reads or writes after it is known current while the generation is.
-        self.generation: int | None = None
-        self.queued: list[Call] = []  # writes to send with the request's next round trip
-        self.lost = 0  # journal entries of this request Redis could not take, until `flush` reports them
-        # What undoes the writes Redis took (a charge held) should the request fail before its job
-        # is stored (`accepted`): sent first with the next round trip of any request.
-        self.undo: list[Call] = []
-        self.accepted = False
+    clock: ClockState | None = None  # the clock as the request's first read saw it
+    rules_version: str | None = None  # the rule book's version, read along with the clock
+    # The change watch's generation when the clock was read (None: not watched): what the
+    # request reads or writes after it is known current while the generation is.
+    generation: int | None = None
+    queued: list[Call] = field(default_factory=list)  # writes to send with the request's next round trip
+    lost: int = 0  # journal entries of this request Redis could not take, until `flush` reports them
+    # What undoes the writes Redis took (a charge held) should the request fail before its job
+    # is stored (`accepted`): sent first with the next round trip of any request.
+    undo: list[Call] = field(default_factory=list)
+    accepted: bool = False
 
 
 class Namespace:
@@ -93,9 +95,10 @@ class Namespace:
         # through storage.py's protocols, which carry no session (the memory stores need none),
         # from the request's task and from the store threads its steps run on (each gets a copy of
         # the context, and the copy refers to the same session). One per namespace: two fakes in
-        # one process never see each other's sessions. Each store method reads it once (`session`)
-        # and passes the session on explicitly.
-        self._current: ContextVar[RedisSession | None] = ContextVar(f"segmind-mock-session-{id(self)}", default=None)
+        # one process never see each other's sessions. Each store method reads it once
+        # (`current.get()`: None outside a request, where writes are sent at once) and passes the
+        # session on explicitly.
+        self.current: ContextVar[RedisSession | None] = ContextVar(f"segmind-mock-session-{id(self)}", default=None)
         # How many times this process found Redis had lost the namespace's data (a restart, a flush):
         # the clock's epoch changed. Every process meets it at its next clock read, whoever restored
         # the clock, and drops what it cached (`lost_data`); the rules it cached are keyed by epoch.
@@ -115,18 +118,14 @@ class Namespace:
         self._time_offset = time_offset(client)
         self._idle: list[tuple[Any, float]] = []  # connections no call is using, and since when (`_send`)
 
-    def session(self) -> RedisSession | None:
-        """The current request's session; None outside a request (writes are then sent at once)."""
-        return self._current.get()
-
     @contextmanager
     def open_session(self) -> Iterator[None]:
         """Within the block (one request), a fresh session: its snapshot and its write queue."""
-        token = self._current.set(RedisSession())
+        token = self.current.set(RedisSession())
         try:
             yield
         finally:
-            self._current.reset(token)
+            self.current.reset(token)
 
     def pin_current(self, session: RedisSession | None, generation: int | None) -> bool:
         """Tell whether the session needs no snapshot read, pinning the last reading if it is current at `generation`.
@@ -136,7 +135,7 @@ class Namespace:
         """
         if session is None or session.clock is not None or self.snapshot is None:
             return True
-        last = self.snapshot.last_reading()
+        last = self.snapshot.last
         if generation is None or last is None or last[2] != generation:
             return False
         session.clock, session.rules_version, session.generation = last
@@ -166,16 +165,6 @@ class Namespace:
         then lost alone (counted for `flush` to report). A request failing so before its job is
         stored has what it changed undone (`RedisSession.undo`), with the next round trip.
         """
-        try:
-            return self._run(session, calls)
-        except StoreUnavailable:
-            if session is not None and session.undo and not session.accepted:
-                with self._undo_lock:
-                    self._undo.extend(session.undo)
-                session.undo.clear()
-            raise
-
-    def _run(self, session: RedisSession | None, calls: Sequence[Call]) -> list[Any]:
         queued = session.queued if session is not None else []
         undo: list[Call] = []
         if self._undo:  # rarely: only after a failure
@@ -184,29 +173,36 @@ class Namespace:
         batch = [*undo, *queued, *calls] if queued or undo else list(calls)
         queued.clear()
         try:
-            answers = self._execute(batch)
+            try:
+                # Each answer in order; an error reply is its ResponseError, in its place (sorted out below).
+                answers: list[Any] = self.guard.call(self._send, batch)
+            except StoreUnavailable:
+                self._undo_later(undo)
+                if not all(call.droppable for call in batch[len(undo) :]):
+                    raise
+                _lose(session, len(batch) - len(undo))
+                return [None] * len(calls)
+            for index, answer in enumerate(answers):
+                call = batch[index]
+                if isinstance(answer, redis.exceptions.NoScriptError):
+                    answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
+                if index < len(undo):
+                    if isinstance(answer, Exception):
+                        self._undo_later([call])  # tried again with the next round trip
+                elif isinstance(answer, Exception):
+                    if not call.droppable:
+                        self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
+                    _lose(session, 1)
+                else:
+                    if call.stored is not None:
+                        call.stored()
+                    if call.accepts and session is not None:
+                        session.accepted = True
         except StoreUnavailable:
-            self._undo_later(undo)
-            if not all(call.droppable for call in batch[len(undo) :]):
-                raise
-            _lose(session, len(batch) - len(undo))
-            return [None] * len(calls)
-        for index, answer in enumerate(answers):
-            call = batch[index]
-            if isinstance(answer, redis.exceptions.NoScriptError):
-                answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
-            if index < len(undo):
-                if isinstance(answer, Exception):
-                    self._undo_later([call])  # tried again with the next round trip
-            elif isinstance(answer, Exception):
-                if not call.droppable:
-                    self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
-                _lose(session, 1)
-            else:
-                if call.stored is not None:
-                    call.stored()
-                if call.accepts and session is not None:
-                    session.accepted = True
+            if session is not None and not session.accepted:
+                self._undo_later(session.undo)
+                session.undo.clear()
+            raise
         return answers[len(batch) - len(calls) :]
 
     def undo_if_refused(self, session: RedisSession | None, call: Call) -> None:
@@ -222,10 +218,6 @@ class Namespace:
     def deadline(self) -> int:
         """The deadline of a timely write sent now, in Redis's time (microseconds): half the store's timeout on."""
         return int((time.time() + self._time_offset + self._timeout / 2) * 1_000_000)
-
-    def _execute(self, batch: list[Call]) -> list[Any]:
-        # Each answer in order; an error reply is its ResponseError, in its place (`_run` sorts them out).
-        return self.guard.call(self._send, batch)  # type: ignore[no-any-return]
 
     def _send(self, batch: list[Call]) -> list[Any]:
         """Send `batch` in one write on an idle connection and read its answers.
@@ -244,8 +236,8 @@ class Namespace:
             if time.monotonic() - released > IDLE_CHECK_SECONDS:
                 _reconnect_if_closed(connection)
         try:
-            deadline = self.deadline() if any(call.timely for call in batch) else 0
-            connection.send_packed_command([_pack([_command(call, deadline) for call in batch])])
+            deadline = self.deadline() if any(map(_TIMELY, batch)) else 0
+            connection.send_packed_command([_pack(map(_command, batch, repeat(deadline)))])
             answers: list[Any] = []
             for _ in batch:
                 try:
@@ -268,7 +260,7 @@ class Namespace:
 
     def flush(self) -> int:
         """Send the writes the current request queued, in one round trip; how many of its journal entries were lost."""
-        session = self.session()
+        session = self.current.get()
         if session is None:
             return 0
         if session.queued:
@@ -296,6 +288,9 @@ class Namespace:
                 self.redis.unlink(*batch)
 
 
+_TIMELY = attrgetter("timely")
+
+
 def _command(call: Call, deadline: int) -> tuple[Any, ...]:
     """The command `call` sends: its script by SHA (with the deadline if timely), or a GET of its key."""
     if call.script is None:
@@ -316,7 +311,7 @@ def _reconnect_if_closed(connection: Any) -> None:
         connection.disconnect()
 
 
-def _pack(commands: list[tuple[Any, ...]]) -> bytes:
+def _pack(commands: Iterable[tuple[Any, ...]]) -> bytes:
     """The commands in Redis's protocol (RESP), in one piece to send.
 
     redis-py's encoder takes about 1.5 µs an argument (a submission's job script has 23): this

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from redis.commands.core import Script
@@ -40,10 +41,15 @@ class RedisClock:
         # The state and the rule book's version as this process last read them, with the watch's
         # generation of that read: current while the generation is.
         self._watch = backend.watch
-        self._last: Snapshot | None = None
+        # (`Namespace.pin_current` reads it.)
+        self.last: Snapshot | None = None
         self._epoch: str | None = None  # the namespace's epoch as this process last read it
-        self._read(backend.session())  # the first process to open the namespace sets its clock up
+        self._read(backend.current.get())  # the first process to open the namespace sets its clock up
         backend.snapshot = self  # requests read their snapshot from this clock
+        # Within the block (one request), a `RedisSession`: the clock read once (at its first use),
+        # writes queued. The session is one object that every step of the request shares, worker
+        # threads included. The request sends what it queued with `Namespace.flush` before it answers.
+        self.pinned: Callable[[], AbstractContextManager[None]] = backend.open_session
 
     def real_time(self) -> float:
         """The time of day: what every process of the namespace shares."""
@@ -51,7 +57,7 @@ class RedisClock:
 
     def read(self) -> ClockState:
         """The state pinned for this request (read at its first use), else read from Redis."""
-        session = self._backend.session()
+        session = self._backend.current.get()
         if session is not None:
             if session.clock is None:
                 self._backend.pin_current(session, self._watch.generation())  # no round trip while nothing changed
@@ -59,10 +65,6 @@ class RedisClock:
                 return session.clock
         generation = self._watch.before_read()
         return self._pin(session, self._read_at(session, generation), generation)
-
-    def last_reading(self) -> Snapshot | None:
-        """The state and the rule book's version this process read last, with the generation they are current at."""
-        return self._last
 
     def read_call(self) -> Call:
         """The call reading the clock and the rule book's version, for `Namespace.read_along` to send."""
@@ -75,7 +77,7 @@ class RedisClock:
 
     def refresh(self) -> ClockState:
         """The state read from Redis anew."""
-        session = self._backend.session()
+        session = self._backend.current.get()
         return self._adopt(session, self._read(session)[0])
 
     def advance(self, seconds: float) -> ClockState:
@@ -90,14 +92,6 @@ class RedisClock:
         """Bring simulated time back to the real time of day at `speed`, for every process, in one script."""
         return self._change(self._reset_script, [repr(time.time()), repr(speed)])
 
-    def pinned(self) -> AbstractContextManager[None]:
-        """Within the block (one request), a `RedisSession`: the clock read once (at its first use), writes queued.
-
-        The session is one object that every step of the request shares, worker threads included.
-        The request sends what it queued with `Namespace.flush` before it answers.
-        """
-        return self._backend.open_session()
-
     def _pin(self, session: RedisSession | None, reading: Reading, generation: int | None) -> ClockState:
         state, rules_version = reading
         if session is not None:  # inside a request: what the rest of it sees
@@ -105,7 +99,7 @@ class RedisClock:
         return state
 
     def _change(self, script: Script, args: list[str]) -> ClockState:
-        session = self._backend.session()
+        session = self._backend.current.get()
         raw = self._backend.run(session, Call(script, [self._key], args))[0]
         self._watch.local_change()  # a change of this process's own: its last reading is not current
         return self._adopt(session, self._parse(strings(raw)))
@@ -129,7 +123,7 @@ class RedisClock:
                     drop()
             self._epoch = epoch
         self._seen = state = self._parse(raw)
-        self._last = (state, raw[4], generation) if generation is not None else None
+        self.last = (state, raw[4], generation) if generation is not None else None
         return state, raw[4]
 
     def _restore(self, seen: ClockState) -> list[str]:

@@ -47,13 +47,27 @@ class ChangeWatch:
         self._confirmed = 0.0  # when the connection last proved alive (monotonic seconds)
         self.usable = True  # False once Redis could not track (too old, RESP2, or tracking refused)
 
-    def generation(self) -> int | None:
-        """The current generation, after the changes waiting (a non-blocking look); None while nothing is watched."""
+    def generation(self, reading: bool = False) -> int | None:
+        """The current generation, after the changes waiting (a non-blocking look); None while nothing is watched.
+
+        `reading`: the generation a read of the watched keys starting now belongs to (`before_read`):
+        the watch is started if it can be, and not confirmed (the read itself comes next).
+        """
         with self._lock:
-            generation = self._drained()
-            if generation is not None and time.monotonic() - self._confirmed > WATCH_CONFIRM_SECONDS:
-                generation = self._confirm()
-            return generation
+            if reading and self._connection is None and self.usable and self._guard.down is None:
+                self._open()
+            if self._connection is None:
+                return None
+            try:
+                while self._connection.can_read(timeout=0):
+                    self._connection.read_response(push_request=True)
+                    self._generation += 1
+            except (redis.RedisError, OSError):
+                self._close()
+                return None
+            if not reading and time.monotonic() - self._confirmed > WATCH_CONFIRM_SECONDS:
+                return self._confirm()
+            return self._generation
 
     def local_change(self) -> None:
         """Count a change this process made: what it read before is not current, however late Redis's message."""
@@ -62,22 +76,7 @@ class ChangeWatch:
 
     def before_read(self) -> int | None:
         """The generation a read of the watched keys starting now belongs to; starts watching if it can."""
-        with self._lock:
-            if self._connection is None and self.usable and self._guard.down is None:
-                self._open()
-            return self._drained()
-
-    def _drained(self) -> int | None:
-        if self._connection is None:
-            return None
-        try:
-            while self._connection.can_read(timeout=0):
-                self._connection.read_response(push_request=True)
-                self._generation += 1
-        except (redis.RedisError, OSError):
-            self._close()
-            return None
-        return self._generation
+        return self.generation(reading=True)
 
     def _confirm(self) -> int | None:
         # A connection can die without a word (a NAT or a proxy forgetting it): only an answer proves
