@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
@@ -39,11 +39,11 @@ EXTENSION = "_segmind"
 SHA256 = "_sha256"
 MEDIA = "_media"
 FILE = "_file"
-# What stands in for the API key in `x-api-key`.
-REDACTED = "<redacted>"
+# What stands in for the API key in `x-api-key` (redaction's one placeholder).
+REDACTED = redaction.PLACEHOLDER
 
 Role = Literal["submit", "status", "result", "output", "sync", "error"]
-ROLES: tuple[Role, ...] = ("submit", "status", "result", "output", "sync", "error")
+ROLES: tuple[Role, ...] = get_args(Role)
 JobState = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
 # Bodies of these types are described by size, sha256 and media facts rather than inline.
 MEDIA_TYPES = ("video/", "image/", "audio/", "application/octet-stream")
@@ -252,6 +252,11 @@ def route_of(method: str, path: str) -> tuple[Role, str | None, str | None] | No
     return None
 
 
+def sync_state(status: int | None) -> JobState | None:
+    """The state a v1 (sync) answer's status tells: 200 COMPLETED, 422 FAILED, any other none."""
+    return "COMPLETED" if status == 200 else "FAILED" if status == 422 else None
+
+
 def is_media(content_type: str) -> bool:
     """Whether a body of this type is binary, described by size, sha256 and media facts rather than inline."""
     return content_type.lower().startswith(MEDIA_TYPES)
@@ -321,9 +326,10 @@ class HarWriter:
         findings = redaction.scan(msgspec.to_builtins(self.har()), tuple(self.secrets))
         if findings:
             raise SecretFound(f"refused to write {self.path}: {redaction.describe(findings)}")
-        head, _, tail = encode(self.har()).partition(_NO_ENTRIES)
+        empty = encode(self.har())
+        head, _, tail = empty.partition(_NO_ENTRIES)
         self._head, self._tail = head + b'"entries": [\n', b"\n" + _ENTRIES_INDENT[:-2] + b"]" + tail
-        self._write()
+        write_atomically(self.path, empty)
 
     @property
     def entries(self) -> list[Entry]:
@@ -347,9 +353,6 @@ class HarWriter:
         return Har(Log(HAR_VERSION, self._creator, list(self._entries), self._facts))
 
     def _write(self) -> None:
-        if not self._encoded:
-            write_atomically(self.path, encode(self.har()))
-            return
         write_atomically(self.path, b"".join((self._head, b",\n".join(self._encoded), self._tail)))
 
 

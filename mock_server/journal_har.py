@@ -55,7 +55,7 @@ def _entry(
         request_id = body["request_id"]
         submitted[request_id] = (entry.at, model)
     if role == "sync":
-        state = "COMPLETED" if entry.status == 200 else "FAILED" if entry.status == 422 else None
+        state = har.sync_state(entry.status)
     seen = submitted.get(request_id) if request_id is not None else None
     if seen is None and request_id is not None and (found := job(request_id)) is not None:
         seen = submitted[request_id] = (found.submitted_at, found.model)

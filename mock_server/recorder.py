@@ -300,7 +300,7 @@ class Recorder:
             request_id = body["request_id"]
         if role == "sync":
             request_id = _value(exchange.response_headers, "x-request-id")
-            state = "COMPLETED" if exchange.status == 200 else "FAILED" if exchange.status == 422 else None
+            state = har.sync_state(exchange.status)
         if isinstance(body, dict) and body.get("status") in STATES and role != "error":
             state = body["status"]
         if role in ("submit", "sync") and request_id is not None and exchange.status < 400:
@@ -322,7 +322,7 @@ class Recorder:
                 wait=_ms(exchange.head - exchange.sent),
                 receive=_ms(exchange.ended - exchange.head),
             ),
-            segmind=har.EntryFacts(role, model, request_id, since, state),  # type: ignore[arg-type]
+            segmind=har.EntryFacts(role, model, request_id, since, state),
         )
 
     def _learn_outputs(self, body: dict[str, Any], request_id: str | None) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from contracts.openapi import API_KEY_HEADER, API_KEY_PATTERN
+from contracts.openapi import API_KEY_HEADER, API_KEY_PATTERN, API_KEY_SHAPE
 
 # Request headers a recording keeps (the key's value replaced): what a client's request is made of.
 REQUEST_HEADERS = frozenset(
@@ -189,7 +189,7 @@ def _check(where: str, text: str, kind: str, secrets: tuple[str, ...]) -> Iterat
             yield Finding(where, "the API key in use")
             return
         if API_KEY_PATTERN.search(candidate):
-            yield Finding(where, "a Segmind API key (SG_ and 16 hex digits)")
+            yield Finding(where, f"a Segmind API key ({API_KEY_SHAPE})")
             return
         if _BEARER.search(candidate):
             yield Finding(where, "an Authorization credential (Bearer or Basic)")
