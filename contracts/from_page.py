@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.model_file import parse_model
-from contracts.spec import ModelSpec
+from contracts.spec import IMAGE_OUTPUTS, VIDEO_OUTPUT, ModelSpec
 
 _TITLE_SUFFIX = " Serverless API"
 _LATENCY = re.compile(r"^~([0-9]+(?:\.[0-9]+)?)s$")
@@ -29,7 +29,7 @@ _DEFAULT = re.compile(r"Default:\s*(.*?)\s*(?=Range:|Allowed values|$)")
 _RANGE = re.compile(r"Range:\s*(-?[0-9.]+)\s+-\s+(-?[0-9.]+)")
 _CODE_LINE = re.compile(r"^\s*[0-9]+")
 # What a page's "Returns:" says, as the model file's output (an image is taken to be PNG: GUESS).
-_RETURNS = {"video": "video/mp4", "image": "image/png"}
+_RETURNS = {"video": VIDEO_OUTPUT, "image": IMAGE_OUTPUTS[0]}
 
 
 @dataclass
@@ -72,8 +72,8 @@ def from_page(page: str) -> PageModel:
     if returns in _RETURNS:
         top["output"] = _RETURNS[returns]
     else:
-        unread.append(f"output: the page returns {returns or 'nothing said'}; written as video/mp4")
-        top["output"] = "video/mp4"
+        unread.append(f"output: the page returns {returns or 'nothing said'}; written as {VIDEO_OUTPUT}")
+        top["output"] = VIDEO_OUTPUT
     example = _example(lines, unread)
     params = _params(lines, example, unread)
     if example:

@@ -21,6 +21,7 @@ from typing import Any
 
 from contracts import MODELS, ModelSpec
 from contracts.models import spec_of
+from contracts.spec import EXTENSIONS
 from mock_server.defaults import VIDEO_CACHE_BYTES
 
 
@@ -212,12 +213,7 @@ def fixture_path(name: str) -> Path:
 
 
 # The prepared file of a model known only from a file, by output type: the test card of its kind.
-PREPARED_OUTPUTS = {
-    "video/mp4": "placeholder.mp4",
-    "image/png": "placeholder.png",
-    "image/jpeg": "placeholder.jpg",
-    "image/webp": "placeholder.webp",
-}
+PREPARED_OUTPUTS = {media_type: f"placeholder.{extension}" for media_type, extension in EXTENSIONS.items()}
 
 
 def fallback_video(model: str | ModelSpec, params: Mapping[str, Any]) -> bytes:
