@@ -26,7 +26,6 @@ from contracts.responses import (
     BASE64_VIDEO_KEY,
     FAILED_STATUS,
     SYNC_FAILED_STATUS,
-    VIDEO_CONTENT_TYPE,
 )
 from mock_server import api_errors, wire
 from mock_server.admin_token import carries_token
@@ -40,7 +39,6 @@ from mock_server.service import Accepted, Polled, Service
 from mock_server.strict_json import parse_json_object
 from mock_server.templates import submit_answer, waiting_answer
 
-_VIDEO_TYPE = (b"content-type", VIDEO_CONTENT_TYPE.encode())
 # An answer, with how it goes out when a scenario rule delays or breaks it (faults.py).
 Reply = tuple[Answer, Shape | None]
 # A submission as read: its model, its parameters, whether they are already checked, an `x-mock-*` rule.
@@ -219,7 +217,7 @@ class SegmindRoutes:
         if job.params.get("base64"):  # a model file may have no base64 parameter
             key = BASE64_VIDEO_KEY if spec.is_video else BASE64_IMAGE_KEY
             return answer({key: base64.b64encode(video).decode()}, headers=headers), rule
-        media_type = _VIDEO_TYPE if spec.is_video else (b"content-type", spec.output.encode())
+        media_type = (b"content-type", spec.output.encode())  # video/mp4 for a video model
         return (200, [(b"content-length", b"%d" % len(video)), media_type, *header_list(headers)], video), rule
 
     def openapi(self, request: SegmindRequest, _: None) -> Reply:
