@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from contracts.spec import show_value
+from contracts.spec import VIDEO_OUTPUT, show_value
 
 Schema = dict[str, Any]
 
@@ -37,7 +37,7 @@ SYNC_HEADERS = ("x-request-id", "x-generation-time", "x-seed-value")
 SYNC_BILLING_HEADERS = ("x-cost", "x-remaining-credits")
 # Output videos are MP4 (GUESS for the exact content type); the v1 reply with "base64": true is
 # JSON with the video under this key (GUESS).
-VIDEO_CONTENT_TYPE = "video/mp4"
+VIDEO_CONTENT_TYPE = VIDEO_OUTPUT  # the media type a video model's file declares
 BASE64_VIDEO_KEY = "video"
 # An image model's v1 reply with "base64": true has its picture under this key (GUESS).
 BASE64_IMAGE_KEY = "image"
