@@ -173,37 +173,48 @@ class Namespace:
         batch = [*undo, *queued, *calls] if queued or undo else list(calls)
         queued.clear()
         try:
-            try:
-                # Each answer in order; an error reply is its ResponseError, in its place (sorted out below).
-                answers: list[Any] = self.guard.call(self._send, batch)
-            except StoreUnavailable:
-                self._undo_later(undo)
-                if not all(call.droppable for call in batch[len(undo) :]):
-                    raise
-                _lose(session, len(batch) - len(undo))
-                return [None] * len(calls)
-            for index, answer in enumerate(answers):
-                call = batch[index]
-                if isinstance(answer, redis.exceptions.NoScriptError):
-                    answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
-                if index < len(undo):
-                    if isinstance(answer, Exception):
-                        self._undo_later([call])  # tried again with the next round trip
-                elif isinstance(answer, Exception):
-                    if not call.droppable:
-                        self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
-                    _lose(session, 1)
-                else:
-                    if call.stored is not None:
-                        call.stored()
-                    if call.accepts and session is not None:
-                        session.accepted = True
+            answers = self._exchange(session, batch, len(undo))
         except StoreUnavailable:
             if session is not None and not session.accepted:
                 self._undo_later(session.undo)
                 session.undo.clear()
             raise
+        if answers is None:
+            return [None] * len(calls)
         return answers[len(batch) - len(calls) :]
+
+    def _exchange(self, session: RedisSession | None, batch: list[Call], undone: int) -> list[Any] | None:
+        """Send `batch` (its first `undone` calls: undo writes) and settle each answer.
+
+        None if Redis could not take the batch but every call past the undo writes was droppable
+        (they are lost, counted for `flush`); StoreUnavailable if one was not.
+        """
+        try:
+            # Each answer in order; an error reply is its ResponseError, in its place (sorted out below).
+            answers: list[Any] = self.guard.call(self._send, batch)
+        except StoreUnavailable:
+            self._undo_later(batch[:undone])
+            if not all(call.droppable for call in batch[undone:]):
+                raise
+            _lose(session, len(batch) - undone)
+            return None
+        for index, answer in enumerate(answers):
+            call = batch[index]
+            if isinstance(answer, redis.exceptions.NoScriptError):
+                answer = answers[index] = self._run_one(call)  # a script's first use: loaded, then run
+            if index < undone:
+                if isinstance(answer, Exception):
+                    self._undo_later([call])  # tried again with the next round trip
+            elif isinstance(answer, Exception):
+                if not call.droppable:
+                    self.guard.call(_raise, answer)  # an outage or a refusal is a 503, as for one command
+                _lose(session, 1)
+            else:
+                if call.stored is not None:
+                    call.stored()
+                if call.accepts and session is not None:
+                    session.accepted = True
+        return answers
 
     def undo_if_refused(self, session: RedisSession | None, call: Call) -> None:
         """Have `call` undo a write Redis took, should the session's request fail before its job is stored."""
