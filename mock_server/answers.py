@@ -58,8 +58,12 @@ def server_error(error: BaseException) -> api_errors.ApiError:
     return api_errors.ApiError(500, f"The fake failed unexpectedly: {type(error).__name__}: {error}")
 
 
-def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
-    """The first value of the header `name` (lower case, as ASGI names are) in raw ASGI headers; empty if absent."""
+def asgi_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """The first value of the header `name` (lower case, as ASGI names are) in raw ASGI headers; empty if absent.
+
+    ASGI's byte pairs, whose names the server has lower-cased: an exact match, and bytes for the
+    caller to parse. Text headers as HAR holds them, in any case, are `har.text_header`'s.
+    """
     for key, value in headers:
         if key == name:
             return value

@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
 from mock_server import api_errors, defaults, har, redaction
-from mock_server.answers import error_answer, header, send_answer
+from mock_server.answers import asgi_header, error_answer, send_answer
 from mock_server.payload import read_body
 from mock_server.video import video_available
 
@@ -173,7 +173,7 @@ class Recorder:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = self._exchange(scope)
-        declared = header(scope["headers"], b"content-length")
+        declared = asgi_header(scope["headers"], b"content-length")
         exchange.body = await read_body(declared, receive, self.max_body_bytes)
         if exchange.role in ("submit", "sync"):
             if self.paid_calls >= self.max_jobs:
@@ -299,7 +299,7 @@ class Recorder:
         if role == "submit" and isinstance(body, dict) and isinstance(body.get("request_id"), str):
             request_id = body["request_id"]
         if role == "sync":
-            request_id = _value(exchange.response_headers, "x-request-id")
+            request_id = har.text_header(exchange.response_headers, "x-request-id")
             state = har.sync_state(exchange.status)
         if isinstance(body, dict) and body.get("status") in STATES and role != "error":
             state = body["status"]
@@ -334,7 +334,7 @@ class Recorder:
 
     def _request(self, exchange: Exchange, url: str) -> har.Request:
         headers = redaction.request_headers(exchange.headers)
-        content_type = _value(exchange.headers, "content-type") or ""
+        content_type = har.text_header(exchange.headers, "content-type") or ""
         post = har.PostData(content_type, exchange.body.decode("utf-8", "replace")) if exchange.body else UNSET
         return har.Request(
             method=exchange.method,
@@ -348,7 +348,7 @@ class Recorder:
 
     def _response(self, exchange: Exchange, facts: har.MediaFacts | None) -> har.Response:
         headers = redaction.response_headers(exchange.response_headers)
-        content_type = _value(exchange.response_headers, "content-type") or ""
+        content_type = har.text_header(exchange.response_headers, "content-type") or ""
         if exchange.digest is not None:
             content = har.Content(
                 size=exchange.response_size,
@@ -409,7 +409,7 @@ def _passed_headers(
 
 def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     """The content length the client is told, if any."""
-    value = header(headers, b"content-length")
+    value = asgi_header(headers, b"content-length")
     return int(value) if value.isdigit() else None
 
 
@@ -426,15 +426,11 @@ def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _host(scope: Scope) -> str:
-    host = header(scope["headers"], b"host").decode("latin-1")
+    host = asgi_header(scope["headers"], b"host").decode("latin-1")
     if host:
         return host
     server = scope.get("server") or ("127.0.0.1", 80)
     return f"{server[0]}:{server[1]}"
-
-
-def _value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    return next((value for key, value in headers if key.lower() == name), None)
 
 
 def _ms(seconds: float) -> float:
