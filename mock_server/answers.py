@@ -29,9 +29,14 @@ def header_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
+def with_length(body: bytes, *headers: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The ASGI header list sending `body`: its Content-Length, then `headers` (the one place the length is written)."""
+    return [(b"content-length", b"%d" % len(body)), *headers]
+
+
 def json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
     """The header list of a JSON body: its length and the pre-built content-type."""
-    return [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
+    return with_length(body, _CONTENT_TYPE)
 
 
 def answer(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:

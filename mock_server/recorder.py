@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
 from mock_server import api_errors, defaults, har, redaction
-from mock_server.answers import asgi_header, error_answer, send_answer
+from mock_server.answers import asgi_header, error_answer, send_answer, with_length
 from mock_server.payload import read_body
 from mock_server.video import video_available
 
@@ -204,9 +204,8 @@ class Recorder:
                 exchange.ended = time.perf_counter()
                 await self._record(exchange)
                 shown = body.replace(self.upstream.encode(), proxy.encode())
-                await send_answer(
-                    send, (exchange.status, _passed_headers(response, len(shown), (self.upstream, proxy)), shown)
-                )
+                headers = with_length(shown, *_passed_headers(response, (self.upstream, proxy)))
+                await send_answer(send, (exchange.status, headers, shown))
         except httpx.HTTPError as error:
             if exchange.answering:
                 return  # the answer broke off halfway: the client's connection closes with it; not recorded
@@ -220,8 +219,12 @@ class Recorder:
         With a known length, the piece that completes it is held back (the client is done when it has
         them all); without one, the body's end (the last, empty chunk).
         """
-        headers = _passed_headers(response, None, None)
-        length = _length(headers)
+        headers = _passed_headers(response, None)
+        # Passed on as it arrives, the body keeps the upstream's length, unless httpx decodes it.
+        declared = None if "content-encoding" in response.headers else response.headers.get("content-length")
+        if declared is not None:
+            headers.append((b"content-length", declared.encode("latin-1")))
+        length = int(declared) if declared is not None and declared.isdigit() else None
         await send({"type": "http.response.start", "status": exchange.status, "headers": headers})
         exchange.answering = True
         digest = hashlib.sha256()
@@ -385,10 +388,8 @@ class Recorder:
 _NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding"}
 
 
-def _passed_headers(
-    response: httpx.Response, length: int | None, rewrite: tuple[str, str] | None
-) -> list[tuple[bytes, bytes]]:
-    """The upstream's headers as the client gets them: decoded bodies lose their encoding and length.
+def _passed_headers(response: httpx.Response, rewrite: tuple[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers as the client gets them, but their length: decoded bodies lose their encoding.
 
     `rewrite` (upstream, proxy) points a redirect at the proxy, as the JSON bodies' URLs are.
     """
@@ -400,17 +401,7 @@ def _passed_headers(
         if rewrite is not None and name.lower() == "location":
             value = value.replace(*rewrite)
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    if length is not None:
-        headers.append((b"content-length", b"%d" % length))
-    elif "content-encoding" not in response.headers and "content-length" in response.headers:
-        headers.append((b"content-length", response.headers["content-length"].encode("latin-1")))
     return headers
-
-
-def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
-    """The content length the client is told, if any."""
-    value = asgi_header(headers, b"content-length")
-    return int(value) if value.isdigit() else None
 
 
 def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
