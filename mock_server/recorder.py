@@ -12,7 +12,6 @@ the envelope naming the flag, never forwarded.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import threading
@@ -28,12 +27,12 @@ from msgspec import UNSET, UnsetType
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from contracts import media
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
 from mock_server import api_errors, defaults, har, redaction
 from mock_server.answers import asgi_header, error_answer, send_answer, with_length
 from mock_server.payload import read_body
-from mock_server.video import video_available
 
 # Headers that describe one connection, not the message: never passed on (RFC 9110, section 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -44,25 +43,16 @@ MEDIA_BUFFER_BYTES = 256 * 1024 * 1024
 
 
 def media_facts(data: bytes) -> har.MediaFacts | None:
-    """Frames, fps, size and duration of a video (or image) as PyAV decodes it; None without PyAV or if undecodable."""
-    if not video_available():
+    """A video's (or image's) frames, fps, size and duration as `contracts.media.decode` finds them, or None."""
+    av = media.pyav()
+    if av is None:
         return None
-    import av  # the optional `video` extra, checked just above
-
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            stream = container.streams.video[0]
-            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size > 0)
-            fps = float(stream.average_rate) if stream.average_rate else None
-            duration = (
-                float(stream.duration * stream.time_base)
-                if stream.duration is not None and stream.time_base is not None
-                else (container.duration / 1_000_000 if container.duration else None)
-            )
-            context = stream.codec_context
-            return har.MediaFacts(frames, fps, context.width, context.height, duration)
-    except (av.FFmpegError, IndexError, ValueError, OSError):
+        facts = media.decode(av, data)
+    except media.DecodeError:
         return None
+    fps = float(facts.fps) if facts.fps else None
+    return har.MediaFacts(facts.frames, fps, facts.width, facts.height, facts.duration)
 
 
 @dataclass
