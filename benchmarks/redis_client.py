@@ -8,8 +8,9 @@ ASGI as `profile_routes` does, one request at a time), its store calls handed to
 served, or run in place on the event loop (no hand-off: the most an asyncio client could save);
 redis-py's parser in Python or hiredis's; with `--before CHECKOUT` (a `git archive` of another
 tree), that tree's fake too. Then the client alone: one submission's round trip (the `ADD_JOB`
-script and a journal entry) through redis-py's sync pipeline, straight on a connection (as the
-store sends it now), and through `redis.asyncio`'s pipeline.
+script and a journal entry) through redis-py's sync pipeline, through the store's own round trip
+(`Namespace.run`: its RESP packer, `_send` straight on a connection, the guard and the answers
+sorted, as a request sends its batch), and through `redis.asyncio`'s pipeline.
 Figures are CPU microseconds of the measuring process (`time.process_time`), which a shared
 machine moves far less than wall time; the memory store's cycle is the baseline of the same round.
 """
@@ -42,7 +43,8 @@ CANDIDATES = {
     "redis, now: hiredis, in place (no hand-off)": ("redis", "hiredis", "inline", "now"),
     "client alone: redis-py pipeline, Python parser": ("client", "python", "pipeline", "now"),
     "client alone: redis-py pipeline, hiredis": ("client", "hiredis", "pipeline", "now"),
-    "client alone: straight on a connection, hiredis": ("client", "hiredis", "connection", "now"),
+    "client alone: the store's round trip, Python parser": ("client", "python", "store", "now"),
+    "client alone: the store's round trip, hiredis": ("client", "hiredis", "store", "now"),
     "client alone: redis.asyncio pipeline, hiredis": ("client", "hiredis", "asyncio", "now"),
 }
 
@@ -71,32 +73,47 @@ def _client_call_us(url: str, run: str, calls: int) -> float:
     import redis
     import redis.asyncio
 
+    from mock_server.store_redis import RedisBackend
     from mock_server.store_redis.scripts import ADD_JOB, JOURNAL_RECORD
+    from mock_server.store_redis.session import Call
 
     keys = [f"bench:{name}" for name in ("job", "out", "jobs", "seq", "starts", "ends", "failures", "outputs", "ev")]
     job = json.dumps({"request_id": "x" * 36, "params": {"image": "https://example.com/cat.png"}})
     entry = json.dumps({"path": "/v2/svd", "request_body": job, "response_body": "{}" * 50})
 
     def args(index: int) -> list[object]:
-        deadline = int((time.time() + 60) * 1e6)
+        """`ADD_JOB`'s arguments but the last, the deadline every timely write ends with."""
         times = [1e9 + index, str(index), 1.0, 1.0, 2.0, "0", ""]
-        return [job, 60000, "", *times, 1000, "bench:job:", "bench:out:", deadline]
+        return [job, 60000, "", *times, 1000, "bench:job:", "bench:out:"]
 
-    if run in ("pipeline", "connection"):
-        client = redis.Redis.from_url(url, decode_responses=True)
-        add, record = client.register_script(ADD_JOB), client.register_script(JOURNAL_RECORD)
-        add(keys=keys, args=args(0)), record(keys=["bench:journal"], args=[entry, 100])
-        connection = client.connection_pool.get_connection()
+    def deadline() -> int:
+        return int((time.time() + 60) * 1e6)
+
+    if run == "store":
+        # What a request's batch goes through: the namespace's round trip, deadline added by it.
+        backend = RedisBackend.from_url(url)
+        add, record = backend.redis.register_script(ADD_JOB), backend.redis.register_script(JOURNAL_RECORD)
+
+        def batch(index: int) -> list[Call]:
+            return [
+                Call(add, keys, args(index), timely=True),
+                Call(record, ["bench:journal"], [entry, 100], droppable=True),
+            ]
+
+        backend.run(None, *batch(0))  # loads the scripts
         started = time.process_time()
         for index in range(calls):
-            if run == "connection":
-                commands = [("EVALSHA", add.sha, len(keys), *keys, *args(index))]
-                commands.append(("EVALSHA", record.sha, 1, "bench:journal", entry, 100))
-                connection.send_packed_command(connection.pack_commands(commands))
-                [connection.read_response() for _ in commands]
-                continue
+            backend.run(None, *batch(index))
+        return (time.process_time() - started) / calls * 1e6
+
+    if run == "pipeline":
+        client = redis.Redis.from_url(url, decode_responses=True)
+        add, record = client.register_script(ADD_JOB), client.register_script(JOURNAL_RECORD)
+        add(keys=keys, args=[*args(0), deadline()]), record(keys=["bench:journal"], args=[entry, 100])
+        started = time.process_time()
+        for index in range(calls):
             with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(add.sha, len(keys), *keys, *args(index))
+                pipe.evalsha(add.sha, len(keys), *keys, *args(index), deadline())
                 pipe.evalsha(record.sha, 1, "bench:journal", entry, 100)
                 pipe.execute()
         return (time.process_time() - started) / calls * 1e6
@@ -104,11 +121,11 @@ def _client_call_us(url: str, run: str, calls: int) -> float:
     async def run_async() -> float:
         client = redis.asyncio.Redis.from_url(url, decode_responses=True)
         add, record = client.register_script(ADD_JOB), client.register_script(JOURNAL_RECORD)
-        await add(keys=keys, args=args(0)), await record(keys=["bench:journal"], args=[entry, 100])
+        await add(keys=keys, args=[*args(0), deadline()]), await record(keys=["bench:journal"], args=[entry, 100])
         started = time.process_time()
         for index in range(calls):
             async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(add.sha, len(keys), *keys, *args(index))
+                pipe.evalsha(add.sha, len(keys), *keys, *args(index), deadline())
                 pipe.evalsha(record.sha, 1, "bench:journal", entry, 100)
                 await pipe.execute()
         spent = time.process_time() - started
