@@ -19,7 +19,7 @@ from mock_server import api_errors, wire
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 JSON_TYPE = b"application/json"
-_CONTENT_TYPE = (b"content-type", JSON_TYPE)
+JSON_CONTENT_TYPE = (b"content-type", JSON_TYPE)  # built once: every JSON answer sends it
 # Compact UTF-8 JSON in the keys' own order: what json.dumps(separators=(",", ":"), ensure_ascii=False) writes.
 encode_json = msgspec.json.Encoder().encode
 
@@ -34,15 +34,10 @@ def with_length(body: bytes, *headers: tuple[bytes, bytes]) -> list[tuple[bytes,
     return [(b"content-length", b"%d" % len(body)), *headers]
 
 
-def json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
-    """The header list of a JSON body: its length and the pre-built content-type."""
-    return with_length(body, _CONTENT_TYPE)
-
-
 def answer(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:
     """A JSON answer, with its headers and any `headers` more."""
     body = encode_json(content)
-    listed = json_headers(body)
+    listed = with_length(body, JSON_CONTENT_TYPE)
     return status, (listed + header_list(headers) if headers else listed), body
 
 
