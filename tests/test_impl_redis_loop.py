@@ -126,24 +126,18 @@ def test_a_reply_read_in_pieces_is_the_reply_read_whole(redis_port: int, script:
         sock.sendall(pack([("HELLO", 3), ("EVAL", f"redis.setresp(3) return {script}", 0)]))
         while len(_read_whole(whole)) < 2:
             whole += sock.recv(65536)
-    reader = RespReader()
-    reader.feed(whole)
-    expected = reader.replies()
+    expected = RespReader().read(whole)
     pieces, read = RespReader(), []
     start = 0
     for cut in sorted({min(cut, len(whole)) for cut in cuts}):
-        pieces.feed(whole[start:cut])
-        read.extend(pieces.replies())
+        read.extend(pieces.read(whole[start:cut]))
         start = cut
-    pieces.feed(whole[start:])
-    read.extend(pieces.replies())
+    read.extend(pieces.read(whole[start:]))
     assert _comparable(read) == _comparable(expected)
 
 
 def _read_whole(data: bytes) -> list[Any]:
-    reader = RespReader()
-    reader.feed(data)
-    return reader.replies()
+    return RespReader().read(data)
 
 
 # Steps: the service's synchronous code on the event loop, its waits awaited by its task.

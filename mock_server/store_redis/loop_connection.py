@@ -67,9 +67,8 @@ class LoopConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Hand each complete answer to the batch waiting for it, the oldest first."""
-        self._reader.feed(data)
         try:
-            replies = self._reader.replies()
+            replies = self._reader.read(data)
         except (ValueError, redis.exceptions.InvalidResponse) as error:
             self._fail(redis.ConnectionError(f"Redis sent what is not RESP: {error}"))
             return

@@ -59,12 +59,9 @@ class RespReader:
         self._errors = errors
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> None:
-        """Add received bytes."""
+    def read(self, data: bytes) -> list[Any]:
+        """Every reply that `data`, received after what was read before, completes, in order (none may be)."""
         self._buffer += data
-
-    def replies(self) -> list[Any]:
-        """Every reply the bytes fed so far complete, in order (none may be)."""
         found: list[Any] = []
         buffer = bytes(self._buffer)
         position = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -251,12 +251,8 @@ class Namespace:
         commands = list(map(_command, batch, repeat(deadline)))
         if not steps.in_step():
             return self._send_here(commands)
-        if self._on_loop:
-            return steps.wait(self._send_on_loop(commands))
-        return steps.blocking(self._send_here, commands)
-
-    def _send_on_loop(self, commands: list[tuple[Any, ...]]) -> Awaitable[list[Any]]:
-        """The answers to `commands`, sent on the running loop's connection (opened first if it has none that works)."""
+        if not self._on_loop:
+            return steps.blocking(self._send_here, commands)
         loop = asyncio.get_running_loop()
         opened = self._loop_connections.get(loop)
         if opened is None or (opened.done() and (opened.cancelled() or opened.exception() or opened.result().failure)):
@@ -264,8 +260,8 @@ class Namespace:
                 del self._loop_connections[other]  # a loop gone (a test's): its connection went with it
             opened = self._loop_connections[loop] = loop.create_task(loop_connection.open_connection(self._settings))
         if opened.done():
-            return opened.result().send(commands)
-        return _send_when_open(opened, commands)
+            return steps.wait(opened.result().send(commands))
+        return steps.wait(_send_when_open(opened, commands))
 
     def _send_here(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one write on an idle connection of this thread's and read their answers.
