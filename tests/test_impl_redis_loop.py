@@ -140,6 +140,24 @@ def _read_whole(data: bytes) -> list[Any]:
     return RespReader().read(data)
 
 
+def test_batches_sent_at_once_on_one_connection_each_get_their_own_answers(redis_port: int) -> None:
+    # Batches sent while others wait are written together when the loop turns; Redis answers in
+    # the order they were written, and each batch takes as many answers as it has commands.
+    async def main() -> list[list[Any]]:
+        connection = await loop_connection.open_connection(redis.Connection(port=redis_port, decode_responses=True))
+        try:
+            batches = [
+                [("EVAL", "return ARGV[1]", 0, f"{batch}.{command}") for command in range(batch % 3 + 1)]
+                for batch in range(40)
+            ]
+            return list(await asyncio.gather(*(connection.send(batch) for batch in batches)))
+        finally:
+            connection.close()
+
+    answers = asyncio.run(main())
+    assert answers == [[f"{batch}.{command}" for command in range(batch % 3 + 1)] for batch in range(40)]
+
+
 # Steps: the service's synchronous code on the event loop, its waits awaited by its task.
 
 REQUEST = contextvars.ContextVar[str]("request", default="none")

@@ -46,6 +46,7 @@ class LoopConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiting: deque[_Batch] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._outgoing: list[bytes] = []  # batches sent but not yet written (`_write`, once the loop turns)
         self.failure: redis.RedisError | None = None  # why the connection is done, once it is
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,11 +60,23 @@ class LoopConnection(asyncio.Protocol):
             future.set_exception(_again(self.failure or redis.ConnectionError("Redis connection is not open")))
             return future
         deadline = self._loop.time() + self._timeout
+        idle = not self._waiting
         self._waiting.append(_Batch(future, len(commands), deadline, []))
-        self._transport.write(pack(commands))
+        if idle:  # nothing in flight: written now
+            self._transport.write(pack(commands))
+        else:  # others wait for answers: written with every batch sent before the loop turns, in one system call
+            if not self._outgoing:
+                self._loop.call_soon(self._write)
+            self._outgoing.append(pack(commands))
         if self._timer is None:
             self._timer = self._loop.call_at(deadline, self._check_deadline)
         return future
+
+    def _write(self) -> None:
+        """Write the batches held since the loop's last turn in one system call: under load, many requests' at once."""
+        outgoing, self._outgoing = self._outgoing, []
+        if self._transport is not None and self.failure is None:
+            self._transport.write(b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         """Hand each complete answer to the batch waiting for it, the oldest first."""
@@ -112,6 +125,7 @@ class LoopConnection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         waiting, self._waiting = self._waiting, deque()
+        self._outgoing.clear()
         for batch in waiting:
             if not batch.future.done():
                 batch.future.set_exception(_again(error))

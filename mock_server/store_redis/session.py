@@ -256,8 +256,9 @@ class Namespace:
         loop = asyncio.get_running_loop()
         opened = self._loop_connections.get(loop)
         if opened is None or (opened.done() and (opened.cancelled() or opened.exception() or opened.result().failure)):
-            for other in [other for other in self._loop_connections if other.is_closed()]:
-                del self._loop_connections[other]  # a loop gone (a test's): its connection went with it
+            for other in list(self._loop_connections):  # a copy made at once: other loops' threads may add theirs
+                if other.is_closed():
+                    self._loop_connections.pop(other, None)  # a loop gone (a test's): its connection went with it
             opened = self._loop_connections[loop] = loop.create_task(loop_connection.open_connection(self._settings))
         if opened.done():
             return steps.wait(opened.result().send(commands))
