@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from mock_server.defaults import MAX_JOBS_KEPT
-from mock_server.storage import Args, ClockStore, Result, StoreError, StoreUnavailable
+from mock_server.storage import ClockStore, StoreError, StoreUnavailable
 from mock_server.store_redis import steps
 from mock_server.store_redis.connection import TIMEOUT_SECONDS, Guard, GuardedRedis, fresh_prefix, safe_url, split_url
 from mock_server.store_redis.job_store import RedisJobStore
@@ -49,9 +47,8 @@ class RedisBackend(Namespace):
             raise StoreError(f"cannot use the Redis store {safe_url(redis_url)}: {error}") from None
         return cls(client, prefix or fresh_prefix(), safe_url(redis_url))
 
-    async def run_step(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
-        """`work(*args)` on the event loop, its round trips awaited there (`steps`)."""
-        return await steps.run(work, *args)
+    # A request's step runs on the event loop, its round trips awaited there (`steps`).
+    run_step = staticmethod(steps.run)
 
     def clock(self, speed: float) -> RedisClock:
         """The namespace's clock, set up at `speed` unless another process did first."""
