@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 
 from mock_server.storage import StoreUnavailable
+from mock_server.store_redis.steps import blocking
 
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
@@ -129,13 +130,13 @@ def _probe(guard_ref: weakref.ref[Guard]) -> None:
 
 
 class GuardedRedis(redis.Redis):
-    """redis-py's client with every command passed through a `Guard`."""
+    """redis-py's client with every command passed through a `Guard`, and off the event loop inside a step."""
 
     guard: Guard
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """Run a command; StoreUnavailable when Redis is down or refuses it."""
-        return self.guard.call(super().execute_command, *args, **options)
+        """Run a command (on a thread inside a step: it blocks); StoreUnavailable when Redis is down or refuses it."""
+        return self.guard.call(blocking, super().execute_command, *args, **options)
 
 
 def time_offset(client: GuardedRedis) -> float:
