@@ -1,9 +1,10 @@
 """The worker threads of blocking work, in separate bounded pools so that one kind cannot starve another.
 
 Fetching a remote input image waits on someone else's server; decoding and rendering use the CPU;
-a shared store (Redis) may stall. Each has its own pool: a hundred slow fetches fill the fetch pool
-only, while inline images are decoded, videos rendered and output files served as usual; a stalled
-Redis holds store threads, never the event loop. A full pool queues work, never refuses it.
+a shared store (Redis) may stall. Fetches and renders each have a pool of their own: a hundred slow
+fetches fill the fetch pool only, while inline images are decoded, videos rendered and output files
+served as usual. A full pool queues work, never refuses it. A shared store's calls run as its
+backend says (`StoreCalls`): a stalled Redis holds the requests waiting on it, never the event loop.
 """
 
 from __future__ import annotations

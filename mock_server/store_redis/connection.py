@@ -20,7 +20,7 @@ PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
 # How long one Redis call may take, connecting or answering, before the request gets a 503: a
-# stalled Redis holds a request (on a store thread, never the event loop) this long at most, once
+# stalled Redis holds a request (awaiting it, never holding the event loop) this long at most, once
 # (then `Guard` fails fast).
 # `?socket_timeout=S&socket_connect_timeout=S` in the store URL overrides it (docs/scaling.md).
 TIMEOUT_SECONDS = 1.0

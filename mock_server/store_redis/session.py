@@ -97,8 +97,8 @@ class Namespace:
         self.prefix = prefix
         # The one place a request finds its session. A ContextVar because the stores are called
         # through storage.py's protocols, which carry no session (the memory stores need none),
-        # from the request's task and from the store threads its steps run on (each gets a copy of
-        # the context, and the copy refers to the same session). One per namespace: two fakes in
+        # from the request's task, from the step it runs (a greenlet, `steps.run`) and from threads
+        # (each gets a copy of the context, and the copy refers to the same session). One per namespace: two fakes in
         # one process never see each other's sessions. Each store method reads it once
         # (`current.get()`: None outside a request, where writes are sent at once) and passes the
         # session on explicitly.

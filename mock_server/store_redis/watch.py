@@ -160,7 +160,7 @@ class JobCache:
     def __init__(self, jobs: int, size: int) -> None:
         self.jobs = jobs
         self.size = size
-        self._lock = threading.Lock()  # store threads share it
+        self._lock = threading.Lock()  # steps on the event loop and on threads share it
         self._kept: OrderedDict[str, tuple[Job, int, float]] = OrderedDict()  # job, bytes, its key's end (monotonic)
         self._bytes = 0
         self._generation = -1  # of every job kept
