@@ -30,8 +30,9 @@ class App:
     Segmind's routes are what clients poll in loops and load-test, so no framework serves them.
     A request to one is matched by splitting its path and read (`Route.read`); then one step
     against the service and its store (`_exchange`: the route's answer, an error in the JSON
-    envelope instead, journaled, and what it names stored) runs in place for the memory store, on
-    the store's thread for a shared one, on the worker pools for a submission reading an image;
+    envelope instead, journaled, and what it names stored) runs in place for the memory store, as
+    a step awaiting its round trip for a shared one (`pools.StoreCalls`), on the worker pools for
+    a submission reading an image;
     then the answer is sent, or delayed or broken as a scenario rule asks (`faults`). The routes
     under `/_mock/` are an ordinary Starlette app.
     """

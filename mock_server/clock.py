@@ -54,7 +54,7 @@ class Clock:
     def __init__(self, store: ClockStore, *, virtual: bool = False, calls: StoreCalls | None = None) -> None:
         self.store = store
         self.virtual = virtual
-        self._calls = calls or StoreCalls(shared=False)  # how `wait_until` reads a store that may stall
+        self._calls = calls or StoreCalls()  # how `wait_until` reads a store that may stall
         # Set while the server shuts down: waits end at once instead of holding the shutdown up.
         self.waits_stopped = False
         # The calls waiting on this clock, one group per event loop (each has its own tasks to wake).

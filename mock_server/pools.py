@@ -1,16 +1,14 @@
 """The worker threads of blocking work, in separate bounded pools so that one kind cannot starve another.
 
 Fetching a remote input image waits on someone else's server; decoding and rendering use the CPU;
-a shared store (Redis) may stall. Each has its own pool: a hundred slow fetches fill the fetch pool
-only, while inline images are decoded, videos rendered and output files served as usual; a stalled
-Redis holds store threads, never the event loop. A full pool queues work, never refuses it.
+a shared store (Redis) may stall. Fetches and renders each have a pool of their own: a hundred slow
+fetches fill the fetch pool only, while inline images are decoded, videos rendered and output files
+served as usual. A full pool queues work, never refuses it. A shared store's calls run as its
+backend says (`StoreCalls`): a stalled Redis holds the requests waiting on it, never the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextvars
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple
 
@@ -19,9 +17,10 @@ import anyio.to_thread
 import sniffio
 
 from mock_server.defaults import FETCH_THREADS, RENDER_THREADS
+from mock_server.storage import Backend
 
-# Calls to a shared store are short round trips (one timeout at most, store_redis.connection): a few in
-# flight keep a worker busy; more only contend for the GIL (16 threads cost twice the CPU a request).
+# Off asyncio, calls to a shared store run on threads: short round trips (one timeout at most,
+# store_redis.connection); a few in flight keep a worker busy, more only contend for the GIL.
 STORE_THREADS = 4
 
 Result = TypeVar("Result")
@@ -42,28 +41,28 @@ class WorkerPools:
 
 
 class StoreCalls:
-    """Runs the fake's calls into its store: in place for an in-process store, on worker threads for a shared one.
+    """Runs the fake's calls into its store: in place for an in-process store, as its backend says for a shared one.
 
     An in-process store never waits, so its calls stay on the event loop at no cost. A shared
-    store's calls are network round trips that a stalled Redis can hold for its whole timeout: on
-    a small pool of their own, they never hold the event loop, so the dashboard and every request
-    that needs no store are answered meanwhile. The request's context goes along (a copy referring
-    to the same objects), which keeps a request's pinned clock and queued writes
+    store's calls wait on the network, where a stalled Redis can hold them for its whole timeout:
+    on asyncio, the backend runs them on the event loop and awaits each round trip there
+    (`Backend.run_step`; the Redis store's `steps`), so the loop serves the dashboard and every other
+    request meanwhile; on other event loops (trio clients of the offline mode), on a small pool
+    of threads. Either way the request's context goes along (a copy referring to the same
+    objects), which keeps a request's pinned clock and queued writes
     (store_redis.session.RedisSession) one across its steps.
     """
 
-    def __init__(self, shared: bool, threads: int = STORE_THREADS) -> None:
+    def __init__(self, backend: Backend | None = None, threads: int = STORE_THREADS) -> None:
+        shared = backend is not None and backend.shared
         self.inline = not shared  # the routes polled in loops call in place then, without even a coroutine
-        self._pool = concurrent.futures.ThreadPoolExecutor(threads, "segmind-mock-store") if shared else None
-        # The same bound on event loops other than asyncio's (trio clients of the offline mode).
+        self._backend = backend
         self._limiter = anyio.CapacityLimiter(threads) if shared else None
 
     async def __call__(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
         """The result of `work(*args)`, run where the store's waits cannot hold the event loop."""
-        if self.inline:
+        if self.inline or self._backend is None:
             return work(*args)
         if sniffio.current_async_library() == "asyncio":
-            # asyncio's own executor hands work over in half the time anyio's threads take (benchmarks/).
-            context = contextvars.copy_context()
-            return await asyncio.get_running_loop().run_in_executor(self._pool, context.run, work, *args)
+            return await self._backend.run_step(work, *args)
         return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)

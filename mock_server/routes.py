@@ -3,8 +3,8 @@
 These are the routes clients poll in loops and load-test, so no framework stands between uvicorn
 and the service. Every route has one shape, a `Route`: `read` what the request says (headers from
 the scope, the body from `receive`, a submission decoded and checked in one pass; the v1 call's
-wait), then `answer` it in one step against the service and its store, which `app.App` runs (on
-the store's thread where a shared store needs one), journals and sends.
+wait), then `answer` it in one step against the service and its store, which `app.App` runs (as a
+step awaiting its round trip where a shared store needs one), journals and sends.
 """
 
 from __future__ import annotations

@@ -116,8 +116,8 @@ class Service:
         self.settings = settings or Settings()
         self.backend: Backend = open_backend(self.settings.store)
         self.shared = self.backend.shared  # several processes may serve the same state
-        # Where the routes call the store from: off the event loop when it is shared (it may stall).
-        self.store_calls = StoreCalls(self.shared)
+        # Where the routes call the store from: awaiting its waits when it is shared (it may stall).
+        self.store_calls = StoreCalls(self.backend)
         clock_store = self.backend.clock(check_speed(self.settings.speed))
         self.clock = Clock(clock_store, virtual=self.settings.virtual, calls=self.store_calls)
         self.jobs: JobStore = self.backend.jobs(clock_store, self.settings.max_jobs_kept)

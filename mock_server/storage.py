@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar, TypeVarTuple
 
 from mock_server.api_errors import ApiError
 from mock_server.defaults import MAX_JOBS_KEPT
@@ -266,11 +266,18 @@ class Ledger(Protocol):
         """Forget every account."""
 
 
+Result = TypeVar("Result")
+Args = TypeVarTuple("Args")
+
+
 class Backend(Protocol):
     """One store: builds each piece of the fake's state on it."""
 
     name: str  # shown in the start-up line
     shared: bool  # True when several processes may serve the same state
+
+    async def run_step(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
+        """The result of a request's step, `work(*args)`, on asyncio: the store's waits never hold the loop."""
 
     def clock(self, speed: float) -> ClockStore:
         """The clock (a shared one is set up at `speed` only by the first process to open the store)."""

@@ -17,7 +17,7 @@ from mock_server.defaults import JOURNAL_SIZE, MAX_JOBS_KEPT, MEMORY
 from mock_server.jobs import TIME_SLACK_SECONDS, Job
 from mock_server.journal import Entry
 from mock_server.scenarios import Rule
-from mock_server.storage import Charge, ClockState, JobsSummary, Usage, balance_of, round_credits
+from mock_server.storage import Args, Charge, ClockState, JobsSummary, Result, Usage, balance_of, round_credits
 
 # Reading the clock in the process costs nothing: pinning it does nothing (one reusable context).
 _UNPINNED = nullcontext()
@@ -533,6 +533,10 @@ class MemoryBackend:
 
     name = MEMORY
     shared = False
+
+    async def run_step(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
+        """`work(*args)`, right here: an in-process store never waits."""
+        return work(*args)
 
     def clock(self, speed: float) -> MemoryClock:
         """A clock in this process."""

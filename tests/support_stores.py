@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -41,14 +42,22 @@ def _free_port() -> int:
         return port
 
 
-def start_redis(binary: str, folder: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a throwaway server on loopback (a free port unless given), nothing saved; return it and its URL."""
+def start_redis(
+    binary: str, folder: Path, port: int | None = None, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a throwaway server on loopback (a free port unless given, with `extra` options), nothing saved.
+
+    Return it and its URL.
+    """
     import redis  # optional: the Redis variants are skipped without it
 
     port = port or _free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    client = redis.Redis(port=port)
+    process = subprocess.Popen(
+        [*command, "--dir", str(folder), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    password = extra[extra.index("--requirepass") + 1] if "--requirepass" in extra else None
+    client = redis.Redis(port=port, password=password)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         try:

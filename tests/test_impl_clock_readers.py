@@ -40,7 +40,7 @@ def test_waiting_calls_share_one_reader_of_the_clock(store: str) -> None:
         return refresh()
 
     clocks.refresh = counted  # type: ignore[method-assign]
-    clock = Clock(clocks, calls=StoreCalls(backend.shared))
+    clock = Clock(clocks, calls=StoreCalls(backend))
 
     async def one(index: int, deadline: float) -> None:
         WAITER.set(index)
@@ -61,7 +61,7 @@ def test_waiting_calls_share_one_reader_of_the_clock(store: str) -> None:
 @pytest.mark.stores
 def test_waiting_calls_each_end_at_their_deadline_when_their_reader_leaves_or_the_store_fails(store: str) -> None:
     backend = open_backend(store if store == MEMORY else namespaced(store))
-    clock = Clock(backend.clock(1000.0), calls=StoreCalls(backend.shared))
+    clock = Clock(backend.clock(1000.0), calls=StoreCalls(backend))
 
     async def one(deadline: float) -> float:
         await clock.wait_until(deadline)

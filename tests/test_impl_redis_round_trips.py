@@ -22,7 +22,7 @@ from mock_server import SegmindMock, defaults, store_redis
 from mock_server.jobs import Job
 from mock_server.storage import Backend
 from mock_server.store_memory import MemoryClock
-from mock_server.store_redis import session, split_url
+from mock_server.store_redis import resp, split_url
 from mock_server.store_urls import open_backend
 from tests.support import API_KEY
 from tests.support_fakes import FakeFactory
@@ -177,7 +177,7 @@ def test_a_redis_job_store_keeps_time_by_any_clock_it_is_given_through_the_proto
     assert jobs.get("r2") is None
 
 
-# Pinning the implementation: the namespace writes Redis's protocol itself (`session._pack`), and
+# Pinning the implementation: the namespace writes Redis's protocol itself (`resp.pack`), and
 # must write what redis-py would for the commands it sends and any arguments.
 
 _ARGUMENTS = st.one_of(
@@ -195,4 +195,4 @@ _COMMANDS = st.tuples(st.sampled_from(["EVALSHA", "GET"]), st.lists(_ARGUMENTS, 
 
 @given(st.lists(_COMMANDS, min_size=1, max_size=4))
 def test_the_store_packs_commands_byte_for_byte_as_redis_py_does(commands: list[tuple[Any, ...]]) -> None:
-    assert session._pack(commands) == b"".join(redis.Connection().pack_commands(commands))
+    assert resp.pack(commands) == b"".join(redis.Connection().pack_commands(commands))

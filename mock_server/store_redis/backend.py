@@ -8,6 +8,7 @@ from redis.retry import Retry
 
 from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.storage import ClockStore, StoreError, StoreUnavailable
+from mock_server.store_redis import steps
 from mock_server.store_redis.connection import TIMEOUT_SECONDS, Guard, GuardedRedis, fresh_prefix, safe_url, split_url
 from mock_server.store_redis.job_store import RedisJobStore
 from mock_server.store_redis.journal_store import RedisJournal
@@ -45,6 +46,9 @@ class RedisBackend(Namespace):
         except (ValueError, redis.RedisError, StoreUnavailable) as error:
             raise StoreError(f"cannot use the Redis store {safe_url(redis_url)}: {error}") from None
         return cls(client, prefix or fresh_prefix(), safe_url(redis_url))
+
+    # A request's step runs on the event loop, its round trips awaited there (`steps`).
+    run_step = staticmethod(steps.run)
 
     def clock(self, speed: float) -> RedisClock:
         """The namespace's clock, set up at `speed` unless another process did first."""

@@ -14,12 +14,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 
 from mock_server.storage import StoreUnavailable
+from mock_server.store_redis.steps import blocking
 
 PREFIX_PARAM = "prefix"
 PREFIX_ROOT = "segmind-mock"
 SCAN_COUNT = 1000
 # How long one Redis call may take, connecting or answering, before the request gets a 503: a
-# stalled Redis holds a request (on a store thread, never the event loop) this long at most, once
+# stalled Redis holds a request (awaiting it, never holding the event loop) this long at most, once
 # (then `Guard` fails fast).
 # `?socket_timeout=S&socket_connect_timeout=S` in the store URL overrides it (docs/scaling.md).
 TIMEOUT_SECONDS = 1.0
@@ -129,13 +130,13 @@ def _probe(guard_ref: weakref.ref[Guard]) -> None:
 
 
 class GuardedRedis(redis.Redis):
-    """redis-py's client with every command passed through a `Guard`."""
+    """redis-py's client with every command passed through a `Guard`, and off the event loop inside a step."""
 
     guard: Guard
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """Run a command; StoreUnavailable when Redis is down or refuses it."""
-        return self.guard.call(super().execute_command, *args, **options)
+        """Run a command (on a thread inside a step: it blocks); StoreUnavailable when Redis is down or refuses it."""
+        return self.guard.call(blocking, super().execute_command, *args, **options)
 
 
 def time_offset(client: GuardedRedis) -> float:

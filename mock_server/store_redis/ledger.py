@@ -16,6 +16,7 @@ from mock_server.store_redis.scripts import (
     LEDGER_USAGE,
 )
 from mock_server.store_redis.session import Call, Namespace, strings
+from mock_server.store_redis.steps import blocking
 
 _ACCOUNT_KEYS = (
     "account",
@@ -108,7 +109,7 @@ class RedisLedger:
             for key in keys:
                 args = self._args(key, now, credits(key), kept_since, repr(window_since))
                 self._usage(keys=self._keys(key), args=args, client=pipe)
-            found = self._backend.guard.call(pipe.execute)
+            found = self._backend.guard.call(blocking, pipe.execute)
         return [_usage(key, raw) for key, raw in zip(keys, found, strict=True)]
 
     def clear(self) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -16,7 +17,10 @@ import redis
 from redis.commands.core import Script
 
 from mock_server.storage import ClockState, StoreUnavailable
+from mock_server.store_redis import loop_connection, steps
 from mock_server.store_redis.connection import SCAN_COUNT, TIMEOUT_SECONDS, GuardedRedis, time_offset
+from mock_server.store_redis.loop_connection import LoopConnection
+from mock_server.store_redis.resp import pack
 from mock_server.store_redis.watch import CLOCK_KEY, EVICTED_KEY, RULES_VERSION_KEY, ChangeWatch
 
 # A connection idle longer than this is checked before use, as redis-py's pool checks every one:
@@ -93,8 +97,8 @@ class Namespace:
         self.prefix = prefix
         # The one place a request finds its session. A ContextVar because the stores are called
         # through storage.py's protocols, which carry no session (the memory stores need none),
-        # from the request's task and from the store threads its steps run on (each gets a copy of
-        # the context, and the copy refers to the same session). One per namespace: two fakes in
+        # from the request's task, from the step it runs (a greenlet, `steps.run`) and from threads
+        # (each gets a copy of the context, and the copy refers to the same session). One per namespace: two fakes in
         # one process never see each other's sessions. Each store method reads it once
         # (`current.get()`: None outside a request, where writes are sent at once) and passes the
         # session on explicitly.
@@ -116,7 +120,13 @@ class Namespace:
         # machine's (they may differ), half the store's timeout after sending.
         self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
         self._time_offset = time_offset(client)
-        self._idle: list[tuple[Any, float]] = []  # connections no call is using, and since when (`_send`)
+        self._idle: list[tuple[Any, float]] = []  # connections no call is using, and since when (`_send_here`)
+        # Inside a step (`steps`), batches go on a connection of each event loop's (`_send_on_loop`):
+        # opened with the settings of the connections redis-py would open, where it can be.
+        pool = client.connection_pool
+        self._settings = pool.connection_class(**pool.connection_kwargs)
+        self._on_loop = loop_connection.opens(self._settings)
+        self._loop_connections: dict[asyncio.AbstractEventLoop, asyncio.Task[LoopConnection]] = {}
 
     @contextmanager
     def open_session(self) -> Iterator[None]:
@@ -231,7 +241,31 @@ class Namespace:
         return int((time.time() + self._time_offset + self._timeout / 2) * 1_000_000)
 
     def _send(self, batch: list[Call]) -> list[Any]:
-        """Send `batch` in one write on an idle connection and read its answers.
+        """Send `batch` in one write and read its answers (error replies in their place).
+
+        Inside a step, on the event loop's connection, the step waiting while the loop serves other
+        requests; else (or where a loop connection cannot reach Redis) on a connection of the
+        store's own, on a thread inside a step.
+        """
+        deadline = self.deadline() if any(map(_TIMELY, batch)) else 0
+        commands = list(map(_command, batch, repeat(deadline)))
+        if not steps.in_step():
+            return self._send_here(commands)
+        if not self._on_loop:
+            return steps.blocking(self._send_here, commands)
+        loop = asyncio.get_running_loop()
+        opened = self._loop_connections.get(loop)
+        if opened is None or (opened.done() and (opened.cancelled() or opened.exception() or opened.result().failure)):
+            for other in list(self._loop_connections):  # a copy made at once: other loops' threads may add theirs
+                if other.is_closed():
+                    self._loop_connections.pop(other, None)  # a loop gone (a test's): its connection went with it
+            opened = self._loop_connections[loop] = loop.create_task(loop_connection.open_connection(self._settings))
+        if opened.done():
+            return steps.wait(opened.result().send(commands))
+        return steps.wait(_send_when_open(opened, commands))
+
+    def _send_here(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send `commands` in one write on an idle connection of this thread's and read their answers.
 
         Straight on a connection, not through redis-py's client, pool and pipeline: their layers
         (a poll of the socket at each checkout, retry and metrics wrappers) cost about 40 µs a round
@@ -247,10 +281,9 @@ class Namespace:
             if time.monotonic() - released > IDLE_CHECK_SECONDS:
                 _reconnect_if_closed(connection)
         try:
-            deadline = self.deadline() if any(map(_TIMELY, batch)) else 0
-            connection.send_packed_command([_pack(map(_command, batch, repeat(deadline)))])
+            connection.send_packed_command([pack(commands)])
             answers: list[Any] = []
-            for _ in batch:
+            for _ in commands:
                 try:
                     answers.append(connection.read_response())
                 except redis.ResponseError as error:
@@ -322,20 +355,10 @@ def _reconnect_if_closed(connection: Any) -> None:
         connection.disconnect()
 
 
-def _pack(commands: Iterable[tuple[Any, ...]]) -> bytes:
-    """The commands in Redis's protocol (RESP), in one piece to send.
-
-    redis-py's encoder takes about 1.5 µs an argument (a submission's job script has 23): this
-    takes a third of it. The arguments are what the stores pass: bytes (a job, a journal entry,
-    encoded by msgspec) as they are, str, int and float as their text in UTF-8, as redis-py writes them.
-    """
-    parts: list[bytes] = []
-    for command in commands:
-        parts.append(b"*%d\r\n" % len(command))
-        for argument in command:
-            data = argument if isinstance(argument, bytes) else str(argument).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+async def _send_when_open(opened: asyncio.Task[LoopConnection], commands: list[tuple[Any, ...]]) -> list[Any]:
+    """The answers to `commands`, sent once the loop's connection is open."""
+    connection = await opened
+    return await connection.send(commands)
 
 
 def _raise(error: Exception) -> None:

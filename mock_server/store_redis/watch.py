@@ -13,6 +13,7 @@ import redis
 from mock_server.jobs import Job
 from mock_server.storage import StoreUnavailable
 from mock_server.store_redis.connection import LOG, GuardedRedis
+from mock_server.store_redis.steps import blocking
 
 # How long a process trusts its change watch's connection without an answer on it (`ChangeWatch`).
 WATCH_CONFIRM_SECONDS = 1.0
@@ -46,28 +47,38 @@ class ChangeWatch:
         self._generation = 0
         self._confirmed = 0.0  # when the connection last proved alive (monotonic seconds)
         self.usable = True  # False once Redis could not track (too old, RESP2, or tracking refused)
+        self._busy = False  # a request opens or confirms the connection (round trips, outside the lock)
 
     def generation(self, reading: bool = False) -> int | None:
         """The current generation, after the changes waiting (a non-blocking look); None while nothing is watched.
 
         `reading`: the generation a read of the watched keys starting now belongs to (`before_read`):
-        the watch is started if it can be, and not confirmed (the read itself comes next).
+        the watch is started if it can be, and not confirmed (the read itself comes next). While
+        another request opens or confirms the watch, None: the lock is never held over a round trip,
+        which inside a step (`steps`) would hold every request of the event loop.
         """
         with self._lock:
-            if reading and self._connection is None and self.usable and self._guard.down is None:
-                self._open()
-            if self._connection is None:
+            if self._busy:
                 return None
-            try:
-                while self._connection.can_read(timeout=0):
-                    self._connection.read_response(push_request=True)
-                    self._generation += 1
-            except (redis.RedisError, OSError):
-                self._close()
-                return None
-            if not reading and time.monotonic() - self._confirmed > WATCH_CONFIRM_SECONDS:
-                return self._confirm()
-            return self._generation
+            connection = self._connection
+            if connection is None:
+                if not (reading and self.usable and self._guard.down is None):
+                    return None
+            else:
+                try:
+                    while connection.can_read(timeout=0):
+                        connection.read_response(push_request=True)
+                        self._generation += 1
+                except (redis.RedisError, OSError):
+                    self._close()
+                    return None
+                if reading or time.monotonic() - self._confirmed <= WATCH_CONFIRM_SECONDS:
+                    return self._generation
+            self._busy = True
+        try:
+            return self._open() if connection is None else self._confirm(connection)
+        finally:
+            self._busy = False
 
     def local_change(self) -> None:
         """Count a change this process made: what it read before is not current, however late Redis's message."""
@@ -78,34 +89,37 @@ class ChangeWatch:
         """The generation a read of the watched keys starting now belongs to; starts watching if it can."""
         return self.generation(reading=True)
 
-    def _confirm(self) -> int | None:
+    def _confirm(self, connection: Any) -> int | None:
         # A connection can die without a word (a NAT or a proxy forgetting it): only an answer proves
         # it alive, and Redis sends the PONG after every message queued before it.
         try:
-            self._connection.send_command("PING")
-            while self._connection.read_response(push_request=True) != "PONG":
-                self._generation += 1
+            changes = blocking(_ping, connection)
         except (redis.RedisError, OSError):
-            self._close()
+            with self._lock:
+                self._close()
             return None
-        self._confirmed = time.monotonic()
-        return self._generation
+        with self._lock:
+            self._generation += changes
+            self._confirmed = time.monotonic()
+            return self._generation
 
-    def _open(self) -> None:
+    def _open(self) -> int | None:
         pool = self._client.connection_pool  # its class and settings: TCP, TLS or a Unix socket alike
         connection = pool.connection_class(**pool.connection_kwargs)
         try:
-            self._guard.call(self._track, connection)  # an outage is the guard's: a 503, then fail fast
+            self._guard.call(blocking, self._track, connection)  # an outage is the guard's: a 503, then fail fast
         except redis.ResponseError as error:
             LOG.warning("segmind-mock: Redis cannot track changes (%s); the clock is read on every request", error)
             self.usable = False
             connection.disconnect()
+            return None
         except StoreUnavailable:
             connection.disconnect()
             raise
-        else:
+        with self._lock:
             self._connection = connection
             self._confirmed = time.monotonic()
+            return self._generation
 
     def _track(self, connection: Any) -> None:
         connection.connect()
@@ -116,11 +130,20 @@ class ChangeWatch:
         )
         connection.read_response()
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # under the lock
         if self._connection is not None:
             self._connection.disconnect()
         self._connection = None
         self._generation += 1  # what was read while watched is no longer known to be current
+
+
+def _ping(connection: Any) -> int:
+    """PING the watch's connection; how many invalidations came before the PONG."""
+    connection.send_command("PING")
+    changes = 0
+    while connection.read_response(push_request=True) != "PONG":
+        changes += 1
+    return changes
 
 
 class JobCache:
@@ -137,7 +160,7 @@ class JobCache:
     def __init__(self, jobs: int, size: int) -> None:
         self.jobs = jobs
         self.size = size
-        self._lock = threading.Lock()  # store threads share it
+        self._lock = threading.Lock()  # steps on the event loop and on threads share it
         self._kept: OrderedDict[str, tuple[Job, int, float]] = OrderedDict()  # job, bytes, its key's end (monotonic)
         self._bytes = 0
         self._generation = -1  # of every job kept
