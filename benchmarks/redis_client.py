@@ -4,13 +4,14 @@
 
 On a throwaway redis-server, each candidate runs in a fresh process (so redis-py picks its parser
 anew), in interleaved rounds: the fake in-process (`SegmindMock`, its app called straight through
-ASGI as `profile_routes` does, one request at a time), its store calls handed to store threads as
-served, or run in place on the event loop (no hand-off: the most an asyncio client could save);
+ASGI as `profile_routes` does, one request at a time), its store calls run as served (steps on the
+event loop; store threads in a tree older than those), or in place (blocking the loop: no step);
 redis-py's parser in Python or hiredis's; with `--before CHECKOUT` (a `git archive` of another
 tree), that tree's fake too. Then the client alone: one submission's round trip (the `ADD_JOB`
 script and a journal entry) through redis-py's sync pipeline, through the store's own round trip
-(`Namespace.run`: its RESP packer, `_send` straight on a connection, the guard and the answers
-sorted, as a request sends its batch), and through `redis.asyncio`'s pipeline.
+(`Namespace.run`, as a request sends its batch: its RESP packer, the guard, the answers sorted;
+in a step on the event loop, as served, and off it, on a connection of its own read by redis-py's
+parser), and through `redis.asyncio`'s pipeline.
 Figures are CPU microseconds of the measuring process (`time.process_time`), which a shared
 machine moves far less than wall time; the memory store's cycle is the baseline of the same round.
 """
@@ -36,15 +37,16 @@ from benchmarks.common import throwaway_redis  # noqa: E402
 # `--before CHECKOUT`'s tree; "client" ones time the client alone, per submission's round trip.
 CANDIDATES = {
     "memory store": ("memory", "", "", "now"),
-    "redis, before: Python parser, store threads": ("redis", "python", "threads", "before"),
-    "redis, before, with hiredis": ("redis", "hiredis", "threads", "before"),
-    "redis, now: Python parser, store threads": ("redis", "python", "threads", "now"),
-    "redis, now: hiredis, store threads (served)": ("redis", "hiredis", "threads", "now"),
-    "redis, now: hiredis, in place (no hand-off)": ("redis", "hiredis", "inline", "now"),
+    "redis, before: Python parser, as served": ("redis", "python", "served", "before"),
+    "redis, before, with hiredis": ("redis", "hiredis", "served", "before"),
+    "redis, now: Python parser, as served (steps on the loop)": ("redis", "python", "served", "now"),
+    "redis, now: hiredis, as served (steps on the loop)": ("redis", "hiredis", "served", "now"),
+    "redis, now: hiredis, in place (blocking, no step)": ("redis", "hiredis", "inline", "now"),
     "client alone: redis-py pipeline, Python parser": ("client", "python", "pipeline", "now"),
     "client alone: redis-py pipeline, hiredis": ("client", "hiredis", "pipeline", "now"),
-    "client alone: the store's round trip, Python parser": ("client", "python", "store", "now"),
-    "client alone: the store's round trip, hiredis": ("client", "hiredis", "store", "now"),
+    "client alone: the store's round trip, in a step on the loop (served)": ("client", "", "store-step", "now"),
+    "client alone: the store's round trip off the loop, Python parser": ("client", "python", "store", "now"),
+    "client alone: the store's round trip off the loop, hiredis": ("client", "hiredis", "store", "now"),
     "client alone: redis.asyncio pipeline, hiredis": ("client", "hiredis", "asyncio", "now"),
 }
 
@@ -89,7 +91,7 @@ def _client_call_us(url: str, run: str, calls: int) -> float:
     def deadline() -> int:
         return int((time.time() + 60) * 1e6)
 
-    if run == "store":
+    if run in ("store", "store-step"):
         # What a request's batch goes through: the namespace's round trip, deadline added by it.
         backend = RedisBackend.from_url(url)
         add, record = backend.redis.register_script(ADD_JOB), backend.redis.register_script(JOURNAL_RECORD)
@@ -101,10 +103,20 @@ def _client_call_us(url: str, run: str, calls: int) -> float:
             ]
 
         backend.run(None, *batch(0))  # loads the scripts
-        started = time.process_time()
-        for index in range(calls):
-            backend.run(None, *batch(index))
-        return (time.process_time() - started) / calls * 1e6
+        if run == "store":
+            started = time.process_time()
+            for index in range(calls):
+                backend.run(None, *batch(index))
+            return (time.process_time() - started) / calls * 1e6
+
+        async def in_steps() -> float:
+            await backend.run_step(backend.run, None, *batch(0))  # opens the loop's connection
+            started = time.process_time()
+            for index in range(calls):
+                await backend.run_step(backend.run, None, *batch(index))
+            return (time.process_time() - started) / calls * 1e6
+
+        return asyncio.run(in_steps())
 
     if run == "pipeline":
         client = redis.Redis.from_url(url, decode_responses=True)
