@@ -1,4 +1,4 @@
-"""What several benchmarks share: the API key they send, a median timer, the CPU's model name, a throwaway Redis."""
+"""What several benchmarks share: the API key they send, median timers, the CPU's model name, a throwaway Redis."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from mock_server.pytest_plugin import FAKE_API_KEY
 from tests.support_stores import redis_server, start_redis  # the tests' own redis launcher
@@ -26,6 +28,11 @@ def median_seconds(work: Callable[[], object], runs: int, *, warmup: bool = True
         work()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def median_get_ms(client: httpx.Client, url: str, runs: int) -> float:
+    """The median milliseconds of `runs` GETs of `url` sent one at a time, each raising on an error status."""
+    return median_seconds(lambda: client.get(url).raise_for_status(), runs, warmup=False) * 1000
 
 
 def cpu_model(default: str) -> str:

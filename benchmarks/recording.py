@@ -16,13 +16,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, median_get_ms
 from benchmarks.process import FAKE_COMMAND, serving
 from contracts import MODELS
 
@@ -58,15 +57,6 @@ class Pair:
 HEADER = ["entries recorded", "direct ms", "through record ms", "added ms", "recorder CPU ms"]
 
 
-def _median_ms(client: httpx.Client, url: str, count: int) -> float:
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        client.get(url).raise_for_status()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 def measure(exchanges: int = EXCHANGES, batch: int = BATCH) -> list[Pair]:
     """Interleaved batches of polls, direct and recorded, until the recording holds `exchanges` entries."""
     with tempfile.TemporaryDirectory() as scratch, serving([*FAKE_COMMAND, "--port", "0", "--speed", "0"]) as fake:
@@ -75,14 +65,14 @@ def measure(exchanges: int = EXCHANGES, batch: int = BATCH) -> list[Pair]:
         with serving(record) as recorder, httpx.Client(headers={"x-api-key": API_KEY}) as client:
             submitted = client.post(f"{recorder.url}/v2/svd", json=MODELS["svd"].example).json()
             path = f"/v2/requests/{submitted['request_id']}/status"
-            _median_ms(client, fake.url + path, batch)  # warm both up: connections, caches
-            _median_ms(client, recorder.url + path, batch)
+            median_get_ms(client, fake.url + path, batch)  # warm both up: connections, caches
+            median_get_ms(client, recorder.url + path, batch)
             pairs = []
             entries = 1 + batch
             while entries < exchanges:
-                direct = _median_ms(client, fake.url + path, batch)
+                direct = median_get_ms(client, fake.url + path, batch)
                 cpu = recorder.cpu_seconds()
-                recorded = _median_ms(client, recorder.url + path, batch)
+                recorded = median_get_ms(client, recorder.url + path, batch)
                 cpu_ms = (recorder.cpu_seconds() - cpu) * 1000 / batch
                 entries += batch
                 pairs.append(Pair(entries, direct, recorded, cpu_ms))

@@ -4,12 +4,14 @@
 
 On a throwaway redis-server, each candidate runs in a fresh process (so redis-py picks its parser
 anew), in interleaved rounds: the fake in-process (`SegmindMock`, its app called straight through
-ASGI as `profile_routes` does, one request at a time), its store calls handed to store threads as
-served, or run in place on the event loop (no hand-off: the most an asyncio client could save);
+ASGI as `profile_routes` does, one request at a time), its store calls run as served (steps on the
+event loop; store threads in a tree older than those), or in place (blocking the loop: no step);
 redis-py's parser in Python or hiredis's; with `--before CHECKOUT` (a `git archive` of another
 tree), that tree's fake too. Then the client alone: one submission's round trip (the `ADD_JOB`
-script and a journal entry) through redis-py's sync pipeline, straight on a connection (as the
-store sends it now), and through `redis.asyncio`'s pipeline.
+script and a journal entry) through redis-py's sync pipeline, through the store's own round trip
+(`Namespace.run`, as a request sends its batch: its RESP packer, the guard, the answers sorted;
+in a step on the event loop, as served, and off it, on a connection of its own read by redis-py's
+parser), and through `redis.asyncio`'s pipeline.
 Figures are CPU microseconds of the measuring process (`time.process_time`), which a shared
 machine moves far less than wall time; the memory store's cycle is the baseline of the same round.
 """
@@ -35,14 +37,16 @@ from benchmarks.common import throwaway_redis  # noqa: E402
 # `--before CHECKOUT`'s tree; "client" ones time the client alone, per submission's round trip.
 CANDIDATES = {
     "memory store": ("memory", "", "", "now"),
-    "redis, before: Python parser, store threads": ("redis", "python", "threads", "before"),
-    "redis, before, with hiredis": ("redis", "hiredis", "threads", "before"),
-    "redis, now: Python parser, store threads": ("redis", "python", "threads", "now"),
-    "redis, now: hiredis, store threads (served)": ("redis", "hiredis", "threads", "now"),
-    "redis, now: hiredis, in place (no hand-off)": ("redis", "hiredis", "inline", "now"),
+    "redis, before: Python parser, as served": ("redis", "python", "served", "before"),
+    "redis, before, with hiredis": ("redis", "hiredis", "served", "before"),
+    "redis, now: Python parser, as served (steps on the loop)": ("redis", "python", "served", "now"),
+    "redis, now: hiredis, as served (steps on the loop)": ("redis", "hiredis", "served", "now"),
+    "redis, now: hiredis, in place (blocking, no step)": ("redis", "hiredis", "inline", "now"),
     "client alone: redis-py pipeline, Python parser": ("client", "python", "pipeline", "now"),
     "client alone: redis-py pipeline, hiredis": ("client", "hiredis", "pipeline", "now"),
-    "client alone: straight on a connection, hiredis": ("client", "hiredis", "connection", "now"),
+    "client alone: the store's round trip, in a step on the loop (served)": ("client", "", "store-step", "now"),
+    "client alone: the store's round trip off the loop, Python parser": ("client", "python", "store", "now"),
+    "client alone: the store's round trip off the loop, hiredis": ("client", "hiredis", "store", "now"),
     "client alone: redis.asyncio pipeline, hiredis": ("client", "hiredis", "asyncio", "now"),
 }
 
@@ -71,32 +75,57 @@ def _client_call_us(url: str, run: str, calls: int) -> float:
     import redis
     import redis.asyncio
 
+    from mock_server.store_redis import RedisBackend
     from mock_server.store_redis.scripts import ADD_JOB, JOURNAL_RECORD
+    from mock_server.store_redis.session import Call
 
     keys = [f"bench:{name}" for name in ("job", "out", "jobs", "seq", "starts", "ends", "failures", "outputs", "ev")]
     job = json.dumps({"request_id": "x" * 36, "params": {"image": "https://example.com/cat.png"}})
     entry = json.dumps({"path": "/v2/svd", "request_body": job, "response_body": "{}" * 50})
 
     def args(index: int) -> list[object]:
-        deadline = int((time.time() + 60) * 1e6)
+        """`ADD_JOB`'s arguments but the last, the deadline every timely write ends with."""
         times = [1e9 + index, str(index), 1.0, 1.0, 2.0, "0", ""]
-        return [job, 60000, "", *times, 1000, "bench:job:", "bench:out:", deadline]
+        return [job, 60000, "", *times, 1000, "bench:job:", "bench:out:"]
 
-    if run in ("pipeline", "connection"):
+    def deadline() -> int:
+        return int((time.time() + 60) * 1e6)
+
+    if run in ("store", "store-step"):
+        # What a request's batch goes through: the namespace's round trip, deadline added by it.
+        backend = RedisBackend.from_url(url)
+        add, record = backend.redis.register_script(ADD_JOB), backend.redis.register_script(JOURNAL_RECORD)
+
+        def batch(index: int) -> list[Call]:
+            return [
+                Call(add, keys, args(index), timely=True),
+                Call(record, ["bench:journal"], [entry, 100], droppable=True),
+            ]
+
+        backend.run(None, *batch(0))  # loads the scripts
+        if run == "store":
+            started = time.process_time()
+            for index in range(calls):
+                backend.run(None, *batch(index))
+            return (time.process_time() - started) / calls * 1e6
+
+        async def in_steps() -> float:
+            await backend.run_step(backend.run, None, *batch(0))  # opens the loop's connection
+            started = time.process_time()
+            for index in range(calls):
+                await backend.run_step(backend.run, None, *batch(index))
+            return (time.process_time() - started) / calls * 1e6
+
+        return asyncio.run(in_steps())
+
+    if run == "pipeline":
         client = redis.Redis.from_url(url, decode_responses=True)
         add, record = client.register_script(ADD_JOB), client.register_script(JOURNAL_RECORD)
-        add(keys=keys, args=args(0)), record(keys=["bench:journal"], args=[entry, 100])
-        connection = client.connection_pool.get_connection()
+        add(keys=keys, args=[*args(0), deadline()]), record(keys=["bench:journal"], args=[entry, 100])
         started = time.process_time()
         for index in range(calls):
-            if run == "connection":
-                commands = [("EVALSHA", add.sha, len(keys), *keys, *args(index))]
-                commands.append(("EVALSHA", record.sha, 1, "bench:journal", entry, 100))
-                connection.send_packed_command(connection.pack_commands(commands))
-                [connection.read_response() for _ in commands]
-                continue
             with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(add.sha, len(keys), *keys, *args(index))
+                pipe.evalsha(add.sha, len(keys), *keys, *args(index), deadline())
                 pipe.evalsha(record.sha, 1, "bench:journal", entry, 100)
                 pipe.execute()
         return (time.process_time() - started) / calls * 1e6
@@ -104,11 +133,11 @@ def _client_call_us(url: str, run: str, calls: int) -> float:
     async def run_async() -> float:
         client = redis.asyncio.Redis.from_url(url, decode_responses=True)
         add, record = client.register_script(ADD_JOB), client.register_script(JOURNAL_RECORD)
-        await add(keys=keys, args=args(0)), await record(keys=["bench:journal"], args=[entry, 100])
+        await add(keys=keys, args=[*args(0), deadline()]), await record(keys=["bench:journal"], args=[entry, 100])
         started = time.process_time()
         for index in range(calls):
             async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(add.sha, len(keys), *keys, *args(index))
+                pipe.evalsha(add.sha, len(keys), *keys, *args(index), deadline())
                 pipe.evalsha(record.sha, 1, "bench:journal", entry, 100)
                 await pipe.execute()
         spent = time.process_time() - started

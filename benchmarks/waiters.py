@@ -13,11 +13,9 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,7 +23,7 @@ import httpx
 import redis
 import uvloop
 
-from benchmarks.common import API_KEY
+from benchmarks.common import API_KEY, median_get_ms
 from benchmarks.loadgen import build_request
 from benchmarks.process import ROOT, URL_PATTERN
 from contracts import MODELS
@@ -48,15 +46,6 @@ async def _hold_v1(url: str, request: bytes, started: list[int]) -> None:
         writer.close()
 
 
-def _median_ms(client: httpx.Client, request_id: str) -> float:
-    times = []
-    for _ in range(POLLS):
-        sent = time.perf_counter()
-        client.get(f"/v2/requests/{request_id}/status").raise_for_status()
-        times.append((time.perf_counter() - sent) * 1000)
-    return statistics.median(times)
-
-
 async def _with_waiters(url: str, client: httpx.Client, request_id: str, server: redis.Redis) -> tuple[float, float]:
     body = json.dumps(MODELS["svd"].example).encode()
     request = build_request("POST", f"{url}/v1/svd", {"x-api-key": API_KEY, "Content-Type": "application/json"}, body)
@@ -67,7 +56,7 @@ async def _with_waiters(url: str, client: httpx.Client, request_id: str, server:
     reads = server.info("stats")["total_reads_processed"]
     await asyncio.sleep(READS_SECONDS)  # nothing but the waiting calls runs meanwhile
     per_second = (server.info("stats")["total_reads_processed"] - reads - 1) / READS_SECONDS
-    median = await asyncio.to_thread(_median_ms, client, request_id)
+    median = await asyncio.to_thread(median_get_ms, client, f"/v2/requests/{request_id}/status", POLLS)
     for waiter in waiters:
         waiter.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
@@ -95,7 +84,7 @@ def main(argv: list[str]) -> None:
             url = match.group(0)
             with httpx.Client(base_url=url, headers={"x-api-key": API_KEY}, timeout=60) as client:
                 request_id = client.post("/v2/svd", json=MODELS["svd"].example).json()["request_id"]
-                alone = _median_ms(client, request_id)
+                alone = median_get_ms(client, f"/v2/requests/{request_id}/status", POLLS)
                 with (
                     asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
                     redis.Redis.from_url(redis_url) as server,

@@ -128,6 +128,12 @@ class _Run(JobChecks):
             self._unmet(["video-frames"], "only svd's frames are checked, and svd is not among --model")
         if not set(DOCUMENTED_WIDE_MODELS) & set(self.options.models):
             self._unmet(["video-16-9"], "no model checked documents a 16:9 request (--model)")
+        videos = [self._spec(model) for model in self.options.models if self._spec(model).is_video]
+        if videos and not any(isinstance(spec.steer.fps, str) for spec in videos):
+            fixed = "; ".join(
+                f"{spec.slug}'s is fixed ({spec.steer.fps} fps, its model file's choice)" for spec in videos
+            )
+            self._unmet(["video-fps"], f"no model checked (--model) has a parameter asking for a frame rate: {fixed}")
 
     def _checks(self) -> None:
         self.progress(f"[1/5] requests without {API_KEY_HEADER} and unknown request ids")
@@ -212,9 +218,7 @@ class _Run(JobChecks):
         left = budget - len(fixed)
         if left <= 0:
             self._unmet(
-                ["valid-accepted"],
-                f"{within} leaves no paid call for a generated payload: each model's example and the two "
-                f"v1 calls ({len(fixed)} calls) come first",
+                ["valid-accepted"], f"{within} leaves no paid call for a generated payload: {_spent(fixed[:budget])}"
             )
         for index, model in enumerate(models):
             share = left // len(models) + (index < left % len(models))
@@ -271,3 +275,17 @@ class _Run(JobChecks):
                 message = f"{'no result' if kept else 'still answered'} {when}: {response.status_code}"
                 self._expect(answered == kept, "retention-1h", message, sent, response)
                 self._envelope(response, sent)
+
+
+# The v1 calls of the plan, as a reason names them.
+_V1_CALLS = {"sync-video": "plain", "sync-base64": "base64"}
+
+
+def _spent(plans: list[Planned]) -> str:
+    """What a budget went to, in words: "it goes to 2 model examples (v2) and the plain v1 call, planned first"."""
+    examples = sum(plan.kind == "example-accepted" for plan in plans)
+    v1 = [_V1_CALLS[plan.kind] for plan in plans if plan.kind in _V1_CALLS]
+    spent = [f"{examples} model example{'s' if examples > 1 else ''} (v2)"] if examples else []
+    if v1:
+        spent.append(f"the {' and '.join(v1)} v1 call{'s' if len(v1) > 1 else ''}")
+    return f"it goes to {' and '.join(spent)}, planned first" if spent else "it allows no paid call"

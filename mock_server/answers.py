@@ -19,7 +19,7 @@ from mock_server import api_errors, wire
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 JSON_TYPE = b"application/json"
-_CONTENT_TYPE = (b"content-type", JSON_TYPE)
+JSON_CONTENT_TYPE = (b"content-type", JSON_TYPE)  # built once: every JSON answer sends it
 # Compact UTF-8 JSON in the keys' own order: what json.dumps(separators=(",", ":"), ensure_ascii=False) writes.
 encode_json = msgspec.json.Encoder().encode
 
@@ -29,15 +29,15 @@ def header_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
-def json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
-    """The header list of a JSON body: its length and the pre-built content-type."""
-    return [(b"content-length", b"%d" % len(body)), _CONTENT_TYPE]
+def with_length(body: bytes, *headers: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The ASGI header list sending `body`: its Content-Length, then `headers` (the one place the length is written)."""
+    return [(b"content-length", b"%d" % len(body)), *headers]
 
 
 def answer(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:
     """A JSON answer, with its headers and any `headers` more."""
     body = encode_json(content)
-    listed = json_headers(body)
+    listed = with_length(body, JSON_CONTENT_TYPE)
     return status, (listed + header_list(headers) if headers else listed), body
 
 
@@ -58,8 +58,12 @@ def server_error(error: BaseException) -> api_errors.ApiError:
     return api_errors.ApiError(500, f"The fake failed unexpectedly: {type(error).__name__}: {error}")
 
 
-def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
-    """The first value of the header `name` (lower case, as ASGI names are) in raw ASGI headers; empty if absent."""
+def asgi_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """The first value of the header `name` (lower case, as ASGI names are) in raw ASGI headers; empty if absent.
+
+    ASGI's byte pairs, whose names the server has lower-cased: an exact match, and bytes for the
+    caller to parse. Text headers as HAR holds them, in any case, are `har.text_header`'s.
+    """
     for key, value in headers:
         if key == name:
             return value

@@ -13,7 +13,7 @@ from typing import NamedTuple, Protocol
 import anyio
 from starlette.types import Receive, Send
 
-from mock_server.answers import Answer, header, send_answer
+from mock_server.answers import Answer, asgi_header, send_answer, with_length
 from mock_server.scenarios import BROKEN_ANSWERS, Outcome
 
 # What httpcore says when a server closes the connection early; in-process clients see the same.
@@ -74,8 +74,8 @@ async def delivered(answer: Answer, shape: Shape) -> Delivery:
         # The head promises the whole body; half of it arrives.
         return Delivery(status, headers, half, SHORT_BODY.format(sent=len(half), length=len(body)))
     if shape.outcome == "malformed":  # half the body, sent whole as a 200
-        content_type = header(headers, b"content-type")
-        return Delivery(200, [(b"content-length", b"%d" % len(half)), (b"content-type", content_type)], half, None)
+        content_type = asgi_header(headers, b"content-type")
+        return Delivery(200, with_length(half, (b"content-type", content_type)), half, None)
     return Delivery(status, headers, body, None)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -107,7 +107,7 @@ class Request(msgspec.Struct, frozen=True):
 
     def header(self, name: str) -> str | None:
         """The value of the first header of that name (any case), or None."""
-        return _header(self.headers, name)
+        return text_header([(header.name, header.value) for header in self.headers], name)
 
     def body_text(self) -> str | None:
         """The body as text, or None without one."""
@@ -133,7 +133,7 @@ class Response(msgspec.Struct, frozen=True):
 
     def header(self, name: str) -> str | None:
         """The value of the first header of that name (any case), or None."""
-        return _header(self.headers, name)
+        return text_header([(header.name, header.value) for header in self.headers], name)
 
     def body_text(self) -> str | None:
         """The body inline as text, or None for a binary body (see `content.media`)."""
@@ -401,6 +401,12 @@ def load(path: str | os.PathLike[str]) -> Har:
     return loads(data, str(path))
 
 
-def _header(headers: Sequence[Header], name: str) -> str | None:
+def text_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The value of the first of `headers` named `name` (in any case), or None when there is none.
+
+    Text pairs as a recording holds them (HAR keeps the sender's case) and as the recording proxy
+    reads them: matched in any case, and None told apart from an empty value. The raw ASGI byte
+    pairs of a request being served are `answers.asgi_header`'s.
+    """
     wanted = name.lower()
-    return next((header.value for header in headers if header.name.lower() == wanted), None)
+    return next((value for key, value in headers if key.lower() == wanted), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-from mock_server.answers import header
+from mock_server.answers import asgi_header
 from mock_server.journal import BODY_CAPTURE_BYTES, KEY_CAPTURE_BYTES, TEXT_CAPTURE_CHARS, Entry
 
 
@@ -21,7 +21,7 @@ def entry(
     `status`, `headers` and `response` are what reached the client (None: nothing was sent). The
     entry's time is left for the service to stamp (`Service.finish`).
     """
-    response_type = header(headers, b"content-type")
+    response_type = asgi_header(headers, b"content-type")
     query: bytes = scope.get("query_string", b"")
     kept_key = api_key
     if len(api_key) > 2 * KEY_CAPTURE_BYTES:

@@ -12,7 +12,6 @@ the envelope naming the flag, never forwarded.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import threading
@@ -28,12 +27,12 @@ from msgspec import UNSET, UnsetType
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from contracts import media
 from contracts.openapi import API_KEY_HEADER
 from contracts.responses import STATES
 from mock_server import api_errors, defaults, har, redaction
-from mock_server.answers import error_answer, header, send_answer
+from mock_server.answers import asgi_header, error_answer, send_answer, with_length
 from mock_server.payload import read_body
-from mock_server.video import video_available
 
 # Headers that describe one connection, not the message: never passed on (RFC 9110, section 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -44,25 +43,16 @@ MEDIA_BUFFER_BYTES = 256 * 1024 * 1024
 
 
 def media_facts(data: bytes) -> har.MediaFacts | None:
-    """Frames, fps, size and duration of a video (or image) as PyAV decodes it; None without PyAV or if undecodable."""
-    if not video_available():
+    """A video's (or image's) frames, fps, size and duration as `contracts.media.decode` finds them, or None."""
+    av = media.pyav()
+    if av is None:
         return None
-    import av  # the optional `video` extra, checked just above
-
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            stream = container.streams.video[0]
-            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size > 0)
-            fps = float(stream.average_rate) if stream.average_rate else None
-            duration = (
-                float(stream.duration * stream.time_base)
-                if stream.duration is not None and stream.time_base is not None
-                else (container.duration / 1_000_000 if container.duration else None)
-            )
-            context = stream.codec_context
-            return har.MediaFacts(frames, fps, context.width, context.height, duration)
-    except (av.FFmpegError, IndexError, ValueError, OSError):
+        facts = media.decode(av, data)
+    except media.DecodeError:
         return None
+    fps = float(facts.fps) if facts.fps else None
+    return har.MediaFacts(facts.frames, fps, facts.width, facts.height, facts.duration)
 
 
 @dataclass
@@ -173,7 +163,7 @@ class Recorder:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = self._exchange(scope)
-        declared = header(scope["headers"], b"content-length")
+        declared = asgi_header(scope["headers"], b"content-length")
         exchange.body = await read_body(declared, receive, self.max_body_bytes)
         if exchange.role in ("submit", "sync"):
             if self.paid_calls >= self.max_jobs:
@@ -204,9 +194,8 @@ class Recorder:
                 exchange.ended = time.perf_counter()
                 await self._record(exchange)
                 shown = body.replace(self.upstream.encode(), proxy.encode())
-                await send_answer(
-                    send, (exchange.status, _passed_headers(response, len(shown), (self.upstream, proxy)), shown)
-                )
+                headers = with_length(shown, *_passed_headers(response, (self.upstream, proxy)))
+                await send_answer(send, (exchange.status, headers, shown))
         except httpx.HTTPError as error:
             if exchange.answering:
                 return  # the answer broke off halfway: the client's connection closes with it; not recorded
@@ -220,8 +209,12 @@ class Recorder:
         With a known length, the piece that completes it is held back (the client is done when it has
         them all); without one, the body's end (the last, empty chunk).
         """
-        headers = _passed_headers(response, None, None)
-        length = _length(headers)
+        headers = _passed_headers(response, None)
+        # Passed on as it arrives, the body keeps the upstream's length, unless httpx decodes it.
+        declared = None if "content-encoding" in response.headers else response.headers.get("content-length")
+        if declared is not None:
+            headers.append((b"content-length", declared.encode("latin-1")))
+        length = int(declared) if declared is not None and declared.isdigit() else None
         await send({"type": "http.response.start", "status": exchange.status, "headers": headers})
         exchange.answering = True
         digest = hashlib.sha256()
@@ -299,7 +292,7 @@ class Recorder:
         if role == "submit" and isinstance(body, dict) and isinstance(body.get("request_id"), str):
             request_id = body["request_id"]
         if role == "sync":
-            request_id = _value(exchange.response_headers, "x-request-id")
+            request_id = har.text_header(exchange.response_headers, "x-request-id")
             state = har.sync_state(exchange.status)
         if isinstance(body, dict) and body.get("status") in STATES and role != "error":
             state = body["status"]
@@ -334,7 +327,7 @@ class Recorder:
 
     def _request(self, exchange: Exchange, url: str) -> har.Request:
         headers = redaction.request_headers(exchange.headers)
-        content_type = _value(exchange.headers, "content-type") or ""
+        content_type = har.text_header(exchange.headers, "content-type") or ""
         post = har.PostData(content_type, exchange.body.decode("utf-8", "replace")) if exchange.body else UNSET
         return har.Request(
             method=exchange.method,
@@ -348,7 +341,7 @@ class Recorder:
 
     def _response(self, exchange: Exchange, facts: har.MediaFacts | None) -> har.Response:
         headers = redaction.response_headers(exchange.response_headers)
-        content_type = _value(exchange.response_headers, "content-type") or ""
+        content_type = har.text_header(exchange.response_headers, "content-type") or ""
         if exchange.digest is not None:
             content = har.Content(
                 size=exchange.response_size,
@@ -385,10 +378,8 @@ class Recorder:
 _NOT_FORWARDED = HOP_BY_HOP | {"content-length", "accept-encoding"}
 
 
-def _passed_headers(
-    response: httpx.Response, length: int | None, rewrite: tuple[str, str] | None
-) -> list[tuple[bytes, bytes]]:
-    """The upstream's headers as the client gets them: decoded bodies lose their encoding and length.
+def _passed_headers(response: httpx.Response, rewrite: tuple[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers as the client gets them, but their length: decoded bodies lose their encoding.
 
     `rewrite` (upstream, proxy) points a redirect at the proxy, as the JSON bodies' URLs are.
     """
@@ -400,17 +391,7 @@ def _passed_headers(
         if rewrite is not None and name.lower() == "location":
             value = value.replace(*rewrite)
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    if length is not None:
-        headers.append((b"content-length", b"%d" % length))
-    elif "content-encoding" not in response.headers and "content-length" in response.headers:
-        headers.append((b"content-length", response.headers["content-length"].encode("latin-1")))
     return headers
-
-
-def _length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
-    """The content length the client is told, if any."""
-    value = header(headers, b"content-length")
-    return int(value) if value.isdigit() else None
 
 
 def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
@@ -426,15 +407,11 @@ def _keys(headers: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _host(scope: Scope) -> str:
-    host = header(scope["headers"], b"host").decode("latin-1")
+    host = asgi_header(scope["headers"], b"host").decode("latin-1")
     if host:
         return host
     server = scope.get("server") or ("127.0.0.1", 80)
     return f"{server[0]}:{server[1]}"
-
-
-def _value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    return next((value for key, value in headers if key.lower() == name), None)
 
 
 def _ms(seconds: float) -> float:

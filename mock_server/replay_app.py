@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.responses import BASE64_VIDEO_KEY
 from mock_server import api_errors, har, ranges, wire
 from mock_server.admin_token import carries_token
-from mock_server.answers import Answer, encode_json, error_answer, send_answer
+from mock_server.answers import Answer, encode_json, error_answer, send_answer, with_length
 from mock_server.jobs import Job
 from mock_server.journaling import entry
 from mock_server.payload import read_body
@@ -202,7 +202,7 @@ def _recorded(seen: Seen, pairs: list[tuple[str, str]], body: bytes | None = Non
     headers = answer_headers(seen, pairs)
     if not any(name == b"content-type" for name, _ in headers):
         headers.append((b"content-type", seen.content.mimeType.encode("latin-1")))
-    return seen.status, [(b"content-length", b"%d" % len(body)), *headers], body
+    return seen.status, with_length(body, *headers), body
 
 
 def _json(body: bytes) -> Any:

@@ -29,7 +29,7 @@ from contracts.responses import (
 )
 from mock_server import api_errors, wire
 from mock_server.admin_token import carries_token
-from mock_server.answers import Answer, answer, error_answer, header_list
+from mock_server.answers import Answer, answer, error_answer, header_list, with_length
 from mock_server.bounded_cache import BoundedCache
 from mock_server.faults import Shape
 from mock_server.jobs import WAITING, Job, State
@@ -207,7 +207,7 @@ class SegmindRoutes:
     def run_sync(self, request: SegmindRequest, waited: Waited) -> Reply:
         """`POST /v1/{model}`: block for the job's simulated duration and answer with the video."""
         if waited is None:  # the client hung up: journaled only
-            return (api_errors.CLIENT_GONE_STATUS, [(b"content-length", b"0")], b""), None
+            return (api_errors.CLIENT_GONE_STATUS, with_length(b""), b""), None
         job, rule, video = waited
         headers = wire.sync_headers(job, self.service.billing(job))
         if job.error is not None:
@@ -218,7 +218,7 @@ class SegmindRoutes:
             key = BASE64_VIDEO_KEY if spec.is_video else BASE64_IMAGE_KEY
             return answer({key: base64.b64encode(video).decode()}, headers=headers), rule
         media_type = (b"content-type", spec.output.encode())  # video/mp4 for a video model
-        return (200, [(b"content-length", b"%d" % len(video)), media_type, *header_list(headers)], video), rule
+        return (200, with_length(video, media_type, *header_list(headers)), video), rule
 
     def openapi(self, request: SegmindRequest, _: None) -> Reply:
         """`GET /openapi.json`: the contract's OpenAPI document, served from the host the client called."""

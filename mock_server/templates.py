@@ -11,7 +11,7 @@ as they are, so joining them in needs no escaping.
 from __future__ import annotations
 
 from mock_server import wire
-from mock_server.answers import Answer, answer, encode_json, json_headers
+from mock_server.answers import JSON_CONTENT_TYPE, Answer, answer, encode_json, with_length
 from mock_server.bounded_cache import BoundedCache
 from mock_server.jobs import WAITING, State
 
@@ -59,7 +59,7 @@ def submit_answer(request_id: str, base: str) -> Answer:
     if pieces is None:
         return answer(wire.submit_body(request_id, base))
     body = request_id.encode().join(pieces)
-    return 200, json_headers(body), body
+    return 200, with_length(body, JSON_CONTENT_TYPE), body
 
 
 def waiting_answer(request_id: str, state: State, base: str) -> Answer:
@@ -68,7 +68,7 @@ def waiting_answer(request_id: str, state: State, base: str) -> Answer:
     if pieces is None:
         return answer(wire.waiting_body(state, request_id, base))
     body = request_id.encode().join(pieces)
-    return 200, json_headers(body), body
+    return 200, with_length(body, JSON_CONTENT_TYPE), body
 
 
 def _split(body: dict[str, object]) -> list[bytes]:

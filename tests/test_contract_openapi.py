@@ -135,6 +135,12 @@ def test_openapi_core_validates_every_captured_exchange(served: tuple[SegmindMoc
         api.validate_response(request, response)  # raises, naming what the document does not allow
 
 
+def test_every_answer_states_its_own_length_once(served: tuple[SegmindMock, httpx.Client, OpenAPI]) -> None:
+    mock, http, _ = served
+    for answer in exchanges(mock, http):
+        assert answer.headers.get_list("content-length") == [str(len(answer.content))], answer.request.url
+
+
 @pytest.mark.parametrize("form", ["data-uri", "base64"])
 def test_openapi_core_accepts_the_inline_images_the_fake_accepts(
     served: tuple[SegmindMock, httpx.Client, OpenAPI], form: str

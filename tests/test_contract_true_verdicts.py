@@ -19,6 +19,8 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 import contracts.pytest_suite
+from contracts import MODELS
+from contracts.model_file import load_models
 from contracts.openapi import API_KEY_SHAPE
 from contracts.options import ADMIN_TOKEN_VARIABLE
 from contracts.report import PYAV_MISSING
@@ -196,14 +198,42 @@ def test_rules_the_budget_leaves_out_name_max_jobs(
     assert in_json == in_junit
     # Two examples and the plain v1 call: no base64 call, no generated payload.
     assert set(in_json) == {"valid-accepted", "sync-base64"}
-    assert "--max-jobs 3 leaves no paid call for a generated payload" in in_json["valid-accepted"]
-    assert "the two v1 calls" in in_json["valid-accepted"]
+    assert in_json["valid-accepted"] == (
+        "--max-jobs 3 leaves no paid call for a generated payload: it goes to 2 model examples (v2) "
+        "and the plain v1 call, planned first"
+    )
     assert "Not checked (2 rules):" in out
     assert f"  - valid-accepted: {in_json['valid-accepted']}" in out and "  - sync-base64: " in out
     url = make_fake.serve(make_fake(speed=0))
     code, data, suite = _reports(tmp_path, url, "--max-jobs", "2", "--invalid-examples", "0")
     in_json, _ = _skipped(data, suite)
     assert "video-16-9" in in_json and "--max-jobs 2" in in_json["video-16-9"]
+
+
+def test_a_model_with_no_base64_or_fps_parameter_gets_the_reasons_that_happened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_fake: FakeFactory
+) -> None:
+    pytest.importorskip("av")  # without PyAV every video rule is left out for that
+    # The tests' clip-maker without its base64 parameter: one v1 call, and a frame rate no parameter asks for.
+    text = (ROOT / "tests" / "model_files" / "clip-maker.toml").read_text()
+    path = tmp_path / "clip-maker.toml"
+    path.write_text(text.partition('[[params]]\nname = "base64"')[0])
+    registry = load_models([path], MODELS)
+    url = make_fake.serve(make_fake(speed=0, models=registry))
+    only = ["--model-file", str(path), "--model", "clip-maker", "--invalid-examples", "0"]
+    code, data, suite = _reports(tmp_path, url, *only, "--max-jobs", "2")
+    assert code == 0, capsys.readouterr().out
+    in_json, in_junit = _skipped(data, suite)
+    assert in_json == in_junit
+    assert in_json["valid-accepted"] == (
+        "--max-jobs 2 leaves no paid call for a generated payload: it goes to 1 model example (v2) "
+        "and the plain v1 call, planned first"
+    )
+    assert in_json["video-fps"] == (
+        "no model checked (--model) has a parameter asking for a frame rate: clip-maker's is fixed "
+        "(8 fps, its model file's choice)"
+    )
+    assert f"  - video-fps: {in_json['video-fps']}" in capsys.readouterr().out
 
 
 def test_a_job_stuck_in_an_undocumented_state_is_named_as_the_cause(

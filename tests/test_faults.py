@@ -62,6 +62,7 @@ def test_a_malformed_result_is_a_200_whose_json_is_cut_short(live: Live) -> None
     garbled = http.get(job["response_url"])
     assert garbled.status_code == 200
     assert garbled.headers["content-type"] == "application/json"
+    assert garbled.headers.get_list("content-length") == [str(len(garbled.content))]  # the half sent, whole
     with pytest.raises(json.JSONDecodeError):
         garbled.json()
     assert http.get(job["response_url"]).json()["status"] == "COMPLETED"

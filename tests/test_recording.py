@@ -149,6 +149,7 @@ def test_an_sdk_session_through_the_proxy_is_answered_as_direct_and_recorded_as_
         assert (output.content.media.width, output.content.media.height) == (512, 288)
         frames, fps = decode(seen["output"])  # type: ignore[arg-type]
         assert (output.content.media.frames, output.content.media.fps) == (len(frames), fps)
+        assert output.content.media.duration == pytest.approx(len(frames) / fps)
     base64_video = recorded[7].response.json()[BASE64_VIDEO_KEY]
     assert base64.b64decode(base64_video)[4:8] == b"ftyp"  # JSON bodies inline, whatever they hold
     assert recorder.refusals == []

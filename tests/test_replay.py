@@ -83,6 +83,8 @@ def test_the_output_and_v1_calls_replay_with_the_upstream_stopped(live_har: Path
             f"{SEGMIND}/v1/svd", json={**EXAMPLE, "base64": True}, headers={"x-api-key": API_KEY}
         )
         assert base64.b64decode(encoded.json()[BASE64_VIDEO_KEY])[4:8] == b"ftyp"
+        for answer in (video, plain, encoded):  # rewritten bodies: each head states its new length, once
+            assert answer.headers.get_list("content-length") == [str(len(answer.content))]
         assert plain.headers["x-request-id"] != encoded.headers["x-request-id"]
         sdk._client.close()
         assert len(mock.jobs) == 3  # each replayed call is a job of the fake's, with its fresh id
