@@ -55,7 +55,10 @@ ROUTES = ("submit", "status")  # as the table lists them
 CONNECTIONS = 32
 STATUS_IDS = 1000
 WARMUP_SECONDS = 1
-JVM_WARMUP_SECONDS = 5  # the JIT compiles WireMock's hot path only after some load
+# The JIT compiles WireMock's hot path only after some load: from cold, a status poll cost 160 to
+# 260 µs of CPU for 14 s on a 2-CPU Xeon, then 35 to 40. Pinned to one CPU the compiler shares the
+# server's core: it settled after about a minute (1,000 µs at first, 60 after 40 s, still falling).
+JVM_WARMUP_SECONDS = {WIREMOCK: 20, WIREMOCK_ONE_CPU: 60}
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
 HEADERS = {"x-api-key": API_KEY, "Content-Type": "application/json"}
 SUBMIT_BODY = json.dumps(MODELS["svd"].example).encode()
@@ -209,7 +212,7 @@ def measure(
         plans = {name: _plans(server, name in STATEFUL) for name, server in servers.items()}
         for name, server in servers.items():
             for route in ROUTES:
-                driver.run(server.url, plans[name][route], JVM_WARMUP_SECONDS if name in wiremocks else WARMUP_SECONDS)
+                driver.run(server.url, plans[name][route], JVM_WARMUP_SECONDS.get(name, WARMUP_SECONDS))
         rows: dict[str, list[Row]] = {}
         # Status first: each submit round adds jobs, and past the cap on jobs kept (`--max-jobs-kept`)
         # the oldest go, the status plan's among them.
