@@ -18,13 +18,21 @@ from starlette.types import ASGIApp
 from mock_server import server
 
 ROOT = Path(__file__).resolve().parent.parent
-# The console script `segmind-mock` is exactly this call; running it through this interpreter with
-# the checkout first on the path measures this checkout, installed or not.
-FAKE_COMMAND = [sys.executable, "-c", "import sys; from mock_server.cli import main; sys.exit(main())", "serve"]
 URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+")
 WORKER_START_SECONDS = 60
 IDLE_PROBE_SECONDS = 0.3
 IDLE_CPU_SECONDS = 0.03  # CPU used over one probe by all workers together, once they have started
+
+
+def tree_command(tree: Path) -> list[str]:
+    """The command line `segmind-mock` of `tree`'s fake: its modules first on the path, whatever PYTHONPATH says."""
+    # The console script is exactly this call; running it through this interpreter with the tree
+    # first on the path measures that tree, installed or not (another one a `git archive` of main).
+    code = f"import sys; sys.path.insert(0, {str(tree)!r}); from mock_server.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code]
+
+
+FAKE_COMMAND = [*tree_command(ROOT), "serve"]
 
 
 @dataclass

@@ -4,10 +4,12 @@ Servers, each its own process on the same uvicorn stack (`mock_server.server.con
 raw ASGI (`benchmarks/raw.py`, the limit), bare Starlette (`benchmarks/bare.py`), the floor
 (`benchmarks/floor.py`: the fake's essential parts alone), `segmind-mock serve` (journal on,
 memory store, one process) and the same with `--journal-size 0`, and WireMock where java and npm
-are there (`benchmarks/wiremock.py`).
+are there (`benchmarks/wiremock.py`). With `--before CHECKOUT` (another tree, a `git archive` of
+main), that tree's `serve` too; with `--wiremock-cpu N`, a second WireMock pinned to CPU N
+(`taskset`), one core like the fake's one process.
 The driver is wrk (1 thread) where it is on PATH, else `benchmarks/loadgen.py`.
 
-    python -m benchmarks.throughput [--seconds 1] [--rounds 7]
+    python -m benchmarks.throughput [--seconds 1] [--rounds 7] [--before CHECKOUT] [--wiremock-cpu N]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import httpx
 from benchmarks import wiremock
 from benchmarks.common import API_KEY
 from benchmarks.loadgen import build_request, load
-from benchmarks.process import FAKE_COMMAND, Server, serving
+from benchmarks.process import FAKE_COMMAND, Server, serving, tree_command
 from contracts import MODELS
 
 RAW = "raw ASGI"
@@ -38,19 +40,25 @@ FLOOR = "floor: decode, keep, template, journal"
 FAKE = "segmind-mock serve"
 JOURNAL_OFF = "segmind-mock, --journal-size 0"
 WIREMOCK = "WireMock 3 (stateless stubs, journal off)"
+BEFORE = "segmind-mock serve, --before tree"  # only with `--before CHECKOUT`
+WIREMOCK_ONE_CPU = "WireMock 3, pinned to one CPU (taskset)"  # only with `--wiremock-cpu N`
+SERVE_FLAGS = ["--port", "0", "--speed", "0"]
 COMMANDS = {
     RAW: [sys.executable, "-m", "benchmarks.raw"],
     BARE: [sys.executable, "-m", "benchmarks.bare"],
     FLOOR: [sys.executable, "-m", "benchmarks.floor"],
-    FAKE: [*FAKE_COMMAND, "--port", "0", "--speed", "0"],
-    JOURNAL_OFF: [*FAKE_COMMAND, "--port", "0", "--speed", "0", "--journal-size", "0"],
+    FAKE: [*FAKE_COMMAND, *SERVE_FLAGS],
+    JOURNAL_OFF: [*FAKE_COMMAND, *SERVE_FLAGS, "--journal-size", "0"],
 }
-STATEFUL = (FLOOR, FAKE, JOURNAL_OFF)  # they answer only the ids they handed out
-ROUTES = ("submit", "status")
+STATEFUL = (FLOOR, FAKE, JOURNAL_OFF, BEFORE)  # they answer only the ids they handed out
+ROUTES = ("submit", "status")  # as the table lists them
 CONNECTIONS = 32
 STATUS_IDS = 1000
 WARMUP_SECONDS = 1
-JVM_WARMUP_SECONDS = 5  # the JIT compiles WireMock's hot path only after some load
+# The JIT compiles WireMock's hot path only after some load: from cold, a status poll cost 160 to
+# 260 µs of CPU for 14 s on a 2-CPU Xeon, then 35 to 40. Pinned to one CPU the compiler shares the
+# server's core: it settled after about a minute (1,000 µs at first, 60 after 40 s, still falling).
+JVM_WARMUP_SECONDS = {WIREMOCK: 20, WIREMOCK_ONE_CPU: 60}
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
 HEADERS = {"x-api-key": API_KEY, "Content-Type": "application/json"}
 SUBMIT_BODY = json.dumps(MODELS["svd"].example).encode()
@@ -174,35 +182,48 @@ def _measure_once(driver: Driver, server: Server, plan: Plan, seconds: int) -> t
     return counted.requests / counted.seconds, used / counted.requests * 1e6
 
 
-def measure(seconds: int = 1, rounds: int = 7, with_wiremock: bool = True) -> Report:
+def measure(
+    seconds: int = 1,
+    rounds: int = 7,
+    with_wiremock: bool = True,
+    before: Path | None = None,
+    wiremock_cpu: int | None = None,
+) -> Report:
     """Measure every server on both routes in interleaved rounds; ratios are taken within each round.
 
     On a shared machine other processes slow everything for seconds at a time, which moves the
     absolute figures by up to a factor of two; a ratio taken within a round moves much less, and
     the ratio of CPU per request least of all. The order of the servers alternates every round.
+    `before` adds that tree's fake; `wiremock_cpu` a second WireMock pinned to that CPU.
     """
     skipped = []
+    commands = dict(COMMANDS)
+    if before is not None:
+        commands[BEFORE] = [*tree_command(before), "serve", *SERVE_FLAGS]
     with ExitStack() as stack:
         driver = stack.enter_context(_driver())
-        servers = {name: stack.enter_context(serving(command)) for name, command in COMMANDS.items()}
-        if with_wiremock:
-            try:
-                servers[WIREMOCK] = stack.enter_context(wiremock.serving(wiremock.jar()))
-            except RuntimeError as error:
-                skipped.append(f"WireMock skipped: {error}")
+        servers = {name: stack.enter_context(serving(command)) for name, command in commands.items()}
+        wiremocks = {WIREMOCK: None, WIREMOCK_ONE_CPU: wiremock_cpu} if wiremock_cpu is not None else {WIREMOCK: None}
+        try:
+            for name, cpu in wiremocks.items() if with_wiremock else ():
+                servers[name] = stack.enter_context(wiremock.serving(wiremock.jar(), cpu))
+        except RuntimeError as error:
+            skipped.append(f"WireMock skipped: {error}")
         plans = {name: _plans(server, name in STATEFUL) for name, server in servers.items()}
         for name, server in servers.items():
             for route in ROUTES:
-                driver.run(server.url, plans[name][route], JVM_WARMUP_SECONDS if name == WIREMOCK else WARMUP_SECONDS)
-        rows = []
-        for route in ROUTES:
+                driver.run(server.url, plans[name][route], JVM_WARMUP_SECONDS.get(name, WARMUP_SECONDS))
+        rows: dict[str, list[Row]] = {}
+        # Status first: each submit round adds jobs, and past the cap on jobs kept (`--max-jobs-kept`)
+        # the oldest go, the status plan's among them.
+        for route in reversed(ROUTES):
             runs: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
             order = list(servers)
             for round_number in range(rounds):
                 for name in order if round_number % 2 == 0 else order[::-1]:
                     runs[name].append(_measure_once(driver, servers[name], plans[name][route], seconds))
-            rows += [_row(route, name, runs[name], runs[RAW]) for name in servers]
-        return Report(driver.name, rows, skipped)
+            rows[route] = [_row(route, name, runs[name], runs[RAW]) for name in servers]
+        return Report(driver.name, [row for route in ROUTES for row in rows[route]], skipped)
 
 
 def _row(route: str, server: str, runs: list[tuple[float, float]], raw: list[tuple[float, float]]) -> Row:
@@ -226,8 +247,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=1, help="seconds per measured run (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--no-wiremock", action="store_true", help="leave WireMock out")
+    parser.add_argument("--before", type=Path, help="another tree (`git archive` of main) whose fake to serve beside")
+    parser.add_argument("--wiremock-cpu", type=int, help="also serve a WireMock pinned to this CPU (taskset)")
     args = parser.parse_args()
-    report = measure(args.seconds, args.rounds, not args.no_wiremock)
+    report = measure(args.seconds, args.rounds, not args.no_wiremock, args.before, args.wiremock_cpu)
     print(f"driver: {report.driver}, {CONNECTIONS} connections", *report.skipped, sep="\n")
     for row in report.rows:
         low, high = row.ratio_range

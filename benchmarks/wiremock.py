@@ -60,8 +60,8 @@ def _stub(method: str, pattern: str, body: Mapping[str, object]) -> dict[str, ob
 
 
 @contextmanager
-def serving(path: Path) -> Iterator[Server]:
-    """Run the jar on a free loopback port, journal off, with stubs answering submit and status."""
+def serving(path: Path, cpu: int | None = None) -> Iterator[Server]:
+    """Run the jar on a free loopback port, journal off, stubs answering submit and status (on `cpu` alone if given)."""
     with socket.socket() as probe:  # a free port: WireMock's own choice would have to be read from its output
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -69,7 +69,8 @@ def serving(path: Path) -> Iterator[Server]:
     # Content-Length framing, as the fake answers: WireMock 3.13 chunks every response by default,
     # which costs it a frame per answer and which the load generator does not parse.
     flags += ["--use-chunked-encoding", "never"]
-    command = ["java", "-jar", str(path), *flags]
+    pinned = ["taskset", "-c", str(cpu)] if cpu is not None else []  # taskset execs java: the pid stays the server's
+    command = [*pinned, "java", "-jar", str(path), *flags]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"

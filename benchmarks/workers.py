@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import API_KEY, cpu_model  # noqa: E402
 from benchmarks.loadgen import build_request  # noqa: E402
-from benchmarks.process import Server, serving  # noqa: E402
+from benchmarks.process import Server, serving, tree_command  # noqa: E402
 from tests.support_stores import redis_server, start_redis  # noqa: E402  (the tests' own redis launcher)
 
 BODY = json.dumps({"image": "https://example.com/cat.png"}).encode()
@@ -73,10 +73,6 @@ ROUNDS = 5
 BEFORE = "redis, 1 worker, --before tree"  # served only with `--before CHECKOUT`
 # How many workers serve each setup: rates are compared per worker.
 WORKERS = {"memory, 1 worker": 1, "redis, 1 worker": 1, "redis, 2 workers": 2, BEFORE: 1}
-
-
-# The command line of a tree's fake: its modules first on the path, whatever PYTHONPATH says.
-_FROM_TREE = "import sys; sys.path.insert(0, {!r}); from mock_server.cli import main; sys.exit(main())"
 
 
 class Runs(NamedTuple):
@@ -126,10 +122,10 @@ def measure_all(
         arguments = ["serve", "--port", "0", "--speed", "0", "--store"]
         servers = {}
         for name, workers in WORKERS.items():
-            if name == BEFORE and before is None:
-                continue
             tree = before if name == BEFORE else ROOT
-            command = [sys.executable, "-c", _FROM_TREE.format(str(tree)), *arguments]
+            if tree is None:
+                continue
+            command = [*tree_command(tree), *arguments]
             store = "memory" if name.startswith("memory") else redis
             servers[name] = stack.enter_context(serving([*command, store, "--workers", str(workers)]))
             if workers > 1:

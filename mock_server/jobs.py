@@ -62,7 +62,8 @@ class Job(msgspec.Struct, gc=False):
     @property
     def finished_at(self) -> float:
         """When the job reaches COMPLETED or FAILED."""
-        return self.started_at + self.processing_seconds
+        # `started_at` spelled out (the same sum, in the same order): read on every submit, twice.
+        return self.submitted_at + self.queue_seconds + self.processing_seconds
 
     def ended_by(self, now: float) -> bool:
         """Tell whether the job reached COMPLETED or FAILED by simulated time `now` (within the slack)."""

@@ -101,6 +101,18 @@ class Phase(enum.Enum):
     CLOSING = "closing"  # refused, half-closed: what still arrives is thrown away until the client closes or time is up
 
 
+# The phases as plain names: a request reads some twenty of them, and through the class an enum
+# member costs 60 ns each in Python 3.11 (a module's name, 10).
+_IDLE, _HEAD, _BODY, _DISPATCHED, _STALLED, _CLOSING = (
+    Phase.IDLE,
+    Phase.HEAD,
+    Phase.BODY,
+    Phase.DISPATCHED,
+    Phase.STALLED,
+    Phase.CLOSING,
+)
+
+
 # Bytes of a request line and head besides the method and target: two spaces, "HTTP/1.1", two CRLFs.
 _HEAD_FRAMING = 14
 # Bytes each header adds to its name and value on the wire: ": " and CRLF.
@@ -128,7 +140,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits or Limits()
-        self._reading = Phase.IDLE  # what the parser reads: IDLE, HEAD, BODY, or CLOSING once refused
+        self._reading = _IDLE  # what the parser reads: IDLE, HEAD, BODY, or CLOSING once refused
         self._owed: RequestResponseCycle | None = None  # the newest request read whole, until it is answered
         self._requests = 0  # requests read whole
         self._head_bytes = 0  # bytes of the head being read, as far as earlier reads tell
@@ -145,7 +157,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         """The connection's phase: dispatched (or stalled) while an answer is owed, else what the parser reads."""
         owed = self._owed
         if owed is not None and not owed.response_complete:
-            return Phase.STALLED if self.flow.write_paused else Phase.DISPATCHED
+            return _STALLED if self.flow.write_paused else _DISPATCHED
         return self._reading
 
     # The timer: one per connection, set by `_retime` after every event that may change the phase.
@@ -168,7 +180,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         super().on_response_complete()  # starts a queued request, or arms uvicorn's keep-alive timer
         self._unset_keepalive_if_required()  # the connection's one timer is this class's
         refusal = self._refusal
-        if refusal is not None and self.phase is not Phase.DISPATCHED:
+        if refusal is not None and self.phase is not _DISPATCHED:
             self._refusal = None
             self._send_refusal(refusal)
         self._retime()
@@ -177,16 +189,16 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
         """Set the deadline of the phase the connection is in, unless it is already set for it."""
         phase = self.phase
         # A request's head and body share one deadline, from its first byte; each stall has its own.
-        stalls = self._stalls if phase is Phase.STALLED else 0
-        timed = (Phase.HEAD if phase is Phase.BODY else phase, self._requests, stalls)
+        stalls = self._stalls if phase is _STALLED else 0
+        timed = (_HEAD if phase is _BODY else phase, self._requests, stalls)
         if timed == self._timed:
             return
         self._timed = timed
-        if phase is Phase.DISPATCHED:
+        if phase is _DISPATCHED:
             self._deadline = None  # a timer still pending finds nothing to do
             return
         seconds = self.limits.request_timeout
-        if phase is Phase.IDLE and self._requests:
+        if phase is _IDLE and self._requests:
             seconds = self.timeout_keep_alive
         self._deadline = deadline = self.loop.time() + seconds
         timer = self._timer
@@ -208,7 +220,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
 
     def _expire(self) -> None:
         """Time is up: a request begun gets its 408; an idle, closing or stalled connection is closed."""
-        if self.phase in (Phase.HEAD, Phase.BODY):
+        if self.phase in (_HEAD, _BODY):
             seconds = f"{self.limits.request_timeout:g}"
             self._refuse(408, f"Request Timeout: the request was not complete within {seconds} s; send it whole")
         elif self.transport.get_write_buffer_size():
@@ -231,13 +243,13 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser, refusing a head that grows past the limit."""
-        if self._reading is Phase.CLOSING:
+        if self._reading is _CLOSING:
             return
-        if self._reading is Phase.IDLE:
-            self._reading = Phase.HEAD  # any byte begins the next request, a blank line too (httptools skips those)
+        if self._reading is _IDLE:
+            self._reading = _HEAD  # any byte begins the next request, a blank line too (httptools skips those)
         requests = self._requests
         super().data_received(data)
-        if self._reading is Phase.HEAD:
+        if self._reading is _HEAD:
             # The head is still incomplete. Begun before this read, every byte of it is the head's;
             # begun after a request that ended in it, what the parser has shown of it (never more
             # than was sent: the head is refused for what it holds, never for a neighbour's body).
@@ -253,14 +265,14 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A request starts."""
         super().on_message_begin()
-        self._reading = Phase.HEAD
+        self._reading = _HEAD
 
     def on_headers_complete(self) -> None:
         """Check the whole head's size, then serve the request, or answer 503 when too many are in progress."""
         if len(self.parser.get_method()) + _HEAD_FRAMING + self._shown_head_bytes() > self.limits.max_header_bytes:
             self._rejection = (431, self._too_large_message())
             raise ValueError("request head too large")  # the parser stops; send_400_response answers
-        self._reading = Phase.BODY
+        self._reading = _BODY
         if len(self.tasks) < self.limits.max_concurrent:
             super().on_headers_complete()
         else:
@@ -276,7 +288,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         """The request is read whole: it is the answer owed until the app completes it."""
         super().on_message_complete()
-        self._reading = Phase.IDLE
+        self._reading = _IDLE
         self._head_bytes = 0
         self._requests += 1
         self._owed = self.cycle
@@ -310,8 +322,8 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
 
         A request answered before its body was in (a 413) gets no second answer: the connection closes.
         """
-        reading, self._reading = self._reading, Phase.CLOSING
-        cycle = self.cycle if reading is Phase.BODY else None  # a request has its cycle once its head is in
+        reading, self._reading = self._reading, _CLOSING
+        cycle = self.cycle if reading is _BODY else None  # a request has its cycle once its head is in
         if cycle is not None and cycle.response_started:
             refusal = b""
         else:
@@ -320,7 +332,7 @@ class EnvelopeHTTPProtocol(HttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
             refusal = _envelope(status, message)
-        if self.phase is Phase.DISPATCHED:
+        if self.phase is _DISPATCHED:
             self._refusal = refusal  # on_response_complete writes it
         else:
             self._send_refusal(refusal)
@@ -373,7 +385,7 @@ class _LingeringTransport:
 
     def close(self) -> None:
         """Close now if the request's body is in; otherwise read it to its end first, so the client sees the answer."""
-        if self._protocol.phase is not Phase.BODY or self._transport.is_closing():
+        if self._protocol.phase is not _BODY or self._transport.is_closing():
             self._transport.close()
         else:
             self._protocol.linger()

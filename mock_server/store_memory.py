@@ -198,17 +198,13 @@ class _Timeline:
         self._last = -math.inf  # the latest time in the deque
         self._others: list[tuple[float, str]] = []
 
-    def __len__(self) -> int:
-        return len(self._in_order) + len(self._others)
-
-    def push(self, job: Job) -> None:
-        """Add a job, to be popped once its event's time is reached."""
-        at = self._time_of(job)
+    def push(self, request_id: str, at: float) -> None:
+        """Add a job by its id and its event's time (`time_of` of it), to be popped once that time is reached."""
         if at >= self._last:
-            self._in_order.append(job.request_id)
+            self._in_order.append(request_id)
             self._last = at
         else:
-            heapq.heappush(self._others, (at, job.request_id))
+            heapq.heappush(self._others, (at, request_id))
 
     def pop_until(self, until: float, kept: dict[str, Job]) -> list[Job]:
         """The kept jobs whose event's time is `until` or before, removed (with the ids of jobs gone met on the way)."""
@@ -251,9 +247,9 @@ class _StateCounts:
 
     A job's start and end wait in two timelines until the time read passes them (then counted); a
     job dropped before they pass leaves its entries behind, skipped when they come up, and the
-    timelines are rebuilt without them as a job is added once they hold more of those than of
-    kept jobs (amortised O(1) a job), so they never keep dropped jobs alive for long, whether or
-    not anyone reads the counts.
+    timelines are rebuilt without them as a job is added once more jobs were dropped since the
+    last rebuild than are kept (each left two entries at most: amortised O(1) a job), so they never
+    keep dropped jobs alive for long, whether or not anyone reads the counts.
     """
 
     def __init__(self) -> None:
@@ -261,23 +257,28 @@ class _StateCounts:
         self.started = self.completed = self.failed = 0
         self._starts = _Timeline(operator.attrgetter("started_at"))
         self._ends = _Timeline(operator.attrgetter("finished_at"))
+        self._dropped = 0  # jobs removed since the timelines were last rebuilt
 
     def add(self, job: Job, kept: dict[str, Job]) -> None:
         """Count a new job when the time read passes its start and its end (`kept`: the jobs kept, with it)."""
-        if len(self._starts) + len(self._ends) > 4 * len(kept) + 1024:  # mostly entries of jobs gone
+        if self._dropped > len(kept) + 512:  # the timelines may hold mostly entries of jobs gone
             self._starts.keep_only(kept)
             self._ends.keep_only(kept)
-        if job.started_at <= self.reached:  # only a clock moved back by a reset, which clears first
+            self._dropped = 0
+        # Each time read once: a job's times are properties, computed at each read, on every submit.
+        started_at, finished_at = job.started_at, job.finished_at
+        if started_at <= self.reached:  # only a clock moved back by a reset, which clears first
             self.started += 1
         else:
-            self._starts.push(job)
-        if job.finished_at <= self.reached:
+            self._starts.push(job.request_id, started_at)
+        if finished_at <= self.reached:
             self._count_end(job, 1)
         else:
-            self._ends.push(job)
+            self._ends.push(job.request_id, finished_at)
 
     def remove(self, job: Job) -> None:
         """Uncount a job leaving the store (its entries still waiting are skipped when they come up)."""
+        self._dropped += 1
         if job.started_at <= self.reached:
             self.started -= 1
         if job.finished_at <= self.reached:

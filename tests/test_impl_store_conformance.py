@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Iterator
 
@@ -206,6 +207,35 @@ def test_jobs_leave_after_their_deadline_and_a_failing_job_has_no_output(backend
     assert jobs.output("new") is None
     jobs.clear()
     assert (jobs.jobs(1000.0), jobs.count(), jobs.get("new")) == ([], 0, None)
+
+
+def test_the_counts_by_state_agree_with_the_jobs_kept_through_many_drops_past_the_cap(backend: Backend) -> None:
+    # Jobs out of time order (the timelines' heap), failures, and a cap that drops most of them, so
+    # that what waits to be counted is rebuilt many times: the counts stay what the jobs say.
+    jobs = backend.jobs(backend.clock(0.0), max_kept=5)
+    rng = random.Random(24)
+    now = 1000.0
+    for index in range(600):
+        now += rng.choice([0.0, 0.5, 3.0, 40.0])
+        job = Job(
+            f"r{index}",
+            "svd",
+            {},
+            KEY,
+            now,
+            rng.choice([0.0, 2.0, 30.0]),
+            rng.choice([1.0, 40.0, 900.0]),
+            7,
+            rng.choice([None, None, "boom"]),
+        )
+        jobs.add(job, now + RESULT_RETENTION_SECONDS, None, now)
+        if index % 7 == 0:
+            now += rng.choice([0.0, 1.0, 10.0, 100.0])
+            summary, kept = jobs.summary(now), jobs.jobs(now)
+            states = [job.state_at(now) for job in kept]
+            counted = (summary.jobs, summary.queued, summary.processing, summary.completed, summary.failed)
+            assert counted == (len(kept), *(states.count(state) for state in State)), index
+    assert jobs.count() == 5
 
 
 # The journal.
