@@ -15,6 +15,7 @@ from benchmarks.common import API_KEY, answer_help
 from contracts import MODELS
 from contracts.responses import RESULT_RETENTION_SECONDS
 from mock_server import SegmindMock, Settings
+from mock_server.defaults import MAX_JOBS_KEPT
 from mock_server.jobs import new_request_id
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -59,7 +60,8 @@ def _per_call_us(call: Callable[[int], object], count: int, rounds: int = 3) -> 
 def _filled(size: int) -> tuple[SegmindMock, list[str]]:
     # Inserted straight into the store, all sharing one parameter dict: building a million jobs
     # through HTTP would take minutes, and lookups never read the parameters.
-    mock = SegmindMock(Settings(speed=0))
+    # Room for every job and the submissions measured: at the cap (`--max-jobs-kept`) each submit would evict.
+    mock = SegmindMock(Settings(speed=0, max_jobs_kept=size + MAX_JOBS_KEPT))
     template, _ = mock.submit("svd", MODELS["svd"].example, API_KEY)
     now = mock.clock.now()
     ids = [template.request_id]
