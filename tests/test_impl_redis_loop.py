@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from contracts import MODELS
 from mock_server import defaults
+from mock_server.offline import SEGMIND_URL, default_settings, segmind_offline
 from mock_server.server import ServerThread
 from mock_server.store_redis import loop_connection, steps, watch
 from mock_server.store_redis.resp import RespReader, pack
@@ -309,3 +312,31 @@ def test_concurrent_polls_confirming_the_watch_at_every_request_never_hold_the_l
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(poll, range(8))) == [2000] * 8
     assert mock.service.backend.guard.outages == 0
+
+
+def test_the_loop_connection_is_closed_when_its_event_loop_ends(redis_url: str) -> None:
+    # Offline, each `asyncio.run` of an async client is an event loop of its own with a connection
+    # of its own: the loop's end closes it (cycles keep it from being freed until a collection).
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    admin = redis.Redis.from_url(redis_url)
+
+    def connections() -> int:
+        return sum(client["name"] == name for client in admin.client_list())
+
+    async def submit_once() -> int:
+        async with httpx.AsyncClient(headers={"x-api-key": API_KEY}) as client:
+            response = await client.post(f"{SEGMIND_URL}/v2/svd", json=MODELS["svd"].example)
+            return response.status_code
+
+    store = f"{namespaced(redis_url)}&client_name={name}"
+    collecting = gc.isenabled()
+    gc.disable()  # what is left open stays open, as it may until a collection
+    try:
+        with segmind_offline(replace(default_settings(), store=store)):
+            before = connections()
+            assert [asyncio.run(submit_once()) for _ in range(3)] == [200] * 3
+            assert connections() == before
+    finally:
+        if collecting:
+            gc.enable()
+        admin.close()
