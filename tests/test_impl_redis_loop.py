@@ -143,6 +143,25 @@ def _read_whole(data: bytes) -> list[Any]:
     return RespReader().read(data)
 
 
+def test_a_long_reply_in_many_pieces_is_parsed_again_only_once_it_may_be_whole() -> None:
+    # A job's reply carries its image (up to the 16 MiB a body may hold), received in pieces of
+    # 256 KiB: parsed again at each, the event loop's time grew with the square of its size.
+    class Counting(RespReader):
+        parses = 0
+
+        def _parse(self, buffer: bytes, position: int) -> tuple[Any, int]:
+            self.parses += 1
+            return super()._parse(buffer, position)
+
+    image = bytes(range(256)) * 8192  # 2 MiB
+    wire = pack([("SET", "job", image)])
+    reader, read = Counting(encoding=None), []
+    for start in range(0, len(wire), 32768):
+        read.extend(reader.read(wire[start : start + 32768]))
+    assert read == [[b"SET", b"job", image]]
+    assert reader.parses <= 2 * 4  # the array and its 3 strings, parsed short once (its size learnt), then whole
+
+
 def test_batches_sent_at_once_on_one_connection_each_get_their_own_answers(redis_port: int) -> None:
     # Batches sent while others wait are written together when the loop turns; Redis answers in
     # the order they were written, and each batch takes as many answers as it has commands.
