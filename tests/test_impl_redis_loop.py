@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from contracts import MODELS
 from mock_server import defaults
+from mock_server.offline import SEGMIND_URL, default_settings, segmind_offline
 from mock_server.server import ServerThread
 from mock_server.store_redis import loop_connection, steps, watch
 from mock_server.store_redis.resp import RespReader, pack
@@ -138,6 +141,25 @@ def test_a_reply_read_in_pieces_is_the_reply_read_whole(redis_port: int, script:
 
 def _read_whole(data: bytes) -> list[Any]:
     return RespReader().read(data)
+
+
+def test_a_long_reply_in_many_pieces_is_parsed_again_only_once_it_may_be_whole() -> None:
+    # A job's reply carries its image (up to the 16 MiB a body may hold), received in pieces of
+    # 256 KiB: parsed again at each, the event loop's time grew with the square of its size.
+    class Counting(RespReader):
+        parses = 0
+
+        def _parse(self, buffer: bytes, position: int) -> tuple[Any, int]:
+            self.parses += 1
+            return super()._parse(buffer, position)
+
+    image = bytes(range(256)) * 8192  # 2 MiB
+    wire = pack([("SET", "job", image)])
+    reader, read = Counting(encoding=None), []
+    for start in range(0, len(wire), 32768):
+        read.extend(reader.read(wire[start : start + 32768]))
+    assert read == [[b"SET", b"job", image]]
+    assert reader.parses <= 2 * 4  # the array and its 3 strings, parsed short once (its size learnt), then whole
 
 
 def test_batches_sent_at_once_on_one_connection_each_get_their_own_answers(redis_port: int) -> None:
@@ -309,3 +331,31 @@ def test_concurrent_polls_confirming_the_watch_at_every_request_never_hold_the_l
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(poll, range(8))) == [2000] * 8
     assert mock.service.backend.guard.outages == 0
+
+
+def test_the_loop_connection_is_closed_when_its_event_loop_ends(redis_url: str) -> None:
+    # Offline, each `asyncio.run` of an async client is an event loop of its own with a connection
+    # of its own: the loop's end closes it (cycles keep it from being freed until a collection).
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    admin = redis.Redis.from_url(redis_url)
+
+    def connections() -> int:
+        return sum(client["name"] == name for client in admin.client_list())
+
+    async def submit_once() -> int:
+        async with httpx.AsyncClient(headers={"x-api-key": API_KEY}) as client:
+            response = await client.post(f"{SEGMIND_URL}/v2/svd", json=MODELS["svd"].example)
+            return response.status_code
+
+    store = f"{namespaced(redis_url)}&client_name={name}"
+    collecting = gc.isenabled()
+    gc.disable()  # what is left open stays open, as it may until a collection
+    try:
+        with segmind_offline(replace(default_settings(), store=store)):
+            before = connections()
+            assert [asyncio.run(submit_once()) for _ in range(3)] == [200] * 3
+            assert connections() == before
+    finally:
+        if collecting:
+            gc.enable()
+        admin.close()

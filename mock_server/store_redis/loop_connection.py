@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -48,10 +49,22 @@ class LoopConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._outgoing: list[bytes] = []  # batches sent but not yet written (`_write`, once the loop turns)
         self.failure: redis.RedisError | None = None  # why the connection is done, once it is
+        self._held = self._open_until_the_loop_ends()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport to write batches on."""
+        """Keep the transport to write batches on, until the event loop ends (`_open_until_the_loop_ends`)."""
         self._transport = cast(asyncio.Transport, transport)
+        self._loop.create_task(self._held.__anext__())  # started: the loop now holds it, to close at its end
+
+    async def _open_until_the_loop_ends(self) -> AsyncGenerator[None]:
+        # A started async generator is closed by the runners as their loop ends (asyncio.run, anyio,
+        # uvicorn: `shutdown_asyncgens`), after the tasks left were cancelled, their steps run to
+        # their end: an offline client's loop closes its connection, which its cycles would
+        # otherwise keep open until a collection.
+        try:
+            yield
+        finally:
+            self.close()
 
     def send(self, commands: list[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
         """Write the commands in one piece; the future of their answers, in order (error replies in their place)."""

@@ -43,7 +43,11 @@ def reply_error(message: str) -> redis.RedisError:
 
 
 class Incomplete(Exception):
-    """The buffer ends inside a reply: more bytes are needed."""
+    """The buffer ends inside a reply: more bytes are needed, at least `needed` in all where it is known."""
+
+    def __init__(self, needed: int = 0) -> None:
+        super().__init__(needed)
+        self.needed = needed
 
 
 class RespReader:
@@ -58,17 +62,24 @@ class RespReader:
         self._encoding = encoding
         self._errors = errors
         self._buffer = bytearray()
+        # How long the buffer must grow before the reply under way can end: a large string (a job
+        # with its image) comes in many pieces, and is parsed again only once it may be whole.
+        self._needed = 0
 
     def read(self, data: bytes) -> list[Any]:
         """Every reply that `data`, received after what was read before, completes, in order (none may be)."""
         self._buffer += data
         found: list[Any] = []
+        if len(self._buffer) < self._needed:
+            return found
+        self._needed = 0
         buffer = bytes(self._buffer)
         position = 0
         while position < len(buffer):
             try:
                 reply, end = self._parse(buffer, position)
-            except Incomplete:
+            except Incomplete as short:
+                self._needed = short.needed - position
                 break
             position = end
             if not isinstance(reply, _Push):
@@ -92,7 +103,7 @@ class RespReader:
             if size < 0:
                 return None, position
             if len(buffer) < position + size + 2:
-                raise Incomplete
+                raise Incomplete(position + size + 2)
             data = buffer[position : position + size]
             position += size + 2
             if kind == b"!":
