@@ -55,14 +55,14 @@ class StoreCalls:
 
     def __init__(self, backend: Backend | None = None, threads: int = STORE_THREADS) -> None:
         shared = backend is not None and backend.shared
+        self._shared = backend if shared else None
         self.inline = not shared  # the routes polled in loops call in place then, without even a coroutine
-        self._backend = backend
-        self._limiter = anyio.CapacityLimiter(threads) if shared else None
+        self._limiter = anyio.CapacityLimiter(threads)
 
     async def __call__(self, work: Callable[[*Args], Result], *args: *Args) -> Result:
         """The result of `work(*args)`, run where the store's waits cannot hold the event loop."""
-        if self.inline or self._backend is None:
+        if self._shared is None:
             return work(*args)
         if sniffio.current_async_library() == "asyncio":
-            return await self._backend.run_step(work, *args)
+            return await self._shared.run_step(work, *args)
         return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -144,6 +144,34 @@ class LoopConnection(asyncio.Protocol):
                 batch.future.set_exception(_again(error))
         if self._transport is not None:
             self._transport.abort()  # answers still coming belong to batches that failed
+
+
+class LoopConnections:
+    """The loop connection of each event loop a store is used on: opened at its first batch, again after a failure."""
+
+    def __init__(self, settings: redis.connection.AbstractConnection) -> None:
+        self._settings = settings
+        self.usable = opens(settings)  # else the store's steps send on a thread
+        self._opened: dict[asyncio.AbstractEventLoop, asyncio.Task[LoopConnection]] = {}
+
+    def send(self, commands: list[tuple[Any, ...]]) -> Awaitable[list[Any]]:
+        """The answers to `commands`, sent on the running loop's connection (opened first if it has none that works)."""
+        loop = asyncio.get_running_loop()
+        opened = self._opened.get(loop)
+        if opened is None or (opened.done() and (opened.cancelled() or opened.exception() or opened.result().failure)):
+            for other in list(self._opened):  # a copy made at once: other loops' threads may add theirs
+                if other.is_closed():
+                    self._opened.pop(other, None)  # a loop gone (a test's): its connection went with it
+            opened = self._opened[loop] = loop.create_task(open_connection(self._settings))
+        if opened.done():
+            return opened.result().send(commands)
+        return _send_when_open(opened, commands)
+
+
+async def _send_when_open(opened: asyncio.Task[LoopConnection], commands: list[tuple[Any, ...]]) -> list[Any]:
+    """The answers to `commands`, sent once the loop's connection is open."""
+    connection = await opened
+    return await connection.send(commands)
 
 
 def opens(settings: redis.connection.AbstractConnection) -> bool:

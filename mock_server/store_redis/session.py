@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,9 +16,9 @@ import redis
 from redis.commands.core import Script
 
 from mock_server.storage import ClockState, StoreUnavailable
-from mock_server.store_redis import loop_connection, steps
+from mock_server.store_redis import steps
 from mock_server.store_redis.connection import SCAN_COUNT, TIMEOUT_SECONDS, GuardedRedis, time_offset
-from mock_server.store_redis.loop_connection import LoopConnection
+from mock_server.store_redis.loop_connection import LoopConnections
 from mock_server.store_redis.resp import pack
 from mock_server.store_redis.watch import CLOCK_KEY, EVICTED_KEY, RULES_VERSION_KEY, ChangeWatch
 
@@ -121,12 +120,10 @@ class Namespace:
         self._timeout: float = client.connection_pool.connection_kwargs.get("socket_timeout") or TIMEOUT_SECONDS
         self._time_offset = time_offset(client)
         self._idle: list[tuple[Any, float]] = []  # connections no call is using, and since when (`_send_here`)
-        # Inside a step (`steps`), batches go on a connection of each event loop's (`_send_on_loop`):
-        # opened with the settings of the connections redis-py would open, where it can be.
+        # Inside a step (`steps`), batches go on a connection of each event loop's, opened with the
+        # settings of the connections redis-py would open, where it can be.
         pool = client.connection_pool
-        self._settings = pool.connection_class(**pool.connection_kwargs)
-        self._on_loop = loop_connection.opens(self._settings)
-        self._loop_connections: dict[asyncio.AbstractEventLoop, asyncio.Task[LoopConnection]] = {}
+        self._on_loop = LoopConnections(pool.connection_class(**pool.connection_kwargs))
 
     @contextmanager
     def open_session(self) -> Iterator[None]:
@@ -251,18 +248,9 @@ class Namespace:
         commands = list(map(_command, batch, repeat(deadline)))
         if not steps.in_step():
             return self._send_here(commands)
-        if not self._on_loop:
+        if not self._on_loop.usable:
             return steps.blocking(self._send_here, commands)
-        loop = asyncio.get_running_loop()
-        opened = self._loop_connections.get(loop)
-        if opened is None or (opened.done() and (opened.cancelled() or opened.exception() or opened.result().failure)):
-            for other in list(self._loop_connections):  # a copy made at once: other loops' threads may add theirs
-                if other.is_closed():
-                    self._loop_connections.pop(other, None)  # a loop gone (a test's): its connection went with it
-            opened = self._loop_connections[loop] = loop.create_task(loop_connection.open_connection(self._settings))
-        if opened.done():
-            return steps.wait(opened.result().send(commands))
-        return steps.wait(_send_when_open(opened, commands))
+        return steps.wait(self._on_loop.send(commands))
 
     def _send_here(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one write on an idle connection of this thread's and read their answers.
@@ -353,12 +341,6 @@ def _reconnect_if_closed(connection: Any) -> None:
             connection.disconnect()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         connection.disconnect()
-
-
-async def _send_when_open(opened: asyncio.Task[LoopConnection], commands: list[tuple[Any, ...]]) -> list[Any]:
-    """The answers to `commands`, sent once the loop's connection is open."""
-    connection = await opened
-    return await connection.send(commands)
 
 
 def _raise(error: Exception) -> None:
