@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.model_file import parse_model
-from contracts.spec import IMAGE_OUTPUTS, VIDEO_OUTPUT, ModelSpec
+from contracts.spec import IMAGE_OUTPUTS, PARAM_TYPES, VIDEO_OUTPUT, ModelSpec
 
 _TITLE_SUFFIX = " Serverless API"
 _LATENCY = re.compile(r"^~([0-9]+(?:\.[0-9]+)?)s$")
 _PRICE = re.compile(r"~\$([0-9]+(?:\.[0-9]+)?)")
 _ENDPOINT = re.compile(r"^POST\s*https?://api\.segmind\.com/v1/([A-Za-z0-9._-]+)\s*$")
 _PARAM_HEAD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(required|optional)$")
-_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "float": "number"}
+# The page's types: the contract's own (an image is a string said to be a URI), and "float" for number.
+_TYPES: dict[str, str] = {**{kind: kind for kind in PARAM_TYPES if kind != "image"}, "float": "number"}
 _DEFAULT = re.compile(r"Default:\s*(.*?)\s*(?=Range:|Allowed values|$)")
 _RANGE = re.compile(r"Range:\s*(-?[0-9.]+)\s+-\s+(-?[0-9.]+)")
 _CODE_LINE = re.compile(r"^\s*[0-9]+")

@@ -8,16 +8,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-ParamType = Literal["integer", "number", "boolean", "string", "image"]
-PARAM_TYPES: tuple[ParamType, ...] = ("string", "integer", "number", "boolean", "image")
-# What a model outputs: a video, or an image of one of these types.
+ParamType = Literal["string", "integer", "number", "boolean", "image"]
+PARAM_TYPES: tuple[ParamType, ...] = get_args(ParamType)
 VIDEO_OUTPUT = "video/mp4"
-IMAGE_OUTPUTS = ("image/png", "image/jpeg", "image/webp")
-OUTPUTS = (VIDEO_OUTPUT, *IMAGE_OUTPUTS)
-# The output file's name ends so, on the fake's output URLs.
-EXTENSIONS = {"video/mp4": "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+# What a model outputs (a video, or an image of one of the types after it), and how the output
+# file's name ends on the fake's output URLs.
+EXTENSIONS = {VIDEO_OUTPUT: "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+OUTPUTS = tuple(EXTENSIONS)
+IMAGE_OUTPUTS = OUTPUTS[1:]
 
 # JSON Schema counts 7.0 as an integer, and schemathesis sends such values in its positive
 # phase; the fake accepts integral floats for integer parameters and stores them as ints. The

@@ -219,7 +219,7 @@ PREPARED_OUTPUTS = {media_type: f"placeholder.{extension}" for media_type, exten
 def fallback_video(model: str | ModelSpec, params: Mapping[str, Any]) -> bytes:
     """Return the prepared output of `model` whose parameters match the most of `params` (else its kind's card)."""
     spec = spec_of(model)
-    candidates = [fallback for fallback in FALLBACKS if fallback.model == spec.slug and spec.slug in MODELS]
+    candidates = [fallback for fallback in FALLBACKS if fallback.model == spec.slug]
     if not candidates:
         return _read_fixture(PREPARED_OUTPUTS[spec.output])
     best = max(candidates, key=lambda fallback: _matches(fallback.params, params))
