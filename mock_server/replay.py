@@ -114,6 +114,11 @@ class Flow:
         outcome: Outcome = "completed" if error is None else "failed"
         return Rule(id="replay", outcome=outcome, error=error, queue_seconds=queue, processing_seconds=processing)
 
+    @property
+    def output_answer(self) -> Seen | None:
+        """The recorded answer that holds the output file: a submission's output fetched, a v1 call's own answer."""
+        return self.output if self.role == "submit" else self.answer
+
     @functools.cached_property
     def output_urls(self) -> list[str]:
         """The output URLs the recorded answers name, longest first: the output fetched, any http(s) `output`."""
@@ -328,7 +333,7 @@ def answer_headers(seen: Seen, pairs: Sequence[tuple[str, str]]) -> list[tuple[b
 
 def kept_bytes(flow: Flow) -> bytes | None:
     """The recorded output's bytes kept beside the recording (`_file`), or None when only its facts were."""
-    seen = flow.output if flow.role == "submit" else flow.answer
+    seen = flow.output_answer
     if seen is None or isinstance(seen.content.file, msgspec.UnsetType):
         return None
     try:
@@ -343,7 +348,7 @@ def rendered_as_recorded(flow: Flow, job: Job, spec: ModelSpec) -> Job:
     Only where the model's parameters take them, within their documented ranges; the job as it is
     when the recording has no media facts (recorded without PyAV).
     """
-    seen = flow.output if flow.role == "submit" else flow.answer
+    seen = flow.output_answer
     media = seen.content.media if seen is not None else None
     if not isinstance(media, har.MediaFacts):
         return job
