@@ -39,8 +39,8 @@ from mock_server.scenarios import Target
 from mock_server.service import Service
 from mock_server.storage import StoreUnavailable
 
-# Where the fake serves outputs; a replayed job's kept bytes are served there.
-OUTPUTS = "/_mock/outputs/"
+# Where the fake serves outputs (`wire.OUTPUTS_PATH`); a replayed job's kept bytes are served there.
+OUTPUTS = wire.OUTPUTS_PATH
 OUTPUT_SUFFIX = ".mp4"
 # The status of a strict replay's refusal: nothing recorded answers it (WireMock's and MockServer's choice).
 UNMATCHED_STATUS = 404
