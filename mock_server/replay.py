@@ -141,29 +141,26 @@ class Recordings:
     """The flows of some recordings, and the recorded 404s of polls of unknown ids, in recorded order."""
 
     flows: tuple[Flow, ...]
-    missing: dict[str, Seen]
-    missing_ids: dict[str, str]
+    # By poll route: the recorded 404 of a poll of an unknown id, and the id it named.
+    missing: dict[str, tuple[Seen, str]]
 
 
 def load(paths: Iterable[str | Path]) -> Recordings:
     """Read recordings into flows; raise har.NotARecording for a file that is not one."""
     flows: list[Flow] = []
-    missing: dict[str, Seen] = {}
-    missing_ids: dict[str, str] = {}
+    missing: dict[str, tuple[Seen, str]] = {}
     for path in paths:
         recorded = load_recording(Path(path), har.load(path))
         flows += recorded.flows
-        for role, seen in recorded.missing.items():
-            missing.setdefault(role, seen)
-            missing_ids.setdefault(role, recorded.missing_ids[role])
-    return Recordings(tuple(flows), missing, missing_ids)
+        for role, found in recorded.missing.items():
+            missing.setdefault(role, found)
+    return Recordings(tuple(flows), missing)
 
 
 def load_recording(path: Path, recording: har.Har) -> Recordings:
     """The flows of one recording read from `path` (kept bytes are found beside it)."""
     flows: list[Flow] = []
-    missing: dict[str, Seen] = {}
-    missing_ids: dict[str, str] = {}
+    missing: dict[str, tuple[Seen, str]] = {}
     by_id: dict[str, Flow] = {}
     for index, entry in enumerate(recording.log.entries):
         facts = entry.segmind
@@ -190,15 +187,14 @@ def load_recording(path: Path, recording: har.Har) -> Recordings:
         if facts.role in POLLS and flow_of is not None:
             flow_of.polls.setdefault(facts.role, []).append(seen)
         elif facts.role in POLLS and request_id and seen.status == 404:  # a poll of an id nobody submitted here
-            missing.setdefault(facts.role, seen)
-            missing_ids.setdefault(facts.role, request_id)
+            missing.setdefault(facts.role, (seen, request_id))
         elif facts.role == "output" and request_id is not None:
             flow_of = flow_of or _flow_with_output(flows, request.url)
             if flow_of is not None:
                 flow_of.output, flow_of.output_url = seen, request.url
     for flow in by_id.values():
         flow.index()
-    return Recordings(tuple(flows), missing, missing_ids)
+    return Recordings(tuple(flows), missing)
 
 
 class Replay:
@@ -288,8 +284,7 @@ class Replay:
 
     def missing(self, role: str) -> tuple[Seen, str] | None:
         """The recorded 404 of a poll (`role`) of an unknown id, with the id it named; None if none was recorded."""
-        seen = self.recordings.missing.get(role)
-        return None if seen is None else (seen, self.recordings.missing_ids[role])
+        return self.recordings.missing.get(role)
 
     def reset(self) -> None:
         """Forget the replayed jobs and start every flow's turns afresh."""
