@@ -120,9 +120,11 @@ def _contract(recording: har.Har) -> Iterator[Found]:
                 response.header(RATE_LIMIT_RESET_HEADER) or "absent",
             )
         if request.method == "POST" and facts.model in MODELS and request.header(API_KEY_HEADER) is not None:
-            yield from _submission(index, facts.model or "", request.json(), response, body, kind, kept)
+            payload = request.json()
+            params = _validated(facts.model or "", payload)
+            yield from _submission(index, facts.model or "", payload, params, response, body, kind, kept)
             if facts.request_id and response.status == 200:
-                submitted[facts.request_id] = (facts.model, _validated(facts.model or "", request.json()))
+                submitted[facts.request_id] = (facts.model, params)
         elif facts.role in ("status", "result") and facts.request_id:
             if facts.request_id not in submitted and response.status == 404:
                 yield check("unknown-id-404", index, True, "404", 404)
@@ -136,12 +138,19 @@ def _contract(recording: har.Har) -> Iterator[Found]:
 
 
 def _submission(
-    index: int, model: str, payload: Any, response: har.Response, body: Any, kind: str, kept: _Kept
+    index: int,
+    model: str,
+    payload: Any,
+    params: dict[str, Any] | None,
+    response: har.Response,
+    body: Any,
+    kind: str,
+    kept: _Kept,
 ) -> Iterator[Found]:
+    """The facts of a submission, `params` its payload as validation reads it (None: refused)."""
     spec = MODELS[model]
     if response.status in (401, 403, 406, 429) or response.status >= 500:
         return  # refused for another cause than its parameters
-    params = _validated(model, payload)
     if params is None:
         yield check("invalid-refused", index, response.status == 400, "400", response.status)
         return

@@ -13,7 +13,7 @@ import httpx
 
 from contracts.openapi import API_KEY_HEADER
 from mock_server import har
-from mock_server.drift_facts import VOLATILE, Found, check
+from mock_server.drift_facts import FAKE_AGREES, VOLATILE, Found, check
 from mock_server.mock import SegmindMock
 from mock_server.replay import Flow, Seen, load_recording
 from mock_server.scenarios import LONGEST_HEADER_SECONDS
@@ -72,10 +72,8 @@ def _compare(seen: Seen, answer: httpx.Response) -> Iterator[Found]:
         differences.append(f"content-type {fake_type} (live {live_type})")
     if seen.body is not None and seen.whole and fake_type.startswith("application/json"):
         differences += _field_differences(seen.body, answer.json())
-    if differences:
-        yield check("fake-agrees", seen.index, False, "the fake answering as live did", "; ".join(differences))
-    else:
-        yield check("fake-agrees", seen.index, True, "the fake answering as live did", "the same")
+    said = "; ".join(differences) or "the same"
+    yield check(FAKE_AGREES.name, seen.index, not differences, "the fake answering as live did", said)
 
 
 def _field_differences(live: Any, fake: Any, prefix: str = "") -> list[str]:

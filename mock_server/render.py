@@ -113,7 +113,7 @@ def render_image(spec: ModelSpec, checked: Mapping[str, Any], seed: int, image: 
     """Render an image model's output from checked parameters: the input (or the test card) at the requested size."""
     size = output_size(spec, checked, image)
     source = image if image is not None else draw_test_card(size, card_lines(spec.slug, checked, seed))
-    pixels = _warp(np.ascontiguousarray(source), size, (0.0, 0.0, 1.0, 0.0))
+    pixels = _warp(np.ascontiguousarray(source), size, _STILL)
     return encode_image(pixels, spec.output)
 
 

@@ -114,6 +114,11 @@ class Flow:
         outcome: Outcome = "completed" if error is None else "failed"
         return Rule(id="replay", outcome=outcome, error=error, queue_seconds=queue, processing_seconds=processing)
 
+    @property
+    def output_answer(self) -> Seen | None:
+        """The recorded answer that holds the output file: a submission's output fetched, a v1 call's own answer."""
+        return self.output if self.role == "submit" else self.answer
+
     @functools.cached_property
     def output_urls(self) -> list[str]:
         """The output URLs the recorded answers name, longest first: the output fetched, any http(s) `output`."""
@@ -136,29 +141,26 @@ class Recordings:
     """The flows of some recordings, and the recorded 404s of polls of unknown ids, in recorded order."""
 
     flows: tuple[Flow, ...]
-    missing: dict[str, Seen]
-    missing_ids: dict[str, str]
+    # By poll route: the recorded 404 of a poll of an unknown id, and the id it named.
+    missing: dict[str, tuple[Seen, str]]
 
 
 def load(paths: Iterable[str | Path]) -> Recordings:
     """Read recordings into flows; raise har.NotARecording for a file that is not one."""
     flows: list[Flow] = []
-    missing: dict[str, Seen] = {}
-    missing_ids: dict[str, str] = {}
+    missing: dict[str, tuple[Seen, str]] = {}
     for path in paths:
         recorded = load_recording(Path(path), har.load(path))
         flows += recorded.flows
-        for role, seen in recorded.missing.items():
-            missing.setdefault(role, seen)
-            missing_ids.setdefault(role, recorded.missing_ids[role])
-    return Recordings(tuple(flows), missing, missing_ids)
+        for role, found in recorded.missing.items():
+            missing.setdefault(role, found)
+    return Recordings(tuple(flows), missing)
 
 
 def load_recording(path: Path, recording: har.Har) -> Recordings:
     """The flows of one recording read from `path` (kept bytes are found beside it)."""
     flows: list[Flow] = []
-    missing: dict[str, Seen] = {}
-    missing_ids: dict[str, str] = {}
+    missing: dict[str, tuple[Seen, str]] = {}
     by_id: dict[str, Flow] = {}
     for index, entry in enumerate(recording.log.entries):
         facts = entry.segmind
@@ -185,15 +187,14 @@ def load_recording(path: Path, recording: har.Har) -> Recordings:
         if facts.role in POLLS and flow_of is not None:
             flow_of.polls.setdefault(facts.role, []).append(seen)
         elif facts.role in POLLS and request_id and seen.status == 404:  # a poll of an id nobody submitted here
-            missing.setdefault(facts.role, seen)
-            missing_ids.setdefault(facts.role, request_id)
+            missing.setdefault(facts.role, (seen, request_id))
         elif facts.role == "output" and request_id is not None:
             flow_of = flow_of or _flow_with_output(flows, request.url)
             if flow_of is not None:
                 flow_of.output, flow_of.output_url = seen, request.url
     for flow in by_id.values():
         flow.index()
-    return Recordings(tuple(flows), missing, missing_ids)
+    return Recordings(tuple(flows), missing)
 
 
 class Replay:
@@ -283,8 +284,7 @@ class Replay:
 
     def missing(self, role: str) -> tuple[Seen, str] | None:
         """The recorded 404 of a poll (`role`) of an unknown id, with the id it named; None if none was recorded."""
-        seen = self.recordings.missing.get(role)
-        return None if seen is None else (seen, self.recordings.missing_ids[role])
+        return self.recordings.missing.get(role)
 
     def reset(self) -> None:
         """Forget the replayed jobs and start every flow's turns afresh."""
@@ -328,7 +328,7 @@ def answer_headers(seen: Seen, pairs: Sequence[tuple[str, str]]) -> list[tuple[b
 
 def kept_bytes(flow: Flow) -> bytes | None:
     """The recorded output's bytes kept beside the recording (`_file`), or None when only its facts were."""
-    seen = flow.output if flow.role == "submit" else flow.answer
+    seen = flow.output_answer
     if seen is None or isinstance(seen.content.file, msgspec.UnsetType):
         return None
     try:
@@ -343,7 +343,7 @@ def rendered_as_recorded(flow: Flow, job: Job, spec: ModelSpec) -> Job:
     Only where the model's parameters take them, within their documented ranges; the job as it is
     when the recording has no media facts (recorded without PyAV).
     """
-    seen = flow.output if flow.role == "submit" else flow.answer
+    seen = flow.output_answer
     media = seen.content.media if seen is not None else None
     if not isinstance(media, har.MediaFacts):
         return job

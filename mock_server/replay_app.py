@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.responses import BASE64_VIDEO_KEY
 from mock_server import api_errors, har, ranges, wire
-from mock_server.admin_token import carries_token
+from mock_server.admin_token import may_move_clock
 from mock_server.answers import Answer, encode_json, error_answer, send_answer, with_length
 from mock_server.jobs import Job
 from mock_server.journaling import entry
@@ -39,8 +39,8 @@ from mock_server.scenarios import Target
 from mock_server.service import Service
 from mock_server.storage import StoreUnavailable
 
-# Where the fake serves outputs; a replayed job's kept bytes are served there.
-OUTPUTS = "/_mock/outputs/"
+# Where the fake serves outputs (`wire.OUTPUTS_PATH`); a replayed job's kept bytes are served there.
+OUTPUTS = wire.OUTPUTS_PATH
 OUTPUT_SUFFIX = ".mp4"
 # The status of a strict replay's refusal: nothing recorded answers it (WireMock's and MockServer's choice).
 UNMATCHED_STATUS = 404
@@ -107,17 +107,16 @@ class ReplayApp:
         """Make the job with the recorded timeline, and answer as recorded (a v1 call once the job has ended)."""
         service = self.service
         spec = service.model(model, call.api_key)
-        token = service.settings.admin_token
-        moves_clock = token is None or carries_token(call.scope, token)
+        jumps = may_move_clock(call.scope, service.settings.admin_token)
         sync = role == "sync"
-        submit = functools.partial(service.submit, sync=sync, override=flow.rule(), moves_clock=moves_clock)
+        submit = functools.partial(service.submit, sync=sync, override=flow.rule(), moves_clock=jumps)
         job, _ = await service.store_calls(submit, spec, payload, call.api_key)
         self.replay.start(job.request_id, flow)
         base = call.base("")
         pairs = replacements(flow, job.request_id, base, wire.output_url(base, job.request_id))
         if not sync:
             return _recorded(flow.answer, pairs)
-        if not await service.wait_until(job.finished_at, jumps=moves_clock):
+        if not await service.wait_until(job.finished_at, jumps=jumps):
             raise api_errors.ApiError(503, api_errors.SHUTTING_DOWN)
         if flow.answer.text is None:
             return _recorded(flow.answer, pairs, await self._video(flow, job))

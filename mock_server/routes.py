@@ -28,7 +28,7 @@ from contracts.responses import (
     SYNC_FAILED_STATUS,
 )
 from mock_server import api_errors, wire
-from mock_server.admin_token import carries_token
+from mock_server.admin_token import may_move_clock
 from mock_server.answers import Answer, answer, error_answer, header_list, with_length
 from mock_server.bounded_cache import BoundedCache
 from mock_server.faults import Shape
@@ -242,12 +242,8 @@ class SegmindRoutes:
         return accepted
 
     def _moves_clock(self, request: SegmindRequest) -> bool:
-        """Tell whether a v1 call may jump a stopped clock, which every job shares, to its job's end.
-
-        That takes the admin API's rights: the admin token, where one is set (docs/admin.md).
-        """
-        token = self.service.settings.admin_token
-        return token is None or carries_token(request.scope, token)
+        """Tell whether a v1 call may jump a stopped clock to its job's end (`admin_token.may_move_clock`)."""
+        return may_move_clock(request.scope, self.service.settings.admin_token)
 
     async def _wait_for_end(self, request: SegmindRequest, job: Job, moves_clock: bool) -> bool:
         """Wait for the job's end on the fake's clock; False if the client hung up first, the 503 on shutdown.

@@ -49,9 +49,13 @@ def urls(base: str, request_id: str) -> dict[str, str]:
 MIRROR_PREFIX = "/mirror"
 
 
+# Fake-only: where the fake serves completed jobs' output files (real outputs live on a CDN).
+OUTPUTS_PATH = "/_mock/outputs/"
+
+
 def output_url(base: str, request_id: str, extension: str = "mp4") -> str:
     """Where the fake serves a completed job's output file on the host `base` (real outputs live on a CDN)."""
-    return f"{base}/_mock/outputs/{request_id}.{extension}"
+    return f"{base}{OUTPUTS_PATH}{request_id}.{extension}"
 
 
 def submit_body(request_id: str, base: str) -> dict[str, Any]:
