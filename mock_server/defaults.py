@@ -74,3 +74,7 @@ def store_from_environment() -> str:
 # match a recorded one ("params"), or its model alone ("model"); docs/recording.md.
 REPLAY_MATCHES = ("params", "model")
 REPLAY_MATCH = "params"
+
+# The key the fake is called with where a caller has none of its own (the pytest plugin's clients,
+# `segmind-mock drift`'s in-process fake); well-formed like a real one (SG_ + 16 hex digits).
+FAKE_API_KEY = "SG_0123456789abcdef"

@@ -13,6 +13,7 @@ import httpx
 
 from contracts.openapi import API_KEY_HEADER
 from mock_server import har
+from mock_server.defaults import FAKE_API_KEY
 from mock_server.drift_facts import FAKE_AGREES, VOLATILE, Found, check
 from mock_server.mock import SegmindMock
 from mock_server.replay import Flow, Seen, load_recording
@@ -20,8 +21,6 @@ from mock_server.scenarios import LONGEST_HEADER_SECONDS
 from mock_server.service import Settings
 from mock_server.transport import PortalTransport
 
-# The key the in-process fake is called with; it accepts any well-formed one.
-FAKE_KEY = "SG_0123456789abcdef"
 FAKE_URL = "http://segmind-drift.invalid"
 
 
@@ -35,7 +34,7 @@ def against_fake(path: Path, recording: har.Har) -> Iterator[Found]:
 
 
 def _replayed(client: httpx.Client, mock: SegmindMock, flow: Flow) -> Iterator[Found]:
-    headers = {API_KEY_HEADER: FAKE_KEY} if flow.keyed else {}
+    headers = {API_KEY_HEADER: FAKE_API_KEY} if flow.keyed else {}
     if flow.accepted:
         queue, processing, error = flow.timeline()
         headers["x-mock-queue-seconds"] = str(min(queue, LONGEST_HEADER_SECONDS))
@@ -57,7 +56,7 @@ def _replayed(client: httpx.Client, mock: SegmindMock, flow: Flow) -> Iterator[F
         if lag > 0:
             mock.advance(lag)
         suffix = "/status" if role == "status" else ""
-        polled = client.get(f"/v2/requests/{fake_id}{suffix}", headers={API_KEY_HEADER: FAKE_KEY})
+        polled = client.get(f"/v2/requests/{fake_id}{suffix}", headers={API_KEY_HEADER: FAKE_API_KEY})
         yield from _compare(seen, polled)
 
 

@@ -24,14 +24,12 @@ from contracts.model_file import ModelFileError, load_models
 from contracts.models import MODELS
 from contracts.openapi import API_KEY_VARIABLE, LIVE_URL
 from contracts.spec import ModelSpec
+from mock_server.defaults import FAKE_API_KEY
 
 if TYPE_CHECKING:
     from mock_server.mock import SegmindMock
     from mock_server.replay import Replay
     from mock_server.service import Settings
-
-# The key a test's clients send to the fake; well-formed like a real one (SG_ + 16 hex digits).
-FAKE_API_KEY = "SG_0123456789abcdef"
 
 MARKERS = (
     "segmind_scenario(match=None, outcome='completed', times=-1, **details): a scenario rule for the whole "

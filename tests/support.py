@@ -8,7 +8,7 @@ from collections.abc import Callable
 from hypothesis import settings
 
 from contracts.openapi import LIVE_URL
-from mock_server.pytest_plugin import FAKE_API_KEY
+from mock_server.defaults import FAKE_API_KEY
 
 API_KEY = FAKE_API_KEY
 SEGMIND = LIVE_URL
